@@ -1,0 +1,18 @@
+"""The one exception type of `qcore.storage`.
+
+`StorageError` means "this data directory cannot be trusted or used as is":
+it is locked by another process, or it holds corruption that is not a torn
+tail a crash could have left (a bad record followed by good ones, a missing
+snapshot, a gap between segments). The node must not start on it: silently
+skipping such damage could forget a vote or an acknowledged entry, which
+breaks Raft's safety for the whole cluster.
+
+Caller bugs (an append that would leave a gap, a snapshot older than the
+current one) raise `ValueError` instead: they are not properties of the disk.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """The data directory is unusable: locked, corrupt or inconsistent."""

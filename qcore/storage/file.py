@@ -1,0 +1,475 @@
+"""`FileStorage`: one node's data directory, durable across kill -9 and power loss.
+
+Layout of the data dir (see docs/storage.md for the reasons):
+
+    LOCK                               flock'ed while a process uses the dir
+    wal-<segno:016x>.log               the write-ahead log, in segments
+    snap-<index:016x>-<term:016x>.snap the current snapshot (at most one after cleanup)
+    *.tmp                              being written; deleted at start-up
+
+Every `save()` appends ONE frame (entries and hard state together) and
+fsyncs ONCE. A segment is either a *checkpoint* (it starts a new log: base
+snapshot, hard state, every live entry) or a *continuation* of the previous
+one. Recovery replays from the newest checkpoint; anything older is
+garbage from before the last snapshot. New segments are written as `.tmp`,
+fsynced and renamed, so a segment that exists is whole from its start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from typing import NoReturn
+
+from qcore.raft.types import Entry, HardState, Snapshot
+
+from .base import RecoveredState
+from .codec import (
+    KIND_CHECKPOINT,
+    KIND_CONTINUATION,
+    SegmentHeader,
+    decode_records,
+    encode_entries,
+    encode_hard_state,
+    encode_segment_header,
+    frame_header,
+    parse_frame_at,
+)
+from .errors import StorageError
+from .fs import FileSystem, lock_dir, unlock_dir
+from .logstate import LogState
+from .snapfile import parse_name, read_snapshot, snapshot_name, write_snapshot
+from .wal import scan_segment
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_BYTES = 64 << 20  # start a new segment once the current one is this big
+PENDING_LIMIT = 1 << 20  # unsynced records are written (and fsynced) beyond this
+WAL_RE = re.compile(r"^wal-([0-9a-f]{16})\.log$")
+
+
+def wal_name(segno: int) -> str:
+    return f"wal-{segno:016x}.log"
+
+
+class FileStorage:
+    """The durable Raft log, hard state and snapshots of one data directory."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        fs: FileSystem | None = None,
+    ) -> None:
+        self._dir = os.path.abspath(os.fspath(data_dir))
+        self._fs = fs if fs is not None else FileSystem()
+        self._segment_bytes = segment_bytes
+        self._state = LogState()
+        self._pending: list[bytes] = []  # records of sync=False saves, not yet written
+        self._pending_bytes = 0
+        self._fd = -1
+        self._segno = 0
+        self._seg_size = 0
+        self._next_seq = 1
+        self._snap_name: str | None = None
+        self._loaded_snapshot: Snapshot | None = None
+        self._failed: str | None = None
+        self._closed = False
+        self.fsyncs = 0  # fsync calls on log segments, for stats and benchmarks
+        self._ensure_dir()
+        self._lock_fd = lock_dir(self._dir)
+        try:
+            self._load()
+        except BaseException:
+            self._release()
+            raise
+
+    # ------------------------------------------------------------ contract
+
+    def recover(self) -> RecoveredState:
+        """The state as of the last save: what a restarted node resumes from."""
+        self._check_usable()
+        snap = self._loaded_snapshot
+        self._loaded_snapshot = None  # hand it out once; later calls re-read the file
+        if snap is None and self._snap_name is not None:
+            snap = read_snapshot(os.path.join(self._dir, self._snap_name))
+        hs = self._state.hard_state
+        return RecoveredState(
+            hard_state=HardState(hs.term, hs.vote, max(hs.commit, self._state.base_index)),
+            snapshot=snap,
+            entries=list(self._state.entries),
+        )
+
+    def save(
+        self,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None,
+        sync: bool,
+    ) -> None:
+        """Persist one Ready: snapshot, then entries (replacing any conflicting
+        suffix), then hard state; durable on return if `sync` (one fsync).
+
+        Without `sync` the records wait in memory and reach the disk with
+        the next synced save (or `close()`): etcd-raft asks for no fsync
+        only when nothing but the commit index changed, and a commit index
+        that is lost in a crash is learnt again from the leader.
+        """
+        self._check_usable()
+        if snapshot is not None and not snapshot.is_empty():
+            self._save_with_snapshot(hard_state, entries, snapshot)
+            return
+        state = self._state
+        state.check_append(entries)
+        parts = self._pending
+        before = len(parts)
+        encode_entries(parts, entries)
+        if hard_state is not None and hard_state != state.hard_state:
+            encode_hard_state(parts, hard_state)
+            state.set_hard_state(hard_state)
+        state.append(entries)
+        if len(parts) != before:
+            self._pending_bytes += sum(len(p) for p in parts[before:])
+        if sync or self._pending_bytes >= PENDING_LIMIT:
+            self._flush()
+
+    def save_snapshot(self, snap: Snapshot) -> None:
+        """Persist a snapshot taken locally at an applied index and compact the
+        log up to it; the log after it is kept. Durable on return."""
+        self._check_usable()
+        meta = snap.meta
+        state = self._state
+        if meta.index <= state.base_index:
+            logger.debug("snapshot at %d is not newer than %d: ignored", meta.index, state.base_index)
+            return
+        if state.term(meta.index) != meta.term:
+            raise ValueError(
+                f"local snapshot at index {meta.index} term {meta.term} does not match the log "
+                f"(term there: {state.term(meta.index)})"
+            )
+        new = self._copy_state()
+        new.install_snapshot(meta.index, meta.term)
+        self._checkpoint(snap, new)
+
+    def close(self) -> None:
+        """Write out what sync=False saves left in memory, then release the dir."""
+        if self._closed:
+            return
+        try:
+            if self._failed is None and self._pending:
+                self._flush()
+        finally:
+            self._release()
+
+    # ---------------------------------------------------------------- reads
+
+    def first_index(self) -> int:
+        return self._state.first_index()
+
+    def last_index(self) -> int:
+        return self._state.last_index()
+
+    def term(self, index: int) -> int | None:
+        return self._state.term(index)
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        """Stored entries with lo <= index < hi."""
+        return self._state.slice(lo, hi)
+
+    @property
+    def hard_state(self) -> HardState:
+        hs = self._state.hard_state
+        return HardState(hs.term, hs.vote, hs.commit)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "first_index": self.first_index(),
+            "last_index": self.last_index(),
+            "snapshot_index": self._state.base_index,
+            "segment": self._segno,
+            "segment_bytes": self._seg_size,
+            "fsyncs": self.fsyncs,
+        }
+
+    def __enter__(self) -> "FileStorage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --------------------------------------------------------------- writing
+
+    def _save_with_snapshot(
+        self, hard_state: HardState | None, entries: Sequence[Entry], snap: Snapshot
+    ) -> None:
+        new = self._copy_state()
+        new.check_snapshot(snap.meta)
+        new.install_snapshot(snap.meta.index, snap.meta.term)
+        new.check_append(entries)
+        new.append(entries)
+        if hard_state is not None:
+            new.set_hard_state(hard_state)
+        self._checkpoint(snap, new)
+
+    def _copy_state(self) -> LogState:
+        old = self._state
+        new = LogState(old.base_index, old.base_term)
+        new.entries = list(old.entries)
+        new.hard_state = old.hard_state
+        return new
+
+    def _checkpoint(self, snap: Snapshot, new: LogState) -> None:
+        """Make `snap` durable, then a checkpoint segment holding all of `new`,
+        then delete what they supersede: old segments and snapshots go only
+        once their replacement is on disk."""
+        try:
+            name = write_snapshot(self._fs, self._dir, snap)
+            parts: list[bytes] = []
+            encode_segment_header(parts, KIND_CHECKPOINT, self._segno + 1, new.base_index, new.base_term)
+            encode_hard_state(parts, new.hard_state)
+            encode_entries(parts, new.entries)
+            self._open_segment(parts)
+        except OSError as exc:
+            self._fail(exc)
+        self._state = new
+        self._pending = []
+        self._pending_bytes = 0
+        old_snap, self._snap_name = self._snap_name, name
+        self._remove_obsolete(keep_from=self._segno, old_snap=old_snap)
+
+    def _flush(self) -> None:
+        """Write the pending records as one frame and fsync it."""
+        if not self._pending:
+            return
+        parts, self._pending, self._pending_bytes = self._pending, [], 0
+        try:
+            if self._seg_size >= self._segment_bytes:
+                head: list[bytes] = []
+                encode_segment_header(
+                    head, KIND_CONTINUATION, self._segno + 1, self._state.base_index, self._state.base_term
+                )
+                self._open_segment(head, parts)
+                return
+            payload = b"".join(parts)
+            header = frame_header(self._next_seq, payload)
+            self._fs.write(self._fd, [header, payload])
+            self._fs.fsync(self._fd)
+        except OSError as exc:
+            self._fail(exc)
+        self.fsyncs += 1
+        self._next_seq += 1
+        self._seg_size += len(header) + len(payload)
+
+    def _open_segment(self, *frames: list[bytes]) -> None:
+        """Create the next segment whole (tmp, fsync, rename, fsync dir) and
+        make it the one appended to. Each argument is the records of one frame."""
+        segno = self._segno + 1
+        path = os.path.join(self._dir, wal_name(segno))
+        tmp = path + ".tmp"
+        self._fs.unlink(tmp)
+        fd = self._fs.create(tmp)
+        size = 0
+        seq = self._next_seq
+        try:
+            for parts in frames:
+                payload = b"".join(parts)
+                header = frame_header(seq, payload)
+                self._fs.write(fd, [header, payload])
+                size += len(header) + len(payload)
+                seq += 1
+            self._fs.fsync(fd)
+        finally:
+            self._fs.close(fd)
+        self._fs.rename(tmp, path)
+        self._fs.fsync_dir(self._dir)
+        self.fsyncs += 2
+        new_fd = self._fs.open_append(path)
+        if self._fd >= 0:
+            self._fs.close(self._fd)
+        self._fd, self._segno, self._seg_size, self._next_seq = new_fd, segno, size, seq
+
+    def _remove_obsolete(self, keep_from: int, old_snap: str | None) -> None:
+        """Delete segments before `keep_from` and every snapshot but the current one.
+
+        Not fsynced: if a crash resurrects them, start-up deletes them again.
+        """
+        for name in os.listdir(self._dir):
+            m = WAL_RE.match(name)
+            if (m and int(m.group(1), 16) < keep_from) or (
+                parse_name(name) is not None and name != self._snap_name
+            ):
+                self._fs.unlink(os.path.join(self._dir, name))
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        """After a failed write or fsync the page cache state is unknown
+        (fsync errors are not reported twice): refuse all further writes."""
+        self._failed = f"{type(exc).__name__}: {exc}"
+        logger.error("storage in %s failed: %s", self._dir, self._failed)
+        raise StorageError(f"write to {self._dir} failed: {self._failed}") from exc
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StorageError(f"storage {self._dir} is closed")
+        if self._failed is not None:
+            raise StorageError(f"storage {self._dir} failed earlier ({self._failed}); restart the node")
+
+    def _release(self) -> None:
+        self._closed = True
+        if self._fd >= 0:
+            try:
+                self._fs.close(self._fd)
+            finally:
+                self._fd = -1
+        if self._lock_fd >= 0:
+            unlock_dir(self._lock_fd)
+            self._lock_fd = -1
+
+    # -------------------------------------------------------------- recovery
+
+    def _ensure_dir(self) -> None:
+        if os.path.isdir(self._dir):
+            return
+        try:
+            self._fs.mkdir(self._dir)
+            self._fs.fsync_dir(os.path.dirname(self._dir))
+        except OSError as exc:
+            raise StorageError(f"cannot create data dir {self._dir!r}: {exc}") from exc
+
+    def _load(self) -> None:
+        try:
+            names = os.listdir(self._dir)
+        except OSError as exc:
+            raise StorageError(f"cannot read data dir {self._dir!r}: {exc}") from exc
+        segs: list[tuple[int, str]] = []
+        snaps: list[str] = []
+        for name in names:
+            if name.endswith(".tmp"):
+                self._fs.unlink(os.path.join(self._dir, name))  # an interrupted write
+            elif m := WAL_RE.match(name):
+                segs.append((int(m.group(1), 16), name))
+            elif parse_name(name) is not None:
+                snaps.append(name)
+        segs.sort()
+        if not segs:
+            if snaps:
+                raise StorageError(
+                    f"{self._dir}: snapshot files {sorted(snaps)} but no log: "
+                    "refusing to start as an empty node (its vote would be forgotten)"
+                )
+            logger.info("initialising empty data dir %s", self._dir)
+            parts: list[bytes] = []
+            encode_segment_header(parts, KIND_CHECKPOINT, 1, 0, 0)
+            encode_hard_state(parts, HardState())
+            self._open_segment(parts)
+            return
+        start = self._find_checkpoint(segs)
+        live = segs[start:]
+        for k, (segno, name) in enumerate(live):
+            if segno != live[0][0] + k:
+                raise StorageError(f"{self._dir}: log segment {wal_name(live[0][0] + k)} is missing")
+        self._replay(live)
+        if self._state.base_index:
+            self._snap_name = snapshot_name(self._state.base_index, self._state.base_term)
+            if self._snap_name not in snaps:
+                raise StorageError(f"{self._dir}: snapshot {self._snap_name} named by the log is missing")
+            self._loaded_snapshot = read_snapshot(os.path.join(self._dir, self._snap_name))
+        self._remove_obsolete(keep_from=live[0][0], old_snap=None)
+
+    def _find_checkpoint(self, segs: list[tuple[int, str]]) -> int:
+        """Position of the newest checkpoint segment: where the log begins."""
+        for k in range(len(segs) - 1, -1, -1):
+            header = self._read_segment_header(segs[k][1])
+            if header.segno != segs[k][0]:
+                raise StorageError(f"{segs[k][1]}: header says segment {header.segno}")
+            if header.kind == KIND_CHECKPOINT:
+                return k
+        raise StorageError(f"{self._dir}: no checkpoint segment, the start of the log is missing")
+
+    def _read_segment_header(self, name: str) -> SegmentHeader:
+        path = os.path.join(self._dir, name)
+        with open(path, "rb") as f:
+            head = f.read(64)
+            frame = parse_frame_at(head, 0)
+            if frame is None:  # the header frame may be longer than 64 bytes
+                f.seek(0)
+                head = f.read()
+                frame = parse_frame_at(head, 0)
+        if frame is None:
+            raise StorageError(f"{name}: damaged segment header")
+        first = next(decode_records(head, frame[1], frame[2]), None)
+        if not isinstance(first, SegmentHeader):
+            raise StorageError(f"{name}: segment does not start with a segment header")
+        return first
+
+    def _replay(self, live: list[tuple[int, str]]) -> None:
+        """Rebuild the in-memory log from the segments, in order."""
+        state = LogState()
+        seq: int | None = None
+        for k, (segno, name) in enumerate(live):
+            path = os.path.join(self._dir, name)
+            with open(path, "rb") as f:
+                buf = f.read()
+            is_last = k == len(live) - 1
+            scan = scan_segment(buf, name, seq, is_last)
+            view = memoryview(buf)
+            first = True
+            for fseq, lo, hi in scan.frames:
+                for rec in decode_records(view, lo, hi):
+                    if first:
+                        state = self._check_header(name, segno, k, rec, state)
+                        first = False
+                    elif isinstance(rec, Entry):
+                        if rec.index == state.base_index + len(state.entries) + 1:
+                            state.entries.append(rec)
+                        else:
+                            try:
+                                state.check_append((rec,))
+                            except ValueError as exc:
+                                raise StorageError(f"{name}: inconsistent log: {exc}") from exc
+                            state.append((rec,))
+                    elif isinstance(rec, HardState):
+                        state.hard_state = rec
+                    else:
+                        raise StorageError(f"{name}: segment header in the middle of a segment")
+                seq = fseq + 1
+            if scan.torn:
+                logger.warning(
+                    "%s: torn tail after offset %d (%d bytes) cut off",
+                    name,
+                    scan.valid_end,
+                    len(buf) - scan.valid_end,
+                )
+                fd = self._fs.open_append(path)
+                try:
+                    self._fs.truncate(fd, scan.valid_end)
+                    self._fs.fsync(fd)
+                finally:
+                    self._fs.close(fd)
+            if is_last:
+                self._fd = self._fs.open_append(path)
+                self._segno = segno
+                self._seg_size = scan.valid_end
+        assert seq is not None  # scan_segment raises on a segment without a first frame
+        self._state = state
+        self._next_seq = seq
+
+    @staticmethod
+    def _check_header(name: str, segno: int, k: int, rec: object, state: LogState) -> LogState:
+        """A segment must open with its header, which must agree with the replay so far."""
+        if not isinstance(rec, SegmentHeader):
+            raise StorageError(f"{name}: segment does not start with a segment header")
+        if rec.segno != segno:
+            raise StorageError(f"{name}: header says segment {rec.segno}")
+        if k == 0:
+            if rec.kind != KIND_CHECKPOINT:
+                raise StorageError(f"{name}: the log does not start with a checkpoint")
+            return LogState(rec.base_index, rec.base_term)
+        if rec.kind != KIND_CONTINUATION or (rec.base_index, rec.base_term) != (
+            state.base_index,
+            state.base_term,
+        ):
+            raise StorageError(f"{name}: segment does not continue the previous one")
+        return state
