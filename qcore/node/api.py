@@ -1,0 +1,246 @@
+"""Request handlers: one coroutine per client message type.
+
+Each handler turns a decoded request into its reply message. Leader-only
+work (writes, membership changes) is done locally on the leader and
+forwarded from anywhere else; linearizable reads are served by any node
+after a ReadIndex round. Failures become replies — an `Error` frame, a
+response's `error` field or `{"Err": ...}` — never an exception that escapes
+to the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from qcore.node.errors import NodeError, NotLeader, OutcomeUnknown, RequestFailed
+from qcore.node.metrics import build_metrics, log_id, membership_json
+from qcore.protocol import messages as m
+from qcore.protocol.values import CodecError, decode_command_request
+from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
+from qcore.store import Store
+
+if TYPE_CHECKING:
+    from qcore.node.server import Node
+
+log = logging.getLogger(__name__)
+
+Reply = Any  # one of the qcore.protocol.messages dataclasses, or a RawReply
+
+
+@dataclass(slots=True, eq=False)
+class ConnContext:
+    """One client or peer connection, as the handlers see it."""
+
+    ws: Any  # websockets ServerConnection
+    forwarded: bool = False  # a /forward connection from a follower: never forward again
+    inflight: int = 0
+    state: dict[str, Any] = field(default_factory=dict)  # per-connection scratch (snapshot assembly)
+
+
+@dataclass(slots=True)
+class RawReply:
+    """A reply relayed from the leader as it came (only its id replaced)."""
+
+    frame: dict[str, Any]
+
+
+class Api:
+    def __init__(self, node: "Node") -> None:
+        self._node = node
+        self._opts = node.opts
+        self._handlers: dict[str, Callable[[Any, ConnContext | None], Awaitable[Reply]]] = {
+            "GetMetrics": self.get_metrics,
+            "Init": self.init,
+            "AddLearner": self.add_learner,
+            "ChangeMembership": self.change_membership,
+            "Perform": self.perform,
+            "RegisterNotification": lambda msg, conn: node.notifications.register(msg, conn),
+            "UnregisterNotification": lambda msg, conn: node.notifications.unregister(msg, conn),
+        }
+
+    def handler_for(self, tag: str) -> Callable[[Any, ConnContext | None], Awaitable[Reply]] | None:
+        return self._handlers.get(tag)
+
+    @property
+    def _driver(self) -> Any:
+        return self._node.driver
+
+    # ------------------------------------------------------------ metrics
+    async def get_metrics(self, msg: m.GetMetrics, conn: ConnContext | None) -> Reply:
+        return m.GetMetricsResponse(msg.id, build_metrics(self._node))
+
+    # -------------------------------------------------------------- init
+    async def init(self, msg: m.Init, conn: ConnContext | None) -> Reply:
+        node = self._node
+        if self._driver.initialised():
+            return m.InitResponse(msg.id, m.err("already initialised"))
+        nodes = list(msg.nodes) or [(node.opts.id, node.opts.ws_addr)]
+        addresses = dict(nodes)
+        if len(addresses) != len(nodes):
+            return m.InitResponse(msg.id, m.err("nodes: duplicate node id"))
+        if node.opts.id not in addresses:
+            return m.InitResponse(msg.id, m.err(f"nodes must include this node ({node.opts.id})"))
+        if any(i == 0 for i in addresses):
+            return m.InitResponse(msg.id, m.err("nodes: node id 0 is reserved"))
+        try:
+            await self._driver.bootstrap(addresses, node.load_config_json)
+        except NodeError as exc:
+            return m.InitResponse(msg.id, m.err(str(exc)))
+        # Answer once the initial entries are on disk; a single-node cluster
+        # is also given a moment to elect itself and apply the config file,
+        # so that the very next request is served.
+        await self._driver.wait_for(lambda: self._driver.persisted_index >= 2, self._opts.request_timeout)
+        if len(addresses) == 1:
+            await self._driver.wait_for(lambda: self._driver.applied >= 2, self._opts.request_timeout)
+        return m.InitResponse(msg.id, m.ok())
+
+    # -------------------------------------------------------- membership
+    async def add_learner(self, msg: m.AddLearner, conn: ConnContext | None) -> Reply:
+        async def local() -> Any:
+            driver = self._driver
+            cs = driver.status().conf_state
+            if msg.node_id == 0:
+                return m.err("node id 0 is reserved")
+            members = set(cs.voters) | set(cs.learners) | set(cs.voters_outgoing)
+            if msg.node_id in members:
+                if cs.addresses.get(msg.node_id) != msg.node_addr:
+                    return m.err(f"node {msg.node_id} is already a member at {cs.addresses.get(msg.node_id)}")
+                term, index = driver.status().term, driver.applied
+            else:
+                cc = ConfChange(
+                    changes=(ConfChangeSingle(ConfChangeType.ADD_LEARNER, msg.node_id),),
+                    addresses={msg.node_id: msg.node_addr},
+                )
+                term, index = await self._await(driver.propose_conf_change(cc), "adding the learner")
+            target = driver.status().commit
+            caught_up = await driver.wait_for(
+                lambda: self._matched(msg.node_id) >= target, self._opts.request_timeout * 3
+            )
+            if not caught_up:
+                return m.err(
+                    f"node {msg.node_id} was added as a learner but has not caught up to index {target} yet;"
+                    " is it running at that address?"
+                )
+            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.status().conf_state)})
+
+        return await self._leader_only(msg, conn, local, m.AddLearnerResponse)
+
+    async def change_membership(self, msg: m.ChangeMembership, conn: ConnContext | None) -> Reply:
+        async def local() -> Any:
+            driver = self._driver
+            members = set(msg.members)
+            if not members:
+                return m.err("members must not be empty")
+            cs = driver.status().conf_state
+            if cs.voters_outgoing:
+                return m.err("a membership change is already in progress")
+            voters, learners = set(cs.voters), set(cs.learners)
+            unknown = sorted(members - voters - learners)
+            if unknown:
+                return m.err(f"node(s) {unknown} are not members; add them with AddLearner first")
+            changes = [ConfChangeSingle(ConfChangeType.ADD_NODE, n) for n in sorted(members - voters)]
+            demote = ConfChangeType.ADD_LEARNER if msg.retain else ConfChangeType.REMOVE_NODE
+            changes += [ConfChangeSingle(demote, n) for n in sorted(voters - members)]
+            if not changes:
+                return m.ok({"log_id": None, "membership": membership_json(cs)})
+            term, index = await self._await(
+                driver.propose_conf_change(ConfChange(changes=tuple(changes))), "changing membership"
+            )
+
+            def settled() -> bool:
+                now = driver.status().conf_state
+                return not now.voters_outgoing and set(now.voters) == members
+
+            if not await driver.wait_for(settled, self._opts.request_timeout):
+                return m.err("the joint configuration was entered but has not been left yet; check GetMetrics")
+            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.status().conf_state)})
+
+        return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
+
+    def _matched(self, node_id: int) -> int:
+        progress = self._driver.status().progress or {}
+        pr = progress.get(node_id)
+        return pr.match if pr is not None else 0
+
+    # ------------------------------------------------------------ perform
+    async def perform(self, msg: m.Perform, conn: ConnContext | None) -> Reply:
+        try:
+            command = decode_command_request(msg.request)
+        except CodecError as exc:
+            return m.Error(msg.id, f"Perform.request: {exc}")
+        if not self._driver.initialised():
+            return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+        if Store.is_read_only(command):
+            await self._read_barrier()
+            return m.PerformResponse(msg.id, self._node.state_machine.query(command))
+
+        async def local() -> Any:
+            return await self._await(self._driver.propose_command(msg.request), "the write")
+
+        reply = await self._leader_only(msg, conn, local, m.PerformResponse)
+        if isinstance(reply, m.PerformResponse) and "Error" in reply.response and len(reply.response) == 1:
+            return m.Error(msg.id, str(reply.response["Error"]))
+        return reply
+
+    async def _read_barrier(self) -> None:
+        try:
+            await asyncio.wait_for(self._driver.read_barrier(), self._opts.request_timeout)
+        except asyncio.TimeoutError:
+            raise RequestFailed(
+                f"could not confirm a linearizable read within {self._opts.request_timeout:.0f}s (no leader?)"
+            ) from None
+
+    # -------------------------------------------------------------- shared
+    async def _await(self, fut: "asyncio.Future[Any]", what: str) -> Any:
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self._opts.request_timeout)
+        except asyncio.TimeoutError:
+            raise OutcomeUnknown(
+                f"{what} was proposed but not applied within {self._opts.request_timeout:.0f}s; outcome unknown"
+            ) from None
+
+    async def _leader_only(
+        self,
+        msg: Any,
+        conn: ConnContext | None,
+        local: Callable[[], Awaitable[Any]],
+        reply_type: type,
+    ) -> Reply:
+        """Run `local` on the leader; from a follower, forward the request."""
+        driver = self._driver
+        forwarded = conn is not None and conn.forwarded
+        if not driver.initialised():
+            return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+        deadline = time.monotonic() + self._opts.request_timeout
+        while True:
+            if driver.is_leader():
+                try:
+                    return reply_type(msg.id, await local())
+                except NotLeader:
+                    if forwarded:
+                        raise
+                    continue  # lost leadership between check and propose: look again
+            leader = driver.leader_id()
+            if forwarded:
+                raise NotLeader(leader, driver.address_of(leader) if leader else None)
+            if leader and leader != self._node.opts.id:
+                addr = self._node.transport.address_of(leader)
+                if addr is not None:
+                    return await self._forward(msg, addr, deadline)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await driver.wait_for(
+                lambda: driver.leader_id() not in (0, leader) or driver.is_leader(), remaining
+            ):
+                raise RequestFailed(f"no leader elected within {self._opts.request_timeout:.0f}s")
+
+    async def _forward(self, msg: Any, addr: str, deadline: float) -> Reply:
+        body = {k: getattr(msg, k) for k in msg.__dataclass_fields__ if k != "id"}
+        reply = await self._node.forwarder.forward(
+            addr, msg.TAG, body, max(0.1, deadline - time.monotonic())
+        )
+        ((tag, inner),) = reply.items()
+        return RawReply({tag: {**inner, "id": msg.id}})

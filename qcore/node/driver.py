@@ -1,0 +1,498 @@
+"""The one asyncio task that owns the Raft core.
+
+Everything that touches the `RawNode` goes through this task, in the order
+the core's Ready contract demands (docs/ARCHITECTURE.md):
+
+    inputs (peer messages, ticks, proposals, reads) -> step/tick/propose
+    -> ready -> persist (fsync in a worker thread) -> send -> apply -> advance
+
+While the task awaits the fsync, new inputs pile up in plain lists; the next
+round drains them all at once, so concurrent client writes share one log
+entry and one fsync (group commit) and concurrent linearizable reads share
+one ReadIndex round, without any timer or batching knob.
+
+Callers (request handlers, the peer transport) never block the loop: they
+append to an inbox and get a future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from qcore.node.entries import encode_batch, encode_init
+from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
+from qcore.node.options import NodeOptions
+from qcore.node.state_machine import StateMachine
+from qcore.raft import ProposalDropped, RawNode
+from qcore.raft.types import ConfChange, EntryType, HardState, Message, Ready, Snapshot
+
+log = logging.getLogger(__name__)
+
+_MAX_BATCH_BYTES = 512 * 1024
+
+
+@dataclass(slots=True)
+class _Proposal:
+    term: int
+    seqs: list[int]
+
+
+class RaftDriver:
+    def __init__(
+        self,
+        opts: NodeOptions,
+        raw: RawNode,
+        storage: Any,
+        state_machine: StateMachine,
+        send: Callable[[list[Message]], None],
+        applied: int = 0,
+        snapshot_index: int = 0,
+    ) -> None:
+        self._opts = opts
+        self._raw = raw
+        self._storage = storage
+        self._sm = state_machine
+        self._send = send
+        self._applied = applied
+        self._snapshot_index = snapshot_index
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"qcore-io-{opts.id}")
+        self._wake = asyncio.Event()
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        # Inputs, drained at the top of every round.
+        self._inbox: list[Message] = []
+        self._local: list[Callable[[], None]] = []
+        self._pending_ticks = 0
+        self._cmd_queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._conf_queue: list[tuple[ConfChange, asyncio.Future[tuple[int, int]]]] = []
+        self._read_queue: list[asyncio.Future[None]] = []
+        # Outstanding work.
+        self.origin = f"{opts.id}:{os.urandom(4).hex()}"
+        self._seq = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._proposed: dict[int, _Proposal] = {}
+        self._conf_proposed: dict[int, tuple[int, asyncio.Future[tuple[int, int]]]] = {}
+        self._ctx = itertools.count(1)
+        self._reads_inflight: dict[bytes, tuple[int, list[asyncio.Future[None]]]] = {}
+        self._reads_ready: list[tuple[int, int, list[asyncio.Future[None]]]] = []
+        self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._tick_count = 0
+        self.persisted_index = 0
+        self._last_role = ""
+        self._last_leader = -1
+
+    # ------------------------------------------------------------------ life
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"raft-driver-{self._opts.id}")
+        self._ticker = asyncio.create_task(self._tick_loop(), name=f"raft-ticker-{self._opts.id}")
+
+    async def stop(self) -> None:
+        """Stop the loop, fail whatever is still waiting, close storage."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        for task in (self._ticker, self._task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        exc = RequestFailed("node is shutting down")
+        for fut in itertools.chain(
+            self._waiters.values(),
+            (f for _, f in self._cmd_queue),
+            (f for _, f in self._conf_queue),
+            self._read_queue,
+            (f for _, f in self._conf_proposed.values()),
+            (f for _, fs in self._reads_inflight.values() for f in fs),
+            (f for _, _, fs in self._reads_ready for f in fs),
+            (f for _, f in self._watchers),
+        ):
+            if not fut.done():
+                fut.set_exception(exc)
+        await asyncio.get_running_loop().run_in_executor(self._io, self._storage.close)
+        self._io.shutdown(wait=True)
+
+    # ------------------------------------------------------------ observers
+    @property
+    def raw(self) -> RawNode:
+        """For read-only inspection (status); never mutate outside this task."""
+        return self._raw
+
+    @property
+    def applied(self) -> int:
+        return self._applied
+
+    @property
+    def snapshot_index(self) -> int:
+        return self._snapshot_index
+
+    @property
+    def tick_count(self) -> int:
+        return self._tick_count
+
+    def status(self) -> Any:
+        return self._raw.status()
+
+    def is_leader(self) -> bool:
+        return self._raw.status().role == "Leader"
+
+    def leader_id(self) -> int:
+        return self._raw.status().leader_id
+
+    def initialised(self) -> bool:
+        st = self._raw.status()
+        cs = st.conf_state
+        return bool(cs.voters or cs.learners or cs.voters_outgoing) or st.last_log_index > 0
+
+    def address_of(self, node_id: int) -> str | None:
+        return self._raw.status().conf_state.addresses.get(node_id)
+
+    # --------------------------------------------------------------- inputs
+    def step(self, msg: Message) -> None:
+        self._inbox.append(msg)
+        self._wake.set()
+
+    def report_unreachable(self, to: int) -> None:
+        self._local.append(lambda: self._raw.report_unreachable(to))
+        self._wake.set()
+
+    def report_snapshot(self, to: int, ok: bool) -> None:
+        self._local.append(lambda: self._raw.report_snapshot(to, ok))
+        self._wake.set()
+
+    def bootstrap(self, addresses: dict[int, str], load_config_json: Any) -> asyncio.Future[None]:
+        """Init: write the initial configuration and the config-file entry."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def do() -> None:
+            if self.initialised():
+                fut.set_exception(RequestFailed("already initialised"))
+                return
+            try:
+                self._raw.bootstrap(addresses, [encode_init(load_config_json)])
+            except Exception as exc:  # the core refuses: report, don't crash
+                fut.set_exception(RequestFailed(f"cannot initialise: {exc}"))
+                return
+            log.info("bootstrapped cluster with members %s", addresses)
+            fut.set_result(None)
+
+        self._local.append(do)
+        self._wake.set()
+        return fut
+
+    def propose_command(self, command_json: Any) -> asyncio.Future[Any]:
+        """A write: resolves with the command's response JSON once applied."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._cmd_queue.append((command_json, fut))
+        self._wake.set()
+        return fut
+
+    def propose_conf_change(self, cc: ConfChange) -> asyncio.Future[tuple[int, int]]:
+        """Resolves with (term, index) once the change is applied (not just committed)."""
+        fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self._conf_queue.append((cc, fut))
+        self._wake.set()
+        return fut
+
+    def read_barrier(self) -> asyncio.Future[None]:
+        """Resolves once local state is at least as new as the cluster's
+        commit index at the time of the call (ReadIndex)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._read_queue.append(fut)
+        self._wake.set()
+        return fut
+
+    def transfer_leader(self, to: int) -> None:
+        self._local.append(lambda: self._raw.transfer_leader(to))
+        self._wake.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` holds (checked after every round)."""
+        if predicate():
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, fut)
+        self._watchers.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if entry in self._watchers:
+                self._watchers.remove(entry)
+
+    # ----------------------------------------------------------------- loop
+    async def _tick_loop(self) -> None:
+        interval = self._opts.tick_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while not self._stopped:
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            self._pending_ticks += 1
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopped:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug in one round must not kill the node's only Raft task;
+                # log loudly and keep going (state is unchanged by a failed step).
+                log.exception("raft driver round failed")
+
+    async def _round(self) -> None:
+        self._drain()
+        while self._raw.has_ready():
+            rd = self._raw.ready()
+            await self._persist(rd)
+            if rd.messages:
+                self._send(rd.messages)
+            self._apply(rd)
+            self._raw.advance(rd)
+            self._resolve_conf_waiters()
+            self._serve_reads()
+            self._drain()
+        self._observe_role()
+        self._check_watchers()
+        await self._maybe_snapshot()
+
+    def _drain(self) -> None:
+        raw = self._raw
+        if self._pending_ticks:
+            n, self._pending_ticks = self._pending_ticks, 0
+            for _ in range(n):
+                raw.tick()
+                self._tick_count += 1
+            self._retry_stale_reads()
+        if self._local:
+            local, self._local = self._local, []
+            for fn in local:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("local raft input failed")
+        if self._inbox:
+            inbox, self._inbox = self._inbox, []
+            for msg in inbox:
+                try:
+                    raw.step(msg)
+                except Exception:
+                    log.exception("stepping %s from %d failed", msg.type.name, msg.frm)
+        if self._cmd_queue:
+            self._propose_commands()
+        if self._conf_queue:
+            self._propose_conf_changes()
+        if self._read_queue:
+            futs, self._read_queue = self._read_queue, []
+            self._issue_read(futs)
+
+    def _propose_commands(self) -> None:
+        queue, self._cmd_queue = self._cmd_queue, []
+        if not self.is_leader():
+            err = self._not_leader()
+            for _, fut in queue:
+                if not fut.done():
+                    fut.set_exception(err)
+            return
+        batch: list[list[Any]] = []
+        futs: list[tuple[int, asyncio.Future[Any]]] = []
+        for command, fut in queue:
+            if fut.done():  # caller gave up already
+                continue
+            seq = next(self._seq)
+            batch.append([self.origin, seq, command])
+            futs.append((seq, fut))
+            if len(batch) >= self._opts.max_batch_commands:
+                self._propose_batch(batch, futs)
+                batch, futs = [], []
+        if batch:
+            self._propose_batch(batch, futs)
+
+    def _propose_batch(self, batch: list[list[Any]], futs: list[tuple[int, asyncio.Future[Any]]]) -> None:
+        data = encode_batch(batch)
+        if len(data) > _MAX_BATCH_BYTES and len(batch) > 1:
+            half = len(batch) // 2
+            self._propose_batch(batch[:half], futs[:half])
+            self._propose_batch(batch[half:], futs[half:])
+            return
+        try:
+            term, index = self._raw.propose(data)
+        except ProposalDropped:
+            err = self._not_leader()
+            for _, fut in futs:
+                if not fut.done():
+                    fut.set_exception(err)
+            return
+        for seq, fut in futs:
+            self._waiters[seq] = fut
+        self._proposed[index] = _Proposal(term, [seq for seq, _ in futs])
+
+    def _propose_conf_changes(self) -> None:
+        queue, self._conf_queue = self._conf_queue, []
+        for cc, fut in queue:
+            if fut.done():
+                continue
+            try:
+                term, index = self._raw.propose_conf_change(cc)
+            except ProposalDropped:
+                fut.set_exception(self._not_leader())
+                continue
+            except Exception as exc:  # ConfChangeRejected and validation errors
+                fut.set_exception(RequestFailed(str(exc)))
+                continue
+            self._conf_proposed[index] = (term, fut)
+
+    def _not_leader(self) -> NotLeader:
+        leader = self.leader_id()
+        return NotLeader(leader, self.address_of(leader) if leader else None)
+
+    # ---------------------------------------------------------------- reads
+    def _issue_read(self, futs: list[asyncio.Future[None]]) -> None:
+        futs = [f for f in futs if not f.done()]
+        if not futs:
+            return
+        ctx = next(self._ctx).to_bytes(8, "big")
+        self._reads_inflight[ctx] = (self._tick_count, futs)
+        self._raw.read_index(ctx)
+
+    def _retry_stale_reads(self) -> None:
+        """A ReadIndex request can be dropped (no leader, lost message): ask
+        again after a heartbeat-ish interval. Reads are idempotent."""
+        if not self._reads_inflight:
+            return
+        limit = self._tick_count - max(4, self._opts.heartbeat_ticks * 4)
+        stale = [ctx for ctx, (issued, _) in self._reads_inflight.items() if issued <= limit]
+        for ctx in stale:
+            _, futs = self._reads_inflight.pop(ctx)
+            self._issue_read(futs)
+
+    def _serve_reads(self) -> None:
+        ready = self._reads_ready
+        while ready and ready[0][0] <= self._applied:
+            _, _, futs = heapq.heappop(ready)
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(None)
+
+    # -------------------------------------------------------------- persist
+    async def _persist(self, rd: Ready) -> None:
+        snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
+        if rd.hard_state is None and not rd.entries and snap is None:
+            return
+        if rd.must_sync or snap is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._io, self._storage.save, rd.hard_state, rd.entries, snap, True
+            )
+        else:
+            self._storage.save(rd.hard_state, rd.entries, snap, False)
+        if rd.entries:
+            self.persisted_index = rd.entries[-1].index
+        elif snap is not None:
+            self.persisted_index = max(self.persisted_index, snap.meta.index)
+
+    # ---------------------------------------------------------------- apply
+    def _apply(self, rd: Ready) -> None:
+        snap = rd.snapshot
+        if snap is not None and not snap.is_empty() and snap.meta.index > self._applied:
+            self._sm.restore(snap.data, snap.meta.index)
+            self._applied = snap.meta.index
+            self._snapshot_index = snap.meta.index
+            log.info("installed snapshot at index %d term %d", snap.meta.index, snap.meta.term)
+        for rs in rd.read_states:
+            entry = self._reads_inflight.pop(rs.request_ctx, None)
+            if entry is not None:
+                heapq.heappush(self._reads_ready, (rs.index, id(entry[1]), entry[1]))
+        for entry in rd.committed_entries:
+            if entry.index <= self._applied:
+                continue
+            if entry.type == EntryType.NORMAL and entry.data:
+                for seq, response in self._sm.apply_entry(entry.index, entry.data, self.origin):
+                    fut = self._waiters.pop(seq, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(response)
+            self._applied = entry.index
+            prop = self._proposed.pop(entry.index, None)
+            if prop is not None and prop.term != entry.term:
+                err = RequestFailed("leadership changed before the write committed; it was not applied")
+                for seq in prop.seqs:
+                    fut = self._waiters.pop(seq, None)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(err)
+
+    def _resolve_conf_waiters(self) -> None:
+        """Conf changes take effect when advanced past; answer after that."""
+        if not self._conf_proposed:
+            return
+        for index in [i for i in self._conf_proposed if i <= self._applied]:
+            term, fut = self._conf_proposed.pop(index)
+            if fut.done():
+                continue
+            if self._raw.status().commit >= index and self._term_at(index) in (term, None):
+                fut.set_result((term, index))
+            else:
+                fut.set_exception(RequestFailed("leadership changed before the membership change committed"))
+
+    def _term_at(self, index: int) -> int | None:
+        try:
+            return self._raw.term_at(index)
+        except Exception:
+            return None
+
+    def _check_watchers(self) -> None:
+        if not self._watchers:
+            return
+        for predicate, fut in list(self._watchers):
+            if fut.done():
+                continue
+            try:
+                if predicate():
+                    fut.set_result(None)
+            except Exception as exc:
+                fut.set_exception(exc)
+
+    def _observe_role(self) -> None:
+        st = self._raw.status()
+        if st.role != self._last_role or st.leader_id != self._last_leader:
+            log.info("role=%s term=%d leader=%d commit=%d applied=%d", st.role, st.term, st.leader_id, st.commit, self._applied)
+            self._last_role, self._last_leader = st.role, st.leader_id
+            if st.role != "Leader" and self._proposed:
+                # Our uncommitted proposals may still commit under the new
+                # leader, or be overwritten; the apply path tells which.
+                log.info("stepped down with %d proposals in flight", len(self._proposed))
+
+    # ------------------------------------------------------------- snapshot
+    async def _maybe_snapshot(self) -> None:
+        if self._applied - self._snapshot_index < self._opts.snapshot_threshold:
+            return
+        index = self._applied
+        # Serialising a large store takes a while: do it off the loop. Only
+        # this task mutates the store, and it is parked here until done, so
+        # concurrent readers on the loop see the same state.
+        data = await asyncio.get_running_loop().run_in_executor(self._io, self._sm.snapshot)
+        snap: Snapshot = self._raw.create_snapshot(index, data)
+        await asyncio.get_running_loop().run_in_executor(self._io, self._storage.save_snapshot, snap)
+        self._snapshot_index = index
+        self._raw.compact(max(0, index - self._opts.snapshot_keep))
+        log.info("took snapshot at index %d (%d bytes)", index, len(data))
+
+    # ------------------------------------------------------------- recovery
+    @staticmethod
+    def recovered_hard_state(hs: HardState | None) -> HardState:
+        return hs if hs is not None else HardState()

@@ -1,0 +1,42 @@
+"""Everything a node is started with: the command line, as one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class NodeOptions:
+    id: int
+    ws_addr: str
+    config_file: Path = Path("schemas.yaml")
+    data_dir: Path | None = None  # default ./data/node-<id>
+    in_memory: bool = False
+    init: bool = False  # initialise a single-node cluster at start-up if uninitialised
+    tick_ms: int = 50
+    election_ticks: int = 20  # election timeout: [election, 2*election) ticks
+    heartbeat_ticks: int = 2
+    snapshot_threshold: int = 20_000  # applied entries between snapshots
+    snapshot_keep: int = 2_000  # entries kept in memory behind a snapshot for slow followers
+    snapshot_chunk_bytes: int = 1 << 20
+    max_frame_bytes: int = 16 << 20  # larger client frames get an Error reply
+    max_inflight_per_conn: int = 4096
+    max_connections: int = 10_000
+    request_timeout: float = 10.0
+    max_batch_commands: int = 1024  # commands per log entry (group commit)
+    notify_retain: int = 100_000  # committed changes kept for RegisterNotification.from_index
+    notify_max_per_conn: int = 1_000  # registrations per connection
+    notify_queue_limit: int = 10_000  # undelivered notifications per connection before it is cut off
+    peer_overrides: dict[int, str] = field(default_factory=dict)  # reach peer J at this address
+
+    @property
+    def host(self) -> str:
+        return self.ws_addr.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.ws_addr.rsplit(":", 1)[1])
+
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else Path("data") / f"node-{self.id}"

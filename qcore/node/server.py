@@ -1,0 +1,258 @@
+"""The node: storage + Raft core + store wired behind one WebSocket port.
+
+`Node.start()` recovers the data directory, builds the Raft core from it,
+starts the driver task and the server; `Node.stop()` shuts down in order
+(stop accepting, hand leadership over, answer or fail what is in flight,
+close storage) and is idempotent.
+
+Every connection is read by one task that decodes each frame's envelope and
+either steps a Raft message into the driver (peers) or spawns a task per
+client request, so replies go out as soon as each is ready, in any order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from qcore.node.api import Api, ConnContext, RawReply
+from qcore.node.driver import RaftDriver
+from qcore.node.errors import NodeError
+from qcore.node.forwarder import Forwarder
+from qcore.node.notify import NotificationHub
+from qcore.node.options import NodeOptions
+from qcore.node.state_machine import StateMachine
+from qcore.node.transport import PeerTransport, peer_identity
+from qcore.protocol import messages as m
+from qcore.protocol.raft_codec import RaftCodecError
+from qcore.protocol.values import encode_load_config
+from qcore.raft import Config, RawNode
+from qcore.store.config import load_config
+
+log = logging.getLogger(__name__)
+
+_RAFT_TAGS = frozenset(
+    {"RaftVote", "RaftAppend", "RaftSnapshot", "RaftVoteResponse", "RaftAppendResponse", "RaftSnapshotResponse"}
+)
+
+
+class Node:
+    def __init__(self, opts: NodeOptions) -> None:
+        self.opts = opts
+        # Load and validate the config file first: a bad file is a start-up
+        # error (exit != 0), not something discovered at Init.
+        self.load_config_json = encode_load_config(load_config(opts.config_file))
+        self.stopping = False
+        self.driver: RaftDriver
+        self.transport: PeerTransport
+        self.state_machine: StateMachine
+        self.forwarder = Forwarder(max_size=opts.max_frame_bytes * 2)
+        self.notifications = NotificationHub(
+            retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
+            store=lambda: self.state_machine.store,
+        )
+        self.api = Api(self)
+        self._server: Server | None = None
+        self._connections: set[ServerConnection] = set()
+        self._request_tasks: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+
+    # ------------------------------------------------------------- start-up
+    def _open_storage(self) -> Any:
+        from qcore.storage import FileStorage, MemoryStorage
+
+        if self.opts.in_memory:
+            return MemoryStorage()
+        data_dir = self.opts.resolved_data_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return FileStorage(data_dir)
+
+    async def start(self) -> None:
+        opts = self.opts
+        storage = self._open_storage()
+        rec = storage.recover()
+        self.state_machine = StateMachine(on_changes=self.notifications.publish, on_restore=self.notifications.on_restore)
+        snap_index = 0
+        if rec.snapshot is not None and not rec.snapshot.is_empty():
+            self.state_machine.restore(rec.snapshot.data, rec.snapshot.meta.index)
+            snap_index = rec.snapshot.meta.index
+        cfg = Config(
+            id=opts.id,
+            election_tick=opts.election_ticks,
+            heartbeat_tick=opts.heartbeat_ticks,
+            pre_vote=True,
+            check_quorum=True,
+            applied=snap_index,
+        )
+        raw = RawNode(
+            cfg, rng=random.Random(), hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries
+        )
+        self.transport = PeerTransport(
+            opts.id, opts.ws_addr, lambda: self.driver, opts.peer_overrides, opts.snapshot_chunk_bytes
+        )
+        self.driver = RaftDriver(
+            opts, raw, storage, self.state_machine, self.transport.send, applied=snap_index, snapshot_index=snap_index
+        )
+        log.info(
+            "recovered term=%d vote=%d commit=%d snapshot=%d entries=%d",
+            rec.hard_state.term if rec.hard_state else 0,
+            rec.hard_state.vote if rec.hard_state else 0,
+            rec.hard_state.commit if rec.hard_state else 0,
+            snap_index,
+            len(rec.entries),
+        )
+        self.driver.start()
+        self._server = await serve(
+            self._connection,
+            opts.host,
+            opts.port,
+            compression=None,
+            max_size=opts.max_frame_bytes * 2,
+            max_queue=64,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+            server_header="qcore",
+        )
+        log.info("node %d serving on ws://%s", opts.id, opts.ws_addr)
+        if opts.init and not self.driver.initialised():
+            reply = await self.api.init(m.Init("startup", []), None)
+            log.info("--init: %s", reply.response)
+
+    async def wait_closed(self) -> None:
+        await self._stopped.wait()
+
+    # ------------------------------------------------------------ shutdown
+    async def stop(self) -> None:
+        if self.stopping:
+            await self._stopped.wait()
+            return
+        self.stopping = True
+        log.info("shutting down")
+        if self._server is not None:
+            self._server.close(close_connections=False)
+        await self._hand_over_leadership()
+        # Give in-flight requests a moment to be answered by the new state.
+        if self._request_tasks:
+            await asyncio.wait(set(self._request_tasks), timeout=2)
+        await self.driver.stop()  # fails whatever still waits
+        if self._request_tasks:
+            await asyncio.wait(set(self._request_tasks), timeout=1)
+        await self.forwarder.close()
+        await self.transport.close()
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        self._stopped.set()
+        log.info("stopped")
+
+    async def _hand_over_leadership(self) -> None:
+        """A leader with peers transfers leadership before it goes, so the
+        cluster does not wait an election timeout for a new one."""
+        st = self.driver.status()
+        if st.role != "Leader" or not st.progress:
+            return
+        candidates = [
+            (pr.match, pid) for pid, pr in st.progress.items()
+            if pid != self.opts.id and pid in st.conf_state.voters
+        ]
+        if not candidates:
+            return
+        _, target = max(candidates)
+        log.info("transferring leadership to %d before shutdown", target)
+        self.driver.transfer_leader(target)
+        timeout = self.opts.tick_ms * self.opts.election_ticks * 2 / 1000
+        await self.driver.wait_for(lambda: not self.driver.is_leader(), timeout)
+
+    # ---------------------------------------------------------- connections
+    async def _connection(self, ws: ServerConnection) -> None:
+        path = ws.request.path if ws.request is not None else "/"
+        identity = peer_identity(path)
+        if identity is not None:
+            self.transport.learn(*identity)
+        forwarded = path.startswith("/forward")
+        if len(self._connections) >= self.opts.max_connections:
+            await self._send(ws, m.Error(m.new_id(), "too many connections; try again later"))
+            await ws.close(1013, "too many connections")
+            return
+        self._connections.add(ws)
+        conn = ConnContext(ws, forwarded)
+        self.notifications.attach(conn)
+        try:
+            async for frame in ws:
+                self._on_frame(conn, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._connections.discard(ws)
+            self.notifications.detach(conn)
+
+    def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
+        ws = conn.ws
+        if isinstance(frame, bytes):
+            self._reply_soon(ws, m.Error(m.new_id(), "binary frames are not accepted: send one JSON object per text frame"))
+            return
+        if len(frame) > self.opts.max_frame_bytes:
+            self._reply_soon(ws, m.Error(m.new_id(), f"frame of {len(frame)} bytes exceeds the limit of {self.opts.max_frame_bytes}"))
+            return
+        try:
+            msg = m.decode_message(frame)
+        except m.ProtocolError as exc:
+            rid = exc.request_id if exc.request_id is not None else m.new_id()
+            self._reply_soon(ws, m.Error(rid, exc.message))
+            return
+        tag = msg.TAG
+        if tag in _RAFT_TAGS:
+            body = msg.response if tag.endswith("Response") else msg.request
+            try:
+                reply = self.transport.on_frame(tag, body, conn.state)
+            except (RaftCodecError, ValueError, TypeError, KeyError) as exc:
+                self._reply_soon(ws, m.Error(msg.id, f"{tag}: {exc}"))
+                return
+            if reply is not None:
+                self._reply_soon(ws, m.RaftSnapshotResponse(msg.id, reply))
+            return
+        handler = self.api.handler_for(tag)
+        if handler is None:
+            self._reply_soon(ws, m.Error(getattr(msg, "id", m.new_id()), f"{tag} is not a request a node accepts"))
+            return
+        if conn.inflight >= self.opts.max_inflight_per_conn:
+            self._reply_soon(ws, m.Error(msg.id, f"too many requests in flight on this connection (limit {self.opts.max_inflight_per_conn})"))
+            return
+        conn.inflight += 1
+        task = asyncio.create_task(self._serve_request(conn, handler, msg))
+        self._request_tasks.add(task)
+        task.add_done_callback(self._request_tasks.discard)
+
+    async def _serve_request(self, conn: ConnContext, handler: Any, msg: Any) -> None:
+        try:
+            if self.stopping:
+                reply: Any = m.Error(msg.id, "node is shutting down")
+            else:
+                reply = await handler(msg, conn)
+        except NodeError as exc:
+            reply = m.Error(msg.id, str(exc))
+        except Exception as exc:
+            log.exception("request %s %r failed", msg.TAG, msg.id)
+            reply = m.Error(msg.id, f"internal error: {exc}")
+        finally:
+            conn.inflight -= 1
+        await self._send(conn.ws, reply)
+
+    def _reply_soon(self, ws: ServerConnection, reply: Any) -> None:
+        task = asyncio.create_task(self._send(ws, reply))
+        self._request_tasks.add(task)
+        task.add_done_callback(self._request_tasks.discard)
+
+    async def _send(self, ws: ServerConnection, reply: Any) -> None:
+        data = orjson.dumps(reply.frame) if isinstance(reply, RawReply) else m.encode_message(reply)
+        try:
+            await ws.send(data, text=True)
+        except ConnectionClosed:
+            pass  # the client went away; its request was still carried out

@@ -1,0 +1,93 @@
+"""Applies committed log entries to the entity store.
+
+The store itself is pure (qcore.store); this adapter knows the node's entry
+format (qcore.node.entries), answers the proposer's waiters with encoded
+responses, and hands every field change to the notification hub with the log
+index it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from qcore.node.entries import decode_batch
+from qcore.protocol.values import (
+    CodecError,
+    decode_command_request,
+    decode_load_config,
+    encode_command_response,
+)
+from qcore.store import Change, Store, Timestamp
+
+log = logging.getLogger(__name__)
+
+ChangeSink = Callable[[int, list[Change]], None]
+
+
+class StateMachine:
+    def __init__(
+        self,
+        store: Store | None = None,
+        on_changes: ChangeSink | None = None,
+        on_restore: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store if store is not None else Store()
+        self._on_changes = on_changes
+        self._on_restore = on_restore
+        self.applied_index = 0
+
+    def set_change_sink(self, sink: ChangeSink | None) -> None:
+        self._on_changes = sink
+
+    def apply_entry(self, index: int, data: bytes, origin: str) -> list[tuple[int, Any]]:
+        """Apply one entry; return (seq, response JSON) for commands `origin` proposed."""
+        batch = decode_batch(data)
+        now = Timestamp(batch.secs, batch.nanos)
+        store = self.store
+        results: list[tuple[int, Any]] = []
+        all_changes: list[Change] = []
+        if batch.init is not None:
+            try:
+                resp, changes = store.apply(decode_load_config(batch.init), now)
+            except CodecError as exc:
+                log.error("init entry %d does not decode: %s", index, exc)
+            else:
+                error = getattr(resp, "error", None)
+                if error:
+                    log.error("applying the config file at index %d failed: %s", index, error)
+                all_changes.extend(changes)
+        for origin_id, seq, command_json in batch.commands:
+            try:
+                command = decode_command_request(command_json)
+            except CodecError as exc:
+                # Validated before it was proposed, so this is a bug or a
+                # version skew; deterministic on every node either way.
+                log.error("entry %d carries an undecodable command: %s", index, exc)
+                if origin_id == origin:
+                    results.append((seq, {"Error": str(exc)}))
+                continue
+            response, changes = store.apply(command, now)
+            if changes:
+                all_changes.extend(changes)
+            if origin_id == origin:
+                results.append((seq, encode_command_response(response)))
+        self.applied_index = index
+        if all_changes and self._on_changes is not None:
+            try:
+                self._on_changes(index, all_changes)
+            except Exception:
+                log.exception("notification delivery failed for entry %d", index)
+        return results
+
+    def query(self, command: Any) -> Any:
+        return encode_command_response(self.store.query(command))
+
+    def snapshot(self) -> bytes:
+        return self.store.snapshot()
+
+    def restore(self, data: bytes, index: int) -> None:
+        self.store = Store.restore(data) if data else Store()
+        self.applied_index = index
+        if self._on_restore is not None:
+            self._on_restore(index)

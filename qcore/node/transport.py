@@ -1,0 +1,315 @@
+"""Peer transport: Raft messages between nodes over the one WebSocket port.
+
+Messages travel one way: each node keeps one persistent outbound connection
+per peer (`ws://peer/raft?from=<id>&addr=<host:port>`) and sends every
+message for that peer on it, requests and responses alike, tagged with the
+seed's frame names (RaftVote / RaftAppend / RaftSnapshot and their
+*Response). Nothing waits for a reply, so many RPCs are in flight per link
+(pipelining is the Raft core's business), and a slow or dead peer only fills
+its own bounded queue: when the queue overflows or the link drops, queued
+messages are discarded and the core is told the peer is unreachable — Raft
+retransmits what matters.
+
+Snapshots are the exception: they are big, so each one gets its own
+short-lived connection and travels as RaftSnapshot chunks, each acknowledged
+with a RaftSnapshotResponse before the next is sent (flow control), then the
+core is told whether it arrived.
+
+A brand-new node does not know its peers' addresses until it has applied the
+configuration entries, yet it must answer the leader before that; so the
+`addr` query parameter of an inbound peer connection teaches the receiver how
+to reach the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from qcore.protocol.raft_codec import RaftCodecError, decode_message, encode_message, frame_tag
+from qcore.raft.types import Message, MessageType
+
+if TYPE_CHECKING:
+    from qcore.node.driver import RaftDriver
+
+log = logging.getLogger(__name__)
+
+_MAX_QUEUE = 8192
+_PEER_FRAME_LIMIT = 64 << 20
+
+
+def peer_identity(path: str) -> tuple[int, str] | None:
+    """(node id, address) declared in a peer connection's request path, if any."""
+    parts = urlsplit(path)
+    if parts.path != "/raft":
+        return None
+    query = parse_qs(parts.query)
+    try:
+        return int(query["from"][0]), query["addr"][0]
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+class PeerLink:
+    """The outbound connection to one peer, with its send queue."""
+
+    def __init__(self, transport: "PeerTransport", peer_id: int) -> None:
+        self._transport = transport
+        self.peer_id = peer_id
+        self._queue: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._connected = False
+        self._task = asyncio.create_task(self._run(), name=f"peer-{transport.node_id}->{peer_id}")
+
+    def enqueue(self, frame: bytes) -> None:
+        if len(self._queue) >= _MAX_QUEUE:
+            # Peer is not keeping up (or is down): drop the backlog, let Raft resend.
+            self._queue.clear()
+            self._transport.driver.report_unreachable(self.peer_id)
+        self._queue.append(frame)
+        self._ready.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):
+            pass
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            addr = self._transport.address_of(self.peer_id)
+            if addr is None:
+                self._queue.clear()
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                async with connect(
+                    self._transport.uri(addr),
+                    proxy=None,
+                    compression=None,
+                    open_timeout=2,
+                    max_size=_PEER_FRAME_LIMIT,
+                    ping_interval=5,
+                    ping_timeout=10,
+                    close_timeout=1,
+                ) as ws:
+                    if not self._connected:
+                        log.info("connected to peer %d at %s", self.peer_id, addr)
+                    self._connected = True
+                    backoff = 0.05
+                    reader = asyncio.create_task(self._drain_replies(ws))
+                    try:
+                        await self._pump(ws, addr, reader)
+                    finally:
+                        reader.cancel()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+                if self._connected:
+                    log.warning("lost connection to peer %d at %s: %s", self.peer_id, addr, exc)
+                else:
+                    log.debug("cannot reach peer %d at %s: %s", self.peer_id, addr, exc)
+            self._connected = False
+            self._queue.clear()
+            self._transport.driver.report_unreachable(self.peer_id)
+            await asyncio.sleep(backoff)
+            backoff = min(1.0, backoff * 2)
+
+    async def _pump(self, ws: Any, addr: str, reader: asyncio.Task[None]) -> None:
+        queue = self._queue
+        while not self._closed:
+            if not queue:
+                self._ready.clear()
+                waiter = asyncio.create_task(self._ready.wait())
+                done, _ = await asyncio.wait({waiter, reader}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    waiter.cancel()
+                    reader.result()  # raises the connection error
+                    return
+                if waiter not in done:
+                    waiter.cancel()
+                if self._transport.address_of(self.peer_id) != addr:
+                    return  # the peer moved: reconnect to the new address
+                continue
+            while queue:
+                await ws.send(queue.popleft(), text=True)
+
+    async def _drain_replies(self, ws: Any) -> None:
+        """The peer answers only with Error frames here; log them."""
+        async for frame in ws:
+            self._transport.on_outbound_reply(self.peer_id, frame)
+
+
+class _SnapshotAssembly:
+    """Chunks of one inbound snapshot, in order."""
+
+    def __init__(self, header: dict[str, Any], total: int) -> None:
+        self.header = header
+        self.total = total
+        self.buf = bytearray()
+
+
+class PeerTransport:
+    def __init__(
+        self,
+        node_id: int,
+        self_addr: str,
+        driver_ref: Callable[[], "RaftDriver"],
+        overrides: dict[int, str] | None = None,
+        chunk_bytes: int = 1 << 20,
+    ) -> None:
+        self.node_id = node_id
+        self.self_addr = self_addr
+        self._driver_ref = driver_ref
+        self._overrides = dict(overrides or {})
+        self._learned: dict[int, str] = {}
+        self._links: dict[int, PeerLink] = {}
+        self._chunk_bytes = chunk_bytes
+        self._frame_ids = itertools.count(1)
+        self._snapshot_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def driver(self) -> "RaftDriver":
+        return self._driver_ref()
+
+    def uri(self, addr: str) -> str:
+        return f"ws://{addr}/raft?from={self.node_id}&addr={self.self_addr}"
+
+    def address_of(self, peer_id: int) -> str | None:
+        if peer_id in self._overrides:
+            return self._overrides[peer_id]
+        addr = self.driver.address_of(peer_id)
+        return addr if addr is not None else self._learned.get(peer_id)
+
+    def learn(self, peer_id: int, addr: str) -> None:
+        if peer_id != self.node_id and self._learned.get(peer_id) != addr:
+            self._learned[peer_id] = addr
+
+    # ---------------------------------------------------------------- send
+    def send(self, messages: list[Message]) -> None:
+        for msg in messages:
+            if msg.to == self.node_id:
+                continue
+            if msg.type == MessageType.SNAP:
+                task = asyncio.create_task(self._send_snapshot(msg))
+                self._snapshot_tasks.add(task)
+                task.add_done_callback(self._snapshot_tasks.discard)
+                continue
+            link = self._links.get(msg.to)
+            if link is None:
+                link = self._links[msg.to] = PeerLink(self, msg.to)
+            link.enqueue(self._frame(msg))
+
+    def _frame(self, msg: Message) -> bytes:
+        tag = frame_tag(msg)
+        body = encode_message(msg)
+        if tag.endswith("Response"):
+            return orjson.dumps({tag: {"id": next(self._frame_ids), "response": {"Ok": body}}})
+        return orjson.dumps({tag: {"id": next(self._frame_ids), "request": body}})
+
+    async def _send_snapshot(self, msg: Message) -> None:
+        assert msg.snapshot is not None
+        addr = self.address_of(msg.to)
+        ok = False
+        data = msg.snapshot.data
+        header = encode_message(msg)
+        try:
+            if addr is None:
+                raise OSError(f"no address for node {msg.to}")
+            async with connect(
+                self.uri(addr), proxy=None, compression=None, open_timeout=5,
+                max_size=_PEER_FRAME_LIMIT, close_timeout=2,
+            ) as ws:
+                offset = 0
+                total = len(data)
+                while True:
+                    chunk = data[offset : offset + self._chunk_bytes]
+                    done = offset + len(chunk) >= total
+                    frame_id = next(self._frame_ids)
+                    await ws.send(
+                        orjson.dumps({"RaftSnapshot": {"id": frame_id, "request": {
+                            "msg": header, "offset": offset, "total": total,
+                            "data": base64.b64encode(chunk).decode("ascii"), "done": done,
+                        }}}),
+                        text=True,
+                    )
+                    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+                    body = reply.get("RaftSnapshotResponse", {}).get("response")
+                    if not (isinstance(body, dict) and "Ok" in body):
+                        raise OSError(f"peer refused snapshot chunk: {reply}")
+                    offset += len(chunk)
+                    if done:
+                        break
+            ok = True
+            log.info("sent snapshot at index %d (%d bytes) to node %d", msg.snapshot.meta.index, total, msg.to)
+        except (OSError, WebSocketException, asyncio.TimeoutError, ValueError) as exc:
+            log.warning("sending snapshot to node %d failed: %s", msg.to, exc)
+        self.driver.report_snapshot(msg.to, ok)
+
+    # ------------------------------------------------------------- receive
+    def on_frame(self, tag: str, body: Any, state: dict[str, Any]) -> Any | None:
+        """Handle one inbound Raft frame; return a reply body for RaftSnapshot.
+
+        `state` is per-connection scratch space (the snapshot being assembled).
+        Raises RaftCodecError for a malformed message.
+        """
+        if tag == "RaftSnapshot":
+            return self._on_snapshot_chunk(body, state)
+        if tag.endswith("Response"):
+            ok = body.get("Ok") if isinstance(body, dict) else None
+            if ok is None:
+                log.debug("peer replied with %s", body)
+                return None
+            body = ok
+        msg = decode_message(body)
+        if msg.to != self.node_id:
+            raise RaftCodecError(f"message for node {msg.to} delivered to node {self.node_id}")
+        self.driver.step(msg)
+        return None
+
+    def _on_snapshot_chunk(self, req: Any, state: dict[str, Any]) -> Any:
+        if not isinstance(req, dict):
+            raise RaftCodecError("RaftSnapshot.request: expected object")
+        try:
+            header, offset, total, chunk, done = (
+                req["msg"], req["offset"], req["total"], base64.b64decode(req["data"], validate=True), req["done"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RaftCodecError(f"RaftSnapshot.request: {exc}") from None
+        assembly: _SnapshotAssembly | None = state.get("snapshot")
+        if offset == 0:
+            assembly = state["snapshot"] = _SnapshotAssembly(header, total)
+        if assembly is None or offset != len(assembly.buf) or total != assembly.total:
+            state.pop("snapshot", None)
+            return {"Err": f"unexpected snapshot chunk at offset {offset}"}
+        assembly.buf += chunk
+        if done:
+            state.pop("snapshot", None)
+            if len(assembly.buf) != total:
+                return {"Err": f"snapshot size mismatch: got {len(assembly.buf)}, expected {total}"}
+            msg = decode_message(assembly.header, snapshot_data=bytes(assembly.buf))
+            self.driver.step(msg)
+        return {"Ok": {"received": offset + len(chunk)}}
+
+    def on_outbound_reply(self, peer_id: int, frame: Any) -> None:
+        log.debug("reply from peer %d on outbound link: %.200s", peer_id, frame)
+
+    async def close(self) -> None:
+        for task in list(self._snapshot_tasks):
+            task.cancel()
+        for link in list(self._links.values()):
+            await link.close()
+        self._links.clear()
