@@ -1,0 +1,200 @@
+"""Snapshot encoding of a Store: deterministic, compact, fast (orjson).
+
+Layout (version 1), one JSON document::
+
+    {"v": 1, "next_id": N,
+     "schemas": [[entity_type, inherit, [[field, [tag, payload], rank, read_perm, write_perm, choices], ...]], ...],
+     "entities": [[id, typ, secs, nanos, {field: payload}, {field: [payload, secs, nanos, writer]}], ...]}
+
+Everything is sorted (schemas by type, fields by name, entities by id), so the
+same state always gives the same bytes. Two tricks keep it small:
+
+* a field value is stored as its bare *payload*: the variant is the one of the
+  field's schema default (the store guarantees that invariant), so restore
+  knows how to rebuild it;
+* a field written at the entity's creation time with no writer (the common
+  case) goes in the first dict with no time at all; others carry theirs.
+
+Payloads: Blob -> base64 text, EntityReference -> ``"Type$id"`` or null,
+EntityList -> list of ``"Type$id"``, Timestamp -> ``[secs, nanos]``, others
+-> the JSON scalar.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
+
+from .schema import EntitySchema, FieldSchema, descendants, resolve_complete
+from .types import (
+    VALUE_CLASSES,
+    Blob,
+    Bool,
+    Choice,
+    EntityId,
+    EntityList,
+    EntityReference,
+    Float,
+    Int,
+    String,
+    Timestamp,
+    TimestampValue,
+    Value,
+    make_unchecked,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .state import Store
+
+VERSION = 1
+
+
+def _eid_text(e: EntityId | None) -> str | None:
+    return None if e is None else f"{e.typ}${e.id}"
+
+
+def _eid_parse(s: str | None) -> EntityId | None:
+    if s is None:
+        return None
+    typ, _, num = s.rpartition("$")
+    return EntityId(typ, int(num))
+
+
+_ENC: dict[type, Callable[[Any], Any]] = {
+    Blob: lambda v: base64.b64encode(v).decode(),
+    Bool: lambda v: v,
+    Choice: lambda v: v,
+    EntityList: lambda v: [f"{e.typ}${e.id}" for e in v],
+    EntityReference: _eid_text,
+    Float: lambda v: v,
+    Int: lambda v: v,
+    String: lambda v: v,
+    TimestampValue: lambda v: [v.secs, v.nanos],
+}
+
+
+def _dec_list(p: list) -> tuple:
+    out = []
+    for s in p:
+        typ, _, num = s.rpartition("$")
+        out.append(EntityId(typ, int(num)))
+    return tuple(out)
+
+
+_DEC: dict[type, Callable[[Any], Any]] = {
+    Blob: lambda p: base64.b64decode(p),
+    EntityList: _dec_list,
+    EntityReference: _eid_parse,
+    Float: float,
+    TimestampValue: lambda p: Timestamp(p[0], p[1]),
+}
+
+
+def encode_payload(v: Value) -> Any:
+    return _ENC[v.__class__](v.v)
+
+
+def decode_payload(cls: type[Value], p: Any) -> Value:
+    d = _DEC.get(cls)
+    return make_unchecked(cls, p if d is None else d(p))
+
+
+def dump(store: Store) -> bytes:
+    schemas = []
+    for t in sorted(store._schemas):
+        s = store._schemas[t]
+        fields = []
+        for name in sorted(s.fields):
+            fs = s.fields[name]
+            fields.append(
+                [
+                    name,
+                    [fs.default_value.tag, encode_payload(fs.default_value)],
+                    fs.rank,
+                    _eid_text(fs.read_permission),
+                    _eid_text(fs.write_permission),
+                    None if fs.choices is None else list(fs.choices),
+                ]
+            )
+        schemas.append([t, s.inherit, fields])
+    rows = []
+    enc = _ENC
+    ents = store._ents
+    for n in sorted(ents):
+        e = ents[n]
+        created = e.created
+        plain: dict[str, Any] = {}
+        timed: dict[str, Any] = {}
+        f = e.fields
+        for name in sorted(f):
+            v, t, w = f[name]
+            p = enc[v.__class__](v.v)
+            if w is None and (t is created or t == created):
+                plain[name] = p
+            else:
+                timed[name] = [p, t.secs, t.nanos, None if w is None else f"{w.typ}${w.id}"]
+        rows.append([n, e.eid.typ, created.secs, created.nanos, plain, timed])
+    return orjson.dumps({"v": VERSION, "next_id": store._next_id, "schemas": schemas, "entities": rows})
+
+
+def load(cls: type[Store], data: bytes) -> Store:
+    from .state import Entity, StoreError
+
+    try:
+        doc = orjson.loads(data)
+        if doc.get("v") != VERSION:
+            raise StoreError(f"unsupported snapshot version {doc.get('v')!r}")
+        store = cls()
+        schemas: dict[str, EntitySchema] = {}
+        for t, inherit, fields in doc["schemas"]:
+            fmap = {}
+            for name, (tag, payload), rank, rp, wp, choices in fields:
+                fmap[name] = FieldSchema(
+                    name,
+                    decode_payload(VALUE_CLASSES[tag], payload),
+                    rank,
+                    _eid_parse(rp),
+                    _eid_parse(wp),
+                    None if choices is None else tuple(choices),
+                )
+            schemas[t] = EntitySchema(t, inherit, fmap)
+        complete = resolve_complete(schemas)
+        store._schemas = schemas
+        store._complete = complete
+        store._desc = descendants(schemas)
+        store._types = sorted(schemas)
+        store._templates = {t: tuple((n, fs.default_value) for n, fs in cs.items()) for t, cs in complete.items()}
+        by_type: dict[str, list[int]] = {t: [] for t in schemas}
+        ents = store._ents
+        dec = _DEC
+        stamps: dict[tuple[int, int], Timestamp] = {}
+        for n, typ, secs, nanos, plain, timed in doc["entities"]:
+            key = (secs, nanos)
+            created = stamps.get(key)
+            if created is None:
+                created = stamps[key] = Timestamp(secs, nanos)
+            cs = complete[typ]
+            fields: dict[str, tuple] = {}
+            for name, p in plain.items():
+                vc = cs[name].default_value.__class__
+                d = dec.get(vc)
+                fields[name] = (make_unchecked(vc, p if d is None else d(p)), created, None)
+            for name, (p, s2, n2, w) in timed.items():
+                vc = cs[name].default_value.__class__
+                d = dec.get(vc)
+                key = (s2, n2)
+                t = stamps.get(key)
+                if t is None:
+                    t = stamps[key] = Timestamp(s2, n2)
+                fields[name] = (make_unchecked(vc, p if d is None else d(p)), t, _eid_parse(w))
+            ents[n] = Entity(EntityId(typ, n), created, fields)
+            by_type[typ].append(n)
+        store._by_type = by_type
+        store._next_id = doc["next_id"]
+        return store
+    except StoreError:
+        raise
+    except Exception as e:  # any malformation of the document
+        raise StoreError(f"corrupt snapshot: {type(e).__name__}: {e}") from None
