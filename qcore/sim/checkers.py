@@ -1,0 +1,190 @@
+"""Safety checkers, fed by the cluster as events happen.
+
+Each observation is checked against global history the moment it is made,
+so a violation is reported at the step that caused it. The properties are
+those of the Raft paper's Figure 3 plus what a database client relies on:
+
+- election safety: at most one leader per term;
+- log matching: two logs with an entry of the same index and term hold the
+  same entry and the same prefix (checked via prefix hash chains);
+- leader completeness: a new leader's log holds every entry committed so far;
+- state machine safety: no two nodes apply different entries at one index,
+  and no value is applied at two indexes;
+- durability: a committed entry never changes or disappears, also across
+  crashes (a node's commit index never points at an entry that differs from
+  the committed one);
+- linearizable reads: a ReadIndex read returns state that includes every
+  write acknowledged before the read was issued.
+
+The checkers work on plain values (ids, indexes, terms, chain bytes), never
+on the core's objects, so tests can feed them broken histories directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from qcore.raft.types import Entry
+from qcore.sim.logview import LogView
+
+
+class SafetyViolation(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class PendingRead:
+    node: int
+    issued_at: int
+    need: int  # highest acknowledged write index when the read was issued
+
+
+@dataclass
+class Checker:
+    leaders: dict[int, int] = field(default_factory=dict)  # term -> leader id
+    entries: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (index, term) -> chain
+    committed: dict[int, bytes] = field(default_factory=dict)  # index -> chain
+    commit_index: int = 0  # highest commit index reported by any node
+    applied: dict[int, bytes] = field(default_factory=dict)  # index -> chain after applying
+    value_index: dict[bytes, int] = field(default_factory=dict)  # applied value -> index
+    acked_index: int = 0  # highest index of a write acknowledged to its client
+    reads: dict[bytes, PendingRead] = field(default_factory=dict)
+    reads_checked: int = 0
+
+    # -- elections -----------------------------------------------------------
+
+    def on_leader(self, node: int, term: int, log: LogView) -> None:
+        """`node` became leader of `term` with log `log`."""
+        other = self.leaders.setdefault(term, node)
+        if other != node:
+            raise SafetyViolation("election safety", f"term {term} has leaders {other} and {node}")
+        self._check_complete(node, term, log)
+
+    def _check_complete(self, node: int, term: int, log: LogView) -> None:
+        c = self.commit_index
+        if c == 0 or c < log.base_index:
+            return
+        if log.last_index < c:
+            raise SafetyViolation(
+                "leader completeness",
+                f"leader {node} of term {term} has last index {log.last_index} < commit {c}",
+            )
+        if log.chain_at(c) != self.committed.get(c, log.chain_at(c)):
+            raise SafetyViolation(
+                "leader completeness",
+                f"leader {node} of term {term} holds a different entry/prefix at committed index {c}",
+            )
+
+    # -- logs ----------------------------------------------------------------
+
+    def log_write(self, node: int, log: LogView, new: Sequence[Entry]) -> None:
+        """`node` writes `new` to its log `log` (replacing the suffix from
+        new[0].index): update the view and check the write."""
+        if not new:
+            return
+        first = max(new[0].index, log.base_index + 1)
+        # The highest committed index the write truncates or rewrites.
+        k = min(log.last_index, self.commit_index)
+        old = log.chain_at(k) if k >= first else None
+        written = log.append(new)
+        if old is not None and old == self.committed.get(k) and log.chain_at(k) != old:
+            raise SafetyViolation(
+                "committed entry lost",
+                f"node {node} overwrote or truncated committed index {k} (write from {first})",
+            )
+        self.on_append(node, written)
+
+    def on_append(self, node: int, written: list[tuple[int, int, bytes]]) -> None:
+        entries = self.entries
+        for index, term, chain in written:
+            known = entries.setdefault((index, term), chain)
+            if known != chain:
+                raise SafetyViolation(
+                    "log matching",
+                    f"node {node} has entry {index}/t{term} with a prefix other nodes do not share",
+                )
+        # A follower may still overwrite a committed index it does not yet
+        # know to be committed (its entry is then from a deposed leader);
+        # on_commit and on_apply catch the case that matters.
+
+    def on_snapshot(self, node: int, index: int, term: int, chain: bytes) -> None:
+        known = self.entries.setdefault((index, term), chain)
+        if known != chain:
+            raise SafetyViolation("log matching", f"node {node} got a snapshot {index}/t{term} with another history")
+        got = self.committed.get(index)
+        if got is not None and got != chain:
+            raise SafetyViolation("state machine safety", f"node {node} got a snapshot at {index} of another history")
+
+    def on_commit(self, node: int, commit: int, log: LogView) -> None:
+        """`node` reports commit index `commit` with log `log`."""
+        if commit == 0:
+            return
+        if commit > log.last_index:
+            raise SafetyViolation("commit", f"node {node} commit {commit} is past its last index {log.last_index}")
+        if commit < log.base_index:
+            return  # a restart from an old hard state below a snapshot: nothing to compare
+        start = max(log.base_index, min(commit, self.commit_index))
+        committed = self.committed
+        for index in range(start, commit + 1):
+            chain = log.chain_at(index)
+            assert chain is not None
+            known = committed.setdefault(index, chain)
+            if known != chain:
+                raise SafetyViolation(
+                    "committed entry lost",
+                    f"node {node} considers index {index} committed with an entry/prefix "
+                    f"that differs from the one committed earlier",
+                )
+        if commit > self.commit_index:
+            self.commit_index = commit
+
+    # -- state machines ------------------------------------------------------
+
+    def on_apply(self, node: int, index: int, chain: bytes, value: bytes | None) -> None:
+        known = self.applied.setdefault(index, chain)
+        if known != chain:
+            raise SafetyViolation(
+                "state machine safety", f"node {node} applied another entry/history at index {index}"
+            )
+        c = self.committed.get(index)
+        if c is not None and c != chain:
+            raise SafetyViolation("state machine safety", f"node {node} applied an uncommitted entry at {index}")
+        if value:
+            first = self.value_index.setdefault(value, index)
+            if first != index:
+                raise SafetyViolation(
+                    "state machine safety", f"value {value!r} applied at index {first} and again at {index}"
+                )
+
+    # -- clients -------------------------------------------------------------
+
+    def on_write_acked(self, index: int) -> None:
+        if index > self.acked_index:
+            self.acked_index = index
+
+    def on_read_issued(self, ctx: bytes, node: int, now: int) -> None:
+        self.reads[ctx] = PendingRead(node, now, self.acked_index)
+
+    def on_read_served(self, ctx: bytes, node: int, read_index: int, applied: int) -> None:
+        """`node` answered read `ctx` from state at `applied` (>= `read_index`)."""
+        read = self.reads.pop(ctx, None)
+        if read is None:
+            return  # a duplicate ReadState for an already served read
+        self.reads_checked += 1
+        if read.node != node:
+            raise SafetyViolation("linearizable read", f"read {ctx!r} issued at {read.node} answered at {node}")
+        if read_index < read.need or applied < read.need:
+            raise SafetyViolation(
+                "linearizable read",
+                f"read {ctx!r} at node {node} got read index {read_index} (state at {applied}) "
+                f"but write {read.need} was acknowledged before it was issued",
+            )
+
+    def forget_reads(self, node: int) -> None:
+        """`node` crashed: its pending reads will never be answered."""
+        for ctx in [c for c, r in self.reads.items() if r.node == node]:
+            del self.reads[ctx]

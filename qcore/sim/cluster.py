@@ -1,0 +1,168 @@
+"""The simulated cluster: nodes, the network between them, and the clock.
+
+Time advances one simulator tick at a time. In each tick the fault injector
+and the workload get a chance to act, then every packet due is delivered,
+then every node whose clock says so calls `RawNode.tick()`. Each node has
+its own tick period (clock drift) and phase, so nodes do not tick in
+lock-step. Every event is followed by the node's Ready handling and, with
+it, by the checkers.
+"""
+
+from __future__ import annotations
+
+from qcore.raft.types import Message, MessageType
+from qcore.sim.checkers import Checker
+from qcore.sim.disk import SimDisk
+from qcore.sim.network import Network
+from qcore.sim.node import SimNode, members
+from qcore.sim.options import SimOptions, derive_rng
+from qcore.sim.trace import Trace
+from qcore.raft.types import ConfState
+
+
+def address(node_id: int) -> str:
+    return f"sim-{node_id}:1"
+
+
+class Cluster:
+    def __init__(self, opts: SimOptions, trace: Trace) -> None:
+        from qcore.sim.workload import Workload  # circular: the workload drives the cluster
+
+        self.opts = opts
+        self.trace = trace
+        self.checker = Checker()
+        self.now = 0
+        self.network = Network(derive_rng(opts.seed, "network"), opts.network)
+        self.fault_rng = derive_rng(opts.seed, "faults")
+        self.clock_rng = derive_rng(opts.seed, "clock")
+        self.crash_in_ready = opts.crash_in_ready
+        self.nodes: dict[int, SimNode] = {}
+        self.next_id = 1
+        self.workload = Workload(self, derive_rng(opts.seed, "workload"))
+        self.events = 0
+        self.members_ever: set[int] = set()
+        # Transport reports (unreachable, snapshot status) to hand to a sender
+        # once it is outside its Ready handling, as the runtime's inbox would.
+        self._reports: list[tuple[int, int, bool | None]] = []
+
+    # -- membership of the simulation ----------------------------------------
+
+    def add_node(self) -> SimNode:
+        node_id = self.next_id
+        self.next_id += 1
+        disk = SimDisk(derive_rng(self.opts.seed, f"disk{node_id}"), self.opts.torn_unsynced)
+        node = SimNode(node_id, self.opts, self, disk)
+        drift = self.opts.clock_drift
+        node.tick_period = self.opts.raft_tick + self.clock_rng.randint(-drift, drift)
+        node.next_tick_at = self.now + self.clock_rng.randint(1, node.tick_period)
+        self.nodes[node_id] = node
+        node.start()
+        return node
+
+    def bootstrap(self, size: int) -> None:
+        """Create `size` empty nodes and Init the cluster on one of them."""
+        created = [self.add_node() for _ in range(size)]
+        seed_node = created[self.fault_rng.randrange(size)]
+        assert seed_node.raw is not None
+        seed_node.raw.bootstrap({n.id: address(n.id) for n in created}, [b"init"])
+        self.members_ever.update(n.id for n in created)
+        self.trace.add(self.now, f"n{seed_node.id} bootstraps a {size}-node cluster")
+        seed_node.no_crash_once = True  # Init persists before it returns
+        seed_node.process()
+
+    def on_conf_applied(self, node: SimNode, conf: ConfState) -> None:
+        """A committed configuration was applied: shut down nodes it removed
+        (ids are never reused, so a removed node is never needed again)."""
+        keep = members(conf)
+        self.members_ever |= keep
+        if conf.voters_outgoing:
+            return
+        # Only nodes some applied configuration included can have been
+        # removed; a node whose addition never committed is left alone.
+        for other in self.nodes.values():
+            if other.id not in keep and other.id in self.members_ever and not other.retired:
+                other.retire()
+
+    # -- network plumbing ----------------------------------------------------
+
+    def send(self, msg: Message) -> None:
+        if msg.to == msg.frm:
+            raise AssertionError(f"node {msg.frm} sent a message to itself: {msg.type}")
+        ok = self.network.send(msg, self.now)
+        if not ok and msg.type == MessageType.SNAP:
+            self._reports.append((msg.frm, msg.to, False))
+        elif not ok and msg.type == MessageType.APP and not self.network.reachable(msg.frm, msg.to):
+            self._reports.append((msg.frm, msg.to, None))
+
+    def flush_reports(self) -> None:
+        """Hand queued transport reports to their senders."""
+        while self._reports:
+            frm, to, ok = self._reports.pop(0)
+            sender = self.nodes.get(frm)
+            if sender is None or sender.raw is None:
+                continue
+            if ok is None:
+                sender.raw.report_unreachable(to)
+            else:
+                self.trace.add(self.now, f"n{frm} report_snapshot({to}, {ok})")
+                sender.raw.report_snapshot(to, ok)
+            sender.process()
+
+    def deliver_due(self) -> None:
+        while True:
+            item = self.network.pop_due(self.now)
+            if item is None:
+                return
+            msg, delivered = item
+            target = self.nodes.get(msg.to)
+            if not delivered or target is None or target.raw is None:
+                self.trace.add(self.now, "drop", msg)
+                if msg.type == MessageType.SNAP:
+                    self._reports.append((msg.frm, msg.to, False))
+                self.flush_reports()
+                continue
+            self.events += 1
+            self.trace.add(self.now, "recv", msg)
+            target.step(msg)
+            if msg.type == MessageType.SNAP:
+                self._reports.append((msg.frm, msg.to, True))
+            self.flush_reports()
+
+    # -- time ----------------------------------------------------------------
+
+    def tick_nodes(self) -> None:
+        for node in self.nodes.values():
+            if node.raw is None or node.next_tick_at > self.now:
+                continue
+            node.next_tick_at = self.now + node.tick_period
+            self.events += 1
+            node.tick()
+            self.flush_reports()
+
+    def restart_due(self, force: bool = False) -> None:
+        for node in self.nodes.values():
+            if node.raw is None and not node.retired and (force or node.down_until <= self.now):
+                node.start()
+                node.next_tick_at = self.now + self.clock_rng.randint(1, node.tick_period)
+                self.trace.add(
+                    self.now,
+                    f"n{node.id} RESTART term={node.term} commit={node.commit} "
+                    f"log={node.log.base_index}..{node.log.last_index}",
+                )
+                node.process()
+                self.flush_reports()
+
+    def crash(self, node: SimNode, downtime: int) -> None:
+        node.crash()
+        node.down_until = self.now + downtime
+
+    def leader(self) -> SimNode | None:
+        """The running node that believes it leads with the highest term."""
+        best = None
+        for node in self.nodes.values():
+            if node.raw is not None and node.is_leader and (best is None or node.term > best.term):
+                best = node
+        return best
+
+    def running(self) -> list[SimNode]:
+        return [n for n in self.nodes.values() if n.raw is not None]

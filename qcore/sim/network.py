@@ -1,0 +1,135 @@
+"""A simulated packet network between Raft nodes.
+
+Every ordered pair of nodes is a link. A packet sent on a link is delivered
+after a random delay, unless it is lost, and may be delivered twice. Links
+are FIFO (like the persistent TCP/WebSocket connections of the real node)
+except for packets picked to be "reordered", which get a delay of their own
+and may overtake earlier packets. Partitions are sets of blocked directed
+links, so one-way (asymmetric) partitions are as easy as full ones; a packet
+is dropped if its link is blocked when it is sent or when it arrives.
+
+The network knows nothing about Raft beyond `Message.to` / `Message.frm`;
+the cluster decides what to do with a dropped SNAP (report_snapshot) or a
+message to a crashed node.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+from qcore.raft.types import Entry, Message
+from qcore.sim.options import NetworkOptions
+
+
+@dataclass(slots=True)
+class Packet:
+    deliver_at: int
+    seq: int
+    msg: Message
+    duplicate: bool = False
+
+    def __lt__(self, other: "Packet") -> bool:
+        return (self.deliver_at, self.seq) < (other.deliver_at, other.seq)
+
+
+def copy_message(msg: Message) -> Message:
+    """A private copy for the receiver: real nodes never share objects, and a
+    core that mutated a received message must not corrupt the sender's log
+    or a duplicate still in flight."""
+    entries = [Entry(e.term, e.index, e.type, e.data) for e in msg.entries]
+    return replace(msg, entries=entries)
+
+
+class Network:
+    def __init__(self, rng: random.Random, options: NetworkOptions) -> None:
+        self.rng = rng
+        self.options = options
+        self.blocked: set[tuple[int, int]] = set()
+        self._queue: list[Packet] = []
+        self._seq = 0
+        # Last delivery time per link: FIFO order for non-reordered packets.
+        self._link_tail: dict[tuple[int, int], int] = {}
+        self.sent = 0
+        self.dropped = 0
+        self.duplicated = 0
+
+    # -- sending and delivery ------------------------------------------------
+
+    def send(self, msg: Message, now: int) -> bool:
+        """Queue `msg`; False if it was dropped at once (loss or partition)."""
+        self.sent += 1
+        link = (msg.frm, msg.to)
+        if link in self.blocked or self.rng.random() < self.options.loss:
+            self.dropped += 1
+            return False
+        self._enqueue(msg, now, duplicate=False)
+        if self.rng.random() < self.options.duplicate:
+            self.duplicated += 1
+            self._enqueue(msg, now, duplicate=True)
+        return True
+
+    def _enqueue(self, msg: Message, now: int, duplicate: bool) -> None:
+        opts = self.options
+        at = now + self.rng.randint(opts.delay_min, opts.delay_max)
+        link = (msg.frm, msg.to)
+        if duplicate or self.rng.random() < opts.reorder:
+            pass  # free to overtake or be overtaken
+        else:
+            at = max(at, self._link_tail.get(link, 0))
+            self._link_tail[link] = at
+        self._seq += 1
+        heapq.heappush(self._queue, Packet(at, self._seq, msg, duplicate))
+
+    def next_due(self) -> int | None:
+        return self._queue[0].deliver_at if self._queue else None
+
+    def pop_due(self, now: int) -> tuple[Message, bool] | None:
+        """The next packet due at or before `now`: (message, delivered).
+        `delivered` is False when a partition cut the link meanwhile; the
+        caller gets the message anyway to report SNAP failures."""
+        if not self._queue or self._queue[0].deliver_at > now:
+            return None
+        packet = heapq.heappop(self._queue)
+        msg = packet.msg
+        if (msg.frm, msg.to) in self.blocked:
+            self.dropped += 1
+            return msg, False
+        return copy_message(msg), True
+
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    # -- partitions ----------------------------------------------------------
+
+    def block(self, frm: int, to: int) -> None:
+        self.blocked.add((frm, to))
+
+    def isolate(self, node: int, others: Iterable[int]) -> None:
+        for other in others:
+            if other != node:
+                self.blocked.add((node, other))
+                self.blocked.add((other, node))
+
+    def split(self, side_a: Iterable[int], side_b: Iterable[int], one_way: bool = False) -> None:
+        """Cut every link from side_a to side_b (and back unless one_way)."""
+        side_b = list(side_b)
+        for a in side_a:
+            for b in side_b:
+                if a != b:
+                    self.blocked.add((a, b))
+                    if not one_way:
+                        self.blocked.add((b, a))
+
+    def heal(self) -> None:
+        self.blocked.clear()
+
+    def reachable(self, frm: int, to: int) -> bool:
+        return (frm, to) not in self.blocked
+
+    def describe_partition(self) -> str:
+        if not self.blocked:
+            return "none"
+        return " ".join(f"{a}->{b}" for a, b in sorted(self.blocked))

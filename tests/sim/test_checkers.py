@@ -1,0 +1,144 @@
+"""The checkers must be able to fail: each is fed a broken history directly."""
+
+from __future__ import annotations
+
+import pytest
+
+from qcore.raft.types import Entry
+from qcore.sim.checkers import Checker, SafetyViolation
+from qcore.sim.logview import LogView
+
+
+def ents(first: int, last: int, term: int = 1, tag: str = "") -> list[Entry]:
+    return [Entry(term, i, data=f"{tag}e{i}".encode()) for i in range(first, last + 1)]
+
+
+def write(ck: Checker, node: int, log: LogView, entries: list[Entry]) -> None:
+    ck.log_write(node, log, entries)
+
+
+def test_clean_history_passes() -> None:
+    ck = Checker()
+    a, b = LogView(), LogView()
+    write(ck, 1, a, ents(1, 3))
+    ck.on_leader(1, 1, a)
+    write(ck, 2, b, ents(1, 3))
+    ck.on_commit(1, 3, a)
+    ck.on_commit(2, 2, b)
+    for i in (1, 2, 3):
+        ck.on_apply(1, i, a.chain_at(i), f"e{i}".encode())
+    ck.on_leader(2, 2, b)  # b holds every committed entry (3 is committed; b has it)
+
+
+def test_two_leaders_in_one_term() -> None:
+    ck = Checker()
+    ck.on_leader(1, 5, LogView())
+    ck.on_leader(1, 5, LogView())  # the same leader again is fine
+    with pytest.raises(SafetyViolation, match="election safety"):
+        ck.on_leader(2, 5, LogView())
+
+
+def test_same_index_and_term_with_different_prefix() -> None:
+    ck = Checker()
+    a, b = LogView(), LogView()
+    write(ck, 1, a, [Entry(1, 1, data=b"e1"), Entry(1, 2, data=b"e2"), Entry(2, 3, data=b"e3")])
+    write(ck, 2, b, [Entry(1, 1, data=b"e1"), Entry(2, 2, data=b"other")])
+    with pytest.raises(SafetyViolation, match="log matching"):
+        write(ck, 2, b, [Entry(2, 3, data=b"e3")])  # same entry at 3/t2, different prefix
+
+
+def test_same_index_and_term_with_different_entry() -> None:
+    ck = Checker()
+    write(ck, 1, LogView(), ents(1, 2))
+    with pytest.raises(SafetyViolation, match="log matching"):
+        write(ck, 2, LogView(), ents(1, 1) + [Entry(1, 2, data=b"other")])
+
+
+def test_new_leader_missing_a_committed_entry() -> None:
+    ck = Checker()
+    a, b = LogView(), LogView()
+    write(ck, 1, a, ents(1, 4))
+    write(ck, 2, b, ents(1, 2))
+    ck.on_commit(1, 4, a)
+    with pytest.raises(SafetyViolation, match="leader completeness"):
+        ck.on_leader(2, 2, b)
+
+
+def test_committed_entry_replaced() -> None:
+    ck = Checker()
+    a, b = LogView(), LogView()
+    write(ck, 1, a, ents(1, 3))
+    ck.on_commit(1, 3, a)
+    write(ck, 2, b, ents(1, 2) + ents(3, 3, term=2, tag="x"))
+    with pytest.raises(SafetyViolation, match="committed entry lost"):
+        ck.on_commit(2, 3, b)
+
+
+def test_overwriting_a_committed_entry_in_place() -> None:
+    ck = Checker()
+    a = LogView()
+    write(ck, 1, a, ents(1, 3))
+    ck.on_commit(1, 3, a)
+    with pytest.raises(SafetyViolation, match="committed entry lost"):
+        write(ck, 1, a, ents(2, 2, term=3, tag="x"))
+
+
+def test_lagging_log_may_hold_a_stale_entry_at_a_committed_index() -> None:
+    """A follower cut off with a deposed leader may still accept its entry
+    at an index the majority has meanwhile committed differently."""
+    ck = Checker()
+    a, b = LogView(), LogView()
+    write(ck, 1, a, ents(1, 3, term=2))
+    ck.on_commit(1, 3, a)
+    write(ck, 2, b, ents(1, 2, term=2) + ents(3, 3, term=1, tag="stale"))  # not a violation
+    write(ck, 2, b, ents(3, 3, term=2))  # repaired by the leader
+    ck.on_commit(2, 3, b)
+
+
+def test_commit_past_the_end_of_the_log() -> None:
+    ck = Checker()
+    a = LogView()
+    write(ck, 1, a, ents(1, 2))
+    with pytest.raises(SafetyViolation, match="past its last index"):
+        ck.on_commit(1, 3, a)
+
+
+def test_two_nodes_apply_different_entries_at_one_index() -> None:
+    ck = Checker()
+    ck.on_apply(1, 1, b"A" * 12, b"v1")
+    with pytest.raises(SafetyViolation, match="state machine safety"):
+        ck.on_apply(2, 1, b"B" * 12, b"v9")
+
+
+def test_value_applied_twice() -> None:
+    ck = Checker()
+    ck.on_apply(1, 1, b"A" * 12, b"v1")
+    with pytest.raises(SafetyViolation, match="again"):
+        ck.on_apply(1, 2, b"B" * 12, b"v1")
+
+
+def test_stale_read_is_detected() -> None:
+    ck = Checker()
+    ck.on_write_acked(7)
+    ck.on_read_issued(b"r1", 2, now=10)
+    ck.on_write_acked(9)  # acknowledged after the read began: not required
+    ck.on_read_served(b"r1", 2, read_index=7, applied=7)
+    ck.on_read_issued(b"r2", 3, now=11)
+    with pytest.raises(SafetyViolation, match="linearizable read"):
+        ck.on_read_served(b"r2", 3, read_index=8, applied=8)
+
+
+def test_read_answered_on_the_wrong_node() -> None:
+    ck = Checker()
+    ck.on_read_issued(b"r1", 2, now=1)
+    with pytest.raises(SafetyViolation, match="linearizable read"):
+        ck.on_read_served(b"r1", 3, read_index=0, applied=0)
+
+
+def test_snapshot_of_another_history() -> None:
+    ck = Checker()
+    a = LogView()
+    write(ck, 1, a, ents(1, 3))
+    ck.on_commit(1, 3, a)
+    with pytest.raises(SafetyViolation):
+        ck.on_snapshot(2, 3, 1, b"Z" * 12)
