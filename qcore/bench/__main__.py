@@ -1,0 +1,5 @@
+"""``python -m qcore.bench``."""
+
+from qcore.bench import main
+
+raise SystemExit(main())

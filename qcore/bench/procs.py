@@ -1,0 +1,120 @@
+"""Child processes for benches: start, wait until listening, measure, stop.
+
+Every server a bench starts is a child process with its output in a log
+file under the bench's work directory, so a failed start can be explained
+by pointing at that file; every child is stopped (SIGTERM, then SIGKILL)
+when the bench ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS says are free now (bound together so they are distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Child:
+    """One server process with its log file."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")
+        full_env = child_env()
+        if env:
+            full_env.update(env)
+        logger.debug("starting %s: %s", name, " ".join(argv))
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def rss_bytes(self) -> int:
+        """Resident set size now (Linux /proc), 0 if unknown."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class ChildError(RuntimeError):
+    """A child process failed to start or died."""
+
+
+async def wait_listening(child: Child, host: str, port: int, timeout: float = 30.0) -> None:
+    """Wait until ``host:port`` accepts connections (or the child dies)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        if not child.alive():
+            raise ChildError(f"{child.name} exited with {child.proc.returncode}; log {child.log_path}:\n{child.log_tail()}")
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise ChildError(f"{child.name} not listening on {host}:{port} after {timeout}s; log {child.log_path}")
+        await asyncio.sleep(delay)  # polling a port the child will open; there is no event to await
+        delay = min(delay * 1.5, 0.25)
+
+
+def python_argv(module: str, *args: str) -> list[str]:
+    """``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def child_env() -> dict[str, str]:
+    """The environment for Python children: they must import this same qcore, installed or not."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

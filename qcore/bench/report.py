@@ -1,0 +1,189 @@
+"""Turning results into the table, the qcore/peer ratios, JSON and charts.
+
+The table is plain text and always printed; the charts need matplotlib
+(``pip install 'qcore[bench]'``) and are skipped with a note without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from qcore.bench.runner import RunResult
+
+logger = logging.getLogger(__name__)
+
+#: Peer runs whose semantics differ from qcore's for a workload (shown next to ratios).
+CAVEATS = {
+    ("pysyncobj", "read"): "local read (PySyncObj has no linearizable read)",
+    ("pysyncobj", "mixed"): "reads are local",
+    ("pysyncobj", "create"): "set of a new key",
+    ("etcd", "create"): "put of a new key",
+    ("etcd", "batch"): "txn of 10 puts",
+}
+
+
+def table(results: Iterable[RunResult]) -> str:
+    """The results table: one row per measurement."""
+    head = f"{'system':<10} {'nodes':>5} {'workload':<8} {'conc':>5} {'ops/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'errors':>7}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        prefix = f"{r.system:<10} {r.nodes:>5} {r.workload:<8} {r.concurrency:>5}"
+        if r.failed:
+            lines.append(f"{prefix} FAILED: {r.failed.splitlines()[0][:80] if r.failed else ''}")
+            continue
+        f = r.figures
+        lines.append(
+            f"{prefix} {f['ops_per_s']:>10.0f} {f['p50_ms']:>8.2f} {f['p90_ms']:>8.2f} {f['p99_ms']:>8.2f} "
+            f"{f['p99.9_ms']:>9.2f} {int(f['errors']):>7}"
+        )
+    return "\n".join(lines)
+
+
+def ratios(results: list[RunResult]) -> list[dict[str, Any]]:
+    """qcore/peer for every (nodes, workload, concurrency) both measured."""
+    by_key = {(r.system, r.nodes, r.workload, r.concurrency): r for r in results if not r.failed}
+    out = []
+    for (system, nodes, workload, conc), peer in sorted(by_key.items()):
+        if system in ("qcore", "noop", "noop-http"):
+            continue
+        q = by_key.get(("qcore", nodes, workload, conc))
+        if q is None or peer.figures["ops_per_s"] <= 0:
+            continue
+        out.append(
+            {
+                "peer": system,
+                "nodes": nodes,
+                "workload": workload,
+                "concurrency": conc,
+                "qcore_ops_per_s": q.figures["ops_per_s"],
+                "peer_ops_per_s": peer.figures["ops_per_s"],
+                "throughput_ratio": q.figures["ops_per_s"] / peer.figures["ops_per_s"],
+                "p50_ratio": _safe_div(q.figures["p50_ms"], peer.figures["p50_ms"]),
+                "p99_ratio": _safe_div(q.figures["p99_ms"], peer.figures["p99_ms"]),
+                "note": CAVEATS.get((system, workload), ""),
+            }
+        )
+    return out
+
+
+def _safe_div(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
+
+
+def ratio_table(rows: list[dict[str, Any]]) -> str:
+    """Throughput ratio > 1 means qcore is faster; latency ratio < 1 means qcore is quicker."""
+    if not rows:
+        return "(no qcore/peer pairs measured)"
+    head = f"{'qcore vs':<10} {'nodes':>5} {'workload':<8} {'conc':>5} {'qcore/s':>9} {'peer/s':>9} {'ops x':>7} {'p50 x':>7} {'p99 x':>7}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['peer']:<10} {r['nodes']:>5} {r['workload']:<8} {r['concurrency']:>5} {r['qcore_ops_per_s']:>9.0f} "
+            f"{r['peer_ops_per_s']:>9.0f} {r['throughput_ratio']:>7.2f} {r['p50_ratio']:>7.2f} {r['p99_ratio']:>7.2f}  {r['note']}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -> list[Path]:
+    """Throughput vs concurrency and latency CDFs per workload; [] without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: no charts (pip install 'qcore[bench]')")
+        return []
+    ok = [r for r in results if not r.failed and r.figures.get("ops", 0) > 0]
+    if not ok:
+        return []
+    workloads = list(dict.fromkeys(r.workload for r in ok))
+    series = list(dict.fromkeys((r.system, r.nodes) for r in ok))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    cols = min(3, len(workloads))
+    rows = (len(workloads) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax, wl in zip(axes.flat, workloads):
+        for system, nodes in series:
+            pts = sorted((r.concurrency, r.figures["ops_per_s"]) for r in ok if r.workload == wl and (r.system, r.nodes) == (system, nodes))
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{system} x{nodes}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{wl}: throughput")
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("ops/s")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(workloads):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path = out_dir / "throughput.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    written.append(path)
+
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax, wl in zip(axes.flat, workloads):
+        for r in ok:
+            if r.workload == wl and r.concurrency == cdf_concurrency:
+                pts = r.hist.cdf()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{r.system} x{r.nodes}")
+        ax.set_xscale("log")
+        ax.set_title(f"{wl}: latency CDF at {cdf_concurrency} clients")
+        ax.set_xlabel("latency (ms)")
+        ax.set_ylabel("fraction of requests")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(workloads):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path = out_dir / "latency_cdf.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def scale_chart(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """Throughput and RSS against entity count (the scale bench)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    ok = [r for r in rows if r.get("ops_per_s")]
+    if not ok:
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    xs = [r["entities"] for r in ok]
+    a1.plot(xs, [r["ops_per_s"] for r in ok], marker="o")
+    a1.set_xscale("log")
+    a1.set_title(f"{ok[0]['workload']} throughput vs entities")
+    a1.set_xlabel("entities")
+    a1.set_ylabel("ops/s")
+    a2.plot(xs, [max(r["rss_bytes"]) / 2**20 for r in ok], marker="o")
+    a2.set_xscale("log")
+    a2.set_title("largest node RSS vs entities")
+    a2.set_xlabel("entities")
+    a2.set_ylabel("MiB")
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path = out_dir / "scale.png"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
