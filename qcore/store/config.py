@@ -1,0 +1,366 @@
+"""The schema config file (SPEC 4): YAML -> a LoadConfig command.
+
+Layout::
+
+    schemas:
+      - entity_type: User
+        inherit: Object
+        fields:
+          Email: {default_value: {String: ""}, rank: 3}
+    tree:
+      - entity_type: Root
+        name: Root
+        attributes: {Description: {String: "top"}}
+        children: [...]
+
+Values use the tagged form (``{Int: 5}``, ``{EntityReference: "User$3"}``,
+``{Timestamp: {secs_since_epoch: 0, nanos_since_epoch: 0}}``, ...). Bare YAML
+scalars are accepted where the meaning is unambiguous:
+
+* a ``default_value``: ``true`` -> Bool, ``5`` -> Int, ``1.5`` -> Float,
+  ``"x"`` -> String, a YAML date/time -> Timestamp; on a field that lists
+  ``choices``, an int or a choice *name* -> Choice;
+* an attribute: the field's variant decides (``5`` on a Float field is 5.0,
+  ``"User$3"`` on an EntityReference field is a reference, ``Admin`` on a
+  Choice field is the index of that choice name, a list of ``"Type$n"`` on an
+  EntityList field is that list).
+
+Tree entities are created depth-first in file order, so their ids are
+predictable: on a fresh cluster the first tree entity is ``Type$1``, the next
+``Type$2``, and so on (ids count across all types).
+
+Every error (YAML syntax, unknown key, wrong shape, unknown type or parent,
+inheritance cycle, wrong value type) raises :class:`ConfigError` naming the
+file, the path inside it and the reason. Semantic checks are done by applying
+the command to a scratch :class:`Store`, so the file is accepted exactly when
+the cluster would accept it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .commands import LoadConfig, TreeNode
+from .schema import EntitySchema, FieldSchema, SchemaError, resolve_complete
+from .types import (
+    I64_MAX,
+    I64_MIN,
+    VALUE_CLASSES,
+    Blob,
+    Bool,
+    Choice,
+    EntityId,
+    EntityList,
+    EntityReference,
+    Float,
+    Int,
+    String,
+    Timestamp,
+    TimestampValue,
+    Value,
+)
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA_KEYS = {"entity_type", "inherit", "fields"}
+_FIELD_KEYS = {"field_type", "default_value", "rank", "read_permission", "write_permission", "choices"}
+_NODE_KEYS = {"entity_type", "name", "attributes", "children"}
+
+
+class ConfigError(Exception):
+    """A config file that cannot be loaded: ``file``, ``path`` inside it
+    (``schemas[1].fields.Email.default_value``) and ``reason``."""
+
+    def __init__(self, file: str, path: str, reason: str) -> None:
+        self.file = file
+        self.path = path
+        self.reason = reason
+        where = f"{file}: {path}" if path else file
+        super().__init__(f"{where}: {reason}")
+
+
+class _Bad(Exception):
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+
+
+def _kind(x: Any) -> str:
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return f"boolean {x}"
+    if isinstance(x, (int, float)):
+        return f"number {x!r}"
+    if isinstance(x, str):
+        return f"string {x!r}" if len(x) < 40 else "a string"
+    if isinstance(x, dict):
+        return f"a mapping with keys {list(x)[:5]}"
+    if isinstance(x, list):
+        return f"a list of {len(x)} items"
+    return type(x).__name__
+
+
+def _check_keys(d: dict, allowed: set[str], path: str) -> None:
+    for k in d:
+        if k not in allowed:
+            raise _Bad(path, f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _eid(x: Any, path: str) -> EntityId:
+    if isinstance(x, str):
+        try:
+            return EntityId.parse(x.strip())
+        except ValueError as e:
+            raise _Bad(path, str(e)) from None
+    if isinstance(x, dict) and set(x) == {"typ", "id"} and isinstance(x["typ"], str):
+        n = x["id"]
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return EntityId(x["typ"], n)
+    raise _Bad(path, f"expected an entity id like 'User$123', got {_kind(x)}")
+
+
+def _int(x: Any, path: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise _Bad(path, f"expected an integer, got {_kind(x)}")
+    if not I64_MIN <= x <= I64_MAX:
+        raise _Bad(path, f"integer {x} is outside the signed 64-bit range")
+    return x
+
+
+def _timestamp(x: Any, path: str) -> Timestamp:
+    if isinstance(x, _dt.datetime):
+        if x.tzinfo is None:
+            x = x.replace(tzinfo=_dt.timezone.utc)
+        delta = x - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+        ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        if ns < 0:
+            raise _Bad(path, "timestamps before 1970 are not supported")
+        return Timestamp.from_ns(ns)
+    if isinstance(x, _dt.date):
+        return _timestamp(_dt.datetime(x.year, x.month, x.day), path)
+    if isinstance(x, dict):
+        _check_keys(x, {"secs_since_epoch", "nanos_since_epoch"}, path)
+        s = x.get("secs_since_epoch", 0)
+        n = x.get("nanos_since_epoch", 0)
+        try:
+            return Timestamp(s, n)
+        except ValueError as e:
+            raise _Bad(path, str(e)) from None
+    raise _Bad(path, f"expected {{secs_since_epoch: S, nanos_since_epoch: N}} or a date/time, got {_kind(x)}")
+
+
+def _choice(x: Any, choices: tuple[str, ...] | None, path: str) -> Value:
+    if isinstance(x, str):
+        if choices is None or x not in choices:
+            raise _Bad(path, f"{x!r} is not one of the field's choices {list(choices or ())}")
+        return Choice(choices.index(x))
+    return Choice(_int(x, path))
+
+
+def _payload(tag: str, p: Any, choices: tuple[str, ...] | None, path: str) -> Value:
+    """The tagged form ``{tag: p}``."""
+    if tag == "Bool":
+        if not isinstance(p, bool):
+            raise _Bad(path, f"expected true or false, got {_kind(p)}")
+        return Bool(p)
+    if tag == "Int":
+        return Int(_int(p, path))
+    if tag == "Float":
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise _Bad(path, f"expected a number, got {_kind(p)}")
+        try:
+            return Float(float(p))
+        except (ValueError, OverflowError) as e:
+            raise _Bad(path, str(e)) from None
+    if tag == "String":
+        if not isinstance(p, str):
+            raise _Bad(path, f"expected a string (quote it), got {_kind(p)}")
+        return String(p)
+    if tag == "Choice":
+        return _choice(p, choices, path)
+    if tag == "EntityReference":
+        return EntityReference(None if p is None else _eid(p, path))
+    if tag == "EntityList":
+        if p is None:
+            return EntityList(())
+        if not isinstance(p, list):
+            raise _Bad(path, f"expected a list of entity ids, got {_kind(p)}")
+        return EntityList(tuple(_eid(x, f"{path}[{i}]") for i, x in enumerate(p)))
+    if tag == "Blob":
+        if isinstance(p, (bytes, bytearray)):
+            return Blob(bytes(p))
+        if not isinstance(p, list):
+            raise _Bad(path, f"expected a list of bytes (0-255) or !!binary, got {_kind(p)}")
+        for i, b in enumerate(p):
+            if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255:
+                raise _Bad(f"{path}[{i}]", f"expected a byte (0-255), got {_kind(b)}")
+        return Blob(bytes(p))
+    if tag == "Timestamp":
+        return TimestampValue(_timestamp(p, path))
+    raise _Bad(path, f"unknown value type {tag!r} (expected one of {', '.join(VALUE_CLASSES)})")
+
+
+def parse_value(x: Any, path: str, hint: type[Value] | None = None, choices: tuple[str, ...] | None = None) -> Value:
+    """A YAML value: tagged form, or a bare scalar read as ``hint``'s variant
+    when given (else the obvious variant of the scalar)."""
+    if isinstance(x, dict):
+        if len(x) == 1:
+            tag, p = next(iter(x.items()))
+            if isinstance(tag, str) and tag in VALUE_CLASSES:
+                return _payload(tag, p, choices, f"{path}.{tag}")
+        if hint is TimestampValue and "secs_since_epoch" in x:
+            return TimestampValue(_timestamp(x, path))
+        raise _Bad(path, f"expected a value like {{String: x}} or {{Int: 5}}, got {_kind(x)}")
+    if hint is not None:
+        if hint is EntityReference and (x is None or isinstance(x, str)):
+            return _payload("EntityReference", x, choices, path)
+        if hint in (EntityList, Blob) and isinstance(x, list):
+            return _payload(hint.tag, x, choices, path)
+        if hint in (Int, Float, Choice, Bool, String) and x is not None and not isinstance(x, (list, dict)):
+            return _payload(hint.tag, x, choices, path)
+        if hint is TimestampValue and isinstance(x, (_dt.date, int)) and not isinstance(x, bool):
+            if isinstance(x, int):
+                return TimestampValue(Timestamp(x, 0)) if x >= 0 else _payload("Timestamp", x, None, path)
+            return TimestampValue(_timestamp(x, path))
+    if isinstance(x, bool):
+        return Bool(x)
+    if isinstance(x, int):
+        return Int(_int(x, path))
+    if isinstance(x, float):
+        return _payload("Float", x, None, path)
+    if isinstance(x, str):
+        return String(x)
+    if isinstance(x, _dt.date):
+        return TimestampValue(_timestamp(x, path))
+    raise _Bad(path, f"cannot tell the value type of {_kind(x)}; use the tagged form, e.g. {{String: x}}")
+
+
+def _parse_field(name: Any, d: Any, path: str) -> FieldSchema:
+    if not isinstance(name, str):
+        raise _Bad(path, f"field names must be strings, got {_kind(name)}")
+    if not isinstance(d, dict):
+        raise _Bad(path, f"expected a mapping {{default_value: ..., rank: ...}}, got {_kind(d)}")
+    _check_keys(d, _FIELD_KEYS, path)
+    ft = d.get("field_type", name)
+    if ft != name:
+        raise _Bad(f"{path}.field_type", f"{ft!r} differs from the field's key {name!r}")
+    choices = d.get("choices")
+    if choices is not None:
+        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+            raise _Bad(f"{path}.choices", f"expected a list of strings, got {_kind(choices)}")
+        choices = tuple(choices)
+    if "default_value" not in d:
+        raise _Bad(path, "missing default_value (it fixes the field's type)")
+    raw = d["default_value"]
+    hint = Choice if choices is not None and (isinstance(raw, str) or (isinstance(raw, int) and not isinstance(raw, bool))) else None
+    default = parse_value(raw, f"{path}.default_value", hint, choices)
+    rank = d.get("rank", 0)
+    rank = _int(rank, f"{path}.rank")
+    perms = []
+    for key in ("read_permission", "write_permission"):
+        x = d.get(key)
+        perms.append(None if x is None else _eid(x, f"{path}.{key}"))
+    return FieldSchema(name, default, rank, perms[0], perms[1], choices)
+
+
+def _parse_schema(d: Any, path: str) -> EntitySchema:
+    if not isinstance(d, dict):
+        raise _Bad(path, f"expected a mapping with entity_type, inherit, fields; got {_kind(d)}")
+    _check_keys(d, _SCHEMA_KEYS, path)
+    t = d.get("entity_type")
+    if not isinstance(t, str) or not t:
+        raise _Bad(f"{path}.entity_type", f"expected a type name, got {_kind(t)}")
+    inherit = d.get("inherit")
+    if inherit is not None and not isinstance(inherit, str):
+        raise _Bad(f"{path}.inherit", f"expected a type name or null, got {_kind(inherit)}")
+    fields_raw = d.get("fields") or {}
+    if not isinstance(fields_raw, dict):
+        raise _Bad(f"{path}.fields", f"expected a mapping of field name -> field, got {_kind(fields_raw)}")
+    fields = {name: _parse_field(name, fd, f"{path}.fields.{name}") for name, fd in fields_raw.items()}
+    return EntitySchema(t, inherit, fields)
+
+
+def _parse_node(d: Any, path: str, complete: Mapping[str, Mapping[str, FieldSchema]]) -> TreeNode:
+    if not isinstance(d, dict):
+        raise _Bad(path, f"expected a mapping with entity_type, name, attributes, children; got {_kind(d)}")
+    _check_keys(d, _NODE_KEYS, path)
+    t = d.get("entity_type")
+    if not isinstance(t, str) or not t:
+        raise _Bad(f"{path}.entity_type", f"expected a type name, got {_kind(t)}")
+    name = d.get("name", "")
+    if name is None:
+        name = ""
+    if not isinstance(name, str):
+        name = str(name) if isinstance(name, (int, float)) and not isinstance(name, bool) else name
+        if not isinstance(name, str):
+            raise _Bad(f"{path}.name", f"expected a string, got {_kind(name)}")
+    attrs_raw = d.get("attributes") or {}
+    if not isinstance(attrs_raw, dict):
+        raise _Bad(f"{path}.attributes", f"expected a mapping of field -> value, got {_kind(attrs_raw)}")
+    cs = complete.get(t, {})
+    attrs: dict[str, Value] = {}
+    for k, v in attrs_raw.items():
+        fs = cs.get(k)
+        hint = fs.default_value.__class__ if fs is not None else None
+        attrs[str(k)] = parse_value(v, f"{path}.attributes.{k}", hint, fs.choices if fs is not None else None)
+    kids_raw = d.get("children") or []
+    if not isinstance(kids_raw, list):
+        raise _Bad(f"{path}.children", f"expected a list of entities, got {_kind(kids_raw)}")
+    kids = [_parse_node(c, f"{path}.children[{i}]", complete) for i, c in enumerate(kids_raw)]
+    return TreeNode(t, name, attrs, kids)
+
+
+def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
+    """Parse and validate config text; raises ConfigError."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(filename, where, f"invalid YAML: {problem}") from None
+    try:
+        if not isinstance(doc, dict):
+            raise _Bad("", f"expected a mapping with 'schemas' and 'tree', got {_kind(doc)}")
+        _check_keys(doc, {"schemas", "tree"}, "")
+        raw_schemas = doc.get("schemas") or []
+        if not isinstance(raw_schemas, list):
+            raise _Bad("schemas", f"expected a list of schemas, got {_kind(raw_schemas)}")
+        schemas = [_parse_schema(s, f"schemas[{i}]") for i, s in enumerate(raw_schemas)]
+        try:
+            complete = resolve_complete({s.entity_type: s for s in schemas})
+        except SchemaError:
+            complete = {}  # reported with its path by the validation below
+        raw_tree = doc.get("tree") or []
+        if not isinstance(raw_tree, list):
+            raise _Bad("tree", f"expected a list of entities, got {_kind(raw_tree)}")
+        tree = [_parse_node(n, f"tree[{i}]", complete) for i, n in enumerate(raw_tree)]
+    except _Bad as b:
+        raise ConfigError(filename, b.path, b.reason) from None
+    cfg = LoadConfig(schemas, tree)
+    from .state import Store
+
+    resp, _ = Store().apply(cfg, Timestamp(0, 0))
+    if resp.error is not None:
+        path, sep, reason = resp.error.partition(": ")
+        if not sep or " " in path:
+            path, reason = "", resp.error
+        raise ConfigError(filename, path, reason)
+    logger.debug("config %s: %d schemas, %d tree entities", filename, len(schemas), resp.created)
+    return cfg
+
+
+def load_config(path: str | Path) -> LoadConfig:
+    """Read and validate a config file; raises ConfigError (also for I/O errors)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), "", f"cannot read the file: {e}") from None
+    return load_config_text(text, str(p))
