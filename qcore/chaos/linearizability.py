@@ -141,7 +141,7 @@ class Explanation:
             "the register could hold:",
         ]
         for state, applied in self.states_before[:20]:
-            extra = f" (with open ops {applied} already applied)" if applied else ""
+            extra = f" (if open writes {applied} took effect already)" if applied else ""
             lines.append(f"    {state}{extra}")
         if len(self.states_before) > 20:
             lines.append(f"    ... {len(self.states_before) - 20} more")
@@ -326,7 +326,9 @@ def _window(
 ) -> Explanation:
     start, configs, open_then = before
     x = rel[culprit]
-    states = sorted({(s, tuple(sorted(rel[j].id for j in lin))) for s, lin in configs})
+    # Reads change nothing, so only the writes among the already-linearised
+    # open ops tell how a state was reached.
+    states = sorted({(s, tuple(sorted(rel[j].id for j in lin if rel[j].kind != "read"))) for s, lin in configs})
     window = [
         op
         for k, op in enumerate(rel)

@@ -1,0 +1,52 @@
+"""``python -m qcore.chaos --nodes 5 --duration 1800 --seed 7``: one or more chaos runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from qcore.chaos.nemesis import FAULTS
+from qcore.chaos.run import RunConfig, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m qcore.chaos", description=__doc__)
+    p.add_argument("--nodes", type=int, default=5, help="voters")
+    p.add_argument("--spares", type=int, default=1, help="extra nodes for membership changes")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of faults per seed")
+    p.add_argument("--seed", type=int, default=1, help="first seed")
+    p.add_argument("--seeds", type=int, default=1, help="how many consecutive seeds to run")
+    p.add_argument("--workers", type=int, default=8, help="concurrent client processes")
+    p.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated subset of {','.join(FAULTS)}")
+    p.add_argument("--registers", type=int, default=0, help="keys to pre-create (default: from the duration)")
+    p.add_argument("--ops-per-key", type=int, default=150)
+    p.add_argument("--dir", type=Path, default=None, help="run directory (kept); default a temp dir")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir even when the run passes")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--node-arg", action="append", default=[], help="extra argument for every node (repeatable)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    faults = tuple(f for f in a.faults.split(",") if f)
+    unknown = set(faults) - set(FAULTS)
+    if unknown:
+        p.error(f"unknown faults {sorted(unknown)}")
+    worst = 0
+    for seed in range(a.seed, a.seed + a.seeds):
+        cfg = RunConfig(nodes=a.nodes, spares=a.spares, duration=a.duration, seed=seed, workers=a.workers,
+                        faults=faults, registers=a.registers or max(200, int(a.duration * 3)),
+                        ops_per_key=a.ops_per_key, base_dir=a.dir / f"seed-{seed}" if a.dir else None,
+                        keep=a.keep, node_args=a.node_arg)
+        print(f"=== seed {seed}: {cfg.replay()}", flush=True)
+        report = asyncio.run(run(cfg))
+        print(report.render(), flush=True)
+        if report.log_tails:
+            print(report.log_tails, flush=True)
+        worst = max(worst, report.exit_code)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
