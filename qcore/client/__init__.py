@@ -1,0 +1,48 @@
+"""The qcore asyncio client library.
+
+    from qcore.client import Client
+
+    async with Client(["127.0.0.1:8080", "127.0.0.1:8081"]) as c:
+        user = await c.create("User", "alice", parent="Folder$2")
+        await c.write(user, "Email", "alice@example.com")
+        value, write_time, writer = await c.read(user, "Email")
+
+See docs/client.md.
+"""
+
+from qcore.client.client import Client, is_idempotent, member_addresses, parse_addresses
+from qcore.client.errors import (
+    CommandError,
+    ConnectionFailed,
+    HistoryCompacted,
+    NotLeader,
+    QcoreError,
+    RequestTimeout,
+    ServerError,
+    UnknownOutcome,
+)
+from qcore.client.watch import Watch, notify_on_entity, notify_on_type
+from qcore.client.wire import entity_id, entity_id_text, read_request, value, write_request
+
+__all__ = [
+    "Client",
+    "Watch",
+    "notify_on_entity",
+    "notify_on_type",
+    "read_request",
+    "write_request",
+    "entity_id",
+    "entity_id_text",
+    "value",
+    "is_idempotent",
+    "member_addresses",
+    "parse_addresses",
+    "QcoreError",
+    "ConnectionFailed",
+    "RequestTimeout",
+    "UnknownOutcome",
+    "ServerError",
+    "NotLeader",
+    "CommandError",
+    "HistoryCompacted",
+]

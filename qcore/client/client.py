@@ -1,0 +1,618 @@
+"""The asyncio client: one pipelined connection, failover, and safe retries.
+
+Retry rules — the point of this module — in one place:
+
+* **Not sent** (no node reachable, or the connection was already closed):
+  every request is retried, on the next address, until its deadline.
+* **Definite refusal** (the node answers that it has no leader, is not the
+  leader, is not initialised, or is shutting down — texts from
+  :mod:`qcore.protocol.errors`, only sent for requests that were never
+  proposed): every request, writes included, is retried — on the named
+  leader, on the next address, or after a back-off.
+* **Unknown outcome** (the request was sent and then the connection dropped
+  or no reply came in time): only *idempotent* requests are sent again —
+  reads, ``GetMetrics``, ``SetSchema``, ``AddLearner``, ``ChangeMembership``
+  and notification (un)registration. A write raises
+  :exc:`~qcore.client.errors.UnknownOutcome`, unless the client was made with
+  ``retry_writes=True``: then writes are sent again too (they may be applied
+  twice).
+
+Every request has one deadline (``request_timeout``) covering all of its
+attempts. An idempotent request waits at most ``attempt_timeout`` per
+attempt; if the connection received nothing at all in that time it is
+presumed dead and replaced by one to the next address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+from qcore.client import convert, wire
+from qcore.client.connection import Connection, ConnectionLost, ReplyHook
+from qcore.client.errors import (
+    CommandError,
+    ConnectionFailed,
+    NotLeader,
+    QcoreError,
+    RequestTimeout,
+    ServerError,
+    UnknownOutcome,
+)
+from qcore.client.watch import Watch
+from qcore.protocol import errors as wire_errors
+from qcore.protocol.messages import (
+    AddLearner,
+    ChangeMembership,
+    Error,
+    GetMetrics,
+    Init,
+    Message,
+    Notification,
+    Perform,
+    PerformResponse,
+    RegisterNotification,
+    UnregisterNotification,
+    result_of,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Client", "parse_addresses"]
+
+_IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RegisterNotification, UnregisterNotification)
+# Slow by nature (AddLearner waits for the learner to catch up): never cut short by attempt_timeout.
+_LONG_RUNNING = (Init, AddLearner, ChangeMembership)
+#: Default deadline of the long-running management requests.
+MEMBERSHIP_TIMEOUT = 60.0
+
+
+def parse_addresses(addresses: str | Iterable[str]) -> list[str]:
+    """``"h:1,h:2"`` or ``["h:1", "ws://h:2/"]`` -> ``["h:1", "h:2"]``."""
+    items = addresses.split(",") if isinstance(addresses, str) else list(addresses)
+    out: list[str] = []
+    for item in items:
+        a = item.strip()
+        for prefix in ("ws://", "wss://"):
+            if a.startswith(prefix):
+                a = a[len(prefix) :]
+        a = a.rstrip("/")
+        if not a:
+            continue
+        host, sep, port = a.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"bad address {item!r}: expected host:port")
+        if a not in out:
+            out.append(a)
+    if not out:
+        raise ValueError("no address given")
+    return out
+
+
+def is_idempotent(msg: Message) -> bool:
+    """True if sending ``msg`` twice has the effect of sending it once."""
+    if type(msg) is Perform:
+        return wire.is_read_only(msg.request)
+    return isinstance(msg, _IDEMPOTENT)
+
+
+class _Backoff:
+    def __init__(self) -> None:
+        self.delay = 0.02
+
+    async def sleep(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, min(self.delay, deadline - loop.time())))
+        self.delay = min(self.delay * 2, 1.0)
+
+
+class Client:
+    """A connection to a qcore cluster.
+
+    ``async with Client(["127.0.0.1:8080", "127.0.0.1:8081"]) as c:`` or
+    ``c = await Client.connect(...)`` ... ``await c.close()``.
+    """
+
+    def __init__(
+        self,
+        addresses: str | Iterable[str],
+        *,
+        request_timeout: float = 10.0,
+        attempt_timeout: float = 3.0,
+        connect_timeout: float = 3.0,
+        retry_writes: bool = False,
+        max_frame_size: int | None = 64 * 1024 * 1024,
+        ping_interval: float | None = 10.0,
+    ) -> None:
+        self.addresses = parse_addresses(addresses)
+        self.request_timeout = request_timeout
+        self.attempt_timeout = attempt_timeout
+        self.connect_timeout = connect_timeout
+        self.retry_writes = retry_writes
+        self._max_frame_size = max_frame_size
+        self._ping_interval = ping_interval
+        self._next = 0  # index into addresses of the node to connect to next
+        self._conn: Connection | None = None
+        self._connect_lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+        self._watches: set[Watch] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def connect(cls, addresses: str | Iterable[str], **options: Any) -> Client:
+        """A connected client; raises ConnectionFailed if no address answers."""
+        client = cls(addresses, **options)
+        await client.open()
+        return client
+
+    async def open(self) -> None:
+        """Connect now (one pass over the addresses) instead of at the first request."""
+        loop = asyncio.get_running_loop()
+        await self._connection(loop.time() + self.connect_timeout * len(self.addresses), passes=1)
+
+    async def __aenter__(self) -> Client:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """End every watch, close the connection, stop background tasks (idempotent)."""
+        self._closed = True
+        for w in list(self._watches):
+            w.fail(ConnectionFailed("client closed"))
+        self._watches.clear()
+        for t in list(self._tasks):
+            t.cancel()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    @property
+    def address(self) -> str | None:
+        """The node currently connected to."""
+        conn = self._conn
+        return conn.address if conn is not None and not conn.closed else None
+
+    def next_id(self) -> str:
+        """A request id unique within this client (ids only need to be unique per connection)."""
+        return str(next(self._ids))
+
+    # ------------------------------------------------------------ connection
+
+    async def _connection(self, deadline: float, passes: int | None = None) -> Connection:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        async with self._connect_lock:
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                return conn
+            if self._closed:
+                raise ConnectionFailed("client is closed")
+            if conn is not None:
+                # The connection died: try the next node first (this one may be down).
+                self._next = (self.addresses.index(conn.address) + 1) % len(self.addresses) if conn.address in self.addresses else self._next
+                self._conn = None
+            conn = await self._dial(deadline, passes)
+            self._conn = conn
+            logger.info("connected to %s", conn.address)
+            if self._watches:
+                self._spawn(self._resubscribe(conn))
+            return conn
+
+    async def _dial(self, deadline: float, passes: int | None) -> Connection:
+        loop = asyncio.get_running_loop()
+        errors: dict[str, str] = {}
+        backoff = _Backoff()
+        for pass_no in itertools.count(1):
+            for _ in range(len(self.addresses)):
+                addr = self.addresses[self._next % len(self.addresses)]
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    return await Connection.open(
+                        addr,
+                        timeout=min(self.connect_timeout, remaining),
+                        max_size=self._max_frame_size,
+                        ping_interval=self._ping_interval,
+                        on_notification=self._on_notification,
+                        on_close=self._on_connection_closed,
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # refused, unreachable, handshake failed, timed out...
+                    errors[addr] = str(e) or type(e).__name__
+                    logger.debug("cannot connect to %s: %s", addr, errors[addr])
+                    self._next = (self._next + 1) % len(self.addresses)
+            if (passes is not None and pass_no >= passes) or deadline - loop.time() <= 0:
+                break
+            await backoff.sleep(deadline)
+        detail = "; ".join(f"{a}: {e}" for a, e in errors.items()) or "no time left"
+        raise ConnectionFailed(f"cannot connect to any of {', '.join(self.addresses)} ({detail})")
+
+    def _switch_to(self, address: str) -> None:
+        """Make ``address`` the next node; the current connection finishes its in-flight requests."""
+        if address not in self.addresses:
+            self.addresses.append(address)
+        self._next = self.addresses.index(address)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.retire()
+        logger.info("switching to %s", address)
+
+    def _on_connection_closed(self, conn: Connection) -> None:
+        # Watches cannot wait for the next request to notice: reconnect now.
+        if conn is self._conn and self._watches and not self._closed:
+            self._spawn(self._reconnect_for_watches())
+
+    async def _reconnect_for_watches(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await self._connection(loop.time() + self.request_timeout)
+        except QcoreError as e:
+            for w in list(self._watches):
+                w.fail(e)
+            self._watches.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ requests
+
+    async def request(
+        self,
+        msg: Message,
+        *,
+        timeout: float | None = None,
+        idempotent: bool | None = None,
+        on_reply: ReplyHook | None = None,
+    ) -> Message:
+        """Send one request and return its reply message, retrying as the module docstring says.
+
+        Response unions (``{"Err": ...}``) and command errors are returned as they
+        are; an ``Error`` frame raises :exc:`ServerError`.
+        """
+        if idempotent is None:
+            idempotent = is_idempotent(msg)
+        resend = idempotent or self.retry_writes
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.request_timeout if timeout is None else timeout)
+        backoff = _Backoff()
+        refused_by: set[str] = set()
+        name = f"{type(msg).__name__} {msg.id!r}"  # type: ignore[union-attr]
+        last_refusal: QcoreError | None = None
+        while True:
+            if last_refusal is not None and loop.time() >= deadline:
+                raise last_refusal
+            conn = await self._connection(deadline)
+            received = conn.frames_received
+            wait = max(0.0, deadline - loop.time())
+            if resend and not isinstance(msg, _LONG_RUNNING):
+                wait = min(wait, self.attempt_timeout)
+            try:
+                fut = await conn.send(msg, on_reply)
+                reply = await asyncio.wait_for(fut, wait)
+            except ConnectionLost as e:
+                if e.sent and not resend:
+                    raise UnknownOutcome(f"{name}: {e}; it may or may not have been applied") from None
+                logger.debug("%s: %s; retrying", name, e)
+                if loop.time() >= deadline:
+                    raise (RequestTimeout if e.sent else ConnectionFailed)(f"{name}: {e}") from None
+                continue
+            except TimeoutError:
+                conn.forget(msg.id)  # type: ignore[union-attr]
+                if not resend:
+                    raise UnknownOutcome(f"{name}: no reply from {conn.address} in time; it may or may not have been applied") from None
+                if loop.time() >= deadline:
+                    raise RequestTimeout(f"{name}: no reply within the request timeout") from None
+                if conn.frames_received == received:
+                    logger.info("no frame from %s for %.1fs: dropping the connection", conn.address, wait)
+                    conn.abort()
+                continue
+
+            refusal = _refusal(reply)
+            if refusal is None:
+                if type(reply) is Error:
+                    raise ServerError(reply.error)
+                return reply
+            text, why = refusal
+            logger.debug("%s refused by %s: %s", name, conn.address, text)
+            last_refusal = _refusal_error(text, why)
+            if loop.time() >= deadline:
+                raise last_refusal
+            if why.kind == "not_leader" and why.leader_addr and why.leader_addr != conn.address:
+                self._switch_to(why.leader_addr)
+            elif why.kind == "not_initialised":
+                refused_by.add(conn.address)
+                others = [a for a in self.addresses if a not in refused_by]
+                if not others:
+                    raise ServerError(text)
+                self._switch_to(others[0])
+            elif why.kind == "shutting_down":
+                self._switch_to(self.addresses[(self.addresses.index(conn.address) + 1) % len(self.addresses)] if conn.address in self.addresses else self.addresses[0])
+                await backoff.sleep(deadline)
+            else:
+                await backoff.sleep(deadline)
+
+    async def perform(self, request: Mapping[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """Send one ``CommandRequest`` (JSON) and return the ``CommandResponse`` JSON as is."""
+        reply = await self.request(Perform(self.next_id(), dict(request)), timeout=timeout)
+        if type(reply) is not PerformResponse:
+            raise ServerError(f"unexpected reply to Perform: {type(reply).__name__}")
+        return reply.response
+
+    async def _command(self, request: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Perform and return the response body; a non-null ``error`` raises CommandError."""
+        (tag,) = request
+        return wire.unwrap(await self.perform(request, timeout=timeout), tag)
+
+    async def _management(self, msg: Message, timeout: float | None = None) -> Any:
+        reply = await self.request(msg, timeout=timeout)
+        expected = msg.TAG + "Response"  # type: ignore[union-attr]
+        if reply.TAG != expected:  # type: ignore[union-attr]
+            raise ServerError(f"unexpected reply to {msg.TAG}: {reply.TAG}")  # type: ignore[union-attr]
+        ok, value = result_of(reply.response)  # type: ignore[union-attr]
+        if not ok:
+            raise ServerError(str(value))
+        return value
+
+    # ------------------------------------------------------------ management
+
+    async def init(self, nodes: Mapping[int, str] | Sequence[tuple[int, str]] = (), *, timeout: float | None = None) -> None:
+        """Initialise the cluster; no nodes: a single-node cluster of the connected node."""
+        pairs = list(nodes.items()) if isinstance(nodes, Mapping) else [tuple(p) for p in nodes]
+        await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs]), timeout)  # type: ignore[misc]
+
+    async def metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The connected node's metrics (``GetMetrics``); learns the cluster's addresses from them."""
+        reply = await self.request(GetMetrics(self.next_id()), timeout=timeout)
+        metrics = reply.response  # type: ignore[union-attr]
+        for addr in member_addresses(metrics).values():
+            if addr not in self.addresses:
+                self.addresses.append(addr)
+        return metrics  # type: ignore[no-any-return]
+
+    async def connect_to_leader(self) -> str | None:
+        """Move to the leader named by the current node's metrics; returns its address if known."""
+        metrics = await self.metrics()
+        leader = metrics.get("current_leader")
+        addr = member_addresses(metrics).get(leader) if type(leader) is int else None
+        if addr and addr != self.address:
+            self._switch_to(addr)
+            await self.open()
+        return addr
+
+    async def add_learner(self, node_id: int, address: str, *, timeout: float | None = None) -> Any:
+        """Add a non-voting node; returns when it has caught up (the ``Ok`` value)."""
+        return await self._management(AddLearner(self.next_id(), node_id, address), timeout or MEMBERSHIP_TIMEOUT)
+
+    async def change_membership(self, members: Iterable[int], *, retain: bool = False, timeout: float | None = None) -> Any:
+        """Make ``members`` the voters (each must be a learner or voter already)."""
+        return await self._management(
+            ChangeMembership(self.next_id(), sorted(set(members)), retain), timeout or MEMBERSHIP_TIMEOUT
+        )
+
+    # ------------------------------------------------------------ application
+
+    async def read(self, entity_id: Any, field: str) -> tuple[Any, Any, Any]:
+        """``(value, write_time, writer_id)`` of a field (or ``->`` path)."""
+        body = await self._command(wire.update_entity([wire.read_request(entity_id, field)]))
+        r = _read_body(body)
+        return (convert.decode_value(r.get("value")), convert.decode_timestamp(r.get("write_time")),
+                convert.decode_entity_id(r.get("writer_id")))
+
+    async def write(
+        self,
+        entity_id: Any,
+        field: str,
+        value: Any,
+        *,
+        push_condition: str = "Always",
+        adjust: str = "Set",
+        writer_id: Any = None,
+        write_time: Any = None,
+    ) -> None:
+        """Write one field; ``value`` is tagged JSON, a store Value, or a plain Python value."""
+        await self._command(wire.update_entity([wire.write_request(
+            entity_id, field, value, push_condition=push_condition, adjust=adjust,
+            writer_id=writer_id, write_time=write_time)]))
+
+    async def update(self, requests: Iterable[Any]) -> list[Any]:
+        """One atomic batch of Read/Write requests (``wire.read_request``/``write_request``);
+        returns the requests echoed back with reads filled in."""
+        body = await self._command(wire.update_entity(requests))
+        return [convert.decode_request(r) for r in body.get("response") or []]
+
+    async def create(self, entity_type: str, name: str, parent: Any = None) -> Any:
+        """Create an entity; returns its id."""
+        body = await self._command(wire.create_entity(entity_type, name, parent))
+        return convert.decode_entity_id(body.get("response"))
+
+    async def delete(self, entity_id: Any) -> None:
+        """Delete an entity and, recursively, its children."""
+        await self._command(wire.delete_entity(entity_id))
+
+    async def set_schema(self, schema: Any) -> None:
+        await self._command(wire.set_schema(schema))
+
+    async def get_schema(self, entity_type: str) -> Any:
+        return convert.decode_schema((await self._command(wire.get_schema(entity_type))).get("response"))
+
+    async def get_complete_schema(self, entity_type: str) -> Any:
+        """The schema with inherited fields resolved."""
+        return convert.decode_schema((await self._command(wire.get_complete_schema(entity_type))).get("response"))
+
+    async def iter_find(self, entity_type: str, *, page_size: int = 500) -> AsyncIterator[Any]:
+        """Every entity of a type (and of derived types), page by page."""
+        cursor: Any = None
+        seen_cursors: set[Any] = set()
+        while True:
+            body = await self._command(wire.find_entities(entity_type, page_size, cursor))
+            page = body.get("response") or {}
+            for item in page.get("items") or []:
+                yield convert.decode_entity_id(item)
+            cursor = page.get("next_cursor")
+            if cursor is None or repr(cursor) in seen_cursors:
+                return
+            seen_cursors.add(repr(cursor))
+
+    async def find(self, entity_type: str, *, limit: int | None = None, page_size: int = 500) -> list[Any]:
+        """The ids of entities of a type, at most ``limit`` of them (all pages)."""
+        out: list[Any] = []
+        if limit is not None and limit <= 0:
+            return out
+        async for eid in self.iter_find(entity_type, page_size=min(page_size, limit) if limit else page_size):
+            out.append(eid)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    async def entity_types(self, *, page_size: int = 500) -> list[str]:
+        out: list[str] = []
+        cursor: Any = None
+        seen: set[str] = set()
+        while True:
+            page = (await self._command(wire.get_entity_types(page_size, cursor))).get("response") or {}
+            out.extend(page.get("items") or [])
+            cursor = page.get("next_cursor")
+            if cursor is None or repr(cursor) in seen:
+                return out
+            seen.add(repr(cursor))
+
+    async def entity_exists(self, entity_id: Any) -> bool:
+        return bool((await self._command(wire.entity_exists(entity_id))).get("response"))
+
+    async def field_exists(self, entity_type: str, field: str) -> bool:
+        return bool((await self._command(wire.field_exists(entity_type, field))).get("response"))
+
+    # ------------------------------------------------------------ notifications
+
+    async def watch(self, config: Mapping[str, Any], from_index: int | None = None) -> Watch:
+        """Register a notification stream (``NotifyConfig`` JSON, see ``watch.notify_on_*``).
+
+        Without ``from_index`` the stream starts after the node's current
+        ``last_applied``, so that it can be resumed exactly after a reconnect.
+        """
+        if from_index is None:
+            try:
+                applied = (await self.metrics()).get("last_applied")
+            except QcoreError:
+                applied = None
+            from_index = _log_index(applied)
+            if from_index is not None:
+                from_index += 1
+        w = Watch(self, dict(config), from_index)
+        self._watches.add(w)
+        try:
+            await w.register()
+        except BaseException:
+            self._watches.discard(w)
+            w.fail(ConnectionFailed("registration failed"))
+            raise
+        return w
+
+    async def unwatch(self, w: Watch) -> None:
+        await w.close()
+
+    def _forget_watch(self, w: Watch) -> None:
+        self._watches.discard(w)
+
+    def _on_notification(self, conn: Connection, msg: Notification) -> None:
+        w = conn.watches.get(msg.token)
+        if w is None:
+            logger.debug("notification for unknown token %r from %s", msg.token, conn.address)
+            return
+        w.deliver(msg.notification)
+
+    async def _resubscribe(self, conn: Connection) -> None:
+        for w in list(self._watches):
+            if w.closed or w.attached_to(conn):
+                continue
+            try:
+                await w.register()
+            except QcoreError as e:
+                logger.warning("cannot resume watch %r: %s", w.config, e)
+                self._watches.discard(w)
+                w.fail(e)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _refusal(reply: Message) -> tuple[str, wire_errors.Retryable] | None:
+    """A definite, retryable refusal in a reply: (its text, what it says)."""
+    t = type(reply)
+    text: Any = None
+    if t is Error:
+        text = reply.error  # type: ignore[union-attr]
+    elif t is PerformResponse:
+        resp = reply.response  # type: ignore[union-attr]
+        if len(resp) == 1:
+            body = next(iter(resp.values()))
+            if isinstance(body, dict):
+                text = body.get("error")
+    elif hasattr(reply, "response"):
+        ok, value = result_of(reply.response)  # type: ignore[union-attr]
+        if not ok:
+            text = value
+    if not isinstance(text, str):
+        return None
+    why = wire_errors.classify(text)
+    return None if why is None else (text, why)
+
+
+def _refusal_error(text: str, why: wire_errors.Retryable) -> QcoreError:
+    if why.kind in ("not_leader", "no_leader"):
+        return NotLeader(text, why.leader_id, why.leader_addr)
+    return ServerError(text)
+
+
+def _read_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    reqs = body.get("response") or []
+    if len(reqs) != 1 or not isinstance(reqs[0], Mapping) or "Read" not in reqs[0]:
+        raise CommandError(f"unexpected reply to a read: {body!r}")
+    return dict(reqs[0]["Read"])
+
+
+def _log_index(x: Any) -> int | None:
+    """An index from metrics: a plain int or an openraft log id ``{"leader_id", "index"}``."""
+    if type(x) is int:
+        return x
+    if isinstance(x, Mapping) and type(x.get("index")) is int:
+        return x["index"]  # type: ignore[no-any-return]
+    return None
+
+
+def member_addresses(metrics: Mapping[str, Any]) -> dict[int, str]:
+    """Node id -> address, from ``membership_config`` wherever its ``nodes`` map sits."""
+    found: dict[int, str] = {}
+
+    def visit(x: Any, depth: int) -> None:
+        if depth > 6:
+            return
+        if isinstance(x, Mapping):
+            nodes = x.get("nodes")
+            if isinstance(nodes, Mapping):
+                for k, v in nodes.items():
+                    addr = v.get("addr") if isinstance(v, Mapping) else v
+                    if isinstance(addr, str) and str(k).isdigit():
+                        found[int(k)] = addr
+            for v in x.values():
+                visit(v, depth + 1)
+        elif isinstance(x, list):
+            for v in x:
+                visit(v, depth + 1)
+
+    visit(metrics.get("membership_config"), 0)
+    return found

@@ -1,0 +1,87 @@
+"""The client's exceptions, all under :exc:`QcoreError`.
+
+* :exc:`QcoreError`
+    * :exc:`ConnectionFailed` — no node could be reached; nothing was sent.
+    * :exc:`RequestTimeout` — an idempotent request got no reply in time,
+      after its retries.
+    * :exc:`UnknownOutcome` — a write was sent but its reply was lost (the
+      connection dropped, or no reply within the timeout): it may or may not
+      have been applied. Not retried unless ``retry_writes=True``.
+    * :exc:`ServerError` — the node answered ``{"Error": ...}``, or a
+      management reply was ``{"Err": ...}``: the request was not served.
+        * :exc:`NotLeader` — the node could not reach a leader, or names
+          another node as leader, and the retries ran out.
+    * :exc:`CommandError` — the command ran and failed: the ``error`` field
+      of a ``PerformResponse`` (type mismatch, unknown entity, ...).
+    * :exc:`HistoryCompacted` — a notification stream could not be resumed:
+      the changes since its last notification are no longer retained.
+
+Only :exc:`UnknownOutcome` leaves the caller unsure of the database's state;
+every other error means the request had no effect (or, for reads, that there
+is no answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "QcoreError",
+    "ConnectionFailed",
+    "RequestTimeout",
+    "UnknownOutcome",
+    "ServerError",
+    "NotLeader",
+    "CommandError",
+    "HistoryCompacted",
+]
+
+
+class QcoreError(Exception):
+    """Base class of every error the client raises."""
+
+
+class ConnectionFailed(QcoreError):
+    """No address accepted a WebSocket connection before the deadline."""
+
+
+class RequestTimeout(QcoreError):
+    """No reply within the request timeout (idempotent requests only)."""
+
+
+class UnknownOutcome(QcoreError):
+    """The write may or may not have been applied: its reply was lost.
+
+    Read the data back to find out, or pass ``retry_writes=True`` if applying
+    the write twice is acceptable.
+    """
+
+
+class ServerError(QcoreError):
+    """The node refused the request: an ``Error`` frame or an ``{"Err": ...}`` reply."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotLeader(ServerError):
+    """No leader could serve the request within the retries."""
+
+    def __init__(self, message: str, leader_id: int | None = None, leader_addr: str | None = None) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+        self.leader_addr = leader_addr
+
+
+class CommandError(QcoreError):
+    """The command was executed and failed; ``response`` is the raw ``CommandResponse``."""
+
+    def __init__(self, message: str, response: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.response = response
+
+
+class HistoryCompacted(QcoreError):
+    """A watch could not resume: re-read the state, then watch again."""

@@ -1,0 +1,309 @@
+"""The client against scripted fake nodes over real WebSockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from qcore.client import (
+    Client,
+    CommandError,
+    ConnectionFailed,
+    NotLeader,
+    RequestTimeout,
+    ServerError,
+    UnknownOutcome,
+    read_request,
+    write_request,
+)
+from qcore.protocol import messages as m
+from qcore.store.types import Bool, EntityId, Int, String, Timestamp
+from tests.client.fake_node import FakeNode
+
+FAST = {"request_timeout": 2.0, "attempt_timeout": 0.5, "connect_timeout": 1.0}
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[list[FakeNode]]:
+    started = [FakeNode(1), FakeNode(2)]
+    for n in started:
+        await n.start()
+    yield started
+    for n in started:
+        await n.stop()
+
+
+def free_address() -> str:
+    """An address nothing listens on (bound then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def is_write(msg: Any) -> bool:
+    return type(msg) is m.Perform and "Write" in str(msg.request)
+
+
+# ------------------------------------------------------------------ basics
+
+
+async def test_raw_request_and_seed_shapes(nodes: list[FakeNode]) -> None:
+    async with Client([nodes[0].address], **FAST) as c:
+        reply = await c.request(m.Init("req-123", []))
+        assert reply == m.InitResponse("req-123", "Ok")
+        reply = await c.request(m.GetMetrics(7))
+        assert type(reply) is m.GetMetricsResponse and reply.id == 7 and reply.response["id"] == 1
+
+
+async def test_pipelining_with_out_of_order_replies(nodes: list[FakeNode]) -> None:
+    node = nodes[0]
+    n = 20
+    held: list[tuple[Any, Any]] = []
+    all_in = asyncio.Event()
+
+    async def hold_then_reverse(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        held.append((ws, msg))
+        if len(held) == n:
+            all_in.set()
+        return None
+
+    for i in range(n):
+        node.fields[("User", i, "Age")] = ({"Int": i}, None, None)
+    node.behaviour = hold_then_reverse
+    async with Client([node.address], **FAST) as c:
+        reads = [asyncio.create_task(c.read(f"User${i}", "Age")) for i in range(n)]
+        await all_in.wait()  # every request is in flight on the one connection at once
+        assert len(node.connections) == 1
+        for ws, msg in reversed(held):
+            await node.send(ws, await FakeNode.serve_store(node, ws, msg))
+        values = await asyncio.gather(*reads)
+    assert [v for v, _, _ in values] == [Int(i) for i in range(n)]
+
+
+async def test_helpers_against_the_fake_store(nodes: list[FakeNode]) -> None:
+    async with Client(nodes[0].address, **FAST) as c:
+        folder = await c.create("Folder", "Users")
+        users = [await c.create("User", f"u{i}", parent=folder) for i in range(7)]
+        assert users[0] == EntityId("User", 2)
+        await c.write(users[0], "Email", "a@b.c")
+        value, wt, writer = await c.read("User$2", "Email")
+        assert value == String("a@b.c") and wt == Timestamp(1, 0) and writer is None
+        await c.write(users[1], "Score", Int(5), writer_id=users[0], write_time=Timestamp(9, 5))
+        assert await c.read(users[1], "Score") == (Int(5), Timestamp(9, 5), EntityId("User", 2))
+        await c.write(users[1], "Score", {"Int": 6}, writer_id="User$2", write_time=(9, 6))
+        assert await c.read(users[1], "Score") == (Int(6), Timestamp(9, 6), EntityId("User", 2))
+        echoed = await c.update([write_request(users[2], "Flag", True), read_request(users[2], "Flag")])
+        assert echoed[1].value == Bool(True)
+        assert await c.find("User", page_size=3) == users  # three pages
+        assert await c.find("User", limit=4) == users[:4]
+        assert await c.entity_types() == ["Folder", "User"]
+        assert await c.entity_exists(users[3]) is True
+        assert await c.field_exists("User", "Name") is True
+        await c.delete(users[3])
+        assert await c.entity_exists(users[3]) is False
+        with pytest.raises(CommandError, match="entity not found"):
+            await c.delete(users[3])
+        with pytest.raises(CommandError, match="no field"):
+            await c.read(users[4], "Nope")
+        assert (await c.get_schema("User")).entity_type == "User"
+        await c.set_schema({"entity_type": "X", "inherit": None, "fields": {}})
+        assert (await c.metrics())["state"] == "Leader"
+        await c.init()
+        assert await c.add_learner(2, "127.0.0.1:1") == {"log_index": 11}
+        await c.change_membership([1, 2])
+    sent = nodes[0].of_type(m.ChangeMembership)[0]
+    assert sent.members == [1, 2] and sent.retain is False
+
+
+async def test_error_frame_raises_server_error_and_err_union_raises_for_helpers(nodes: list[FakeNode]) -> None:
+    async def refuse(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.Init:
+            return m.InitResponse(msg.id, m.err("already initialised"))
+        return m.Error(msg.id, "Perform.request: expected object, got array")
+
+    nodes[0].behaviour = refuse
+    async with Client([nodes[0].address], **FAST) as c:
+        with pytest.raises(ServerError, match="expected object"):
+            await c.metrics()
+        with pytest.raises(ServerError, match="already initialised"):
+            await c.init()
+        # the raw API hands the union back untouched
+        assert (await c.request(m.Init("x", []))).response == {"Err": "already initialised"}
+    assert len(nodes[0].received) == 3  # nothing was retried
+
+
+# ------------------------------------------------------------------ connecting
+
+
+async def test_connects_to_the_second_address_when_the_first_is_down(nodes: list[FakeNode]) -> None:
+    async with Client([free_address(), nodes[1].address], **FAST) as c:
+        assert c.address == nodes[1].address
+        assert (await c.metrics())["id"] == 2
+
+
+async def test_connection_failed_when_nobody_listens() -> None:
+    with pytest.raises(ConnectionFailed, match="cannot connect"):
+        await Client.connect([free_address(), free_address()], **FAST)
+
+
+# ------------------------------------------------------------------ retries
+
+
+async def test_read_is_retried_on_the_next_node_after_connection_loss(nodes: list[FakeNode]) -> None:
+    a, b = nodes
+
+    async def drop(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        ws.transport.abort()
+        return None
+
+    a.behaviour = drop
+    b.fields[("User", 1, "Name")] = ({"String": "bob"}, None, None)
+    async with Client([a.address, b.address], **FAST) as c:
+        assert c.address == a.address
+        value, _, _ = await c.read("User$1", "Name")
+        assert value == String("bob")
+        assert c.address == b.address
+    assert len(a.of_type(m.Perform)) == 1 and len(b.of_type(m.Perform)) == 1
+
+
+async def test_write_is_not_resent_after_connection_loss(nodes: list[FakeNode]) -> None:
+    a, b = nodes
+
+    async def drop_writes(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        ws.transport.abort()
+        return None
+
+    a.behaviour = drop_writes
+    async with Client([a.address, b.address], **FAST) as c:
+        with pytest.raises(UnknownOutcome, match="may or may not"):
+            await c.write("User$1", "Name", "x")
+        # the client is still usable: the next request goes to the other node
+        await c.metrics()
+    assert len([r for r in a.received if is_write(r)]) == 1
+    assert not [r for r in b.received if is_write(r)]
+
+
+async def test_write_is_resent_with_retry_writes(nodes: list[FakeNode]) -> None:
+    a, b = nodes
+
+    async def drop(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        ws.transport.abort()
+        return None
+
+    a.behaviour = drop
+    async with Client([a.address, b.address], retry_writes=True, **FAST) as c:
+        await c.write("User$1", "Name", "x")
+    assert len([r for r in b.received if is_write(r)]) == 1
+    assert b.fields[("User", 1, "Name")][0] == {"String": "x"}
+
+
+async def test_timeouts_read_raises_request_timeout_write_raises_unknown_outcome(nodes: list[FakeNode]) -> None:
+    async def silent(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        return None
+
+    node = nodes[0]
+    node.behaviour = silent
+    async with Client([node.address], request_timeout=0.6, attempt_timeout=0.2, connect_timeout=1.0) as c:
+        with pytest.raises(RequestTimeout):
+            await c.read("User$1", "Name")
+        reads = len(node.received)
+        assert reads >= 2  # the read was sent again within its deadline
+        with pytest.raises(UnknownOutcome, match="no reply"):
+            await c.write("User$1", "Name", "x")
+    assert len([r for r in node.received if is_write(r)]) == 1
+
+
+async def test_a_silent_connection_is_replaced_by_one_to_the_next_node(nodes: list[FakeNode]) -> None:
+    a, b = nodes
+
+    async def silent(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        return None
+
+    a.behaviour = silent
+    async with Client([a.address, b.address], request_timeout=3.0, attempt_timeout=0.2, connect_timeout=1.0) as c:
+        assert (await c.metrics())["id"] == 2
+        assert c.address == b.address
+
+
+async def test_write_follows_not_leader_to_the_named_leader(nodes: list[FakeNode]) -> None:
+    a, b = nodes
+
+    async def follower(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.Perform:
+            return m.Error(msg.id, f"not leader; leader is 2 at {b.address}")
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    a.behaviour = follower
+    async with Client([a.address], **FAST) as c:
+        await c.write("User$1", "Name", "x")
+        assert c.address == b.address
+        assert b.address in c.addresses
+    assert len([r for r in a.received if is_write(r)]) == 1
+    assert len([r for r in b.received if is_write(r)]) == 1
+
+
+async def test_write_waits_out_no_leader_then_succeeds(nodes: list[FakeNode]) -> None:
+    node = nodes[0]
+    refusals = 3
+
+    async def electing(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        nonlocal refusals
+        if type(msg) is m.Perform and refusals:
+            refusals -= 1
+            # as a command error, the way a node reports a proposal it could not make
+            return m.PerformResponse(msg.id, {"UpdateEntity": {"response": [], "error": "no leader elected within 1s"}})
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = electing
+    async with Client([node.address], **FAST) as c:
+        await c.write("User$1", "Name", "x")
+    assert len([r for r in node.received if is_write(r)]) == 4
+
+
+async def test_no_leader_until_the_deadline_raises_not_leader(nodes: list[FakeNode]) -> None:
+    async def leaderless(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        return m.Error(msg.id, "not leader; no leader is known")
+
+    nodes[0].behaviour = leaderless
+    async with Client([nodes[0].address], request_timeout=0.3, attempt_timeout=0.2, connect_timeout=1.0) as c:
+        with pytest.raises(NotLeader) as info:
+            await c.write("User$1", "Name", "x")
+    assert info.value.leader_id is None
+
+
+async def test_not_initialised_tries_the_other_nodes_then_gives_up(nodes: list[FakeNode]) -> None:
+    async def fresh(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+
+    for n in nodes:
+        n.behaviour = fresh
+    async with Client([n.address for n in nodes], **FAST) as c:
+        with pytest.raises(ServerError, match="not initialised"):
+            await c.create("User", "x")
+    assert len(nodes[0].received) == 1 and len(nodes[1].received) == 1
+
+
+async def test_requests_in_flight_on_a_retired_connection_still_get_their_replies(nodes: list[FakeNode]) -> None:
+    a, b = nodes
+    slow_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def follower(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.GetMetrics:
+            slow_in.set()
+            await release.wait()
+            return m.GetMetricsResponse(msg.id, {"id": 1})
+        return m.Error(msg.id, f"not leader; leader is 2 at {b.address}")
+
+    a.behaviour = follower
+    async with Client([a.address], **FAST) as c:
+        slow = asyncio.create_task(c.metrics())
+        await slow_in.wait()
+        await c.create("User", "x")  # moves the client to b
+        assert c.address == b.address
+        release.set()
+        assert (await slow)["id"] == 1
