@@ -1,0 +1,48 @@
+"""A read-only view of a node, for metrics (SPEC 2.1 GetMetrics) and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .types import ConfState
+
+__all__ = ["Status", "ProgressStatus"]
+
+
+@dataclass(slots=True)
+class ProgressStatus:
+    """The leader's view of one member's log."""
+
+    match: int
+    next: int
+    state: str  # "probe" | "replicate" | "snapshot"
+    is_learner: bool
+    recent_active: bool
+    inflight: int
+
+
+@dataclass(slots=True)
+class Status:
+    id: int
+    role: str  # "Leader" | "Follower" | "Candidate" | "PreCandidate" | "Learner"
+    term: int
+    vote: int
+    leader_id: int
+    last_log_index: int
+    last_log_term: int
+    commit: int
+    applied: int
+    snapshot_index: int
+    snapshot_term: int
+    first_index: int
+    conf_state: ConfState
+    # Leader only: every member's progress (including the leader's own).
+    progress: dict[int, ProgressStatus] = field(default_factory=dict)
+    # Leader only: ticks since a quorum of voters last answered.
+    ticks_since_quorum_ack: int | None = None
+    lead_transferee: int = 0
+
+    @property
+    def purged(self) -> int:
+        """Last index removed from the log by compaction (0 if none)."""
+        return self.first_index - 1
