@@ -313,7 +313,7 @@ class Store:
         try:
             for r in cmd.request:
                 if r.__class__ is not Read:
-                    raise _Fail("not a Read (query() only serves reads)")
+                    raise StoreError(f"request[{i}] is a {r.__class__.__name__}: query() serves only Reads; use apply()")
                 _, _, cell = self._locate(r.entity_id, r.field_type)
                 out.append(Read(r.entity_id, r.field_type, cell[0], cell[1], cell[2]))
                 i += 1
@@ -530,8 +530,12 @@ class Store:
             if PARENT in dropped or CHILDREN in dropped:
                 for eid_n in self._by_type.get(t, ()):
                     f = self._ents[eid_n].fields
-                    if (PARENT in dropped and f[PARENT][0].v is not None) or (CHILDREN in dropped and f[CHILDREN][0].v):
-                        lost = PARENT if PARENT in dropped else CHILDREN
+                    lost = None
+                    if CHILDREN in dropped and f[CHILDREN][0].v:
+                        lost = CHILDREN
+                    elif PARENT in dropped and f[PARENT][0].v is not None:
+                        lost = PARENT
+                    if lost is not None:
                         raise _Fail(
                             f"schema change would drop {lost} from {self._ents[eid_n].eid}, which is in the tree; "
                             "delete or move such entities first"
