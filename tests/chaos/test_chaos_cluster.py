@@ -1,0 +1,47 @@
+"""Chaos runs against the real node program: 3 voters + 1 spare under every fault.
+
+The short run is part of the default suite (about two minutes). Longer runs are
+opt-in: ``QCORE_SLOW=1`` (5 voters, several minutes), or by hand with
+``python -m qcore.chaos``. A failing run prints its report, the replay command
+(with the seed) and the tails of the node logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from qcore.chaos.run import EXIT_OK, RunConfig, run
+
+from .node_available import requires_node
+
+SEED = int(os.environ.get("QCORE_CHAOS_SEED", "20261125"))
+
+
+def _assert_clean(report_text: str, tails: str, code: int) -> None:
+    assert code == EXIT_OK, f"{report_text}\n{tails}"
+
+
+@requires_node
+async def test_short_chaos_run_3_nodes(tmp_path: Path) -> None:
+    cfg = RunConfig(nodes=3, spares=1, duration=75.0, seed=SEED, workers=6, registers=300,
+                    ops_per_key=120, base_dir=tmp_path)
+    report = await run(cfg)
+    print(report.render())
+    _assert_clean(report.render(), report.log_tails, report.exit_code)
+    assert report.ok > 0
+    assert sum(report.faults.values()) >= 5
+    assert not report.lost_write_keys and not report.divergent
+
+
+@requires_node
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("QCORE_SLOW") != "1", reason="long chaos run: set QCORE_SLOW=1")
+async def test_long_chaos_run_5_nodes(tmp_path: Path) -> None:
+    cfg = RunConfig(nodes=5, spares=1, duration=float(os.environ.get("QCORE_CHAOS_SECONDS", "600")),
+                    seed=SEED + 1, workers=10, registers=2000, base_dir=tmp_path)
+    report = await run(cfg)
+    print(report.render())
+    _assert_clean(report.render(), report.log_tails, report.exit_code)
