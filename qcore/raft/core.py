@@ -838,9 +838,13 @@ class Raft:
             raise RuntimeError("bootstrap is only possible on an empty node")
         self.become_follower(1, NONE)
         self.log.append(entries)
-        # The bootstrap entries are committed by fiat: no other node has a
-        # log, so any future leader must have them.
-        self.log.commit_to(self.log.last_index())
+        # Only the configuration entry (index 1) is committed by fiat: a node
+        # can campaign only once it holds it, so every future leader has it.
+        # The entries after it are NOT safe to commit here: a node that has
+        # received index 1 but not 2 could win an election with votes of
+        # empty nodes (simulator seed 264). They commit the normal way, with
+        # the first leader's term-2 entry.
+        self.log.commit_to(1)
 
     def create_snapshot(self, index: int, data: bytes) -> Snapshot:
         if index > self.log.applied:

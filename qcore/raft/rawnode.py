@@ -133,10 +133,11 @@ class RawNode:
     def bootstrap(self, addresses: dict[int, str], initial_data: list[bytes]) -> None:
         """Make this empty node the seed of a new cluster (SPEC 2.1 Init).
 
-        Writes term-1 entries, committed at once: index 1 is the conf change
-        making every node in `addresses` a voter, then one NORMAL entry per
-        `initial_data` item. The other nodes stay empty; they join when this
-        node, having elected itself, contacts them.
+        Writes term-1 entries: index 1 is the conf change making every node
+        in `addresses` a voter (committed at once), then one NORMAL entry per
+        `initial_data` item (committed by the first leader, with its own
+        entry). The other nodes stay empty; they join when this node, having
+        elected itself, contacts them.
         """
         if self.id not in addresses:
             raise ValueError(f"bootstrap: this node ({self.id}) must be one of the initial nodes")

@@ -248,3 +248,33 @@ class Network:
 
     def status(self, nid: int):  # noqa: ANN201 - Status
         return self.nodes[nid].status()
+
+
+def conf_entry(ids: Iterable[int], term: int = 1, index: int = 1) -> Entry:
+    cc = ConfChange(
+        changes=tuple(ConfChangeSingle(ConfChangeType.ADD_NODE, n) for n in sorted(ids)),
+        addresses={n: addr(n) for n in ids},
+    )
+    return Entry(term=term, index=index, type=EntryType.CONF_CHANGE, data=cc.encode())
+
+
+def log_from_terms(ids: Iterable[int], terms: list[int]) -> list[Entry]:
+    """Index 1 is the bootstrap conf entry (term 1); index i+2 has terms[i]."""
+    ents = [conf_entry(ids)]
+    for i, t in enumerate(terms):
+        ents.append(Entry(term=t, index=i + 2, data=f"t{t}i{i + 2}".encode()))
+    return ents
+
+
+def network_from_logs(logs: dict[int, tuple[int, list[int]]], seed: int = 0, **cfg_kw: object) -> Network:
+    """A cluster whose node `n` starts with hard state term logs[n][0] and
+    log_from_terms(logs[n][1]); only the bootstrap entry is committed."""
+    ids = sorted(logs)
+    net = Network(ids, seed=seed, bootstrap=False, **cfg_kw)
+    for nid, (term, terms) in logs.items():
+        d = net.disks[nid]
+        d.hard_state = HardState(term=term, vote=0, commit=1)
+        d.entries = log_from_terms(ids, terms)
+        net.restart(nid)
+    net.stabilize()
+    return net

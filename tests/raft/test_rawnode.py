@@ -26,13 +26,15 @@ def test_bootstrap_writes_term1_conf_then_data_entries() -> None:
         (1, 2, EntryType.NORMAL),
     ]
     assert rd.entries[1].data == b"init"
-    assert rd.hard_state == HardState(term=1, vote=0, commit=2)
+    # Only the configuration entry is committed by fiat; the data entries
+    # commit with the first leader's entry.
+    assert rd.hard_state == HardState(term=1, vote=0, commit=1)
     assert rd.must_sync
     # Not durable yet: nothing to apply.
     assert rd.committed_entries == []
     node.advance(rd)
     rd = node.ready()
-    assert [e.index for e in rd.committed_entries] == [1, 2]
+    assert [e.index for e in rd.committed_entries] == [1]
     node.advance(rd)
     assert node.status().conf_state.voters == (1,)
     assert node.status().conf_state.addresses == {1: addr(1)}
@@ -56,7 +58,7 @@ def test_committed_entries_only_after_persist_single_node() -> None:
     assert rd.committed_entries == []
     node.advance(rd)
     rd = node.ready()
-    assert [e.index for e in rd.committed_entries] == [3]
+    assert [e.index for e in rd.committed_entries] == [2, 3]
     node.advance(rd)
     term, index = node.propose(b"x")
     assert (term, index) == (2, 4)
