@@ -1,0 +1,127 @@
+"""FileStorage specifics: what reaches the disk when, segment rotation and
+cleanup, the directory lock, big snapshots."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qcore.raft.types import HardState
+from qcore.storage import FileStorage, StorageError
+
+from .helpers import crash_copy, entries, snapshot, view
+
+
+def test_unsynced_saves_wait_for_the_next_synced_one(tmp_path) -> None:
+    st = FileStorage(tmp_path / "d")
+    st.save(HardState(1, 1, 0), entries(1, 1, 3), None, True)
+    durable = view(st.recover())
+    st.save(HardState(1, 1, 3), [], None, False)  # commit only: etcd's must_sync=False
+    assert view(FileStorage(crash_copy(str(tmp_path / "d"), str(tmp_path / "c1"))).recover()) == durable
+    st.save(None, entries(1, 4, 1), None, True)
+    after = view(st.recover())
+    assert after[0] == (1, 1, 3)
+    assert view(FileStorage(crash_copy(str(tmp_path / "d"), str(tmp_path / "c2"))).recover()) == after
+    st.save(HardState(1, 1, 4), [], None, False)
+    st.close()  # a clean shutdown writes it out
+    assert FileStorage(tmp_path / "d").recover().hard_state == HardState(1, 1, 4)
+
+
+def test_one_fsync_per_synced_save(tmp_path) -> None:
+    st = FileStorage(tmp_path / "d")
+    before = st.fsyncs
+    for i in range(10):
+        st.save(HardState(i + 1, 1, i * 5), entries(i + 1, i * 5 + 1, 5), None, True)
+    assert st.fsyncs - before == 10
+    st.save(HardState(10, 1, 50), [], None, False)
+    assert st.fsyncs - before == 10
+    st.close()
+
+
+def test_rotation_and_cleanup_after_snapshot(tmp_path) -> None:
+    d = tmp_path / "d"
+    st = FileStorage(d, segment_bytes=1000)
+    for i in range(0, 200, 10):
+        st.save(HardState(1, 1, i), entries(1, i + 1, 10, size=20), None, True)
+    wals = sorted(n for n in os.listdir(d) if n.startswith("wal-"))
+    assert len(wals) > 3
+    st.close()
+    st = FileStorage(d, segment_bytes=1000)
+    assert [e.index for e in st.recover().entries] == list(range(1, 201))
+    st.save_snapshot(snapshot(150, 1))
+    st.save_snapshot(snapshot(190, 1))
+    names = sorted(os.listdir(d))
+    assert [n for n in names if n.startswith("snap-")] == ["snap-00000000000000be-0000000000000001.snap"]
+    assert [n for n in names if n.startswith("wal-")] == [f"wal-{len(wals) + 2:016x}.log"]
+    st.close()
+    rec = FileStorage(d).recover()
+    assert rec.snapshot.meta.index == 190 and [e.index for e in rec.entries] == list(range(191, 201))
+
+
+def test_leftovers_of_an_interrupted_cleanup_are_removed(tmp_path) -> None:
+    d = tmp_path / "d"
+    st = FileStorage(d)
+    st.save(HardState(1, 1, 5), entries(1, 1, 9), None, True)
+    old = crash_copy(str(d), str(tmp_path / "old"))  # segment 1, before the snapshot
+    st.save_snapshot(snapshot(5, 1))
+    st.close()
+    for name in os.listdir(old):  # as if the unlinks had not reached the disk
+        if not os.path.exists(d / name):
+            os.link(os.path.join(old, name), d / name)
+    (d / "snap-0000000000000009-0000000000000001.snap.tmp").write_bytes(b"half a snapshot")
+    st = FileStorage(d)
+    rec = st.recover()
+    assert rec.snapshot.meta.index == 5 and [e.index for e in rec.entries] == [6, 7, 8, 9]
+    assert sorted(os.listdir(d)) == ["LOCK", "snap-0000000000000005-0000000000000001.snap", "wal-0000000000000002.log"]
+    st.close()
+
+
+def test_big_snapshot_roundtrip(tmp_path) -> None:
+    data = os.urandom(1 << 20) * 24  # 24 MiB, more than one write chunk
+    st = FileStorage(tmp_path / "d")
+    st.save(HardState(1, 1, 1), entries(1, 1, 1), None, True)
+    st.save(HardState(2, 1, 100), [], snapshot(100, 2, data=data), True)
+    st.close()
+    rec = FileStorage(tmp_path / "d").recover()
+    assert rec.snapshot.meta.index == 100 and rec.snapshot.data == data
+
+
+def test_lock_in_process(tmp_path) -> None:
+    st = FileStorage(tmp_path / "d")
+    with pytest.raises(StorageError, match="locked by process"):
+        FileStorage(tmp_path / "d")
+    st.close()
+    FileStorage(tmp_path / "d").close()
+
+
+def test_lock_across_processes_and_released_by_kill(tmp_path) -> None:
+    d = str(tmp_path / "d")
+    code = (
+        "import sys; from qcore.storage import FileStorage; s = FileStorage(sys.argv[1]);"
+        "print('locked', flush=True); sys.stdin.read()"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, d], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"locked\n"
+        with pytest.raises(StorageError, match=f"locked by process {child.pid}"):
+            FileStorage(d)
+    finally:
+        child.kill()
+        child.wait()
+    FileStorage(d).close()  # flock dies with its holder, even on SIGKILL
+
+
+def test_snapshot_files_without_a_log_are_refused(tmp_path) -> None:
+    d = tmp_path / "d"
+    st = FileStorage(d)
+    st.save(HardState(1, 1, 3), entries(1, 1, 3), None, True)
+    st.save_snapshot(snapshot(3, 1))
+    st.close()
+    for name in os.listdir(d):
+        if name.startswith("wal-"):
+            os.unlink(d / name)
+    with pytest.raises(StorageError, match="no log"):
+        FileStorage(d)
