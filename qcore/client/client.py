@@ -498,7 +498,7 @@ class Client:
 
     # ------------------------------------------------------------ notifications
 
-    async def watch(self, config: Mapping[str, Any], from_index: int | None = None) -> Watch:
+    async def watch(self, config: Any, from_index: int | None = None, *, decode: bool = True) -> Watch:
         """Register a notification stream (``NotifyConfig`` JSON, see ``watch.notify_on_*``).
 
         Without ``from_index`` the stream starts after the node's current
@@ -512,7 +512,12 @@ class Client:
             from_index = _log_index(applied)
             if from_index is not None:
                 from_index += 1
-        w = Watch(self, dict(config), from_index)
+        if not isinstance(config, Mapping):
+            encoded = convert.encode_notify_config(config)
+            if encoded is None:
+                raise TypeError(f"cannot use {config!r} as a NotifyConfig")
+            config = encoded
+        w = Watch(self, dict(config), from_index, decode)
         self._watches.add(w)
         try:
             await w.register()

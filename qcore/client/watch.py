@@ -76,13 +76,14 @@ def notify_on_type(
 class Watch:
     """A notification stream: ``async for change in watch``; ``await watch.close()`` to stop.
 
-    Items are the ``notification`` objects of SPEC 6 (decoded by the store codec
-    when available): ``entity_id, field_type, current_value, previous_value,
-    write_time, writer_id, context, log_index``.
+    Items are the ``notification`` objects of SPEC 6: ``entity_id, field_type,
+    current_value, previous_value, write_time, writer_id, context, log_index`` —
+    as the store's ``Notification`` (or the JSON as is, with ``decode=False``).
     """
 
-    def __init__(self, client: Client, config: dict[str, Any], from_index: int | None) -> None:
+    def __init__(self, client: Client, config: dict[str, Any], from_index: int | None, decode: bool = True) -> None:
         self.config = config
+        self._decode = decode
         self._client = client
         self._start_index = from_index
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -178,7 +179,7 @@ class Watch:
         if isinstance(item, BaseException):
             self._queue.put_nowait(_END)
             raise item
-        return convert.decode_notification(item)
+        return convert.decode_notification(item) if self._decode else item
 
     async def get(self, timeout: float | None = None) -> Any:
         """The next notification (``asyncio.TimeoutError`` after ``timeout`` seconds)."""

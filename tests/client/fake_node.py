@@ -33,6 +33,7 @@ class FakeNode:
         # the tiny store
         self.fields: dict[tuple[str, int, str], Any] = {}
         self.entities: list[dict[str, Any]] = []
+        self.schemas: dict[str, Any] = {"User": {"entity_type": "User", "inherit": None, "fields": {}}}
         self.next_entity = 1
         self.metrics: dict[str, Any] = {"id": node_id, "state": "Leader", "current_leader": node_id, "last_applied": 10}
 
@@ -143,7 +144,9 @@ class FakeNode:
         if tag == "FieldExists":
             return {tag: {"response": body["field_type"] in ("Name", "Parent", "Children")}}
         if tag in ("GetSchema", "GetCompleteSchema"):
-            return {tag: {"response": {"entity_type": body["entity_type"], "inherit": None, "fields": {}}, "error": None}}
+            schema = self.schemas.get(body["entity_type"])
+            return {tag: {"response": schema, "error": None if schema else f"unknown type {body['entity_type']}"}}
         if tag == "SetSchema":
+            self.schemas[body["entity_schema"]["entity_type"]] = body["entity_schema"]
             return {tag: {"error": None}}
         return {tag: {"error": f"fake node does not do {tag}"}}

@@ -1,0 +1,158 @@
+"""qcore-cli against a fake node: arguments in, the right frames out, readable output, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from qcore.cli import client as cli
+from qcore.protocol import messages as m
+from tests.client.fake_node import FakeNode
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[FakeNode]:
+    n = FakeNode(1)
+    await n.start()
+    yield n
+    await n.stop()
+
+
+async def run(node: FakeNode, *argv: str) -> int:
+    args = cli.build_parser().parse_args(["--addr", node.address, "--timeout", "2", *argv])
+    return await cli.run(args)
+
+
+def last_perform(node: FakeNode) -> dict[str, Any]:
+    return node.of_type(m.Perform)[-1].request  # type: ignore[no-any-return]
+
+
+async def test_create_write_read_find(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    node.schemas["User"]["fields"] = {
+        "Age": {"field_type": "Age", "default_value": {"Int": 0}, "rank": 3,
+                "read_permission": None, "write_permission": None, "choices": None},
+    }
+    assert await run(node, "create", "Folder", "Users") == 0
+    assert capsys.readouterr().out == "Folder$1\n"
+    assert await run(node, "create", "User", "alice", "--parent", "Folder$1") == 0
+    assert last_perform(node) == {
+        "CreateEntity": {"entity_type": "User", "parent_id": {"typ": "Folder", "id": 1}, "name": "alice"}
+    }
+    assert capsys.readouterr().out == "User$2\n"
+
+    # the schema says Age is an Int: "42" is written as {"Int": 42}
+    assert await run(node, "write", "User$2", "Age", "42") == 0
+    assert last_perform(node)["UpdateEntity"]["request"][0]["Write"]["value"] == {"Int": 42}
+    # a field the schema does not know: the obvious reading
+    assert await run(node, "write", "User$2", "Nick", "al") == 0
+    assert last_perform(node)["UpdateEntity"]["request"][0]["Write"]["value"] == {"String": "al"}
+    assert await run(node, "write", "User$2", "Boss", "--type", "EntityReference", "User$9", "--changes-only") == 0
+    w = last_perform(node)["UpdateEntity"]["request"][0]["Write"]
+    assert w["value"] == {"EntityReference": {"typ": "User", "id": 9}} and w["push_condition"] == "Changes"
+    assert await run(node, "write", "User$2", "Tags", "--json", '{"EntityList": ["User$1"]}', "--adjust", "Add") == 0
+    w = last_perform(node)["UpdateEntity"]["request"][0]["Write"]
+    assert w["value"] == {"EntityList": [{"typ": "User", "id": 1}]} and w["adjust_behavior"] == "Add"
+    capsys.readouterr()
+
+    assert await run(node, "read", "User$2", "Age") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Int 42\n  written 1970-01-01T00:00:01.000000000Z by null")
+    assert await run(node, "--json", "read", "User$2", "Nick") == 0
+    assert orjson.loads(capsys.readouterr().out)["value"] == {"String": "al"}
+
+    assert await run(node, "find", "User") == 0
+    assert capsys.readouterr().out == "User$2\n"
+    assert await run(node, "--json", "types") == 0
+    assert orjson.loads(capsys.readouterr().out) == ["Folder", "User"]
+    assert await run(node, "exists", "User$2") == 0
+    assert capsys.readouterr().out == "yes\n"
+    assert await run(node, "delete", "User$2") == 0
+    assert await run(node, "exists", "User$2") == 0
+    assert capsys.readouterr().out.endswith("no\n")
+
+
+async def test_management_commands(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    node.metrics = {"id": 1, "state": "Leader", "current_term": 3, "current_leader": 1,
+                    "last_log_index": 12, "last_applied": {"leader_id": {"term": 3, "node_id": 1}, "index": 12},
+                    "membership_config": {"membership": {"configs": [[1]], "nodes": {"1": {"addr": node.address}}}}}
+    assert await run(node, "status") == 0
+    out = capsys.readouterr().out
+    assert "state     Leader" in out and "applied 12" in out and f"1={node.address}" in out
+    assert await run(node, "init", "--node", "1=127.0.0.1:1", "--node", "2=127.0.0.1:2") == 0
+    assert node.of_type(m.Init)[-1].nodes == [(1, "127.0.0.1:1"), (2, "127.0.0.1:2")]
+    assert await run(node, "add-learner", "3", "127.0.0.1:3") == 0
+    assert node.of_type(m.AddLearner)[-1] == m.AddLearner(node.of_type(m.AddLearner)[-1].id, 3, "127.0.0.1:3")
+    assert await run(node, "change-membership", "1", "2", "3") == 0
+    assert node.of_type(m.ChangeMembership)[-1].members == [1, 2, 3]
+    capsys.readouterr()
+    assert await run(node, "raw", '{"GetMetrics": {}}') == 0
+    assert orjson.loads(capsys.readouterr().out)["GetMetricsResponse"]["response"]["id"] == 1
+
+
+async def test_schema_commands(node: FakeNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "schemas:\n"
+        "  - entity_type: Device\n"
+        "    inherit: Object\n"
+        "    fields:\n"
+        "      Mode: {default_value: {Choice: 0}, rank: 3, choices: [Low, High]}\n"
+        "      Owner: {default_value: {EntityReference: null}, rank: 4, write_permission: User$1}\n"
+    )
+    assert await run(node, "set-schema", str(f)) == 0
+    sent = last_perform(node)["SetSchema"]["entity_schema"]
+    assert sent["fields"]["Mode"] == {"field_type": "Mode", "default_value": {"Choice": 0}, "rank": 3,
+                                      "read_permission": None, "write_permission": None, "choices": ["Low", "High"]}
+    assert sent["fields"]["Owner"]["write_permission"] == {"typ": "User", "id": 1}
+    capsys.readouterr()
+    assert await run(node, "schema", "Device", "--complete") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "Device (inherits Object)"
+    assert "Mode" in out and "choices: Low, High" in out and "write_permission: User$1" in out
+
+
+async def test_errors_exit_1_with_a_message(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run(node, "delete", "User$77") == 1
+    assert "entity not found" in capsys.readouterr().err
+    assert await run(node, "read", "User", "Name") == 1
+    assert "Type$number" in capsys.readouterr().err
+    assert await run(node, "write", "User$1", "Age", "--type", "Int", "forty") == 1
+    assert "cannot read 'forty' as Int" in capsys.readouterr().err
+    assert await run(node, "raw", '{"Nope": {}}') == 1
+    assert 'unknown message type "Nope"' in capsys.readouterr().err
+    await node.stop()
+    assert await run(node, "status") == 1
+    assert "ConnectionFailed" in capsys.readouterr().err
+
+
+async def test_watch_prints_each_change(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    async def publisher(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.RegisterNotification:
+            await fn.send(ws, m.RegisterNotificationResponse(msg.id, m.ok("tok")))
+            for i in (11, 12):
+                await fn.send(ws, m.Notification("tok", {
+                    "entity_id": {"typ": "User", "id": 1}, "field_type": "Score",
+                    "current_value": {"Int": i}, "previous_value": {"Int": i - 1},
+                    "write_time": {"secs_since_epoch": 0, "nanos_since_epoch": 0}, "writer_id": None,
+                    "context": {"Name": {"String": "bob"}}, "log_index": i}))
+            return None
+        if type(msg) is m.UnregisterNotification:
+            return m.UnregisterNotificationResponse(msg.id, m.ok(None))
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = publisher
+    rc = await asyncio.wait_for(
+        run(node, "watch", "User$1", "Score", "--changes-only", "--context", "Name", "--count", "2"), 5
+    )
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[11] User$1 Score: Int 10 -> Int 11  by null")
+    assert lines[0].endswith('Name=String "bob"')
+    reg = node.of_type(m.RegisterNotification)[0]
+    assert reg.config["EntityId"]["trigger_on_change"] is True and reg.config["EntityId"]["context"] == ["Name"]
+    assert len(node.of_type(m.UnregisterNotification)) == 1
