@@ -73,6 +73,7 @@ from .status import ProgressStatus, Status
 from .types import (
     NONE,
     ConfChange,
+    ConfState,
     ConfChangeSingle,
     ConfChangeType,
     Entry,
@@ -268,6 +269,26 @@ class RawNode:
         """Drop in-memory entries <= index (once a snapshot at or past
         `index` is durable)."""
         self._raft.compact(index)
+
+    # -- cheap observers -----------------------------------------------------
+    # The runtime asks these on every request; status() builds a full copy.
+
+    @property
+    def leader_id(self) -> int:
+        return self._raft.lead
+
+    @property
+    def is_leader(self) -> bool:
+        return self._raft.role == Role.LEADER
+
+    @property
+    def conf_state(self) -> "ConfState":
+        """The live configuration: read it, never mutate it."""
+        return self._raft.trk.conf
+
+    def term_at(self, index: int) -> int | None:
+        """Term of the entry at `index`; None if compacted or not there."""
+        return self._raft.log.term(index)
 
     # -- status --------------------------------------------------------------
 
