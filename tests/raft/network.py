@@ -91,6 +91,7 @@ class Network:
         self.queue: list[Message] = []
         self.cut: set[tuple[int, int]] = set()  # (from, to) links that drop
         self.drop_types: set[MessageType] = set()
+        self.drop_if: Callable[[Message], bool] | None = None  # drop matching messages
         self.sent: list[Message] = []  # every message ever sent, for assertions
         self.snapshots_sent: list[Message] = []
         self.ids = list(ids)
@@ -132,6 +133,9 @@ class Network:
             self.config(nid), random.Random(self.rng.random()), d.hard_state, d.snapshot, list(d.entries)
         )
         self.read_states[nid] = []
+        # A runtime processes the first Ready at once: it re-applies the
+        # committed entries, and with them the configuration.
+        self.process(nid)
         return self.nodes[nid]
 
     # -- the runtime loop ------------------------------------------------
@@ -181,6 +185,8 @@ class Network:
         for m in msgs:
             if (m.frm, m.to) in self.cut or m.type in self.drop_types or m.to not in self.nodes:
                 continue
+            if self.drop_if is not None and self.drop_if(m):
+                continue
             self.nodes[m.to].step(m)
             n += 1
         return n
@@ -222,6 +228,7 @@ class Network:
     def heal(self) -> None:
         self.cut.clear()
         self.drop_types.clear()
+        self.drop_if = None
 
     # -- conveniences ----------------------------------------------------
 
