@@ -5,12 +5,13 @@ Retry rules — the point of this module — in one place:
 * **Not sent** (no node reachable, or the connection was already closed):
   every request is retried, on the next address, until its deadline.
 * **Definite refusal** (the node answers that it has no leader, is not the
-  leader, is not initialised, or is shutting down — texts from
-  :mod:`qcore.protocol.errors`, only sent for requests that were never
-  proposed): every request, writes included, is retried — on the named
-  leader, on the next address, or after a back-off.
-* **Unknown outcome** (the request was sent and then the connection dropped
-  or no reply came in time): only *idempotent* requests are sent again —
+  leader, is not initialised, is shutting down or overloaded, or that the
+  request was not applied — texts from :mod:`qcore.protocol.errors`): every
+  request, writes included, is retried — on the named leader, on the next
+  address, or after a back-off.
+* **Unknown outcome** (the request was sent and then the connection dropped,
+  no reply came in time, or the node answered that the outcome is unknown):
+  only *idempotent* requests are sent again —
   reads, ``GetMetrics``, ``SetSchema``, ``AddLearner``, ``ChangeMembership``
   and notification (un)registration. A write raises
   :exc:`~qcore.client.errors.UnknownOutcome`, unless the client was made with
@@ -328,6 +329,8 @@ class Client:
                 return reply
             text, why = refusal
             logger.debug("%s refused by %s: %s", name, conn.address, text)
+            if not why.definite and not resend:
+                raise UnknownOutcome(f"{name}: {text}")
             last_refusal = _refusal_error(text, why)
             if loop.time() >= deadline:
                 raise last_refusal
@@ -580,6 +583,8 @@ def _refusal(reply: Message) -> tuple[str, wire_errors.Retryable] | None:
 def _refusal_error(text: str, why: wire_errors.Retryable) -> QcoreError:
     if why.kind in ("not_leader", "no_leader"):
         return NotLeader(text, why.leader_id, why.leader_addr)
+    if why.kind == "unknown_outcome":
+        return RequestTimeout(text)
     return ServerError(text)
 
 

@@ -1,13 +1,22 @@
 """Error texts that carry meaning for the other side of the wire.
 
 Errors travel as plain strings (``Error.error``, ``{"Err": ...}``, a command
-response's ``error``). A few of them tell a client what it may do next — try
-the leader, wait for an election, try another node — so the server builds them
-with these functions and the client recognises them with :func:`classify`,
-instead of each side guessing at the other's wording.
+response's ``error``). Some of them tell a client what it may do next — try
+the leader, wait for an election, try another node, or *not* send a write
+again — so the server builds them with these functions and the client
+recognises them with :func:`classify`, instead of each side guessing at the
+other's wording.
 
-Every retryable error here is *definite*: it is only sent when the request was
-not proposed to the Raft log, so even a write may safely be sent again.
+Two families:
+
+* **definite** (``not_leader``, ``no_leader``, ``not_initialised``,
+  ``shutting_down``, ``overloaded``, ``not_applied``): the request was not
+  applied and will not be, so even a write may be sent again. A server must
+  only use these texts when that is true.
+* **unknown outcome** (:func:`outcome_unknown`): the request may or may not
+  have been applied; only idempotent requests may be sent again.
+
+Anything else is a final answer (a type mismatch, an unknown entity, ...).
 """
 
 from __future__ import annotations
@@ -20,7 +29,11 @@ __all__ = [
     "NOT_INITIALISED",
     "SHUTTING_DOWN",
     "OVERLOADED",
+    "SAFE_TO_RETRY",
+    "OUTCOME_UNKNOWN",
     "not_leader",
+    "safe_to_retry",
+    "outcome_unknown",
     "Retryable",
     "classify",
 ]
@@ -33,6 +46,10 @@ NOT_INITIALISED = "not initialised"
 SHUTTING_DOWN = "shutting down"
 #: The node refused the request for load ("too many requests in flight", "too many connections").
 OVERLOADED = "too many "
+#: Marks any other definite failure: the request was not applied.
+SAFE_TO_RETRY = "(not applied; safe to retry)"
+#: Marks a failure after which the request may or may not have been applied.
+OUTCOME_UNKNOWN = "outcome unknown"
 
 
 def not_leader(leader_id: int | None, leader_addr: str | None) -> str:
@@ -44,28 +61,56 @@ def not_leader(leader_id: int | None, leader_addr: str | None) -> str:
     return f"not leader; leader is {leader_id}"
 
 
+def safe_to_retry(text: str) -> str:
+    """``text`` marked as a definite failure: ``"cannot reach the leader (not applied; safe to retry)"``."""
+    return f"{text} {SAFE_TO_RETRY}"
+
+
+def outcome_unknown(text: str) -> str:
+    """``text`` marked as an unknown outcome: ``"no reply from the leader; outcome unknown"``."""
+    return f"{text}; {OUTCOME_UNKNOWN}"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Retryable:
-    """What an error text says about retrying: ``kind`` is one of
-    ``"not_leader"``, ``"no_leader"``, ``"not_initialised"``, ``"shutting_down"``,
-    ``"overloaded"``;
-    ``leader_id``/``leader_addr`` are set when the text names the leader."""
+    """What an error text says about retrying.
+
+    ``kind``: ``"unknown_outcome"`` (retry only if idempotent), or a definite
+    failure — ``"not_leader"``, ``"no_leader"``, ``"not_initialised"``,
+    ``"shutting_down"``, ``"overloaded"``, ``"not_applied"``.
+    ``leader_id``/``leader_addr`` are set when the text names the leader.
+    """
 
     kind: str
     leader_id: int | None = None
     leader_addr: str | None = None
 
+    @property
+    def definite(self) -> bool:
+        return self.kind != "unknown_outcome"
+
 
 _LEADER_RE = re.compile(r"not leader; leader is (\d+)(?: at ([^\s,;]+:\d+))?")
 
+# Wordings of the node (qcore/node) that predate the markers above.
+_UNKNOWN_PHRASES = ("may or may not have been applied", "while the request was in flight", "did not answer within")
+_NOT_APPLIED_PHRASES = (
+    "it was not applied",
+    "cannot reach the leader",
+    "cannot send to the leader",
+    "leadership changed before",
+)
+
 
 def classify(text: str) -> Retryable | None:
-    """Recognise a definite, retryable failure in an error text, else ``None``."""
+    """Recognise a retryable failure in an error text, else ``None`` (a final answer)."""
+    lowered = text.lower()
+    # First: an unknown outcome must never be mistaken for a definite failure.
+    if OUTCOME_UNKNOWN in lowered or any(p in lowered for p in _UNKNOWN_PHRASES):
+        return Retryable("unknown_outcome")
     m = _LEADER_RE.search(text)
     if m:
-        addr = m.group(2)
-        return Retryable("not_leader", int(m.group(1)), addr.rstrip(".,;)") if addr else None)
-    lowered = text.lower()
+        return Retryable("not_leader", int(m.group(1)), m.group(2))
     if NO_LEADER in lowered:
         return Retryable("no_leader")
     if NOT_INITIALISED in lowered or "not initialized" in lowered:
@@ -74,4 +119,6 @@ def classify(text: str) -> Retryable | None:
         return Retryable("shutting_down")
     if lowered.startswith(OVERLOADED):
         return Retryable("overloaded")
+    if SAFE_TO_RETRY in lowered or any(p in lowered for p in _NOT_APPLIED_PHRASES):
+        return Retryable("not_applied")
     return None

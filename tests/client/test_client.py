@@ -307,3 +307,25 @@ async def test_requests_in_flight_on_a_retired_connection_still_get_their_replie
         assert c.address == b.address
         release.set()
         assert (await slow)["id"] == 1
+
+
+async def test_unknown_outcome_reply_fails_a_write_but_a_read_is_retried(nodes: list[FakeNode]) -> None:
+    node = nodes[0]
+    unknown = 1
+
+    async def flaky(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        nonlocal unknown
+        if type(msg) is m.Perform and unknown:
+            unknown -= 1
+            return m.Error(msg.id, "the leader at 127.0.0.1:9 did not answer within 10s")
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = flaky
+    node.fields[("User", 1, "Name")] = ({"String": "bob"}, None, None)
+    async with Client([node.address], **FAST) as c:
+        with pytest.raises(UnknownOutcome, match="did not answer"):
+            await c.write("User$1", "Name", "x")
+        unknown = 1
+        assert (await c.read("User$1", "Name"))[0] == String("bob")
+    assert len([r for r in node.received if is_write(r)]) == 1
+    assert len(node.of_type(m.Perform)) == 3

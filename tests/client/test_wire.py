@@ -135,6 +135,17 @@ def test_error_texts_round_trip_through_classify() -> None:
     assert wire_errors.classify("node is shutting down").kind == "shutting_down"  # type: ignore[union-attr]
     assert wire_errors.classify("too many requests in flight").kind == "overloaded"  # type: ignore[union-attr]
     assert wire_errors.classify("request 2: type mismatch") is None
+    # the node's own wordings
+    for text in ("leadership changed before the write committed; it was not applied",
+                 "cannot reach the leader at 127.0.0.1:9: refused",
+                 wire_errors.safe_to_retry("anything")):
+        assert wire_errors.classify(text) == wire_errors.Retryable("not_applied"), text
+    for text in ("write was proposed but not applied within 10s; outcome unknown",
+                 "connection to leader at 127.0.0.1:9 lost while the request was in flight",
+                 "the leader at 127.0.0.1:9 did not answer within 10s",
+                 wire_errors.outcome_unknown("no leader any more")):
+        why = wire_errors.classify(text)
+        assert why == wire_errors.Retryable("unknown_outcome") and not why.definite, text
 
 
 def test_addresses() -> None:
