@@ -41,6 +41,8 @@ class Cluster:
         self.workload = Workload(self, derive_rng(opts.seed, "workload"))
         self.events = 0
         self.members_ever: set[int] = set()
+        self.conf_index = 0  # index of the newest configuration applied anywhere
+        self._retire_at: tuple[int, set[int], set[int]] | None = None
         # Transport reports (unreachable, snapshot status) to hand to a sender
         # once it is outside its Ready handling, as the runtime's inbox would.
         self._reports: list[tuple[int, int, bool | None]] = []
@@ -70,17 +72,44 @@ class Cluster:
         seed_node.no_crash_once = True  # Init persists before it returns
         seed_node.process()
 
-    def on_conf_applied(self, node: SimNode, conf: ConfState) -> None:
-        """A committed configuration was applied: shut down nodes it removed
-        (ids are never reused, so a removed node is never needed again)."""
+    def on_conf_applied(self, node: SimNode, conf: ConfState, index: int) -> None:
+        """A committed configuration (in effect after `index`) was applied.
+        Older configurations, applied again by a node catching up, change
+        nothing."""
+        if index <= self.conf_index:
+            return
+        self.conf_index = index
         keep = members(conf)
         self.members_ever |= keep
         if conf.voters_outgoing:
+            self._retire_at = None
             return
         # Only nodes some applied configuration included can have been
         # removed; a node whose addition never committed is left alone.
-        for other in self.nodes.values():
-            if other.id not in keep and other.id in self.members_ever and not other.retired:
+        removed = {i for i in self.members_ever - keep if not self.nodes[i].retired}
+        self._retire_at = (index, removed, keep) if removed else None
+
+    def after_apply(self, node: SimNode) -> None:
+        """Shut down removed nodes once a remaining member has applied their
+        removal and has its commit index durably past it (ids are never
+        reused, so they are never needed again). Not earlier: a removed
+        leader shut down at once may take with it the only knowledge that the
+        change committed, and the remaining voters, still counting it, could
+        never elect a leader (see FINDINGS.md, seed 29)."""
+        pending = self._retire_at
+        if pending is None:
+            return
+        index, removed, keep = pending
+        if node.id not in keep or node.sm.applied < index:
+            return
+        durable = node.disk.durable
+        snap_index = durable.snapshot.meta.index if durable.snapshot is not None else 0
+        if max(durable.hard_state.commit, snap_index) < index:
+            return
+        self._retire_at = None
+        for node_id in sorted(removed):
+            other = self.nodes[node_id]
+            if not other.retired:
                 other.retire()
 
     # -- network plumbing ----------------------------------------------------

@@ -16,7 +16,8 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from qcore.raft import Config, RawNode
+from qcore.raft.config import Config
+from qcore.raft.rawnode import RawNode
 from qcore.raft.types import ConfChange, ConfState, EntryType, Message, ReadState
 from qcore.sim.disk import SimDisk
 from qcore.sim.logview import LogView
@@ -181,7 +182,7 @@ class SimNode:
             self.sm = Register.restore(snap.data)
             self.conf = snap.meta.conf_state
             self.last_snapshot = self.sm.applied
-        conf_changed = snap is not None
+        conf_index = snap.meta.index if snap is not None else 0
         for e in rd.committed_entries:
             if e.index <= self.sm.applied:
                 continue  # already covered by a restored snapshot
@@ -192,7 +193,7 @@ class SimNode:
             if prop is not None:
                 c.workload.on_proposal_result(self, prop, e)
             if e.type == EntryType.CONF_CHANGE:
-                conf_changed = True
+                conf_index = e.index
                 c.trace.add(c.now, f"n{self.id} applies conf change @{e.index}: {_describe_cc(e.data)}")
         if rd.read_states:
             self.read_states.extend(rd.read_states)
@@ -201,8 +202,9 @@ class SimNode:
         # 4. Advance.
         raw.advance(rd)
         self.no_crash_once = False
-        if conf_changed:
-            self._on_conf_change()
+        if conf_index:
+            self._on_conf_change(conf_index)
+        c.after_apply(self)
         self._maybe_snapshot()
 
     def _on_soft_state(self, ss: object) -> None:
@@ -230,10 +232,10 @@ class SimNode:
                 keep.append(rs)
         self.read_states = keep
 
-    def _on_conf_change(self) -> None:
+    def _on_conf_change(self, index: int) -> None:
         assert self.raw is not None
         self.conf = _status_conf(self.raw.status())
-        self.cluster.on_conf_applied(self, self.conf)
+        self.cluster.on_conf_applied(self, self.conf, index)
 
     def _maybe_snapshot(self) -> None:
         """Application snapshots + compaction at the run's threshold."""
@@ -298,5 +300,3 @@ def members(conf: ConfState | None) -> set[int]:
     return set(conf.voters) | set(conf.voters_outgoing) | set(conf.learners) | set(conf.learners_next)
 
 
-Callback = Callable[[], None]
-_ = random  # re-exported type users may want

@@ -17,7 +17,7 @@ import logging
 import random
 from typing import TYPE_CHECKING
 
-from qcore.raft import ConfChangeRejected, ProposalDropped
+from qcore.raft.errors import ConfChangeRejected, ProposalDropped
 from qcore.raft.types import (
     ConfChange,
     ConfChangeSingle,
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 ADD_LEARNER = ConfChangeType.ADD_LEARNER
 ADD_NODE = ConfChangeType.ADD_NODE
 REMOVE = ConfChangeType.REMOVE_NODE
+MAX_IN_FLIGHT = 32  # unanswered writes per node: a real client pool is bounded
 
 
 class Workload:
@@ -62,8 +63,8 @@ class Workload:
     def propose(self) -> bool:
         """Try one client write; True if some node accepted it."""
         node = self._target()
-        if node is None:
-            return False
+        if node is None or len(node.proposals) >= MAX_IN_FLIGHT:
+            return False  # clients wait for answers: bounded in-flight writes
         self.next_value += 1
         value = f"v{self.next_value}".encode()
         for _hop in range(2):
