@@ -133,6 +133,8 @@ class Raft:
         # ReadIndex requests held until this leader commits an entry of its
         # own term (only then is its commit index known to be current).
         self.pending_read_index: list[Message] = []
+        # A TIMEOUT_NOW arrived while a committed conf change was unapplied.
+        self.campaign_after_apply = False
         self._step: Callable[[Message], None] = self._step_follower
         self.become_follower(self.term, NONE)
 
@@ -257,6 +259,7 @@ class Raft:
         self.trk.reset_votes()
         self.trk.reset_progress(self.log.last_index() + 1, self.id, self.log.stable, self.ticks)
         self.pending_conf_index = 0
+        self.campaign_after_apply = False
         # Reads not yet answered are dropped: their callers time out and retry.
         self.read_only = ReadOnly(first_round=self.read_only.next_round_seq)
         self.pending_read_index = []
@@ -409,11 +412,14 @@ class Raft:
             return
         # A committed but unapplied conf change could change who may vote;
         # campaign only once it has taken effect.
-        pending = self.log.slice(self.log.applied + 1, self.log.committed + 1)
-        if pending is None or any(e.type == EntryType.CONF_CHANGE for e in pending):
+        if self._unapplied_conf_change():
             logger.debug("node %d: not campaigning: unapplied conf change", self.id)
             return
         self._campaign(pre=self.cfg.pre_vote and not transfer, transfer=transfer)
+
+    def _unapplied_conf_change(self) -> bool:
+        pending = self.log.slice(self.log.applied + 1, self.log.committed + 1)
+        return pending is None or any(e.type == EntryType.CONF_CHANGE for e in pending)
 
     def _campaign(self, pre: bool, transfer: bool) -> None:
         if not self.promotable():
@@ -662,8 +668,14 @@ class Raft:
                 self._send(m)
         elif t == MT.TIMEOUT_NOW:
             # The leader asks us to campaign now, skipping pre-vote (thesis
-            # 3.10): its followers will grant despite leader stickiness.
-            self._hup(transfer=True)
+            # 3.10): its followers will grant despite leader stickiness. If a
+            # committed conf change is still to be applied here (typically:
+            # the one that removed that leader, whose commit index arrived
+            # just before), campaign as soon as it is applied.
+            if self._unapplied_conf_change():
+                self.campaign_after_apply = True
+            else:
+                self._hup(transfer=True)
         elif t == MT.READ_INDEX:
             if self.lead != NONE:
                 m.to = self.lead
@@ -821,6 +833,10 @@ class Raft:
             if e.type == EntryType.CONF_CHANGE:
                 self.apply_conf_change(e.index, ConfChange.decode(e.data))
             self.log.applied_to(e.index)
+        if self.campaign_after_apply and not self._unapplied_conf_change():
+            self.campaign_after_apply = False
+            if self.role == Role.FOLLOWER:
+                self._hup(transfer=True)
         if (
             self.role == Role.LEADER
             and self.trk.conf.auto_leave
