@@ -11,6 +11,7 @@ to the connection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -238,7 +239,7 @@ class Api:
                 raise RequestFailed(f"no leader elected within {self._opts.request_timeout:.0f}s")
 
     async def _forward(self, msg: Any, addr: str, deadline: float) -> Reply:
-        body = {k: getattr(msg, k) for k in msg.__dataclass_fields__ if k != "id"}
+        body = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg) if f.name != "id"}
         reply = await self._node.forwarder.forward(
             addr, msg.TAG, body, max(0.1, deadline - time.monotonic())
         )

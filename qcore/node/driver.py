@@ -30,8 +30,8 @@ from qcore.node.entries import encode_batch, encode_init
 from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
-from qcore.raft import ProposalDropped, RawNode
-from qcore.raft.types import ConfChange, EntryType, HardState, Message, Ready, Snapshot
+from qcore.raft import ProposalDropped, RawNode, Ready
+from qcore.raft.types import ConfChange, ConfState, EntryType, HardState, Message, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +145,20 @@ class RaftDriver:
         return self._raw.status()
 
     def is_leader(self) -> bool:
-        return self._raw.status().role == "Leader"
+        return self._raw.is_leader
 
     def leader_id(self) -> int:
-        return self._raw.status().leader_id
+        return self._raw.leader_id
+
+    def conf_state(self) -> ConfState:
+        return self._raw.conf_state
 
     def initialised(self) -> bool:
-        st = self._raw.status()
-        cs = st.conf_state
-        return bool(cs.voters or cs.learners or cs.voters_outgoing) or st.last_log_index > 0
+        cs = self._raw.conf_state
+        return bool(cs.voters or cs.learners or cs.voters_outgoing) or self.persisted_index > 0
 
     def address_of(self, node_id: int) -> str | None:
-        return self._raw.status().conf_state.addresses.get(node_id)
+        return self._raw.conf_state.addresses.get(node_id)
 
     # --------------------------------------------------------------- inputs
     def step(self, msg: Message) -> None:
@@ -444,16 +446,13 @@ class RaftDriver:
             term, fut = self._conf_proposed.pop(index)
             if fut.done():
                 continue
-            if self._raw.status().commit >= index and self._term_at(index) in (term, None):
+            if self._term_at(index) in (term, None):
                 fut.set_result((term, index))
             else:
                 fut.set_exception(RequestFailed("leadership changed before the membership change committed"))
 
     def _term_at(self, index: int) -> int | None:
-        try:
-            return self._raw.term_at(index)
-        except Exception:
-            return None
+        return self._raw.term_at(index)
 
     def _check_watchers(self) -> None:
         if not self._watchers:
@@ -468,7 +467,10 @@ class RaftDriver:
                 fut.set_exception(exc)
 
     def _observe_role(self) -> None:
-        st = self._raw.status()
+        raw = self._raw
+        if raw.is_leader == (self._last_role == "Leader") and raw.leader_id == self._last_leader:
+            return
+        st = raw.status()
         if st.role != self._last_role or st.leader_id != self._last_leader:
             log.info("role=%s term=%d leader=%d commit=%d applied=%d", st.role, st.term, st.leader_id, st.commit, self._applied)
             self._last_role, self._last_leader = st.role, st.leader_id

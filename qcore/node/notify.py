@@ -1,31 +1,581 @@
-"""Server push of committed field changes (SPEC 6). Placeholder until the
-notifications feature lands: registrations are refused with a clear error."""
+"""Server push of committed field changes (SPEC 6; user guide: docs/notifications.md).
+
+Every node — followers too — applies the same log, so every node can serve
+notifications: the driver calls :meth:`NotificationHub.publish` with the field
+changes of each applied entry, in log order. The hub
+
+* keeps the last ``retain`` changes in a ring (the *window*), so that a client
+  that lost its connection can register again with ``from_index`` and get
+  exactly what it missed, as etcd resumes a watch from a revision;
+* indexes live registrations by ``(entity, field)`` and ``(field, entity
+  type)``, so a change nobody listens to costs two dict misses;
+* never blocks the driver: a matching change is encoded once and queued on a
+  bounded per-connection outbox that one sender task per connection drains.
+
+A registration is either *live* (publish queues its frames) or *catching up*
+(it has a cursor into the window and its connection's sender reads the
+window from there; publish leaves it alone). Replay from ``from_index`` is a
+catch-up that starts at the first retained change of that index. A
+connection whose outbox is full does not lose anything either: the
+registration that found it full switches to catching up from the change it
+could not queue — etcd's "unsynced watchers". Only when the window moves past
+a catching-up cursor has the connection really fallen behind: it is sent an
+``Error`` frame saying so and closed (code 1013); the client resumes with
+``from_index`` on any node that still retains the changes.
+
+Exactness: ``register`` reads the window and installs the registration in one
+synchronous step, publish runs synchronously in the driver task on the same
+loop, and a catch-up turns live in the same step in which it finds the window
+exhausted — so no change falls between "replayed" and "live", nor is in both.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Callable, Iterable
+
+import orjson
+from websockets.exceptions import ConnectionClosed
 
 from qcore.protocol import messages as m
+from qcore.protocol.values import CodecError, decode_notify_config, encode_notification
+from qcore.store import (
+    Change,
+    EntityList,
+    EntityReference,
+    FieldExists,
+    GetSchema,
+    Notification,
+    NotifyConfigEntityId,
+    Store,
+    StoreError,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NotificationHub", "OVERFLOW_CLOSE_CODE"]
+
+#: Close code of a connection that fell behind the window (or whose stream a
+#: snapshot install broke): RFC 6455 "Try Again Later" — reconnect and resume.
+OVERFLOW_CLOSE_CODE = 1013
+PATH_SEP = "->"
+_YIELD_EVERY = 4096  # window records scanned by a catch-up before letting the loop run
+
+_FRAME_HEAD = b'{"Notification":{"token":'
+_FRAME_MID = b',"notification":'
+_FRAME_TAIL = b"}}"
+
+# A retained change: (log index, change). Tuples: the window holds up to
+# `retain` of them and this is the cheapest record Python has.
+Record = tuple[int, Change]
+
+
+class _Registration:
+    """One subscription of one connection.
+
+    ``entity`` is the id number of the watched entity (ids are unique across
+    types) for an EntityId registration, else None; ``entity_type`` is set for
+    a type-wide one. ``field`` is a plain field name: a ``->`` path was
+    resolved to its target when registering. ``min_index`` drops changes of
+    entries older than the ``from_index`` asked for (a lagging node applies
+    them after the registration). ``cursor`` is None while live, else the
+    window sequence number of the next change to look at.
+    """
+
+    __slots__ = ("token", "token_json", "outbox", "entity", "entity_type", "field", "on_change", "context",
+                 "min_index", "cursor", "active")
+
+    def __init__(self, token: int, outbox: "_Outbox", entity: int | None, entity_type: str | None, field: str,
+                 on_change: bool, context: tuple[str, ...], min_index: int) -> None:
+        self.token = token
+        self.token_json = orjson.dumps(token)
+        self.outbox = outbox
+        self.entity = entity
+        self.entity_type = entity_type
+        self.field = field
+        self.on_change = on_change
+        self.context = context
+        self.min_index = min_index
+        self.cursor: int | None = None
+        self.active = True
+
+    def frame(self, body: bytes) -> bytes:
+        return _FRAME_HEAD + self.token_json + _FRAME_MID + body + _FRAME_TAIL
+
+
+_CATCH_UP = object()  # queue marker: read the window from the registration's cursor
+
+
+class _Outbox:
+    """What waits to be sent on one connection, and the task sending it.
+
+    ``backlog`` counts queued frames (bounded by the hub's ``queue_limit``);
+    catch-up markers are not frames and do not count.
+    """
+
+    __slots__ = ("conn", "regs", "queue", "backlog", "wake", "task", "closing")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.regs: dict[int, _Registration] = {}
+        self.queue: deque[tuple[_Registration, Any]] = deque()
+        self.backlog = 0
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.closing = False
 
 
 class NotificationHub:
-    def __init__(self, retain: int, max_per_conn: int, queue_limit: int, store: Callable[[], Any]) -> None:
-        self._store = store
+    """Registrations, the retained window, and delivery (see the module docstring).
 
+    ``store()`` returns the live store (a snapshot install replaces it).
+    ``retain``: changes kept for ``from_index`` and catch-up;
+    ``max_per_conn``: registrations per connection; ``queue_limit``: frames
+    queued per connection before its registrations catch up from the window.
+    """
+
+    def __init__(self, retain: int, max_per_conn: int, queue_limit: int, store: Callable[[], Store],
+                 *, close_timeout: float = 2.0) -> None:
+        self._retain = max(0, retain)
+        self._max_per_conn = max_per_conn
+        self._queue_limit = max(1, queue_limit)
+        self._store = store
+        self._close_timeout = close_timeout
+        # The window: change number s (counted from the last restore) is at
+        # _ring[s % retain] while _total - retain <= s < _total.
+        self._ring: list[Record | None] = [None] * self._retain
+        self._total = 0
+        self._floor = 1  # every change of an entry with index >= _floor is in the window
+        self._outboxes: dict[Any, _Outbox] = {}
+        self._by_entity: dict[int, dict[str, list[_Registration]]] = {}
+        self._by_type: dict[str, dict[str, list[_Registration]]] = {}  # field -> type -> regs
+        self._lagging: set[_Registration] = set()  # registrations catching up
+        self._count = 0
+        self._next_token = 1
+        self._closers: set[asyncio.Task[None]] = set()
+        self.delivered = 0  # notification frames written to connections
+        self.caught_up = 0  # switches from live to catching up because an outbox was full
+        self.cut_off = 0  # connections closed because they fell behind
+
+    # ------------------------------------------------------------ connections
     def attach(self, conn: Any) -> None:
-        pass
+        """A connection opened (client or peer); it may register from now on."""
+        if conn not in self._outboxes:
+            self._outboxes[conn] = _Outbox(conn)
 
     def detach(self, conn: Any) -> None:
-        pass
+        """A connection closed: its registrations vanish with it."""
+        box = self._outboxes.pop(conn, None)
+        if box is None:
+            return
+        box.closing = True
+        self._drop_all(box)
+        if box.task is not None and not box.task.done():
+            box.task.cancel()
 
-    def publish(self, index: int, changes: list[Any]) -> None:
-        pass
+    # ---------------------------------------------------------------- publish
+    def publish(self, index: int, changes: list[Change]) -> None:
+        """The changes of the log entry at ``index`` were applied (driver task; must not block)."""
+        first = self._total
+        retain = self._retain
+        if retain:
+            ring = self._ring
+            total = first
+            for ch in changes:
+                slot = total % retain
+                if total >= retain:
+                    self._floor = ring[slot][0] + 1  # type: ignore[index]  # evicted now
+                ring[slot] = (index, ch)
+                total += 1
+            self._total = total
+            if self._lagging:
+                self._cut_off_evicted()
+        else:
+            self._total += len(changes)
+            self._floor = index + 1
+        if not self._count:
+            return
+        by_entity = self._by_entity
+        by_type = self._by_type
+        store = self._store()
+        lineages: dict[str, tuple[str, ...]] = {}
+        for seq, ch in enumerate(changes, first):
+            fields = by_entity.get(ch.entity_id.id)
+            direct = fields.get(ch.field_type) if fields is not None else None
+            typed = by_type.get(ch.field_type)
+            if direct is None and typed is None:
+                continue
+            shared: list[bytes | None] = [None]  # the body, encoded once for all registrations without context
+            if direct is not None:
+                for reg in direct:
+                    self._offer(reg, seq, index, ch, store, shared)
+            if typed is not None:
+                typ = ch.entity_id.typ
+                lineage = lineages.get(typ)
+                if lineage is None:
+                    lineage = lineages[typ] = _lineage(store, typ)
+                for t in lineage:
+                    regs = typed.get(t)
+                    if regs is not None:
+                        for reg in regs:
+                            self._offer(reg, seq, index, ch, store, shared)
+
+    def _offer(self, reg: _Registration, seq: int, index: int, ch: Change, store: Store,
+               shared: list[bytes | None]) -> None:
+        if reg.cursor is not None or not reg.active:
+            return  # catching up (it will read this change from the window), or cut off during this publish
+        if index < reg.min_index or (reg.on_change and ch.old_value == ch.new_value):
+            return
+        box = reg.outbox
+        if box.backlog >= self._queue_limit:
+            if not self._retain:
+                self._cut_off(box, f"{box.backlog} notifications were waiting to be sent (limit "
+                                   f"{self._queue_limit}) and no history is retained to catch up from")
+                return
+            self.caught_up += 1
+            self._start_catch_up(reg, seq)
+            return
+        if reg.context:
+            body = _encode(index, ch, _context(store, ch, reg.context))
+        else:
+            body = shared[0]
+            if body is None:
+                body = shared[0] = _encode(index, ch, {})
+        box.backlog += 1
+        box.queue.append((reg, body))
+        box.wake.set()
 
     def on_restore(self, index: int) -> None:
-        pass
+        """The store was replaced by a snapshot at ``index``: the history before it is gone.
 
-    async def register(self, msg: m.RegisterNotification, conn: Any) -> Any:
-        return m.RegisterNotificationResponse(msg.id, m.err("notifications are not implemented yet"))
+        Registrations would silently miss the changes the snapshot skipped,
+        so their connections are cut off; they resume with ``from_index``
+        (here from ``index + 1``, or on another node).
+        """
+        self._ring = [None] * self._retain
+        self._total = 0
+        self._floor = index + 1
+        self._lagging.clear()
+        for box in list(self._outboxes.values()):
+            if box.regs:
+                self._cut_off(box, f"this node installed a snapshot at log index {index}, so changes up to it "
+                                   "cannot be notified from here")
 
-    async def unregister(self, msg: m.UnregisterNotification, conn: Any) -> Any:
-        return m.UnregisterNotificationResponse(msg.id, m.err("notifications are not implemented yet"))
+    # ------------------------------------------------------------ requests
+    async def register(self, msg: m.RegisterNotification, conn: Any) -> m.RegisterNotificationResponse:
+        """Validate, replay the window from ``from_index`` and go live (no await in between)."""
+        box = self._outboxes.get(conn)
+        if box is None:
+            self.attach(conn)
+            box = self._outboxes[conn]
+        return m.RegisterNotificationResponse(msg.id, self._register(msg, box))
+
+    def _register(self, msg: m.RegisterNotification, box: _Outbox) -> Any:
+        if box.closing:
+            return m.err("this connection is being closed")
+        if len(box.regs) >= self._max_per_conn:
+            return m.err(f"too many notification registrations on this connection (limit {self._max_per_conn}); "
+                         "unregister some or open another connection")
+        try:
+            cfg = decode_notify_config(msg.config)
+        except CodecError as exc:
+            return m.err(f"config: {exc}")
+        store = self._store()
+        try:
+            if cfg.__class__ is NotifyConfigEntityId:
+                target, fld = _resolve_entity(store, cfg)
+                entity_num, entity_type = target.id, None
+            else:
+                fld = cfg.field_type
+                entity_num, entity_type = None, _check_type(store, cfg.entity_type, fld)
+        except ValueError as exc:
+            return m.err(str(exc))
+        start = 0
+        if msg.from_index is not None:
+            start = max(msg.from_index, 1)
+            if start < self._floor:
+                return m.err(
+                    f"compacted: changes before log index {self._floor} are no longer retained on this node "
+                    f"(asked from {msg.from_index}); re-read the state, then register without from_index"
+                )
+        reg = _Registration(self._next_token, box, entity_num, entity_type, fld, cfg.trigger_on_change,
+                            tuple(cfg.context), start)
+        self._next_token += 1
+        self._install(reg)
+        if msg.from_index is not None:
+            cursor = self._first_at(start)
+            if cursor < self._total:
+                self._start_catch_up(reg, cursor)
+        self._ensure_sender(box)
+        return m.ok(reg.token)
+
+    async def unregister(self, msg: m.UnregisterNotification, conn: Any) -> m.UnregisterNotificationResponse:
+        """Stop a registration; nothing more is sent for its token once this is answered."""
+        box = self._outboxes.get(conn)
+        token = msg.token
+        reg = box.regs.get(token) if box is not None and type(token) is int else None
+        if reg is None:
+            return m.UnregisterNotificationResponse(msg.id, m.err(f"unknown notification token {token!r} "
+                                                                  "on this connection"))
+        self._remove(reg)
+        return m.UnregisterNotificationResponse(msg.id, m.ok(None))
+
+    # ---------------------------------------------------------- introspection
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics and benchmarks."""
+        return {
+            "registrations": self._count,
+            "catching_up": len(self._lagging),
+            "retained": min(self._total, self._retain),
+            "retained_from_index": self._floor,
+            "delivered": self.delivered,
+            "caught_up": self.caught_up,
+            "cut_off": self.cut_off,
+        }
+
+    # ------------------------------------------------------------ the window
+    def _first_at(self, start: int) -> int:
+        """The window number of the first retained change with index >= start (or _total)."""
+        ring, retain = self._ring, self._retain
+        lo, hi = max(0, self._total - retain), self._total
+        while lo < hi:  # indexes never decrease along the window: bisect
+            mid = (lo + hi) // 2
+            if ring[mid % retain][0] < start:  # type: ignore[index]
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def _start_catch_up(self, reg: _Registration, cursor: int) -> None:
+        reg.cursor = cursor
+        self._lagging.add(reg)
+        box = reg.outbox
+        box.queue.append((reg, _CATCH_UP))
+        box.wake.set()
+
+    def _cut_off_evicted(self) -> None:
+        oldest = self._total - self._retain
+        for reg in [r for r in self._lagging if r.cursor is not None and r.cursor < oldest]:
+            self._cut_off(reg.outbox, f"it fell behind: changes it had not been sent yet left this node's window "
+                                      f"of the last {self._retain} changes")
+
+    def _matches(self, reg: _Registration, ch: Change, lineages: dict[str, tuple[str, ...]]) -> bool:
+        if ch.field_type != reg.field:
+            return False
+        if reg.entity is not None:
+            if ch.entity_id.id != reg.entity:
+                return False
+        else:
+            typ = ch.entity_id.typ
+            lineage = lineages.get(typ)
+            if lineage is None:
+                lineage = lineages[typ] = _lineage(self._store(), typ)
+            if reg.entity_type not in lineage:
+                return False
+        return not (reg.on_change and ch.old_value == ch.new_value)
+
+    # ------------------------------------------------------------- registry
+    def _install(self, reg: _Registration) -> None:
+        if reg.entity is not None:
+            self._by_entity.setdefault(reg.entity, {}).setdefault(reg.field, []).append(reg)
+        else:
+            assert reg.entity_type is not None
+            self._by_type.setdefault(reg.field, {}).setdefault(reg.entity_type, []).append(reg)
+        reg.outbox.regs[reg.token] = reg
+        self._count += 1
+
+    def _remove(self, reg: _Registration) -> None:
+        if not reg.active:
+            return
+        reg.active = False
+        reg.outbox.regs.pop(reg.token, None)
+        self._lagging.discard(reg)
+        self._count -= 1
+        outer: dict[Any, dict[Any, list[_Registration]]]
+        if reg.entity is not None:
+            outer, key, inner = self._by_entity, reg.entity, reg.field  # type: ignore[assignment]
+        else:
+            outer, key, inner = self._by_type, reg.field, reg.entity_type  # type: ignore[assignment]
+        d = outer.get(key)
+        regs = d.get(inner) if d is not None else None
+        if d is None or regs is None:
+            return
+        # Copy, not mutate: publish may be iterating this very list (a
+        # connection cut off mid-publish removes its registrations).
+        rest = [r for r in regs if r is not reg]
+        if rest:
+            d[inner] = rest
+        else:
+            del d[inner]
+            if not d:
+                del outer[key]
+
+    def _drop_all(self, box: _Outbox) -> None:
+        for reg in list(box.regs.values()):
+            self._remove(reg)
+        box.queue.clear()
+        box.backlog = 0
+
+    # -------------------------------------------------------------- sending
+    def _ensure_sender(self, box: _Outbox) -> None:
+        if box.task is None or box.task.done():
+            box.task = asyncio.get_running_loop().create_task(self._send_loop(box))
+
+    async def _send_loop(self, box: _Outbox) -> None:
+        """Drain one connection's outbox; `ws.send` waits while the client reads slowly."""
+        ws = box.conn.ws
+        queue = box.queue
+        try:
+            while not box.closing:
+                if not queue:
+                    box.wake.clear()
+                    await box.wake.wait()
+                    continue
+                reg, item = queue.popleft()
+                if item is _CATCH_UP:
+                    await self._catch_up(box, reg)
+                    continue
+                box.backlog -= 1
+                if reg.active:
+                    await ws.send(reg.frame(item), text=True)
+                    self.delivered += 1
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notification sender failed; closing the connection")
+            self._cut_off(box, "of an internal error while sending notifications")
+
+    async def _catch_up(self, box: _Outbox, reg: _Registration) -> None:
+        """Send ``reg``'s matching changes from the window, then make it live again."""
+        ws = box.conn.ws
+        lineages: dict[str, tuple[str, ...]] = {}
+        scanned = 0
+        while reg.active and not box.closing:
+            cur = reg.cursor
+            assert cur is not None
+            if cur >= self._total:
+                # Checked and switched with no await in between: publish queues from the next change on.
+                reg.cursor = None
+                self._lagging.discard(reg)
+                return
+            if cur < self._total - self._retain:  # publish normally cuts off first; belt and braces
+                self._cut_off(box, "it fell behind the retained window")
+                return
+            index, ch = self._ring[cur % self._retain]  # type: ignore[misc]
+            reg.cursor = cur + 1
+            if index >= reg.min_index and self._matches(reg, ch, lineages):
+                # Context is read now: the state right after that entry is gone (docs/notifications.md).
+                ctx = _context(self._store(), ch, reg.context) if reg.context else {}
+                await ws.send(reg.frame(_encode(index, ch, ctx)), text=True)
+                self.delivered += 1
+                scanned = 0
+            else:
+                scanned += 1
+                if scanned >= _YIELD_EVERY:
+                    scanned = 0
+                    await asyncio.sleep(0)  # a long run of non-matching changes: let the node breathe
+
+    def _cut_off(self, box: _Outbox, why: str) -> None:
+        """Stop feeding a connection, tell it why and close it (never blocks the caller)."""
+        if box.closing:
+            return
+        box.closing = True
+        self.cut_off += 1
+        self._drop_all(box)
+        box.wake.set()
+        log.warning("closing a notification connection because %s", why)
+        text = (f"notifications stopped because {why}. Reconnect and register again with from_index = the "
+                "log_index of the last notification received to resume")
+        try:
+            task = asyncio.get_running_loop().create_task(self._close(box, text))
+        except RuntimeError:  # no running loop (the hub used outside asyncio): nothing to close
+            return
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close(self, box: _Outbox, text: str) -> None:
+        ws = box.conn.ws
+        try:
+            await asyncio.wait_for(ws.send(m.encode_message(m.Error(m.new_id(), text)), text=True),
+                                   self._close_timeout)
+        except (ConnectionClosed, asyncio.TimeoutError):
+            pass
+        try:
+            await ws.close(OVERFLOW_CLOSE_CODE, "notifications fell behind; resume with from_index")
+        except ConnectionClosed:
+            pass
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _encode(index: int, ch: Change, context: dict[str, Any]) -> bytes:
+    return orjson.dumps(encode_notification(Notification(
+        ch.entity_id, ch.field_type, ch.new_value, ch.old_value, ch.write_time, ch.writer_id, context, index
+    )))
+
+
+def _context(store: Store, ch: Change, paths: Iterable[str]) -> dict[str, Any]:
+    """Context paths read from the changed entity; a broken path reads as null."""
+    out: dict[str, Any] = {}
+    for p in paths:
+        try:
+            out[p] = store.read_path(ch.entity_id, p)[0]
+        except StoreError:
+            out[p] = None
+    return out
+
+
+def _lineage(store: Store, typ: str) -> tuple[str, ...]:
+    """``typ`` and every type it inherits from: the type-wide registrations a
+    change to an entity of ``typ`` can match. Read from the live schema (at
+    most once per type per publish), so a schema change is seen at once."""
+    out = [typ]
+    cur: str | None = typ
+    while cur is not None:
+        schema = store.query(GetSchema(cur)).response  # type: ignore[union-attr]
+        cur = schema.inherit if schema is not None else None
+        if cur is None or cur in out:
+            break
+        out.append(cur)
+    return tuple(out)
+
+
+def _check_type(store: Store, entity_type: str, fld: str) -> str:
+    if store.query(GetSchema(entity_type)).response is None:  # type: ignore[union-attr]
+        raise ValueError(f"unknown entity type {entity_type!r}")
+    if PATH_SEP in fld:
+        raise ValueError(
+            f"field_type {fld!r}: an EntityType registration watches one field, not a '->' path; "
+            "register on an EntityId for a path, or put the path in context"
+        )
+    if not store.query(FieldExists(entity_type, fld)).response:  # type: ignore[union-attr]
+        raise ValueError(f"entity type {entity_type!r} has no field {fld!r}")
+    return entity_type
+
+
+def _resolve_entity(store: Store, cfg: NotifyConfigEntityId) -> tuple[Any, str]:
+    """The (entity, plain field) an EntityId registration watches: a ``->``
+    path is followed once, now, to the field it reaches (docs/notifications.md)."""
+    eid, path = cfg.entity_id, cfg.field_type
+    try:
+        store.read_path(eid, path)  # validates the whole path, with the store's "broke at" message
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
+    segs = path.split(PATH_SEP)
+    i, last = 0, len(segs) - 1
+    while i < last:
+        v = store.read_path(eid, segs[i])[0]
+        if v.__class__ is EntityReference:
+            eid = v.v
+            i += 1
+        elif v.__class__ is EntityList:
+            eid = v.v[int(segs[i + 1])]
+            i += 2
+        else:  # pragma: no cover - read_path accepted the path above
+            raise ValueError(f"path {path!r} cannot be followed at {segs[i]!r}")
+    return eid, segs[last]

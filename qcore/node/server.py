@@ -88,7 +88,6 @@ class Node:
             heartbeat_tick=opts.heartbeat_ticks,
             pre_vote=True,
             check_quorum=True,
-            applied=snap_index,
         )
         raw = RawNode(
             cfg, rng=random.Random(), hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries
@@ -99,6 +98,7 @@ class Node:
         self.driver = RaftDriver(
             opts, raw, storage, self.state_machine, self.transport.send, applied=snap_index, snapshot_index=snap_index
         )
+        self.driver.persisted_index = rec.entries[-1].index if rec.entries else snap_index
         log.info(
             "recovered term=%d vote=%d commit=%d snapshot=%d entries=%d",
             rec.hard_state.term if rec.hard_state else 0,

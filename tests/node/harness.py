@@ -1,0 +1,172 @@
+"""Real node processes on loopback, and a tiny raw-protocol client.
+
+The client here speaks the wire format directly (orjson + websockets) so
+that these tests check the protocol as a stranger would see it, independent
+of qcore.client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO / "schemas.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NodeProc:
+    """One `python -m qcore` process with its own data dir and log file."""
+
+    def __init__(self, node_id: int, workdir: Path, *extra: str, port: int | None = None) -> None:
+        self.id = node_id
+        self.port = port or free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.data_dir = workdir / f"node-{node_id}"
+        self.log_path = workdir / f"node-{node_id}.log"
+        self.extra = list(extra)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "NodeProc":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qcore", "--id", str(self.id), "--ws-addr", self.addr,
+             "--config-file", str(SCHEMAS), "--data-dir", str(self.data_dir),
+             "--tick-ms", "20", "--election-ticks", "15", *self.extra],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        log.close()
+        return self
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def terminate(self, timeout: float = 15) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+class Conn:
+    """A pipelining raw client: send frames, await replies by id."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._ids = itertools.count(1)
+        self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+        self.unmatched: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, addr: str) -> "Conn":
+        ws = await connect(f"ws://{addr}", proxy=None, max_size=64 << 20, open_timeout=5)
+        return cls(ws)
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                reply = orjson.loads(frame)
+                ((tag, body),) = reply.items()
+                fut = self._pending.pop(body.get("id"), None) if isinstance(body, dict) else None
+                if fut is not None and not fut.done():
+                    fut.set_result(reply)
+                else:
+                    await self.unmatched.put(reply)
+        except Exception:
+            pass
+        finally:
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("connection closed"))
+
+    async def call(self, tag: str, timeout: float = 20, **fields: Any) -> dict[str, Any]:
+        """Send {tag: {id, **fields}}; return the reply frame ({ReplyTag: body})."""
+        rid = f"r{next(self._ids)}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        await self.ws.send(orjson.dumps({tag: {"id": rid, **fields}}).decode())
+        return await asyncio.wait_for(fut, timeout)
+
+    async def perform(self, request: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
+        reply = await self.call("Perform", timeout=timeout, request=request)
+        assert "PerformResponse" in reply, reply
+        return reply["PerformResponse"]["response"]
+
+    async def metrics(self) -> dict[str, Any]:
+        return (await self.call("GetMetrics"))["GetMetricsResponse"]["response"]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+
+
+async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
+    """Until the node answers GetMetrics (the process is up and serving)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not node.alive():
+            raise AssertionError(f"node {node.id} exited:\n{node.log_tail()}")
+        try:
+            c = await Conn.open(node.addr)
+            try:
+                await c.metrics()
+                return
+            finally:
+                await c.close()
+        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            last = exc
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"node {node.id} not serving after {timeout}s ({last}):\n{node.log_tail()}")
+
+
+async def wait_until(predicate: Any, timeout: float = 20, what: str = "condition") -> Any:
+    """Poll an async predicate across processes (there is no event to await)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def eid(typ: str, n: int) -> dict[str, Any]:
+    return {"typ": typ, "id": n}
+
+
+def write(entity: dict[str, Any], field: str, value: Any, adjust: str = "Set", push: str = "Always") -> dict[str, Any]:
+    return {"Write": {"entity_id": entity, "field_type": field, "value": value, "push_condition": push,
+                      "adjust_behavior": adjust, "write_time": None, "writer_id": None}}
+
+
+def read(entity: dict[str, Any], field: str) -> dict[str, Any]:
+    return {"Read": {"entity_id": entity, "field_type": field, "value": None, "write_time": None, "writer_id": None}}

@@ -1,0 +1,167 @@
+"""3- and 5-node clusters of real processes: formation, forwarding,
+linearizable reads from every node, leader failure, restart and catch-up,
+membership change under load."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from tests.node.harness import Conn, NodeProc, eid, read, wait_serving, wait_until, write
+
+
+async def leader_of(conns: list[Conn]) -> int:
+    for c in conns:
+        try:
+            m = await c.metrics()
+        except Exception:
+            continue
+        if m["state"] == "Leader":
+            return m["id"]
+    return 0
+
+
+async def form_cluster(nodes_: list[NodeProc]) -> list[Conn]:
+    """Init on the first node, then AddLearner + ChangeMembership (the openraft way)."""
+    for n in nodes_:
+        await wait_serving(n)
+    conns = [await Conn.open(n.addr) for n in nodes_]
+    assert (await conns[0].call("Init", nodes=[]))["InitResponse"]["response"] == "Ok"
+    for n in nodes_[1:]:
+        reply = await conns[0].call("AddLearner", node_id=n.id, node_addr=n.addr, timeout=60)
+        assert "Ok" in reply["AddLearnerResponse"]["response"], reply
+    reply = await conns[0].call("ChangeMembership", members=[n.id for n in nodes_], timeout=60)
+    assert "Ok" in reply["ChangeMembershipResponse"]["response"], reply
+    for c in conns:
+        await wait_until(lambda c=c: _sees_members(c, len(nodes_)), what="membership everywhere")
+    return conns
+
+
+async def _sees_members(c: Conn, n: int) -> bool:
+    m = await c.metrics()
+    return len(m["membership_config"]["membership"]["configs"][0]) == n and m["current_leader"] is not None
+
+
+async def make_counter(c: Conn, name: str) -> dict:
+    await c.perform({"SetSchema": {"entity_schema": {"entity_type": "Counter", "inherit": "Object", "fields": {
+        "N": {"field_type": "N", "default_value": {"Int": 0}, "rank": 10, "read_permission": None,
+              "write_permission": None, "choices": None}}}}})
+    r = await c.perform({"CreateEntity": {"entity_type": "Counter", "parent_id": None, "name": name}})
+    assert r["CreateEntity"]["error"] is None, r
+    return r["CreateEntity"]["response"]
+
+
+async def read_n(c: Conn, ent: dict) -> int:
+    r = await c.perform({"UpdateEntity": {"request": [read(ent, "N")]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    return r["UpdateEntity"]["response"][0]["Read"]["value"]["Int"]
+
+
+async def test_three_nodes_forward_writes_and_read_linearizably_everywhere(nodes):
+    ns = [nodes(i).start() for i in (1, 2, 3)]
+    conns = await form_cluster(ns)
+    ent = await make_counter(conns[1], "c")  # sent to a follower or the leader: either works
+    for i in range(30):
+        writer = conns[i % 3]
+        r = await writer.perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}})
+        assert r["UpdateEntity"]["error"] is None, r
+        # a read that starts after the write completed sees it, on every node
+        for c in conns:
+            assert await read_n(c, ent) == i + 1
+    # every node applied the same log
+    metrics = [await c.metrics() for c in conns]
+    assert len({m["current_leader"] for m in metrics}) == 1
+
+
+async def test_multi_node_init_and_leader_kill(nodes):
+    ns = [nodes(i) for i in (1, 2, 3)]
+    for n in ns:
+        n.start()
+    for n in ns:
+        await wait_serving(n)
+    conns = [await Conn.open(n.addr) for n in ns]
+    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in ns])
+    assert reply["InitResponse"]["response"] == "Ok", reply
+    await wait_until(lambda: leader_of(conns), what="a leader")
+    ent = await make_counter(conns[0], "k")
+    acked = 0
+    for _ in range(10):
+        r = await conns[2].perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}})
+        assert r["UpdateEntity"]["error"] is None
+        acked += 1
+    old = await leader_of(conns)
+    ns[old - 1].kill9()
+    alive = [c for i, c in enumerate(conns) if i != old - 1]
+    await wait_until(lambda: _new_leader(alive, old), timeout=30, what="a new leader")
+    for _ in range(10):
+        r = await alive[0].perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}})
+        assert r["UpdateEntity"]["error"] is None
+        acked += 1
+    for c in alive:
+        assert await read_n(c, ent) == acked
+    # the old leader comes back with its data dir and catches up
+    ns[old - 1].start()
+    await wait_serving(ns[old - 1])
+    back = await Conn.open(ns[old - 1].addr)
+    await wait_until(lambda: _reads(back, ent, acked), timeout=30, what="catch-up after restart")
+
+
+async def _new_leader(conns: list[Conn], old: int) -> bool:
+    lid = await leader_of(conns)
+    return lid not in (0, old)
+
+
+async def _reads(c: Conn, ent: dict, expected: int) -> bool:
+    try:
+        return await read_n(c, ent) == expected
+    except AssertionError:
+        return False
+
+
+async def test_five_nodes_member_added_and_removed_under_load(nodes):
+    ns = [nodes(i, "--snapshot-threshold", "200") for i in (1, 2, 3)]
+    for n in ns:
+        n.start()
+    conns = await form_cluster(ns)
+    ent = await make_counter(conns[0], "load")
+    acked = 0
+    stop = asyncio.Event()
+
+    async def load(c: Conn) -> None:
+        nonlocal acked
+        while not stop.is_set():
+            r = await c.perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}})
+            if r["UpdateEntity"]["error"] is None:
+                acked += 1
+
+    workers = [asyncio.create_task(load(c)) for c in conns for _ in range(4)]
+    await wait_until(lambda: _acked_at_least(lambda: acked, 300), what="load")
+    # two more nodes join while writes flow (they get a snapshot: threshold 200)
+    extra = [nodes(i, "--snapshot-threshold", "200").start() for i in (4, 5)]
+    for n in extra:
+        await wait_serving(n)
+        reply = await conns[0].call("AddLearner", node_id=n.id, node_addr=n.addr, timeout=60)
+        assert "Ok" in reply["AddLearnerResponse"]["response"], reply
+    reply = await conns[1].call("ChangeMembership", members=[1, 2, 3, 4, 5], timeout=60)
+    assert "Ok" in reply["ChangeMembershipResponse"]["response"], reply
+    # remove node 1 (maybe the leader) and node 2 under load
+    reply = await conns[2].call("ChangeMembership", members=[3, 4, 5], timeout=60)
+    assert "Ok" in reply["ChangeMembershipResponse"]["response"], reply
+    stop.set()
+    await asyncio.gather(*workers, return_exceptions=True)
+    survivors = [await Conn.open(n.addr) for n in extra] + [conns[2]]
+    await wait_until(lambda: leader_of(survivors), what="leader among 3,4,5")
+    final = acked
+    for c in survivors:
+        await wait_until(lambda c=c: _reads_at_least(c, ent, final), timeout=30, what="all acked writes")
+
+
+async def _acked_at_least(get, n: int) -> bool:
+    return get() >= n
+
+
+async def _reads_at_least(c: Conn, ent: dict, n: int) -> bool:
+    try:
+        return await read_n(c, ent) >= n
+    except AssertionError:
+        return False

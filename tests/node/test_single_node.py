@@ -1,0 +1,209 @@
+"""One real node process through every SPEC 2 message."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from tests.node.harness import Conn, eid, read, wait_serving, wait_until, write
+
+STR = {"String": ""}
+
+
+def schema(entity_type: str, inherit: str | None, fields: dict) -> dict:
+    return {"entity_schema": {"entity_type": entity_type, "inherit": inherit, "fields": {
+        name: {"field_type": name, "default_value": default, "rank": i, "read_permission": None,
+               "write_permission": None, "choices": None}
+        for i, (name, default) in enumerate(fields.items())
+    }}}
+
+
+async def init_single(c: Conn) -> None:
+    reply = await c.call("Init", nodes=[])
+    assert reply["InitResponse"]["response"] == "Ok", reply
+
+
+async def test_uninitialised_node_then_init(nodes):
+    n = nodes(1).start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    m = await c.metrics()
+    assert m["id"] == 1 and m["initialised"] is False and m["current_leader"] is None
+    reply = await c.call("Perform", request={"EntityExists": {"entity_id": eid("Root", 1)}})
+    assert "not initialised" in reply["Error"]["error"]
+    await init_single(c)
+    again = await c.call("Init", nodes=[])
+    assert "already initialised" in again["InitResponse"]["response"]["Err"]
+    m = await c.metrics()
+    assert m["state"] == "Leader" and m["current_leader"] == 1 and m["current_term"] >= 1
+    assert m["membership_config"]["membership"]["configs"] == [[1]]
+    assert m["membership_config"]["membership"]["nodes"] == {"1": n.addr}
+    assert m["last_applied"]["index"] >= 2
+    # the config file's tree was applied by Init
+    roots = await c.perform({"FindEntities": {"entity_type": "Root", "page_opts": None}})
+    assert roots["FindEntities"]["error"] is None
+    assert roots["FindEntities"]["response"]["total"] >= 1
+    await c.close()
+
+
+async def test_every_application_request(nodes):
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader")
+    r = await c.perform({"SetSchema": schema("Gadget", "Object", {"Size": {"Int": 0}, "Label": STR})})
+    assert r == {"SetSchema": {"error": None}}
+    r = await c.perform({"GetSchema": {"entity_type": "Gadget"}})
+    assert r["GetSchema"]["response"]["inherit"] == "Object"
+    assert set(r["GetSchema"]["response"]["fields"]) == {"Size", "Label"}
+    r = await c.perform({"GetCompleteSchema": {"entity_type": "Gadget"}})
+    assert {"Name", "Parent", "Children", "Size", "Label"} <= set(r["GetCompleteSchema"]["response"]["fields"])
+    r = await c.perform({"FieldExists": {"entity_type": "Gadget", "field_type": "Size"}})
+    assert r["FieldExists"]["response"] is True
+    r = await c.perform({"CreateEntity": {"entity_type": "Gadget", "parent_id": None, "name": "g1"}})
+    g1 = r["CreateEntity"]["response"]
+    assert g1["typ"] == "Gadget" and r["CreateEntity"]["error"] is None
+    r = await c.perform({"CreateEntity": {"entity_type": "Gadget", "parent_id": g1, "name": "g2"}})
+    g2 = r["CreateEntity"]["response"]
+    assert g2["id"] != g1["id"]
+    r = await c.perform({"UpdateEntity": {"request": [
+        write(g1, "Size", {"Int": 5}), write(g1, "Size", {"Int": 2}, adjust="Add"),
+        read(g1, "Size"), read(g2, "Parent->Name"), read(g1, "Children->0->Name"),
+    ]}})
+    body = r["UpdateEntity"]
+    assert body["error"] is None
+    assert body["response"][2]["Read"]["value"] == {"Int": 7}
+    assert body["response"][2]["Read"]["write_time"] is not None
+    assert body["response"][3]["Read"]["value"] == {"String": "g1"}
+    assert body["response"][4]["Read"]["value"] == {"String": "g2"}
+    # atomic batch: the failing request is named and nothing is applied
+    r = await c.perform({"UpdateEntity": {"request": [write(g1, "Size", {"Int": 100}), write(g1, "Size", {"String": "x"})]}})
+    assert "1" in r["UpdateEntity"]["error"]
+    r = await c.perform({"UpdateEntity": {"request": [read(g1, "Size")]}})
+    assert r["UpdateEntity"]["response"][0]["Read"]["value"] == {"Int": 7}
+    r = await c.perform({"FindEntities": {"entity_type": "Gadget", "page_opts": {"limit": 1, "cursor": None}}})
+    page = r["FindEntities"]["response"]
+    assert page["total"] == 2 and len(page["items"]) == 1 and page["next_cursor"] is not None
+    r = await c.perform({"GetEntityTypes": {"page_opts": None}})
+    assert "Gadget" in r["GetEntityTypes"]["response"]["items"]
+    r = await c.perform({"EntityExists": {"entity_id": g2}})
+    assert r["EntityExists"]["response"] is True
+    r = await c.perform({"DeleteEntity": {"entity_id": g1}})
+    assert r["DeleteEntity"]["error"] is None
+    for gone in (g1, g2):  # recursive
+        r = await c.perform({"EntityExists": {"entity_id": gone}})
+        assert r["EntityExists"]["response"] is False
+    await c.close()
+
+
+async def _is_leader(c: Conn) -> bool:
+    return (await c.metrics())["state"] == "Leader"
+
+
+async def test_pipelined_requests_answer_by_id(nodes):
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader")
+    r = await c.perform({"SetSchema": schema("Counter", "Object", {"N": {"Int": 0}})})
+    r = await c.perform({"CreateEntity": {"entity_type": "Counter", "parent_id": None, "name": "c"}})
+    ent = r["CreateEntity"]["response"]
+    adds = [c.perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}}) for _ in range(200)]
+    replies = await asyncio.gather(*adds)
+    assert all(x["UpdateEntity"]["error"] is None for x in replies)
+    r = await c.perform({"UpdateEntity": {"request": [read(ent, "N")]}})
+    assert r["UpdateEntity"]["response"][0]["Read"]["value"] == {"Int": 200}
+    await c.close()
+
+
+async def test_restart_resumes_without_init_and_keeps_acknowledged_writes(nodes):
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader")
+    await c.perform({"SetSchema": schema("Note", "Object", {"Text": STR})})
+    r = await c.perform({"CreateEntity": {"entity_type": "Note", "parent_id": None, "name": "n"}})
+    note = r["CreateEntity"]["response"]
+    for i in range(50):
+        r = await c.perform({"UpdateEntity": {"request": [write(note, "Text", {"String": f"v{i}"})]}})
+        assert r["UpdateEntity"]["error"] is None
+    await c.close()
+    n.kill9()  # no chance to flush anything: only what was fsynced survives
+    n.extra = []  # no --init: it must resume from its data dir
+    n.start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader after restart")
+    r = await c.perform({"UpdateEntity": {"request": [read(note, "Text")]}})
+    assert r["UpdateEntity"]["response"][0]["Read"]["value"] == {"String": "v49"}
+    assert (await c.call("Init", nodes=[]))["InitResponse"]["response"] != "Ok"
+    await c.close()
+    assert n.terminate() == 0  # SIGTERM: clean shutdown, exit 0
+
+
+async def test_bad_input_gets_errors_and_node_keeps_serving(nodes):
+    n = nodes(1, "--init", "--max-frame-bytes", "100000").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader")
+    cases = [
+        "not json at all",
+        "[1,2,3]",
+        '{"NoSuchMessage": {"id": "x1"}}',
+        '{"Perform": {"id": "x2"}}',
+        '{"Perform": {"id": "x3", "request": {"Bogus": {}}}}',
+        '{"Perform": {"id": "x4", "request": {"EntityExists": {"entity_id": {"typ": 5, "id": -1}}}}}',
+        '{"GetMetrics": {"id": true}}',
+        '{"Init": {"id": "x5", "nodes": "all"}}',
+        '{"a": 1, "b": 2}',
+        '{"Perform": {"id": "x6", "request": {"UpdateEntity": {"request": [{"Write": {"entity_id": {"typ": "Root", "id": 1}, "field_type": "Name", "value": {"Int": 99999999999999999999999}}}]}}}}',
+        "{" * 10000,
+    ]
+    for text in cases:
+        await c.ws.send(text)
+        reply = await asyncio.wait_for(c.unmatched.get(), 10)
+        assert "Error" in reply, (text[:80], reply)
+        assert reply["Error"]["error"], reply
+    # errors carry the request id when it can be recovered
+    await c.ws.send('{"Perform": {"id": "keep-me", "request": 5}}')
+    reply = await asyncio.wait_for(c.unmatched.get(), 10)
+    assert reply["Error"]["id"] == "keep-me"
+    # binary frames
+    await c.ws.send(b'{"GetMetrics": {"id": "bin"}}')
+    reply = await asyncio.wait_for(c.unmatched.get(), 10)
+    assert "binary" in reply["Error"]["error"]
+    # oversized frame: refused with a clear error, connection stays usable
+    await c.ws.send(orjson.dumps({"GetMetrics": {"id": "big", "pad": "x" * 150_000}}).decode())
+    reply = await asyncio.wait_for(c.unmatched.get(), 10)
+    assert "exceeds" in reply["Error"]["error"]
+    assert (await c.metrics())["id"] == 1
+    # a frame over twice the limit is not even buffered: the connection is closed with 1009
+    huge = await Conn.open(n.addr)
+    await huge.ws.send("x" * 300_000)
+    await huge.ws.wait_closed()
+    assert huge.ws.close_code == 1009
+    # abrupt disconnects mid-request
+    for _ in range(20):
+        raw = await Conn.open(n.addr)
+        await raw.ws.send(orjson.dumps({"Perform": {"id": "gone", "request": {"GetEntityTypes": {"page_opts": None}}}}).decode())
+        raw.ws.transport.abort()
+    assert n.alive()
+    r = await c.perform({"GetEntityTypes": {"page_opts": None}})
+    assert r["GetEntityTypes"]["error"] is None
+    await c.close()
+
+
+async def test_bad_config_file_is_a_clear_startup_error(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schemas:\n  - entity_type: User\n    inherit: Nope\n    fields: {}\n")
+    for cfg, needle in ((tmp_path / "missing.yaml", "not found"), (bad, "bad.yaml")):
+        p = subprocess.run(
+            [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--config-file", str(cfg)],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert p.returncode != 0
+        assert needle in p.stderr, p.stderr
