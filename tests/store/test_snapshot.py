@@ -1,0 +1,122 @@
+"""Snapshot / restore: exact round trip, determinism, corrupt input."""
+
+from __future__ import annotations
+
+import pytest
+
+from qcore.store import (
+    AdjustBehavior,
+    Blob,
+    Choice,
+    CreateEntity,
+    EntityId,
+    EntityList,
+    EntityReference,
+    Float,
+    GetCompleteSchema,
+    Int,
+    LoadConfig,
+    Store,
+    StoreError,
+    String,
+    Timestamp,
+    TimestampValue,
+    UpdateEntity,
+    Write,
+)
+from qcore.store.config import load_config
+
+from .helpers import T0, T1, create, make_store, read_full
+
+
+def populated() -> Store:
+    s = make_store()
+    root = create(s, "Folder", "root")
+    a = create(s, "User", "a", root)
+    b = create(s, "Admin", "b", root, now=T1)
+    s.apply(
+        UpdateEntity(
+            [
+                Write(a, "Email", String("é ü ✓")),
+                Write(a, "Score", Float(-0.1)),
+                Write(a, "Avatar", Blob(bytes(range(256)))),
+                Write(a, "Friends", EntityList((b, root))),
+                Write(a, "Manager", EntityReference(b), writer_id=b),
+                Write(a, "Seen", TimestampValue(Timestamp(2**40, 999_999_999))),
+                Write(a, "Role", Choice(2), write_time=Timestamp(1, 1)),
+                Write(b, "Age", Int(-(2**63))),
+            ]
+        ),
+        Timestamp(3_000, 3),
+    )
+    return s
+
+
+def test_round_trip_is_exact():
+    s = populated()
+    data = s.snapshot()
+    r = Store.restore(data)
+    assert r.snapshot() == data
+    for n in range(1, 4):
+        eid = EntityId({1: "Folder", 2: "User", 3: "Admin"}[n], n)
+        assert r.entity_fields(eid) == s.entity_fields(eid)
+    assert r.next_id == s.next_id
+    assert r.query(GetCompleteSchema("Admin")) == s.query(GetCompleteSchema("Admin"))
+
+
+def test_restored_store_behaves_the_same():
+    s = populated()
+    r = Store.restore(s.snapshot())
+    s.apply(CreateEntity("User", EntityId("Folder", 1), "new"), T1)
+    r.apply(CreateEntity("User", EntityId("Folder", 1), "new"), T1)
+    for st in (s, r):
+        st.apply(UpdateEntity([Write(EntityId("User", 2), "Email", String("!"), adjust_behavior=AdjustBehavior.Add)]), T1)
+    assert s.snapshot() == r.snapshot()
+    assert read_full(r, EntityId("User", 4), "Name").value == String("new")
+
+
+def test_snapshot_is_independent_of_history_order_of_schemas():
+    from .helpers import ADMIN, FOLDER, OBJECT, USER
+    from qcore.store import SetSchema
+
+    a, b = Store(), Store()
+    for sch in (OBJECT, FOLDER, USER, ADMIN):
+        a.apply(SetSchema(sch), T0)
+    for sch in (OBJECT, USER, ADMIN, FOLDER):
+        b.apply(SetSchema(sch), T0)
+    assert a.snapshot() == b.snapshot()
+
+
+def test_empty_store_round_trip():
+    data = Store().snapshot()
+    assert Store.restore(data).snapshot() == data
+
+
+def test_shipped_config_round_trip():
+    s = Store()
+    s.apply(load_config("schemas.yaml"), T0)
+    assert Store.restore(s.snapshot()).snapshot() == s.snapshot()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not json", b"[]", b'{"v": 99}', b'{"v": 1, "next_id": 1, "schemas": [], "entities": [[1, "Nope", 0, 0, {}, {}]]}'],
+)
+def test_corrupt_snapshot_raises_store_error(data):
+    with pytest.raises(StoreError):
+        Store.restore(data)
+
+
+def test_load_config_on_non_empty_store_is_atomic():
+    s = populated()
+    before = s.snapshot()
+    from qcore.store import EntitySchema, TreeNode
+
+    bad = LoadConfig([EntitySchema("New", "Object", {})], [TreeNode("New", "x"), TreeNode("Nope", "y")])
+    resp, changes = s.apply(bad, T1)
+    assert resp.error is not None and resp.error.startswith("tree[1]: ") and changes == []
+    assert s.snapshot() == before
+    good = LoadConfig([EntitySchema("New", "Object", {})], [TreeNode("New", "x", {}, [TreeNode("New", "y")])])
+    resp, _ = s.apply(good, T1)
+    assert resp.error is None and resp.created == 2
+    assert read_full(s, EntityId("New", 5), "Parent").value == EntityReference(EntityId("New", 4))
