@@ -20,6 +20,10 @@ from qcore.sim.trace import Trace
 from qcore.raft.types import ConfState
 
 
+class MessageToSelf(Exception):
+    """A Ready carried a message addressed to its own node."""
+
+
 def address(node_id: int) -> str:
     return f"sim-{node_id}:1"
 
@@ -114,14 +118,16 @@ class Cluster:
 
     # -- network plumbing ----------------------------------------------------
 
-    def send(self, msg: Message) -> None:
-        if msg.to == msg.frm:
-            raise AssertionError(f"node {msg.frm} sent a message to itself: {msg.type}")
-        ok = self.network.send(msg, self.now)
+    def send(self, src: int, msg: Message) -> None:
+        if msg.to == src:
+            raise MessageToSelf(f"node {src} sent {msg.type.name} to itself")
+        ok = self.network.send(msg, self.now, src)
+        if not ok:
+            self.trace.add(self.now, f"lost (sent by {src})", msg)
         if not ok and msg.type == MessageType.SNAP:
-            self._reports.append((msg.frm, msg.to, False))
-        elif not ok and msg.type == MessageType.APP and not self.network.reachable(msg.frm, msg.to):
-            self._reports.append((msg.frm, msg.to, None))
+            self._reports.append((src, msg.to, False))
+        elif not ok and msg.type == MessageType.APP and not self.network.reachable(src, msg.to):
+            self._reports.append((src, msg.to, None))
 
     def flush_reports(self) -> None:
         """Hand queued transport reports to their senders."""
@@ -142,19 +148,19 @@ class Cluster:
             item = self.network.pop_due(self.now)
             if item is None:
                 return
-            msg, delivered = item
+            src, msg, delivered = item
             target = self.nodes.get(msg.to)
             if not delivered or target is None or target.raw is None:
                 self.trace.add(self.now, "drop", msg)
                 if msg.type == MessageType.SNAP:
-                    self._reports.append((msg.frm, msg.to, False))
+                    self._reports.append((src, msg.to, False))
                 self.flush_reports()
                 continue
             self.events += 1
             self.trace.add(self.now, "recv", msg)
             target.step(msg)
             if msg.type == MessageType.SNAP:
-                self._reports.append((msg.frm, msg.to, True))
+                self._reports.append((src, msg.to, True))
             self.flush_reports()
 
     # -- time ----------------------------------------------------------------

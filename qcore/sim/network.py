@@ -28,11 +28,28 @@ from qcore.sim.options import NetworkOptions
 class Packet:
     deliver_at: int
     seq: int
+    src: int  # the node that sent it (a forwarded message keeps its original `frm`)
     msg: Message
+    fingerprint: tuple
     duplicate: bool = False
 
     def __lt__(self, other: "Packet") -> bool:
         return (self.deliver_at, self.seq) < (other.deliver_at, other.seq)
+
+
+class MessageMutated(Exception):
+    """The sender changed a message after handing it out in a Ready."""
+
+
+def fingerprint(msg: Message) -> tuple:
+    """The fields of a message, to notice a sender mutating it in flight."""
+    snap = msg.snapshot
+    return (
+        msg.type, msg.to, msg.frm, msg.term, msg.log_term, msg.index, msg.commit, msg.reject,
+        msg.reject_hint, msg.context, len(msg.entries),
+        msg.entries[0].index if msg.entries else 0,
+        snap.meta.index if snap is not None else -1,
+    )
 
 
 def copy_message(msg: Message) -> Message:
@@ -58,46 +75,52 @@ class Network:
 
     # -- sending and delivery ------------------------------------------------
 
-    def send(self, msg: Message, now: int) -> bool:
-        """Queue `msg`; False if it was dropped at once (loss or partition)."""
+    def send(self, msg: Message, now: int, src: int | None = None) -> bool:
+        """Queue `msg` from node `src` (default msg.frm); False if it was
+        dropped at once (loss or partition)."""
         self.sent += 1
-        link = (msg.frm, msg.to)
-        if link in self.blocked or self.rng.random() < self.options.loss:
+        src = msg.frm if src is None else src
+        if (src, msg.to) in self.blocked or self.rng.random() < self.options.loss:
             self.dropped += 1
             return False
-        self._enqueue(msg, now, duplicate=False)
+        fp = fingerprint(msg)
+        self._enqueue(src, msg, fp, now, duplicate=False)
         if self.rng.random() < self.options.duplicate:
             self.duplicated += 1
-            self._enqueue(msg, now, duplicate=True)
+            self._enqueue(src, msg, fp, now, duplicate=True)
         return True
 
-    def _enqueue(self, msg: Message, now: int, duplicate: bool) -> None:
+    def _enqueue(self, src: int, msg: Message, fp: tuple, now: int, duplicate: bool) -> None:
         opts = self.options
         at = now + self.rng.randint(opts.delay_min, opts.delay_max)
-        link = (msg.frm, msg.to)
+        link = (src, msg.to)
         if duplicate or self.rng.random() < opts.reorder:
             pass  # free to overtake or be overtaken
         else:
             at = max(at, self._link_tail.get(link, 0))
             self._link_tail[link] = at
         self._seq += 1
-        heapq.heappush(self._queue, Packet(at, self._seq, msg, duplicate))
+        heapq.heappush(self._queue, Packet(at, self._seq, src, msg, fp, duplicate))
 
     def next_due(self) -> int | None:
         return self._queue[0].deliver_at if self._queue else None
 
-    def pop_due(self, now: int) -> tuple[Message, bool] | None:
-        """The next packet due at or before `now`: (message, delivered).
-        `delivered` is False when a partition cut the link meanwhile; the
-        caller gets the message anyway to report SNAP failures."""
+    def pop_due(self, now: int) -> tuple[int, Message, bool] | None:
+        """The next packet due at or before `now`: (sender, message,
+        delivered). `delivered` is False when a partition cut the link
+        meanwhile; the caller gets the message anyway to report SNAP
+        failures. Raises MessageMutated if the sender changed the message
+        after sending it (a runtime may serialise it at any later time)."""
         if not self._queue or self._queue[0].deliver_at > now:
             return None
         packet = heapq.heappop(self._queue)
         msg = packet.msg
-        if (msg.frm, msg.to) in self.blocked:
+        if fingerprint(msg) != packet.fingerprint:
+            raise MessageMutated(f"message from {packet.src} changed in flight: {packet.fingerprint} -> {fingerprint(msg)}")
+        if (packet.src, msg.to) in self.blocked:
             self.dropped += 1
-            return msg, False
-        return copy_message(msg), True
+            return packet.src, msg, False
+        return packet.src, copy_message(msg), True
 
     def in_flight(self) -> int:
         return len(self._queue)

@@ -174,7 +174,7 @@ class SimNode:
 
         # 2. Send, only after the persist step.
         for m in rd.messages:
-            c.send(m)
+            c.send(self.id, m)
         self._crash_point(2)
 
         # 3. Restore / apply, serve reads.

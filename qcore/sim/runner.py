@@ -21,10 +21,11 @@ from enum import IntEnum
 from typing import TextIO
 
 from qcore.sim.checkers import SafetyViolation
-from qcore.sim.cluster import Cluster
+from qcore.sim.cluster import Cluster, MessageToSelf
 from qcore.sim.disk import DiskContractError
 from qcore.sim.faults import Faults
 from qcore.sim.logview import LogGapError
+from qcore.sim.network import MessageMutated
 from qcore.sim.node import members
 from qcore.sim.options import SimOptions, derive_options, derive_rng
 from qcore.sim.statemachine import ApplyOrderError
@@ -193,7 +194,9 @@ def run_seed(
     result = RunResult(seed, ExitCode.OK, opts)
     try:
         sim.run()
-    except (SafetyViolation, DiskContractError, LogGapError, ApplyOrderError) as exc:
+    except (
+        SafetyViolation, DiskContractError, LogGapError, ApplyOrderError, MessageMutated, MessageToSelf
+    ) as exc:
         result.code = ExitCode.SAFETY
         result.message = f"{type(exc).__name__}: {exc}"
     except LivenessFailure as exc:

@@ -8,22 +8,37 @@ from typing import TextIO
 from qcore.raft.types import Message, MessageType
 
 
-def describe_message(msg: Message) -> str:
+def freeze(msg: Message) -> tuple:
+    """The fields worth printing, taken now: the receiver may change the
+    message object later (e.g. a follower forwarding a READ_INDEX)."""
+    snap = msg.snapshot
+    ents = msg.entries
+    return (
+        msg.frm, msg.to, msg.type, msg.term, msg.log_term, msg.index, msg.commit,
+        (ents[0].index, ents[-1].index) if ents else None,
+        (snap.meta.index, snap.meta.term) if snap is not None and not snap.is_empty() else None,
+        msg.reject, msg.reject_hint, msg.context,
+    )
+
+
+def describe_message(msg: Message | tuple) -> str:
     """One line per message, in etcd-raft's `describe` spirit."""
-    parts = [f"{msg.frm}->{msg.to} {MessageType(msg.type).name} t{msg.term}"]
-    if msg.log_term or msg.index:
-        parts.append(f"lt{msg.log_term}/i{msg.index}")
-    if msg.commit:
-        parts.append(f"c{msg.commit}")
-    if msg.entries:
-        first, last = msg.entries[0], msg.entries[-1]
-        parts.append(f"ents[{first.index}..{last.index}]")
-    if msg.snapshot is not None and not msg.snapshot.is_empty():
-        parts.append(f"snap@{msg.snapshot.meta.index}/t{msg.snapshot.meta.term}")
-    if msg.reject:
-        parts.append(f"REJECT hint={msg.reject_hint}")
-    if msg.context:
-        parts.append(f"ctx={msg.context[:16]!r}")
+    frm, to, mtype, term, log_term, index, commit, ents, snap, reject, hint, ctx = (
+        msg if isinstance(msg, tuple) else freeze(msg)
+    )
+    parts = [f"{frm}->{to} {MessageType(mtype).name} t{term}"]
+    if log_term or index:
+        parts.append(f"lt{log_term}/i{index}")
+    if commit:
+        parts.append(f"c{commit}")
+    if ents:
+        parts.append(f"ents[{ents[0]}..{ents[1]}]")
+    if snap:
+        parts.append(f"snap@{snap[0]}/t{snap[1]}")
+    if reject:
+        parts.append(f"REJECT hint={hint}")
+    if ctx:
+        parts.append(f"ctx={ctx[:16]!r}")
     return " ".join(parts)
 
 
@@ -32,13 +47,13 @@ class Trace:
     cost more than the run) and only rendered when printed."""
 
     def __init__(self, keep: int = 50, echo: TextIO | None = None) -> None:
-        self.events: deque[tuple[int, int, str, Message | None]] = deque(maxlen=keep)
+        self.events: deque[tuple[int, int, str, tuple | None]] = deque(maxlen=keep)
         self.echo = echo
         self.count = 0
 
     def add(self, now: int, text: str, msg: Message | None = None) -> None:
         self.count += 1
-        event = (self.count, now, text, msg)
+        event = (self.count, now, text, freeze(msg) if msg is not None else None)
         self.events.append(event)
         if self.echo is not None:
             print(_render(event), file=self.echo)
@@ -47,7 +62,7 @@ class Trace:
         return "\n".join(_render(e) for e in self.events)
 
 
-def _render(event: tuple[int, int, str, Message | None]) -> str:
+def _render(event: tuple[int, int, str, tuple | None]) -> str:
     count, now, text, msg = event
     line = f"#{count:<7} t={now:<6} {text}"
     if msg is not None:

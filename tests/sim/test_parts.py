@@ -9,7 +9,7 @@ import pytest
 from qcore.raft.types import Entry, HardState, Message, MessageType, Snapshot, SnapshotMeta
 from qcore.sim.disk import DiskContractError, SimDisk
 from qcore.sim.logview import LogGapError, LogView
-from qcore.sim.network import Network
+from qcore.sim.network import MessageMutated, Network
 from qcore.sim.options import NetworkOptions, derive_options, derive_rng
 from qcore.sim.statemachine import Register
 
@@ -22,7 +22,8 @@ def drain(net: Network, until: int) -> list[tuple[int, Message, bool]]:
     out = []
     for now in range(until + 1):
         while (item := net.pop_due(now)) is not None:
-            out.append((now, *item))
+            _src, m, delivered = item
+            out.append((now, m, delivered))
     return out
 
 
@@ -82,6 +83,23 @@ def test_partition_while_in_flight_drops_on_arrival() -> None:
     net.isolate(2, [1, 2, 3])
     [(_, m, delivered)] = drain(net, 10)
     assert m.to == 2 and not delivered
+
+
+def test_forwarded_message_travels_on_the_senders_link() -> None:
+    net = Network(random.Random(7), NetworkOptions(delay_min=1, delay_max=1))
+    net.block(2, 3)
+    forwarded = msg(3, 3, 0)  # node 2 forwards node 3's request to node 3
+    assert not net.send(forwarded, 0, src=2)
+    assert net.send(forwarded, 0, src=1)
+
+
+def test_message_changed_after_sending_is_detected() -> None:
+    net = Network(random.Random(8), NetworkOptions(delay_min=2, delay_max=2))
+    m = msg(1, 2, 0)
+    net.send(m, 0)
+    m.to = 3
+    with pytest.raises(MessageMutated):
+        drain(net, 5)
 
 
 # -- disk ----------------------------------------------------------------------
