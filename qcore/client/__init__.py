@@ -10,7 +10,8 @@
 See docs/client.md.
 """
 
-from qcore.client.client import Client, is_idempotent, member_addresses, parse_addresses
+from qcore.client.client import Client
+from qcore.client.session import Session, is_idempotent, member_addresses, parse_addresses
 from qcore.client.errors import (
     CommandError,
     ConnectionFailed,

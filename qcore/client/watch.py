@@ -33,7 +33,7 @@ from qcore.client.errors import HistoryCompacted, ServerError
 from qcore.protocol.messages import Message, RegisterNotification, UnregisterNotification, result_of
 
 if TYPE_CHECKING:
-    from qcore.client.client import Client
+    from qcore.client.session import Session as Client
     from qcore.client.connection import Connection
 
 logger = logging.getLogger(__name__)

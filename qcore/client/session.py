@@ -1,0 +1,455 @@
+"""The transport half of the client: one pipelined connection, failover, safe retries.
+
+:class:`Session` owns the connection and sends requests; :class:`qcore.client.Client`
+adds the helpers on top.
+
+Retry rules — the point of this module — in one place:
+
+* **Not sent** (no node reachable, or the connection was already closed):
+  every request is retried, on the next address, until its deadline.
+* **Definite refusal** (the node answers that it has no leader, is not the
+  leader, is not initialised, is shutting down or overloaded, or that the
+  request was not applied — texts from :mod:`qcore.protocol.errors`): every
+  request, writes included, is retried — on the named leader, on the next
+  address, or after a back-off.
+* **Unknown outcome** (the request was sent and then the connection dropped,
+  no reply came in time, or the node answered that the outcome is unknown):
+  only *idempotent* requests are sent again —
+  reads, ``GetMetrics``, ``SetSchema``, ``AddLearner``, ``ChangeMembership``
+  and notification (un)registration. A write raises
+  :exc:`~qcore.client.errors.UnknownOutcome`, unless the client was made with
+  ``retry_writes=True``: then writes are sent again too (they may be applied
+  twice).
+
+Every request has one deadline (``request_timeout``) covering all of its
+attempts. An idempotent request waits at most ``attempt_timeout`` per
+attempt; if the connection received nothing at all in that time it is
+presumed dead and replaced by one to the next address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
+
+from qcore.client import wire
+from qcore.client.connection import Connection, ConnectionLost, ReplyHook
+from qcore.client.errors import (
+    ConnectionFailed,
+    NotLeader,
+    QcoreError,
+    RequestTimeout,
+    ServerError,
+    UnknownOutcome,
+)
+from qcore.client.watch import Watch
+from qcore.protocol import errors as wire_errors
+from qcore.protocol.messages import (
+    AddLearner,
+    ChangeMembership,
+    Error,
+    GetMetrics,
+    Init,
+    Message,
+    Notification,
+    Perform,
+    PerformResponse,
+    RegisterNotification,
+    UnregisterNotification,
+    result_of,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Session", "parse_addresses", "is_idempotent", "member_addresses", "MEMBERSHIP_TIMEOUT"]
+
+_IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RegisterNotification, UnregisterNotification)
+# Slow by nature (AddLearner waits for the learner to catch up): never cut short by attempt_timeout.
+_LONG_RUNNING = (Init, AddLearner, ChangeMembership)
+#: Default deadline of the long-running management requests.
+MEMBERSHIP_TIMEOUT = 60.0
+
+
+def parse_addresses(addresses: str | Iterable[str]) -> list[str]:
+    """``"h:1,h:2"`` or ``["h:1", "ws://h:2/"]`` -> ``["h:1", "h:2"]``."""
+    items = addresses.split(",") if isinstance(addresses, str) else list(addresses)
+    out: list[str] = []
+    for item in items:
+        a = item.strip()
+        for prefix in ("ws://", "wss://"):
+            if a.startswith(prefix):
+                a = a[len(prefix) :]
+        a = a.rstrip("/")
+        if not a:
+            continue
+        host, sep, port = a.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"bad address {item!r}: expected host:port")
+        if a not in out:
+            out.append(a)
+    if not out:
+        raise ValueError("no address given")
+    return out
+
+
+def is_idempotent(msg: Message) -> bool:
+    """True if sending ``msg`` twice has the effect of sending it once."""
+    if type(msg) is Perform:
+        return wire.is_read_only(msg.request)
+    return isinstance(msg, _IDEMPOTENT)
+
+
+class _Backoff:
+    def __init__(self) -> None:
+        self.delay = 0.02
+
+    async def sleep(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, min(self.delay, deadline - loop.time())))
+        self.delay = min(self.delay * 2, 1.0)
+
+
+class Session:
+    """A connection to a qcore cluster that sends requests and keeps watches alive."""
+
+    def __init__(
+        self,
+        addresses: str | Iterable[str],
+        *,
+        request_timeout: float = 10.0,
+        attempt_timeout: float = 3.0,
+        connect_timeout: float = 3.0,
+        retry_writes: bool = False,
+        max_frame_size: int | None = 64 * 1024 * 1024,
+        ping_interval: float | None = 10.0,
+    ) -> None:
+        self.addresses = parse_addresses(addresses)
+        self.request_timeout = request_timeout
+        self.attempt_timeout = attempt_timeout
+        self.connect_timeout = connect_timeout
+        self.retry_writes = retry_writes
+        self._max_frame_size = max_frame_size
+        self._ping_interval = ping_interval
+        self._next = 0  # index into addresses of the node to connect to next
+        self._conn: Connection | None = None
+        self._connect_lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+        self._watches: set[Watch] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._retired: set[Connection] = set()  # moved away from, still finishing requests in flight
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def connect(cls, addresses: str | Iterable[str], **options: Any) -> Self:
+        """A connected client; raises ConnectionFailed if no address answers."""
+        client = cls(addresses, **options)
+        await client.open()
+        return client
+
+    async def open(self) -> None:
+        """Connect now (one pass over the addresses) instead of at the first request."""
+        loop = asyncio.get_running_loop()
+        await self._connection(loop.time() + self.connect_timeout * len(self.addresses), passes=1)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """End every watch, close the connection, stop background tasks (idempotent)."""
+        self._closed = True
+        for w in list(self._watches):
+            w.fail(ConnectionFailed("client closed"))
+        self._watches.clear()
+        for t in list(self._tasks):
+            t.cancel()
+        conn, self._conn = self._conn, None
+        for c in [conn, *self._retired]:
+            if c is not None:
+                await c.close()
+        self._retired.clear()
+
+    @property
+    def address(self) -> str | None:
+        """The node currently connected to."""
+        conn = self._conn
+        return conn.address if conn is not None and not conn.closed else None
+
+    def next_id(self) -> str:
+        """A request id unique within this client (ids only need to be unique per connection)."""
+        return str(next(self._ids))
+
+    # ------------------------------------------------------------ connection
+
+    async def _connection(self, deadline: float, passes: int | None = None) -> Connection:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        async with self._connect_lock:
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                return conn
+            if self._closed:
+                raise ConnectionFailed("client is closed")
+            if conn is not None:
+                # The connection died: try the next node first (this one may be down).
+                self._next = (self.addresses.index(conn.address) + 1) % len(self.addresses) if conn.address in self.addresses else self._next
+                self._conn = None
+            conn = await self._dial(deadline, passes)
+            self._conn = conn
+            logger.info("connected to %s", conn.address)
+            if self._watches:
+                self._spawn(self._resubscribe(conn))
+            return conn
+
+    async def _dial(self, deadline: float, passes: int | None) -> Connection:
+        loop = asyncio.get_running_loop()
+        errors: dict[str, str] = {}
+        backoff = _Backoff()
+        for pass_no in itertools.count(1):
+            for _ in range(len(self.addresses)):
+                addr = self.addresses[self._next % len(self.addresses)]
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    return await Connection.open(
+                        addr,
+                        timeout=min(self.connect_timeout, remaining),
+                        max_size=self._max_frame_size,
+                        ping_interval=self._ping_interval,
+                        on_notification=self._on_notification,
+                        on_close=self._on_connection_closed,
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # refused, unreachable, handshake failed, timed out...
+                    errors[addr] = str(e) or type(e).__name__
+                    logger.debug("cannot connect to %s: %s", addr, errors[addr])
+                    self._next = (self._next + 1) % len(self.addresses)
+            if (passes is not None and pass_no >= passes) or deadline - loop.time() <= 0:
+                break
+            await backoff.sleep(deadline)
+        detail = "; ".join(f"{a}: {e}" for a, e in errors.items()) or "no time left"
+        raise ConnectionFailed(f"cannot connect to any of {', '.join(self.addresses)} ({detail})")
+
+    def _switch_to(self, address: str) -> None:
+        """Make ``address`` the next node; the current connection finishes its in-flight requests."""
+        if address not in self.addresses:
+            self.addresses.append(address)
+        self._next = self.addresses.index(address)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.retire()
+            if not conn.closed:
+                self._retired.add(conn)
+        logger.info("switching to %s", address)
+
+    def _on_connection_closed(self, conn: Connection) -> None:
+        self._retired.discard(conn)
+        # Watches cannot wait for the next request to notice: reconnect now.
+        if conn is self._conn and self._watches and not self._closed:
+            self._spawn(self._reconnect_for_watches())
+
+    async def _reconnect_for_watches(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await self._connection(loop.time() + self.request_timeout)
+        except QcoreError as e:
+            for w in list(self._watches):
+                w.fail(e)
+            self._watches.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ requests
+
+    async def request(
+        self,
+        msg: Message,
+        *,
+        timeout: float | None = None,
+        idempotent: bool | None = None,
+        on_reply: ReplyHook | None = None,
+    ) -> Message:
+        """Send one request and return its reply message, retrying as the module docstring says.
+
+        Response unions (``{"Err": ...}``) and command errors are returned as they
+        are; an ``Error`` frame raises :exc:`ServerError`.
+        """
+        if idempotent is None:
+            idempotent = is_idempotent(msg)
+        resend = idempotent or self.retry_writes
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.request_timeout if timeout is None else timeout)
+        backoff = _Backoff()
+        refused_by: set[str] = set()
+        name = f"{type(msg).__name__} {msg.id!r}"  # type: ignore[union-attr]
+        last_refusal: QcoreError | None = None
+        while True:
+            if last_refusal is not None and loop.time() >= deadline:
+                raise last_refusal
+            conn = await self._connection(deadline)
+            received = conn.frames_received
+            wait = max(0.0, deadline - loop.time())
+            if resend and not isinstance(msg, _LONG_RUNNING):
+                wait = min(wait, self.attempt_timeout)
+            try:
+                fut = await conn.send(msg, on_reply)
+                reply = await asyncio.wait_for(fut, wait)
+            except ConnectionLost as e:
+                if e.sent and not resend:
+                    raise UnknownOutcome(f"{name}: {e}; it may or may not have been applied") from None
+                logger.debug("%s: %s; retrying", name, e)
+                if loop.time() >= deadline:
+                    raise (RequestTimeout if e.sent else ConnectionFailed)(f"{name}: {e}") from None
+                continue
+            except TimeoutError:
+                conn.forget(msg.id)  # type: ignore[union-attr]
+                if not resend:
+                    raise UnknownOutcome(f"{name}: no reply from {conn.address} in time; it may or may not have been applied") from None
+                if loop.time() >= deadline:
+                    raise RequestTimeout(f"{name}: no reply within the request timeout") from None
+                if conn.frames_received == received:
+                    logger.info("no frame from %s for %.1fs: dropping the connection", conn.address, wait)
+                    conn.abort()
+                continue
+
+            refusal = _refusal(reply)
+            if refusal is None:
+                if type(reply) is Error:
+                    raise ServerError(reply.error)
+                return reply
+            text, why = refusal
+            logger.debug("%s refused by %s: %s", name, conn.address, text)
+            if not why.definite and not resend:
+                raise UnknownOutcome(f"{name}: {text}")
+            last_refusal = _refusal_error(text, why)
+            if loop.time() >= deadline:
+                raise last_refusal
+            if why.kind == "not_leader" and why.leader_addr and why.leader_addr != conn.address:
+                self._switch_to(why.leader_addr)
+            elif why.kind == "not_initialised":
+                refused_by.add(conn.address)
+                others = [a for a in self.addresses if a not in refused_by]
+                if not others:
+                    raise ServerError(text)
+                self._switch_to(others[0])
+            elif why.kind == "shutting_down":
+                self._switch_to(self.addresses[(self.addresses.index(conn.address) + 1) % len(self.addresses)] if conn.address in self.addresses else self.addresses[0])
+                await backoff.sleep(deadline)
+            else:
+                await backoff.sleep(deadline)
+
+    async def perform(self, request: Mapping[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """Send one ``CommandRequest`` (JSON) and return the ``CommandResponse`` JSON as is."""
+        reply = await self.request(Perform(self.next_id(), dict(request)), timeout=timeout)
+        if type(reply) is not PerformResponse:
+            raise ServerError(f"unexpected reply to Perform: {type(reply).__name__}")
+        return reply.response
+
+    async def _command(self, request: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Perform and return the response body; a non-null ``error`` raises CommandError."""
+        (tag,) = request
+        return wire.unwrap(await self.perform(request, timeout=timeout), tag)
+
+    async def _management(self, msg: Message, timeout: float | None = None) -> Any:
+        reply = await self.request(msg, timeout=timeout)
+        expected = msg.TAG + "Response"  # type: ignore[union-attr]
+        if reply.TAG != expected:  # type: ignore[union-attr]
+            raise ServerError(f"unexpected reply to {msg.TAG}: {reply.TAG}")  # type: ignore[union-attr]
+        ok, value = result_of(reply.response)  # type: ignore[union-attr]
+        if not ok:
+            raise ServerError(str(value))
+        return value
+
+    # ------------------------------------------------------------ watches
+
+    def _forget_watch(self, w: Watch) -> None:
+        self._watches.discard(w)
+
+    def _on_notification(self, conn: Connection, msg: Notification) -> None:
+        w = conn.watches.get(msg.token)
+        if w is None:
+            logger.debug("notification for unknown token %r from %s", msg.token, conn.address)
+            return
+        w.deliver(msg.notification)
+
+    async def _resubscribe(self, conn: Connection) -> None:
+        for w in list(self._watches):
+            if w.closed or w.attached_to(conn):
+                continue
+            try:
+                await w.register()
+            except QcoreError as e:
+                logger.warning("cannot resume watch %r: %s", w.config, e)
+                self._watches.discard(w)
+                w.fail(e)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _refusal(reply: Message) -> tuple[str, wire_errors.Retryable] | None:
+    """A definite, retryable refusal in a reply: (its text, what it says)."""
+    t = type(reply)
+    text: Any = None
+    if t is Error:
+        text = reply.error  # type: ignore[union-attr]
+    elif t is PerformResponse:
+        resp = reply.response  # type: ignore[union-attr]
+        if len(resp) == 1:
+            body = next(iter(resp.values()))
+            if isinstance(body, dict):
+                text = body.get("error")
+    elif hasattr(reply, "response"):
+        ok, value = result_of(reply.response)  # type: ignore[union-attr]
+        if not ok:
+            text = value
+    if not isinstance(text, str):
+        return None
+    why = wire_errors.classify(text)
+    return None if why is None else (text, why)
+
+
+def _refusal_error(text: str, why: wire_errors.Retryable) -> QcoreError:
+    if why.kind in ("not_leader", "no_leader"):
+        return NotLeader(text, why.leader_id, why.leader_addr)
+    if why.kind == "unknown_outcome":
+        return RequestTimeout(text)
+    return ServerError(text)
+
+
+def member_addresses(metrics: Mapping[str, Any]) -> dict[int, str]:
+    """Node id -> address, from ``membership_config`` wherever its ``nodes`` map sits."""
+    found: dict[int, str] = {}
+
+    def visit(x: Any, depth: int) -> None:
+        if depth > 6:
+            return
+        if isinstance(x, Mapping):
+            nodes = x.get("nodes")
+            if isinstance(nodes, Mapping):
+                for k, v in nodes.items():
+                    addr = v.get("addr") if isinstance(v, Mapping) else v
+                    if isinstance(addr, str) and str(k).isdigit():
+                        found[int(k)] = addr
+            for v in x.values():
+                visit(v, depth + 1)
+        elif isinstance(x, list):
+            for v in x:
+                visit(v, depth + 1)
+
+    visit(metrics.get("membership_config"), 0)
+    return found
