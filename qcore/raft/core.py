@@ -34,6 +34,7 @@ Decisions that differ from, or choose among, etcd-raft's options:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import random
@@ -135,6 +136,8 @@ class Raft:
         self.pending_read_index: list[Message] = []
         # A TIMEOUT_NOW arrived while a committed conf change was unapplied.
         self.campaign_after_apply = False
+        # Proposals appended but not yet sent to the followers (see flush()).
+        self.append_pending = False
         self._step: Callable[[Message], None] = self._step_follower
         self.become_follower(self.term, NONE)
 
@@ -664,8 +667,8 @@ class Raft:
             self._handle_snapshot(m)
         elif t == MT.TRANSFER_LEADER:
             if self.lead != NONE:
-                m.to = self.lead
-                self._send(m)
+                # A copy: the caller (network, simulator) may still hold `m`.
+                self._send(dataclasses.replace(m, to=self.lead))
         elif t == MT.TIMEOUT_NOW:
             # The leader asks us to campaign now, skipping pre-vote (thesis
             # 3.10): its followers will grant despite leader stickiness. If a
@@ -678,8 +681,7 @@ class Raft:
                 self._hup(transfer=True)
         elif t == MT.READ_INDEX:
             if self.lead != NONE:
-                m.to = self.lead
-                self._send(m)
+                self._send(dataclasses.replace(m, to=self.lead))
         elif t == MT.READ_INDEX_RESP:
             self.read_states.append(ReadState(index=m.index, request_ctx=m.context))
 
@@ -757,8 +759,22 @@ class Raft:
         index = self._append_entries([(etype, data)])
         if etype == EntryType.CONF_CHANGE:
             self.pending_conf_index = index
-        self._bcast_append()
+        # Sending is deferred to flush() (called when the runtime asks for a
+        # Ready), so that proposals made back to back travel together: many
+        # entries per APP message.
+        self.append_pending = True
         return self.term, index
+
+    def flush(self) -> None:
+        """Send the entries proposed since the last flush."""
+        if not self.append_pending:
+            return
+        self.append_pending = False
+        if self.role != Role.LEADER:
+            return
+        for nid in list(self.trk.peers(self.id)):
+            while self._maybe_send_append(nid, send_if_empty=False):
+                pass
 
     def _check_conf_change(self, cc: ConfChange) -> None:
         if self.pending_conf_index > self.log.applied:

@@ -211,6 +211,7 @@ class RawNode:
         if self._outstanding is not None:
             return False
         r = self._raft
+        r.flush()
         log = r.log
         return bool(
             r.msgs
@@ -226,6 +227,7 @@ class RawNode:
         if self._outstanding is not None:
             raise RuntimeError("ready() called again before advance()")
         r = self._raft
+        r.flush()
         rd = Ready()
         soft = self._soft_state()
         if soft != self._prev_soft:

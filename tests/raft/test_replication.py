@@ -184,9 +184,11 @@ def test_batching_many_entries_per_message_with_byte_cap() -> None:
         leader.propose(bytes(50) + bytes([i]))
     net.stabilize()
     apps = [m for m in net.sent if m.type == MT.APP and m.to == 2 and m.entries]
-    # Each proposal went out on its own when proposed (pipelining), so there
-    # are many messages; now test the cap with a lagging follower.
+    # Proposals made back to back travel together, up to the byte cap.
     assert sum(len(m.entries) for m in apps) == 20
+    assert 1 < max(len(m.entries) for m in apps) and len(apps) < 20
+    assert all(sum(len(e.data) + 24 for e in m.entries) <= 300 for m in apps)
+    # And a lagging follower is caught up in capped batches too.
     net.isolate(3)
     for i in range(20):
         leader.propose(bytes(50) + bytes([i]))
