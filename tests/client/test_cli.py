@@ -69,6 +69,8 @@ async def test_create_write_read_find(node: FakeNode, capsys: pytest.CaptureFixt
     assert capsys.readouterr().out == "User$2\n"
     assert await run(node, "--json", "types") == 0
     assert orjson.loads(capsys.readouterr().out) == ["Folder", "User"]
+    assert await run(node, "types", "--json") == 0  # after the command too
+    assert orjson.loads(capsys.readouterr().out) == ["Folder", "User"]
     assert await run(node, "exists", "User$2") == 0
     assert capsys.readouterr().out == "yes\n"
     assert await run(node, "delete", "User$2") == 0
