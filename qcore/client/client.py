@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from qcore.client import convert, wire
-from qcore.client.errors import CommandError, QcoreError
+from qcore.client.errors import CommandError, ConnectionFailed, QcoreError
 from qcore.client.session import MEMBERSHIP_TIMEOUT, Session, is_idempotent, member_addresses, parse_addresses
 from qcore.client.watch import Watch
 from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from qcore.client import Client, HistoryCompacted, notify_on_entity, notify_on_type
+from qcore.client import Client, HistoryCompacted, ServerError, notify_on_entity, notify_on_type
 from qcore.protocol import messages as m
 from qcore.store.types import EntityId, Int, String
 from tests.client.fake_node import FakeNode
@@ -145,3 +145,16 @@ async def test_resume_fails_with_history_compacted(node: FakeNode) -> None:
             await w.get(2)
         with pytest.raises(StopAsyncIteration):
             await w.__anext__()
+
+
+async def test_a_refused_registration_raises_and_leaves_no_watch(node: FakeNode) -> None:
+    async def refuse(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.RegisterNotification:
+            return m.RegisterNotificationResponse(msg.id, m.err("unknown entity type 'Nope'"))
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = refuse
+    async with Client([node.address], **FAST) as c:
+        with pytest.raises(ServerError, match="unknown entity type"):
+            await c.watch(notify_on_type("Nope", "Score"))
+        assert not c._watches
