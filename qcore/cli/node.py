@@ -44,6 +44,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
     p.add_argument("--election-ticks", type=int, default=20, help="election timeout in ticks (randomised up to 2x)")
     p.add_argument("--heartbeat-ticks", type=int, default=2, help="heartbeat interval in ticks")
     p.add_argument("--snapshot-threshold", type=int, default=20_000, help="applied entries between snapshots")
+    p.add_argument("--snapshot-keep", type=int, default=2_000,
+                   help="log entries kept behind a snapshot for slow followers (beyond them, a snapshot is sent)")
     p.add_argument("--max-frame-bytes", type=int, default=16 << 20, help="largest accepted client frame")
     p.add_argument("--max-inflight", type=int, default=4096, help="requests in flight per connection")
     p.add_argument("--max-connections", type=int, default=10_000)
@@ -56,7 +58,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
     return NodeOptions(
         id=a.id, ws_addr=a.ws_addr, config_file=a.config_file, data_dir=a.data_dir, in_memory=a.in_memory,
         init=a.init, tick_ms=a.tick_ms, election_ticks=a.election_ticks, heartbeat_ticks=a.heartbeat_ticks,
-        snapshot_threshold=a.snapshot_threshold, max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
+        snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep, max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
         max_connections=a.max_connections, request_timeout=a.request_timeout, peer_overrides=dict(a.peer_override),
     ), a.log_level
 

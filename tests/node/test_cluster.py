@@ -119,7 +119,8 @@ async def _reads(c: Conn, ent: dict, expected: int) -> bool:
 
 
 async def test_five_nodes_member_added_and_removed_under_load(nodes):
-    ns = [nodes(i, "--snapshot-threshold", "200") for i in (1, 2, 3)]
+    snap = ("--snapshot-threshold", "200", "--snapshot-keep", "0")  # joiners must get a snapshot
+    ns = [nodes(i, *snap) for i in (1, 2, 3)]
     for n in ns:
         n.start()
     conns = await form_cluster(ns)
@@ -136,8 +137,10 @@ async def test_five_nodes_member_added_and_removed_under_load(nodes):
 
     workers = [asyncio.create_task(load(c)) for c in conns for _ in range(4)]
     await wait_until(lambda: _acked_at_least(lambda: acked, 300), what="load")
+    for c in conns:  # every node has compacted its log, so joiners cannot be sent the entries
+        await wait_until(lambda c=c: _has_snapshot(c), timeout=60, what="a snapshot")
     # two more nodes join while writes flow (they get a snapshot: threshold 200)
-    extra = [nodes(i, "--snapshot-threshold", "200").start() for i in (4, 5)]
+    extra = [nodes(i, *snap).start() for i in (4, 5)]
     for n in extra:
         await wait_serving(n)
         reply = await conns[0].call("AddLearner", node_id=n.id, node_addr=n.addr, timeout=60)
@@ -154,6 +157,13 @@ async def test_five_nodes_member_added_and_removed_under_load(nodes):
     final = acked
     for c in survivors:
         await wait_until(lambda c=c: _reads_at_least(c, ent, final), timeout=30, what="all acked writes")
+    # the joiners were brought up to date by a snapshot, not by replaying the log
+    for n in extra:
+        assert "installed snapshot" in n.log_path.read_text(), n.log_tail()
+
+
+async def _has_snapshot(c: Conn) -> bool:
+    return (await c.metrics())["snapshot"] is not None
 
 
 async def _acked_at_least(get, n: int) -> bool:
