@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import pytest
+
+from tests.node.harness import NodeProc
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path) -> AsyncIterator[Callable[..., NodeProc]]:
+    """Factory of real node processes (tests/node/harness.py); all are killed at the end."""
+    made: list[NodeProc] = []
+
+    def make(node_id: int, *extra: str) -> NodeProc:
+        n = NodeProc(node_id, tmp_path, *extra)
+        made.append(n)
+        return n
+
+    yield make
+    for n in made:
+        n.kill9()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed and "tmp_path" in item.funcargs:
+        for p in sorted(Path(item.funcargs["tmp_path"]).glob("node-*.log")):
+            tail = "\n".join(p.read_text(errors="replace").splitlines()[-30:])
+            rep.sections.append((f"log {p.name}", tail))
