@@ -55,7 +55,12 @@ def wal_name(segno: int) -> str:
 
 
 class FileStorage:
-    """The durable Raft log, hard state and snapshots of one data directory."""
+    """The durable Raft log, hard state and snapshots of one data directory.
+
+    Not thread-safe: one caller at a time (the runtime's Raft task, possibly
+    through `asyncio.to_thread`, since `save()` blocks on fsync).
+    Entries passed to `save()` are kept by reference, not copied.
+    """
 
     def __init__(
         self,
@@ -83,6 +88,9 @@ class FileStorage:
         self._lock_fd = lock_dir(self._dir)
         try:
             self._load()
+        except OSError as exc:
+            self._release()
+            raise StorageError(f"cannot recover data dir {self._dir!r}: {exc}") from exc
         except BaseException:
             self._release()
             raise
