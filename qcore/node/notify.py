@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 from websockets.exceptions import ConnectionClosed
@@ -134,15 +134,19 @@ class NotificationHub:
     ``retain``: changes kept for ``from_index`` and catch-up;
     ``max_per_conn``: registrations per connection; ``queue_limit``: frames
     queued per connection before its registrations catch up from the window.
+    ``barrier``, if given, is awaited before a registration is validated —
+    the node's linearizable-read barrier, so that a follower that has not yet
+    applied an entity the client already saw created does not refuse it.
     """
 
     def __init__(self, retain: int, max_per_conn: int, queue_limit: int, store: Callable[[], Store],
-                 *, close_timeout: float = 2.0) -> None:
+                 *, close_timeout: float = 2.0, barrier: Callable[[], Awaitable[None]] | None = None) -> None:
         self._retain = max(0, retain)
         self._max_per_conn = max_per_conn
         self._queue_limit = max(1, queue_limit)
         self._store = store
         self._close_timeout = close_timeout
+        self._barrier = barrier
         # The window: change number s (counted from the last restore) is at
         # _ring[s % retain] while _total - retain <= s < _total.
         self._ring: list[Record | None] = [None] * self._retain
@@ -266,10 +270,11 @@ class NotificationHub:
     # ------------------------------------------------------------ requests
     async def register(self, msg: m.RegisterNotification, conn: Any) -> m.RegisterNotificationResponse:
         """Validate, replay the window from ``from_index`` and go live (no await in between)."""
+        if self._barrier is not None:
+            await self._barrier()  # a failure propagates: the server answers it with an Error frame
         box = self._outboxes.get(conn)
-        if box is None:
-            self.attach(conn)
-            box = self._outboxes[conn]
+        if box is None:  # closed while we waited (attach() always comes before the first frame)
+            return m.RegisterNotificationResponse(msg.id, m.err("this connection is closed"))
         return m.RegisterNotificationResponse(msg.id, self._register(msg, box))
 
     def _register(self, msg: m.RegisterNotification, box: _Outbox) -> Any:

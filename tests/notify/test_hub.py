@@ -391,3 +391,25 @@ async def test_nothing_is_encoded_when_nobody_listens() -> None:
     await c.ws.wait_frames(1)
     assert len(c.ws.frames) == 1
     assert h.hub.stats()["retained"] >= 2  # still retained for resumption
+
+
+async def test_registration_waits_for_the_barrier_and_fails_on_a_closed_connection() -> None:
+    """With the node's read barrier, a lagging node first applies what the client already saw."""
+    from qcore.node.notify import NotificationHub
+    from qcore.protocol import messages as m
+    from qcore.store import CreateEntity
+    h = Harness()
+    pending = [CreateEntity("User", None, "late")]
+
+    async def barrier() -> None:
+        while pending:
+            h.apply(pending.pop())
+
+    hub = NotificationHub(100, 10, 10, lambda: h.store, barrier=barrier)
+    h.hub = hub
+    c = h.connect()
+    late = EntityId("User", h.store.next_id)  # the id the pending create will get
+    assert "Ok" in await h.register(c, on_entity(late, "Email"))
+    hub.detach(c)
+    reply = await hub.register(m.RegisterNotification("x", on_entity(late, "Email")), c)
+    assert "closed" in reply.response["Err"]
