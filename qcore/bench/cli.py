@@ -253,4 +253,4 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
     charts = report.charts(results + ceiling, args.out)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'table.txt'}" + "".join(f", {c}" for c in charts))
     failed = [r for r in results if r.failed]
-    return 1 if failed else 0
+    return 1 if failed or any("could not start" in n for n in notes) else 0

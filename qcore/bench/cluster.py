@@ -100,6 +100,11 @@ class QcoreCluster:
                 members = list(range(1, self.nodes + 1))
                 check_ok("ChangeMembership", (await first.request("ChangeMembership", timeout=60, members=members))["response"])
             await first.perform("SetSchema", entity_schema=BENCH_SCHEMA)
+            leader = (await first.request("GetMetrics"))["response"].get("current_leader")
+            if isinstance(leader, int) and 1 <= leader <= self.nodes:
+                # Endpoints leader first, as for the peers: client i meets the same role everywhere.
+                self.leader = self.endpoints[leader - 1]
+                self.endpoints.insert(0, self.endpoints.pop(leader - 1))
         finally:
             await first.close()
         logger.info("qcore cluster of %d formed on %s", self.nodes, self.endpoints)

@@ -100,6 +100,19 @@ class EtcdCluster:
             finally:
                 await conn.close()
 
+    async def _leader_first(self) -> None:
+        """Order endpoints leader first, as qcore's are, so client i meets the same role on every system."""
+        for i, ep in enumerate(self.endpoints):
+            conn = await HttpConn.open(ep)
+            try:
+                status, body = await conn.call((b"/v3/maintenance/status", b"{}"))
+            finally:
+                await conn.close()
+            st = orjson.loads(body) if status == 200 else {}
+            if st.get("leader") and st.get("header", {}).get("member_id") == st.get("leader"):
+                self.endpoints.insert(0, self.endpoints.pop(i))
+                return
+
     async def prepare(self, keys: int) -> dict[str, Any]:
         """Put every key the workloads touch once, so reads find values."""
         keys = min(keys, 10_000)
@@ -116,6 +129,7 @@ class EtcdCluster:
                 await conn.close()
 
         await asyncio.gather(*(filler(range(s, keys, 16)) for s in range(16)))
+        await self._leader_first()
         return {"keys": keys}
 
     def rss_bytes(self) -> list[int]:

@@ -72,19 +72,25 @@ class PysyncobjCluster:
         await self._wait_ready()
 
     async def _wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until every process has a leader; then order endpoints leader first."""
         deadline = time.monotonic() + timeout
+        leader = None
         for ep in self.endpoints:
             conn = await WsConn.open(ep)
             try:
                 while True:
                     st = orjson.loads(await conn.call(orjson.dumps({"id": "s", "op": "status"})))
                     if st.get("ready") and st.get("leader"):
+                        leader = st["leader"]
                         break
                     if time.monotonic() > deadline:
                         raise ChildError(f"pysyncobj {ep} not ready after {timeout}s: {st}")
                     await asyncio.sleep(0.1)  # polling: PySyncObj has no ready event over the wire
             finally:
                 await conn.close()
+        if leader in self.raft_addrs:
+            i = self.raft_addrs.index(leader)
+            self.endpoints.insert(0, self.endpoints.pop(i))
 
     async def prepare(self, keys: int) -> dict[str, Any]:
         keys = min(keys, 10_000)

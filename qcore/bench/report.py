@@ -124,7 +124,8 @@ def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("ops/s")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(workloads):]:
         ax.set_visible(False)
     fig.tight_layout()
@@ -144,7 +145,8 @@ def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("fraction of requests")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(workloads):]:
         ax.set_visible(False)
     fig.tight_layout()
