@@ -3,6 +3,7 @@ cleanup, the directory lock, big snapshots."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from qcore.raft.types import HardState
 from qcore.storage import FileStorage, StorageError
+from qcore.storage.fs import FileSystem
 
 from .helpers import crash_copy, entries, snapshot, view
 
@@ -125,3 +127,29 @@ def test_snapshot_files_without_a_log_are_refused(tmp_path) -> None:
             os.unlink(d / name)
     with pytest.raises(StorageError, match="no log"):
         FileStorage(d)
+
+
+class FailingFs(FileSystem):
+    """A disk whose fsync starts failing (EIO) after `ok` successful ones."""
+
+    def __init__(self, ok: int) -> None:
+        self.ok = ok
+
+    def fsync(self, fd: int) -> None:
+        if self.ok <= 0:
+            raise OSError(errno.EIO, "injected I/O error")
+        self.ok -= 1
+        super().fsync(fd)
+
+
+def test_a_failed_fsync_is_fail_stop(tmp_path) -> None:
+    d = tmp_path / "d"
+    st = FileStorage(d, fs=FailingFs(ok=2))  # one for the new dir's segment, one for the first save
+    st.save(HardState(1, 1, 0), entries(1, 1, 2), None, True)
+    with pytest.raises(StorageError, match="injected"):
+        st.save(None, entries(1, 3, 2), None, True)
+    with pytest.raises(StorageError, match="failed earlier"):
+        st.save(None, entries(1, 5, 1), None, True)
+    st.close()
+    rec = FileStorage(d).recover()
+    assert [e.index for e in rec.entries][:2] == [1, 2]
