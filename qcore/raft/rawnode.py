@@ -107,7 +107,7 @@ class Ready:
     messages: list[Message] = field(default_factory=list)  # send after persisting
     committed_entries: list[Entry] = field(default_factory=list)  # apply in order
     read_states: list[ReadState] = field(default_factory=list)
-    must_sync: bool = False  # fsync needed (term/vote changed, entries or snapshot)
+    must_sync: bool = False  # fsync needed (term/vote changed, entries, snapshot, commit past a conf change)
 
 
 class RawNode:
@@ -244,9 +244,26 @@ class RawNode:
             bool(rd.entries)
             or rd.snapshot is not None
             or (hs.term, hs.vote) != (self._prev_hard.term, self._prev_hard.vote)
+            or self._commit_crosses_conf_change(hs.commit)
         )
         self._outstanding = rd
         return rd
+
+    def _commit_crosses_conf_change(self, commit: int) -> bool:
+        """Did the commit index pass a CONF_CHANGE entry since the last Ready?
+
+        Then the new commit index is made durable before anything is sent:
+        otherwise a voter that crashes may forget that a removal committed
+        while the removed node, told of it, has already been shut down; the
+        voter, still counting the removed node, could never win an election
+        (e.g. {2,4} -> {2}: node 2 alone must know). A commit index alone is
+        otherwise safe to lose: it is learned again from the leader.
+        """
+        prev = self._prev_hard.commit
+        if commit <= prev:
+            return False
+        ents = self._raft.log.slice(prev + 1, commit + 1)
+        return ents is None or any(e.type == EntryType.CONF_CHANGE for e in ents)
 
     def advance(self, rd: Ready) -> None:
         """The runtime has persisted, sent and applied `rd`."""
