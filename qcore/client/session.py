@@ -308,6 +308,9 @@ class Session:
             try:
                 fut = await conn.send(msg, on_reply)
                 reply = await asyncio.wait_for(fut, wait)
+            except asyncio.CancelledError:
+                conn.forget(msg.id)  # type: ignore[union-attr]  # the caller gave up: drop a late reply
+                raise
             except ConnectionLost as e:
                 if e.sent and not resend:
                     raise UnknownOutcome(f"{name}: {e}; it may or may not have been applied") from None

@@ -329,3 +329,22 @@ async def test_unknown_outcome_reply_fails_a_write_but_a_read_is_retried(nodes: 
         assert (await c.read("User$1", "Name"))[0] == String("bob")
     assert len([r for r in node.received if is_write(r)]) == 1
     assert len(node.of_type(m.Perform)) == 3
+
+
+async def test_a_cancelled_request_frees_its_id(nodes: list[FakeNode]) -> None:
+    arrived = asyncio.Event()
+
+    async def silent(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        arrived.set()
+        return None
+
+    nodes[0].behaviour = silent
+    async with Client([nodes[0].address], **FAST) as c:
+        task = asyncio.create_task(c.request(m.GetMetrics("same-id")))
+        await arrived.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        nodes[0].behaviour = FakeNode.serve_store
+        # the id may be used again at once: nothing is left waiting for it
+        assert (await c.request(m.GetMetrics("same-id"))).id == "same-id"
