@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -29,31 +28,22 @@ from .base import RecoveredState
 from .codec import (
     KIND_CHECKPOINT,
     KIND_CONTINUATION,
-    SegmentHeader,
-    decode_records,
     encode_entries,
     encode_hard_state,
     encode_segment_header,
     frame_header,
-    parse_frame_at,
 )
 from .errors import StorageError
 from .fs import FileSystem, lock_dir, unlock_dir
+from .layout import remove_obsolete, wal_name
 from .logstate import LogState
-from .snapfile import parse_name, read_snapshot, snapshot_name, write_snapshot
-from .wal import scan_segment
+from .recovery import recover_dir
+from .snapfile import read_snapshot, write_snapshot
 
 logger = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 64 << 20  # start a new segment once the current one is this big
 PENDING_LIMIT = 1 << 20  # unsynced records are written (and fsynced) beyond this
-WAL_RE = re.compile(r"^wal-([0-9a-f]{16})\.log$")
-
-
-def wal_name(segno: int) -> str:
-    return f"wal-{segno:016x}.log"
-
-
 class FileStorage:
     """The durable Raft log, hard state and snapshots of one data directory.
 
@@ -245,8 +235,8 @@ class FileStorage:
         self._state = new
         self._pending = []
         self._pending_bytes = 0
-        old_snap, self._snap_name = self._snap_name, name
-        self._remove_obsolete(keep_from=self._segno, old_snap=old_snap)
+        self._snap_name = name
+        remove_obsolete(self._fs, self._dir, keep_from=self._segno, snap_name=name)
 
     def _flush(self) -> None:
         """Write the pending records as one frame and fsync it."""
@@ -299,18 +289,6 @@ class FileStorage:
             self._fs.close(self._fd)
         self._fd, self._segno, self._seg_size, self._next_seq = new_fd, segno, size, seq
 
-    def _remove_obsolete(self, keep_from: int, old_snap: str | None) -> None:
-        """Delete segments before `keep_from` and every snapshot but the current one.
-
-        Not fsynced: if a crash resurrects them, start-up deletes them again.
-        """
-        for name in os.listdir(self._dir):
-            m = WAL_RE.match(name)
-            if (m and int(m.group(1), 16) < keep_from) or (
-                parse_name(name) is not None and name != self._snap_name
-            ):
-                self._fs.unlink(os.path.join(self._dir, name))
-
     def _fail(self, exc: OSError) -> NoReturn:
         """After a failed write or fsync the page cache state is unknown
         (fsync errors are not reported twice): refuse all further writes."""
@@ -347,137 +325,16 @@ class FileStorage:
             raise StorageError(f"cannot create data dir {self._dir!r}: {exc}") from exc
 
     def _load(self) -> None:
-        try:
-            names = os.listdir(self._dir)
-        except OSError as exc:
-            raise StorageError(f"cannot read data dir {self._dir!r}: {exc}") from exc
-        segs: list[tuple[int, str]] = []
-        snaps: list[str] = []
-        for name in names:
-            if name.endswith(".tmp"):
-                self._fs.unlink(os.path.join(self._dir, name))  # an interrupted write
-            elif m := WAL_RE.match(name):
-                segs.append((int(m.group(1), 16), name))
-            elif parse_name(name) is not None:
-                snaps.append(name)
-        segs.sort()
-        if not segs:
-            if snaps:
-                raise StorageError(
-                    f"{self._dir}: snapshot files {sorted(snaps)} but no log: "
-                    "refusing to start as an empty node (its vote would be forgotten)"
-                )
+        rec = recover_dir(self._fs, self._dir)
+        if rec is None:
             logger.info("initialising empty data dir %s", self._dir)
             parts: list[bytes] = []
             encode_segment_header(parts, KIND_CHECKPOINT, 1, 0, 0)
             encode_hard_state(parts, HardState())
             self._open_segment(parts)
             return
-        start = self._find_checkpoint(segs)
-        live = segs[start:]
-        for k, (segno, name) in enumerate(live):
-            if segno != live[0][0] + k:
-                raise StorageError(f"{self._dir}: log segment {wal_name(live[0][0] + k)} is missing")
-        self._replay(live)
-        if self._state.base_index:
-            self._snap_name = snapshot_name(self._state.base_index, self._state.base_term)
-            if self._snap_name not in snaps:
-                raise StorageError(f"{self._dir}: snapshot {self._snap_name} named by the log is missing")
-            self._loaded_snapshot = read_snapshot(os.path.join(self._dir, self._snap_name))
-        self._remove_obsolete(keep_from=live[0][0], old_snap=None)
-
-    def _find_checkpoint(self, segs: list[tuple[int, str]]) -> int:
-        """Position of the newest checkpoint segment: where the log begins."""
-        for k in range(len(segs) - 1, -1, -1):
-            header = self._read_segment_header(segs[k][1])
-            if header.segno != segs[k][0]:
-                raise StorageError(f"{segs[k][1]}: header says segment {header.segno}")
-            if header.kind == KIND_CHECKPOINT:
-                return k
-        raise StorageError(f"{self._dir}: no checkpoint segment, the start of the log is missing")
-
-    def _read_segment_header(self, name: str) -> SegmentHeader:
-        path = os.path.join(self._dir, name)
-        with open(path, "rb") as f:
-            head = f.read(64)
-            frame = parse_frame_at(head, 0)
-            if frame is None:  # the header frame may be longer than 64 bytes
-                f.seek(0)
-                head = f.read()
-                frame = parse_frame_at(head, 0)
-        if frame is None:
-            raise StorageError(f"{name}: damaged segment header")
-        first = next(decode_records(head, frame[1], frame[2]), None)
-        if not isinstance(first, SegmentHeader):
-            raise StorageError(f"{name}: segment does not start with a segment header")
-        return first
-
-    def _replay(self, live: list[tuple[int, str]]) -> None:
-        """Rebuild the in-memory log from the segments, in order."""
-        state = LogState()
-        seq: int | None = None
-        for k, (segno, name) in enumerate(live):
-            path = os.path.join(self._dir, name)
-            with open(path, "rb") as f:
-                buf = f.read()
-            is_last = k == len(live) - 1
-            scan = scan_segment(buf, name, seq, is_last)
-            view = memoryview(buf)
-            first = True
-            for fseq, lo, hi in scan.frames:
-                for rec in decode_records(view, lo, hi):
-                    if first:
-                        state = self._check_header(name, segno, k, rec, state)
-                        first = False
-                    elif isinstance(rec, Entry):
-                        if rec.index == state.base_index + len(state.entries) + 1:
-                            state.entries.append(rec)
-                        else:
-                            try:
-                                state.check_append((rec,))
-                            except ValueError as exc:
-                                raise StorageError(f"{name}: inconsistent log: {exc}") from exc
-                            state.append((rec,))
-                    elif isinstance(rec, HardState):
-                        state.hard_state = rec
-                    else:
-                        raise StorageError(f"{name}: segment header in the middle of a segment")
-                seq = fseq + 1
-            if scan.torn:
-                logger.warning(
-                    "%s: torn tail after offset %d (%d bytes) cut off",
-                    name,
-                    scan.valid_end,
-                    len(buf) - scan.valid_end,
-                )
-                fd = self._fs.open_append(path)
-                try:
-                    self._fs.truncate(fd, scan.valid_end)
-                    self._fs.fsync(fd)
-                finally:
-                    self._fs.close(fd)
-            if is_last:
-                self._fd = self._fs.open_append(path)
-                self._segno = segno
-                self._seg_size = scan.valid_end
-        assert seq is not None  # scan_segment raises on a segment without a first frame
-        self._state = state
-        self._next_seq = seq
-
-    @staticmethod
-    def _check_header(name: str, segno: int, k: int, rec: object, state: LogState) -> LogState:
-        """A segment must open with its header, which must agree with the replay so far."""
-        if not isinstance(rec, SegmentHeader):
-            raise StorageError(f"{name}: segment does not start with a segment header")
-        if rec.segno != segno:
-            raise StorageError(f"{name}: header says segment {rec.segno}")
-        if k == 0:
-            if rec.kind != KIND_CHECKPOINT:
-                raise StorageError(f"{name}: the log does not start with a checkpoint")
-            return LogState(rec.base_index, rec.base_term)
-        if rec.kind != KIND_CONTINUATION or (rec.base_index, rec.base_term) != (
-            state.base_index,
-            state.base_term,
-        ):
-            raise StorageError(f"{name}: segment does not continue the previous one")
-        return state
+        self._state = rec.state
+        self._loaded_snapshot = rec.snapshot
+        self._snap_name = rec.snap_name
+        self._fd = self._fs.open_append(os.path.join(self._dir, wal_name(rec.segno)))
+        self._segno, self._seg_size, self._next_seq = rec.segno, rec.seg_size, rec.next_seq
