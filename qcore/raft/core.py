@@ -636,7 +636,10 @@ class Raft:
         elif t == my_resp:
             result = self._poll(m.frm, not m.reject)
             if result == VoteResult.WON:
-                if self.role == Role.PRE_CANDIDATE:
+                if not self.promotable():
+                    # Our own removal was applied since we started campaigning.
+                    self.become_follower(self.term, NONE)
+                elif self.role == Role.PRE_CANDIDATE:
                     self._campaign(pre=False, transfer=False)
                 else:
                     self._become_leader()

@@ -43,6 +43,20 @@ def test_add_learner_replicates_but_never_votes_or_counts() -> None:
     assert net.status(1).commit < idx
 
 
+def test_learner_vote_does_not_count() -> None:
+    """4.2.1: a learner is not part of any majority: a candidate that can
+    reach only a learner neither asks it nor wins."""
+    net = Network([1, 2, 3], pre_vote=False)
+    net.add_node(4)
+    net.elect(1)
+    net.change(1, (LEARN, 4))
+    net.stabilize()
+    net.partition([1, 3], [2, 4])  # 2 can only reach learner 4
+    net.tick_all(40)
+    assert net.status(2).role == "Candidate"
+    assert not any(m.type == MT.VOTE and m.to == 4 for m in net.sent)
+
+
 def test_promote_learner_with_a_simple_change() -> None:
     net = Network([1, 2, 3])
     net.add_node(4)
