@@ -170,6 +170,14 @@ def _id(v: Any) -> str | int:
     raise _Bad("string or integer", v)
 
 
+def _error_id(v: Any) -> str | int | float:
+    # An Error echoes whatever id could be recovered from a bad frame, even a number like 1.5.
+    t = type(v)
+    if t is str or t is int or t is float:
+        return v  # type: ignore[no-any-return]
+    raise _Bad("string or number", v)
+
+
 def _str(v: Any) -> str:
     if type(v) is str:
         return v  # type: ignore[no-any-return]
@@ -479,8 +487,8 @@ class Error:
     """
 
     TAG: ClassVar[str] = "Error"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("error", _str, _REQUIRED))
-    id: str | int
+    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _error_id, _REQUIRED), ("error", _str, _REQUIRED))
+    id: str | int | float
     error: str
 
 

@@ -283,6 +283,13 @@ def test_error_text_and_recovered_id(frame: Any, text: str, request_id: Any) -> 
         assert type(e.request_id) is type(request_id)
 
 
+def test_an_error_may_echo_any_recovered_id() -> None:
+    e = _error({"Perform": {"id": 1.5, "request": {}}})
+    reply = m.Error(e.request_id, e.message)  # type: ignore[arg-type]
+    assert decode_message(encode_message(reply)) == reply
+    assert _error({"Error": {"id": True, "error": "x"}}).message == "Error.id: expected string or number, got boolean"
+
+
 def test_deeply_nested_json_is_an_error_not_a_crash() -> None:
     e = _error(b"[" * 100_000 + b"]" * 100_000)
     assert e.message.startswith("invalid JSON")
