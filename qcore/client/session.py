@@ -201,7 +201,7 @@ class Session:
                 raise ConnectionFailed("client is closed")
             if conn is not None:
                 # The connection died: try the next node first (this one may be down).
-                self._next = (self.addresses.index(conn.address) + 1) % len(self.addresses) if conn.address in self.addresses else self._next
+                self._next = self.addresses.index(self._address_after(conn.address))
                 self._conn = None
             conn = await self._dial(deadline, passes)
             self._conn = conn
@@ -252,6 +252,11 @@ class Session:
             if not conn.closed:
                 self._retired.add(conn)
         logger.info("switching to %s", address)
+
+    def _address_after(self, address: str) -> str:
+        if address not in self.addresses:
+            return self.addresses[0]
+        return self.addresses[(self.addresses.index(address) + 1) % len(self.addresses)]
 
     def _on_connection_closed(self, conn: Connection) -> None:
         self._retired.discard(conn)
@@ -350,7 +355,7 @@ class Session:
                     raise ServerError(text)
                 self._switch_to(others[0])
             elif why.kind == "shutting_down":
-                self._switch_to(self.addresses[(self.addresses.index(conn.address) + 1) % len(self.addresses)] if conn.address in self.addresses else self.addresses[0])
+                self._switch_to(self._address_after(conn.address))
                 await backoff.sleep(deadline)
             else:
                 await backoff.sleep(deadline)
@@ -405,18 +410,16 @@ class Session:
 
 
 def _refusal(reply: Message) -> tuple[str, wire_errors.Retryable] | None:
-    """A definite, retryable refusal in a reply: (its text, what it says)."""
+    """A retryable refusal in a reply: (its text, what it says).
+
+    Only ``Error`` frames and ``{"Err": ...}`` unions are looked at: a command's
+    own ``error`` comes from the state machine and is always a final answer.
+    """
     t = type(reply)
     text: Any = None
     if t is Error:
         text = reply.error  # type: ignore[union-attr]
-    elif t is PerformResponse:
-        resp = reply.response  # type: ignore[union-attr]
-        if len(resp) == 1:
-            body = next(iter(resp.values()))
-            if isinstance(body, dict):
-                text = body.get("error")
-    elif hasattr(reply, "response"):
+    elif t is not PerformResponse and hasattr(reply, "response"):
         ok, value = result_of(reply.response)  # type: ignore[union-attr]
         if not ok:
             text = value

@@ -254,8 +254,7 @@ async def test_write_waits_out_no_leader_then_succeeds(nodes: list[FakeNode]) ->
         nonlocal refusals
         if type(msg) is m.Perform and refusals:
             refusals -= 1
-            # as a command error, the way a node reports a proposal it could not make
-            return m.PerformResponse(msg.id, {"UpdateEntity": {"response": [], "error": "no leader elected within 1s"}})
+            return m.Error(msg.id, "no leader elected within 1s")
         return await FakeNode.serve_store(fn, ws, msg)
 
     node.behaviour = electing
@@ -348,3 +347,14 @@ async def test_a_cancelled_request_frees_its_id(nodes: list[FakeNode]) -> None:
         nodes[0].behaviour = FakeNode.serve_store
         # the id may be used again at once: nothing is left waiting for it
         assert (await c.request(m.GetMetrics("same-id"))).id == "same-id"
+
+
+async def test_a_command_error_is_final_even_if_its_text_looks_retryable(nodes: list[FakeNode]) -> None:
+    async def store_error(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        return m.PerformResponse(msg.id, {"UpdateEntity": {"response": [], "error": "request[0]: no field 'no leader'"}})
+
+    nodes[0].behaviour = store_error
+    async with Client([nodes[0].address], **FAST) as c:
+        with pytest.raises(CommandError, match="no field"):
+            await c.write("User$1", "no leader", "x")
+    assert len(nodes[0].received) == 1
