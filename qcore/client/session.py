@@ -169,8 +169,10 @@ class Session:
         for w in list(self._watches):
             w.fail(ConnectionFailed("client closed"))
         self._watches.clear()
-        for t in list(self._tasks):
+        tasks = list(self._tasks)
+        for t in tasks:
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         conn, self._conn = self._conn, None
         for c in [conn, *self._retired]:
             if c is not None:
