@@ -358,3 +358,18 @@ async def test_a_command_error_is_final_even_if_its_text_looks_retryable(nodes: 
         with pytest.raises(CommandError, match="no field"):
             await c.write("User$1", "no leader", "x")
     assert len(nodes[0].received) == 1
+
+
+async def test_connect_to_leader_follows_metrics(nodes: list[FakeNode]) -> None:
+    a, b = nodes
+    a.metrics = {"id": 1, "state": "Follower", "current_leader": 2,
+                 "membership_config": {"configs": [[1, 2]], "nodes": {"1": a.address, "2": b.address}}}
+    c = await Client.connect(a.address, **FAST)
+    try:
+        assert c.address == a.address
+        assert await c.connect_to_leader() == b.address
+        assert c.address == b.address
+        assert c.addresses == [a.address, b.address]  # learned from the membership
+        assert (await c.metrics())["id"] == 2
+    finally:
+        await c.close()
