@@ -109,19 +109,22 @@ def main(argv: list[str] | None = None) -> int:
         return run_snapshot_bench(args.entities, args.out)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="qcore-bench-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
     workdir.mkdir(parents=True, exist_ok=True)
+    rc = 1
     try:
         if args.command == "ceiling":
             results = run_async(_ceiling(args, workdir, args.workloads, args.concurrency))
             print(report.table(results))
-            return 0
-        if args.command == "scale":
+            rc = 1 if any(r.failed for r in results) else 0
+        elif args.command == "scale":
             from qcore.bench.scale import run_scale
 
-            return run_async(run_scale(args, workdir))
-        return run_async(_run(args, workdir))
+            rc = run_async(run_scale(args, workdir))
+        else:
+            rc = run_async(_run(args, workdir))
+        return rc
     finally:
-        if args.keep_workdir:
-            print(f"data dirs and logs kept in {workdir}")
+        if args.keep_workdir or rc != 0:
+            print(f"data dirs and server logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -120,6 +120,8 @@ def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{system} x{nodes}")
         ax.set_xscale("log", base=2)
+        concs = sorted({r.concurrency for r in ok if r.workload == wl})
+        ax.set_xticks(concs, [str(c) for c in concs])
         ax.set_title(f"{wl}: throughput")
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("ops/s")

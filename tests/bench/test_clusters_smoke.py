@@ -1,0 +1,55 @@
+"""The bench's launchers against real servers: a 1-node qcore cluster (default),
+etcd and PySyncObj (opt-in with QCORE_SLOW=1, skipped when not installed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from qcore.bench.cluster import QcoreCluster
+from qcore.bench.etcd import EtcdCluster, etcd_binary
+from qcore.bench.peers import PysyncobjCluster, pysyncobj_installed
+from qcore.bench.runner import measure
+
+slow = pytest.mark.skipif(os.environ.get("QCORE_SLOW") != "1", reason="set QCORE_SLOW=1 for peer launcher tests")
+
+
+async def _smoke(cluster, prepare_n: int, workloads: list[str]) -> dict:
+    await cluster.start()
+    try:
+        params = await cluster.prepare(prepare_n)
+        for wl in workloads:
+            r = await measure(system=cluster.system, nodes=cluster.nodes, target=cluster.target, params=params,
+                              endpoints=cluster.endpoints, workload=wl, concurrency=2, duration=0.4, warmup=0.1)
+            assert r.failed is None, r.failed
+            assert r.figures["errors"] == 0, r.error_samples
+            assert r.figures["ops"] > 0
+        assert all(rss > 0 for rss in cluster.rss_bytes())
+        return params
+    finally:
+        cluster.stop()
+
+
+async def test_qcore_single_node_cluster_serves_every_workload(tmp_path: Path):
+    params = await _smoke(QcoreCluster(1, tmp_path), 20, ["write", "add", "read", "create", "batch"])
+    assert len(params["entities"]) == 20
+    assert len({tuple(e) for e in params["entities"]}) == 20
+
+
+@slow
+async def test_qcore_three_node_cluster_forms_over_the_wire(tmp_path: Path):
+    await _smoke(QcoreCluster(3, tmp_path), 20, ["write", "read"])
+
+
+@slow
+@pytest.mark.skipif(etcd_binary() is None, reason="etcd not installed (apt-get install -y etcd-server)")
+async def test_etcd_cluster(tmp_path: Path):
+    await _smoke(EtcdCluster(3, tmp_path), 50, ["write", "read", "batch"])
+
+
+@slow
+@pytest.mark.skipif(not pysyncobj_installed(), reason="pysyncobj not installed (pip install '.[bench]')")
+async def test_pysyncobj_cluster(tmp_path: Path):
+    await _smoke(PysyncobjCluster(3, tmp_path), 50, ["write", "add", "read", "batch"])
