@@ -110,6 +110,9 @@ class Watch:
 
     async def register(self, timeout: float | None = None) -> None:
         """Register (again) on the client's current connection, resuming where the stream stopped."""
+        # Stop taking pushes from the old registration first, so that the resume
+        # point below stays put; whatever it would still have sent is replayed.
+        self._detach()
         from_index = self.resume_index()
         msg = RegisterNotification(self._client.next_id(), self.config, from_index)
         self._skip = self._seen_at_last if self.last_index is not None else 0
