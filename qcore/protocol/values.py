@@ -420,7 +420,24 @@ def _adjust(obj: Any) -> AdjustBehavior:
     return r
 
 
+def _fast_eid(e: Any) -> EntityId | None:
+    """The common well-formed EntityId, or None to take the checked path."""
+    if type(e) is dict:
+        typ = e.get("typ")
+        n = e.get("id")
+        if type(typ) is str and type(n) is int and 0 <= n <= U64_MAX:
+            return EntityId(typ, n)
+    return None
+
+
 def _dec_read(d: Any) -> Read:
+    # Fast path: the shape every client sends (nothing to fill in yet).
+    if type(d) is dict:
+        ft = d.get("field_type")
+        if type(ft) is str and d.get("value") is None and d.get("write_time") is None and d.get("writer_id") is None:
+            e = _fast_eid(d.get("entity_id"))
+            if e is not None:
+                return Read(e, ft)
     d = _obj(d, "a Read object")
     return Read(
         _field(d, "entity_id", decode_entity_id, "an EntityId"),
@@ -432,6 +449,29 @@ def _dec_read(d: Any) -> Read:
 
 
 def _dec_write(d: Any) -> Write:
+    # Fast path: well-formed ids, a value, no explicit time / writer.
+    if type(d) is dict:
+        ft = d.get("field_type")
+        e = _fast_eid(d.get("entity_id"))
+        pc = d.get("push_condition", "Always")
+        ab = d.get("adjust_behavior", "Set")
+        if (
+            e is not None
+            and type(ft) is str
+            and type(pc) is str
+            and type(ab) is str
+            and d.get("write_time") is None
+            and d.get("writer_id") is None
+        ):
+            pcv = _PUSH.get(pc)
+            abv = _ADJUST.get(ab)
+            v = d.get("value")
+            if pcv is not None and abv is not None:
+                try:
+                    value = None if v is None else decode_value(v)
+                except CodecError as err:
+                    raise err.within("value") from None
+                return Write(e, ft, value, pcv, abv)
     d = _obj(d, "a Write object")
     pc = d.get("push_condition")
     ab = d.get("adjust_behavior")
