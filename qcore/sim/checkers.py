@@ -12,7 +12,8 @@ those of the Raft paper's Figure 3 plus what a database client relies on:
   and no value is applied at two indexes;
 - durability: a committed entry never changes or disappears, also across
   crashes (a node's commit index never points at an entry that differs from
-  the committed one);
+  the committed one; after a crash some surviving disk still holds the
+  whole committed prefix);
 - linearizable reads: a ReadIndex read returns state that includes every
   write acknowledged before the read was issued.
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from qcore.raft.types import Entry
+from qcore.sim.disk import DiskImage
 from qcore.sim.logview import LogView
 
 
@@ -141,6 +143,30 @@ class Checker:
                 )
         if commit > self.commit_index:
             self.commit_index = commit
+
+    def check_durable(self, disks: dict[int, DiskImage], what: str) -> None:
+        """After a crash: the whole committed prefix must still be on some
+        surviving disk (committed = on a majority of disks, and every
+        configuration change keeps a majority of holders in the cluster)."""
+        c = self.commit_index
+        if c == 0:
+            return
+        want = self.committed.get(c)
+        for disk in disks.values():
+            snap_index = disk.snapshot.meta.index if disk.snapshot is not None else 0
+            if snap_index >= c:
+                return
+            pos = c - snap_index - 1
+            if pos < len(disk.entries):
+                e = disk.entries[pos]
+                if self.entries.get((e.index, e.term)) == want:
+                    return
+        raise SafetyViolation(
+            "committed entry lost",
+            f"after {what}, no disk holds committed index {c} (disks: "
+            + ", ".join(f"n{i}:{d.first_index - 1}+{len(d.entries)}" for i, d in sorted(disks.items()))
+            + ")",
+        )
 
     # -- state machines ------------------------------------------------------
 

@@ -91,25 +91,24 @@ class Cluster:
         # Only nodes some applied configuration included can have been
         # removed; a node whose addition never committed is left alone.
         removed = {i for i in self.members_ever - keep if not self.nodes[i].retired}
-        self._retire_at = (index, removed, keep) if removed else None
+        self._retire_at = (index, removed, set(conf.voters)) if removed else None
 
     def after_apply(self, node: SimNode) -> None:
-        """Shut down removed nodes once a remaining member has applied their
-        removal and has its commit index durably past it (ids are never
-        reused, so they are never needed again). Not earlier: a removed
-        leader shut down at once may take with it the only knowledge that the
-        change committed, and the remaining voters, still counting it, could
-        never elect a leader (see FINDINGS.md, seed 29)."""
+        """Shut down removed nodes once every voter of the new configuration
+        has its commit index durably past the change (ids are never reused,
+        so removed nodes are never needed again). Not earlier: a voter that
+        does not know the change committed still counts the removed nodes
+        (in the old or the joint configuration) and could never win an
+        election without them (see FINDINGS.md)."""
         pending = self._retire_at
-        if pending is None:
+        if pending is None or node.sm.applied < pending[0]:
             return
-        index, removed, keep = pending
-        if node.id not in keep or node.sm.applied < index:
-            return
-        durable = node.disk.durable
-        snap_index = durable.snapshot.meta.index if durable.snapshot is not None else 0
-        if max(durable.hard_state.commit, snap_index) < index:
-            return
+        index, removed, voters = pending
+        for voter_id in voters:
+            durable = self.nodes[voter_id].disk.durable
+            snap_index = durable.snapshot.meta.index if durable.snapshot is not None else 0
+            if max(durable.hard_state.commit, snap_index) < index:
+                return
         self._retire_at = None
         for node_id in sorted(removed):
             other = self.nodes[node_id]
@@ -190,6 +189,10 @@ class Cluster:
     def crash(self, node: SimNode, downtime: int) -> None:
         node.crash()
         node.down_until = self.now + downtime
+
+    def check_durable(self, what: str) -> None:
+        disks = {n.id: n.disk.durable for n in self.nodes.values() if not n.retired}
+        self.checker.check_durable(disks, what)
 
     def leader(self) -> SimNode | None:
         """The running node that believes it leads with the highest term."""

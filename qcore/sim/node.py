@@ -120,6 +120,7 @@ class SimNode:
         self.read_states.clear()
         self.proposals.clear()
         self.cluster.trace.add(self.cluster.now, f"n{self.id} CRASH (lost {lost} unsynced writes)")
+        self.cluster.check_durable(f"the crash of n{self.id}")
 
     def retire(self) -> None:
         self.retired = True
@@ -127,6 +128,7 @@ class SimNode:
         self.is_leader = False
         self.cluster.checker.forget_reads(self.id)
         self.cluster.trace.add(self.cluster.now, f"n{self.id} RETIRED (removed from the configuration)")
+        self.cluster.check_durable(f"retiring n{self.id}")
 
     # -- the runtime loop ----------------------------------------------------
 

@@ -142,3 +142,18 @@ def test_snapshot_of_another_history() -> None:
     ck.on_commit(1, 3, a)
     with pytest.raises(SafetyViolation):
         ck.on_snapshot(2, 3, 1, b"Z" * 12)
+
+
+def test_committed_prefix_on_no_surviving_disk() -> None:
+    from qcore.sim.disk import DiskImage
+
+    ck = Checker()
+    a = LogView()
+    write(ck, 1, a, ents(1, 3))
+    ck.on_commit(1, 3, a)
+    holder = DiskImage(entries=ents(1, 3))
+    short = DiskImage(entries=ents(1, 2))
+    other = DiskImage(entries=ents(1, 2) + ents(3, 3, term=2, tag="x"))
+    ck.check_durable({1: short, 2: holder}, "a crash")
+    with pytest.raises(SafetyViolation, match="no disk holds committed index 3"):
+        ck.check_durable({1: short, 2: other}, "a crash")

@@ -1,0 +1,60 @@
+"""The simulator must catch real bugs: plant one in the core, expect a failure.
+
+Each test breaks one rule of Raft in the real core (monkeypatched for the
+test only) and runs seeds until the simulator reports the expected kind of
+failure. A simulator whose checkers, crashes or partitions silently stopped
+working would let these pass clean, and fail here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qcore.raft import core as raft_core
+from qcore.raft import log as raft_log
+from qcore.raft import rawnode as raft_rawnode
+from qcore.sim.runner import ExitCode, RunResult, run_seed
+
+MAX_SEEDS = 150
+
+
+def first_failure(nodes: int | None = 3) -> RunResult | None:
+    for seed in range(MAX_SEEDS):
+        result = run_seed(seed, nodes=nodes)
+        if not result.ok:
+            return result
+    return None
+
+
+def test_granting_votes_to_stale_logs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Election restriction (paper 5.4.1) removed: any candidate gets votes."""
+    monkeypatch.setattr(raft_log.RaftLog, "is_up_to_date", lambda self, index, term: True)
+    result = first_failure()
+    assert result is not None and result.code == ExitCode.SAFETY, result and result.message
+    assert any(k in result.message for k in ("leader completeness", "committed entry lost", "state machine"))
+
+
+def test_not_syncing_the_log_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ready.must_sync always False: votes and entries are acknowledged
+    before they are durable, and crashes lose them."""
+    real_ready = raft_rawnode.RawNode.ready
+
+    def ready(self: raft_rawnode.RawNode) -> raft_rawnode.Ready:
+        rd = real_ready(self)
+        rd.must_sync = False
+        return rd
+
+    monkeypatch.setattr(raft_rawnode.RawNode, "ready", ready)
+    result = first_failure()
+    assert result is not None and result.code == ExitCode.SAFETY, result and result.message
+
+
+def test_reads_without_a_quorum_round_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ReadIndex answered from the leader's commit index without confirming
+    leadership: a deposed leader serves stale reads."""
+    monkeypatch.setattr(
+        raft_core.Raft, "_leader_read_index", lambda self, m: self._respond_read(m, self.log.committed)
+    )
+    result = first_failure()
+    assert result is not None and result.code == ExitCode.SAFETY, result and result.message
+    assert "linearizable read" in result.message

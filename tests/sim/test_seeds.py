@@ -1,0 +1,42 @@
+"""Hundreds of simulated runs per CI build: 3-node, 5-node and any-size clusters.
+
+`QCORE_SIM_SEEDS=N` runs N seeds per cluster size (default 120: 360 runs
+in all), `QCORE_SIM_START=S` starts at seed S, so that seeds CI never saw
+can be run locally, e.g.
+
+    QCORE_SIM_SEEDS=5000 QCORE_SIM_START=100000 .venv/bin/pytest tests/sim/test_seeds.py
+
+Seeds that once failed live on in test_regressions.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from qcore.sim.runner import run_seed
+
+SEEDS = int(os.environ.get("QCORE_SIM_SEEDS", "120"))
+START = int(os.environ.get("QCORE_SIM_START", "0"))
+
+
+@pytest.mark.parametrize("nodes", [3, 5, None], ids=["3-nodes", "5-nodes", "any-size"])
+def test_seeds_run_clean(nodes: int | None) -> None:
+    failures = []
+    for seed in range(START, START + SEEDS):
+        result = run_seed(seed, nodes=nodes)
+        if not result.ok:
+            cmd = f"python -m qcore.sim --seeds 1 --start {seed}" + (f" --nodes {nodes}" if nodes else "")
+            failures.append(
+                f"seed {seed} ({cmd}): {result.code.name} in the {result.phase} phase at tick {result.now}\n"
+                f"{result.message}\n{result.trace}"
+            )
+    assert not failures, f"{len(failures)} of {SEEDS} seeds failed:\n\n" + "\n\n".join(failures[:3])
+
+
+def test_a_seed_replays_exactly() -> None:
+    """Determinism: the same seed gives the same run, event for event."""
+    a = run_seed(7, nodes=3)
+    b = run_seed(7, nodes=3)
+    assert a.stats == b.stats and a.trace == b.trace and a.now == b.now
