@@ -9,8 +9,9 @@ changes of each applied entry, in log order. The hub
   exactly what it missed, as etcd resumes a watch from a revision;
 * indexes live registrations by ``(entity, field)`` and ``(field, entity
   type)``, so a change nobody listens to costs two dict misses;
-* never blocks the driver: a matching change is encoded once and queued on a
-  bounded per-connection outbox that one sender task per connection drains.
+* never blocks the driver: a matching change is encoded once (per distinct
+  context) and queued on a bounded per-connection outbox that one sender
+  task per connection drains, writing what has piled up in one go.
 
 A registration is either *live* (publish queues its frames) or *catching up*
 (it has a cursor into the window and its connection's sender reads the
@@ -62,6 +63,7 @@ __all__ = ["NotificationHub", "OVERFLOW_CLOSE_CODE"]
 OVERFLOW_CLOSE_CODE = 1013
 PATH_SEP = "->"
 _YIELD_EVERY = 4096  # window records scanned by a catch-up before letting the loop run
+_BATCH = 256  # frames written to a connection at once
 
 _FRAME_HEAD = b'{"Notification":{"token":'
 _FRAME_MID = b',"notification":'
@@ -211,7 +213,7 @@ class NotificationHub:
             typed = by_type.get(ch.field_type)
             if direct is None and typed is None:
                 continue
-            shared: list[bytes | None] = [None]  # the body, encoded once for all registrations without context
+            shared: dict[tuple[str, ...], bytes] = {}  # body by context paths: encoded once per distinct context
             if direct is not None:
                 for reg in direct:
                     self._offer(reg, seq, index, ch, store, shared)
@@ -227,7 +229,7 @@ class NotificationHub:
                             self._offer(reg, seq, index, ch, store, shared)
 
     def _offer(self, reg: _Registration, seq: int, index: int, ch: Change, store: Store,
-               shared: list[bytes | None]) -> None:
+               shared: dict[tuple[str, ...], bytes]) -> None:
         if reg.cursor is not None or not reg.active:
             return  # catching up (it will read this change from the window), or cut off during this publish
         if index < reg.min_index or (reg.on_change and ch.old_value == ch.new_value):
@@ -241,12 +243,10 @@ class NotificationHub:
             self.caught_up += 1
             self._start_catch_up(reg, seq)
             return
-        if reg.context:
-            body = _encode(index, ch, _context(store, ch, reg.context))
-        else:
-            body = shared[0]
-            if body is None:
-                body = shared[0] = _encode(index, ch, {})
+        body = shared.get(reg.context)
+        if body is None:
+            ctx = _context(store, ch, reg.context) if reg.context else {}
+            body = shared[reg.context] = _encode(index, ch, ctx)
         box.backlog += 1
         box.queue.append((reg, body))
         box.wake.set()
@@ -438,14 +438,25 @@ class NotificationHub:
                     box.wake.clear()
                     await box.wake.wait()
                     continue
-                reg, item = queue.popleft()
+                reg, item = queue[0]
                 if item is _CATCH_UP:
+                    queue.popleft()
                     await self._catch_up(box, reg)
                     continue
-                box.backlog -= 1
-                if reg.active:
-                    await ws.send(reg.frame(item), text=True)
-                    self.delivered += 1
+                # Every queued frame up to the next catch-up marker, checked
+                # and written with no await in between (unregister is exact).
+                frames: list[bytes] = []
+                while queue and len(frames) < _BATCH:
+                    reg, item = queue[0]
+                    if item is _CATCH_UP:
+                        break
+                    queue.popleft()
+                    box.backlog -= 1
+                    if reg.active:
+                        frames.append(reg.frame(item))
+                if frames:
+                    await _write(ws, frames)
+                    self.delivered += len(frames)
         except ConnectionClosed:
             pass
         except asyncio.CancelledError:
@@ -516,6 +527,27 @@ class NotificationHub:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+async def _write(ws: Any, frames: list[bytes]) -> None:
+    """Send several text messages with one socket write.
+
+    One ``ws.send`` per message costs a ``transport.write`` (a syscall) each,
+    which is what bounds delivery with many subscribers. websockets'
+    ``send_context`` is what ``send`` itself uses: check the connection is
+    open, let the sans-I/O protocol frame the messages, then write and drain
+    once. Connections without it (test doubles) get one ``send`` per message.
+    """
+    if len(frames) > 1:
+        ctx = getattr(ws, "send_context", None)
+        protocol = getattr(ws, "protocol", None)
+        if ctx is not None and protocol is not None:
+            async with ctx():
+                for f in frames:
+                    protocol.send_text(f)
+            return
+    for f in frames:
+        await ws.send(f, text=True)
 
 
 def _encode(index: int, ch: Change, context: dict[str, Any]) -> bytes:
