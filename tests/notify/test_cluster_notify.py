@@ -58,20 +58,24 @@ async def test_notifications_on_a_follower_survive_its_kill9(nodes) -> None:  # 
 
     watcher = await Conn.open(ns[f1].addr)
     t_count = await register(watcher, on_entity(user, "LoginCount", context=["Name", "Parent->Name"]))
-    t_email = await register(watcher, on_type("Object", "Name", on_change=True))
+    t_name = await register(watcher, on_type("Object", "Name", on_change=True))
 
     # --- every write vs on change; context; type-wide on the base type ---------------
     for v in ("a", "a", "b"):
         await ok(leader, {"UpdateEntity": {"request": [write(user, "Name", {"String": v})]}})
+    # An entity created after the type-wide registration, of a type derived from Object.
+    dev = (await ok(leader, {"CreateEntity": {"entity_type": "Device", "parent_id": None, "name": "d"}}))["response"]
+    await ok(leader, {"UpdateEntity": {"request": [write(dev, "Name", {"String": "d2"})]}})
     await ok(leader, {"UpdateEntity": {"request": [write(user, "LoginCount", {"Int": 1}, adjust="Add")]}})
-    got = [await next_note(watcher) for _ in range(3)]
-    assert [(t, n["current_value"]) for t, n in got] == [
-        (t_email, {"String": "a"}), (t_email, {"String": "b"}), (t_count, {"Int": 1})]
-    assert got[2][1]["context"] == {"Name": {"String": "b"}, "Parent->Name": None}
-    assert got[0][1]["log_index"] < got[1][1]["log_index"] < got[2][1]["log_index"]
+    got = [await next_note(watcher) for _ in range(4)]
+    assert [(t, n["entity_id"]["typ"], n["current_value"]) for t, n in got] == [
+        (t_name, "User", {"String": "a"}), (t_name, "User", {"String": "b"}), (t_name, "Device", {"String": "d2"}),
+        (t_count, "User", {"Int": 1})]
+    assert got[3][1]["context"] == {"Name": {"String": "b"}, "Parent->Name": None}
+    assert [n["log_index"] for _, n in got] == sorted({n["log_index"] for _, n in got})
 
     # --- unregister: nothing more for that token -------------------------------------
-    reply = await watcher.call("UnregisterNotification", token=t_email)
+    reply = await watcher.call("UnregisterNotification", token=t_name)
     assert reply["UnregisterNotificationResponse"]["response"] == {"Ok": None}
     await ok(leader, {"UpdateEntity": {"request": [write(user, "Name", {"String": "c"}),
                                                    write(user, "LoginCount", {"Int": 1}, adjust="Add")]}})
@@ -79,7 +83,7 @@ async def test_notifications_on_a_follower_survive_its_kill9(nodes) -> None:  # 
     assert (token, n["current_value"]) == (t_count, {"Int": 2})
 
     # --- kill -9 the follower mid-stream, resume on the other one ---------------------
-    received: list[dict] = [got[2][1], n]
+    received: list[dict] = [got[3][1], n]
     stop = asyncio.Event()
     acked = 2
 
