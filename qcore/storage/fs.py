@@ -81,7 +81,10 @@ def lock_dir(path: str) -> int:
     never blocks a restart. The holder's pid is written in for the message.
     """
     lock_path = os.path.join(path, "LOCK")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StorageError(f"cannot open lock file {lock_path!r}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -153,3 +153,19 @@ def test_a_failed_fsync_is_fail_stop(tmp_path) -> None:
     st.close()
     rec = FileStorage(d).recover()
     assert [e.index for e in rec.entries][:2] == [1, 2]
+
+
+def test_unusable_paths_are_storage_errors(tmp_path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StorageError):
+        FileStorage(tmp_path / "file")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(StorageError):
+            FileStorage(ro)
+    finally:
+        ro.chmod(0o700)
