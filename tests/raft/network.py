@@ -49,7 +49,9 @@ class Disk:
             self.entries = []
         if rd.entries:
             first = rd.entries[0].index
-            self.entries = [e for e in self.entries if e.index < first] + list(rd.entries)
+            if self.entries and self.entries[-1].index >= first:
+                self.entries = [e for e in self.entries if e.index < first]
+            self.entries.extend(rd.entries)
         if rd.hard_state is not None:
             self.hard_state = HardState(rd.hard_state.term, rd.hard_state.vote, rd.hard_state.commit)
 
