@@ -427,14 +427,14 @@ class Store:
                     f"Choice {new.v} out of range for {e.eid}.{name} "
                     f"(valid: 0..{len(choices) - 1}: {', '.join(choices)})"
                 )
+        if name == CHILDREN:
+            raise _Fail(
+                f"{e.eid}.Children is maintained by the store; create or delete entities, "
+                "or write a child's Parent to move it"
+            )
         if r.push_condition is _CHANGES and new == old:
             return
-        if name == PARENT or name == CHILDREN:
-            if name == CHILDREN:
-                raise _Fail(
-                    f"{e.eid}.Children is maintained by the store; create or delete entities, "
-                    "or write a child's Parent to move it"
-                )
+        if name == PARENT:
             self._move(e, new.v, now, undo, changes)
         t = r.write_time or now
         w = r.writer_id

@@ -351,6 +351,12 @@ def test_children_cannot_be_written(s):
     for beh in (SET, ADD, SUB):
         resp, _ = write(s, root, "Children", EntityList(()), adjust_behavior=beh)
         assert "maintained by the store" in resp.error
+    same = read(s, root, "Children")
+    for pc in PushCondition:
+        resp, _ = write(s, root, "Children", same, push_condition=pc)
+        assert "maintained by the store" in resp.error
+    resp, _ = write(s, a, "Parent->Children", same)
+    assert "Folder$1.Children is maintained by the store" in resp.error
 
 
 def test_writing_parent_moves_the_entity(s):
