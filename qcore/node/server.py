@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from typing import Any
 
 import orjson
@@ -36,6 +37,9 @@ from qcore.raft import Config, RawNode
 from qcore.store.config import load_config
 
 log = logging.getLogger(__name__)
+
+# The id of an oversized frame, if it comes first, without parsing the rest.
+_LEADING_ID = re.compile(r'\s*\{\s*"(\w+)"\s*:\s*\{\s*"id"\s*:\s*(?:"([^"\\]{0,200})"|(\d{1,20}))')
 
 _RAFT_TAGS = frozenset(
     {"RaftVote", "RaftAppend", "RaftSnapshot", "RaftVoteResponse", "RaftAppendResponse", "RaftSnapshotResponse"}
@@ -199,7 +203,14 @@ class Node:
             self._reply_soon(ws, m.Error(m.new_id(), "binary frames are not accepted: send one JSON object per text frame"))
             return
         if len(frame) > self.opts.max_frame_bytes:
-            self._reply_soon(ws, m.Error(m.new_id(), f"frame of {len(frame)} bytes exceeds the limit of {self.opts.max_frame_bytes}"))
+            match = _LEADING_ID.match(frame, 0, 512)
+            rid: Any = m.new_id()
+            if match:
+                rid = match.group(2) if match.group(2) is not None else int(match.group(3))
+            self._reply_soon(ws, m.Error(rid, (
+                f"frame too large: {len(frame)} bytes exceeds the limit of {self.opts.max_frame_bytes}"
+                " (--max-frame-bytes)"
+            )))
             return
         try:
             msg = m.decode_message(frame)

@@ -176,7 +176,7 @@ async def test_bad_input_gets_errors_and_node_keeps_serving(nodes):
     # oversized frame: refused with a clear error, connection stays usable
     await c.ws.send(orjson.dumps({"GetMetrics": {"id": "big", "pad": "x" * 150_000}}).decode())
     reply = await asyncio.wait_for(c.unmatched.get(), 10)
-    assert "exceeds" in reply["Error"]["error"]
+    assert "too large" in reply["Error"]["error"] and reply["Error"]["id"] == "big", reply
     assert (await c.metrics())["id"] == 1
     # a frame over twice the limit is not even buffered: the connection is closed with 1009
     huge = await Conn.open(n.addr)
