@@ -136,7 +136,8 @@ async def wait_for(pred: Any, what: str, timeout: float = 60) -> Any:
         await asyncio.sleep(0.05)
 
 
-async def cluster(n: int, workdir: Path, in_memory: bool) -> tuple[list[subprocess.Popen], list[str], Rpc, str]:
+async def cluster(n: int, workdir: Path, in_memory: bool, on_leader: bool = False
+                  ) -> tuple[list[subprocess.Popen], list[str], Rpc, str]:
     """Start n nodes; return (procs, addrs, a connection to the leader, the subscribers' address)."""
     ports = [free_port() for _ in range(n)]
     addrs = [f"127.0.0.1:{p}" for p in ports]
@@ -155,7 +156,7 @@ async def cluster(n: int, workdir: Path, in_memory: bool) -> tuple[list[subproce
 
     lid = await wait_for(leader, "a leader")
     lead = rpcs[lid - 1]
-    sub_addr = addrs[lid % n] if n > 1 else addrs[0]  # a follower when there is one
+    sub_addr = addrs[lid % n] if n > 1 and not on_leader else addrs[lid - 1]  # a follower unless asked
     for i, r in enumerate(rpcs):
         if r is not lead:
             await r.close()
@@ -299,6 +300,7 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--rate", type=float, default=100.0, help="writes/s in the paced phase (0: skip it)")
     ap.add_argument("--nodes", type=int, default=1, choices=[1, 3])
+    ap.add_argument("--on-leader", action="store_true", help="with --nodes 3: subscribe on the leader")
     ap.add_argument("--type-wide", action="store_true", help="EntityType registrations on User")
     ap.add_argument("--in-memory", action="store_true", help="no fsync (Raft state in memory)")
     ap.add_argument("--quick", action="store_true")
@@ -311,7 +313,7 @@ async def main() -> None:
     if args.quick:
         args.duration = 2.0
     with tempfile.TemporaryDirectory(prefix="qcore-notify-bench-", dir="/var/tmp") as tmp:
-        procs, addrs, lead, sub_addr = await cluster(args.nodes, Path(tmp), args.in_memory)
+        procs, addrs, lead, sub_addr = await cluster(args.nodes, Path(tmp), args.in_memory, args.on_leader)
         try:
             user = (await lead.perform({"CreateEntity": {"entity_type": "User", "parent_id": None,
                                                          "name": "bench"}}))["response"]
@@ -342,7 +344,8 @@ async def main() -> None:
                 subs.append(s)
             results: dict[str, Any] = {
                 "subscribers": args.subscribers, "nodes": args.nodes, "type_wide": args.type_wide,
-                "in_memory": args.in_memory, "subscribed_on": "follower" if args.nodes > 1 else "leader",
+                "in_memory": args.in_memory,
+                "subscribed_on": "follower" if args.nodes > 1 and not args.on_leader else "leader",
             }
             pids = [p.pid for p in procs]
             await phase(lead, user, subs, 4, 1.0, 0, pids)  # warm-up
