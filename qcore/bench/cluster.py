@@ -139,19 +139,35 @@ class QcoreCluster:
 
 
 async def create_entities(endpoint: str, count: int, connections: int = 4, window: int = 256) -> list[list[Any]]:
-    """Create ``count`` BenchItem entities with many requests in flight; returns ``[[type, id], ...]``."""
+    """Create ``count`` BenchItem entities with many requests in flight; returns ``[[type, id], ...]``.
+
+    A create that fails (e.g. "leadership changed ... not applied" during an
+    election) is retried a few times: a fill should survive an election, and
+    the number of retries is logged so an unstable cluster is still noticed.
+    """
     out: list[list[Any]] = []
+    retries = 0
     per_conn = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
 
     async def worker(n: int, tag: int) -> None:
+        nonlocal retries
         conn = await AdminConn.open(endpoint)
         sem = asyncio.Semaphore(window)
 
         async def one(k: int) -> None:
+            nonlocal retries
             async with sem:
-                resp = await conn.perform(
-                    "CreateEntity", timeout=120, entity_type=BENCH_TYPE, parent_id=None, name=f"e{tag}-{k}"
-                )
+                for attempt in range(10):
+                    try:
+                        resp = await conn.perform(
+                            "CreateEntity", timeout=120, entity_type=BENCH_TYPE, parent_id=None, name=f"e{tag}-{k}"
+                        )
+                        break
+                    except WireError:
+                        if attempt == 9:
+                            raise
+                        retries += 1
+                        await asyncio.sleep(0.1 * (attempt + 1))  # back off while an election settles
                 eid = resp["response"]
                 out.append([eid["typ"], eid["id"]])
 
@@ -163,4 +179,6 @@ async def create_entities(endpoint: str, count: int, connections: int = 4, windo
             await conn.close()
 
     await asyncio.gather(*(worker(n, t) for t, n in enumerate(per_conn) if n))
+    if retries:
+        logger.warning("creating %d entities needed %d retries (leader changes or timeouts)", count, retries)
     return out
