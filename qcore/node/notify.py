@@ -466,34 +466,44 @@ class NotificationHub:
             self._cut_off(box, "of an internal error while sending notifications")
 
     async def _catch_up(self, box: _Outbox, reg: _Registration) -> None:
-        """Send ``reg``'s matching changes from the window, then make it live again."""
+        """Send ``reg``'s matching changes from the window, then make it live again.
+
+        Each round scans synchronously, collecting up to a batch of frames
+        (or a few thousand non-matching changes), then writes them; the
+        window end is checked again after every write, so changes published
+        meanwhile are scanned too before the registration turns live.
+        """
         ws = box.conn.ws
         lineages: dict[str, tuple[str, ...]] = {}
-        scanned = 0
         while reg.active and not box.closing:
+            frames: list[bytes] = []
+            scanned = 0
+            total, retain = self._total, self._retain
             cur = reg.cursor
             assert cur is not None
-            if cur >= self._total:
-                # Checked and switched with no await in between: publish queues from the next change on.
+            if cur < total - retain:  # publish normally cuts off first; belt and braces
+                self._cut_off(box, "it fell behind the retained window")
+                return
+            while cur < total and len(frames) < _BATCH and scanned < _YIELD_EVERY:
+                index, ch = self._ring[cur % retain]  # type: ignore[misc]
+                cur += 1
+                scanned += 1
+                if index >= reg.min_index and self._matches(reg, ch, lineages):
+                    # Context is read now: the state right after that entry is gone (docs/notifications.md).
+                    ctx = _context(self._store(), ch, reg.context) if reg.context else {}
+                    frames.append(reg.frame(_encode(index, ch, ctx)))
+            reg.cursor = cur
+            if frames:
+                await _write(ws, frames)
+                self.delivered += len(frames)
+            elif cur >= total:
+                # Window exhausted and nothing pending, with no await since the
+                # check: publish queues this registration's frames from the next change on.
                 reg.cursor = None
                 self._lagging.discard(reg)
                 return
-            if cur < self._total - self._retain:  # publish normally cuts off first; belt and braces
-                self._cut_off(box, "it fell behind the retained window")
-                return
-            index, ch = self._ring[cur % self._retain]  # type: ignore[misc]
-            reg.cursor = cur + 1
-            if index >= reg.min_index and self._matches(reg, ch, lineages):
-                # Context is read now: the state right after that entry is gone (docs/notifications.md).
-                ctx = _context(self._store(), ch, reg.context) if reg.context else {}
-                await ws.send(reg.frame(_encode(index, ch, ctx)), text=True)
-                self.delivered += 1
-                scanned = 0
             else:
-                scanned += 1
-                if scanned >= _YIELD_EVERY:
-                    scanned = 0
-                    await asyncio.sleep(0)  # a long run of non-matching changes: let the node breathe
+                await asyncio.sleep(0)  # a long run of non-matching changes: let the node breathe
 
     def _cut_off(self, box: _Outbox, why: str) -> None:
         """Stop feeding a connection, tell it why and close it (never blocks the caller)."""

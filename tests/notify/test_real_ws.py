@@ -88,3 +88,30 @@ async def test_a_client_that_stops_reading_is_cut_off_and_closed() -> None:
         await client.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_long_replay_arrives_complete_and_in_order_then_goes_live() -> None:
+    h = Harness(retain=10_000)
+    u = h.create("User", "u")
+    v = h.create("User", "v")
+    idx = []
+    for i in range(1, 601):
+        idx.append(h.write(u, "Logins", Int(i)))
+        h.write(v, "Logins", Int(i))  # not matched: scanned past
+    server, client, conn = await _pair(h)
+    try:
+        tok = await h.token(conn, on_entity(u, "Logins"), from_index=idx[0])  # type: ignore[arg-type]
+        idx.append(h.write(u, "Logins", Int(601)))  # published while the replay is queued
+        got = []
+        for _ in range(601):
+            msg = orjson.loads(await asyncio.wait_for(client.recv(), 10))
+            assert msg["Notification"]["token"] == tok
+            got.append(msg["Notification"]["notification"]["log_index"])
+        assert got == idx
+        idx.append(h.write(u, "Logins", Int(602)))  # live again
+        msg = orjson.loads(await asyncio.wait_for(client.recv(), 10))
+        assert msg["Notification"]["notification"]["log_index"] == idx[-1]
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
