@@ -236,7 +236,10 @@ class FileStorage:
         self._pending = []
         self._pending_bytes = 0
         self._snap_name = name
-        remove_obsolete(self._fs, self._dir, keep_from=self._segno, snap_name=name)
+        try:
+            remove_obsolete(self._fs, self._dir, keep_from=self._segno, snap_name=name)
+        except OSError as exc:  # harmless: start-up removes them again
+            logger.warning("could not remove superseded files in %s: %s", self._dir, exc)
 
     def _flush(self) -> None:
         """Write the pending records as one frame and fsync it."""
