@@ -43,6 +43,7 @@ class PendingRead:
     node: int
     issued_at: int
     need: int  # highest acknowledged write index when the read was issued
+    watched: bool = False  # the liveness phase waits for this one
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Checker:
     acked_index: int = 0  # highest index of a write acknowledged to its client
     reads: dict[bytes, PendingRead] = field(default_factory=dict)
     reads_checked: int = 0
+    watched_served: int = 0
 
     # -- elections -----------------------------------------------------------
 
@@ -192,8 +194,8 @@ class Checker:
         if index > self.acked_index:
             self.acked_index = index
 
-    def on_read_issued(self, ctx: bytes, node: int, now: int) -> None:
-        self.reads[ctx] = PendingRead(node, now, self.acked_index)
+    def on_read_issued(self, ctx: bytes, node: int, now: int, watched: bool = False) -> None:
+        self.reads[ctx] = PendingRead(node, now, self.acked_index, watched)
 
     def on_read_served(self, ctx: bytes, node: int, read_index: int, applied: int) -> None:
         """`node` answered read `ctx` from state at `applied` (>= `read_index`)."""
@@ -201,6 +203,7 @@ class Checker:
         if read is None:
             return  # a duplicate ReadState for an already served read
         self.reads_checked += 1
+        self.watched_served += read.watched
         if read.node != node:
             raise SafetyViolation("linearizable read", f"read {ctx!r} issued at {read.node} answered at {node}")
         if read_index < read.need or applied < read.need:

@@ -10,6 +10,8 @@ it, by the checkers.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from qcore.raft.types import Message, MessageType
 from qcore.sim.checkers import Checker
 from qcore.sim.disk import SimDisk
@@ -44,6 +46,7 @@ class Cluster:
         self.next_id = 1
         self.workload = Workload(self, derive_rng(opts.seed, "workload"))
         self.events = 0
+        self.counters: Counter[str] = Counter()
         self.members_ever: set[int] = set()
         self.conf_index = 0  # index of the newest configuration applied anywhere
         self._retire_at: tuple[int, set[int], set[int]] | None = None

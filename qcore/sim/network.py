@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable
 
 from qcore.raft.types import Entry, Message
@@ -32,9 +32,6 @@ class Packet:
     msg: Message
     fingerprint: tuple
     duplicate: bool = False
-
-    def __lt__(self, other: "Packet") -> bool:
-        return (self.deliver_at, self.seq) < (other.deliver_at, other.seq)
 
 
 class MessageMutated(Exception):
@@ -56,8 +53,12 @@ def copy_message(msg: Message) -> Message:
     """A private copy for the receiver: real nodes never share objects, and a
     core that mutated a received message must not corrupt the sender's log
     or a duplicate still in flight."""
-    entries = [Entry(e.term, e.index, e.type, e.data) for e in msg.entries]
-    return replace(msg, entries=entries)
+    return Message(
+        type=msg.type, to=msg.to, frm=msg.frm, term=msg.term, log_term=msg.log_term, index=msg.index,
+        entries=[Entry(e.term, e.index, e.type, e.data) for e in msg.entries] if msg.entries else [],
+        commit=msg.commit, snapshot=msg.snapshot, reject=msg.reject, reject_hint=msg.reject_hint,
+        context=msg.context,
+    )
 
 
 class Network:
@@ -65,7 +66,7 @@ class Network:
         self.rng = rng
         self.options = options
         self.blocked: set[tuple[int, int]] = set()
-        self._queue: list[Packet] = []
+        self._queue: list[tuple[int, int, Packet]] = []  # (deliver_at, seq, packet)
         self._seq = 0
         # Last delivery time per link: FIFO order for non-reordered packets.
         self._link_tail: dict[tuple[int, int], int] = {}
@@ -100,10 +101,10 @@ class Network:
             at = max(at, self._link_tail.get(link, 0))
             self._link_tail[link] = at
         self._seq += 1
-        heapq.heappush(self._queue, Packet(at, self._seq, src, msg, fp, duplicate))
+        heapq.heappush(self._queue, (at, self._seq, Packet(at, self._seq, src, msg, fp, duplicate)))
 
     def next_due(self) -> int | None:
-        return self._queue[0].deliver_at if self._queue else None
+        return self._queue[0][0] if self._queue else None
 
     def pop_due(self, now: int) -> tuple[int, Message, bool] | None:
         """The next packet due at or before `now`: (sender, message,
@@ -111,9 +112,9 @@ class Network:
         meanwhile; the caller gets the message anyway to report SNAP
         failures. Raises MessageMutated if the sender changed the message
         after sending it (a runtime may serialise it at any later time)."""
-        if not self._queue or self._queue[0].deliver_at > now:
+        if not self._queue or self._queue[0][0] > now:
             return None
-        packet = heapq.heappop(self._queue)
+        packet = heapq.heappop(self._queue)[2]
         msg = packet.msg
         if fingerprint(msg) != packet.fingerprint:
             raise MessageMutated(f"message from {packet.src} changed in flight: {packet.fingerprint} -> {fingerprint(msg)}")

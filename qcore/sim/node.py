@@ -141,10 +141,12 @@ class SimNode:
             self.crash()
 
     def _crash_point(self, point: int) -> None:
-        if self.no_crash_once:
+        rate = self.cluster.crash_in_ready
+        if not rate or self.no_crash_once:
             return
-        if self.cluster.fault_rng.random() < self.cluster.crash_in_ready:
+        if self.cluster.fault_rng.random() < rate:
             self.cluster.trace.add(self.cluster.now, f"n{self.id} crashes at ready step {point}")
+            self.cluster.counters["crashes_in_ready"] += 1
             raise CrashNow()
 
     def _handle_ready(self) -> None:
@@ -165,6 +167,7 @@ class SimNode:
             ck.on_snapshot(self.id, snap.meta.index, snap.meta.term, reg.chain)
             self.log.restore(snap.meta.index, snap.meta.term, reg.chain)
             c.trace.add(c.now, f"n{self.id} persists snapshot @{snap.meta.index}/t{snap.meta.term}")
+            c.counters["snapshots_installed"] += 1
         ck.log_write(self.id, self.log, rd.entries)
         if rd.hard_state is not None:
             self.term = rd.hard_state.term

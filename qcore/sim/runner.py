@@ -7,9 +7,10 @@ leadership transfers, client writes and reads; every event is checked.
 Liveness phase (at most `opts.liveness_steps` ticks): the network heals and
 stops losing packets, crashed nodes restart, no more crashes and no more
 membership changes (except leaving a joint configuration). Within the bound
-a leader must be elected, a few new writes must be acknowledged, and every
-member of the configuration must know the leader and have applied the
-leader's whole log. Otherwise: liveness failure.
+a leader must be elected, a few new writes must be acknowledged, a
+ReadIndex read (retried by its client) must be answered, and every member
+of the configuration must know the leader and have applied the leader's
+whole log. Otherwise: liveness failure.
 """
 
 from __future__ import annotations
@@ -119,11 +120,13 @@ class Simulation:
             if c.now % period == 0:
                 if c.workload.acked - start_acked < LIVENESS_WRITES:
                     c.workload.propose()
+                elif c.checker.watched_served == 0 and c.now % (period * self.opts.election_tick) == 0:
+                    c.workload.read(watched=True)  # a client retrying until one read is answered
                 c.workload.change_membership(leave_joint_only=True)
                 c.flush_reports()
             c.deliver_due()
             c.tick_nodes()
-            if c.workload.acked - start_acked >= LIVENESS_WRITES and self._converged():
+            if c.workload.acked - start_acked >= LIVENESS_WRITES and c.checker.watched_served and self._converged():
                 c.trace.add(c.now, "converged")
                 return
         raise LivenessFailure(
@@ -165,6 +168,8 @@ class Simulation:
             "partitions": self.faults.partitions,
             "conf_changes": c.workload.conf_changes,
             "leaders": len(c.checker.leaders),
+            "snapshots_installed": c.counters["snapshots_installed"],
+            "crashes_in_ready": c.counters["crashes_in_ready"],
         }
 
 

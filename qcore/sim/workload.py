@@ -93,7 +93,9 @@ class Workload:
 
     # -- reads ---------------------------------------------------------------
 
-    def read(self) -> None:
+    def read(self, watched: bool = False) -> None:
+        """A ReadIndex read at the leader or any running node; `watched`
+        reads are the ones the liveness phase waits for."""
         running = self.cluster.running()
         if not running:
             return
@@ -102,7 +104,7 @@ class Workload:
             return
         self.next_read += 1
         ctx = f"r{self.next_read}".encode()
-        self.cluster.checker.on_read_issued(ctx, node.id, self.cluster.now)
+        self.cluster.checker.on_read_issued(ctx, node.id, self.cluster.now, watched)
         self.cluster.trace.add(self.cluster.now, f"n{node.id} read_index {ctx!r} (need >= {self.cluster.checker.acked_index})")
         node.raw.read_index(ctx)
         node.process()
