@@ -587,9 +587,8 @@ class Raft:
         if self.trk.is_singleton():
             self._respond_read(m, self.log.committed)
             return
+        # The round starts in flush(), so that reads arriving together share it.
         self.read_only.add_request(m)
-        if not self.read_only.in_flight():
-            self._start_read_round()
 
     def _start_read_round(self) -> None:
         rnd = self.read_only.start_round(self.log.committed)
@@ -769,15 +768,18 @@ class Raft:
         return self.term, index
 
     def flush(self) -> None:
-        """Send the entries proposed since the last flush."""
-        if not self.append_pending:
-            return
-        self.append_pending = False
+        """Send what was deferred to batch it: the entries proposed and the
+        ReadIndex round for the reads requested since the last flush."""
         if self.role != Role.LEADER:
+            self.append_pending = False
             return
-        for nid in list(self.trk.peers(self.id)):
-            while self._maybe_send_append(nid, send_if_empty=False):
-                pass
+        if self.append_pending:
+            self.append_pending = False
+            for nid in list(self.trk.peers(self.id)):
+                while self._maybe_send_append(nid, send_if_empty=False):
+                    pass
+        if self.read_only.has_waiting() and not self.read_only.in_flight():
+            self._start_read_round()
 
     def _check_conf_change(self, cc: ConfChange) -> None:
         if self.pending_conf_index > self.log.applied:
@@ -803,6 +805,7 @@ class Raft:
             logger.error("node %d: skipping invalid conf change at index %d: %s", self.id, index, e)
             return
         logger.info("node %d: configuration at index %d: %s", self.id, index, new.to_json())
+        before = set(self.trk.progress)
         self.trk.set_conf(new, self.log.last_index() + 1)
         self.conf_history.append((index, new))
         if self.role != Role.LEADER:
@@ -813,9 +816,12 @@ class Raft:
         if self.lead_transferee != NONE and self.lead_transferee not in self.trk.voter_ids():
             self.lead_transferee = NONE
         if self._maybe_commit():
+            # The new quorum may have committed more (e.g. a slow voter left).
             self._bcast_append()
         else:
-            self._bcast_append()  # reach newly added members at once
+            # Probe the members just added at once.
+            for nid in sorted(set(self.trk.progress) - before):
+                self._send_append(nid)
 
     def _step_down_removed(self) -> None:
         """The leader applied a configuration it is not a voter of."""
@@ -866,7 +872,7 @@ class Raft:
             index = self._append_entries([(EntryType.CONF_CHANGE, ConfChange().encode())])
             self.pending_conf_index = index
             logger.info("node %d: proposing to leave the joint configuration at index %d", self.id, index)
-            self._bcast_append()
+            self.append_pending = True  # sent by flush(), as proposals are
 
     def bootstrap(self, entries: list[Entry]) -> None:
         if self.log.last_index() != 0 or self.term != 0 or self.snapshot is not None:

@@ -7,11 +7,12 @@ by a heartbeat round that a quorum acknowledges.
 
 Reads are batched into rounds: a round records the commit index when it
 starts and the reads it covers; its heartbeats carry the round's context.
-Reads that arrive while a round is in flight cannot join it (its heartbeats
-may have left before they arrived) and wait for the next round, which starts
-as soon as the current one completes or at the next heartbeat tick,
-whichever comes first. So a burst of reads costs one or two heartbeat rounds
-in total, not one each.
+The leader starts a round when the runtime next asks for a Ready, so all
+reads that arrived since share it. Reads that arrive while a round is in
+flight cannot join it (its heartbeats may have left before they arrived) and
+wait for the next round, which starts as soon as the current one completes
+or at the next heartbeat tick, whichever comes first. So a burst of reads
+costs one or two heartbeat rounds in total, not one each.
 
 An acknowledgement of round k also vouches for every earlier round (the
 follower answered a heartbeat sent after those reads arrived), so completing
@@ -63,7 +64,7 @@ class ReadOnly:
         if not self._waiting:
             return None
         self._seq += 1
-        ctx = b"qcore-read:" + self._seq.to_bytes(8, "big")
+        ctx = b"read-%d" % self._seq
         rnd = ReadRound(ctx, commit, self._waiting)
         self._waiting = []
         self._rounds[ctx] = rnd

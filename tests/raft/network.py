@@ -148,6 +148,7 @@ class Network:
         while node.has_ready():
             did = True
             rd = node.ready()
+            self.on_ready(nid, rd)
             self.disks[nid].save(rd)
             for m in rd.messages:
                 assert m.frm == nid
@@ -170,6 +171,9 @@ class Network:
             self.read_states[nid].extend(rd.read_states)
             node.advance(rd)
         return did
+
+    def on_ready(self, nid: int, rd: Ready) -> None:
+        """Hook for subclasses that narrate (see test_interaction.py)."""
 
     def process_all(self) -> bool:
         did = False
