@@ -8,8 +8,20 @@ arrived, an earlier one that was queued would have arrived first.
 
 from __future__ import annotations
 
-from qcore.node.notify import OVERFLOW_CLOSE_CODE
-from qcore.store import DeleteEntity, EntityId, Int, PushCondition, String
+from qcore.node.notify import OVERFLOW_CLOSE_CODE, NotificationHub
+from qcore.protocol import messages as m
+from qcore.store import (
+    CreateEntity,
+    DeleteEntity,
+    EntityId,
+    EntityReference,
+    Int,
+    PushCondition,
+    Store,
+    String,
+    UpdateEntity,
+    Write,
+)
 
 from tests.notify.fakes import Harness, eid_json, on_entity, on_type
 
@@ -112,7 +124,6 @@ async def test_context_is_read_after_the_change_and_a_broken_path_is_null() -> N
 
 async def test_context_reflects_the_whole_entry() -> None:
     """Context is read once the entry is applied: a later write in the same batch is visible."""
-    from qcore.store import UpdateEntity, Write
     h = Harness()
     u = h.create("User", "old")
     c = h.connect()
@@ -129,18 +140,13 @@ async def test_path_registration_watches_the_field_it_reaches_at_registration() 
     c = h.connect()
     await h.token(c, on_entity(u, "Parent->Name"))
     i1 = h.write(f1, "Name", String("uno"))
-    h.write(u, "Parent", h_ref(f2))          # moving u does not move the registration
+    h.write(u, "Parent", EntityReference(f2))  # moving u does not move the registration
     h.write(f2, "Name", String("dos"))
     i4 = h.write(f1, "Name", String("eins"))
     await c.ws.wait_frames(2)
     ns = c.ws.notifications()
     assert [(n["entity_id"], n["field_type"], n["log_index"]) for n in ns] == [
         (eid_json(f1), "Name", i1), (eid_json(f1), "Name", i4)]
-
-
-def h_ref(e: EntityId):  # noqa: ANN201
-    from qcore.store import EntityReference
-    return EntityReference(e)
 
 
 async def test_registration_errors_are_clear() -> None:
@@ -284,7 +290,6 @@ async def test_without_a_window_a_full_queue_cuts_the_connection_off() -> None:
 async def test_from_index_replays_exactly_then_continues_live() -> None:
     h = Harness()
     u, v = h.create("User", "u"), h.create("User", "v")
-    from qcore.store import UpdateEntity, Write
     written: list[tuple[int, str]] = []  # (log_index, value) of every Email write to u, the reference
     for i in range(10):
         h.write(v, "Email", String(f"v{i}"))
@@ -331,7 +336,6 @@ async def test_from_index_older_than_the_window_is_compacted() -> None:
 
 async def test_window_is_counted_in_changes_not_entries() -> None:
     """An entry partly evicted from the window is no longer resumable."""
-    from qcore.store import UpdateEntity, Write
     h = Harness(retain=3)
     u = h.create("User", "u")
     h.apply(UpdateEntity([Write(u, "Email", String(f"x{i}")) for i in range(3)]))
@@ -349,7 +353,6 @@ async def test_snapshot_restore_compacts_history_and_cuts_live_streams() -> None
     live, idle = h.connect(), h.connect()
     await h.token(live, on_entity(u, "Email"))
     # The node installs a snapshot taken at a later index (it skipped entries).
-    from qcore.store import Store
     h.store = Store.restore(h.store.snapshot())
     h.index += 10
     h.hub.on_restore(h.index)
@@ -395,9 +398,6 @@ async def test_nothing_is_encoded_when_nobody_listens() -> None:
 
 async def test_registration_waits_for_the_barrier_and_fails_on_a_closed_connection() -> None:
     """With the node's read barrier, a lagging node first applies what the client already saw."""
-    from qcore.node.notify import NotificationHub
-    from qcore.protocol import messages as m
-    from qcore.store import CreateEntity
     h = Harness()
     pending = [CreateEntity("User", None, "late")]
 
