@@ -116,7 +116,7 @@ class Api:
                     changes=(ConfChangeSingle(ConfChangeType.ADD_LEARNER, msg.node_id),),
                     addresses={msg.node_id: msg.node_addr},
                 )
-                term, index = await self._await(driver.propose_conf_change(cc), "adding the learner")
+                term, index = await driver.propose_conf_change(cc)
             target = driver.status().commit
             caught_up = await driver.wait_for(
                 lambda: self._matched(msg.node_id) >= target, self._opts.request_timeout * 3
@@ -148,9 +148,7 @@ class Api:
             changes += [ConfChangeSingle(demote, n) for n in sorted(voters - members)]
             if not changes:
                 return m.ok({"log_id": None, "membership": membership_json(cs)})
-            term, index = await self._await(
-                driver.propose_conf_change(ConfChange(changes=tuple(changes))), "changing membership"
-            )
+            term, index = await driver.propose_conf_change(ConfChange(changes=tuple(changes)))
 
             def settled() -> bool:
                 now = driver.status().conf_state
@@ -180,7 +178,7 @@ class Api:
             return m.PerformResponse(msg.id, self._node.state_machine.query(command))
 
         async def local() -> Any:
-            return await self._await(self._driver.propose_command(msg.request), "the write")
+            return await self._driver.propose_command(msg.request, command)
 
         reply = await self._leader_only(msg, conn, local, m.PerformResponse)
         if isinstance(reply, m.PerformResponse) and "Error" in reply.response and len(reply.response) == 1:
@@ -189,20 +187,11 @@ class Api:
 
     async def _read_barrier(self) -> None:
         try:
-            await asyncio.wait_for(self._driver.read_barrier(), self._opts.request_timeout)
-        except asyncio.TimeoutError:
-            raise RequestFailed(
-                f"could not confirm a linearizable read within {self._opts.request_timeout:.0f}s (no leader?)"
-            ) from None
+            await self._driver.read_barrier()
+        except OutcomeUnknown as exc:  # a read has no effect: it simply failed
+            raise RequestFailed(str(exc)) from None
 
     # -------------------------------------------------------------- shared
-    async def _await(self, fut: "asyncio.Future[Any]", what: str) -> Any:
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), self._opts.request_timeout)
-        except asyncio.TimeoutError:
-            raise OutcomeUnknown(
-                f"{what} was proposed but not applied within {self._opts.request_timeout:.0f}s; outcome unknown"
-            ) from None
 
     async def _leader_only(
         self,

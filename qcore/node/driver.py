@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,7 @@ class RaftDriver:
         self._inbox: list[Message] = []
         self._local: list[Callable[[], None]] = []
         self._pending_ticks = 0
-        self._cmd_queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._cmd_queue: list[tuple[Any, Any, asyncio.Future[Any]]] = []
         self._conf_queue: list[tuple[ConfChange, asyncio.Future[tuple[int, int]]]] = []
         self._read_queue: list[asyncio.Future[None]] = []
         # Outstanding work.
@@ -84,6 +85,12 @@ class RaftDriver:
         self._reads_inflight: dict[bytes, tuple[int, list[asyncio.Future[None]]]] = {}
         self._reads_ready: list[tuple[int, int, list[asyncio.Future[None]]]] = []
         self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        # Request deadlines, in tick order (every request gets the same timeout,
+        # so appending keeps the deque sorted); swept once per tick instead of
+        # arming one timer per request.
+        self._deadlines: deque[tuple[int, asyncio.Future[Any], str]] = deque()
+        self._timeout_ticks = max(1, int(opts.request_timeout * 1000 / opts.tick_ms))
+        self._local_cmds: dict[int, Any] = {}  # seq -> decoded command, so the proposer decodes once
         self._tick_count = 0
         self.persisted_index = 0
         self._last_role = ""
@@ -110,7 +117,7 @@ class RaftDriver:
         exc = RequestFailed("node is shutting down")
         for fut in itertools.chain(
             self._waiters.values(),
-            (f for _, f in self._cmd_queue),
+            (f for _, _, f in self._cmd_queue),
             (f for _, f in self._conf_queue),
             self._read_queue,
             (f for _, f in self._conf_proposed.values()),
@@ -193,17 +200,35 @@ class RaftDriver:
         self._wake.set()
         return fut
 
-    def propose_command(self, command_json: Any) -> asyncio.Future[Any]:
-        """A write: resolves with the command's response JSON once applied."""
+    def propose_command(self, command_json: Any, command: Any = None) -> asyncio.Future[Any]:
+        """A write: resolves with the command's response JSON once applied,
+        or fails with OutcomeUnknown after the request timeout.
+
+        `command` is the already-decoded form of `command_json`, if the caller
+        has it: the proposer then applies it without decoding it again.
+        """
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._cmd_queue.append((command_json, fut))
+        self._cmd_queue.append((command_json, command, fut))
+        self._deadline(fut, "the write was proposed but not applied in time; outcome unknown")
         self._wake.set()
         return fut
+
+    def _deadline(self, fut: asyncio.Future[Any], why: str) -> None:
+        self._deadlines.append((self._tick_count + self._timeout_ticks, fut, why))
+
+    def _expire(self) -> None:
+        dl = self._deadlines
+        now = self._tick_count
+        while dl and (dl[0][0] <= now or dl[0][1].done()):
+            _, fut, why = dl.popleft()
+            if not fut.done():
+                fut.set_exception(OutcomeUnknown(f"{why} (after {self._opts.request_timeout:.0f}s)"))
 
     def propose_conf_change(self, cc: ConfChange) -> asyncio.Future[tuple[int, int]]:
         """Resolves with (term, index) once the change is applied (not just committed)."""
         fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         self._conf_queue.append((cc, fut))
+        self._deadline(fut, "the membership change was proposed but not applied in time; outcome unknown")
         self._wake.set()
         return fut
 
@@ -212,6 +237,7 @@ class RaftDriver:
         commit index at the time of the call (ReadIndex)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._read_queue.append(fut)
+        self._deadline(fut, "could not confirm a linearizable read (no leader?)")
         self._wake.set()
         return fut
 
@@ -283,6 +309,7 @@ class RaftDriver:
                 raw.tick()
                 self._tick_count += 1
             self._retry_stale_reads()
+            self._expire()
         if self._local:
             local, self._local = self._local, []
             for fn in local:
@@ -309,18 +336,20 @@ class RaftDriver:
         queue, self._cmd_queue = self._cmd_queue, []
         if not self.is_leader():
             err = self._not_leader()
-            for _, fut in queue:
+            for _, _, fut in queue:
                 if not fut.done():
                     fut.set_exception(err)
             return
         batch: list[list[Any]] = []
         futs: list[tuple[int, asyncio.Future[Any]]] = []
-        for command, fut in queue:
+        for command_json, command, fut in queue:
             if fut.done():  # caller gave up already
                 continue
             seq = next(self._seq)
-            batch.append([self.origin, seq, command])
+            batch.append([self.origin, seq, command_json])
             futs.append((seq, fut))
+            if command is not None:
+                self._local_cmds[seq] = command
             if len(batch) >= self._opts.max_batch_commands:
                 self._propose_batch(batch, futs)
                 batch, futs = [], []
@@ -338,7 +367,8 @@ class RaftDriver:
             term, index = self._raw.propose(data)
         except ProposalDropped:
             err = self._not_leader()
-            for _, fut in futs:
+            for seq, fut in futs:
+                self._local_cmds.pop(seq, None)
                 if not fut.done():
                     fut.set_exception(err)
             return
@@ -425,7 +455,7 @@ class RaftDriver:
             if entry.index <= self._applied:
                 continue
             if entry.type == EntryType.NORMAL and entry.data:
-                for seq, response in self._sm.apply_entry(entry.index, entry.data, self.origin):
+                for seq, response in self._sm.apply_entry(entry.index, entry.data, self.origin, self._local_cmds):
                     fut = self._waiters.pop(seq, None)
                     if fut is not None and not fut.done():
                         fut.set_result(response)
@@ -434,6 +464,7 @@ class RaftDriver:
             if prop is not None and prop.term != entry.term:
                 err = RequestFailed("leadership changed before the write committed; it was not applied")
                 for seq in prop.seqs:
+                    self._local_cmds.pop(seq, None)
                     fut = self._waiters.pop(seq, None)
                     if fut is not None and not fut.done():
                         fut.set_exception(err)

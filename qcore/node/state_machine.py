@@ -40,8 +40,14 @@ class StateMachine:
     def set_change_sink(self, sink: ChangeSink | None) -> None:
         self._on_changes = sink
 
-    def apply_entry(self, index: int, data: bytes, origin: str) -> list[tuple[int, Any]]:
-        """Apply one entry; return (seq, response JSON) for commands `origin` proposed."""
+    def apply_entry(
+        self, index: int, data: bytes, origin: str, decoded: dict[int, Any] | None = None
+    ) -> list[tuple[int, Any]]:
+        """Apply one entry; return (seq, response JSON) for commands `origin` proposed.
+
+        `decoded` maps the proposer's seqs to commands it already decoded
+        (they are taken out of it): the same JSON, so the same result.
+        """
         batch = decode_batch(data)
         now = Timestamp(batch.secs, batch.nanos)
         store = self.store
@@ -58,19 +64,22 @@ class StateMachine:
                     log.error("applying the config file at index %d failed: %s", index, error)
                 all_changes.extend(changes)
         for origin_id, seq, command_json in batch.commands:
+            mine = origin_id == origin
+            command = decoded.pop(seq, None) if (mine and decoded) else None
             try:
-                command = decode_command_request(command_json)
+                if command is None:
+                    command = decode_command_request(command_json)
             except CodecError as exc:
                 # Validated before it was proposed, so this is a bug or a
                 # version skew; deterministic on every node either way.
                 log.error("entry %d carries an undecodable command: %s", index, exc)
-                if origin_id == origin:
+                if mine:
                     results.append((seq, {"Error": str(exc)}))
                 continue
             response, changes = store.apply(command, now)
             if changes:
                 all_changes.extend(changes)
-            if origin_id == origin:
+            if mine:
                 results.append((seq, encode_command_response(response)))
         self.applied_index = index
         if all_changes and self._on_changes is not None:
