@@ -51,6 +51,7 @@ from .commands import (
     UpdateEntityResponse,
     Write,
 )
+from .config import ConfigError, load_config, load_config_text
 from .schema import EntitySchema, FieldSchema
 from .state import Store, StoreError
 from .types import (
@@ -76,6 +77,7 @@ __all__ = [
     "Change",
     "Choice",
     "CommandRequest",
+    "ConfigError",
     "CommandResponse",
     "CreateEntity",
     "CreateEntityResponse",
@@ -102,6 +104,8 @@ __all__ = [
     "Int",
     "LoadConfig",
     "LoadConfigResponse",
+    "load_config",
+    "load_config_text",
     "Notification",
     "NotifyConfig",
     "NotifyConfigEntityId",

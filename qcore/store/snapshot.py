@@ -58,13 +58,6 @@ def _eid_text(e: EntityId | None) -> str | None:
     return None if e is None else f"{e.typ}${e.id}"
 
 
-def _eid_parse(s: str | None) -> EntityId | None:
-    if s is None:
-        return None
-    typ, _, num = s.rpartition("$")
-    return EntityId(typ, int(num))
-
-
 _ENC: dict[type, Callable[[Any], Any]] = {
     Blob: lambda v: base64.b64encode(v).decode(),
     Bool: lambda v: v,
@@ -78,30 +71,8 @@ _ENC: dict[type, Callable[[Any], Any]] = {
 }
 
 
-def _dec_list(p: list) -> tuple:
-    out = []
-    for s in p:
-        typ, _, num = s.rpartition("$")
-        out.append(EntityId(typ, int(num)))
-    return tuple(out)
-
-
-_DEC: dict[type, Callable[[Any], Any]] = {
-    Blob: lambda p: base64.b64decode(p),
-    EntityList: _dec_list,
-    EntityReference: _eid_parse,
-    Float: float,
-    TimestampValue: lambda p: Timestamp(p[0], p[1]),
-}
-
-
 def encode_payload(v: Value) -> Any:
     return _ENC[v.__class__](v.v)
-
-
-def decode_payload(cls: type[Value], p: Any) -> Value:
-    d = _DEC.get(cls)
-    return make_unchecked(cls, p if d is None else d(p))
 
 
 def dump(store: Store) -> bytes:
