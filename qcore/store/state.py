@@ -398,6 +398,10 @@ class Store:
             for fields, name, old in reversed(undo):
                 fields[name] = old
             return UpdateEntityResponse([], f"request[{i}]: {f.msg}"), []
+        except BaseException:  # a caller passing non-store objects, or a bug: still all-or-nothing
+            for fields, name, old in reversed(undo):
+                fields[name] = old
+            raise
         return UpdateEntityResponse(out), changes
 
     def _write(self, r: Write, now: Timestamp, undo: list, changes: list) -> None:

@@ -446,3 +446,14 @@ def test_apply_accepts_read_only_commands_too(s):
 def test_apply_rejects_non_commands(s):
     with pytest.raises(StoreError):
         s.apply("nope", T1)  # type: ignore[arg-type]
+
+
+def test_batch_is_undone_even_when_the_caller_passes_garbage(s):
+    u = create(s, "User")
+    before = s.snapshot()
+    with pytest.raises(AttributeError):
+        s.apply(UpdateEntity([Write(u, "Age", Int(1)), Write(None, "Age", Int(2))]), T1)  # type: ignore[arg-type]
+    assert s.snapshot() == before
+    resp, _ = s.apply(UpdateEntity([Write(u, "Age", Int(1)), Write(u, "Age", 5)]), T1)  # type: ignore[arg-type]
+    assert resp.error == f"request[1]: write to {u}.Age: value must be a Value, got int"
+    assert s.snapshot() == before
