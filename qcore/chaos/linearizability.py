@@ -56,6 +56,8 @@ __all__ = [
     "check_ops",
     "check_history",
     "explain",
+    "explain_by_prefix",
+    "explain_robust",
     "step",
 ]
 
@@ -131,7 +133,7 @@ class Explanation:
 
     culprit: Op
     window_start: float
-    states_before: list[tuple[int, list[int]]]
+    states_before: list[tuple[int, list[int]]] | None  # None: too costly to enumerate
     window: list[Op]
 
     def render(self) -> str:
@@ -140,11 +142,14 @@ class Explanation:
             f"  at t={self.window_start:.6f} (last completion before it was invoked) "
             "the register could hold:",
         ]
-        for state, applied in self.states_before[:20]:
-            extra = f" (if open writes {applied} took effect already)" if applied else ""
-            lines.append(f"    {state}{extra}")
-        if len(self.states_before) > 20:
-            lines.append(f"    ... {len(self.states_before) - 20} more")
+        if self.states_before is None:
+            lines.append("    (not enumerated: too many configurations)")
+        else:
+            for state, applied in self.states_before[:20]:
+                extra = f" (if open writes {applied} took effect already)" if applied else ""
+                lines.append(f"    {state}{extra}")
+            if len(self.states_before) > 20:
+                lines.append(f"    ... {len(self.states_before) - 20} more")
         lines.append("  operations in the window (open at that time or concurrent with it):")
         for op in self.window:
             mark = "  <== culprit" if op.id == self.culprit.id else ""
@@ -312,11 +317,74 @@ def explain(
                 else:
                     frontier.append(cfg)
         open_ops.discard(i)
-        configs = {(s, lin - {i}) for s, lin in survivors}
+        configs = _prune({(s, lin - {i}) for s, lin in survivors}, rel)
         if not configs:
             return _window(rel, i, configs_at_invoke[i])
         last_completion = t
     return None
+
+
+def _prune(configs: set[tuple[int, frozenset[int]]], rel: list[Op]) -> set[tuple[int, frozenset[int]]]:
+    """Drop configurations dominated by another one.
+
+    (s, F + A1) dominates (s, F + A2) when both have linearised the same
+    operations with a finite completion (F) and A1 is a subset of A2 among the
+    unknown ones: an unknown op not yet linearised may still be linearised
+    later or never, so whatever can follow the second can follow the first.
+    Without this the configurations double with every unknown write.
+    """
+    groups: dict[tuple[int, frozenset[int]], list[frozenset[int]]] = {}
+    for state, lin in configs:
+        unknown = frozenset(j for j in lin if math.isinf(rel[j].complete))
+        groups.setdefault((state, lin - unknown), []).append(unknown)
+    out: set[tuple[int, frozenset[int]]] = set()
+    for (state, finite), unknowns in groups.items():
+        kept: list[frozenset[int]] = []
+        for a in sorted(unknowns, key=len):
+            if not any(k <= a for k in kept):
+                kept.append(a)
+                out.add((state, finite | a))
+    return out
+
+
+def explain_by_prefix(ops: Sequence[Op], initial: int = 0, max_configs: int = 2_000_000) -> Explanation | None:
+    """The culprit and its window without the states: for when :func:`explain`
+    exceeds its budget.
+
+    Binary search, with the WGL checker, for the shortest failing prefix of the
+    history (prefixes of a linearizable history are linearizable, so failure is
+    monotone); an op still running at the cut becomes unknown.
+    """
+    rel = _relevant(ops)
+    returns = sorted((op.complete, op.invoke, i) for i, op in enumerate(rel) if not math.isinf(op.complete))
+
+    def prefix(k: int) -> list[Op]:
+        cut_time, _, cut_op = returns[k]
+        done = {i for _, _, i in returns[: k + 1]}
+        out = []
+        for i, op in enumerate(rel):
+            if i in done:
+                out.append(op)
+            elif op.invoke <= cut_time:
+                out.append(Op(op.id, op.process, op.kind, op.value if op.kind != "read" else None,
+                              op.invoke, math.inf, "unknown"))
+        return out
+
+    if not returns or check_ops(prefix(len(returns) - 1), initial, max_configs):
+        return None
+    lo, hi = 0, len(returns) - 1  # prefix(hi) fails
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if check_ops(prefix(mid), initial, max_configs):
+            lo = mid + 1
+        else:
+            hi = mid
+    culprit = returns[hi][2]
+    x = rel[culprit]
+    start = max((op.complete for op in rel if op.complete < x.invoke), default=-math.inf)
+    window = [op for op in rel if op.invoke <= x.complete and op.complete > start]
+    window.sort(key=lambda o: (o.invoke, o.id))
+    return Explanation(culprit=x, window_start=start, states_before=None, window=window)
 
 
 def _window(
@@ -336,6 +404,14 @@ def _window(
     ]
     window.sort(key=lambda o: (o.invoke, o.id))
     return Explanation(culprit=x, window_start=start, states_before=[(s, list(a)) for s, a in states], window=window)
+
+
+def explain_robust(ops: Sequence[Op], initial: int = 0, max_configs: int = 2_000_000) -> Explanation | None:
+    """:func:`explain`, falling back to :func:`explain_by_prefix` over budget."""
+    try:
+        return explain(ops, initial, max_configs)
+    except SearchBudgetExceeded:
+        return explain_by_prefix(ops, initial, max_configs)
 
 
 # --- history recording ---------------------------------------------------------------
@@ -402,7 +478,7 @@ def check_history(
         ok = check_ops(ops, initial, max_configs)
         res = CheckResult(key=key, linearizable=ok, ops=len(ops))
         if not ok:
-            res.explanation = explain(ops, initial, max_configs)
+            res.explanation = explain_robust(ops, initial, max_configs)
             if res.explanation is None:  # pragma: no cover - the two algorithms disagree
                 raise AssertionError(f"checkers disagree on key {key}")
         results.append(res)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from qcore.chaos.cluster import Cluster
-from qcore.chaos.linearizability import CheckResult, SearchBudgetExceeded, check_ops, explain
+from qcore.chaos.linearizability import CheckResult, SearchBudgetExceeded, check_ops, explain_robust
 from qcore.chaos.nemesis import FAULTS, Nemesis
 from qcore.chaos.wire import WireClient, read_value
 from qcore.chaos.workload import Workload
@@ -207,7 +207,7 @@ def _check(workload: Workload, report: RunReport, max_configs: int) -> None:
         report.keys_checked += 1
         if ok:
             continue
-        res = CheckResult(key, False, len(ops), explanation=explain(ops, 0, max_configs * 4))
+        res = CheckResult(key, False, len(ops), explanation=explain_robust(ops, 0, max_configs))
         report.nonlinear.append(res)
         during = [o for o in ops if not str(o.process).startswith("final")]
         try:

@@ -16,6 +16,7 @@ from qcore.chaos.linearizability import (
     check_history,
     check_ops,
     explain,
+    explain_by_prefix,
     step,
 )
 
@@ -76,6 +77,7 @@ def test_wgl_and_jit_agree_with_brute_force(ops: list[Op]) -> None:
     expected = brute_force(ops)
     assert check_ops(ops) == expected
     assert (explain(ops) is None) == expected
+    assert (explain_by_prefix(ops) is None) == expected
 
 
 @st.composite
@@ -130,6 +132,9 @@ def test_stale_read_is_caught_with_its_window() -> None:
     assert why.states_before == [(2, [])]
     assert [o.id for o in why.window] == [2]
     assert "#2 p2 read() -> 1" in why.render()
+    cheap = explain_by_prefix(ops)
+    assert cheap is not None and cheap.culprit.id == 2 and cheap.states_before is None
+    assert "not enumerated" in cheap.render()
 
 
 def test_lost_write_is_caught() -> None:
