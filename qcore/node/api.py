@@ -96,6 +96,7 @@ class Api:
         # so that the very next request is served.
         await self._driver.wait_for(lambda: self._driver.persisted_index >= 2, self._opts.request_timeout)
         if len(addresses) == 1:
+            self._driver.campaign_if_sole_voter()
             await self._driver.wait_for(lambda: self._driver.applied >= 2, self._opts.request_timeout)
         return m.InitResponse(msg.id, m.ok())
 

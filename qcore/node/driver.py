@@ -241,6 +241,18 @@ class RaftDriver:
         self._wake.set()
         return fut
 
+    def campaign_if_sole_voter(self) -> None:
+        """A cluster of one need not wait an election timeout to elect its
+        only voter (at Init, and on every restart)."""
+
+        def do() -> None:
+            cs = self._raw.conf_state
+            if tuple(cs.voters) == (self._opts.id,) and not cs.voters_outgoing and not self._raw.is_leader:
+                self._raw.campaign()
+
+        self._local.append(do)
+        self._wake.set()
+
     def transfer_leader(self, to: int) -> None:
         self._local.append(lambda: self._raw.transfer_leader(to))
         self._wake.set()

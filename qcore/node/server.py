@@ -112,6 +112,7 @@ class Node:
             len(rec.entries),
         )
         self.driver.start()
+        self.driver.campaign_if_sole_voter()
         self._server = await serve(
             self._connection,
             opts.host,
