@@ -13,6 +13,7 @@ import random
 import sys
 import time
 
+from qcore.sim.options import derive_options
 from qcore.sim.runner import ExitCode, RunResult, replay_command, run_seed
 
 
@@ -35,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     for seed in range(start, start + args.seeds):
         print(f"seed {seed} ...", end="", flush=True)
+        if args.verbose:
+            print(f"\noptions: {derive_options(seed, args.nodes, args.steps).describe()}", flush=True)
         result = run_seed(seed, args.nodes, args.steps, verbose=args.verbose, keep=args.trace)
         counts[result.code] += 1
-        if args.verbose:
-            print(f"options: {result.opts.describe()}")
         if result.ok:
             print(f" ok {_stats(result)}", flush=True)
             continue
@@ -62,7 +63,7 @@ def _stats(r: RunResult) -> str:
 
 def _report(r: RunResult, explicit_nodes: bool, explicit_steps: bool) -> None:
     print(f" FAILED: {r.code.name}", flush=True)
-    print(f"seed {r.seed} failed in the {r.phase} phase at tick {r.now}: {r.code.name}")
+    print(f"seed {r.seed} failed in the {r.phase} phase at tick {r.now} (event {r.events}): {r.code.name}")
     print(r.message.rstrip())
     print(f"options: {r.opts.describe()}")
     print(f"last events:\n{r.trace}")

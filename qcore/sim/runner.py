@@ -53,6 +53,7 @@ class RunResult:
     opts: SimOptions
     now: int = 0
     phase: str = "safety"
+    events: int = 0  # trace events up to the failure
     message: str = ""
     trace: str = ""
     stats: dict[str, int] = field(default_factory=dict)
@@ -207,11 +208,15 @@ def run_seed(
     except LivenessFailure as exc:
         result.code = ExitCode.LIVENESS
         result.message = str(exc)
-    except Exception:  # noqa: BLE001 - any escape from the core is the finding
+    except Exception as exc:  # noqa: BLE001 - any escape from the core is the finding
         result.code = ExitCode.CRASH
-        result.message = traceback.format_exc()
+        frames = traceback.extract_tb(exc.__traceback__)
+        in_core = any("/qcore/raft/" in f.filename for f in frames)
+        where = "the core" if in_core else "the simulator"
+        result.message = f"exception in {where}:\n" + traceback.format_exc()
     result.now = sim.cluster.now
     result.phase = sim.phase
     result.trace = trace.dump()
+    result.events = trace.count
     result.stats = sim.stats()
     return result
