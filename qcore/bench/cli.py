@@ -5,7 +5,8 @@ Subcommands (``run`` is the default):
 - ``run``: start qcore clusters of each size (and the ``--vs`` peers of the
   same size), run every workload at every concurrency, interleaving the
   systems run by run, print the table and qcore/peer ratios, write JSON and
-  PNG charts. The load generator's ceiling (no-op server) is measured first.
+  PNG charts. The load generator's ceiling (a no-op server) takes part in
+  the rotation of the first cluster size, cell by cell.
 - ``ceiling``: only the no-op server measurement.
 - ``scale``: throughput and node memory with 10k, 100k, 1M entities.
 - ``snapshot``: snapshot size, write time and restore time of the store
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -162,6 +164,29 @@ def _progress(r: RunResult) -> None:
         )
 
 
+class _HttpView:
+    """The no-op server's HTTP side as a system of its own in the rotation."""
+
+    system = target = "noop-http"
+    nodes = 1
+
+    def __init__(self, noop: NoopServer) -> None:
+        self._noop = noop
+        self.endpoints = noop.http_endpoints
+
+    async def start(self) -> None:
+        """Started with the WebSocket side."""
+
+    async def prepare(self, entities: int) -> dict[str, Any]:
+        return await self._noop.prepare(entities)
+
+    def rss_bytes(self) -> list[int]:
+        return self._noop.rss_bytes()
+
+    def stop(self) -> None:
+        """Stopped with the WebSocket side."""
+
+
 def _systems(args: argparse.Namespace, nodes: int, workdir: Path, notes: list[str]) -> list[Any]:
     systems: list[Any] = []
     if not args.no_qcore:
@@ -190,12 +215,14 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
     notes: list[str] = []
     results: list[RunResult] = []
     ceiling: list[RunResult] = []
-    if not args.no_ceiling:
-        print("load generator ceiling (no-op server):", flush=True)
-        ceiling = await _ceiling(args, workdir, ["write"], args.concurrency)
     started = time.time()
     for nodes in args.nodes:
         systems = _systems(args, nodes, workdir, notes)
+        if not args.no_ceiling and nodes == args.nodes[0]:
+            # The ceiling joins the rotation of the first size, so it is measured
+            # under the same conditions (other load on the machine) as its neighbours.
+            noop = NoopServer(workdir)
+            systems += [noop, _HttpView(noop)]
         live: list[tuple[Any, dict[str, Any]]] = []
         try:
             for s in systems:
@@ -212,13 +239,16 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
                         target = s.target
                         if wl not in make_target(target, params).workloads:
                             continue
+                        if target == "noop-http" and wl not in ("write", "read"):
+                            continue
                         r = await measure(
-                            system=s.system, nodes=nodes, target=target, params=params, endpoints=s.endpoints,
+                            system=s.system, nodes=s.nodes, target=target, params=params, endpoints=s.endpoints,
                             workload=wl, concurrency=conc, duration=args.duration, warmup=args.warmup, procs=args.procs,
                         )
                         r.extra["rss_bytes"] = s.rss_bytes()
+                        r.extra["loadavg_1m"] = os.getloadavg()[0]  # other load on the machine skews figures
                         _progress(r)
-                        results.append(r)
+                        (ceiling if target.startswith("noop") else results).append(r)
         finally:
             for s in systems:
                 s.stop()
@@ -232,6 +262,12 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
     print()
     print("qcore / peer (ops x > 1: qcore faster; p50 x, p99 x < 1: qcore quicker):")
     print(report.ratio_table(rows))
+    loads = [r.extra["loadavg_1m"] for r in results if "loadavg_1m" in r.extra]
+    if loads:
+        notes.append(
+            f"1-minute load average during the runs: {min(loads):.1f} .. {max(loads):.1f} on {os.cpu_count()} CPUs"
+            " (above the CPU count, something besides the bench competed for the machine)"
+        )
     for n in notes:
         print(f"note: {n}")
     document = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,20 @@ def _fs_type(path: Path) -> str:
     return fstype
 
 
+def _qcore_commit() -> str:
+    """The commit of the qcore tree being measured, when it is a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        commit_file = root / "COMMIT"
+        return commit_file.read_text().strip() if commit_file.is_file() else "unknown"
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def describe(workdir: Path) -> dict[str, Any]:
     from qcore.bench.etcd import etcd_version
     from qcore.bench.peers import pysyncobj_version
@@ -64,6 +79,7 @@ def describe(workdir: Path) -> dict[str, Any]:
         "data_dir_fs": _fs_type(workdir),
         "etcd": etcd_version(),
         "pysyncobj": pysyncobj_version(),
+        "qcore_commit": _qcore_commit(),
     }
 
 
@@ -71,5 +87,5 @@ def one_line(desc: dict[str, Any]) -> str:
     return (
         f"{desc['nproc']} CPUs ({desc['cpu_model']}), {desc['mem_total_bytes'] / 2**30:.1f} GiB, "
         f"Python {desc['python']}, {desc['event_loop']}, data dirs on {desc['data_dir_fs']}, "
-        f"etcd {desc['etcd']}, pysyncobj {desc['pysyncobj']}"
+        f"etcd {desc['etcd']}, pysyncobj {desc['pysyncobj']}, qcore {desc.get('qcore_commit', '?')}"
     )
