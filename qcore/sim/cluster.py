@@ -16,7 +16,7 @@ from qcore.raft.types import Message, MessageType
 from qcore.sim.checkers import Checker
 from qcore.sim.disk import SimDisk
 from qcore.sim.network import Network
-from qcore.sim.node import SimNode, members
+from qcore.sim.node import SimNode, address, members
 from qcore.sim.options import SimOptions, derive_rng
 from qcore.sim.trace import Trace
 from qcore.raft.types import ConfState
@@ -24,10 +24,6 @@ from qcore.raft.types import ConfState
 
 class MessageToSelf(Exception):
     """A Ready carried a message addressed to its own node."""
-
-
-def address(node_id: int) -> str:
-    return f"sim-{node_id}:1"
 
 
 class Cluster:

@@ -3,7 +3,7 @@
 `SimNode.process()` is the runtime loop of docs/ARCHITECTURE.md — persist
 (snapshot, entries, hard state; fsync if must_sync), send, restore/apply,
 serve reads, advance — with crash points between the steps. A crash throws
-the RawNode away; `restart()` builds a new one from what the simulated disk
+the RawNode away; `start()` builds a new one from what the simulated disk
 kept, the way a `kill -9`-ed process comes back.
 
 The node reports everything it sees to the checkers and keeps its own view
@@ -12,12 +12,11 @@ of its log (`LogView`) and of its application state (`Register`).
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from qcore.raft.config import Config
-from qcore.raft.rawnode import RawNode
+from qcore.raft.rawnode import RawNode, SoftState
 from qcore.raft.types import ConfChange, ConfState, EntryType, Message, ReadState
 from qcore.sim.disk import SimDisk
 from qcore.sim.logview import LogView
@@ -212,9 +211,9 @@ class SimNode:
         c.after_apply(self)
         self._maybe_snapshot()
 
-    def _on_soft_state(self, ss: object) -> None:
+    def _on_soft_state(self, ss: SoftState) -> None:
         c = self.cluster
-        lead, leader = _soft_state(ss, self.id)
+        lead, leader = ss.leader_id, ss.role == "Leader"
         was = self.is_leader
         self.lead = lead
         self.is_leader = leader
@@ -239,7 +238,7 @@ class SimNode:
 
     def _on_conf_change(self, index: int) -> None:
         assert self.raw is not None
-        self.conf = _status_conf(self.raw.status())
+        self.conf = self.raw.status().conf_state
         self.cluster.on_conf_applied(self, self.conf, index)
 
     def _maybe_snapshot(self) -> None:
@@ -268,26 +267,6 @@ class SimNode:
         self.process()
 
 
-def _soft_state(ss: object, me: int) -> tuple[int, bool]:
-    """(leader id, am I leader) from a SoftState, whatever its field names."""
-    lead = getattr(ss, "lead", None)
-    if lead is None:
-        lead = getattr(ss, "leader_id", 0)
-    role = getattr(ss, "role", None)
-    if role is None:
-        role = getattr(ss, "raft_state", None)
-    name = getattr(role, "name", str(role)).upper()
-    return int(lead or 0), name.endswith("LEADER") and not name.startswith("PRE")
-
-
-def _status_conf(status: object) -> ConfState:
-    for name in ("conf_state", "config", "membership"):
-        cs = getattr(status, name, None)
-        if isinstance(cs, ConfState):
-            return cs
-    raise AttributeError("Status has no ConfState field")
-
-
 def _describe_cc(data: bytes) -> str:
     try:
         cc = ConfChange.decode(data)
@@ -297,6 +276,11 @@ def _describe_cc(data: bytes) -> str:
         return "leave joint"
     parts = [f"{c.type.name} {c.node_id}" for c in cc.changes]
     return ", ".join(parts) + f" ({cc.transition.name})"
+
+
+def address(node_id: int) -> str:
+    """The opaque address a simulated node is known by in configurations."""
+    return f"sim-{node_id}:1"
 
 
 def members(conf: ConfState | None) -> set[int]:

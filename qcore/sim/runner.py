@@ -27,7 +27,7 @@ from qcore.sim.disk import DiskContractError
 from qcore.sim.faults import Faults
 from qcore.sim.logview import LogGapError
 from qcore.sim.network import MessageMutated
-from qcore.sim.node import members
+from qcore.sim.node import SimNode, members
 from qcore.sim.options import SimOptions, derive_options, derive_rng
 from qcore.sim.statemachine import ApplyOrderError
 from qcore.sim.trace import Trace
@@ -174,7 +174,7 @@ class Simulation:
         }
 
 
-def _conf(n) -> str:  # type: ignore[no-untyped-def]
+def _conf(n: SimNode) -> str:
     if n.conf is None:
         return "-"
     s = "v" + ",".join(map(str, n.conf.voters))

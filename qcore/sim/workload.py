@@ -13,7 +13,6 @@ asking), new nodes get fresh ids that are never reused.
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import TYPE_CHECKING
 
@@ -24,14 +23,11 @@ from qcore.raft.types import (
     ConfChangeTransition,
     ConfChangeType,
     Entry,
-    EntryType,
 )
-from qcore.sim.node import Proposal, SimNode
+from qcore.sim.node import Proposal, SimNode, address
 
 if TYPE_CHECKING:
     from qcore.sim.cluster import Cluster
-
-logger = logging.getLogger(__name__)
 
 ADD_LEARNER = ConfChangeType.ADD_LEARNER
 ADD_NODE = ConfChangeType.ADD_NODE
@@ -166,8 +162,6 @@ class Workload:
         if kind in ("add_learner", "add_voter"):
             new_id = self.cluster.next_id
             changes.append(ConfChangeSingle(ADD_LEARNER if kind == "add_learner" else ADD_NODE, new_id))
-            from qcore.sim.cluster import address
-
             addresses[new_id] = address(new_id)
         elif kind == "promote":
             changes.append(ConfChangeSingle(ADD_NODE, rng.choice(learners)))
@@ -202,5 +196,3 @@ class Workload:
             assert node.id == new_id
         leader.process()
 
-
-__all__ = ["Workload", "EntryType"]
