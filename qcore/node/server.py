@@ -26,6 +26,7 @@ from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.driver import RaftDriver
 from qcore.node.errors import NodeError
 from qcore.node.forwarder import Forwarder
+from qcore.node.frames_out import must_drain, write_frames
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
@@ -264,7 +265,9 @@ class Node:
 
     async def _send(self, ws: ServerConnection, reply: Any) -> None:
         data = orjson.dumps(reply.frame) if isinstance(reply, RawReply) else m.encode_message(reply)
-        try:
-            await ws.send(data, text=True)
-        except ConnectionClosed:
-            pass  # the client went away; its request was still carried out
+        # A closed connection: the client went away; its request was still carried out.
+        if write_frames(ws, (data,)) and must_drain(ws):
+            try:
+                await ws.drain()
+            except ConnectionClosed:
+                pass

@@ -33,8 +33,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosedError, WebSocketException
 
+from qcore.node.frames_out import must_drain, write_frames
 from qcore.protocol.raft_codec import RaftCodecError, decode_message, encode_message, frame_tag
 from qcore.raft.types import Message, MessageType
 
@@ -144,8 +145,12 @@ class PeerLink:
                 if self._transport.address_of(self.peer_id) != addr:
                     return  # the peer moved: reconnect to the new address
                 continue
-            while queue:
-                await ws.send(queue.popleft(), text=True)
+            frames = list(queue)
+            queue.clear()
+            if not write_frames(ws, frames):
+                raise ConnectionClosedError(None, None)
+            if must_drain(ws):
+                await ws.drain()
 
     async def _drain_replies(self, ws: Any) -> None:
         """The peer answers only with Error frames here; log them."""
