@@ -53,7 +53,8 @@ from .commands import (
 )
 from .config import ConfigError, load_config, load_config_text
 from .schema import EntitySchema, FieldSchema
-from .state import Store, StoreError
+from .errors import StoreError
+from .state import Store
 from .types import (
     VALUE_CLASSES,
     Blob,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
+from .errors import StoreError
 from .schema import EntitySchema, FieldSchema, descendants, resolve_complete
 from .types import (
     VALUE_CLASSES,
@@ -128,7 +129,7 @@ def _dump(store: Store) -> bytes:
 
 
 def load(cls: type[Store], data: bytes) -> Store:
-    from .state import Entity, StoreError
+    from .state import Entity
 
     was_enabled = gc.isenabled()
     gc.disable()  # a bulk build makes no garbage cycles; scanning it would triple the time
@@ -144,8 +145,6 @@ def load(cls: type[Store], data: bytes) -> Store:
 
 
 def _load(cls: type[Store], data: bytes, entity_cls: type) -> Store:
-    from .state import StoreError
-
     doc = orjson.loads(data)
     if type(doc) is not dict or doc.get("v") != VERSION:
         raise StoreError(f"unsupported snapshot version {doc.get('v') if type(doc) is dict else None!r}")

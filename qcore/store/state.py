@@ -17,20 +17,19 @@ Layout, chosen for the hot path (one dict lookup per entity, one per field):
   create is an append) for FindEntities paging by bisection.
 * ``_complete``: type -> complete field map, recomputed only by schema changes.
 
-Errors inside a command are raised as the private ``_Fail`` and turned into
+Errors inside a command are raised as the private ``Fail`` and turned into
 an error response at the command boundary after the undo log has restored
 the state; nothing else is caught, so a bug is never mistaken for a bad request.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
-import math
-from bisect import bisect_left, bisect_right
-from itertools import islice
+from bisect import bisect_left
 from typing import Any, Callable, Mapping
 
+from . import queries
+from .arith import add, subtract
 from .commands import (
     AdjustBehavior,
     Change,
@@ -41,21 +40,13 @@ from .commands import (
     DeleteEntity,
     DeleteEntityResponse,
     EntityExists,
-    EntityExistsResponse,
     FieldExists,
-    FieldExistsResponse,
     FindEntities,
-    FindEntitiesResponse,
     GetCompleteSchema,
-    GetCompleteSchemaResponse,
     GetEntityTypes,
-    GetEntityTypesResponse,
     GetSchema,
-    GetSchemaResponse,
     LoadConfig,
     LoadConfigResponse,
-    PageOpts,
-    PageResult,
     PushCondition,
     Read,
     SetSchema,
@@ -65,6 +56,7 @@ from .commands import (
     UpdateEntityResponse,
     Write,
 )
+from .errors import Fail, StoreError
 from .schema import (
     CHILDREN,
     NAME,
@@ -78,15 +70,10 @@ from .schema import (
     validate_own,
 )
 from .types import (
-    I64_MAX,
-    I64_MIN,
-    Blob,
     Choice,
     EntityId,
     EntityList,
     EntityReference,
-    Float,
-    Int,
     String,
     Timestamp,
     Value,
@@ -101,22 +88,6 @@ _SET = AdjustBehavior.Set
 _ADD = AdjustBehavior.Add
 _SUB = AdjustBehavior.Subtract
 _CHANGES = PushCondition.Changes
-_EMPTY_CHANGES: list[Change] = []
-
-
-class StoreError(Exception):
-    """Misuse of the store API by the caller (not a bad request): a non-command
-    passed to ``apply``, a write command passed to ``query``, a broken path in
-    ``read_path``, a corrupt snapshot."""
-
-
-class _Fail(Exception):
-    """A request-level failure; becomes the ``error`` of the response."""
-
-    __slots__ = ("msg",)
-
-    def __init__(self, msg: str) -> None:
-        self.msg = msg
 
 
 class Entity:
@@ -128,23 +99,6 @@ class Entity:
         self.eid = eid
         self.created = created
         self.fields = fields
-
-
-def _cursor_after(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if type(cursor) is not str or not cursor.isdigit() or not cursor.isascii() or len(cursor) > 20:
-        raise _Fail(f"invalid cursor {cursor!r}: pass back a next_cursor from a previous page")
-    return int(cursor)
-
-
-def _check_limit(po: PageOpts | None) -> int | None:
-    if po is None:
-        return None
-    lim = po.limit
-    if type(lim) is not int or lim < 1:
-        raise _Fail(f"page_opts.limit must be an integer >= 1, got {lim!r}")
-    return lim
 
 
 class Store:
@@ -205,7 +159,7 @@ class Store:
         """Read a field or ``->`` path; raises StoreError saying where a path broke."""
         try:
             _, _, cell = self._locate(entity_id, path)
-        except _Fail as f:
+        except Fail as f:
             raise StoreError(f.msg) from None
         return cell
 
@@ -238,79 +192,30 @@ class Store:
         return dict(e.fields)
 
     def check_invariants(self) -> list[str]:
-        """Audit the whole state (O(size)); returns the problems found, [] if
-        sound. For tests and simulators, not the hot path. Checks: every
-        entity has exactly its complete schema's fields, each of its default's
-        variant (Choice in range); Parent and Children agree both ways; the
-        type index and the id counter match the entities."""
-        bad: list[str] = []
-        ents = self._ents
-        for n, e in ents.items():
-            if e.eid.id != n:
-                bad.append(f"entity under key {n} has id {e.eid}")
-            cs = self._complete.get(e.eid.typ)
-            if cs is None:
-                bad.append(f"{e.eid}: type has no schema")
-                continue
-            if set(e.fields) != set(cs):
-                bad.append(f"{e.eid}: fields {sorted(e.fields)} != schema {sorted(cs)}")
-            for name, cell in e.fields.items():
-                fs = cs.get(name)
-                if fs is None:
-                    continue
-                v = cell[0]
-                if v.__class__ is not fs.default_value.__class__:
-                    bad.append(f"{e.eid}.{name}: {v!r} is not {fs.default_value.tag}")
-                elif v.__class__ is Choice and not 0 <= v.v < len(fs.choices or ()):
-                    bad.append(f"{e.eid}.{name}: choice {v.v} out of range")
-                if cell[1].__class__ is not Timestamp:
-                    bad.append(f"{e.eid}.{name}: write_time {cell[1]!r}")
-            pc = e.fields.get(PARENT)
-            if pc is not None and pc[0].v is not None:
-                p = ents.get(pc[0].v.id)
-                if p is None or p.eid != pc[0].v:
-                    bad.append(f"{e.eid}: Parent {pc[0].v} does not exist")
-                elif CHILDREN not in p.fields or e.eid not in p.fields[CHILDREN][0].v:
-                    bad.append(f"{e.eid}: Parent {p.eid} does not list it in Children")
-            cc = e.fields.get(CHILDREN)
-            if cc is not None:
-                kids = cc[0].v
-                if len(set(kids)) != len(kids):
-                    bad.append(f"{e.eid}: duplicate Children")
-                for k in kids:
-                    ke = ents.get(k.id)
-                    if ke is None or ke.eid != k:
-                        bad.append(f"{e.eid}: child {k} does not exist")
-                    elif PARENT not in ke.fields or ke.fields[PARENT][0].v != e.eid:
-                        bad.append(f"{e.eid}: child {k} has another Parent")
-            if n >= self._next_id:
-                bad.append(f"{e.eid}: id not below next_id {self._next_id}")
-        index = sorted((n, t) for t, lst in self._by_type.items() for n in lst)
-        if index != sorted((n, e.eid.typ) for n, e in ents.items()):
-            bad.append("type index does not match the entities")
-        for t, lst in self._by_type.items():
-            if lst != sorted(lst):
-                bad.append(f"type index of {t} is not sorted")
-        return bad
+        """Audit the whole state (O(size)); the problems found, [] if sound.
+        For tests and simulators, not the hot path (see audit.py)."""
+        from .audit import check_invariants
+
+        return check_invariants(self)
 
     # ------------------------------------------------------- locating fields
 
     def _entity(self, eid: EntityId) -> Entity:
         e = self._ents.get(eid.id)
         if e is None or e.eid.typ != eid.typ:
-            raise _Fail(f"entity {eid} does not exist")
+            raise Fail(f"entity {eid} does not exist")
         return e
 
     def _locate(self, eid: EntityId, path: str) -> tuple[Entity, str, Cell]:
         e = self._ents.get(eid.id)
         if e is None or e.eid.typ != eid.typ:
-            raise _Fail(f"entity {eid} does not exist")
+            raise Fail(f"entity {eid} does not exist")
         cell = e.fields.get(path)
         if cell is not None:
             return e, path, cell
         if PATH_SEP in path:
             return self._walk(e, path)
-        raise _Fail(f"{e.eid} has no field {path!r}")
+        raise Fail(f"{e.eid} has no field {path!r}")
 
     def _walk(self, e: Entity, path: str) -> tuple[Entity, str, Cell]:
         segs = path.split(PATH_SEP)
@@ -320,45 +225,45 @@ class Store:
             seg = segs[i]
             cell = e.fields.get(seg)
             if cell is None:
-                raise _Fail(f"path {path!r} broke at {PATH_SEP.join(segs[: i + 1])!r}: {e.eid} has no field {seg!r}")
+                raise Fail(f"path {path!r} broke at {PATH_SEP.join(segs[: i + 1])!r}: {e.eid} has no field {seg!r}")
             v = cell[0]
             if v.__class__ is EntityReference:
                 target = v.v
                 i += 1
                 where = PATH_SEP.join(segs[:i])
                 if target is None:
-                    raise _Fail(f"path {path!r} broke at {where!r}: {e.eid}.{seg} is a null reference")
+                    raise Fail(f"path {path!r} broke at {where!r}: {e.eid}.{seg} is a null reference")
             elif v.__class__ is EntityList:
                 idx_s = segs[i + 1]
                 i += 2
                 where = PATH_SEP.join(segs[:i])
                 if i > last:
-                    raise _Fail(f"path {path!r} ends with an index into {seg!r}; it must end with a field name")
+                    raise Fail(f"path {path!r} ends with an index into {seg!r}; it must end with a field name")
                 if not idx_s.isdigit() or not idx_s.isascii():
-                    raise _Fail(
+                    raise Fail(
                         f"path {path!r} broke at {where!r}: {seg!r} is an EntityList, "
                         f"expected an index after it, got {idx_s!r}"
                     )
                 idx = int(idx_s)
                 if idx >= len(v.v):
-                    raise _Fail(
+                    raise Fail(
                         f"path {path!r} broke at {where!r}: index {idx} out of range "
                         f"({e.eid}.{seg} has {len(v.v)} entries)"
                     )
                 target = v.v[idx]
             else:
-                raise _Fail(
+                raise Fail(
                     f"path {path!r} broke at {PATH_SEP.join(segs[: i + 1])!r}: {e.eid}.{seg} is {v.tag}, "
                     "not an EntityReference or EntityList"
                 )
             nxt = self._ents.get(target.id)
             if nxt is None or nxt.eid.typ != target.typ:
-                raise _Fail(f"path {path!r} broke at {where!r}: entity {target} does not exist")
+                raise Fail(f"path {path!r} broke at {where!r}: entity {target} does not exist")
             e = nxt
         name = segs[last]
         cell = e.fields.get(name)
         if cell is None:
-            raise _Fail(f"path {path!r} broke at {path!r}: {e.eid} has no field {name!r}")
+            raise Fail(f"path {path!r} broke at {path!r}: {e.eid} has no field {name!r}")
         return e, name, cell
 
     # --------------------------------------------------------- UpdateEntity
@@ -373,7 +278,7 @@ class Store:
                 _, _, cell = self._locate(r.entity_id, r.field_type)
                 out.append(Read(r.entity_id, r.field_type, cell[0], cell[1], cell[2]))
                 i += 1
-        except _Fail as f:
+        except Fail as f:
             return UpdateEntityResponse([], f"request[{i}]: {f.msg}")
         return UpdateEntityResponse(out)
 
@@ -392,9 +297,9 @@ class Store:
                     self._write(r, now, undo, changes)
                     out.append(r)
                 else:
-                    raise _Fail(f"expected a Read or Write, got {c.__name__}")
+                    raise Fail(f"expected a Read or Write, got {c.__name__}")
                 i += 1
-        except _Fail as f:
+        except Fail as f:
             for fields, name, old in reversed(undo):
                 fields[name] = old
             return UpdateEntityResponse([], f"request[{i}]: {f.msg}"), []
@@ -411,28 +316,28 @@ class Store:
         cls = old.__class__
         if v.__class__ is not cls:
             if v is None:
-                raise _Fail(f"write to {e.eid}.{name} has no value (null)")
+                raise Fail(f"write to {e.eid}.{name} has no value (null)")
             if not isinstance(v, Value):
-                raise _Fail(f"write to {e.eid}.{name}: value must be a Value, got {type(v).__name__}")
-            raise _Fail(f"type mismatch: {e.eid}.{name} is {cls.tag}, cannot write {v.tag}")
+                raise Fail(f"write to {e.eid}.{name}: value must be a Value, got {type(v).__name__}")
+            raise Fail(f"type mismatch: {e.eid}.{name} is {cls.tag}, cannot write {v.tag}")
         ab = r.adjust_behavior
         if ab is _SET:
             new = v
         elif ab is _ADD:
-            new = _add(cls, old, v, e, name)
+            new = add(cls, old, v, e, name)
         elif ab is _SUB:
-            new = _subtract(cls, old, v, e, name)
+            new = subtract(cls, old, v, e, name)
         else:
-            raise _Fail(f"unknown adjust_behavior {ab!r}")
+            raise Fail(f"unknown adjust_behavior {ab!r}")
         if cls is Choice:
             choices = self._complete[e.eid.typ][name].choices or ()
             if not 0 <= new.v < len(choices):
-                raise _Fail(
+                raise Fail(
                     f"Choice {new.v} out of range for {e.eid}.{name} "
                     f"(valid: 0..{len(choices) - 1}: {', '.join(choices)})"
                 )
         if name == CHILDREN:
-            raise _Fail(
+            raise Fail(
                 f"{e.eid}.Children is maintained by the store; create or delete entities, "
                 "or write a child's Parent to move it"
             )
@@ -464,13 +369,13 @@ class Store:
         if new_parent is not None:
             p = self._ents.get(new_parent.id)
             if p is None or p.eid.typ != new_parent.typ:
-                raise _Fail(f"cannot move {e.eid} under {new_parent}: it does not exist")
+                raise Fail(f"cannot move {e.eid} under {new_parent}: it does not exist")
             if CHILDREN not in p.fields:
-                raise _Fail(f"cannot move {e.eid} under {new_parent}: it has no Children field")
+                raise Fail(f"cannot move {e.eid} under {new_parent}: it has no Children field")
             a: Entity | None = p
             while a is not None:
                 if a is e:
-                    raise _Fail(f"cannot move {e.eid} under {new_parent}: that is {e.eid} itself or its descendant")
+                    raise Fail(f"cannot move {e.eid} under {new_parent}: that is {e.eid} itself or its descendant")
                 pc = a.fields.get(PARENT)
                 a = self._ents.get(pc[0].v.id) if pc is not None and pc[0].v is not None else None
         if old_parent is not None:
@@ -490,7 +395,7 @@ class Store:
         changes: list[Change] = []
         try:
             eid = self._create_entity(cmd.entity_type, cmd.parent_id, cmd.name, now, changes)
-        except _Fail as f:
+        except Fail as f:
             return CreateEntityResponse(None, f.msg), []
         return CreateEntityResponse(eid), changes
 
@@ -499,21 +404,21 @@ class Store:
     ) -> EntityId:
         tpl = self._templates.get(typ)
         if tpl is None:
-            raise _Fail(f"unknown entity type {typ!r}")
+            raise Fail(f"unknown entity type {typ!r}")
         if type(name) is not str:
-            raise _Fail(f"name must be a string, got {type(name).__name__}")
+            raise Fail(f"name must be a string, got {type(name).__name__}")
         cs = self._complete[typ]
         p = None
         if parent_id is not None:
             p = self._ents.get(parent_id.id)
             if p is None or p.eid.typ != parent_id.typ:
-                raise _Fail(f"parent {parent_id} does not exist")
+                raise Fail(f"parent {parent_id} does not exist")
             if PARENT not in cs:
-                raise _Fail(f"type {typ!r} has no Parent field, so it cannot have a parent")
+                raise Fail(f"type {typ!r} has no Parent field, so it cannot have a parent")
             if CHILDREN not in p.fields:
-                raise _Fail(f"parent {parent_id} has no Children field")
+                raise Fail(f"parent {parent_id} has no Children field")
         if name and NAME not in cs:
-            raise _Fail(f"type {typ!r} has no Name field, so the name must be empty")
+            raise Fail(f"type {typ!r} has no Name field, so the name must be empty")
         eid = EntityId(typ, self._next_id)
         self._next_id += 1
         fields = {n: (d, now, None) for n, d in tpl}
@@ -566,24 +471,24 @@ class Store:
 
     def _install_schemas(self, new: list[EntitySchema], now: Timestamp, where: Callable[[int], str]) -> None:
         """Validate ``new`` schemas together over the current ones and install
-        them, reconciling existing entities. Raises _Fail (nothing changed)."""
+        them, reconciling existing entities. Raises Fail (nothing changed)."""
         schemas = dict(self._schemas)
         index: dict[str, int] = {}
         for i, s in enumerate(new):
             if s.__class__ is not EntitySchema:
-                raise _Fail(f"{where(i)}: expected an EntitySchema")
+                raise Fail(f"{where(i)}: expected an EntitySchema")
             err = validate_own(s)
             if err is not None:
-                raise _Fail(f"{where(i)}: {err}")
+                raise Fail(f"{where(i)}: {err}")
             if s.entity_type in index:
-                raise _Fail(f"{where(i)}: entity type {s.entity_type!r} given twice (also {where(index[s.entity_type])})")
+                raise Fail(f"{where(i)}: entity type {s.entity_type!r} given twice (also {where(index[s.entity_type])})")
             index[s.entity_type] = i
             schemas[s.entity_type] = s
         try:
             complete = resolve_complete(schemas)
         except SchemaError as e:
             i = index.get(e.entity_type)
-            raise _Fail(f"{where(i)}: {e}" if i is not None else str(e)) from None
+            raise Fail(f"{where(i)}: {e}" if i is not None else str(e)) from None
         affected = [t for t in sorted(complete) if self._complete.get(t) != complete[t]]
         for t in affected:
             dropped = self._complete.get(t, {}).keys() - complete[t].keys()
@@ -596,7 +501,7 @@ class Store:
                     elif PARENT in dropped and f[PARENT][0].v is not None:
                         lost = PARENT
                     if lost is not None:
-                        raise _Fail(
+                        raise Fail(
                             f"schema change would drop {lost} from {self._ents[eid_n].eid}, which is in the tree; "
                             "delete or move such entities first"
                         )
@@ -629,7 +534,7 @@ class Store:
     def _set_schema(self, cmd: SetSchema, now: Timestamp) -> tuple[SetSchemaResponse, list[Change]]:
         try:
             self._install_schemas([cmd.entity_schema], now, lambda i: "entity_schema")
-        except _Fail as f:
+        except Fail as f:
             return SetSchemaResponse(f.msg), []
         return SetSchemaResponse(), []
 
@@ -641,7 +546,7 @@ class Store:
             scratch._install_schemas(list(cmd.schemas), now, lambda i: f"schemas[{i}]")
             for i, node in enumerate(cmd.tree):
                 scratch._load_tree(node, None, now, f"tree[{i}]", changes)
-        except _Fail as f:
+        except Fail as f:
             return LoadConfigResponse(f.msg), []
         for s in Store.__slots__:
             setattr(self, s, getattr(scratch, s))
@@ -650,125 +555,26 @@ class Store:
     def _load_tree(self, node: TreeNode, parent: EntityId | None, now: Timestamp, where: str, changes: list) -> None:
         try:
             eid = self._create_entity(node.entity_type, parent, node.name, now, changes)
-        except _Fail as f:
-            raise _Fail(f"{where}: {f.msg}") from None
+        except Fail as f:
+            raise Fail(f"{where}: {f.msg}") from None
         e = self._ents[eid.id]
         cs = self._complete[eid.typ]
         for name, v in node.attributes.items():
             at = f"{where}.attributes.{name}"
             if name in (NAME, PARENT, CHILDREN):
-                raise _Fail(f"{at}: {name} is set by the tree itself (name / nesting), not by attributes")
+                raise Fail(f"{at}: {name} is set by the tree itself (name / nesting), not by attributes")
             fs = cs.get(name)
             if fs is None:
-                raise _Fail(f"{at}: type {eid.typ!r} has no field {name!r}")
+                raise Fail(f"{at}: type {eid.typ!r} has no field {name!r}")
             d = fs.default_value
             if v.__class__ is not d.__class__:
                 got = v.tag if isinstance(v, Value) else type(v).__name__
-                raise _Fail(f"{at}: type mismatch: field is {d.tag}, got {got}")
+                raise Fail(f"{at}: type mismatch: field is {d.tag}, got {got}")
             if d.__class__ is Choice and not 0 <= v.v < len(fs.choices or ()):
-                raise _Fail(f"{at}: Choice {v.v} out of range (valid: 0..{len(fs.choices or ()) - 1})")
+                raise Fail(f"{at}: Choice {v.v} out of range (valid: 0..{len(fs.choices or ()) - 1})")
             e.fields[name] = (v, now, None)
         for j, child in enumerate(node.children):
             self._load_tree(child, eid, now, f"{where}.children[{j}]", changes)
-
-    # --------------------------------------------------------------- queries
-
-    def _get_schema(self, cmd: GetSchema) -> GetSchemaResponse:
-        s = self._schemas.get(cmd.entity_type)
-        if s is None:
-            return GetSchemaResponse(None, f"unknown entity type {cmd.entity_type!r}")
-        return GetSchemaResponse(s)
-
-    def _get_complete_schema(self, cmd: GetCompleteSchema) -> GetCompleteSchemaResponse:
-        s = self._schemas.get(cmd.entity_type)
-        if s is None:
-            return GetCompleteSchemaResponse(None, f"unknown entity type {cmd.entity_type!r}")
-        return GetCompleteSchemaResponse(EntitySchema(s.entity_type, s.inherit, dict(self._complete[s.entity_type])))
-
-    def _find(self, cmd: FindEntities) -> FindEntitiesResponse:
-        types = self._desc.get(cmd.entity_type)
-        if types is None:
-            return FindEntitiesResponse(None, f"unknown entity type {cmd.entity_type!r}")
-        try:
-            limit = _check_limit(cmd.page_opts)
-            after = _cursor_after(cmd.page_opts.cursor if cmd.page_opts is not None else None)
-        except _Fail as f:
-            return FindEntitiesResponse(None, f.msg)
-        lists = [lst for lst in (self._by_type[t] for t in types) if lst]
-        total = sum(len(lst) for lst in lists)
-        starts = [bisect_right(lst, after) for lst in lists]
-        remaining = sum(len(lst) - s for lst, s in zip(lists, starts))
-        if len(lists) == 1:
-            lst, s = lists[0], starts[0]
-            ids = lst[s:] if limit is None else lst[s : s + limit]
-        else:
-            merged = heapq.merge(*(islice(lst, s, None) for lst, s in zip(lists, starts)))
-            ids = list(merged if limit is None else islice(merged, limit))
-        ents = self._ents
-        items = [ents[n].eid for n in ids]
-        nxt = str(ids[-1]) if ids and remaining > len(ids) else None
-        return FindEntitiesResponse(PageResult(items, total, nxt))
-
-    def _get_types(self, cmd: GetEntityTypes) -> GetEntityTypesResponse:
-        try:
-            limit = _check_limit(cmd.page_opts)
-        except _Fail as f:
-            return GetEntityTypesResponse(None, f.msg)
-        cursor = cmd.page_opts.cursor if cmd.page_opts is not None else None
-        if cursor is not None and type(cursor) is not str:
-            return GetEntityTypesResponse(None, f"invalid cursor {cursor!r}")
-        types = self._types
-        s = 0 if cursor is None else bisect_right(types, cursor)
-        items = types[s:] if limit is None else types[s : s + limit]
-        nxt = items[-1] if items and s + len(items) < len(types) else None
-        return GetEntityTypesResponse(PageResult(list(items), len(types), nxt))
-
-    def _entity_exists(self, cmd: EntityExists) -> EntityExistsResponse:
-        e = self._ents.get(cmd.entity_id.id)
-        return EntityExistsResponse(e is not None and e.eid.typ == cmd.entity_id.typ)
-
-    def _field_exists(self, cmd: FieldExists) -> FieldExistsResponse:
-        cs = self._complete.get(cmd.entity_type)
-        return FieldExistsResponse(cs is not None and cmd.field_type in cs)
-
-
-# ---------------------------------------------------------------- arithmetic
-
-
-def _add(cls: type, old: Value, v: Value, e: Entity, name: str) -> Value:
-    if cls is Int:
-        s = old.v + v.v
-        if not I64_MIN <= s <= I64_MAX:
-            raise _Fail(f"Int overflow: {e.eid}.{name} {old.v} + {v.v} leaves the signed 64-bit range")
-        return make_unchecked(Int, s)
-    if cls is Float:
-        s = old.v + v.v
-        if not math.isfinite(s):
-            raise _Fail(f"Float overflow: {e.eid}.{name} {old.v} + {v.v} is not finite")
-        return make_unchecked(Float, s)
-    if cls is String or cls is Blob or cls is EntityList:
-        return make_unchecked(cls, old.v + v.v)
-    raise _Fail(f"cannot Add to {e.eid}.{name}: Add works on Int, Float, String, Blob and EntityList, not {cls.tag}")
-
-
-def _subtract(cls: type, old: Value, v: Value, e: Entity, name: str) -> Value:
-    if cls is Int:
-        s = old.v - v.v
-        if not I64_MIN <= s <= I64_MAX:
-            raise _Fail(f"Int overflow: {e.eid}.{name} {old.v} - {v.v} leaves the signed 64-bit range")
-        return make_unchecked(Int, s)
-    if cls is Float:
-        s = old.v - v.v
-        if not math.isfinite(s):
-            raise _Fail(f"Float overflow: {e.eid}.{name} {old.v} - {v.v} is not finite")
-        return make_unchecked(Float, s)
-    if cls is EntityList:
-        gone = set(v.v)
-        return make_unchecked(EntityList, tuple(x for x in old.v if x not in gone))
-    raise _Fail(
-        f"cannot Subtract from {e.eid}.{name}: Subtract works on Int, Float and EntityList, not {cls.tag}"
-    )
-
 
 _APPLY: dict[type, Callable[[Store, Any, Timestamp], tuple[Any, list[Change]]]] = {
     UpdateEntity: Store._update,
@@ -778,10 +584,10 @@ _APPLY: dict[type, Callable[[Store, Any, Timestamp], tuple[Any, list[Change]]]] 
     LoadConfig: Store._load_config,
 }
 _QUERY: dict[type, Callable[[Store, Any], Any]] = {
-    GetSchema: Store._get_schema,
-    GetCompleteSchema: Store._get_complete_schema,
-    FindEntities: Store._find,
-    GetEntityTypes: Store._get_types,
-    EntityExists: Store._entity_exists,
-    FieldExists: Store._field_exists,
+    GetSchema: queries.get_schema,
+    GetCompleteSchema: queries.get_complete_schema,
+    FindEntities: queries.find,
+    GetEntityTypes: queries.get_types,
+    EntityExists: queries.entity_exists,
+    FieldExists: queries.field_exists,
 }
