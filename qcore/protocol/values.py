@@ -628,10 +628,12 @@ def _enc_tree_node(n: TreeNode) -> dict:
 def decode_load_config(obj: Any) -> LoadConfig:
     """``{"schemas": [EntitySchema...], "tree": [node...]}``."""
     d = _obj(obj, 'a LoadConfig object {"schemas": [...], "tree": [...]}')
-    return LoadConfig(
-        _opt(d, "schemas", lambda s: _list_of(s, decode_entity_schema, "EntitySchemas")) or [],
-        _opt(d, "tree", lambda t: _list_of(t, _dec_tree_node, "tree nodes")) or [],
-    )
+    schemas = _opt(d, "schemas", lambda s: _list_of(s, decode_entity_schema, "EntitySchemas")) or []
+    try:
+        tree = _opt(d, "tree", lambda t: _list_of(t, _dec_tree_node, "tree nodes")) or []
+    except RecursionError:
+        raise CodecError("the tree is nested too deeply", "tree") from None
+    return LoadConfig(schemas, tree)
 
 
 def encode_load_config(c: LoadConfig) -> dict:

@@ -320,6 +320,8 @@ def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
     """Parse and validate config text; raises ConfigError."""
     try:
         doc = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(filename, "", "the document is nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -341,6 +343,8 @@ def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
         if not isinstance(raw_tree, list):
             raise _Bad("tree", f"expected a list of entities, got {_kind(raw_tree)}")
         tree = [_parse_node(n, f"tree[{i}]", complete) for i, n in enumerate(raw_tree)]
+    except RecursionError:
+        raise ConfigError(filename, "tree", "the tree is nested too deeply") from None
     except _Bad as b:
         raise ConfigError(filename, b.path, b.reason) from None
     cfg = LoadConfig(schemas, tree)

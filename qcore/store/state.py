@@ -545,36 +545,42 @@ class Store:
         try:
             scratch._install_schemas(list(cmd.schemas), now, lambda i: f"schemas[{i}]")
             for i, node in enumerate(cmd.tree):
-                scratch._load_tree(node, None, now, f"tree[{i}]", changes)
+                scratch._load_tree(node, now, f"tree[{i}]", changes)
         except Fail as f:
             return LoadConfigResponse(f.msg), []
         for s in Store.__slots__:
             setattr(self, s, getattr(scratch, s))
         return LoadConfigResponse(None, self._next_id - first), changes
 
-    def _load_tree(self, node: TreeNode, parent: EntityId | None, now: Timestamp, where: str, changes: list) -> None:
-        try:
-            eid = self._create_entity(node.entity_type, parent, node.name, now, changes)
-        except Fail as f:
-            raise Fail(f"{where}: {f.msg}") from None
-        e = self._ents[eid.id]
-        cs = self._complete[eid.typ]
-        for name, v in node.attributes.items():
-            at = f"{where}.attributes.{name}"
-            if name in (NAME, PARENT, CHILDREN):
-                raise Fail(f"{at}: {name} is set by the tree itself (name / nesting), not by attributes")
-            fs = cs.get(name)
-            if fs is None:
-                raise Fail(f"{at}: type {eid.typ!r} has no field {name!r}")
-            d = fs.default_value
-            if v.__class__ is not d.__class__:
-                got = v.tag if isinstance(v, Value) else type(v).__name__
-                raise Fail(f"{at}: type mismatch: field is {d.tag}, got {got}")
-            if d.__class__ is Choice and not 0 <= v.v < len(fs.choices or ()):
-                raise Fail(f"{at}: Choice {v.v} out of range (valid: 0..{len(fs.choices or ()) - 1})")
-            e.fields[name] = (v, now, None)
-        for j, child in enumerate(node.children):
-            self._load_tree(child, eid, now, f"{where}.children[{j}]", changes)
+    def _load_tree(self, root: TreeNode, now: Timestamp, where: str, changes: list) -> None:
+        """Create a config tree depth-first in file order (iteratively: any depth)."""
+        stack: list[tuple[TreeNode, EntityId | None, str]] = [(root, None, where)]
+        while stack:
+            node, parent, at_node = stack.pop()
+            try:
+                eid = self._create_entity(node.entity_type, parent, node.name, now, changes)
+            except Fail as f:
+                raise Fail(f"{at_node}: {f.msg}") from None
+            e = self._ents[eid.id]
+            cs = self._complete[eid.typ]
+            for name, v in node.attributes.items():
+                at = f"{at_node}.attributes.{name}"
+                if name in (NAME, PARENT, CHILDREN):
+                    raise Fail(f"{at}: {name} is set by the tree itself (name / nesting), not by attributes")
+                fs = cs.get(name)
+                if fs is None:
+                    raise Fail(f"{at}: type {eid.typ!r} has no field {name!r}")
+                d = fs.default_value
+                if v.__class__ is not d.__class__:
+                    got = v.tag if isinstance(v, Value) else type(v).__name__
+                    raise Fail(f"{at}: type mismatch: field is {d.tag}, got {got}")
+                if d.__class__ is Choice and not 0 <= v.v < len(fs.choices or ()):
+                    raise Fail(f"{at}: Choice {v.v} out of range (valid: 0..{len(fs.choices or ()) - 1})")
+                e.fields[name] = (v, now, None)
+            kids = node.children
+            for j in range(len(kids) - 1, -1, -1):
+                stack.append((kids[j], eid, f"{at_node}.children[{j}]"))
+
 
 _APPLY: dict[type, Callable[[Store, Any, Timestamp], tuple[Any, list[Change]]]] = {
     UpdateEntity: Store._update,

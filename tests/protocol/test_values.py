@@ -223,3 +223,12 @@ def test_codec_error_is_the_only_exception_for_garbage():
 def test_create_entity_round_trip_through_bytes():
     cmd = CreateEntity("User", EntityId("Folder", 2), "alice")
     assert V.decode_command_request(orjson.loads(orjson.dumps(V.encode_command_request(cmd)))) == cmd
+
+
+def test_deep_tree_is_a_codec_error_not_a_crash():
+    node: dict = {"entity_type": "Object", "name": "x"}
+    for _ in range(2000):
+        node = {"entity_type": "Object", "children": [node]}
+    with pytest.raises(CodecError) as ei:
+        V.decode_load_config({"schemas": [], "tree": [node]})
+    assert ei.value.path.startswith("tree") and "too deeply" in ei.value.reason

@@ -188,3 +188,10 @@ def test_empty_file_is_an_empty_config(tmp_path):
     p.write_text("schemas: []\ntree: []\n")
     cfg = load_config(p)
     assert cfg.schemas == [] and cfg.tree == []
+
+
+def test_deeply_nested_tree_is_a_config_error():
+    body = HEADER + "tree:\n" + "".join("  " * i + "- entity_type: Object\n" + "  " * i + "  children:\n" for i in range(600))
+    with pytest.raises(ConfigError) as ei:
+        load_config_text(body, "deep.yaml")
+    assert "deep.yaml" in str(ei.value) and "deeply" in str(ei.value)

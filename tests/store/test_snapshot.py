@@ -120,3 +120,23 @@ def test_load_config_on_non_empty_store_is_atomic():
     resp, _ = s.apply(good, T1)
     assert resp.error is None and resp.created == 2
     assert read_full(s, EntityId("New", 5), "Parent").value == EntityReference(EntityId("New", 4))
+
+
+def test_load_config_tree_of_any_depth_and_preorder_ids():
+    from qcore.store import EntitySchema, TreeNode
+
+    from .helpers import OBJECT
+
+    leaf = TreeNode("Object", "deep")
+    node = leaf
+    for i in range(3000):
+        node = TreeNode("Object", f"n{i}", {}, [node])
+    wide = TreeNode("Object", "w", {}, [TreeNode("Object", "a", {}, [TreeNode("Object", "a1")]), TreeNode("Object", "b")])
+    s = Store()
+    resp, _ = s.apply(LoadConfig([OBJECT], [wide, node]), T0)
+    assert resp.error is None and resp.created == 4 + 3001
+    names = {n: s.read_path(EntityId("Object", n), "Name")[0].v for n in range(1, 5)}
+    assert names == {1: "w", 2: "a", 3: "a1", 4: "b"}  # depth-first, file order
+    assert s.read_path(EntityId("Object", 3005), "Name")[0] == String("deep")
+    assert s.check_invariants() == []
+    assert EntitySchema  # imported for readability of the failure output
