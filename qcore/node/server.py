@@ -152,8 +152,15 @@ class Node:
             await asyncio.wait(set(self._request_tasks), timeout=1)
         await self.forwarder.close()
         await self.transport.close()
+        # The listener was closed above without closing connections (so that
+        # in-flight requests could still be answered); websockets' close() is
+        # one-shot, so close the remaining connections ourselves (1001 going away).
+        if self._connections:
+            await asyncio.wait(
+                [asyncio.create_task(ws.close(1001, "node shutting down")) for ws in list(self._connections)],
+                timeout=3,
+            )
         if self._server is not None:
-            self._server.close(close_connections=True)
             await self._server.wait_closed()
         self._stopped.set()
         log.info("stopped")

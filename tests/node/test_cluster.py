@@ -175,3 +175,29 @@ async def _reads_at_least(c: Conn, ent: dict, n: int) -> bool:
         return await read_n(c, ent) >= n
     except AssertionError:
         return False
+
+
+async def test_sigterm_on_leader_hands_over_and_answers_in_flight_requests(nodes):
+    ns = [nodes(i) for i in (1, 2, 3)]
+    for n in ns:
+        n.start()
+    conns = await form_cluster(ns)
+    ent = await make_counter(conns[0], "t")
+    lid = await wait_until(lambda: leader_of(conns), what="a leader")
+    leader_conn = conns[lid - 1]
+    # many writes in flight on the leader while it is told to stop
+    inflight = [
+        asyncio.create_task(leader_conn.perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}}))
+        for _ in range(100)
+    ]
+    await asyncio.sleep(0)  # let the sends go out
+    assert await asyncio.to_thread(ns[lid - 1].terminate) == 0
+    results = await asyncio.gather(*inflight, return_exceptions=True)
+    answered = [r for r in results if isinstance(r, dict)]
+    # every request got a reply or saw the connection close; none hangs
+    assert len(answered) + sum(isinstance(r, Exception) for r in results) == 100
+    assert "transferring leadership" in ns[lid - 1].log_path.read_text()
+    others = [c for i, c in enumerate(conns) if i != lid - 1]
+    new = await wait_until(lambda: _new_leader(others, lid), timeout=10, what="new leader after transfer")
+    ok = sum(1 for r in answered if r["UpdateEntity"]["error"] is None)
+    assert await read_n(others[0], ent) >= ok
