@@ -380,6 +380,9 @@ class Raft:
                 self._send(Message(MT.PRE_VOTE_RESP, to=m.frm, term=self.term, reject=True))
             return
 
+        if m.reject and m.commit and m.type in (MT.VOTE_RESP, MT.PRE_VOTE_RESP):
+            self._learn_commit(m.commit, m.log_term)
+
         # 2. What every role shares.
         if m.type == MT.HUP:
             self._hup(transfer=False)
@@ -406,7 +409,35 @@ class Raft:
                 self.election_elapsed = 0
                 self.vote = m.frm
         else:
-            self._send(Message(resp_type, to=m.frm, term=self.term, reject=True))
+            # Tell the candidate how far we know the log is committed. A
+            # candidate still counting us (its configuration change is
+            # committed but not known so to it) can then apply the change
+            # and stop needing our vote; see _learn_commit().
+            commit = self.log.committed
+            self._send(
+                Message(
+                    resp_type,
+                    to=m.frm,
+                    term=self.term,
+                    reject=True,
+                    commit=commit,
+                    log_term=self.log.term(commit) or 0,
+                )
+            )
+
+    def _learn_commit(self, index: int, term: int) -> None:
+        """Another node says entry (index, term) is committed.
+
+        If our log has that very entry, everything up to it is committed here
+        too (Log Matching: same index and term means the same prefix).
+        Without this, a voter that alone remains after its peers were
+        removed, but that never learned the removal committed, would keep
+        asking them for votes they refuse because their logs are longer:
+        a deadlock the simulator found (a removed leader with a longer log).
+        """
+        if self.role != Role.LEADER and index > self.log.committed and self.log.match_term(index, term):
+            logger.debug("node %d: learned commit %d from a vote answer", self.id, index)
+            self.log.commit_to(index)
 
     def _hup(self, transfer: bool) -> None:
         if self.role == Role.LEADER:

@@ -277,3 +277,34 @@ def test_configuration_is_restored_from_log_on_restart() -> None:
     net.stabilize()
     net.restart(2)
     assert conf(net, 2) == ((1, 2, 3), (), (4,))
+
+
+def test_remaining_voter_learns_commit_of_its_removal_change_from_vote_answer() -> None:
+    """{1,2} -> {2} by joint consensus, leader 1 removed. Node 2 has the leave
+    entry but never hears that it committed, and 1 has a longer log (an entry
+    proposed before it applied its removal), so 1 refuses 2's votes. 1's
+    rejection carries its commit index: 2, whose log matches there, commits
+    and applies the change, and then needs nobody's vote but its own."""
+    net = Network([1, 2], pre_vote=True, check_quorum=True)
+    net.elect(1)
+    net.change(1, (REMOVE, 1), transition=ConfChangeTransition.JOINT_IMPLICIT)
+    # Run until leader 1 has appended the leave entry (index 4)...
+    for _ in range(40):
+        net.process_all()
+        if net.status(1).last_log_index == 4:
+            break
+        net.deliver()
+    assert net.status(1).last_log_index == 4
+    net.nodes[1].propose(b"late")  # ...then index 5, which 2 will never get.
+    # 2 gets the leave entry, but nothing that says it committed, nor index 5.
+    net.drop_if = lambda m: m.frm == 1 and (m.commit >= 4 or any(e.index == 5 for e in m.entries))
+    net.stabilize()
+    assert net.status(1).role == "Follower" and net.status(1).commit >= 4
+    assert net.status(1).last_log_index == 5
+    assert net.status(2).last_log_index == 4 and net.status(2).commit < 4
+    assert net.status(2).conf_state.voters_outgoing == (1, 2)
+    net.heal()
+    net.queue.clear()
+    net.tick_all(60)
+    assert net.leaders() == [2]
+    assert net.status(2).conf_state.voters == (2,) and not net.status(2).conf_state.voters_outgoing
