@@ -69,9 +69,10 @@ _FRAME_HEAD = b'{"Notification":{"token":'
 _FRAME_MID = b',"notification":'
 _FRAME_TAIL = b"}}"
 
-# A retained change: (log index, change). Tuples: the window holds up to
-# `retain` of them and this is the cheapest record Python has.
-Record = tuple[int, Change]
+# A retained change: (log index, change, approximate bytes it keeps alive).
+# Tuples: the window holds up to `retain` of them and this is the cheapest
+# record Python has.
+Record = tuple[int, Change, int]
 
 
 class _Registration:
@@ -136,23 +137,30 @@ class NotificationHub:
     ``retain``: changes kept for ``from_index`` and catch-up;
     ``max_per_conn``: registrations per connection; ``queue_limit``: frames
     queued per connection before its registrations catch up from the window.
+    ``retain_bytes`` also bounds the window by the approximate memory its
+    records keep alive (old and new values: a large field rewritten often
+    would otherwise pin ``retain`` copies of it).
     ``barrier``, if given, is awaited before a registration is validated —
     the node's linearizable-read barrier, so that a follower that has not yet
     applied an entity the client already saw created does not refuse it.
     """
 
     def __init__(self, retain: int, max_per_conn: int, queue_limit: int, store: Callable[[], Store],
-                 *, close_timeout: float = 2.0, barrier: Callable[[], Awaitable[None]] | None = None) -> None:
+                 *, retain_bytes: int = 128 << 20, close_timeout: float = 2.0,
+                 barrier: Callable[[], Awaitable[None]] | None = None) -> None:
         self._retain = max(0, retain)
+        self._retain_bytes = retain_bytes
         self._max_per_conn = max_per_conn
         self._queue_limit = max(1, queue_limit)
         self._store = store
         self._close_timeout = close_timeout
         self._barrier = barrier
         # The window: change number s (counted from the last restore) is at
-        # _ring[s % retain] while _total - retain <= s < _total.
+        # _ring[s % retain] while _oldest <= s < _total (and _total - _oldest <= retain).
         self._ring: list[Record | None] = [None] * self._retain
         self._total = 0
+        self._oldest = 0
+        self._bytes = 0  # approximate memory held by the window's records
         self._floor = 1  # every change of an entry with index >= _floor is in the window
         self._outboxes: dict[Any, _Outbox] = {}
         self._by_entity: dict[int, dict[str, list[_Registration]]] = {}
@@ -188,14 +196,16 @@ class NotificationHub:
         retain = self._retain
         if retain:
             ring = self._ring
-            total = first
             for ch in changes:
-                slot = total % retain
-                if total >= retain:
-                    self._floor = ring[slot][0] + 1  # type: ignore[index]  # evicted now
-                ring[slot] = (index, ch)
-                total += 1
-            self._total = total
+                total = self._total
+                if total - self._oldest >= retain:
+                    self._evict()  # frees the slot this change goes into
+                size = _size(ch)
+                ring[total % retain] = (index, ch, size)
+                self._total = total + 1
+                self._bytes += size
+            while self._bytes > self._retain_bytes and self._oldest < self._total:
+                self._evict()
             if self._lagging:
                 self._cut_off_evicted()
         else:
@@ -259,7 +269,7 @@ class NotificationHub:
         (here from ``index + 1``, or on another node).
         """
         self._ring = [None] * self._retain
-        self._total = 0
+        self._total = self._oldest = self._bytes = 0
         self._floor = index + 1
         self._lagging.clear()
         for box in list(self._outboxes.values()):
@@ -333,7 +343,8 @@ class NotificationHub:
         return {
             "registrations": self._count,
             "catching_up": len(self._lagging),
-            "retained": min(self._total, self._retain),
+            "retained": self._total - self._oldest,
+            "retained_bytes": self._bytes,
             "retained_from_index": self._floor,
             "delivered": self.delivered,
             "caught_up": self.caught_up,
@@ -344,7 +355,7 @@ class NotificationHub:
     def _first_at(self, start: int) -> int:
         """The window number of the first retained change with index >= start (or _total)."""
         ring, retain = self._ring, self._retain
-        lo, hi = max(0, self._total - retain), self._total
+        lo, hi = self._oldest, self._total
         while lo < hi:  # indexes never decrease along the window: bisect
             mid = (lo + hi) // 2
             if ring[mid % retain][0] < start:  # type: ignore[index]
@@ -360,11 +371,20 @@ class NotificationHub:
         box.queue.append((reg, _CATCH_UP))
         box.wake.set()
 
+    def _evict(self) -> None:
+        """Drop the oldest retained change (the window is full by count or by bytes)."""
+        slot = self._oldest % self._retain
+        index, _, size = self._ring[slot]  # type: ignore[misc]
+        self._ring[slot] = None
+        self._bytes -= size
+        self._oldest += 1
+        self._floor = index + 1
+
     def _cut_off_evicted(self) -> None:
-        oldest = self._total - self._retain
+        oldest = self._oldest
         for reg in [r for r in self._lagging if r.cursor is not None and r.cursor < oldest]:
             self._cut_off(reg.outbox, f"it fell behind: changes it had not been sent yet left this node's window "
-                                      f"of the last {self._retain} changes")
+                                      f"(at most {self._retain} changes, about {self._retain_bytes >> 20} MiB)")
 
     def _matches(self, reg: _Registration, ch: Change, lineages: dict[str, tuple[str, ...]]) -> bool:
         if ch.field_type != reg.field:
@@ -481,11 +501,11 @@ class NotificationHub:
             total, retain = self._total, self._retain
             cur = reg.cursor
             assert cur is not None
-            if cur < total - retain:  # publish normally cuts off first; belt and braces
+            if cur < self._oldest:  # publish normally cuts off first; belt and braces
                 self._cut_off(box, "it fell behind the retained window")
                 return
             while cur < total and len(frames) < _BATCH and scanned < _YIELD_EVERY:
-                index, ch = self._ring[cur % retain]  # type: ignore[misc]
+                index, ch, _ = self._ring[cur % retain]  # type: ignore[misc]
                 cur += 1
                 scanned += 1
                 if index >= reg.min_index and self._matches(reg, ch, lineages):
@@ -537,6 +557,21 @@ class NotificationHub:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _size(ch: Change) -> int:
+    """Rough bytes a retained change keeps alive: the record plus both values."""
+    return 200 + _value_size(ch.old_value) + _value_size(ch.new_value)
+
+
+def _value_size(v: Any) -> int:
+    p = v.v
+    c = p.__class__
+    if c is str or c is bytes:
+        return 48 + len(p)
+    if c is tuple:  # EntityList
+        return 56 + 72 * len(p)
+    return 32
 
 
 async def _write(ws: Any, frames: list[bytes]) -> None:

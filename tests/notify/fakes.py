@@ -98,9 +98,9 @@ class FakeConn:
 class Harness:
     """A store, a hub and a log index, applied the way the node's state machine does."""
 
-    def __init__(self, retain: int = 1000, max_per_conn: int = 100, queue_limit: int = 1000) -> None:
+    def __init__(self, retain: int = 1000, max_per_conn: int = 100, queue_limit: int = 1000, **hub_kw: Any) -> None:
         self.store = Store()
-        self.hub = NotificationHub(retain, max_per_conn, queue_limit, lambda: self.store, close_timeout=0.5)
+        self.hub = NotificationHub(retain, max_per_conn, queue_limit, lambda: self.store, close_timeout=0.5, **hub_kw)
         self.index = 0
         self._ids = itertools.count(1)
         resp, _ = self.apply(LoadConfig(schemas=list(SCHEMAS)))

@@ -413,3 +413,19 @@ async def test_registration_waits_for_the_barrier_and_fails_on_a_closed_connecti
     hub.detach(c)
     reply = await hub.register(m.RegisterNotification("x", on_entity(late, "Email")), c)
     assert "closed" in reply.response["Err"]
+
+
+async def test_the_window_is_also_bounded_by_bytes() -> None:
+    """Large values rewritten often must not pin `retain` copies of themselves."""
+    h = Harness(retain=1000, retain_bytes=60_000)
+    u = h.create("User", "u")
+    idx = [h.write(u, "Email", String(f"{i:04d}" + "x" * 10_000)) for i in range(20)]
+    st = h.hub.stats()
+    assert st["retained_bytes"] <= 60_000 and st["retained"] < 10
+    c = h.connect()
+    assert "compacted" in (await h.register(c, on_entity(u, "Email"), from_index=idx[10]))["Err"]
+    first_kept = st["retained_from_index"]
+    tok = await h.token(c, on_entity(u, "Email"), from_index=first_kept)
+    want = [i for i in idx if i >= first_kept]
+    await c.ws.wait_frames(len(want))
+    assert [n["log_index"] for n in c.ws.notifications(tok)] == want

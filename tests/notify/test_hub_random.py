@@ -46,7 +46,8 @@ def matches(r: Reg, eid: EntityId, fld: str, old: Any, new: Any) -> bool:
 async def test_random_interleavings_are_exact(seed: int) -> None:
     rnd = random.Random(seed)
     retain = rnd.choice([40, 200, 5000])
-    h = Harness(retain=retain, queue_limit=rnd.choice([2, 4, 50]), max_per_conn=50)
+    h = Harness(retain=retain, queue_limit=rnd.choice([2, 4, 50]), max_per_conn=50,
+                retain_bytes=rnd.choice([128 << 20, 30_000]))
     ents = [h.create("User", "u1"), h.create("User", "u2"), h.create("Admin", "a"), h.create("Folder", "f")]
     fields = {"User": ["Email", "Logins", "Name"], "Admin": ["Email", "Logins", "Name"], "Folder": ["Name"]}
     conns = [h.connect() for _ in range(3)]
