@@ -58,9 +58,9 @@ def random_script(rng: random.Random, calls: int) -> Script:
     for _ in range(calls):
         last = max(terms, default=base)
         kind = rng.choices(["append", "truncate", "vote", "commit", "local", "received"], [6, 1, 1, 2, 1, 1])[0]
-        if kind == "truncate" and last > base:
+        if kind == "truncate" and last > max(base, commit):
             term += 1
-            first = rng.randint(base + 1, last)
+            first = rng.randint(max(base, commit) + 1, last)  # committed entries never change
             ents = entries(term, first, rng.randint(1, 4), size=rng.randint(0, 30))
             terms = {i: t for i, t in terms.items() if i < first} | {e.index: term for e in ents}
             script.append((lambda st, e=ents: st.save(None, e, None, True), True))
@@ -78,7 +78,7 @@ def random_script(rng: random.Random, calls: int) -> Script:
             terms = {i: t for i, t in terms.items() if i > base}
             script.append((lambda st, sn=snap: st.save_snapshot(sn), True))
         elif kind == "received":
-            idx = max(base + 1, last + rng.randint(-3, 5))
+            idx = max(base, commit) + 1 + max(0, last - commit + rng.randint(-3, 5))  # past the commit
             t = terms.get(idx, term) if rng.random() < 0.5 else term + 1
             term = max(term, t)
             keep = terms.get(idx) == t  # the log holds the snapshot's last entry
