@@ -5,7 +5,7 @@ Layout of the data dir (see docs/storage.md for the reasons):
     LOCK                               flock'ed while a process uses the dir
     wal-<segno:016x>.log               the write-ahead log, in segments
     snap-<index:016x>-<term:016x>.snap the current snapshot (at most one after cleanup)
-    *.tmp                              being written; deleted at start-up
+    wal-*.tmp, snap-*.tmp              being written; deleted at start-up
 
 Every `save()` appends ONE frame (entries and hard state together) and
 fsyncs ONCE. A segment is either a *checkpoint* (it starts a new log: base

@@ -44,8 +44,8 @@ def recover_dir(fs: FileSystem, dir_path: str) -> Recovered | None:
     segs: list[tuple[int, str]] = []
     snaps: list[str] = []
     for name in os.listdir(dir_path):
-        if name.endswith(".tmp"):
-            fs.unlink(os.path.join(dir_path, name))  # an interrupted write
+        if name.endswith(".tmp") and (parse_wal_name(name[:-4]) is not None or parse_name(name[:-4])):
+            fs.unlink(os.path.join(dir_path, name))  # an interrupted write of ours
         elif (segno := parse_wal_name(name)) is not None:
             segs.append((segno, name))
         elif parse_name(name) is not None:
