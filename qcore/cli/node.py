@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"qcore: {exc}", file=sys.stderr)
         return 2
+    # The store keeps millions of small objects alive; the default GC
+    # thresholds would rescan them every few hundred allocations.
+    gc.set_threshold(100_000, 50, 100)
     try:
         import uvloop
 

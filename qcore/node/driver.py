@@ -93,6 +93,7 @@ class RaftDriver:
         self._local_cmds: dict[int, Any] = {}  # seq -> decoded command, so the proposer decodes once
         self._tick_count = 0
         self.persisted_index = 0
+        self._durable_term_vote = (0, 0)  # as last written to storage
         self._last_role = ""
         self._last_leader = -1
 
@@ -147,6 +148,10 @@ class RaftDriver:
     @property
     def tick_count(self) -> int:
         return self._tick_count
+
+    def note_durable_hard_state(self, hs: HardState) -> None:
+        """The hard state storage recovered (what is already on disk)."""
+        self._durable_term_vote = (hs.term, hs.vote)
 
     def status(self) -> Any:
         return self._raw.status()
@@ -301,8 +306,22 @@ class RaftDriver:
         self._drain()
         while self._raw.has_ready():
             rd = self._raw.ready()
+            # A leader may replicate entries while it writes them to its own
+            # disk (Raft thesis 10.2.1): it counts itself towards a commit
+            # only once its own write is done, and none of its messages
+            # promise anything about its disk — unless this Ready changes its
+            # term or vote, which must be durable before anyone hears of it.
+            early = (
+                self._raw.is_leader
+                and rd.snapshot is None
+                and (rd.hard_state is None or (rd.hard_state.term, rd.hard_state.vote) == self._durable_term_vote)
+            )
+            if early and rd.messages:
+                self._send(rd.messages)
             await self._persist(rd)
-            if rd.messages:
+            if rd.hard_state is not None:
+                self._durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
+            if not early and rd.messages:
                 self._send(rd.messages)
             self._apply(rd)
             self._raw.advance(rd)

@@ -104,6 +104,8 @@ class Node:
             opts, raw, storage, self.state_machine, self.transport.send, applied=snap_index, snapshot_index=snap_index
         )
         self.driver.persisted_index = rec.entries[-1].index if rec.entries else snap_index
+        if rec.hard_state is not None:
+            self.driver.note_durable_hard_state(rec.hard_state)
         log.info(
             "recovered term=%d vote=%d commit=%d snapshot=%d entries=%d",
             rec.hard_state.term if rec.hard_state else 0,
