@@ -31,6 +31,11 @@ Rules the runtime must keep:
 * Call `advance(rd)` before the next `ready()`. `has_ready()` is False while
   a Ready is outstanding. Inputs may be given between `ready()` and
   `advance()`; their outputs come in the next Ready.
+* Proposals and ReadIndex requests are batched: they are sent (one APP per
+  follower, one heartbeat round) when `has_ready()`/`ready()` is next
+  called, so give the core all the requests at hand before asking.
+* fsync when `rd.must_sync`: term/vote changed, entries or a snapshot to
+  persist, or the commit index passed a conf change (see docs/raft.md).
 * Entries in `rd.entries` count as persisted when `advance(rd)` is called;
   `committed_entries` only ever contains entries persisted by an earlier
   Ready, so applying them in step 5 never gets ahead of the disk. The leader
@@ -44,7 +49,8 @@ Rules the runtime must keep:
 * A leader removed from the configuration steps down when the change is
   applied: it sends a last heartbeat round carrying the commit index, asks
   the most up-to-date remaining voter to campaign (TIMEOUT_NOW), and becomes
-  a follower that never campaigns. The runtime may then shut it down.
+  a follower that never campaigns. The runtime may shut it down once a
+  remaining voter has applied the change (docs/raft.md says why not sooner).
 * Snapshots: `create_snapshot(index, data)` records the application's state
   at an applied index (the core fills in term and configuration); persist it,
   then `compact(index)` drops the in-memory log up to it. When a follower
