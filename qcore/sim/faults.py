@@ -4,7 +4,9 @@ Rates come from the run's options (so some seeds have none of a kind).
 Partitions are of five shapes: one node isolated, a majority/minority
 split, a one-way cut out of or into one node, and random one-way link cuts.
 Each lasts a random time and then heals. Crashed nodes come back after a
-random downtime with whatever their disk kept.
+random downtime with whatever their disk kept. Rarely, every node crashes
+at once (a power cut: SPEC 5 says the whole cluster may be restarted
+without losing an acknowledged write).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ class Faults:
             c.trace.add(now, "network heals")
         elif self.partition_until is None and self.rng.random() < self.opts.partition_rate:
             self._partition()
+        if self.rng.random() < self.opts.crash_all_rate:
+            downtime = self.rng.randint(1, 2 * self.opts.restart_ticks)
+            c.trace.add(now, "POWER CUT: every node crashes")
+            for node in c.running():
+                self.crashes += 1
+                c.crash(node, downtime + self.rng.randint(0, self.opts.raft_tick))
         if self.rng.random() < self.opts.crash_rate:
             running = c.running()
             if running:

@@ -95,7 +95,9 @@ class Network:
         opts = self.options
         at = now + self.rng.randint(opts.delay_min, opts.delay_max)
         link = (src, msg.to)
-        if duplicate or self.rng.random() < opts.reorder:
+        if opts.straggle and self.rng.random() < opts.straggle:
+            at += self.rng.randint(1, 20 * opts.delay_max)  # a straggler: overtaken by everything
+        elif duplicate or self.rng.random() < opts.reorder:
             pass  # free to overtake or be overtaken
         else:
             at = max(at, self._link_tail.get(link, 0))

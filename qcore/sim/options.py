@@ -37,6 +37,7 @@ class NetworkOptions:
     loss: float = 0.0  # probability a packet is dropped
     duplicate: float = 0.0  # probability a packet is delivered twice
     reorder: float = 0.0  # probability a packet may overtake earlier ones on its link
+    straggle: float = 0.0  # probability a packet is held up to 20x delay_max (arrives very stale)
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ class SimOptions:
     partition_rate: float  # per tick: chance a new partition starts
     partition_ticks: int  # mean partition duration
     crash_rate: float  # per tick: chance a running node crashes
+    crash_all_rate: float  # per tick: chance the whole cluster crashes at once (power cut)
     crash_in_ready: float  # per Ready: chance the node crashes while handling it
     restart_ticks: int  # mean downtime of a crashed node
     torn_unsynced: bool  # on crash, keep a random prefix of unsynced writes (else none)
@@ -96,6 +98,7 @@ def derive_options(seed: int, nodes: int | None = None, steps: int | None = None
         loss=_rate(rng, (0.0, 0.0, 0.01, 0.05, 0.2)),
         duplicate=_rate(rng, (0.0, 0.0, 0.01, 0.05)),
         reorder=_rate(rng, (0.0, 0.05, 0.2)),
+        straggle=_rate(rng, (0.0, 0.0, 0.001, 0.01)),
     )
     default_steps = 400 * raft_tick
     return SimOptions(
@@ -117,6 +120,7 @@ def derive_options(seed: int, nodes: int | None = None, steps: int | None = None
         partition_rate=_rate(rng, (0.0, 0.0005, 0.002, 0.01)) / raft_tick * 10,
         partition_ticks=rng.choice((5, 20, 60)) * raft_tick,
         crash_rate=_rate(rng, (0.0, 0.0002, 0.001, 0.004)) / raft_tick * 10,
+        crash_all_rate=_rate(rng, (0.0, 0.0, 0.0, 0.0002)) / raft_tick * 10,
         crash_in_ready=_rate(rng, (0.0, 0.0, 0.002, 0.01)),
         restart_ticks=rng.choice((1, 10, 50)) * raft_tick,
         torn_unsynced=rng.random() < 0.5,

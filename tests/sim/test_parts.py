@@ -47,6 +47,15 @@ def test_reordering_lets_packets_overtake() -> None:
     assert got != list(range(200))
 
 
+def test_stragglers_arrive_long_after_everything_else() -> None:
+    net = Network(random.Random(9), NetworkOptions(delay_min=1, delay_max=5, straggle=0.05))
+    for n in range(400):
+        net.send(msg(1, 2, n), now=0)
+    arrivals = drain(net, 200)
+    late = [m.index for t, m, _ in arrivals if t > 5]
+    assert 5 < len(late) < 50 and len(arrivals) == 400
+
+
 def test_loss_and_duplication_rates() -> None:
     net = Network(random.Random(3), NetworkOptions(delay_min=1, delay_max=3, loss=0.2, duplicate=0.1))
     for n in range(2000):
