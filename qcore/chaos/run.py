@@ -230,7 +230,10 @@ def _recovery(leader_kills: list[float], write_completions: list[float]) -> list
 async def run(cfg: RunConfig) -> RunReport:
     """Do one run; the report's ``exit_code`` says how it went."""
     report = RunReport(cfg)
-    rng = random.Random(cfg.seed)
+    # Separate streams: the workload draws at a timing-dependent rate, and must
+    # not shift the nemesis schedule, which a seed has to replay.
+    nemesis_rng = random.Random(f"nemesis-{cfg.seed}")
+    rng = random.Random(f"workload-{cfg.seed}")
     started = time.monotonic()
     tmp = Path(cfg.base_dir) if cfg.base_dir else Path(tempfile.mkdtemp(prefix=f"qcore-chaos-{cfg.seed}-"))
     logger.info("chaos run seed %d in %s; replay: %s", cfg.seed, tmp, cfg.replay())
@@ -250,7 +253,7 @@ async def run(cfg: RunConfig) -> RunReport:
         workload = Workload({n: cluster.nodes[n].addr for n in cluster.nodes}, keys, rng,
                             workers=cfg.workers, active_keys=cfg.active_keys, ops_per_key=cfg.ops_per_key,
                             timeout=cfg.op_timeout)
-        nemesis = Nemesis(cluster, rng, faults=cfg.faults)
+        nemesis = Nemesis(cluster, nemesis_rng, faults=cfg.faults)
         workload.start()
         await nemesis.run(cfg.duration)
         await nemesis.heal_all()
