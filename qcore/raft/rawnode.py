@@ -307,7 +307,7 @@ class RawNode:
         return self._raft.role == Role.LEADER
 
     @property
-    def conf_state(self) -> "ConfState":
+    def conf_state(self) -> ConfState:
         """The live configuration: read it, never mutate it."""
         return self._raft.trk.conf
 
@@ -335,7 +335,7 @@ class RawNode:
             snapshot_index=snap.meta.index if snap else 0,
             snapshot_term=snap.meta.term if snap else 0,
             first_index=log.first_index(),
-            conf_state=type(conf)(
+            conf_state=ConfState(
                 voters=conf.voters,
                 voters_outgoing=conf.voters_outgoing,
                 learners=conf.learners,
