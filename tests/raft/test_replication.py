@@ -259,3 +259,31 @@ def test_restart_keeps_persisted_log_and_vote() -> None:
     assert len(net.leaders()) == 1
     net.propose(net.leaders()[0], b"b")
     assert all(net.machines[n].data == [b"a", b"b"] for n in (1, 2, 3))
+
+
+def test_leader_sends_heartbeats_every_heartbeat_tick() -> None:
+    """5.2: the leader sends periodic heartbeats (empty AppendEntries) to keep its authority."""
+    net = Network([1, 2, 3], heartbeat_tick=2)
+    net.elect(1)
+    net.sent.clear()
+    net.tick(1)
+    net.process(1)
+    assert not [m for m in net.queue if m.type == MT.HEARTBEAT]
+    net.tick(1)
+    net.process(1)
+    hbs = [m for m in net.queue if m.type == MT.HEARTBEAT]
+    assert sorted(m.to for m in hbs) == [2, 3]
+    assert all(m.commit == net.status(1).commit and m.term == 2 for m in hbs)
+
+
+def test_heartbeat_never_commits_past_what_the_follower_has() -> None:
+    net = Network([1, 2, 3])
+    net.elect(1)
+    net.isolate(3)
+    net.propose(1, b"a")
+    net.heal()
+    net.drop_types.add(MT.APP)
+    net.tick(1)
+    net.process(1)
+    [hb] = [m for m in net.queue if m.type == MT.HEARTBEAT and m.to == 3]
+    assert hb.commit == 2 < net.status(1).commit
