@@ -367,6 +367,14 @@ class Raft:
                 pass
             elif m.type in (MT.APP, MT.HEARTBEAT, MT.SNAP):
                 self.become_follower(m.term, m.frm)
+            elif m.type == MT.VOTE and not self.log.is_up_to_date(m.index, m.log_term):
+                # Paper Figure 2: only granting a vote restarts the election
+                # timer. A candidate with a stale log that we will refuse must
+                # not keep us (maybe the only electable node) from campaigning
+                # (simulator seeds 30272, 73 --nodes 3, 100766: no pre-vote).
+                elapsed = self.election_elapsed
+                self.become_follower(m.term, NONE)
+                self.election_elapsed = elapsed
             else:
                 self.become_follower(m.term, NONE)
         elif m.term < self.term:
