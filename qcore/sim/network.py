@@ -105,9 +105,6 @@ class Network:
         self._seq += 1
         heapq.heappush(self._queue, (at, self._seq, Packet(at, self._seq, src, msg, fp, duplicate)))
 
-    def next_due(self) -> int | None:
-        return self._queue[0][0] if self._queue else None
-
     def pop_due(self, now: int) -> tuple[int, Message, bool] | None:
         """The next packet due at or before `now`: (sender, message,
         delivered). `delivered` is False when a partition cut the link

@@ -169,6 +169,8 @@ class Simulation:
             "partitions": self.faults.partitions,
             "conf_changes": c.workload.conf_changes,
             "leaders": len(c.checker.leaders),
+            "packets": c.network.sent,
+            "packets_dropped": c.network.dropped,
             "snapshots_installed": c.counters["snapshots_installed"],
             "crashes_in_ready": c.counters["crashes_in_ready"],
         }

@@ -13,6 +13,8 @@ REGRESSIONS = {
     295: "FINDINGS 2: same, simple demotion of the leader",
     1768: "FINDINGS 2: same, removed leader with the longest log",
     10427: "FINDINGS 2: same, the removed leader crashed and restarted past the change",
+    30272: "FINDINGS 3: without pre-vote, a slow node with the longest log never campaigned",
+    100766: "FINDINGS 3: same, 4 nodes",
 }
 
 
@@ -22,15 +24,7 @@ def test_regression_seed(seed: int) -> None:
     assert result.ok, f"{REGRESSIONS[seed]}\n{result.message}\n{result.trace}"
 
 
-# Open core bugs (FINDINGS.md): these seeds fail on the core they were found
-# on. Not strict: an unrelated core change may steer a seed away from the bug.
-KNOWN_BUGS = {
-    30272: "FINDINGS 3: without pre-vote, a slow node with the longest log never campaigns",
-}
-
-
-@pytest.mark.parametrize("seed", sorted(KNOWN_BUGS))
-@pytest.mark.xfail(strict=False, reason="open core bug, see qcore/sim/FINDINGS.md")
-def test_known_bug_seed(seed: int) -> None:
-    result = run_seed(seed)
-    assert result.ok, f"{KNOWN_BUGS[seed]}\n{result.message}"
+def test_regression_seed_73_three_nodes() -> None:
+    """FINDINGS 3 as the CI first met it (test_seeds, 3-node group)."""
+    result = run_seed(73, nodes=3)
+    assert result.ok, f"{result.message}\n{result.trace}"
