@@ -4,7 +4,8 @@ Each observation is checked against global history the moment it is made,
 so a violation is reported at the step that caused it. The properties are
 those of the Raft paper's Figure 3 plus what a database client relies on:
 
-- election safety: at most one leader per term;
+- election safety: at most one leader per term; one vote per node and term,
+  and terms never go back, also across crashes;
 - log matching: two logs with an entry of the same index and term hold the
   same entry and the same prefix (checked via prefix hash chains);
 - leader completeness: a new leader's log holds every entry committed so far;
@@ -58,6 +59,8 @@ class Checker:
     reads: dict[bytes, PendingRead] = field(default_factory=dict)
     reads_checked: int = 0
     watched_served: int = 0
+    votes: dict[tuple[int, int], int] = field(default_factory=dict)  # (node, term) -> vote
+    terms: dict[int, int] = field(default_factory=dict)  # node -> highest term it persisted
 
     # -- elections -----------------------------------------------------------
 
@@ -82,6 +85,20 @@ class Checker:
                 "leader completeness",
                 f"leader {node} of term {term} holds a different entry/prefix at committed index {c}",
             )
+
+    def on_hard_state(self, node: int, term: int, vote: int) -> None:
+        """`node` persisted (or recovered) this term and vote. A term never
+        goes back, even across a crash, and a node votes once per term:
+        the classic symptoms of a vote or term that was not made durable."""
+        if term < self.terms.get(node, 0):
+            raise SafetyViolation(
+                "durability", f"node {node} is at term {term} after having persisted term {self.terms[node]}"
+            )
+        self.terms[node] = term
+        if vote:
+            first = self.votes.setdefault((node, term), vote)
+            if first != vote:
+                raise SafetyViolation("election safety", f"node {node} voted for {first} and {vote} in term {term}")
 
     # -- logs ----------------------------------------------------------------
 

@@ -103,6 +103,7 @@ class SimNode:
         self.last_snapshot = self.sm.applied
         ck = self.cluster.checker
         ck.log_write(self.id, self.log, rec.entries)
+        ck.on_hard_state(self.id, rec.hard_state.term, rec.hard_state.vote)
         self.term = rec.hard_state.term
         self.commit = rec.hard_state.commit
         ck.on_commit(self.id, self.commit, self.log)
@@ -169,8 +170,10 @@ class SimNode:
             c.counters["snapshots_installed"] += 1
         ck.log_write(self.id, self.log, rd.entries)
         if rd.hard_state is not None:
-            self.term = rd.hard_state.term
-            self.commit = rd.hard_state.commit
+            hs = rd.hard_state
+            ck.on_hard_state(self.id, hs.term, hs.vote)
+            self.term = hs.term
+            self.commit = hs.commit
             ck.on_commit(self.id, self.commit, self.log)
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state)

@@ -157,3 +157,19 @@ def test_committed_prefix_on_no_surviving_disk() -> None:
     ck.check_durable({1: short, 2: holder}, "a crash")
     with pytest.raises(SafetyViolation, match="no disk holds committed index 3"):
         ck.check_durable({1: short, 2: other}, "a crash")
+
+
+def test_a_node_votes_twice_in_one_term() -> None:
+    ck = Checker()
+    ck.on_hard_state(1, 3, 0)
+    ck.on_hard_state(1, 3, 2)
+    ck.on_hard_state(1, 3, 2)  # the same vote again (e.g. after a restart) is fine
+    with pytest.raises(SafetyViolation, match="voted for 2 and 3 in term 3"):
+        ck.on_hard_state(1, 3, 3)
+
+
+def test_term_goes_back_after_a_crash() -> None:
+    ck = Checker()
+    ck.on_hard_state(1, 5, 1)
+    with pytest.raises(SafetyViolation, match="durability"):
+        ck.on_hard_state(1, 4, 0)
