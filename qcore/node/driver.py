@@ -459,12 +459,21 @@ class RaftDriver:
         snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
         if rd.hard_state is None and not rd.entries and snap is None:
             return
-        if rd.must_sync or snap is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                self._io, self._storage.save, rd.hard_state, rd.entries, snap, True
-            )
-        else:
-            self._storage.save(rd.hard_state, rd.entries, snap, False)
+        try:
+            if rd.must_sync or snap is not None:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._io, self._storage.save, rd.hard_state, rd.entries, snap, True
+                )
+            else:
+                self._storage.save(rd.hard_state, rd.entries, snap, False)
+        except Exception:
+            # After a failed write or fsync nothing is known about what is on
+            # disk (the kernel may have dropped the dirty pages), and Raft's
+            # promises rest on it: stop at once, as etcd does, rather than
+            # acknowledge anything more. A restart recovers from what is there.
+            log.critical("persisting Raft state failed; stopping the node", exc_info=True)
+            logging.shutdown()
+            os._exit(70)
         if rd.entries:
             self.persisted_index = rd.entries[-1].index
         elif snap is not None:
