@@ -5,11 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from qcore.chaos.nemesis import FAULTS
-from qcore.chaos.run import RunConfig, run
+from qcore.chaos.run import RunConfig, RunReport, run
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: print every asyncio task's stack (what is a long run waiting for?)."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+
+
+async def _run_with_dump(cfg: RunConfig) -> RunReport:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    return await run(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                         ops_per_key=a.ops_per_key, base_dir=a.dir / f"seed-{seed}" if a.dir else None,
                         keep=a.keep, node_args=a.node_arg)
         print(f"=== seed {seed}: {cfg.replay()}", flush=True)
-        report = asyncio.run(run(cfg))
+        report = asyncio.run(_run_with_dump(cfg))
         print(report.render(), flush=True)
         if report.log_tails:
             print(report.log_tails, flush=True)

@@ -257,6 +257,22 @@ class Cluster:
             await asyncio.sleep(0.2)
         raise RuntimeError(f"{msg} {fields} failed: {last!r}")
 
+    async def refresh_membership(self) -> None:
+        """Take voters and learners from the leader's metrics (after faults, the
+        harness's own bookkeeping may be behind a membership change that failed
+        half-way)."""
+        leader = await self.find_leader()
+        if leader is None:
+            return
+        m = (await self.metrics(leader)).get("membership_config") or {}
+        membership = m.get("membership") or {}
+        configs = membership.get("configs") or []
+        voters = {int(v) for c in configs for v in c}
+        learners = {int(v) for v in membership.get("learners") or []}
+        if voters:
+            self.voters = voters
+            self.members = voters | learners
+
     async def find_leader(self) -> int | None:
         """The leader of the highest term that some live, unpaused node reports."""
         best: tuple[int, int] | None = None

@@ -61,6 +61,8 @@ class RunConfig:
     keep: bool = False
     max_configs: int = 500_000
     node_args: list[str] = field(default_factory=list)
+    quiet: tuple[float, float] = (2.0, 5.0)  # seconds between faults
+    hold: tuple[float, float] = (2.0, 6.0)  # seconds a fault lasts
     program: list[str] | None = None  # the node command before its arguments; default python -m qcore
 
     def replay(self) -> str:
@@ -180,21 +182,34 @@ async def _converge(cluster: Cluster, timeout: float = 30.0) -> str | None:
 
 
 async def _final_reads(cluster: Cluster, workload: Workload, keys: list[int], report: RunReport) -> None:
-    """Read every used key through every member; record the reads; compare values."""
-    clients = {n: WireClient(cluster.nodes[n].addr, name=f"final{n}") for n in sorted(cluster.members)}
-    try:
-        for key in keys:
-            seen: dict[int, int | None] = {}
-            for n, c in clients.items():
-                reply = await workload.run_op(f"final{n}", c, key, "read", None, timeout=10.0)
-                seen[n] = read_value(reply.body) if reply.outcome == "ok" else None
-                if reply.outcome != "ok":
+    """Read every used key through every member (nodes in parallel); record the
+    reads in the history; compare the values across nodes."""
+    values: dict[int, dict[int, int | None]] = {k: {} for k in keys}
+
+    async def through(n: int) -> None:
+        client = WireClient(cluster.nodes[n].addr, name=f"final{n}")
+        failures = 0
+        try:
+            for key in keys:
+                for _attempt in range(3):
+                    reply = await workload.run_op(f"final{n}", client, key, "read", None, timeout=10.0)
+                    if reply.outcome == "ok":
+                        values[key][n] = read_value(reply.body)
+                        failures = 0
+                        break
+                else:
+                    failures += 1
                     report.problems.append(f"final read of key {key} on node {n} failed: {reply.error}")
-            if len({v for v in seen.values() if v is not None}) > 1:
-                report.divergent.append(f"{key}: {seen}")
-    finally:
-        for c in clients.values():
-            await c.close()
+                    if failures >= 3:
+                        report.problems.append(f"node {n} stopped answering reads: its final reads are skipped")
+                        return
+        finally:
+            await client.close()
+
+    await asyncio.gather(*(through(n) for n in sorted(cluster.members)))
+    for key, seen in values.items():
+        if len({v for v in seen.values() if v is not None}) > 1:
+            report.divergent.append(f"{key}: {seen}")
 
 
 def _check(workload: Workload, report: RunReport, max_configs: int) -> None:
@@ -253,21 +268,28 @@ async def run(cfg: RunConfig) -> RunReport:
         workload = Workload({n: cluster.nodes[n].addr for n in cluster.nodes}, keys, rng,
                             workers=cfg.workers, active_keys=cfg.active_keys, ops_per_key=cfg.ops_per_key,
                             timeout=cfg.op_timeout)
-        nemesis = Nemesis(cluster, nemesis_rng, faults=cfg.faults)
+        nemesis = Nemesis(cluster, nemesis_rng, faults=cfg.faults, quiet=cfg.quiet, hold=cfg.hold)
         workload.start()
+        logger.info("safety phase: workload and nemesis for %.0fs", cfg.duration)
         await nemesis.run(cfg.duration)
+        logger.info("healing every fault")
         await nemesis.heal_all()
         await workload.stop()
+        logger.info("liveness phase: %d ops recorded", workload.stats.ok + workload.stats.fail + workload.stats.unknown)
         # Liveness: healed, the cluster must take a write again.
         took = await _liveness(cluster, workload, live_key, cfg.liveness_timeout)
         if took is None:
             report.exit_code = EXIT_LIVENESS
             report.problems.append(f"no write succeeded within {cfg.liveness_timeout:.0f}s after healing")
         else:
+            await cluster.refresh_membership()
             problem = await _converge(cluster)
             if problem:
                 report.problems.append(problem)
+            logger.info("final reads of %d keys through members %s", len(workload.rotation.used) + 1,
+                        sorted(cluster.members))
             await _final_reads(cluster, workload, workload.rotation.used + [live_key], report)
+        logger.info("checking linearizability")
         _check(workload, report, cfg.max_configs)
         report.faults = nemesis.summary()
         report.fault_errors = [f"{e.kind} {e.detail}: {e.error}" for e in nemesis.events if e.error]

@@ -109,13 +109,24 @@ class WireClient:
         rid = f"{self.name}-{next(self._ids)}"
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            await ws.send(orjson.dumps({msg_type: {"id": rid, **fields}}).decode())
+            # A node that stops reading (paused, or pushing back) must not hang
+            # the sender: the send is under the same deadline as the reply.
+            await asyncio.wait_for(ws.send(orjson.dumps({msg_type: {"id": rid, **fields}}).decode()), timeout)
         except websockets.ConnectionClosed as e:
             self._waiters.pop(rid, None)
             raise _NotSent(repr(e)) from e
+        except (asyncio.TimeoutError, TimeoutError):
+            self._waiters.pop(rid, None)
+            # Part of the frame may have left: the stream is unusable.
+            if self._ws is ws:
+                self._ws = None
+            ws.transport.abort()
+            raise
         try:
-            return await asyncio.wait_for(fut, timeout)
+            return await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
         finally:
             self._waiters.pop(rid, None)
 

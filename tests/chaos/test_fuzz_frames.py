@@ -226,9 +226,8 @@ def hostile_frame(draw: st.DrawFn) -> tuple[str, str | bytes]:
 
 @pytest.fixture(scope="module")
 def conn(node: LiveNode) -> Iterator[list[ClientConnection]]:
-    holder = [connect(f"ws://{node.addr}", max_size=None)]
-    yield holder
-    holder[0].close()
+    with connect(f"ws://{node.addr}", max_size=None) as ws:
+        yield [ws]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

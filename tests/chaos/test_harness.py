@@ -13,7 +13,8 @@ FAKE = [sys.executable, str(Path(__file__).with_name("fake_node.py"))]
 
 def cfg(tmp_path: Path, faults: tuple[str, ...], *flags: str, seed: int = 1) -> RunConfig:
     return RunConfig(nodes=1, spares=0, duration=4.0, seed=seed, workers=4, faults=faults, registers=20,
-                     ops_per_key=40, base_dir=tmp_path, program=FAKE + list(flags), op_timeout=2.0)
+                     ops_per_key=40, base_dir=tmp_path, program=FAKE + list(flags), op_timeout=2.0,
+                     quiet=(0.5, 1.0), hold=(1.0, 2.0))
 
 
 async def test_a_durable_correct_server_passes_kills(tmp_path: Path) -> None:
