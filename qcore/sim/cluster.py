@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from qcore.raft.types import Message, MessageType
+from qcore.raft.types import ConfState, Message, MessageType
 from qcore.sim.checkers import Checker
 from qcore.sim.disk import SimDisk
 from qcore.sim.network import Network
 from qcore.sim.node import SimNode, address, members
 from qcore.sim.options import SimOptions, derive_rng
 from qcore.sim.trace import Trace
-from qcore.raft.types import ConfState
 
 
 class MessageToSelf(Exception):

@@ -138,7 +138,8 @@ class SimNode:
             while self.raw is not None and self.raw.has_ready():
                 self._handle_ready()
         except CrashNow:
-            self.crash()
+            c = self.cluster
+            c.crash(self, c.fault_rng.randint(1, 2 * self.opts.restart_ticks))
 
     def _crash_point(self, point: int) -> None:
         rate = self.cluster.crash_in_ready
