@@ -63,10 +63,6 @@ class SimNode:
     last_snapshot: int = 0
     no_crash_once: bool = False
 
-    @property
-    def up(self) -> bool:
-        return self.raw is not None
-
     def config(self) -> Config:
         o = self.opts
         return Config(
@@ -100,6 +96,7 @@ class SimNode:
         else:
             self.sm = Register()
             self.log = LogView()
+            self.conf = None  # until the configuration entries are applied again
         self.last_snapshot = self.sm.applied
         ck = self.cluster.checker
         ck.log_write(self.id, self.log, rec.entries)
