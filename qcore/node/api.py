@@ -40,6 +40,7 @@ class ConnContext:
     forwarded: bool = False  # a /forward connection from a follower: never forward again
     inflight: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # per-connection scratch (snapshot assembly)
+    outbox: list[bytes] = field(default_factory=list)  # replies waiting for this loop iteration's flush
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from qcore.node.errors import OutcomeUnknown, RequestFailed
+from qcore.node.frames_out import write_frames
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,26 @@ class _Link:
         self.addr = addr
         self.ws = ws
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.outbox: list[tuple[int, bytes]] = []
         self.reader = asyncio.create_task(self._read())
+
+    def send(self, fid: int, frame: bytes) -> None:
+        """Queue a frame; every frame queued in one loop iteration goes out
+        in one write (many clients of this follower share the link)."""
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.outbox.append((fid, frame))
+
+    def _flush(self) -> None:
+        queued, self.outbox = self.outbox, []
+        if write_frames(self.ws, [frame for _, frame in queued]):
+            return
+        # Nothing was written: these requests never reached the leader.
+        err = RequestFailed(f"cannot send to the leader at {self.addr}: connection closed")
+        for fid, _ in queued:
+            fut = self.pending.pop(fid, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(err)
 
     async def _read(self) -> None:
         try:
@@ -95,11 +115,7 @@ class Forwarder:
         fid = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         link.pending[fid] = fut
-        try:
-            await link.ws.send(orjson.dumps({tag: {**body, "id": fid}}), text=True)
-        except (OSError, WebSocketException) as exc:
-            link.pending.pop(fid, None)
-            raise RequestFailed(f"cannot send to the leader at {addr}: {exc}") from None
+        link.send(fid, orjson.dumps({tag: {**body, "id": fid}}))
         try:
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:

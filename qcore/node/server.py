@@ -26,7 +26,7 @@ from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.driver import RaftDriver
 from qcore.node.errors import NodeError
 from qcore.node.forwarder import Forwarder
-from qcore.node.frames_out import must_drain, write_frames
+from qcore.node.frames_out import write_frames
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
@@ -193,7 +193,7 @@ class Node:
             self.transport.learn(*identity)
         forwarded = path.startswith("/forward")
         if len(self._connections) >= self.opts.max_connections:
-            await self._send(ws, m.Error(m.new_id(), "too many connections; try again later"))
+            write_frames(ws, (m.encode_message(m.Error(m.new_id(), "too many connections; try again later")),))
             await ws.close(1013, "too many connections")
             return
         self._connections.add(ws)
@@ -211,14 +211,14 @@ class Node:
     def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
         ws = conn.ws
         if isinstance(frame, bytes):
-            self._reply_soon(ws, m.Error(m.new_id(), "binary frames are not accepted: send one JSON object per text frame"))
+            self._reply(conn, m.Error(m.new_id(), "binary frames are not accepted: send one JSON object per text frame"))
             return
         if len(frame) > self.opts.max_frame_bytes:
             match = _LEADING_ID.match(frame, 0, 512)
             rid: Any = m.new_id()
             if match:
                 rid = match.group(2) if match.group(2) is not None else int(match.group(3))
-            self._reply_soon(ws, m.Error(rid, (
+            self._reply(conn, m.Error(rid, (
                 f"frame too large: {len(frame)} bytes exceeds the limit of {self.opts.max_frame_bytes}"
                 " (--max-frame-bytes)"
             )))
@@ -227,7 +227,7 @@ class Node:
             msg = m.decode_message(frame)
         except m.ProtocolError as exc:
             rid = exc.request_id if exc.request_id is not None else m.new_id()
-            self._reply_soon(ws, m.Error(rid, exc.message))
+            self._reply(conn, m.Error(rid, exc.message))
             return
         tag = msg.TAG
         if tag in _RAFT_TAGS:
@@ -235,17 +235,17 @@ class Node:
             try:
                 reply = self.transport.on_frame(tag, body, conn.state)
             except (RaftCodecError, ValueError, TypeError, KeyError) as exc:
-                self._reply_soon(ws, m.Error(msg.id, f"{tag}: {exc}"))
+                self._reply(conn, m.Error(msg.id, f"{tag}: {exc}"))
                 return
             if reply is not None:
-                self._reply_soon(ws, m.RaftSnapshotResponse(msg.id, reply))
+                self._reply(conn, m.RaftSnapshotResponse(msg.id, reply))
             return
         handler = self.api.handler_for(tag)
         if handler is None:
-            self._reply_soon(ws, m.Error(getattr(msg, "id", m.new_id()), f"{tag} is not a request a node accepts"))
+            self._reply(conn, m.Error(getattr(msg, "id", m.new_id()), f"{tag} is not a request a node accepts"))
             return
         if conn.inflight >= self.opts.max_inflight_per_conn:
-            self._reply_soon(ws, m.Error(msg.id, f"too many requests in flight on this connection (limit {self.opts.max_inflight_per_conn})"))
+            self._reply(conn, m.Error(msg.id, f"too many requests in flight on this connection (limit {self.opts.max_inflight_per_conn})"))
             return
         conn.inflight += 1
         task = asyncio.create_task(self._serve_request(conn, handler, msg))
@@ -265,18 +265,20 @@ class Node:
             reply = m.Error(msg.id, f"internal error: {exc}")
         finally:
             conn.inflight -= 1
-        await self._send(conn.ws, reply)
+        self._reply(conn, reply)
 
-    def _reply_soon(self, ws: ServerConnection, reply: Any) -> None:
-        task = asyncio.create_task(self._send(ws, reply))
-        self._request_tasks.add(task)
-        task.add_done_callback(self._request_tasks.discard)
-
-    async def _send(self, ws: ServerConnection, reply: Any) -> None:
+    def _reply(self, conn: ConnContext, reply: Any) -> None:
+        """Queue a reply; all replies a connection gets in one loop iteration
+        (say, every write of a group-committed entry) leave in one syscall."""
         data = orjson.dumps(reply.frame) if isinstance(reply, RawReply) else m.encode_message(reply)
-        # A closed connection: the client went away; its request was still carried out.
-        if write_frames(ws, (data,)) and must_drain(ws):
-            try:
-                await ws.drain()
-            except ConnectionClosed:
-                pass
+        if not conn.outbox:
+            asyncio.get_running_loop().call_soon(self._flush, conn)
+        conn.outbox.append(data)
+
+    @staticmethod
+    def _flush(conn: ConnContext) -> None:
+        frames, conn.outbox = conn.outbox, []
+        # On a closed connection this writes nothing: the client went away,
+        # and its requests were still carried out. The in-flight limit bounds
+        # what a client that does not read can make us buffer.
+        write_frames(conn.ws, frames)
