@@ -36,11 +36,13 @@ write's result carries no information and is not checked).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Op:
     invoke: float
     complete: float
     outcome: Outcome
+    note: str | None = field(default=None, compare=False)  # e.g. the error text of a fail/unknown
 
     def describe(self) -> str:
         """A one-line human form, e.g. ``#12 p3 set(7) [1.234, 1.240] ok``."""
@@ -86,7 +89,19 @@ class Op:
         else:
             body = f"{self.kind}({self.value})"
         end = "inf" if math.isinf(self.complete) else f"{self.complete:.6f}"
-        return f"#{self.id} p{self.process} {body} [{self.invoke:.6f}, {end}] {self.outcome}"
+        note = f" ({self.note})" if self.note else ""
+        return f"#{self.id} p{self.process} {body} [{self.invoke:.6f}, {end}] {self.outcome}{note}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "process": self.process, "kind": self.kind, "value": self.value,
+                "invoke": self.invoke, "complete": None if math.isinf(self.complete) else self.complete,
+                "outcome": self.outcome, "note": self.note}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Op:
+        complete = math.inf if d["complete"] is None else float(d["complete"])
+        return Op(int(d["id"]), d["process"], d["kind"], d["value"], float(d["invoke"]), complete,
+                  d["outcome"], d.get("note"))
 
 
 def step(state: int, op: Op) -> tuple[bool, int]:
@@ -446,12 +461,13 @@ class History:
         self._pending[op_id] = _Pending(process, key, kind, arg, t)
         return op_id
 
-    def complete(self, op_id: int, t: float, outcome: Outcome, result: int | None = None) -> Op:
+    def complete(self, op_id: int, t: float, outcome: Outcome, result: int | None = None,
+                 note: str | None = None) -> Op:
         """Finish an operation. For reads ``result`` is the value read."""
         p = self._pending.pop(op_id)
         value = result if p.kind == "read" else p.arg
         end = math.inf if outcome == "unknown" else t
-        op = Op(op_id, p.process, p.kind, value, p.invoke, end, outcome)
+        op = Op(op_id, p.process, p.kind, value, p.invoke, end, outcome, note)
         self._done.setdefault(p.key, []).append(op)
         return op
 
@@ -467,6 +483,23 @@ class History:
 
     def all_ops(self) -> list[Op]:
         return [op for ops in self.ops_by_key().values() for op in ops]
+
+    def dump(self, path: str | os.PathLike[str]) -> None:
+        """One JSON object per line: the key and the op (for offline checking)."""
+        with open(path, "w") as f:
+            for key, ops in sorted(self.ops_by_key().items()):
+                for op in ops:
+                    f.write(json.dumps({"key": key, **op.to_json()}) + "\n")
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> dict[str, list[Op]]:
+        """Read a :meth:`dump` back, per key."""
+        out: dict[str, list[Op]] = {}
+        with open(path) as f:
+            for line in f:
+                d = json.loads(line)
+                out.setdefault(d.pop("key"), []).append(Op.from_json(d))
+        return out
 
 
 def check_history(

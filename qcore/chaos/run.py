@@ -289,7 +289,8 @@ async def run(cfg: RunConfig) -> RunReport:
             logger.info("final reads of %d keys through members %s", len(workload.rotation.used) + 1,
                         sorted(cluster.members))
             await _final_reads(cluster, workload, workload.rotation.used + [live_key], report)
-        logger.info("checking linearizability")
+        workload.history.dump(tmp / "history.jsonl")
+        logger.info("checking linearizability (history in %s)", tmp / "history.jsonl")
         _check(workload, report, cfg.max_configs)
         report.faults = nemesis.summary()
         report.fault_errors = [f"{e.kind} {e.detail}: {e.error}" for e in nemesis.events if e.error]

@@ -146,7 +146,8 @@ class WireClient:
             text = resp.get("error")
             if text is None:
                 return Reply("ok", body=resp)
-        definite = classify(text) is not None
+        verdict = classify(text)
+        definite = verdict is not None and verdict.definite
         return Reply("fail" if definite or not writes else "unknown", error=text)
 
     async def management(self, msg_type: str, fields: dict[str, Any], timeout: float) -> Any:

@@ -131,7 +131,7 @@ class Workload:
                 reply = Reply("fail", error=f"malformed read reply: {e!r}")
                 logger.error("p%s: %s", p, reply.error)
         now = time.monotonic()
-        self.history.complete(op_id, now, reply.outcome, result)
+        self.history.complete(op_id, now, reply.outcome, result, note=reply.error)
         self.stats.note(reply)
         if reply.outcome == "ok" and kind != "read":
             self.write_completions.append(now)

@@ -214,3 +214,15 @@ def test_budget_is_enforced() -> None:
     except SearchBudgetExceeded:
         return
     raise AssertionError("budget not enforced")
+
+
+def test_history_dump_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    h = History()
+    a = h.invoke(1, "k", "set", 5, 0.0)
+    h.complete(a, 1.0, "ok")
+    b = h.invoke(2, "k", "add", 2, 0.5)
+    h.complete(b, 2.0, "unknown", note="timed out")
+    h.invoke(3, "k", "read", None, 3.0)  # never completed
+    h.dump(tmp_path / "h.jsonl")
+    assert History.load(tmp_path / "h.jsonl") == h.ops_by_key()
+    assert History.load(tmp_path / "h.jsonl")["k"][1].note == "timed out"
