@@ -437,10 +437,11 @@ class RaftDriver:
 
     def _retry_stale_reads(self) -> None:
         """A ReadIndex request can be dropped (no leader, lost message): ask
-        again after a heartbeat-ish interval. Reads are idempotent."""
+        again after an election timeout (a round normally takes one round trip;
+        asking sooner would only add load to a busy leader). Reads are idempotent."""
         if not self._reads_inflight:
             return
-        limit = self._tick_count - max(4, self._opts.heartbeat_ticks * 4)
+        limit = self._tick_count - self._opts.election_ticks
         stale = [ctx for ctx, (issued, _) in self._reads_inflight.items() if issued <= limit]
         for ctx in stale:
             _, futs = self._reads_inflight.pop(ctx)
