@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from qcore.chaos.linearizability import History, check_ops, explain_robust
 from qcore.chaos.nemesis import FAULTS
 from qcore.chaos.run import RunConfig, RunReport, run
 
@@ -23,6 +24,18 @@ def _dump_tasks() -> None:
 async def _run_with_dump(cfg: RunConfig) -> RunReport:
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
     return await run(cfg)
+
+
+def _check_file(path: Path) -> int:
+    """Re-check a recorded history offline: 0 linearizable, 1 not."""
+    bad = 0
+    for key, ops in sorted(History.load(path).items(), key=lambda kv: kv[0]):
+        if not check_ops(ops):
+            bad += 1
+            why = explain_robust(ops)
+            print(f"key {key}: " + (why.render() if why else "not linearizable"))
+    print(f"{path}: {'linearizable' if not bad else f'{bad} keys NOT linearizable'}")
+    return 1 if bad else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temp dir even when the run passes")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--node-arg", action="append", default=[], help="extra argument for every node (repeatable)")
+    p.add_argument("--check", type=Path, default=None, metavar="HISTORY.jsonl",
+                   help="only re-check a recorded history (a run's history.jsonl) and exit")
     a = p.parse_args(argv)
+    if a.check is not None:
+        return _check_file(a.check)
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     faults = tuple(f for f in a.faults.split(",") if f)
     unknown = set(faults) - set(FAULTS)

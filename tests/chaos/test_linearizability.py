@@ -226,3 +226,19 @@ def test_history_dump_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-
     h.dump(tmp_path / "h.jsonl")
     assert History.load(tmp_path / "h.jsonl") == h.ops_by_key()
     assert History.load(tmp_path / "h.jsonl")["k"][1].note == "timed out"
+
+
+def test_offline_check_of_a_recorded_history(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from qcore.chaos.__main__ import main
+
+    h = History()
+    for t, (kind, arg, result) in enumerate([("set", 1, None), ("set", 2, None), ("read", None, 1)]):
+        op_id = h.invoke(1, "7", kind, arg, float(2 * t))  # type: ignore[arg-type]
+        h.complete(op_id, float(2 * t + 1), "ok", result)
+    h.dump(tmp_path / "bad.jsonl")
+    assert main(["--check", str(tmp_path / "bad.jsonl")]) == 1
+    assert "<== culprit" in capsys.readouterr().out
+    ok = History()
+    ok.complete(ok.invoke(1, "7", "set", 3, 0.0), 1.0, "ok")
+    ok.dump(tmp_path / "ok.jsonl")
+    assert main(["--check", str(tmp_path / "ok.jsonl")]) == 0
