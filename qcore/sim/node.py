@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from qcore.raft.config import Config
 from qcore.raft.rawnode import RawNode, SoftState
 from qcore.raft.types import ConfChange, ConfState, EntryType, Message, ReadState
+from qcore.sim.checkers import SafetyViolation
 from qcore.sim.disk import SimDisk
 from qcore.sim.logview import LogView
 from qcore.sim.options import SimOptions, derive_rng
@@ -25,6 +26,9 @@ from qcore.sim.statemachine import Register
 
 if TYPE_CHECKING:
     from qcore.sim.cluster import Cluster
+
+
+MAX_READY_ROUNDS = 1000  # a core that never runs out of Readys would hang the run
 
 
 class CrashNow(Exception):
@@ -132,7 +136,13 @@ class SimNode:
     def process(self) -> None:
         """Handle every pending Ready; may crash the node part-way."""
         try:
+            rounds = 0
             while self.raw is not None and self.raw.has_ready():
+                rounds += 1
+                if rounds > MAX_READY_ROUNDS:
+                    raise SafetyViolation(
+                        "ready contract", f"node {self.id} still has a Ready after {MAX_READY_ROUNDS} in a row"
+                    )
                 self._handle_ready()
         except CrashNow:
             c = self.cluster
