@@ -76,6 +76,7 @@ class NodeProcess:
     paused: bool = False
     expected_exit: bool = True  # False while running: an exit is then a crash
     crashes: list[str] = field(default_factory=list)
+    _watchers: set[asyncio.Task[None]] = field(default_factory=set)  # the loop keeps only weak references
 
     @property
     def addr(self) -> str:
@@ -102,7 +103,9 @@ class NodeProcess:
             )
         self.paused = False
         self.expected_exit = False
-        asyncio.get_running_loop().create_task(self._watch(self.proc))
+        watcher = asyncio.get_running_loop().create_task(self._watch(self.proc))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
