@@ -262,6 +262,9 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
     print()
     print("qcore / peer (ops x > 1: qcore faster; p50 x, p99 x < 1: qcore quicker):")
     print(report.ratio_table(rows))
+    print()
+    print("Targets (issue 8):")
+    print(report.targets(results))
     loads = [r.extra["loadavg_1m"] for r in results if "loadavg_1m" in r.extra]
     if loads:
         notes.append(
@@ -287,7 +290,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
     report.write_json(args.out / "results.json", document)
     (args.out / "table.txt").write_text(
         f"machine: {one_line(machine)}\n\nceiling:\n{report.table(ceiling)}\n\n{report.table(results)}\n\n"
-        f"qcore / peer:\n{report.ratio_table(rows)}\n" + "".join(f"note: {n}\n" for n in notes)
+        f"qcore / peer:\n{report.ratio_table(rows)}\n\ntargets (issue 8):\n{report.targets(results)}\n"
+        + "".join(f"note: {n}\n" for n in notes)
     )
     charts = report.charts(results + ceiling, args.out)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'table.txt'}" + "".join(f", {c}" for c in charts))

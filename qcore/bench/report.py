@@ -191,3 +191,43 @@ def scale_chart(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _cell(results: list[RunResult], system: str, nodes: int, workload: str, conc: int) -> RunResult | None:
+    for r in results:
+        if (r.system, r.nodes, r.workload, r.concurrency) == (system, nodes, workload, conc) and not r.failed:
+            return r
+    return None
+
+
+#: Issue 8's targets for one run: (label, qcore cell, peer cell, figure, wanted ratio, "min" or "max").
+TARGETS = (
+    ("3 nodes, 64 clients, durable writes >= 1.5x etcd", (3, "write", 64), "etcd", "ops_per_s", 1.5, "min"),
+    ("3 nodes, 64 clients, writes >= 1.0x PySyncObj's non-durable peak", (3, "write", 64), "pysyncobj*", "ops_per_s", 1.0, "min"),
+    ("3 nodes, 64 clients, linearizable reads >= 1.5x etcd", (3, "read", 64), "etcd", "ops_per_s", 1.5, "min"),
+    ("3 nodes, 1 client, write p50 <= etcd's", (3, "write", 1), "etcd", "p50_ms", 1.0, "max"),
+    ("1 node, 64 clients, durable writes >= 1.5x etcd", (1, "write", 64), "etcd", "ops_per_s", 1.5, "min"),
+    ("3 nodes, 64 clients, write p99 <= etcd's", (3, "write", 64), "etcd", "p99_ms", 1.0, "max"),
+)
+
+
+def targets(results: list[RunResult]) -> str:
+    """The issue's targets that this run measured, each with qcore/peer and met or not."""
+    lines = []
+    for label, (nodes, wl, conc), peer, figure, wanted, kind in TARGETS:
+        q = _cell(results, "qcore", nodes, wl, conc)
+        if peer.endswith("*"):  # the peer's peak over every concurrency measured
+            peer = peer[:-1]
+            cells = [r for r in results if (r.system, r.nodes, r.workload) == (peer, nodes, wl) and not r.failed]
+            p = max(cells, key=lambda r: r.figures[figure], default=None)
+        else:
+            p = _cell(results, peer, nodes, wl, conc)
+        if q is None or p is None or p.figures[figure] <= 0:
+            continue
+        ratio = q.figures[figure] / p.figures[figure]
+        met = ratio >= wanted if kind == "min" else ratio <= wanted
+        lines.append(
+            f"  {'MET ' if met else 'MISS'} {label}: qcore {q.figures[figure]:.2f} / {peer} {p.figures[figure]:.2f}"
+            f" ({p.concurrency} clients) = {ratio:.2f}"
+        )
+    return "\n".join(lines) if lines else "  (no target cells measured)"

@@ -164,3 +164,19 @@ def test_cli_ceiling_prints_table(tmp_path: Path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "noop-http" in out and "ops/s" in out
+
+
+def test_targets_compare_the_issue_cells():
+    def res(system, nodes, wl, conc, ops, p50=1.0, p99=2.0):
+        r = RunResult(system, nodes, wl, conc)
+        r.figures = {"ops_per_s": ops, "p50_ms": p50, "p99_ms": p99}
+        return r
+
+    text = report.targets([
+        res("qcore", 3, "write", 64, 6000), res("etcd", 3, "write", 64, 3000),
+        res("pysyncobj", 3, "write", 16, 7000), res("pysyncobj", 3, "write", 64, 5000),
+    ])
+    lines = text.splitlines()
+    assert any(line.strip().startswith("MET") and ">= 1.5x etcd" in line and "= 2.00" in line for line in lines)
+    # Against PySyncObj the target is its peak over all concurrencies (7000 at 16 clients), so it is missed.
+    assert any(line.strip().startswith("MISS") and "PySyncObj" in line and "(16 clients)" in line for line in lines)
