@@ -327,3 +327,35 @@ def test_thousands_of_connections_opened_and_dropped(node: LiveNode) -> None:
     with connect(f"ws://{node.addr}") as ws:
         check_still_serving(ws, node)
     assert node.rss_kib() < rss_before + 200_000, (rss_before, node.rss_kib())
+
+
+def test_inflight_limit_refuses_excess_writes_without_applying_them(node: LiveNode) -> None:
+    def add_one(rid: str) -> str:
+        return json.dumps({"Perform": {"id": rid, "request": {"UpdateEntity": {"request": [{"Write": {
+            "entity_id": {"typ": "Register", "id": node.register}, "field_type": "Value", "value": {"Int": 1},
+            "push_condition": "Always", "adjust_behavior": "Add", "write_time": None, "writer_id": None}}]}}}})
+
+    read = {"UpdateEntity": {"request": [{"Read": {
+        "entity_id": {"typ": "Register", "id": node.register}, "field_type": "Value",
+        "value": None, "write_time": None, "writer_id": None}}]}}
+    with connect(f"ws://{node.addr}", max_size=None) as ws:
+        before = request(ws, "Perform", {"request": read})
+        start = before["PerformResponse"]["response"]["UpdateEntity"]["response"][0]["Read"]["value"]["Int"]
+        ids = [f"add-{i}" for i in range(MAX_INFLIGHT * 6)]
+        for rid in ids:
+            ws.send(add_one(rid))
+        pending, applied, refused = set(ids), 0, 0
+        while pending:
+            msg = orjson.loads(ws.recv(timeout=60))
+            ((tag, body),) = msg.items()
+            assert body.get("id") in pending, msg  # exactly one reply per request
+            pending.discard(body["id"])
+            if tag == "PerformResponse" and body["response"]["UpdateEntity"]["error"] is None:
+                applied += 1
+            else:
+                assert tag == "Error" and "in flight" in body["error"], msg
+                refused += 1
+        after = request(ws, "Perform", {"request": read})
+        end = after["PerformResponse"]["response"]["UpdateEntity"]["response"][0]["Read"]["value"]["Int"]
+    assert applied >= 1 and applied + refused == len(ids)
+    assert end == start + applied  # a refused write was not applied
