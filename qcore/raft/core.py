@@ -525,10 +525,19 @@ class Raft:
             pr.recent_active = True
             pr.last_ack_tick = self.ticks
             pr.probe_sent = False
-            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
-                # All in-flight APPs may have been lost; let one more through
-                # so that the follower's answer repairs the stream.
+            if (
+                pr.state == ProgressState.REPLICATE
+                and pr.inflights.full()
+                and self.ticks - pr.last_progress_tick >= self.cfg.election_tick
+            ):
+                # The follower answers, yet a full window of APPs has gone
+                # unacknowledged for an election timeout: they were probably
+                # lost. Let one more through; the follower's answer (likely a
+                # rejection) repairs the stream. Not sooner: on a slow link
+                # the acknowledgements are merely late, and an early extra APP
+                # would only be rejected and force a probe.
                 pr.inflights.free_first()
+                pr.last_progress_tick = self.ticks
             if pr.match < self.log.last_index() or pr.state == ProgressState.PROBE:
                 self._send_append(m.frm)
             if m.context:
@@ -567,6 +576,7 @@ class Raft:
         old_paused = pr.is_paused()
         if not pr.maybe_update(m.index):
             return
+        pr.last_progress_tick = self.ticks
         if pr.state == ProgressState.PROBE:
             pr.become_replicate()
         elif pr.state == ProgressState.SNAPSHOT and pr.match + 1 >= self.log.first_index():
