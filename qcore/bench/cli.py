@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from qcore.bench import report
 from qcore.bench.cluster import QcoreCluster
 from qcore.bench.etcd import INSTALL_HINT as ETCD_HINT
@@ -92,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--workload", choices=WORKLOADS, default="write")
     scale.add_argument("--concurrency", type=int, default=64)
 
+    charts = sub.add_parser("charts", help="redraw the PNG charts from a results.json")
+    charts.add_argument("results", type=Path, nargs="?", default=Path("bench/results/results.json"))
+    charts.add_argument("-v", "--verbose", action="store_true")
+
     snap = sub.add_parser("snapshot", help="store snapshot size / write / restore time (in-process)")
     snap.add_argument("--entities", type=int, default=1_000_000)
     snap.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         args_list.insert(0, "run")
     args = build_parser().parse_args(args_list)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "charts":
+        return _redraw(args.results)
     if args.command == "snapshot":
         from qcore.bench.snapshot import run_snapshot_bench
 
@@ -129,6 +137,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data dirs and server logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _redraw(path: Path) -> int:
+    """Charts from a stored run, e.g. after changing how they are drawn."""
+    doc = orjson.loads(path.read_bytes())
+    runs = [RunResult.from_json(r) for r in doc.get("results", []) + doc.get("ceiling", [])]
+    written = report.charts(runs, path.parent)
+    print("wrote " + ", ".join(str(p) for p in written) if written else "no charts (matplotlib missing or no runs)")
+    return 0 if written else 1
 
 
 async def _ceiling(args: argparse.Namespace, workdir: Path, workloads: list[str], concs: list[int]) -> list[RunResult]:

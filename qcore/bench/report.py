@@ -93,6 +93,18 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
 
 
+_COLOURS = {"qcore": "tab:blue", "etcd": "tab:orange", "pysyncobj": "tab:green", "noop": "0.45", "noop-http": "0.75"}
+_STYLES = {1: ("-", "o"), 3: ("--", "s"), 5: (":", "^")}
+
+
+def _style(system: str, nodes: int) -> dict[str, Any]:
+    """Colour by system, line and marker by cluster size; the no-op ceiling in grey."""
+    line, marker = _STYLES.get(nodes, ("-.", "x"))
+    if system.startswith("noop"):
+        line, marker = "-.", "."
+    return {"color": _COLOURS.get(system, "tab:red"), "linestyle": line, "marker": marker}
+
+
 def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -> list[Path]:
     """Throughput vs concurrency and latency CDFs per workload; [] without matplotlib."""
     try:
@@ -118,14 +130,16 @@ def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -
         for system, nodes in series:
             pts = sorted((r.concurrency, r.figures["ops_per_s"]) for r in ok if r.workload == wl and (r.system, r.nodes) == (system, nodes))
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{system} x{nodes}")
+                label = f"{system} (ceiling)" if system.startswith("noop") else f"{system} x{nodes}"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **_style(system, nodes))
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         concs = sorted({r.concurrency for r in ok if r.workload == wl})
         ax.set_xticks(concs, [str(c) for c in concs])
         ax.set_title(f"{wl}: throughput")
         ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("ops/s")
-        ax.grid(True, alpha=0.3)
+        ax.set_ylabel("ops/s (log)")
+        ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(workloads):]:
@@ -141,7 +155,10 @@ def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -
         for r in ok:
             if r.workload == wl and r.concurrency == cdf_concurrency:
                 pts = r.hist.cdf()
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{r.system} x{r.nodes}")
+                style = _style(r.system, r.nodes)
+                style.pop("marker")
+                label = f"{r.system} (ceiling)" if r.system.startswith("noop") else f"{r.system} x{r.nodes}"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
         ax.set_xscale("log")
         ax.set_title(f"{wl}: latency CDF at {cdf_concurrency} clients")
         ax.set_xlabel("latency (ms)")

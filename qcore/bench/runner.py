@@ -51,6 +51,21 @@ class RunResult:
         }
 
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunResult":
+        return cls(
+            system=data["system"],
+            nodes=int(data["nodes"]),
+            workload=data["workload"],
+            concurrency=int(data["concurrency"]),
+            figures=dict(data.get("figures") or {}),
+            hist=Histogram.from_json(data["hist"]),
+            error_samples=list(data.get("error_samples") or []),
+            failed=data.get("failed"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
 async def _spawn(spec: dict[str, Any], workdir: Path, index: int) -> asyncio.subprocess.Process:
     path = workdir / f"spec-{index}.json"
     path.write_bytes(orjson.dumps(spec))
