@@ -180,3 +180,14 @@ def test_targets_compare_the_issue_cells():
     assert any(line.strip().startswith("MET") and ">= 1.5x etcd" in line and "= 2.00" in line for line in lines)
     # Against PySyncObj the target is its peak over all concurrencies (7000 at 16 clients), so it is missed.
     assert any(line.strip().startswith("MISS") and "PySyncObj" in line and "(16 clients)" in line for line in lines)
+
+
+def test_without_matplotlib_there_are_no_charts_but_a_table(monkeypatch, tmp_path: Path):
+    import sys
+
+    r = RunResult("qcore", 1, "write", 1)
+    r.hist.record(1500.0)
+    r.figures = summarise(r.hist, 1, 0, 1.0)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    assert report.charts([r], tmp_path) == []
+    assert "qcore" in report.table([r])
