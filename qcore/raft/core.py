@@ -525,19 +525,13 @@ class Raft:
             pr.recent_active = True
             pr.last_ack_tick = self.ticks
             pr.probe_sent = False
-            if (
-                pr.state == ProgressState.REPLICATE
-                and pr.inflights.full()
-                and self.ticks - pr.last_progress_tick >= self.cfg.election_tick
-            ):
-                # The follower answers, yet a full window of APPs has gone
-                # unacknowledged for an election timeout: they were probably
-                # lost. Let one more through; the follower's answer (likely a
-                # rejection) repairs the stream. Not sooner: on a slow link
-                # the acknowledgements are merely late, and an early extra APP
-                # would only be rejected and force a probe.
+            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+                # The follower answers but our window is full: the APPs in it
+                # may have been lost. Let one more through; if they were
+                # lost, the follower's answer (a rejection) repairs the
+                # stream; if they were only slow, on an ordered link (the
+                # real transport) the extra APP is simply accepted.
                 pr.inflights.free_first()
-                pr.last_progress_tick = self.ticks
             if pr.match < self.log.last_index() or pr.state == ProgressState.PROBE:
                 self._send_append(m.frm)
             if m.context:
@@ -576,7 +570,6 @@ class Raft:
         old_paused = pr.is_paused()
         if not pr.maybe_update(m.index):
             return
-        pr.last_progress_tick = self.ticks
         if pr.state == ProgressState.PROBE:
             pr.become_replicate()
         elif pr.state == ProgressState.SNAPSHOT and pr.match + 1 >= self.log.first_index():

@@ -111,9 +111,6 @@ class Progress:
     # Tick (of the leader's clock) of the last response from this peer; the
     # quorum of these gives "ticks since quorum ack".
     last_ack_tick: int = 0
-    # Tick at which `match` last advanced (or replication restarted): a full
-    # inflight window with no progress for long means lost messages.
-    last_progress_tick: int = 0
 
     def _reset_state(self, state: ProgressState) -> None:
         self.probe_sent = False
@@ -237,7 +234,6 @@ class ProgressTracker:
             pr.probe_sent = False
             pr.recent_active = True
             pr.last_ack_tick = now
-            pr.last_progress_tick = now
             if nid == self_id:
                 pr.match = self_match
                 pr.next = max(next_index, self_match + 1)
