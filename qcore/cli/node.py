@@ -51,6 +51,11 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
     p.add_argument("--max-inflight", type=int, default=4096, help="requests in flight per connection")
     p.add_argument("--max-connections", type=int, default=10_000)
     p.add_argument("--request-timeout", type=float, default=10.0, help="seconds before a request fails")
+    p.add_argument("--notify-retain", type=int, default=100_000,
+                   help="committed changes kept so a watch can resume with from_index")
+    p.add_argument("--notify-max-per-conn", type=int, default=1_000, help="notification registrations per connection")
+    p.add_argument("--notify-queue-limit", type=int, default=10_000,
+                   help="undelivered notifications per connection before it reads from the retained window")
     p.add_argument("--peer-override", type=_peer_override, action="append", default=[], metavar="ID=HOST:PORT",
                    help="reach peer ID at this address instead of its membership address (testing proxies)")
     a = p.parse_args(argv)
@@ -61,6 +66,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
         init=a.init, tick_ms=a.tick_ms, election_ticks=a.election_ticks, heartbeat_ticks=a.heartbeat_ticks,
         snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep, max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
         max_connections=a.max_connections, request_timeout=a.request_timeout, peer_overrides=dict(a.peer_override),
+        notify_retain=a.notify_retain, notify_max_per_conn=a.notify_max_per_conn,
+        notify_queue_limit=a.notify_queue_limit,
     ), a.log_level
 
 

@@ -176,7 +176,7 @@ class Api:
         if not self._driver.initialised():
             return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
         if Store.is_read_only(command):
-            await self._read_barrier()
+            await self.read_barrier()
             return m.PerformResponse(msg.id, self._node.state_machine.query(command))
 
         async def local() -> Any:
@@ -187,7 +187,7 @@ class Api:
             return m.Error(msg.id, str(reply.response["Error"]))
         return reply
 
-    async def _read_barrier(self) -> None:
+    async def read_barrier(self) -> None:
         try:
             await self._driver.read_barrier()
         except OutcomeUnknown as exc:  # a read has no effect: it simply failed

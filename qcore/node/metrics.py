@@ -85,5 +85,6 @@ def build_metrics(node: "Node") -> dict[str, Any]:
         "replication": replication,
         "commit_index": st.commit,
         "initialised": driver.initialised(),
+        "notifications": node.notifications.stats(),
         "addr": node.opts.ws_addr,
     }

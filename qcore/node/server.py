@@ -61,12 +61,19 @@ class Node:
         self.notifications = NotificationHub(
             retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
             store=lambda: self.state_machine.store,
+            barrier=self._registration_barrier,
         )
         self.api = Api(self)
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
         self._request_tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
+
+    async def _registration_barrier(self) -> None:
+        """A registration names entities and types as of now: wait until
+        this node has applied everything committed before it arrived."""
+        if self.driver.initialised():
+            await self.api.read_barrier()
 
     # ------------------------------------------------------------- start-up
     def _open_storage(self) -> Any:
