@@ -67,7 +67,8 @@ class RunConfig:
 
     def replay(self) -> str:
         return (f"python -m qcore.chaos --nodes {self.nodes} --spares {self.spares} --duration {self.duration:g} "
-                f"--seed {self.seed} --workers {self.workers} --faults {','.join(self.faults)}")
+                f"--seed {self.seed} --workers {self.workers} --faults {','.join(self.faults)}"
+                + "".join(f" --node-arg={a}" for a in self.node_args))
 
 
 @dataclass
