@@ -18,7 +18,6 @@ append to an inbox and get a future.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 from collections import deque
 import logging
@@ -30,6 +29,7 @@ from typing import Any, Callable
 from qcore.node.entries import encode_batch, encode_init
 from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.options import NodeOptions
+from qcore.node.reads import ReadBatcher
 from qcore.node.state_machine import StateMachine
 from qcore.raft import ProposalDropped, RawNode, Ready
 from qcore.raft.types import ConfChange, ConfState, EntryType, HardState, Message, Snapshot
@@ -81,9 +81,7 @@ class RaftDriver:
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._proposed: dict[int, _Proposal] = {}
         self._conf_proposed: dict[int, tuple[int, asyncio.Future[tuple[int, int]]]] = {}
-        self._ctx = itertools.count(1)
-        self._reads_inflight: dict[bytes, tuple[int, list[asyncio.Future[None]]]] = {}
-        self._reads_ready: list[tuple[int, int, list[asyncio.Future[None]]]] = []
+        self._reads = ReadBatcher(raw.read_index, retry_ticks=opts.election_ticks)
         self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         # Request deadlines, in tick order (every request gets the same timeout,
         # so appending keeps the deque sorted); swept once per tick instead of
@@ -122,8 +120,7 @@ class RaftDriver:
             (f for _, f in self._conf_queue),
             self._read_queue,
             (f for _, f in self._conf_proposed.values()),
-            (f for _, fs in self._reads_inflight.values() for f in fs),
-            (f for _, _, fs in self._reads_ready for f in fs),
+            self._reads.pending(),
             (f for _, f in self._watchers),
         ):
             if not fut.done():
@@ -326,7 +323,7 @@ class RaftDriver:
             self._apply(rd)
             self._raw.advance(rd)
             self._resolve_conf_waiters()
-            self._serve_reads()
+            self._reads.serve(self._applied)
             self._drain()
         self._observe_role()
         self._check_watchers()
@@ -339,7 +336,7 @@ class RaftDriver:
             for _ in range(n):
                 raw.tick()
                 self._tick_count += 1
-            self._retry_stale_reads()
+            self._reads.retry_stale(self._tick_count)
             self._expire()
         if self._local:
             local, self._local = self._local, []
@@ -361,7 +358,7 @@ class RaftDriver:
             self._propose_conf_changes()
         if self._read_queue:
             futs, self._read_queue = self._read_queue, []
-            self._issue_read(futs)
+            self._reads.issue(futs, self._tick_count)
 
     def _propose_commands(self) -> None:
         queue, self._cmd_queue = self._cmd_queue, []
@@ -426,35 +423,6 @@ class RaftDriver:
         leader = self.leader_id()
         return NotLeader(leader, self.address_of(leader) if leader else None)
 
-    # ---------------------------------------------------------------- reads
-    def _issue_read(self, futs: list[asyncio.Future[None]]) -> None:
-        futs = [f for f in futs if not f.done()]
-        if not futs:
-            return
-        ctx = next(self._ctx).to_bytes(8, "big")
-        self._reads_inflight[ctx] = (self._tick_count, futs)
-        self._raw.read_index(ctx)
-
-    def _retry_stale_reads(self) -> None:
-        """A ReadIndex request can be dropped (no leader, lost message): ask
-        again after an election timeout (a round normally takes one round trip;
-        asking sooner would only add load to a busy leader). Reads are idempotent."""
-        if not self._reads_inflight:
-            return
-        limit = self._tick_count - self._opts.election_ticks
-        stale = [ctx for ctx, (issued, _) in self._reads_inflight.items() if issued <= limit]
-        for ctx in stale:
-            _, futs = self._reads_inflight.pop(ctx)
-            self._issue_read(futs)
-
-    def _serve_reads(self) -> None:
-        ready = self._reads_ready
-        while ready and ready[0][0] <= self._applied:
-            _, _, futs = heapq.heappop(ready)
-            for fut in futs:
-                if not fut.done():
-                    fut.set_result(None)
-
     # -------------------------------------------------------------- persist
     async def _persist(self, rd: Ready) -> None:
         snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
@@ -489,9 +457,7 @@ class RaftDriver:
             self._snapshot_index = snap.meta.index
             log.info("installed snapshot at index %d term %d", snap.meta.index, snap.meta.term)
         for rs in rd.read_states:
-            entry = self._reads_inflight.pop(rs.request_ctx, None)
-            if entry is not None:
-                heapq.heappush(self._reads_ready, (rs.index, id(entry[1]), entry[1]))
+            self._reads.on_read_state(rs.request_ctx, rs.index)
         for entry in rd.committed_entries:
             if entry.index <= self._applied:
                 continue

@@ -1,0 +1,65 @@
+"""Linearizable reads: ReadIndex rounds shared by every read that waits.
+
+A read may be served from local state once the node has applied everything
+the cluster had committed when the read arrived. The Raft core finds that
+index with a ReadIndex round (the leader confirms it is still leader with a
+quorum heartbeat; a follower asks the leader). All reads that arrive while a
+round is being set up share it: `ReadBatcher.issue` is called once per driver
+round with every read queued since the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from typing import Callable
+
+Waiters = list["asyncio.Future[None]"]
+
+
+class ReadBatcher:
+    def __init__(self, read_index: Callable[[bytes], None], retry_ticks: int) -> None:
+        self._read_index = read_index
+        self._retry_ticks = retry_ticks
+        self._ctx = itertools.count(1)
+        self._inflight: dict[bytes, tuple[int, Waiters]] = {}  # ctx -> (tick issued, waiters)
+        self._ready: list[tuple[int, int, Waiters]] = []  # heap of (read index, tiebreak, waiters)
+
+    def issue(self, waiters: Waiters, now_tick: int) -> None:
+        """Start one ReadIndex round for all of `waiters`."""
+        waiters = [f for f in waiters if not f.done()]
+        if not waiters:
+            return
+        ctx = next(self._ctx).to_bytes(8, "big")
+        self._inflight[ctx] = (now_tick, waiters)
+        self._read_index(ctx)
+
+    def retry_stale(self, now_tick: int) -> None:
+        """A round can be dropped (no leader, lost message): ask again after
+        `retry_ticks` (a round normally takes one round trip; asking sooner
+        would only add load to a busy leader). Reads are idempotent."""
+        if not self._inflight:
+            return
+        limit = now_tick - self._retry_ticks
+        for ctx in [c for c, (issued, _) in self._inflight.items() if issued <= limit]:
+            _, waiters = self._inflight.pop(ctx)
+            self.issue(waiters, now_tick)
+
+    def on_read_state(self, ctx: bytes, index: int) -> None:
+        """The core answered round `ctx`: its reads may run once `index` is applied."""
+        entry = self._inflight.pop(ctx, None)
+        if entry is not None:
+            heapq.heappush(self._ready, (index, id(entry[1]), entry[1]))
+
+    def serve(self, applied: int) -> None:
+        ready = self._ready
+        while ready and ready[0][0] <= applied:
+            _, _, waiters = heapq.heappop(ready)
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def pending(self) -> Waiters:
+        """Every waiter not yet served (for shutdown)."""
+        return [f for _, fs in self._inflight.values() for f in fs] + [f for _, _, fs in self._ready for f in fs]

@@ -1,0 +1,52 @@
+"""ReadBatcher: one ReadIndex round per batch, served in index order, retried when lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from qcore.node.reads import ReadBatcher
+
+
+async def test_batch_shares_a_round_and_waits_for_apply() -> None:
+    asked: list[bytes] = []
+    rb = ReadBatcher(asked.append, retry_ticks=10)
+    loop = asyncio.get_running_loop()
+    a, b = loop.create_future(), loop.create_future()
+    rb.issue([a, b], now_tick=0)
+    assert len(asked) == 1  # one round for both reads
+    rb.on_read_state(asked[0], index=7)
+    rb.serve(applied=6)
+    assert not a.done() and not b.done()  # not before the read index is applied
+    rb.serve(applied=7)
+    assert a.done() and b.done()
+
+
+async def test_lost_round_is_retried_after_retry_ticks_and_late_answers_are_ignored() -> None:
+    asked: list[bytes] = []
+    rb = ReadBatcher(asked.append, retry_ticks=10)
+    fut = asyncio.get_running_loop().create_future()
+    rb.issue([fut], now_tick=5)
+    rb.retry_stale(now_tick=14)
+    assert len(asked) == 1
+    rb.retry_stale(now_tick=15)
+    assert len(asked) == 2 and asked[0] != asked[1]
+    rb.on_read_state(asked[0], index=3)  # the first round's answer arrives late: no waiters left there
+    rb.serve(applied=100)
+    assert not fut.done()
+    rb.on_read_state(asked[1], index=4)
+    rb.serve(applied=4)
+    assert fut.done()
+
+
+async def test_rounds_are_served_in_index_order_and_pending_lists_the_rest() -> None:
+    asked: list[bytes] = []
+    rb = ReadBatcher(asked.append, retry_ticks=10)
+    loop = asyncio.get_running_loop()
+    early, late, waiting = loop.create_future(), loop.create_future(), loop.create_future()
+    for f in (late, early, waiting):
+        rb.issue([f], now_tick=0)
+    rb.on_read_state(asked[0], index=20)
+    rb.on_read_state(asked[1], index=10)
+    rb.serve(applied=15)
+    assert early.done() and not late.done()
+    assert set(rb.pending()) == {late, waiting}
