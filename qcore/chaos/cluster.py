@@ -178,6 +178,7 @@ class Cluster:
                            program=list(program or [sys.executable, "-m", "qcore"]))
             for i in ids
         }
+        self.size = nodes  # the number of voters the nemesis keeps coming back to
         self.voters: set[int] = set(range(1, nodes + 1))
         self.members: set[int] = set(self.voters)  # voters and learners
         self._admin: dict[int, WireClient] = {}

@@ -31,6 +31,7 @@ FAULTS = (
     "oneway",        # asymmetric: the leader's outbound bytes to everyone are lost
     "pause",         # SIGSTOP a node (the leader half the time) past the election timeout
     "membership",    # add a spare as learner, promote it, remove a voter
+    "membership_kill",  # the same, with kill -9 of the leader in the middle of it
     "restart_all",   # kill -9 every node, restart them all
     "delay",         # add latency to every peer link
 )
@@ -57,7 +58,8 @@ class Nemesis:
     leader_kills: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        usable = [f for f in self.faults if f != "membership" or len(self.cluster.nodes) > len(self.cluster.voters)]
+        usable = [f for f in self.faults
+                  if not f.startswith("membership") or len(self.cluster.nodes) > len(self.cluster.voters)]
         if self.cluster.network is None:
             usable = [f for f in usable if f not in ("isolate", "split", "oneway", "delay")]
         self.faults = tuple(usable)
@@ -186,15 +188,41 @@ class Nemesis:
         self.cluster.resume(node)
 
     async def _membership(self, ev: FaultEvent) -> None:
-        spares = sorted(n for n in self.cluster.nodes if n not in self.cluster.voters)
-        new = self.rng.choice(spares)
-        out = await self._victim(self.rng.random() < 0.5)
-        ev.detail = f"add {new}, remove {out}"
-        if not self.cluster.nodes[new].running:
-            await self.cluster.restart(new)
-        await self.cluster.add_learner(new)
-        await self.cluster.change_membership(sorted(self.cluster.voters | {new}))
-        await self.cluster.change_membership(sorted(self.cluster.voters - {out}))
+        """Swap a voter for a spare (or, after a change that failed half-way,
+        add or remove one to get back to the cluster's size)."""
+        await self.cluster.refresh_membership()
+        voters = set(self.cluster.voters)
+        spares = sorted(n for n in self.cluster.nodes if n not in voters)
+        add = self.rng.choice(spares) if spares and len(voters) <= self.cluster.size else None
+        remove = None
+        if len(voters) >= self.cluster.size:
+            remove = await self._victim(self.rng.random() < 0.5)
+        ev.detail = f"add {add}, remove {remove}"
+        if add is not None:
+            if not self.cluster.nodes[add].running:
+                await self.cluster.restart(add)
+            await self.cluster.add_learner(add)
+            await self.cluster.change_membership(sorted(self.cluster.voters | {add}))
+        if remove is not None:
+            await self.cluster.change_membership(sorted(self.cluster.voters - {remove}))
+
+    async def _membership_kill(self, ev: FaultEvent) -> None:
+        change = asyncio.create_task(self._membership(ev))
+        await self._sleep(self.rng.uniform(0.0, 0.5))
+        leader = await self.cluster.find_leader()
+        if leader is not None:
+            await self.cluster.kill(leader)
+            ev.detail += f"; killed leader {leader} during the change"
+        try:
+            await asyncio.wait_for(change, 30.0)
+        except Exception as e:  # noqa: BLE001 - a change cut short by the kill may fail
+            ev.detail += f"; change failed: {e!r}"[:200]
+        await self._sleep(self.rng.uniform(*self.hold))
+        if leader is not None:
+            await self.cluster.restart(leader)
+        await self.cluster.wait_leader(timeout=30.0)
+        await self.cluster.refresh_membership()
+        ev.detail += f"; voters now {sorted(self.cluster.voters)}"
 
     async def _restart_all(self, ev: FaultEvent) -> None:
         ev.detail = "kill -9 all, restart all"
