@@ -89,8 +89,9 @@ def ratio_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Compact JSON (histograms make indented files several times larger), one final newline."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
 
 
 _COLOURS = {"qcore": "tab:blue", "etcd": "tab:orange", "pysyncobj": "tab:green", "noop": "0.45", "noop-http": "0.75"}
