@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from qcore.bench import report
-from qcore.bench.cluster import QcoreCluster
+from qcore.bench.cluster import ExternalQcore, QcoreCluster
 from qcore.bench.etcd import INSTALL_HINT as ETCD_HINT
 from qcore.bench.etcd import EtcdCluster, etcd_binary
 from qcore.bench.loadgen import run_async
@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_ints, default=[1, 16, 64, 256], help="clients (default 1,16,64,256)")
     run.add_argument("--vs", action="append", choices=PEERS, default=[], help="also measure a peer (repeatable)")
     run.add_argument("--no-qcore", action="store_true", help="measure only the peers (and the ceiling)")
+    run.add_argument(
+        "--connect", default=None, metavar="HOST:PORT[,...]",
+        help="drive an already running, initialised qcore cluster (leader first) instead of starting one, e.g. one under a profiler",
+    )
     run.add_argument("--no-ceiling", action="store_true", help="skip the no-op server measurement")
     run.add_argument("--entities", type=int, default=1000, help="entities/keys the workloads spread over (default 1000)")
     run.add_argument("--pysyncobj-batch", action="store_true", help="PySyncObj with its default batching (~100 ms/write)")
@@ -206,7 +210,10 @@ class _HttpView:
 
 def _systems(args: argparse.Namespace, nodes: int, workdir: Path, notes: list[str]) -> list[Any]:
     systems: list[Any] = []
-    if not args.no_qcore:
+    if args.connect:
+        if nodes == args.nodes[0]:
+            systems.append(ExternalQcore([e.strip() for e in args.connect.split(",") if e.strip()]))
+    elif not args.no_qcore:
         systems.append(QcoreCluster(nodes, workdir, args.qcore_arg))
     if "etcd" in args.vs:
         if etcd_binary() is None:

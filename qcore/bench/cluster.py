@@ -182,3 +182,35 @@ async def create_entities(endpoint: str, count: int, connections: int = 4, windo
     if retries:
         logger.warning("creating %d entities needed %d retries (leader changes or timeouts)", count, retries)
     return out
+
+
+class ExternalQcore(QcoreCluster):
+    """A qcore cluster someone else started (``qcore bench run --connect``), e.g. under a profiler.
+
+    It must already be initialised (start a single node with ``--init``, or
+    form the cluster yourself); the bench only sets its schema and creates its
+    entities. List the leader first: client *i* goes to endpoint *i mod n*.
+    """
+
+    def __init__(self, endpoints: list[str]) -> None:
+        self.nodes = len(endpoints)
+        self.endpoints = list(endpoints)
+        self.leader = self.endpoints[0]
+        self.children = []
+        self.extra_args = []
+
+    async def start(self) -> None:
+        conn = await AdminConn.open(self.leader)
+        try:
+            await conn.perform("SetSchema", entity_schema=BENCH_SCHEMA)
+        finally:
+            await conn.close()
+
+    def rss_bytes(self) -> list[int]:
+        return []
+
+    def check_alive(self) -> None:
+        """Not ours to watch."""
+
+    def stop(self) -> None:
+        """Not ours to stop."""
