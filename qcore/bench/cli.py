@@ -16,7 +16,6 @@ Subcommands (``run`` is the default):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import shutil
