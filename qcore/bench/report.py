@@ -203,6 +203,7 @@ def scale_chart(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
     a2.set_ylabel("MiB")
     for a in (a1, a2):
         a.grid(True, alpha=0.3)
+        a.set_ylim(bottom=0)  # from zero, so noise does not look like a trend
     fig.tight_layout()
     path = out_dir / "scale.png"
     out_dir.mkdir(parents=True, exist_ok=True)
