@@ -114,7 +114,8 @@ class Simulation:
         c.workload.membership_changes = False
         c.restart_due(force=True)
         start_acked = c.workload.acked
-        deadline = c.now + self.opts.liveness_steps
+        bound = self.liveness_bound()
+        deadline = c.now + bound
         period = self.opts.raft_tick
         while c.now < deadline:
             c.now += 1
@@ -131,8 +132,17 @@ class Simulation:
                 c.trace.add(c.now, "converged")
                 return
         raise LivenessFailure(
-            f"no convergence within {self.opts.liveness_steps} ticks after faults stopped: {self._state()}"
+            f"no convergence within {bound} ticks after faults stopped: {self._state()}"
         )
+
+    def liveness_bound(self) -> int:
+        """Ticks the cluster gets to converge: `liveness_steps` (40 election
+        timeouts) plus one worst-case round trip per log entry a node may
+        have to fetch again. With one 64-byte message in flight a follower
+        gets one entry per round trip: slow, but not a liveness bug."""
+        nodes = [n for n in self.cluster.nodes.values() if not n.retired]
+        backlog = max(n.log.last_index for n in nodes) - min(n.log.base_index for n in nodes)
+        return self.opts.liveness_steps + max(0, backlog) * 2 * self.opts.network.delay_max
 
     def _converged(self) -> bool:
         leader = self.cluster.leader()
