@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     worst = 0
     for seed in range(a.seed, a.seed + a.seeds):
         cfg = RunConfig(nodes=a.nodes, spares=a.spares, duration=a.duration, seed=seed, workers=a.workers,
-                        faults=faults, registers=a.registers or max(200, int(a.duration * 3)),
+                        faults=faults, registers=a.registers or max(200, int(a.duration * 6)),
                         ops_per_key=a.ops_per_key, base_dir=a.dir / f"seed-{seed}" if a.dir else None,
                         keep=a.keep, node_args=a.node_arg)
         print(f"=== seed {seed}: {cfg.replay()}", flush=True)
