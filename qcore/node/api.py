@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from qcore.node.errors import NodeError, NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.metrics import build_metrics, log_id, membership_json
 from qcore.protocol import messages as m
+from qcore.protocol.errors import safe_to_retry
 from qcore.protocol.values import CodecError, decode_command_request
 from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
 from qcore.store import Store
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from qcore.node.server import Node
 
 log = logging.getLogger(__name__)
+
+_REMOVED = safe_to_retry("this node has been removed from the cluster; send requests to a member")
 
 Reply = Any  # one of the qcore.protocol.messages dataclasses, or a RawReply
 
@@ -175,6 +178,8 @@ class Api:
             return m.Error(msg.id, f"Perform.request: {exc}")
         if not self._driver.initialised():
             return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+        if self._driver.removed():
+            return m.Error(msg.id, _REMOVED)
         if Store.is_read_only(command):
             await self.read_barrier()
             return m.PerformResponse(msg.id, self._node.state_machine.query(command))
@@ -207,6 +212,8 @@ class Api:
         forwarded = conn is not None and conn.forwarded
         if not driver.initialised():
             return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+        if driver.removed():
+            return m.Error(msg.id, _REMOVED)
         deadline = time.monotonic() + self._opts.request_timeout
         while True:
             if driver.is_leader():

@@ -166,6 +166,12 @@ class RaftDriver:
         cs = self._raw.conf_state
         return bool(cs.voters or cs.learners or cs.voters_outgoing) or self.persisted_index > 0
 
+    def removed(self) -> bool:
+        """Was this node part of the cluster and has since been removed?"""
+        cs = self._raw.conf_state
+        members = (*cs.voters, *cs.voters_outgoing, *cs.learners)
+        return bool(members) and self._opts.id not in members
+
     def address_of(self, node_id: int) -> str | None:
         return self._raw.conf_state.addresses.get(node_id)
 

@@ -233,7 +233,8 @@ class Node:
         try:
             msg = m.decode_message(frame)
         except m.ProtocolError as exc:
-            rid = exc.request_id if exc.request_id is not None else m.new_id()
+            # An id we cannot echo faithfully (not a string or integer) is replaced.
+            rid = exc.request_id if type(exc.request_id) in (str, int) else m.new_id()
             self._reply(conn, m.Error(rid, exc.message))
             return
         tag = msg.TAG

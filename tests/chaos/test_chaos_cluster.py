@@ -29,7 +29,7 @@ async def test_short_chaos_run_3_nodes(tmp_path: Path) -> None:
     # A small snapshot threshold so that snapshots are taken (and restored on
     # restart) many times during the run.
     cfg = RunConfig(nodes=3, spares=1, duration=75.0, seed=SEED, workers=6, registers=300,
-                    ops_per_key=120, base_dir=tmp_path, node_args=["--snapshot-threshold=200"])
+                    ops_per_key=120, base_dir=tmp_path, node_args=["--snapshot-threshold=200", "--snapshot-keep=20"])
     report = await run(cfg)
     print(report.render())
     _assert_clean(report.render(), report.log_tails, report.exit_code)
