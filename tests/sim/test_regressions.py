@@ -16,6 +16,8 @@ REGRESSIONS = {
     30272: "FINDINGS 3: without pre-vote, a slow node with the longest log never campaigned",
     100766: "FINDINGS 3: same, 4 nodes",
     2005181: "simulator: liveness bound too tight for one 64-byte APP in flight and 80-tick delays",
+    2007024: "simulator: same, a new voter fetching 225 entries one at a time",
+    1011450: "simulator: same, 8 nodes after membership changes",
 }
 
 
