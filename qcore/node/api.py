@@ -10,7 +10,6 @@ to the connection.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time

@@ -10,12 +10,12 @@ round with every read queued since the last one.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
+from asyncio import Future
 from typing import Callable
 
-Waiters = list["asyncio.Future[None]"]
+Waiters = list[Future[None]]
 
 
 class ReadBatcher:

@@ -216,7 +216,6 @@ class Node:
             self.notifications.detach(conn)
 
     def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
-        ws = conn.ws
         if isinstance(frame, bytes):
             self._reply(conn, m.Error(m.new_id(), "binary frames are not accepted: send one JSON object per text frame"))
             return

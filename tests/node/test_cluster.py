@@ -5,9 +5,8 @@ membership change under load."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 
-from tests.node.harness import Conn, NodeProc, eid, read, wait_serving, wait_until, write
+from tests.node.harness import Conn, NodeProc, read, wait_serving, wait_until, write
 
 
 async def leader_of(conns: list[Conn]) -> int:
@@ -198,6 +197,6 @@ async def test_sigterm_on_leader_hands_over_and_answers_in_flight_requests(nodes
     assert len(answered) + sum(isinstance(r, Exception) for r in results) == 100
     assert "transferring leadership" in ns[lid - 1].log_path.read_text()
     others = [c for i, c in enumerate(conns) if i != lid - 1]
-    new = await wait_until(lambda: _new_leader(others, lid), timeout=10, what="new leader after transfer")
+    await wait_until(lambda: _new_leader(others, lid), timeout=10, what="new leader after transfer")
     ok = sum(1 for r in answered if r["UpdateEntity"]["error"] is None)
     assert await read_n(others[0], ent) >= ok
