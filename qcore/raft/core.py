@@ -917,9 +917,12 @@ class Raft:
             self.append_pending = True  # sent by flush(), as proposals are
 
     def bootstrap(self, entries: list[Entry]) -> None:
-        if self.log.last_index() != 0 or self.term != 0 or self.snapshot is not None:
-            raise RuntimeError("bootstrap is only possible on an empty node")
-        self.become_follower(1, NONE)
+        if self.log.last_index() != 0 or self.snapshot is not None:
+            raise RuntimeError("bootstrap is only possible on a node with an empty log")
+        # A fresh node may already have heard (pre)votes from some other
+        # cluster and moved its term on; with an empty log that is harmless:
+        # the term-1 entries below are older than its term, as Raft allows.
+        self.become_follower(max(self.term, 1), NONE)
         self.log.append(entries)
         # Only the configuration entry (index 1) is committed by fiat: a node
         # can campaign only once it holds it, so every future leader has it.
