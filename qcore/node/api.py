@@ -10,6 +10,7 @@ to the connection.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -187,9 +188,46 @@ class Api:
             return await self._driver.propose_command(msg.request, command)
 
         reply = await self._leader_only(msg, conn, local, m.PerformResponse)
-        if isinstance(reply, m.PerformResponse) and "Error" in reply.response and len(reply.response) == 1:
-            return m.Error(msg.id, str(reply.response["Error"]))
+        if isinstance(reply, m.PerformResponse):
+            return _perform_reply(msg.id, reply.response)
         return reply
+
+    def perform_fast(self, msg: m.Perform, reply: Callable[[Reply], None], fallback: Callable[[], None]) -> bool:
+        """Serve a Perform from future callbacks if it is the common case.
+
+        Returns False, having done nothing, when the request needs the full
+        path of `perform` (bad request, uninitialised or removed node, a write
+        on a follower). A write that finds this node no longer leader calls
+        `fallback` (which runs `perform`, forwarding it). Otherwise `reply`
+        is called exactly once with the reply.
+        """
+        try:
+            command = decode_command_request(msg.request)
+        except CodecError:
+            return False
+        driver = self._driver
+        if not driver.initialised() or driver.removed():
+            return False
+        rid = msg.id
+        if Store.is_read_only(command):
+            query = self._node.state_machine.query
+
+            def on_barrier(f: "asyncio.Future[None]") -> None:
+                reply(_outcome(rid, f, lambda _: m.PerformResponse(rid, query(command))))
+
+            driver.read_barrier().add_done_callback(on_barrier)
+            return True
+        if not driver.is_leader():
+            return False
+
+        def on_applied(f: "asyncio.Future[Any]") -> None:
+            if not f.cancelled() and isinstance(f.exception(), NotLeader):
+                fallback()
+            else:
+                reply(_outcome(rid, f, lambda r: _perform_reply(rid, r)))
+
+        driver.propose_command(msg.request, command).add_done_callback(on_applied)
+        return True
 
     async def read_barrier(self) -> None:
         try:
@@ -242,3 +280,24 @@ class Api:
         )
         ((tag, inner),) = reply.items()
         return RawReply({tag: {**inner, "id": msg.id}})
+
+
+def _perform_reply(rid: Any, response: Any) -> Reply:
+    """A command's response, or an Error frame if applying it failed internally."""
+    if "Error" in response and len(response) == 1:
+        return m.Error(rid, str(response["Error"]))
+    return m.PerformResponse(rid, response)
+
+
+def _outcome(rid: Any, fut: "asyncio.Future[Any]", make: Callable[[Any], Reply]) -> Reply:
+    """The reply for a finished future: `make(result)`, or an Error frame."""
+    if fut.cancelled():
+        return m.Error(rid, "node is shutting down")
+    exc = fut.exception()
+    if exc is None:
+        try:
+            return make(fut.result())
+        except Exception as err:  # a bug must still produce a reply
+            log.exception("request %r failed", rid)
+            return m.Error(rid, f"internal error: {err}")
+    return m.Error(rid, str(exc))

@@ -255,6 +255,19 @@ class Node:
             self._reply(conn, m.Error(msg.id, f"too many requests in flight on this connection (limit {self.opts.max_inflight_per_conn})"))
             return
         conn.inflight += 1
+        if tag == "Perform" and not self.stopping:
+            # The common cases (a read anywhere, a write on the leader) are
+            # answered from a future's callback, without a task per request.
+            def reply(r: Any) -> None:
+                conn.inflight -= 1
+                self._reply(conn, r)
+
+            if self.api.perform_fast(msg, reply, lambda: self._spawn(conn, handler, msg)):
+                return
+        self._spawn(conn, handler, msg)
+
+    def _spawn(self, conn: ConnContext, handler: Any, msg: Any) -> None:
+        """Serve a request in its own task (it owns one unit of conn.inflight)."""
         task = asyncio.create_task(self._serve_request(conn, handler, msg))
         self._request_tasks.add(task)
         task.add_done_callback(self._request_tasks.discard)
