@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qcore.bench.procs import Child, ChildError, free_ports, python_argv, wait_listening
+from qcore.bench.procs import Child, ChildGroup, free_ports, python_argv, wait_listening
 from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD
 from qcore.bench.wire import AdminConn, WireError, check_ok
 
@@ -56,7 +56,7 @@ BENCH_SCHEMA: dict[str, Any] = {
 }
 
 
-class QcoreCluster:
+class QcoreCluster(ChildGroup):
     """``nodes`` qcore processes forming one cluster."""
 
     system = "qcore"
@@ -125,18 +125,6 @@ class QcoreCluster:
         sample = ids if len(ids) <= 10_000 else [ids[i] for i in range(0, len(ids), len(ids) // 10_000)][:10_000]
         return {"entities": sample}
 
-    def rss_bytes(self) -> list[int]:
-        return [c.rss_bytes() for c in self.children]
-
-    def check_alive(self) -> None:
-        for c in self.children:
-            if not c.alive():
-                raise ChildError(f"{c.name} died; log {c.log_path}:\n{c.log_tail()}")
-
-    def stop(self) -> None:
-        for c in self.children:
-            c.stop()
-
 
 async def create_entities(endpoint: str, count: int, connections: int = 4, window: int = 256) -> list[list[Any]]:
     """Create ``count`` BenchItem entities with many requests in flight; returns ``[[type, id], ...]``.
@@ -150,7 +138,6 @@ async def create_entities(endpoint: str, count: int, connections: int = 4, windo
     per_conn = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
 
     async def worker(n: int, tag: int) -> None:
-        nonlocal retries
         conn = await AdminConn.open(endpoint)
         sem = asyncio.Semaphore(window)
 

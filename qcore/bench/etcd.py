@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from qcore.bench.conns import HttpConn
-from qcore.bench.procs import Child, ChildError, free_ports, wait_listening
+from qcore.bench.procs import Child, ChildError, ChildGroup, free_ports, wait_listening
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def etcd_version() -> str:
     return out.splitlines()[0].replace("etcd Version: ", "") if out else "unknown"
 
 
-class EtcdCluster:
+class EtcdCluster(ChildGroup):
     """``nodes`` etcd members on loopback."""
 
     system = "etcd"
@@ -131,18 +131,6 @@ class EtcdCluster:
         await asyncio.gather(*(filler(range(s, keys, 16)) for s in range(16)))
         await self._leader_first()
         return {"keys": keys}
-
-    def rss_bytes(self) -> list[int]:
-        return [c.rss_bytes() for c in self.children]
-
-    def check_alive(self) -> None:
-        for c in self.children:
-            if not c.alive():
-                raise ChildError(f"{c.name} died; log {c.log_path}:\n{c.log_tail()}")
-
-    def stop(self) -> None:
-        for c in self.children:
-            c.stop()
 
 
 def _b64(text: str) -> str:

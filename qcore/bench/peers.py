@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from qcore.bench.conns import WsConn
-from qcore.bench.procs import Child, ChildError, free_ports, python_argv, wait_listening
+from qcore.bench.procs import Child, ChildError, ChildGroup, free_ports, python_argv, wait_listening
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def pysyncobj_version() -> str:
     return version("pysyncobj")
 
 
-class PysyncobjCluster:
+class PysyncobjCluster(ChildGroup):
     """``nodes`` PySyncObj processes, each with a bench request server."""
 
     system = "pysyncobj"
@@ -107,18 +107,6 @@ class PysyncobjCluster:
 
         await asyncio.gather(*(filler(range(s, keys, 16)) for s in range(16)))
         return {"keys": keys}
-
-    def rss_bytes(self) -> list[int]:
-        return [c.rss_bytes() for c in self.children]
-
-    def check_alive(self) -> None:
-        for c in self.children:
-            if not c.alive():
-                raise ChildError(f"{c.name} died; log {c.log_path}:\n{c.log_tail()}")
-
-    def stop(self) -> None:
-        for c in self.children:
-            c.stop()
 
 
 class NoopServer:

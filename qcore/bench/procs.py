@@ -118,3 +118,21 @@ def child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+class ChildGroup:
+    """The server processes of one benchmarked cluster, handled together."""
+
+    children: list[Child]
+
+    def rss_bytes(self) -> list[int]:
+        return [c.rss_bytes() for c in self.children]
+
+    def check_alive(self) -> None:
+        for c in self.children:
+            if not c.alive():
+                raise ChildError(f"{c.name} died; log {c.log_path}:\n{c.log_tail()}")
+
+    def stop(self) -> None:
+        for c in self.children:
+            c.stop()
