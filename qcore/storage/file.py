@@ -36,7 +36,7 @@ from .codec import (
 from .errors import StorageError
 from .fs import FileSystem, lock_dir, unlock_dir
 from .layout import remove_obsolete, wal_name
-from .logstate import LogState
+from .logstate import LogReads, LogState
 from .recovery import recover_dir
 from .snapfile import read_snapshot, write_snapshot
 
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 64 << 20  # start a new segment once the current one is this big
 PENDING_LIMIT = 1 << 20  # unsynced records are written (and fsynced) beyond this
-class FileStorage:
+class FileStorage(LogReads):
     """The durable Raft log, hard state and snapshots of one data directory.
 
     Not thread-safe: one caller at a time (the runtime's Raft task, possibly
@@ -164,23 +164,6 @@ class FileStorage:
 
     # ---------------------------------------------------------------- reads
 
-    def first_index(self) -> int:
-        return self._state.first_index()
-
-    def last_index(self) -> int:
-        return self._state.last_index()
-
-    def term(self, index: int) -> int | None:
-        return self._state.term(index)
-
-    def entries(self, lo: int, hi: int) -> list[Entry]:
-        """Stored entries with lo <= index < hi."""
-        return self._state.slice(lo, hi)
-
-    @property
-    def hard_state(self) -> HardState:
-        hs = self._state.hard_state
-        return HardState(hs.term, hs.vote, hs.commit)
 
     def stats(self) -> dict[str, int]:
         return {

@@ -109,3 +109,28 @@ class LogState:
 
     def set_hard_state(self, hs: HardState) -> None:
         self.hard_state = HardState(hs.term, hs.vote, hs.commit)
+
+
+class LogReads:
+    """Read access to a storage engine's LogState (`self._state`): the same
+    for the file engine and its in-memory twin."""
+
+    _state: LogState
+
+    def first_index(self) -> int:
+        return self._state.first_index()
+
+    def last_index(self) -> int:
+        return self._state.last_index()
+
+    def term(self, index: int) -> int | None:
+        return self._state.term(index)
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        """Stored entries with lo <= index < hi."""
+        return self._state.slice(lo, hi)
+
+    @property
+    def hard_state(self) -> HardState:
+        hs = self._state.hard_state
+        return HardState(hs.term, hs.vote, hs.commit)

@@ -14,10 +14,10 @@ from qcore.raft.types import Entry, HardState, Snapshot
 
 from .base import RecoveredState
 from .errors import StorageError
-from .logstate import LogState
+from .logstate import LogReads, LogState
 
 
-class MemoryStorage:
+class MemoryStorage(LogReads):
     """Raft log, hard state and snapshot in memory."""
 
     def __init__(self) -> None:
@@ -76,24 +76,6 @@ class MemoryStorage:
     def close(self) -> None:
         self._closed = True
 
-    # Reads, as FileStorage offers them.
-
-    def first_index(self) -> int:
-        return self._state.first_index()
-
-    def last_index(self) -> int:
-        return self._state.last_index()
-
-    def term(self, index: int) -> int | None:
-        return self._state.term(index)
-
-    def entries(self, lo: int, hi: int) -> list[Entry]:
-        return self._state.slice(lo, hi)
-
-    @property
-    def hard_state(self) -> HardState:
-        hs = self._state.hard_state
-        return HardState(hs.term, hs.vote, hs.commit)
 
     def _check_open(self) -> None:
         if self._closed:
