@@ -108,7 +108,7 @@ class Api:
     async def add_learner(self, msg: m.AddLearner, conn: ConnContext | None) -> Reply:
         async def local() -> Any:
             driver = self._driver
-            cs = driver.status().conf_state
+            cs = driver.conf_state()
             if msg.node_id == 0:
                 return m.err("node id 0 is reserved")
             members = set(cs.voters) | set(cs.learners) | set(cs.voters_outgoing)
@@ -131,7 +131,7 @@ class Api:
                     f"node {msg.node_id} was added as a learner but has not caught up to index {target} yet;"
                     " is it running at that address?"
                 )
-            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.status().conf_state)})
+            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.conf_state())})
 
         return await self._leader_only(msg, conn, local, m.AddLearnerResponse)
 
@@ -141,7 +141,7 @@ class Api:
             members = set(msg.members)
             if not members:
                 return m.err("members must not be empty")
-            cs = driver.status().conf_state
+            cs = driver.conf_state()
             if cs.voters_outgoing:
                 return m.err("a membership change is already in progress")
             voters, learners = set(cs.voters), set(cs.learners)
@@ -156,12 +156,12 @@ class Api:
             term, index = await driver.propose_conf_change(ConfChange(changes=tuple(changes)))
 
             def settled() -> bool:
-                now = driver.status().conf_state
+                now = driver.conf_state()
                 return not now.voters_outgoing and set(now.voters) == members
 
             if not await driver.wait_for(settled, self._opts.request_timeout):
                 return m.err("the joint configuration was entered but has not been left yet; check GetMetrics")
-            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.status().conf_state)})
+            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.conf_state())})
 
         return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
 

@@ -537,8 +537,3 @@ class RaftDriver:
         self._snapshot_index = index
         self._raw.compact(max(0, index - self._opts.snapshot_keep))
         log.info("took snapshot at index %d (%d bytes)", index, len(data))
-
-    # ------------------------------------------------------------- recovery
-    @staticmethod
-    def recovered_hard_state(hs: HardState | None) -> HardState:
-        return hs if hs is not None else HardState()
