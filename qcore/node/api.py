@@ -196,9 +196,9 @@ class Api:
         """Serve a Perform from future callbacks if it is the common case.
 
         Returns False, having done nothing, when the request needs the full
-        path of `perform` (bad request, uninitialised or removed node, a write
-        on a follower). A write that finds this node no longer leader calls
-        `fallback` (which runs `perform`, forwarding it). Otherwise `reply`
+        path of `perform` (bad request, uninitialised or removed node). A
+        write that neither this node nor a reachable leader can take calls
+        `fallback` (which runs `perform`: it waits for a leader and forwards). Otherwise `reply`
         is called exactly once with the reply.
         """
         try:
@@ -217,9 +217,10 @@ class Api:
 
             driver.read_barrier().add_done_callback(on_barrier)
             return True
-        if not driver.is_leader():
-            return False
 
+        # On the leader the write is proposed here; on a follower the driver
+        # hands it to the leader over the Raft link (NotLeader if it cannot:
+        # then the full path waits for a leader and forwards it).
         def on_applied(f: "asyncio.Future[Any]") -> None:
             if not f.cancelled() and isinstance(f.exception(), NotLeader):
                 fallback()

@@ -1,6 +1,8 @@
 """Forwarding requests that only the leader can serve.
 
-A follower keeps one pipelined connection to the current leader
+Writes normally reach the leader as PROP messages on the Raft link (see
+qcore.node.driver); this link carries membership changes, and writes when
+no leader was reachable that way. A follower keeps one pipelined connection to the current leader
 (`ws://leader/forward`) and relays requests over it with fresh ids, mapping
 each reply back. Requests arriving on a `/forward` connection are never
 forwarded again: the receiver answers "not leader" instead, so a stale view

@@ -108,7 +108,8 @@ class Node:
             opts.id, opts.ws_addr, lambda: self.driver, opts.peer_overrides, opts.snapshot_chunk_bytes
         )
         self.driver = RaftDriver(
-            opts, raw, storage, self.state_machine, self.transport.send, applied=snap_index, snapshot_index=snap_index
+            opts, raw, storage, self.state_machine, self.transport.send,
+            applied=snap_index, snapshot_index=snap_index, reachable=self.transport.connected,
         )
         self.driver.persisted_index = rec.entries[-1].index if rec.entries else snap_index
         if rec.hard_state is not None:

@@ -61,7 +61,13 @@ def peer_identity(path: str) -> tuple[int, str] | None:
 
 
 class PeerLink:
-    """The outbound connection to one peer, with its send queue."""
+    """The outbound connection to one peer.
+
+    While the connection is up and keeping pace, frames are written the
+    moment the driver sends them (all of one Ready's frames for this peer in
+    one syscall); they queue only while connecting or while the peer is
+    slow, and the link's task then writes the backlog.
+    """
 
     def __init__(self, transport: "PeerTransport", peer_id: int) -> None:
         self._transport = transport
@@ -70,14 +76,27 @@ class PeerLink:
         self._ready = asyncio.Event()
         self._closed = False
         self._connected = False
+        self._ws: Any = None  # set while the connection is open and the link is pumping
+        self._draining = False
         self._task = asyncio.create_task(self._run(), name=f"peer-{transport.node_id}->{peer_id}")
 
-    def enqueue(self, frame: bytes) -> None:
-        if len(self._queue) >= _MAX_QUEUE:
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        ws = self._ws
+        if ws is not None and not self._queue and not self._draining:
+            if write_frames(ws, frames):
+                if must_drain(ws):
+                    self._draining = True
+                    self._ready.set()
+                return
+        if len(self._queue) + len(frames) > _MAX_QUEUE:
             # Peer is not keeping up (or is down): drop the backlog, let Raft resend.
             self._queue.clear()
             self._transport.driver.report_unreachable(self.peer_id)
-        self._queue.append(frame)
+        self._queue.extend(frames)
         self._ready.set()
 
     async def close(self) -> None:
@@ -115,6 +134,8 @@ class PeerLink:
                     try:
                         await self._pump(ws, addr, reader)
                     finally:
+                        self._ws = None
+                        self._draining = False
                         reader.cancel()
             except asyncio.CancelledError:
                 raise
@@ -130,27 +151,31 @@ class PeerLink:
             backoff = min(1.0, backoff * 2)
 
     async def _pump(self, ws: Any, addr: str, reader: asyncio.Task[None]) -> None:
+        """Write the backlog, wait out slow peers, notice a dead connection or a moved peer."""
         queue = self._queue
+        self._ws = ws
         while not self._closed:
-            if not queue:
-                self._ready.clear()
-                waiter = asyncio.create_task(self._ready.wait())
-                done, _ = await asyncio.wait({waiter, reader}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-                if reader in done:
-                    waiter.cancel()
-                    reader.result()  # raises the connection error
-                    return
-                if waiter not in done:
-                    waiter.cancel()
-                if self._transport.address_of(self.peer_id) != addr:
-                    return  # the peer moved: reconnect to the new address
-                continue
-            frames = list(queue)
-            queue.clear()
-            if not write_frames(ws, frames):
-                raise ConnectionClosedError(None, None)
-            if must_drain(ws):
+            if self._draining or must_drain(ws):
+                self._draining = True
                 await ws.drain()
+                self._draining = False
+            if queue:
+                frames = list(queue)
+                queue.clear()
+                if not write_frames(ws, frames):
+                    raise ConnectionClosedError(None, None)
+                continue
+            self._ready.clear()
+            waiter = asyncio.create_task(self._ready.wait())
+            done, _ = await asyncio.wait({waiter, reader}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                waiter.cancel()
+                reader.result()  # raises the connection error
+                return
+            if waiter not in done:
+                waiter.cancel()
+            if self._transport.address_of(self.peer_id) != addr:
+                return  # the peer moved: reconnect to the new address
 
     async def _drain_replies(self, ws: Any) -> None:
         """The peer answers only with Error frames here; log them."""
@@ -165,6 +190,32 @@ class _SnapshotAssembly:
         self.header = header
         self.total = total
         self.buf = bytearray()
+
+
+def _last_appends(messages: list[Message]) -> dict[int, int]:
+    """Position of the last APP to each peer in one batch of messages."""
+    last: dict[int, int] = {}
+    for i, msg in enumerate(messages):
+        if msg.type == MessageType.APP:
+            last[msg.to] = i
+    return last
+
+
+def _superseded(msg: Message, i: int, last_app: dict[int, int], messages: list[Message]) -> bool:
+    """An APP without entries that a later APP to the same peer in the same
+    batch makes redundant: the leader sends one whenever its commit index
+    moves, and a round often moves it more than once before new entries go
+    out. The later message has the same previous entry (an empty APP does
+    not advance the peer's progress), the same term and a commit index at
+    least as high, so dropping the earlier one loses nothing (and dropping
+    a message is always safe in Raft)."""
+    if msg.type != MessageType.APP or msg.entries:
+        return False
+    j = last_app.get(msg.to, i)
+    if j == i:
+        return False
+    later = messages[j]
+    return later.term == msg.term and later.commit >= msg.commit and later.index >= msg.index
 
 
 class PeerTransport:
@@ -199,24 +250,38 @@ class PeerTransport:
         addr = self.driver.address_of(peer_id)
         return addr if addr is not None else self._learned.get(peer_id)
 
+    def connected(self, peer_id: int) -> bool:
+        """Is the outbound link to `peer_id` up (so a message sent now is likely delivered)?"""
+        link = self._links.get(peer_id)
+        return link is not None and link.connected
+
     def learn(self, peer_id: int, addr: str) -> None:
         if peer_id != self.node_id and self._learned.get(peer_id) != addr:
             self._learned[peer_id] = addr
 
     # ---------------------------------------------------------------- send
     def send(self, messages: list[Message]) -> None:
-        for msg in messages:
+        by_peer: dict[int, list[bytes]] = {}
+        last_app = _last_appends(messages) if len(messages) > 2 else None
+        for i, msg in enumerate(messages):
             if msg.to == self.node_id:
+                continue
+            if last_app is not None and _superseded(msg, i, last_app, messages):
                 continue
             if msg.type == MessageType.SNAP:
                 task = asyncio.create_task(self._send_snapshot(msg))
                 self._snapshot_tasks.add(task)
                 task.add_done_callback(self._snapshot_tasks.discard)
                 continue
-            link = self._links.get(msg.to)
+            frames = by_peer.get(msg.to)
+            if frames is None:
+                frames = by_peer[msg.to] = []
+            frames.append(self._frame(msg))
+        for peer, frames in by_peer.items():
+            link = self._links.get(peer)
             if link is None:
-                link = self._links[msg.to] = PeerLink(self, msg.to)
-            link.enqueue(self._frame(msg))
+                link = self._links[peer] = PeerLink(self, peer)
+            link.send_frames(frames)
 
     def _frame(self, msg: Message) -> bytes:
         tag = frame_tag(msg)

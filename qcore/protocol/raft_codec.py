@@ -50,6 +50,10 @@ _REQUEST_TAG = {
     MessageType.TIMEOUT_NOW: "RaftAppend",
     MessageType.READ_INDEX: "RaftAppend",
     MessageType.TRANSFER_LEADER: "RaftAppend",
+    # A write a follower hands to the leader (or the leader's "not taken"
+    # notice, with reject set). The core never sees these: the node runtime
+    # proposes them itself (qcore.node.driver).
+    MessageType.PROP: "RaftAppend",
     MessageType.APP_RESP: "RaftAppendResponse",
     MessageType.HEARTBEAT_RESP: "RaftAppendResponse",
     MessageType.READ_INDEX_RESP: "RaftAppendResponse",

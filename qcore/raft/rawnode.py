@@ -307,6 +307,10 @@ class RawNode:
         return self._raft.role == Role.LEADER
 
     @property
+    def term(self) -> int:
+        return self._raft.term
+
+    @property
     def conf_state(self) -> ConfState:
         """The live configuration: read it, never mutate it."""
         return self._raft.trk.conf

@@ -1,0 +1,171 @@
+"""Writes made on a follower travel to the leader as PROP messages and are
+answered from the follower's own apply (qcore.node.driver).
+
+Three RaftDrivers run in one event loop over in-memory storage, wired by a
+tiny in-process network that can hold back or drop messages, so the cases
+where the leader refuses a batch or leadership changes under it are
+deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from qcore.node.driver import RaftDriver
+from qcore.node.errors import NotLeader, RequestFailed
+from qcore.node.options import NodeOptions
+from qcore.node.state_machine import StateMachine
+from qcore.protocol.errors import Retryable, classify
+from qcore.protocol.values import decode_command_request, encode_load_config
+from qcore.raft import Config, RawNode
+from qcore.raft.types import Message, MessageType
+from qcore.storage import MemoryStorage
+from qcore.store.config import load_config
+
+REPO = Path(__file__).resolve().parents[2]
+ADDRESSES = {1: "n1", 2: "n2", 3: "n3"}
+
+
+class Net:
+    """Delivers messages between drivers on the next loop iteration; a
+    filter may drop them (it sees every message first)."""
+
+    def __init__(self) -> None:
+        self.drivers: dict[int, RaftDriver] = {}
+        self.drop: Callable[[Message], bool] = lambda m: False
+        self.seen: list[Message] = []
+
+    def sender(self) -> Callable[[list[Message]], None]:
+        def send(msgs: list[Message]) -> None:
+            loop = asyncio.get_running_loop()
+            for msg in msgs:
+                self.seen.append(msg)
+                if self.drop(msg) or msg.to not in self.drivers:
+                    continue
+                loop.call_soon(self.drivers[msg.to].step, msg)
+
+        return send
+
+
+def _command(name: str) -> tuple[dict[str, Any], Any]:
+    request = {"CreateEntity": {"entity_type": "Object", "parent_id": None, "name": name}}
+    return request, decode_command_request(request)
+
+
+async def _cluster(tmp_path: Path) -> tuple[Net, dict[int, RaftDriver]]:
+    net = Net()
+    config_json = encode_load_config(load_config(REPO / "schemas.yaml"))
+    for nid in ADDRESSES:
+        opts = NodeOptions(id=nid, ws_addr=ADDRESSES[nid], data_dir=tmp_path / str(nid), tick_ms=10,
+                           election_ticks=10, request_timeout=5.0)
+        raw = RawNode(Config(id=nid, election_tick=10, heartbeat_tick=1, pre_vote=True, check_quorum=True),
+                      rng=random.Random(nid))
+        driver = RaftDriver(opts, raw, MemoryStorage(), StateMachine(), net.sender())
+        net.drivers[nid] = driver
+        driver.start()
+        await driver.bootstrap(ADDRESSES, config_json)
+    net.drivers[1]._local.append(lambda: net.drivers[1].raw.campaign())  # noqa: SLF001 (test drives the core)
+    net.drivers[1]._wake.set()  # noqa: SLF001
+    leader = net.drivers[1]
+    assert await leader.wait_for(lambda: leader.is_leader() and leader.applied >= 2, 5)
+    for d in net.drivers.values():
+        assert await d.wait_for(lambda d=d: d.leader_id() == 1 and d.applied >= leader.applied, 5)
+    return net, net.drivers
+
+
+async def _stop(drivers: dict[int, RaftDriver]) -> None:
+    for d in drivers.values():
+        await d.stop()
+
+
+async def test_follower_write_is_answered_from_its_own_apply(tmp_path: Path) -> None:
+    net, drivers = await _cluster(tmp_path)
+    try:
+        request, command = _command("from-follower")
+        response = await asyncio.wait_for(drivers[2].propose_command(request, command), 5)
+        assert response["CreateEntity"]["error"] is None
+        created = response["CreateEntity"]["response"]
+        # The leader applied the same entry, and sent no reply frame for it:
+        # the follower answered from its own apply.
+        assert drivers[1].applied == drivers[2].applied
+        props = [m for m in net.seen if m.type == MessageType.PROP]
+        assert [(m.frm, m.to, m.reject) for m in props] == [(2, 1, False)]
+        # Every node holds the entity the follower was told about.
+        for d in drivers.values():
+            await d.wait_for(lambda d=d: d.applied >= drivers[2].applied, 5)
+            store = d._sm.store  # noqa: SLF001
+            assert store.query(decode_command_request({"EntityExists": {"entity_id": created}})).response is True
+    finally:
+        await _stop(drivers)
+
+
+async def test_batch_for_a_stale_term_is_refused_and_safe_to_retry(tmp_path: Path) -> None:
+    net, drivers = await _cluster(tmp_path)
+    try:
+        # Make the follower name a term the leader is not in: the leader
+        # must not append the batch, and must say so.
+        follower = drivers[3]
+        original = net.sender()
+
+        def rewrite(msgs: list[Message]) -> None:
+            for msg in msgs:
+                if msg.type == MessageType.PROP and not msg.reject:
+                    msg.term += 7
+            original(msgs)
+
+        follower._send = rewrite  # noqa: SLF001
+        before = drivers[1].raw.term
+        request, command = _command("stale")
+        with pytest.raises(RequestFailed) as info:
+            await asyncio.wait_for(follower.propose_command(request, command), 5)
+        assert classify(str(info.value)) == Retryable("not_applied"), str(info.value)
+        rejects = [m for m in net.seen if m.type == MessageType.PROP and m.reject]
+        assert [(m.frm, m.to, m.term) for m in rejects] == [(1, 3, before + 7)]
+        # Nothing was appended for it anywhere.
+        await asyncio.sleep(0)
+        assert all(d._local_cmds == {} for d in drivers.values())  # noqa: SLF001
+    finally:
+        await _stop(drivers)
+
+
+async def test_batch_lost_with_its_leader_fails_as_not_applied(tmp_path: Path) -> None:
+    net, drivers = await _cluster(tmp_path)
+    try:
+        # The leader never receives the follower's batch; then node 2 is
+        # elected. Once node 3 applies an entry of the new term, its batch
+        # (sent at the old term) provably never committed.
+        net.drop = lambda m: m.type == MessageType.PROP
+        old_term = drivers[3].raw.term
+        request, command = _command("lost")
+        fut = drivers[3].propose_command(request, command)
+        await asyncio.sleep(0.01)
+        assert not fut.done()
+        drivers[1].transfer_leader(2)
+        await drivers[2].wait_for(lambda: drivers[2].is_leader(), 5)
+        with pytest.raises(RequestFailed) as info:
+            await asyncio.wait_for(fut, 5)
+        assert classify(str(info.value)) == Retryable("not_applied"), str(info.value)
+        assert drivers[3].raw.term > old_term
+        # A new write from node 3 now goes to node 2 and succeeds.
+        net.drop = lambda m: False
+        request, command = _command("after")
+        response = await asyncio.wait_for(drivers[3].propose_command(request, command), 5)
+        assert response["CreateEntity"]["error"] is None
+    finally:
+        await _stop(drivers)
+
+
+async def test_no_reachable_leader_is_not_leader(tmp_path: Path) -> None:
+    net, drivers = await _cluster(tmp_path)
+    try:
+        drivers[2]._reachable = lambda peer: False  # noqa: SLF001
+        request, command = _command("nowhere")
+        with pytest.raises(NotLeader):
+            await asyncio.wait_for(drivers[2].propose_command(request, command), 5)
+    finally:
+        await _stop(drivers)
