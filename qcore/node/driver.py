@@ -78,6 +78,7 @@ class RaftDriver:
         self._reachable = reachable
         self._applied = applied
         self._snapshot_index = snapshot_index
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"qcore-io-{opts.id}")
         self._wake = asyncio.Event()
         self._stopped = False
@@ -115,6 +116,9 @@ class RaftDriver:
 
     # ------------------------------------------------------------------ life
     def start(self) -> None:
+        # Cached: asyncio.get_running_loop() makes a getpid() syscall per
+        # call on Python 3.11, and every request asks for a future.
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name=f"raft-driver-{self._opts.id}")
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"raft-ticker-{self._opts.id}")
 
@@ -208,7 +212,7 @@ class RaftDriver:
 
     def bootstrap(self, addresses: dict[int, str], load_config_json: Any) -> asyncio.Future[None]:
         """Init: write the initial configuration and the config-file entry."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[None] = self._loop.create_future()
 
         def do() -> None:
             if self.initialised():
@@ -237,7 +241,7 @@ class RaftDriver:
         `command` is the already-decoded form of `command_json`, if the caller
         has it: the proposer then applies it without decoding it again.
         """
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = self._loop.create_future()
         self._cmd_queue.append((command_json, command, fut))
         self._deadline(fut, "the write was proposed but not applied in time; outcome unknown")
         self._wake.set()
@@ -256,7 +260,7 @@ class RaftDriver:
 
     def propose_conf_change(self, cc: ConfChange) -> asyncio.Future[tuple[int, int]]:
         """Resolves with (term, index) once the change is applied (not just committed)."""
-        fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[int, int]] = self._loop.create_future()
         self._conf_queue.append((cc, fut))
         self._deadline(fut, "the membership change was proposed but not applied in time; outcome unknown")
         self._wake.set()
@@ -265,7 +269,7 @@ class RaftDriver:
     def read_barrier(self) -> asyncio.Future[None]:
         """Resolves once local state is at least as new as the cluster's
         commit index at the time of the call (ReadIndex)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[None] = self._loop.create_future()
         self._read_queue.append(fut)
         self._deadline(fut, "could not confirm a linearizable read (no leader?)")
         self._wake.set()
@@ -291,7 +295,7 @@ class RaftDriver:
         """Wait until `predicate()` holds (checked after every round)."""
         if predicate():
             return True
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[None] = self._loop.create_future()
         entry = (predicate, fut)
         self._watchers.append(entry)
         try:
@@ -544,7 +548,7 @@ class RaftDriver:
                 # A leader fsyncs in a worker thread: its loop keeps taking
                 # requests and follower acks meanwhile (it sent its entries
                 # before this write: see _round).
-                await asyncio.get_running_loop().run_in_executor(
+                await self._loop.run_in_executor(
                     self._io, self._storage.save, rd.hard_state, rd.entries, snap, True
                 )
             else:

@@ -30,6 +30,7 @@ from qcore.node.frames_out import write_frames
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
+from qcore.node.ws_conn import SinkServerConnection
 from qcore.node.transport import PeerTransport, peer_identity
 from qcore.protocol import messages as m
 from qcore.protocol.raft_codec import RaftCodecError
@@ -87,6 +88,7 @@ class Node:
 
     async def start(self) -> None:
         opts = self.opts
+        self._loop = asyncio.get_running_loop()  # cached: one getpid() syscall per call on 3.11
         storage = self._open_storage()
         rec = storage.recover()
         self.state_machine = StateMachine(on_changes=self.notifications.publish, on_restore=self.notifications.on_restore)
@@ -135,6 +137,7 @@ class Node:
             ping_timeout=20,
             close_timeout=2,
             server_header="qcore",
+            create_connection=SinkServerConnection,
         )
         log.info("node %d serving on ws://%s", opts.id, opts.ws_addr)
         if opts.init and not self.driver.initialised():
@@ -207,7 +210,10 @@ class Node:
         self._connections.add(ws)
         conn = ConnContext(ws, forwarded)
         self.notifications.attach(conn)
+        if isinstance(ws, SinkServerConnection):
+            ws.sink = lambda data, text: self._on_message(conn, data, text)
         try:
+            # Only fragmented messages arrive here (see qcore.node.ws_conn).
             async for frame in ws:
                 self._on_frame(conn, frame)
         except ConnectionClosed:
@@ -215,6 +221,17 @@ class Node:
         finally:
             self._connections.discard(ws)
             self.notifications.detach(conn)
+
+    def _on_message(self, conn: ConnContext, data: bytes, text: bool) -> None:
+        if not text:
+            self._on_frame(conn, bytes(data))
+            return
+        try:
+            frame = data.decode()
+        except UnicodeDecodeError:
+            self._reply(conn, m.Error(m.new_id(), "text frame is not valid UTF-8"))
+            return
+        self._on_frame(conn, frame)
 
     def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
@@ -293,7 +310,7 @@ class Node:
         (say, every write of a group-committed entry) leave in one syscall."""
         data = orjson.dumps(reply.frame) if isinstance(reply, RawReply) else m.encode_message(reply)
         if not conn.outbox:
-            asyncio.get_running_loop().call_soon(self._flush, conn)
+            self._loop.call_soon(self._flush, conn)
         conn.outbox.append(data)
 
     @staticmethod
