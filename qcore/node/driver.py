@@ -347,12 +347,23 @@ class RaftDriver:
             )
             if early and rd.messages:
                 self._send(rd.messages)
+            restoring = rd.snapshot is not None and not rd.snapshot.is_empty()
+            if not restoring:
+                # Committed entries are already durable on a quorum, so they
+                # may be applied (and their clients answered) before this
+                # Ready's new entries reach the local disk, as etcd does.
+                self._apply(rd)
+                if rd.committed_entries and rd.must_sync and not self._raw.is_leader:
+                    # The fsync below blocks the loop: let the replies just
+                    # queued go out first.
+                    await asyncio.sleep(0)
             await self._persist(rd)
             if rd.hard_state is not None:
                 self._durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
             if not early and rd.messages:
                 self._send(rd.messages)
-            self._apply(rd)
+            if restoring:
+                self._apply(rd)
             self._raw.advance(rd)
             self._resolve_conf_waiters()
             self._reads.serve(self._applied)
