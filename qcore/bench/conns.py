@@ -14,16 +14,57 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from typing import Any
+
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Frame, Opcode
+
+from qcore.node.frames_out import write_frames
 
 logger = logging.getLogger(__name__)
+
+
+class _ReplyConnection(ClientConnection):
+    """A websockets client connection that hands the next whole message to
+    a waiting future straight from ``data_received``.
+
+    The stock connection queues each message in an assembler for ``recv()``
+    (a queue, a lock and a task switch per message); a bench client has one
+    request in flight and wants only the next reply, so that machinery was a
+    good part of the generator's CPU per request. websockets still does the
+    handshake, framing, masking, pings and closing; anything that arrives
+    with no caller waiting (or fragmented) takes the stock path.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiter: asyncio.Future[bytes] | None = None
+
+    def process_event(self, event: Any) -> None:
+        waiter = self.waiter
+        if waiter is not None and type(event) is Frame and event.fin and event.opcode in _DATA:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(bytes(event.data))
+            return
+        super().process_event(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(EOFError("connection closed"))
+        super().connection_lost(exc)
+
+
+_DATA = (Opcode.TEXT, Opcode.BINARY)
 
 
 class WsConn:
     """One WebSocket connection; ``call`` sends a text frame and returns the next frame."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: _ReplyConnection) -> None:
         self._ws = ws
+        self._loop = asyncio.get_running_loop()
 
     @classmethod
     async def open(cls, endpoint: str) -> "WsConn":
@@ -35,12 +76,18 @@ class WsConn:
             ping_interval=None,
             max_size=64 * 1024 * 1024,
             open_timeout=10,
+            create_connection=_ReplyConnection,
         )
         return cls(ws)
 
     async def call(self, frame: bytes) -> bytes:
-        await self._ws.send(frame, text=True)
-        return await self._ws.recv(decode=False)
+        ws = self._ws
+        waiter = self._loop.create_future()
+        ws.waiter = waiter
+        if not write_frames(ws, (frame,)):
+            ws.waiter = None
+            raise EOFError("connection closed")
+        return await waiter
 
     async def send(self, frame: bytes) -> None:
         await self._ws.send(frame, text=True)
