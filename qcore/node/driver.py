@@ -555,13 +555,17 @@ class RaftDriver:
         if rd.hard_state is None and not rd.entries and snap is None:
             return
         try:
-            if snap is not None or (rd.must_sync and self._raw.is_leader):
-                # A leader fsyncs in a worker thread: its loop keeps taking
-                # requests and follower acks meanwhile (it sent its entries
-                # before this write: see _round).
+            if snap is not None:
                 await self._loop.run_in_executor(
                     self._io, self._storage.save, rd.hard_state, rd.entries, snap, True
                 )
+            elif rd.must_sync and self._raw.is_leader:
+                # A leader fsyncs in a worker thread: its loop keeps taking
+                # requests and follower acks meanwhile (it sent its entries
+                # before this write: see _round). The records are encoded
+                # here first, so the worker holds the GIL only briefly.
+                self._storage.save(rd.hard_state, rd.entries, None, False)
+                await self._loop.run_in_executor(self._io, self._storage.sync)
             else:
                 # A follower writes on the loop. Its fsync is on the commit's
                 # critical path, and a hand-off to a thread costs two
