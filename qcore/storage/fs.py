@@ -32,6 +32,13 @@ class FileSystem:
     def open_append(self, path: str) -> int:
         return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
+    def open_write(self, path: str) -> int:
+        """An existing file, for writes at explicit offsets (`write_at`)."""
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+
+    def size(self, fd: int) -> int:
+        return os.fstat(fd).st_size
+
     def write(self, fd: int, parts: Sequence[bytes | memoryview]) -> None:
         """Write all of `parts`, in order, with as few system calls as possible."""
         views = [memoryview(p) for p in parts if len(p)]
@@ -44,8 +51,26 @@ class FileSystem:
                     views[0] = views[0][n:]
                     n = 0
 
+    def write_at(self, fd: int, offset: int, parts: Sequence[bytes | memoryview]) -> None:
+        """Write all of `parts`, in order, starting at `offset`."""
+        views = [memoryview(p) for p in parts if len(p)]
+        while views:
+            n = os.pwritev(fd, views[:1024], offset)
+            offset += n
+            while n and views:
+                if n >= len(views[0]):
+                    n -= len(views.pop(0))
+                else:
+                    views[0] = views[0][n:]
+                    n = 0
+
     def fsync(self, fd: int) -> None:
         os.fsync(fd)
+
+    def datasync(self, fd: int) -> None:
+        """Make a file's data (and its size) durable, without other metadata:
+        into space already written, this is no journal commit on ext4."""
+        os.fdatasync(fd)
 
     def close(self, fd: int) -> None:
         os.close(fd)

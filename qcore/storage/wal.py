@@ -11,6 +11,11 @@ last segment* can be torn. Hence the rule, applied here:
 - a bad frame followed by an intact later frame, a bad frame in any other
   segment, or a bad first frame of a segment (segments appear by atomic
   rename, whole) is corruption: `StorageError`, never skipped.
+
+Segments are preallocated with zeros (see `FileStorage._preallocate`), so a
+remainder that is all zeros is simply the end of a segment, in any segment.
+Frames lost from the end of an earlier segment would still be caught: the
+next segment's first frame must carry the next sequence number.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def scan_segment(buf: bytes, name: str, first_seq: int | None, is_last: bool) ->
             pos = frame[2]
             continue
         what = "out-of-sequence frame" if frame is not None else "damaged or incomplete frame"
+        if pos > 0 and frame is None and buf.count(0, pos) == len(buf) - pos:
+            break  # preallocated zeros: the clean end of the segment
         if pos == 0:
             raise StorageError(f"{name}: {what} at offset 0: a segment is never created partially")
         if not is_last:

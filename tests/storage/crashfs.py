@@ -39,6 +39,19 @@ class RecordingFs(FileSystem):
         self._paths[fd] = path
         return fd
 
+    def open_write(self, path: str) -> int:
+        fd = super().open_write(path)
+        self._paths[fd] = path
+        return fd
+
+    def write_at(self, fd: int, offset: int, parts: Sequence[bytes | memoryview]) -> None:
+        super().write_at(fd, offset, parts)
+        self.ops.append(("write", self._paths[fd], offset, b"".join(bytes(p) for p in parts)))
+
+    def datasync(self, fd: int) -> None:
+        super().datasync(fd)
+        self.ops.append(("fsync", self._paths[fd]))
+
     def write(self, fd: int, parts: Sequence[bytes | memoryview]) -> None:
         offset = os.fstat(fd).st_size
         super().write(fd, parts)

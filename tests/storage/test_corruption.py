@@ -16,10 +16,10 @@ from .helpers import entries, snapshot
 
 
 def frames_of(path: Path) -> list[tuple[int, int]]:
-    """(start, end) of every frame in a segment file."""
+    """(start, end) of every frame in a segment file (up to its preallocated zeros)."""
     buf = path.read_bytes()
     out, pos = [], 0
-    while pos < len(buf):
+    while pos < len(buf) and buf.count(0, pos) != len(buf) - pos:
         frame = parse_frame_at(buf, pos)
         assert frame is not None
         out.append((pos, frame[2]))
@@ -73,7 +73,7 @@ def test_damage_in_an_earlier_segment_is_fatal_even_at_its_end(tmp_path) -> None
     d = tmp_path / "d"
     segs = build(d, segment_bytes=300)
     assert len(segs) >= 3
-    flip(segs[1], segs[1].stat().st_size - 1)
+    flip(segs[1], frames_of(segs[1])[-1][1] - 1)
     with pytest.raises(StorageError, match="not the last"):
         FileStorage(d)
 
@@ -81,7 +81,7 @@ def test_damage_in_an_earlier_segment_is_fatal_even_at_its_end(tmp_path) -> None
 def test_a_truncated_earlier_segment_is_fatal(tmp_path) -> None:
     d = tmp_path / "d"
     segs = build(d, segment_bytes=300)
-    os.truncate(segs[1], segs[1].stat().st_size - 3)
+    os.truncate(segs[1], frames_of(segs[1])[-1][1] - 3)
     with pytest.raises(StorageError, match="not the last"):
         FileStorage(d)
 
@@ -143,3 +143,23 @@ def test_a_torn_tail_is_not_an_error(tmp_path) -> None:
     assert [e.index for e in st.recover().entries] == list(range(1, 55))
     assert seg.stat().st_size == start  # cut back, so new frames follow a whole one
     st.close()
+
+
+def test_preallocated_zeros_are_the_end_of_any_segment(tmp_path) -> None:
+    """Segments carry zeros past their last frame (written ahead so that
+    appends overwrite instead of growing the file); they are not damage,
+    not even in an earlier segment, and nothing is cut on recovery."""
+    d = tmp_path / "d"
+    segs = build(d, segment_bytes=300)
+    assert len(segs) >= 3
+    tails = [seg.read_bytes()[frames_of(seg)[-1][1]:] for seg in segs]
+    assert all(tail.count(0) == len(tail) for tail in tails)
+    assert any(tails[:-1]), "no earlier segment was preallocated"
+    sizes = [seg.stat().st_size for seg in segs]
+    st = FileStorage(d)
+    assert [e.index for e in st.recover().entries] == list(range(1, 61))
+    assert [seg.stat().st_size for seg in segs] == sizes
+    # New frames overwrite the zeros of the last segment in place.
+    st.save(HardState(1, 1, 60), entries(1, 61, 2), None, True)
+    st.close()
+    assert [e.index for e in FileStorage(d).recover().entries] == list(range(1, 63))

@@ -27,6 +27,8 @@ from qcore.storage import FileStorage, StorageError
 from .crashfs import RecordingFs, materialize, unsynced_writes, volatile_dir_ops
 from .helpers import entries, snapshot, view
 
+PREALLOC = 100  # bytes of zeros ahead of the log end: several preallocations per segment
+
 
 Script = list[tuple[Callable[[FileStorage], None], bool]]  # (call, promises durability)
 
@@ -101,7 +103,8 @@ def run_workload(path: str, script: Script = SCRIPTED) -> tuple[RecordingFs, lis
     """Run `script`; return the recording, the state after each call, where
     each call's operations end, and whether each call promised durability."""
     fs = RecordingFs()
-    st = FileStorage(path, segment_bytes=350, fs=fs)  # small segments: rotations happen
+    # Small segments and preallocation steps: rotations and preallocations happen.
+    st = FileStorage(path, segment_bytes=350, fs=fs, prealloc_bytes=PREALLOC)
     states = [view(st.recover())]
     ends = [len(fs.ops)]
     synced = [True]
@@ -181,7 +184,7 @@ def check_crash_states(tmp_path: Path, script: Script, rng: random.Random, cuts:
             materialize(ops[:n], src, dst, skip, data)
             where = f"crash after op {n}/{len(ops)} {ops[n - 1][:2] if n else ''} ({label})"
             try:
-                st = FileStorage(dst)
+                st = FileStorage(dst, prealloc_bytes=PREALLOC)
             except StorageError as exc:
                 pytest.fail(f"{where}: recovery refused: {exc}")
             got = view(st.recover())
@@ -190,7 +193,7 @@ def check_crash_states(tmp_path: Path, script: Script, rng: random.Random, cuts:
             last = got[1][0] if got[1] and not got[2] else (got[2][-1][1] if got[2] else 0)
             st.save(HardState(99, 9, 0), entries(99, last + 1, 1), None, True)
             st.close()
-            st = FileStorage(dst)
+            st = FileStorage(dst, prealloc_bytes=PREALLOC)
             again = view(st.recover())
             st.close()
             assert again[2][:-1] == got[2] and again[2][-1][:2] == (99, last + 1), where

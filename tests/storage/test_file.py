@@ -155,6 +155,9 @@ class FailingFs(FileSystem):
         self.ok -= 1
         super().fsync(fd)
 
+    def datasync(self, fd: int) -> None:
+        self.fsync(fd)
+
 
 def test_a_failed_fsync_is_fail_stop(tmp_path) -> None:
     d = tmp_path / "d"
