@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from qcore.node.commit_notices import CommitNotices
 from qcore.node.entries import encode_batch, encode_init
 from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.options import NodeOptions
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _MAX_BATCH_BYTES = 512 * 1024
 _PROP = MessageType.PROP
+# How long a leader may hold a commit-only append (see commit_notices.py).
+_COMMIT_NOTICE_DELAY = 0.002
 _NOT_TAKEN = safe_to_retry("the leader did not take the write (it changed, or is handing over)")
 _LOST = safe_to_retry("leadership changed before the write committed")
 
@@ -119,6 +122,7 @@ class RaftDriver:
         # Cached: asyncio.get_running_loop() makes a getpid() syscall per
         # call on Python 3.11, and every request asks for a future.
         self._loop = asyncio.get_running_loop()
+        self._notices = CommitNotices(self._send, _COMMIT_NOTICE_DELAY, self._loop)
         self._task = asyncio.create_task(self._run(), name=f"raft-driver-{self._opts.id}")
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"raft-ticker-{self._opts.id}")
 
@@ -135,6 +139,8 @@ class RaftDriver:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
+        if self._task is not None:
+            self._notices.close()
         exc = RequestFailed("node is shutting down")
         for fut in itertools.chain(
             self._waiters.values(),
@@ -345,24 +351,36 @@ class RaftDriver:
                 and rd.snapshot is None
                 and (rd.hard_state is None or (rd.hard_state.term, rd.hard_state.vote) == self._durable_term_vote)
             )
-            if early and rd.messages:
-                self._send(rd.messages)
+            # Messages carrying entries go out before anything else (the
+            # followers' disks are the commit's critical path); messages
+            # that only carry the commit index wait until the clients of
+            # the newly committed entries have been answered.
+            send_first = early and rd.messages and (
+                not rd.committed_entries or any(m.entries for m in rd.messages)
+            )
+            if send_first:
+                self._notices.send(rd.messages)
             restoring = rd.snapshot is not None and not rd.snapshot.is_empty()
-            if not restoring:
-                # Committed entries are already durable on a quorum, so they
-                # may be applied (and their clients answered) before this
-                # Ready's new entries reach the local disk, as etcd does.
+            # Committed entries are already durable on a quorum, so they may
+            # be applied (and their clients answered) before this Ready's new
+            # entries reach the local disk, as etcd does. A follower does so
+            # only when its own clients wait for them: otherwise its
+            # acknowledgement, which a write on the leader waits for, goes first.
+            apply_first = not restoring and (not rd.must_sync or self._raw.is_leader or bool(self._waiters))
+            if apply_first:
                 self._apply(rd)
                 if rd.committed_entries and rd.must_sync and not self._raw.is_leader:
                     # The fsync below blocks the loop: let the replies just
                     # queued go out first.
                     await asyncio.sleep(0)
+            if early and not send_first and rd.messages:
+                self._notices.send(rd.messages)
             await self._persist(rd)
             if rd.hard_state is not None:
                 self._durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
             if not early and rd.messages:
-                self._send(rd.messages)
-            if restoring:
+                self._notices.send(rd.messages)
+            if not apply_first:
                 self._apply(rd)
             self._raw.advance(rd)
             self._resolve_conf_waiters()
@@ -501,7 +519,8 @@ class RaftDriver:
         raw = self._raw
         if raw.is_leader and raw.term == msg.term and len(msg.entries) == 1:
             try:
-                raw.propose(msg.entries[0].data)
+                _, index = raw.propose(msg.entries[0].data)
+                self._notices.note_forwarded(msg.frm, index)
                 return
             except ProposalDropped:
                 pass

@@ -104,6 +104,19 @@ async def test_follower_write_is_answered_from_its_own_apply(tmp_path: Path) -> 
         await _stop(drivers)
 
 
+async def test_leader_tells_the_follower_its_batch_committed_without_holding_back(tmp_path: Path) -> None:
+    net, drivers = await _cluster(tmp_path)
+    try:
+        drivers[1]._notices._delay = 3600  # noqa: SLF001 (held notices never go out by timer here)
+        request, command = _command("told-at-once")
+        await asyncio.wait_for(drivers[2].propose_command(request, command), 5)
+        index = drivers[2].applied
+        told = [m for m in net.seen if m.type == MessageType.APP and m.to == 2 and not m.entries and m.commit >= index]
+        assert told, "the commit of node 2's batch reached it only by a heartbeat or timer"
+    finally:
+        await _stop(drivers)
+
+
 async def test_batch_for_a_stale_term_is_refused_and_safe_to_retry(tmp_path: Path) -> None:
     net, drivers = await _cluster(tmp_path)
     try:

@@ -1,0 +1,90 @@
+"""A leader's commit-only appends are held briefly and dropped when an
+append with entries overtakes them (qcore.node.commit_notices)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from qcore.node.commit_notices import CommitNotices
+from qcore.raft.types import Entry, EntryType, Message, MessageType
+
+APP = MessageType.APP
+
+
+def notice(to: int, commit: int) -> Message:
+    return Message(APP, to=to, frm=1, term=2, index=commit, log_term=2, commit=commit)
+
+
+def append(to: int, index: int, commit: int) -> Message:
+    return Message(APP, to=to, frm=1, term=2, index=index - 1, log_term=2, commit=commit,
+                   entries=[Entry(2, index, EntryType.NORMAL, b"x")])
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.batches: list[list[Message]] = []
+        self.arrived = asyncio.Event()
+
+    def send(self, msgs: list[Message]) -> None:
+        self.batches.append(list(msgs))
+        self.arrived.set()
+
+    def sent(self) -> list[tuple[int, int, int]]:
+        """(to, entries, commit) of everything sent so far, in order."""
+        return [(m.to, len(m.entries), m.commit) for b in self.batches for m in b]
+
+
+async def test_a_commit_only_append_is_sent_after_the_delay() -> None:
+    wire = Wire()
+    notices = CommitNotices(wire.send, 0.001, asyncio.get_running_loop())
+    notices.send([notice(2, 5), notice(3, 5)])
+    assert wire.sent() == []
+    await asyncio.wait_for(wire.arrived.wait(), 5)  # the timer's flush
+    assert sorted(wire.sent()) == [(2, 0, 5), (3, 0, 5)]
+
+
+async def test_an_append_with_entries_overtakes_a_held_notice() -> None:
+    wire = Wire()
+    notices = CommitNotices(wire.send, 60, asyncio.get_running_loop())
+    notices.send([notice(2, 5), notice(3, 5)])
+    notices.send([append(2, 6, 5)])
+    notices.flush()
+    assert wire.sent() == [(2, 1, 5), (3, 0, 5)]  # follower 2's notice was dropped
+    notices.flush()
+    assert len(wire.batches) == 2  # nothing left
+    notices.close()
+
+
+async def test_a_newer_notice_replaces_the_held_one() -> None:
+    wire = Wire()
+    notices = CommitNotices(wire.send, 60, asyncio.get_running_loop())
+    notices.send([notice(2, 5)])
+    notices.send([notice(2, 6)])
+    notices.flush()
+    assert wire.sent() == [(2, 0, 6)]
+    notices.close()
+
+
+async def test_a_follower_waiting_for_its_forwarded_batch_is_told_at_once() -> None:
+    wire = Wire()
+    notices = CommitNotices(wire.send, 60, asyncio.get_running_loop())
+    notices.note_forwarded(2, 7)
+    notices.send([notice(2, 6), notice(3, 6)])
+    assert wire.sent() == [(2, 0, 6)]  # index 7 not committed yet: 2 keeps getting notices
+    notices.send([notice(2, 7), notice(3, 7)])
+    assert wire.sent() == [(2, 0, 6), (2, 0, 7)]
+    notices.send([notice(2, 8)])  # 2 has nothing pending any more: held
+    assert len(wire.sent()) == 2
+    notices.flush()
+    assert wire.sent()[2:] == [(3, 0, 7), (2, 0, 8)]
+    notices.close()
+
+
+async def test_other_messages_pass_straight_through() -> None:
+    wire = Wire()
+    notices = CommitNotices(wire.send, 60, asyncio.get_running_loop())
+    hb = Message(MessageType.HEARTBEAT, to=2, frm=1, term=2, commit=5)
+    vote = Message(MessageType.VOTE_RESP, to=3, frm=1, term=2)
+    notices.send([hb, vote])
+    assert wire.batches == [[hb, vote]]
+    notices.close()
