@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from qcore.node.commit_notices import CommitNotices
-from qcore.node.entries import encode_batch, encode_init
+from qcore.node.entries import Batch, encode_batch, encode_init, new_batch
 from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.reads import ReadBatcher
@@ -50,6 +50,8 @@ _LOST = safe_to_retry("leadership changed before the write committed")
 class _Proposal:
     term: int
     seqs: list[int]
+    data: bytes  # the entry's payload, and the batch it was encoded from:
+    batch: Batch  # applying our own entry need not parse it again
 
 
 @dataclass(slots=True)
@@ -456,20 +458,21 @@ class RaftDriver:
 
     def _split(
         self,
-        submit: Callable[[bytes, list[tuple[int, asyncio.Future[Any]]]], None],
-        batch: list[list[Any]],
+        submit: Callable[[bytes, Batch, list[tuple[int, asyncio.Future[Any]]]], None],
+        commands: list[list[Any]],
         futs: list[tuple[int, asyncio.Future[Any]]],
     ) -> None:
         """Encode a batch as one entry, halving it while the entry is too large."""
+        batch = new_batch(commands)
         data = encode_batch(batch)
-        if len(data) > _MAX_BATCH_BYTES and len(batch) > 1:
-            half = len(batch) // 2
-            self._split(submit, batch[:half], futs[:half])
-            self._split(submit, batch[half:], futs[half:])
+        if len(data) > _MAX_BATCH_BYTES and len(commands) > 1:
+            half = len(commands) // 2
+            self._split(submit, commands[:half], futs[:half])
+            self._split(submit, commands[half:], futs[half:])
             return
-        submit(data, futs)
+        submit(data, batch, futs)
 
-    def _propose_batch(self, data: bytes, futs: list[tuple[int, asyncio.Future[Any]]]) -> None:
+    def _propose_batch(self, data: bytes, batch: Batch, futs: list[tuple[int, asyncio.Future[Any]]]) -> None:
         try:
             term, index = self._raw.propose(data)
         except ProposalDropped:
@@ -481,7 +484,7 @@ class RaftDriver:
             return
         for seq, fut in futs:
             self._waiters[seq] = fut
-        self._proposed[index] = _Proposal(term, [seq for seq, _ in futs])
+        self._proposed[index] = _Proposal(term, [seq for seq, _ in futs], data, batch)
 
     # ---------------------------------------------------- forwarded writes
     # A follower hands a batch to the leader as a PROP message naming the
@@ -494,7 +497,7 @@ class RaftDriver:
     # The follower answers its clients from its own apply: no reply travels
     # back from the leader.
 
-    def _forward_batch(self, data: bytes, futs: list[tuple[int, asyncio.Future[Any]]]) -> None:
+    def _forward_batch(self, data: bytes, batch: Batch, futs: list[tuple[int, asyncio.Future[Any]]]) -> None:
         raw = self._raw
         batch, term = next(self._batch_ids), raw.term
         self._send([Message(
@@ -627,13 +630,14 @@ class RaftDriver:
                 continue
             if forwarded and entry.term > forwarded[0].term:
                 self._settle_forwarded(entry.term)
+            prop = self._proposed.pop(entry.index, None)
             if entry.type == EntryType.NORMAL and entry.data:
-                for seq, response in self._sm.apply_entry(entry.index, entry.data, self.origin, self._local_cmds):
+                own = prop.batch if prop is not None and prop.data is entry.data else None
+                for seq, response in self._sm.apply_entry(entry.index, entry.data, self.origin, self._local_cmds, own):
                     fut = self._waiters.pop(seq, None)
                     if fut is not None and not fut.done():
                         fut.set_result(response)
             self._applied = entry.index
-            prop = self._proposed.pop(entry.index, None)
             if prop is not None and prop.term != entry.term:
                 self._fail_seqs(prop.seqs, RequestFailed(_LOST))
         if forwarded:

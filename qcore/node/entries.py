@@ -33,9 +33,14 @@ def now_pair() -> tuple[int, int]:
     return ns // 1_000_000_000, ns % 1_000_000_000
 
 
-def encode_batch(commands: list[list[Any]]) -> bytes:
+def new_batch(commands: list[list[Any]]) -> Batch:
+    """A batch of `commands` stamped with the current time."""
     secs, nanos = now_pair()
-    return orjson.dumps({"t": [secs, nanos], "c": commands})
+    return Batch(secs, nanos, commands)
+
+
+def encode_batch(batch: Batch) -> bytes:
+    return orjson.dumps({"t": [batch.secs, batch.nanos], "c": batch.commands})
 
 
 def encode_init(load_config_json: Any) -> bytes:

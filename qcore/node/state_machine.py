@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from qcore.node.entries import decode_batch
+from qcore.node.entries import Batch, decode_batch
 from qcore.protocol.values import (
     CodecError,
     decode_command_request,
@@ -41,14 +41,18 @@ class StateMachine:
         self._on_changes = sink
 
     def apply_entry(
-        self, index: int, data: bytes, origin: str, decoded: dict[int, Any] | None = None
+        self, index: int, data: bytes, origin: str, decoded: dict[int, Any] | None = None,
+        batch: Batch | None = None,
     ) -> list[tuple[int, Any]]:
         """Apply one entry; return (seq, response JSON) for commands `origin` proposed.
 
         `decoded` maps the proposer's seqs to commands it already decoded
-        (they are taken out of it): the same JSON, so the same result.
+        (they are taken out of it), and `batch` is the entry's payload as
+        the proposer built it before encoding it into `data`, if it has it:
+        the same JSON, so the same result, without parsing `data` again.
         """
-        batch = decode_batch(data)
+        if batch is None:
+            batch = decode_batch(data)
         now = Timestamp(batch.secs, batch.nanos)
         store = self.store
         results: list[tuple[int, Any]] = []
