@@ -67,6 +67,7 @@ class Node:
         self.api = Api(self)
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
+        self._dirty: list[ConnContext] = []  # connections with replies to flush this loop iteration
         self._request_tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
 
@@ -310,13 +311,18 @@ class Node:
         (say, every write of a group-committed entry) leave in one syscall."""
         data = orjson.dumps(reply.frame) if isinstance(reply, RawReply) else m.encode_message(reply)
         if not conn.outbox:
-            self._loop.call_soon(self._flush, conn)
+            # One callback per loop iteration flushes every connection with
+            # replies (a group-committed entry answers many at once).
+            if not self._dirty:
+                self._loop.call_soon(self._flush)
+            self._dirty.append(conn)
         conn.outbox.append(data)
 
-    @staticmethod
-    def _flush(conn: ConnContext) -> None:
-        frames, conn.outbox = conn.outbox, []
-        # On a closed connection this writes nothing: the client went away,
-        # and its requests were still carried out. The in-flight limit bounds
-        # what a client that does not read can make us buffer.
-        write_frames(conn.ws, frames)
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            frames, conn.outbox = conn.outbox, []
+            # On a closed connection this writes nothing: the client went
+            # away, and its requests were still carried out. The in-flight
+            # limit bounds what a client that does not read can make us buffer.
+            write_frames(conn.ws, frames)

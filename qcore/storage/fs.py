@@ -43,13 +43,7 @@ class FileSystem:
         """Write all of `parts`, in order, with as few system calls as possible."""
         views = [memoryview(p) for p in parts if len(p)]
         while views:
-            n = os.writev(fd, views[:1024])
-            while n and views:
-                if n >= len(views[0]):
-                    n -= len(views.pop(0))
-                else:
-                    views[0] = views[0][n:]
-                    n = 0
+            _consume(views, os.writev(fd, views[:1024]))
 
     def write_at(self, fd: int, offset: int, parts: Sequence[bytes | memoryview]) -> None:
         """Write all of `parts`, in order, starting at `offset`."""
@@ -57,12 +51,7 @@ class FileSystem:
         while views:
             n = os.pwritev(fd, views[:1024], offset)
             offset += n
-            while n and views:
-                if n >= len(views[0]):
-                    n -= len(views.pop(0))
-                else:
-                    views[0] = views[0][n:]
-                    n = 0
+            _consume(views, n)
 
     def fsync(self, fd: int) -> None:
         os.fsync(fd)
@@ -131,3 +120,13 @@ def unlock_dir(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _consume(views: list[memoryview], n: int) -> None:
+    """Drop the first `n` bytes of `views` (what a short write wrote)."""
+    while n and views:
+        if n >= len(views[0]):
+            n -= len(views.pop(0))
+        else:
+            views[0] = views[0][n:]
+            n = 0
