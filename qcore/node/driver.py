@@ -499,16 +499,16 @@ class RaftDriver:
 
     def _forward_batch(self, data: bytes, batch: Batch, futs: list[tuple[int, asyncio.Future[Any]]]) -> None:
         raw = self._raw
-        batch, term = next(self._batch_ids), raw.term
+        batch_id, term = next(self._batch_ids), raw.term
         self._send([Message(
-            _PROP, to=raw.leader_id, frm=self._opts.id, term=term, index=batch,
+            _PROP, to=raw.leader_id, frm=self._opts.id, term=term, index=batch_id,
             entries=[Entry(0, 0, EntryType.NORMAL, data)],
         )])
         seqs = []
         for seq, fut in futs:
             self._waiters[seq] = fut
             seqs.append(seq)
-        self._forwarded.append(_Forwarded(term, batch, seqs))
+        self._forwarded.append(_Forwarded(term, batch_id, seqs))
 
     def _on_forwarded(self, msg: Message) -> None:
         """A PROP from a follower, or the leader's rejection of ours."""
