@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full benchmark run whose results are committed under bench/results/.
 # Needs: pip install -e '.[bench]'  and  apt-get install -y etcd-server etcd-client
-# Takes about 40-60 minutes on a 2-core machine. Extra arguments go to `qcore bench run`.
+# Takes about 35 minutes on a quiet 2-core machine (longer on a busy one). Extra arguments go to `qcore bench run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
