@@ -86,6 +86,22 @@ def test_a_truncated_earlier_segment_is_fatal(tmp_path) -> None:
         FileStorage(d)
 
 
+def test_a_zeroed_last_frame_of_an_earlier_segment_is_fatal(tmp_path) -> None:
+    """Zeros where a frame was look like preallocated space; the next
+    segment's first sequence number still shows the frame is missing."""
+    d = tmp_path / "d"
+    segs = build(d, segment_bytes=300)
+    assert len(segs) >= 3
+    frames = frames_of(segs[1])
+    start = frames[-2][1] if len(frames) > 1 else None
+    assert start is not None, "the segment needs two frames"
+    data = bytearray(segs[1].read_bytes())
+    data[start:] = bytes(len(data) - start)
+    segs[1].write_bytes(bytes(data))
+    with pytest.raises(StorageError, match=f"{segs[2].name}: out-of-sequence frame at offset 0"):
+        FileStorage(d)
+
+
 def test_a_missing_segment_is_fatal(tmp_path) -> None:
     d = tmp_path / "d"
     segs = build(d, segment_bytes=300)
