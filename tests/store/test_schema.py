@@ -6,8 +6,6 @@ import pytest
 
 from qcore.store import (
     Choice,
-    EntityId,
-    EntityList,
     EntityReference,
     EntitySchema,
     FieldExists,
@@ -22,7 +20,7 @@ from qcore.store import (
     Write,
 )
 
-from .helpers import ADMIN, OBJECT, T0, T1, USER, create, fs, make_store, read
+from .helpers import ADMIN, OBJECT, T1, USER, create, fs, make_store, read
 
 
 @pytest.fixture
