@@ -52,11 +52,15 @@ class CommitNotices:
             self._forwarded[follower] = index
 
     def send(self, msgs: list[Message]) -> None:
-        """Send `msgs`, except commit-only appends nobody needs at once."""
+        """Send `msgs`, except commit-only appends nobody needs at once and
+        those a later append in `msgs` to the same follower makes redundant."""
         held, forwarded = self._held, self._forwarded
+        last = {m.to: i for i, m in enumerate(msgs) if m.type is _APP}
         out: list[Message] = []
-        for m in msgs:
+        for i, m in enumerate(msgs):
             if m.type is _APP:
+                if not m.entries and last[m.to] != i and _supersedes(msgs[last[m.to]], m):
+                    continue  # the commit index moved twice in one round
                 waiting = forwarded.get(m.to)
                 if waiting is None:
                     if not m.entries:
@@ -64,7 +68,9 @@ class CommitNotices:
                         continue
                 elif m.commit >= waiting:
                     del forwarded[m.to]
-                held.pop(m.to, None)  # this append carries a newer commit index
+                notice = held.get(m.to)
+                if notice is not None and _supersedes(m, notice):
+                    del held[m.to]
             out.append(m)
         if out:
             self._send(out)
@@ -84,3 +90,11 @@ class CommitNotices:
             self._timer = None
         self._held.clear()
         self._forwarded.clear()
+
+
+def _supersedes(later: Message, notice: Message) -> bool:
+    """Does `later`, an append to the same follower, tell it everything the
+    commit-only append `notice` does? Same term, the same or a later
+    previous entry (an empty append does not advance the follower's
+    progress) and a commit index at least as high."""
+    return later.term == notice.term and later.index >= notice.index and later.commit >= notice.commit

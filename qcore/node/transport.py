@@ -192,32 +192,6 @@ class _SnapshotAssembly:
         self.buf = bytearray()
 
 
-def _last_appends(messages: list[Message]) -> dict[int, int]:
-    """Position of the last APP to each peer in one batch of messages."""
-    last: dict[int, int] = {}
-    for i, msg in enumerate(messages):
-        if msg.type == MessageType.APP:
-            last[msg.to] = i
-    return last
-
-
-def _superseded(msg: Message, i: int, last_app: dict[int, int], messages: list[Message]) -> bool:
-    """An APP without entries that a later APP to the same peer in the same
-    batch makes redundant: the leader sends one whenever its commit index
-    moves, and a round often moves it more than once before new entries go
-    out. The later message has the same previous entry (an empty APP does
-    not advance the peer's progress), the same term and a commit index at
-    least as high, so dropping the earlier one loses nothing (and dropping
-    a message is always safe in Raft)."""
-    if msg.type != MessageType.APP or msg.entries:
-        return False
-    j = last_app.get(msg.to, i)
-    if j == i:
-        return False
-    later = messages[j]
-    return later.term == msg.term and later.commit >= msg.commit and later.index >= msg.index
-
-
 class PeerTransport:
     def __init__(
         self,
@@ -262,11 +236,8 @@ class PeerTransport:
     # ---------------------------------------------------------------- send
     def send(self, messages: list[Message]) -> None:
         by_peer: dict[int, list[bytes]] = {}
-        last_app = _last_appends(messages) if len(messages) > 2 else None
-        for i, msg in enumerate(messages):
+        for msg in messages:
             if msg.to == self.node_id:
-                continue
-            if last_app is not None and _superseded(msg, i, last_app, messages):
                 continue
             if msg.type == MessageType.SNAP:
                 task = asyncio.create_task(self._send_snapshot(msg))

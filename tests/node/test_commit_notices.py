@@ -88,3 +88,22 @@ async def test_other_messages_pass_straight_through() -> None:
     notices.send([hb, vote])
     assert wire.batches == [[hb, vote]]
     notices.close()
+
+
+async def test_of_two_appends_to_a_follower_in_one_batch_the_earlier_notice_is_dropped() -> None:
+    wire = Wire()
+    notices = CommitNotices(wire.send, 60, asyncio.get_running_loop())
+    notices.note_forwarded(2, 9)  # follower 2 gets its notices at once
+    notices.send([notice(2, 5), notice(3, 5), notice(2, 6), append(3, 6, 6)])
+    assert wire.sent() == [(2, 0, 6), (3, 1, 6)]
+    notices.close()
+
+
+async def test_an_append_that_restarts_further_back_does_not_replace_a_held_notice() -> None:
+    wire = Wire()
+    notices = CommitNotices(wire.send, 60, asyncio.get_running_loop())
+    notices.send([notice(2, 5)])
+    notices.send([append(2, 3, 5)])  # previous entry 2 < 5: it can commit only up to 3 there
+    notices.flush()
+    assert wire.sent() == [(2, 1, 5), (2, 0, 5)]
+    notices.close()
