@@ -227,7 +227,7 @@ class Api:
             else:
                 reply(_outcome(rid, f, lambda r: _perform_reply(rid, r)))
 
-        driver.propose_command(msg.request, command).add_done_callback(on_applied)
+        driver.propose_command(msg.request, command, on_settled=on_applied)
         return True
 
     async def read_barrier(self) -> None:

@@ -63,6 +63,37 @@ class _Forwarded:
     seqs: list[int]
 
 
+class _SettledNow(asyncio.Future):  # type: ignore[type-arg]
+    """A write's future that calls `on_settled` the moment it is settled.
+
+    asyncio runs done-callbacks on a later loop iteration, and the loop
+    first handles whatever I/O arrived meanwhile (at three nodes, the second
+    follower's acknowledgement): measured at 3 nodes, 1 client, a reply left
+    ~100 µs after its entry was applied. The driver settles write futures
+    inside its round, and calls `RaftDriver.after_apply` once the round's
+    entries are applied, so the replies leave before the loop moves on.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_settled: Callable[[asyncio.Future[Any]], None]) -> None:
+        super().__init__(loop=loop)
+        self._on_settled = on_settled
+
+    def set_result(self, result: Any) -> None:
+        super().set_result(result)
+        self._settled()
+
+    def set_exception(self, exception: Any) -> None:
+        super().set_exception(exception)
+        self._settled()
+
+    def _settled(self) -> None:
+        try:
+            self._on_settled(self)
+        except Exception:
+            # The caller's bug must not stop the apply that settled us.
+            log.exception("write reply callback failed")
+
+
 class RaftDriver:
     def __init__(
         self,
@@ -118,6 +149,9 @@ class RaftDriver:
         self._durable_term_vote = (0, 0)  # as last written to storage
         self._last_role = ""
         self._last_leader = -1
+        # Called after each round's apply: the node flushes the replies its
+        # `on_settled` callbacks queued (see _SettledNow).
+        self.after_apply: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ life
     def start(self) -> None:
@@ -238,7 +272,12 @@ class RaftDriver:
         self._wake.set()
         return fut
 
-    def propose_command(self, command_json: Any, command: Any = None) -> asyncio.Future[Any]:
+    def propose_command(
+        self,
+        command_json: Any,
+        command: Any = None,
+        on_settled: Callable[[asyncio.Future[Any]], None] | None = None,
+    ) -> asyncio.Future[Any]:
         """A write: resolves with the command's response JSON once applied
         here, or fails with OutcomeUnknown after the request timeout.
 
@@ -248,8 +287,12 @@ class RaftDriver:
 
         `command` is the already-decoded form of `command_json`, if the caller
         has it: the proposer then applies it without decoding it again.
+        `on_settled(fut)` is called as soon as the future is settled, inside
+        the driver's round (not a loop iteration later, as done-callbacks are).
         """
-        fut: asyncio.Future[Any] = self._loop.create_future()
+        fut: asyncio.Future[Any] = (
+            self._loop.create_future() if on_settled is None else _SettledNow(self._loop, on_settled)
+        )
         self._cmd_queue.append((command_json, command, fut))
         self._deadline(fut, "the write was proposed but not applied in time; outcome unknown")
         self._wake.set()
@@ -371,6 +414,8 @@ class RaftDriver:
             apply_first = not restoring and (not rd.must_sync or self._raw.is_leader or bool(self._waiters))
             if apply_first:
                 self._apply(rd)
+                if rd.committed_entries:
+                    self.after_apply()
                 if rd.committed_entries and rd.must_sync and not self._raw.is_leader:
                     # The fsync below blocks the loop: let the replies just
                     # queued go out first.
@@ -384,6 +429,8 @@ class RaftDriver:
                 self._notices.send(rd.messages)
             if not apply_first:
                 self._apply(rd)
+                if rd.committed_entries:
+                    self.after_apply()
             self._raw.advance(rd)
             self._resolve_conf_waiters()
             self._reads.serve(self._applied)

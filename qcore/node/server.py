@@ -115,6 +115,7 @@ class Node:
             applied=snap_index, snapshot_index=snap_index, reachable=self.transport.connected,
         )
         self.driver.persisted_index = rec.entries[-1].index if rec.entries else snap_index
+        self.driver.after_apply = self._flush
         if rec.hard_state is not None:
             self.driver.note_durable_hard_state(rec.hard_state)
         log.info(

@@ -1,0 +1,68 @@
+"""How the driver answers writes
+(qcore.node.driver: `propose_command(on_settled=...)`, `after_apply`).
+
+Three RaftDrivers in one event loop over in-memory storage, wired by the
+in-process network of test_forwarded_writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from qcore.node.errors import NotLeader
+from tests.node.test_forwarded_writes import _cluster, _command, _stop
+
+
+async def test_a_write_is_answered_inside_the_round_that_applies_it(tmp_path: Path) -> None:
+    _, drivers = await _cluster(tmp_path)
+    leader = drivers[1]
+    events: list[str] = []
+    leader.after_apply = lambda: events.append("after_apply")
+    try:
+        request, command = _command("answered-at-once")
+
+        def on_settled(fut: asyncio.Future[Any]) -> None:
+            events.append("settled")
+            assert fut.done() and fut.result()["CreateEntity"]["error"] is None
+
+        fut = leader.propose_command(request, command, on_settled=on_settled)
+        # An ordinary done-callback runs a loop iteration after the settle.
+        fut.add_done_callback(lambda f: events.append("done-callback"))
+        await asyncio.wait_for(fut, 5)
+        await asyncio.sleep(0)
+        settled = events.index("settled")
+        assert events[settled + 1] == "after_apply"
+        assert events.index("done-callback") > settled + 1
+    finally:
+        await _stop(drivers)
+
+
+async def test_a_refused_write_reaches_on_settled_too(tmp_path: Path) -> None:
+    net, drivers = await _cluster(tmp_path)
+    try:
+        follower = drivers[2]
+        follower._reachable = lambda peer: False  # noqa: SLF001 (the leader looks unreachable)
+        settled: list[BaseException | None] = []
+        request, command = _command("refused")
+        fut = follower.propose_command(request, command, on_settled=lambda f: settled.append(f.exception()))
+        await asyncio.wait_for(asyncio.wait([fut]), 5)
+        assert len(settled) == 1 and isinstance(settled[0], NotLeader)
+    finally:
+        await _stop(drivers)
+
+
+async def test_a_raising_on_settled_does_not_stop_the_apply(tmp_path: Path) -> None:
+    _, drivers = await _cluster(tmp_path)
+    leader = drivers[1]
+    try:
+        def boom(fut: asyncio.Future[Any]) -> None:
+            raise RuntimeError("caller bug")
+
+        first = leader.propose_command(*_command("a"), on_settled=boom)
+        second = leader.propose_command(*_command("b"))
+        for fut in (first, second):
+            assert (await asyncio.wait_for(fut, 5))["CreateEntity"]["error"] is None
+    finally:
+        await _stop(drivers)
