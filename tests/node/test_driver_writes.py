@@ -1,5 +1,6 @@
-"""How the driver answers writes
-(qcore.node.driver: `propose_command(on_settled=...)`, `after_apply`).
+"""How the driver answers writes and where a leader fsyncs them
+(qcore.node.driver: `propose_command(on_settled=...)`, `after_apply`,
+`_persist`).
 
 Three RaftDrivers in one event loop over in-memory storage, wired by the
 in-process network of test_forwarded_writes.
@@ -8,11 +9,31 @@ in-process network of test_forwarded_writes.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
+from qcore.node.driver import RaftDriver
 from qcore.node.errors import NotLeader
+from qcore.storage import MemoryStorage
 from tests.node.test_forwarded_writes import _cluster, _command, _stop
+
+
+class RecordingStorage(MemoryStorage):
+    """MemoryStorage that notes which thread makes entries durable."""
+
+    def __init__(self, inner: MemoryStorage) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.durable_by: list[str] = []
+
+    def save(self, hard_state: Any, entries: Any, snapshot: Any = None, sync: bool = False) -> None:
+        super().save(hard_state, entries, snapshot, sync)
+        if entries and sync:
+            self.durable_by.append(threading.current_thread().name)
+
+    def sync(self) -> None:
+        super().sync()
+        self.durable_by.append(threading.current_thread().name)
 
 
 async def test_a_write_is_answered_inside_the_round_that_applies_it(tmp_path: Path) -> None:
@@ -64,5 +85,35 @@ async def test_a_raising_on_settled_does_not_stop_the_apply(tmp_path: Path) -> N
         second = leader.propose_command(*_command("b"))
         for fut in (first, second):
             assert (await asyncio.wait_for(fut, 5))["CreateEntity"]["error"] is None
+    finally:
+        await _stop(drivers)
+
+
+def _record(driver: RaftDriver) -> RecordingStorage:
+    storage = RecordingStorage(driver._storage)  # noqa: SLF001
+    driver._storage = storage  # noqa: SLF001
+    return storage
+
+
+async def test_a_quiet_leader_fsyncs_on_its_loop(tmp_path: Path) -> None:
+    _, drivers = await _cluster(tmp_path)
+    leader = drivers[1]
+    storage = _record(leader)
+    try:
+        await asyncio.wait_for(leader.propose_command(*_command("alone")), 5)
+        assert storage.durable_by == [threading.current_thread().name]
+    finally:
+        await _stop(drivers)
+
+
+async def test_a_busy_leader_fsyncs_in_its_worker_thread(tmp_path: Path) -> None:
+    _, drivers = await _cluster(tmp_path)
+    leader = drivers[1]
+    storage = _record(leader)
+    try:
+        # Proposed together, they form one batch with many clients waiting.
+        futs = [leader.propose_command(*_command(f"busy-{i}")) for i in range(10)]
+        await asyncio.wait_for(asyncio.gather(*futs), 5)
+        assert storage.durable_by and all(name.startswith("qcore-io-") for name in storage.durable_by)
     finally:
         await _stop(drivers)
