@@ -19,6 +19,13 @@ Nobody waits on a held notice for long, or at all:
 - anything else (a follower's notifications, a stale read) sees the commit
   at most `delay` later.
 
+The delay runs per follower, from the moment it was first left untold: a
+notice that an append overtook no longer counts, so under a steady light
+load (one client: a write every millisecond, each carrying the previous
+commit) the timer finds nothing due and sends nothing. Were the timer to
+flush whatever is held when it fires, it would send a notice every other
+write there, and each costs a round trip's CPU on three processes.
+
 Delaying a message is always safe in Raft (the network may do the same);
 the core is not involved and does not know.
 """
@@ -31,6 +38,7 @@ from typing import Callable
 from qcore.raft.types import Message, MessageType
 
 _APP = MessageType.APP
+_EARLY = 0.0001  # seconds a timer may fire before its time
 
 
 class CommitNotices:
@@ -41,6 +49,8 @@ class CommitNotices:
         self._loop = loop
         self._delay = delay
         self._held: dict[int, Message] = {}
+        # follower id -> loop time since which it has been left untold
+        self._since: dict[int, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         # follower id -> highest log index proposed for it by a PROP batch
         self._forwarded: dict[int, int] = {}
@@ -54,8 +64,9 @@ class CommitNotices:
     def send(self, msgs: list[Message]) -> None:
         """Send `msgs`, except commit-only appends nobody needs at once and
         those a later append in `msgs` to the same follower makes redundant."""
-        held, forwarded = self._held, self._forwarded
+        held, since, forwarded = self._held, self._since, self._forwarded
         last = {m.to: i for i, m in enumerate(msgs) if m.type is _APP}
+        now = -1.0
         out: list[Message] = []
         for i, m in enumerate(msgs):
             if m.type is _APP:
@@ -65,31 +76,57 @@ class CommitNotices:
                 if waiting is None:
                     if not m.entries:
                         held[m.to] = m
+                        if m.to not in since:
+                            if now < 0:
+                                now = self._loop.time()
+                            since[m.to] = now
                         continue
                 elif m.commit >= waiting:
                     del forwarded[m.to]
                 notice = held.get(m.to)
                 if notice is not None and _supersedes(m, notice):
                     del held[m.to]
+                    del since[m.to]
             out.append(m)
         if out:
             self._send(out)
         if held and self._timer is None:
-            self._timer = self._loop.call_later(self._delay, self.flush)
+            self._arm()
+
+    def _arm(self) -> None:
+        self._timer = self._loop.call_at(min(self._since.values()) + self._delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        """Send the notices held for `delay`; wait on for the others."""
+        self._timer = None
+        # asyncio may run a timer up to its clock resolution early.
+        due_by = self._loop.time() - self._delay + _EARLY
+        due = [to for to, t in self._since.items() if t <= due_by]
+        if due:
+            self._send([self._held.pop(to) for to in due])
+            for to in due:
+                del self._since[to]
+        if self._held:
+            self._arm()
 
     def flush(self) -> None:
-        """Send what is held now (the timer, or leadership ending)."""
-        self._timer = None
+        """Send everything held, now."""
+        self._cancel_timer()
+        self._since.clear()
         if self._held:
             held, self._held = self._held, {}
             self._send(list(held.values()))
 
     def close(self) -> None:
+        self._cancel_timer()
+        self._held.clear()
+        self._since.clear()
+        self._forwarded.clear()
+
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._held.clear()
-        self._forwarded.clear()
 
 
 def _supersedes(later: Message, notice: Message) -> bool:

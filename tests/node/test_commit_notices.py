@@ -4,6 +4,7 @@ append with entries overtakes them (qcore.node.commit_notices)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from qcore.node.commit_notices import CommitNotices
 from qcore.raft.types import Entry, EntryType, Message, MessageType
@@ -106,4 +107,76 @@ async def test_an_append_that_restarts_further_back_does_not_replace_a_held_noti
     notices.send([append(2, 3, 5)])  # previous entry 2 < 5: it can commit only up to 3 there
     notices.flush()
     assert wire.sent() == [(2, 1, 5), (2, 0, 5)]
+    notices.close()
+
+
+class ManualClock:
+    """The two loop methods CommitNotices uses, with time moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(when, callback, (), asyncio.get_running_loop())
+        self.timers.append(handle)
+        return handle
+
+    def advance(self, to: float) -> None:
+        """Move time on to `to`, running the timers due by then in order."""
+        while True:
+            due = sorted((h for h in self.timers if not h.cancelled() and h.when() <= to), key=lambda h: h.when())
+            if not due:
+                break
+            self.now = due[0].when()
+            self.timers.remove(due[0])
+            due[0]._run()  # noqa: SLF001 (runs the callback as the loop would)
+        self.now = to
+
+
+async def test_the_delay_runs_from_when_the_follower_was_first_left_untold() -> None:
+    wire = Wire()
+    clock = ManualClock()
+    notices = CommitNotices(wire.send, 0.002, clock)  # type: ignore[arg-type]
+    notices.send([notice(2, 5)])  # held at 0
+    clock.advance(0.001)
+    notices.send([append(2, 6, 5), notice(2, 6)])  # told commit 5; commit 6 held at 0.001
+    clock.advance(0.0025)  # the first notice's deadline: nothing is due
+    assert wire.sent() == [(2, 1, 5)]
+    clock.advance(0.003)
+    assert wire.sent() == [(2, 1, 5), (2, 0, 6)]
+    notices.close()
+
+
+async def test_a_replaced_notice_keeps_the_deadline_of_the_first() -> None:
+    wire = Wire()
+    clock = ManualClock()
+    notices = CommitNotices(wire.send, 0.002, clock)  # type: ignore[arg-type]
+    notices.send([notice(2, 5), notice(3, 5)])  # held at 0
+    clock.advance(0.0015)
+    notices.send([notice(2, 6)])  # 2 has still not heard of commit 5
+    clock.advance(0.002)
+    assert sorted(wire.sent()) == [(2, 0, 6), (3, 0, 5)]
+    clock.advance(1.0)
+    assert len(wire.sent()) == 2  # nothing held, no timer left sending
+    assert not [h for h in clock.timers if not h.cancelled()]
+    notices.close()
+
+
+async def test_a_steady_light_load_sends_no_commit_only_appends() -> None:
+    wire = Wire()
+    clock = ManualClock()
+    notices = CommitNotices(wire.send, 0.002, clock)  # type: ignore[arg-type]
+    # One client: every millisecond a write commits, and the next write's
+    # append (0.1 ms later) carries that commit index.
+    for i in range(1, 50):
+        t = i * 0.001
+        clock.advance(t)
+        notices.send([notice(2, i), notice(3, i)])
+        clock.advance(t + 0.0001)
+        notices.send([append(2, i + 1, i), append(3, i + 1, i)])
+    assert all(entries == 1 for _, entries, _ in wire.sent())
     notices.close()
