@@ -1,0 +1,97 @@
+"""A node keeps taking part in Raft while it builds a snapshot
+(qcore.node.driver `_maybe_snapshot`, qcore.raft RawNode.pause_apply).
+
+Three RaftDrivers in one event loop over in-memory storage, wired by the
+in-process network of test_forwarded_writes. Follower 2's store blocks in
+`snapshot()` until the test lets it go, standing in for the seconds a
+million-entity store takes to serialise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from qcore.raft.types import Message
+from qcore.store import Store
+from tests.node.test_forwarded_writes import _cluster, _command, _stop
+
+
+def _gate(store: Store) -> tuple[threading.Event, threading.Event]:
+    """Make `store.snapshot()` wait for the returned `release` event; the
+    `started` event is set when it begins."""
+    started, release = threading.Event(), threading.Event()
+
+    class GatedStore(Store):
+        __slots__ = ()
+
+        def snapshot(self) -> bytes:
+            started.set()
+            assert release.wait(10), "the test never released the snapshot"
+            return super().snapshot()
+
+    store.__class__ = GatedStore
+    return started, release
+
+
+async def test_a_follower_building_a_snapshot_still_acknowledges_and_resumes_applying(tmp_path: Path) -> None:
+    net, drivers = await _cluster(tmp_path)
+    leader, follower = drivers[1], drivers[2]
+    started, release = _gate(follower._sm.store)  # noqa: SLF001
+    try:
+        follower._opts.snapshot_threshold = 3  # noqa: SLF001
+        for i in range(3):
+            await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
+        assert await follower.wait_for(started.is_set, 5), "the follower never started a snapshot"
+        at = follower.applied
+        # Cut node 3 off: from now on every commit needs node 2's acknowledgement.
+        net.drop = lambda m: 3 in (m.to, m.frm)
+        for i in range(5):
+            reply = await asyncio.wait_for(leader.propose_command(*_command(f"during-{i}")), 5)
+            assert reply["CreateEntity"]["error"] is None
+        assert follower.persisted_index >= leader.applied  # it wrote and acknowledged them...
+        assert follower.applied == at  # ...but applied nothing while its store was being copied
+        assert follower.snapshot_index < at
+        release.set()
+        assert await follower.wait_for(lambda: follower.snapshot_index == at and follower.applied == leader.applied, 5)
+        assert follower.is_leader() is False and leader.is_leader()
+    finally:
+        release.set()
+        await _stop(drivers)
+
+
+async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="qcore.node.driver")
+    net, drivers = await _cluster(tmp_path)
+    leader, follower = drivers[1], drivers[2]
+    started, release = _gate(follower._sm.store)  # noqa: SLF001
+    try:
+        follower._opts.snapshot_threshold = 3  # noqa: SLF001
+        for i in range(3):
+            await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
+        assert await follower.wait_for(started.is_set, 5)
+        at = follower.applied
+        # The leader snapshots and compacts past everything node 2 has, and
+        # node 2 misses the appends: it can only catch up by the snapshot.
+        dropped_to_2: list[Message] = []
+        net.drop = lambda m: m.to == 2 and not dropped_to_2.append(m)  # type: ignore[func-returns-value]
+        leader._opts.snapshot_threshold = 1  # noqa: SLF001
+        leader._opts.snapshot_keep = 0  # noqa: SLF001
+        for i in range(3):
+            await asyncio.wait_for(leader.propose_command(*_command(f"after-{i}")), 5)
+        assert await leader.wait_for(lambda: leader.snapshot_index > at, 5)
+        leader._opts.snapshot_threshold = 10**9  # noqa: SLF001
+        target = leader.snapshot_index
+        net.drop = lambda m: False
+        assert await follower.wait_for(lambda: follower.applied >= target, 10)
+        release.set()  # the old build finishes after the newer snapshot was installed
+        assert await follower.wait_for(lambda: follower._snap_task is None and follower._snap_built is None, 5)  # noqa: SLF001
+        assert follower.snapshot_index >= target > at
+        assert f"dropping the snapshot built at index {at}" in caplog.text
+    finally:
+        release.set()
+        await _stop(drivers)
