@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import signal
 import sys
 from pathlib import Path
 
+from qcore.node import gc_policy
 from qcore.node.options import NodeOptions
 
 log = logging.getLogger("qcore")
@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"qcore: {exc}", file=sys.stderr)
         return 2
-    # The store keeps millions of small objects alive; the default GC
-    # thresholds would rescan them every few hundred allocations.
-    gc.set_threshold(100_000, 50, 100)
+    gc_policy.install()
     try:
         import uvloop
 
