@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from qcore.node.driver import RaftDriver
 from qcore.raft.types import Message
 from qcore.store import Store
 from tests.node.test_forwarded_writes import _cluster, _command, _stop
@@ -38,16 +39,21 @@ def _gate(store: Store) -> tuple[threading.Event, threading.Event]:
     return started, release
 
 
+async def _start_building(follower: RaftDriver, leader: RaftDriver, started: threading.Event) -> int:
+    """Make `follower` start a snapshot; returns the index it is taken at."""
+    follower._opts.snapshot_threshold = 3  # noqa: SLF001
+    for i in range(3):
+        await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
+    assert await follower.wait_for(started.is_set, 5), "the follower never started a snapshot"
+    return follower.applied
+
+
 async def test_a_follower_building_a_snapshot_still_acknowledges_and_resumes_applying(tmp_path: Path) -> None:
     net, drivers = await _cluster(tmp_path)
     leader, follower = drivers[1], drivers[2]
     started, release = _gate(follower._sm.store)  # noqa: SLF001
     try:
-        follower._opts.snapshot_threshold = 3  # noqa: SLF001
-        for i in range(3):
-            await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
-        assert await follower.wait_for(started.is_set, 5), "the follower never started a snapshot"
-        at = follower.applied
+        at = await _start_building(follower, leader, started)
         # Cut node 3 off: from now on every commit needs node 2's acknowledgement.
         net.drop = lambda m: 3 in (m.to, m.frm)
         for i in range(5):
@@ -70,11 +76,7 @@ async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, ca
     leader, follower = drivers[1], drivers[2]
     started, release = _gate(follower._sm.store)  # noqa: SLF001
     try:
-        follower._opts.snapshot_threshold = 3  # noqa: SLF001
-        for i in range(3):
-            await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
-        assert await follower.wait_for(started.is_set, 5)
-        at = follower.applied
+        at = await _start_building(follower, leader, started)
         # The leader snapshots and compacts past everything node 2 has, and
         # node 2 misses the appends: it can only catch up by the snapshot.
         dropped_to_2: list[Message] = []
