@@ -157,8 +157,8 @@ class RaftDriver:
         self._durable_term_vote = (0, 0)  # as last written to storage
         self._last_role = ""
         self._last_leader = -1
-        # Called after each round's apply: the node flushes the replies its
-        # `on_settled` callbacks queued (see _SettledNow).
+        # Called once a Ready's entries are applied: the node flushes the
+        # replies its `on_settled` callbacks queued (see _SettledNow).
         self.after_apply: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ life
@@ -423,8 +423,6 @@ class RaftDriver:
             apply_first = not restoring and (not rd.must_sync or self._raw.is_leader or bool(self._waiters))
             if apply_first:
                 self._apply(rd)
-                if rd.committed_entries:
-                    self.after_apply()
                 if rd.committed_entries and rd.must_sync and not self._raw.is_leader:
                     # The fsync below blocks the loop: let the replies just
                     # queued go out first.
@@ -438,8 +436,6 @@ class RaftDriver:
                 self._notices.send(rd.messages)
             if not apply_first:
                 self._apply(rd)
-                if rd.committed_entries:
-                    self.after_apply()
             self._raw.advance(rd)
             self._resolve_conf_waiters()
             self._reads.serve(self._applied)
@@ -709,6 +705,8 @@ class RaftDriver:
                 self._fail_seqs(prop.seqs, RequestFailed(_LOST))
         if forwarded:
             self._settle_forwarded(0)
+        if rd.committed_entries:
+            self.after_apply()
 
     def _resolve_conf_waiters(self) -> None:
         """Conf changes take effect when advanced past; answer after that."""
