@@ -774,9 +774,7 @@ class RaftDriver:
         self._snap_task = asyncio.create_task(self._build_snapshot(self._applied), name=f"snapshot-{self._opts.id}")
 
     async def _build_snapshot(self, index: int) -> None:
-        # The store object as of `index`: a snapshot installed from the
-        # leader meanwhile replaces the state machine's store, not this one.
-        build = self._sm.store.snapshot
+        build = self._sm.snapshot_builder()  # the store as of `index`
         try:
             data = await self._loop.run_in_executor(self._snap_builder, build)
             self._snap_built = (index, data)

@@ -96,8 +96,11 @@ class StateMachine:
     def query(self, command: Any) -> Any:
         return encode_command_response(self.store.query(command))
 
-    def snapshot(self) -> bytes:
-        return self.store.snapshot()
+    def snapshot_builder(self) -> Callable[[], bytes]:
+        """A function that serialises the store as it is now, for another
+        thread to run: it keeps to this store object even if `restore`
+        replaces it meanwhile (a snapshot installed from the leader)."""
+        return self.store.snapshot
 
     def restore(self, data: bytes, index: int) -> None:
         self.store = Store.restore(data) if data else Store()
