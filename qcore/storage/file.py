@@ -138,14 +138,6 @@ class FileStorage(LogReads):
         if sync or self._pending_bytes >= PENDING_LIMIT:
             self._flush()
 
-    def sync(self) -> None:
-        """Write and fsync what `save(..., sync=False)` buffered; a no-op if
-        nothing is. `save(h, e, s, False)` then `sync()` is `save(h, e, s, True)`
-        split in two, so that a caller can encode on its own thread and hand
-        only the write and fsync to another (they release the GIL)."""
-        self._check_usable()
-        self._flush()
-
     def save_snapshot(self, snap: Snapshot) -> None:
         """Persist a snapshot taken locally at an applied index and compact the
         log up to it; the log after it is kept. Durable on return."""

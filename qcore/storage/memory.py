@@ -59,10 +59,6 @@ class MemoryStorage(LogReads):
         if hard_state is not None:
             state.set_hard_state(hard_state)
 
-    def sync(self) -> None:
-        """Nothing is buffered here: `save` is durable at once."""
-        self._check_open()
-
     def save_snapshot(self, snap: Snapshot) -> None:
         self._check_open()
         meta = snap.meta

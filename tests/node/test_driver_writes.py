@@ -32,10 +32,6 @@ class RecordingStorage(MemoryStorage):
         if entries and sync:
             self.durable_by.append(threading.current_thread().name)
 
-    def sync(self) -> None:
-        super().sync()
-        self.durable_by.append(threading.current_thread().name)
-
 
 async def test_a_write_is_answered_inside_the_round_that_applies_it(tmp_path: Path) -> None:
     _, drivers = await _cluster(tmp_path)
@@ -115,25 +111,19 @@ def _record(driver: RaftDriver) -> RecordingStorage:
     return storage
 
 
-async def test_a_quiet_leader_fsyncs_on_its_loop(tmp_path: Path) -> None:
+async def test_a_leader_fsyncs_on_its_loop_alone_or_busy(tmp_path: Path) -> None:
+    # A hand-off to a worker thread cost more CPU than it overlapped (see
+    # RaftDriver._persist): entries are made durable on the loop's thread.
     _, drivers = await _cluster(tmp_path)
     leader = drivers[1]
     storage = _record(leader)
     try:
         await asyncio.wait_for(leader.propose_command(*_command("alone")), 5)
         assert storage.durable_by == [threading.current_thread().name]
-    finally:
-        await _stop(drivers)
-
-
-async def test_a_busy_leader_fsyncs_in_its_worker_thread(tmp_path: Path) -> None:
-    _, drivers = await _cluster(tmp_path)
-    leader = drivers[1]
-    storage = _record(leader)
-    try:
         # Proposed together, they form one batch with many clients waiting.
         futs = [leader.propose_command(*_command(f"busy-{i}")) for i in range(10)]
         await asyncio.wait_for(asyncio.gather(*futs), 5)
-        assert storage.durable_by and all(name.startswith("qcore-io-") for name in storage.durable_by)
+        assert len(storage.durable_by) >= 2
+        assert set(storage.durable_by) == {threading.current_thread().name}
     finally:
         await _stop(drivers)

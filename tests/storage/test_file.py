@@ -43,20 +43,6 @@ def test_one_fsync_per_synced_save(tmp_path) -> None:
     st.close()
 
 
-def test_save_then_sync_is_a_synced_save(tmp_path) -> None:
-    """The node encodes on its loop (save, sync=False) and fsyncs in a thread (sync)."""
-    st = FileStorage(tmp_path / "d")
-    st.save(HardState(1, 1, 0), entries(1, 1, 3), None, False)
-    assert FileStorage(crash_copy(str(tmp_path / "d"), str(tmp_path / "c1"))).recover().entries == []
-    before = st.fsyncs
-    st.sync()
-    assert st.fsyncs - before == 1
-    assert view(FileStorage(crash_copy(str(tmp_path / "d"), str(tmp_path / "c2"))).recover()) == view(st.recover())
-    st.sync()  # nothing pending: no fsync
-    assert st.fsyncs - before == 1
-    st.close()
-
-
 def test_rotation_and_cleanup_after_snapshot(tmp_path) -> None:
     d = tmp_path / "d"
     st = FileStorage(d, segment_bytes=1000)
