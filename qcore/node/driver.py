@@ -32,6 +32,7 @@ from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.reads import ReadBatcher
 from qcore.node.state_machine import StateMachine
+from qcore.node.waiting import Deadlines, SettledNow
 from qcore.protocol.errors import outcome_unknown, safe_to_retry
 from qcore.raft import ProposalDropped, RawNode, Ready
 from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot
@@ -61,37 +62,6 @@ class _Forwarded:
     term: int
     batch: int
     seqs: list[int]
-
-
-class _SettledNow(asyncio.Future):  # type: ignore[type-arg]
-    """A write's future that calls `on_settled` the moment it is settled.
-
-    asyncio runs done-callbacks on a later loop iteration, and the loop
-    first handles whatever I/O arrived meanwhile (at three nodes, the second
-    follower's acknowledgement): measured at 3 nodes, 1 client, a reply left
-    ~100 µs after its entry was applied. The driver settles write futures
-    inside its round, and calls `RaftDriver.after_apply` once the round's
-    entries are applied, so the replies leave before the loop moves on.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_settled: Callable[[asyncio.Future[Any]], None]) -> None:
-        super().__init__(loop=loop)
-        self._on_settled = on_settled
-
-    def set_result(self, result: Any) -> None:
-        super().set_result(result)
-        self._settled()
-
-    def set_exception(self, exception: Any) -> None:
-        super().set_exception(exception)
-        self._settled()
-
-    def _settled(self) -> None:
-        try:
-            self._on_settled(self)
-        except Exception:
-            # The caller's bug must not stop the apply that settled us.
-            log.exception("write reply callback failed")
 
 
 class RaftDriver:
@@ -144,11 +114,7 @@ class RaftDriver:
         self._conf_proposed: dict[int, tuple[int, asyncio.Future[tuple[int, int]]]] = {}
         self._reads = ReadBatcher(raw.read_index, retry_ticks=opts.election_ticks)
         self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-        # Request deadlines, in tick order (every request gets the same timeout,
-        # so appending keeps the deque sorted); swept once per tick instead of
-        # arming one timer per request.
-        self._deadlines: deque[tuple[int, asyncio.Future[Any], str]] = deque()
-        self._timeout_ticks = max(1, int(opts.request_timeout * 1000 / opts.tick_ms))
+        self._deadlines = Deadlines(max(1, int(opts.request_timeout * 1000 / opts.tick_ms)), opts.request_timeout)
         self._local_cmds: dict[int, Any] = {}  # seq -> decoded command, so the proposer decodes once
         self._tick_count = 0
         self.persisted_index = 0
@@ -156,7 +122,7 @@ class RaftDriver:
         self._last_role = ""
         self._last_leader = -1
         # Called once a Ready's entries are applied: the node flushes the
-        # replies its `on_settled` callbacks queued (see _SettledNow).
+        # replies its `on_settled` callbacks queued (see waiting.SettledNow).
         self.after_apply: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ life
@@ -298,7 +264,7 @@ class RaftDriver:
         the driver's round (not a loop iteration later, as done-callbacks are).
         """
         fut: asyncio.Future[Any] = (
-            self._loop.create_future() if on_settled is None else _SettledNow(self._loop, on_settled)
+            self._loop.create_future() if on_settled is None else SettledNow(self._loop, on_settled)
         )
         self._cmd_queue.append((command_json, command, fut))
         self._deadline(fut, "the write was proposed but not applied in time; outcome unknown")
@@ -306,28 +272,7 @@ class RaftDriver:
         return fut
 
     def _deadline(self, fut: asyncio.Future[Any], why: str) -> None:
-        self._deadlines.append((self._tick_count + self._timeout_ticks, fut, why))
-
-    def _expire(self) -> None:
-        dl = self._deadlines
-        now = self._tick_count
-        while dl and (dl[0][0] <= now or dl[0][1].done()):
-            _, fut, why = dl.popleft()
-            if not fut.done():
-                fut.set_exception(OutcomeUnknown(f"{why} (after {self._opts.request_timeout:.0f}s)"))
-
-    def _forget_settled(self) -> None:
-        """Drop the deadlines of requests already answered, oldest first.
-
-        Requests settle in about the order they were made, so this frees
-        nearly every one (with everything its callbacks hold) in the round
-        that answered it. Left to the next tick, a tick's worth of requests
-        was freed at once, long after they had left the CPU caches: ~3.8 µs
-        a request, measured at 1 node, 64 clients.
-        """
-        dl = self._deadlines
-        while dl and dl[0][1].done():
-            dl.popleft()
+        self._deadlines.add(fut, why, self._tick_count)
 
     def propose_conf_change(self, cc: ConfChange) -> asyncio.Future[tuple[int, int]]:
         """Resolves with (term, index) once the change is applied (not just committed)."""
@@ -450,7 +395,7 @@ class RaftDriver:
             self._raw.advance(rd)
             self._resolve_conf_waiters()
             self._reads.serve(self._applied)
-            self._forget_settled()
+            self._deadlines.forget_settled()
             self._drain()
         self._observe_role()
         self._check_watchers()
@@ -464,7 +409,7 @@ class RaftDriver:
                 raw.tick()
                 self._tick_count += 1
             self._reads.retry_stale(self._tick_count)
-            self._expire()
+            self._deadlines.expire(self._tick_count)
         if self._local:
             local, self._local = self._local, []
             for fn in local:
