@@ -30,12 +30,13 @@ from qcore.node.commit_notices import CommitNotices
 from qcore.node.entries import Batch, encode_batch, encode_init, new_batch
 from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.options import NodeOptions
+from qcore.node.own_snapshots import OwnSnapshots
 from qcore.node.reads import ReadBatcher
 from qcore.node.state_machine import StateMachine
 from qcore.node.waiting import Deadlines, SettledNow
 from qcore.protocol.errors import outcome_unknown, safe_to_retry
 from qcore.raft import ProposalDropped, RawNode, Ready
-from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot
+from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,11 @@ class RaftDriver:
         self._snapshot_index = snapshot_index
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"qcore-io-{opts.id}")
-        # Serialising the store for a snapshot: its own thread, so that the
-        # storage work on `_io` (installing snapshots) never queues behind it.
-        self._snap_builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"qcore-snap-{opts.id}")
-        self._snap_task: asyncio.Task[None] | None = None
-        self._snap_built: tuple[int, bytes] | None = None
-        self._snap_failed_at = 0  # a failed build is retried a threshold later
+        self._snapshots = OwnSnapshots(
+            opts, raw, state_machine,
+            save=lambda snap: self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap),
+            wake=lambda: self._wake.set(),
+        )
         self._wake = asyncio.Event()
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
@@ -140,7 +140,7 @@ class RaftDriver:
             return
         self._stopped = True
         self._wake.set()
-        for task in (self._ticker, self._task, self._snap_task):
+        for task in (self._ticker, self._task, self._snapshots.task):
             if task is not None:
                 task.cancel()
                 try:
@@ -163,7 +163,7 @@ class RaftDriver:
                 fut.set_exception(exc)
         await asyncio.get_running_loop().run_in_executor(self._io, self._storage.close)
         self._io.shutdown(wait=True)
-        self._snap_builder.shutdown(wait=False)  # a build in progress is simply dropped
+        self._snapshots.shutdown()
 
     # ------------------------------------------------------------ observers
     @property
@@ -399,7 +399,9 @@ class RaftDriver:
             self._drain()
         self._observe_role()
         self._check_watchers()
-        await self._maybe_snapshot()
+        installed = await self._snapshots.step(self._applied, self._snapshot_index)
+        if installed is not None:
+            self._snapshot_index = installed
 
     def _drain(self) -> None:
         raw = self._raw
@@ -692,55 +694,3 @@ class RaftDriver:
                 # Our uncommitted proposals may still commit under the new
                 # leader, or be overwritten; the apply path tells which.
                 log.info("stepped down with %d proposals in flight", len(self._proposed))
-
-    # ------------------------------------------------------------- snapshot
-    async def _maybe_snapshot(self) -> None:
-        """Start building a snapshot when enough entries were applied since
-        the last; install one that has been built.
-
-        The store is serialised on a thread while this task goes on with
-        Raft (persisting, acknowledging, heartbeats, elections) and only
-        applying is paused (`RawNode.pause_apply`), so the copied state stays
-        at `index`. Building a 1M-entity snapshot takes seconds; when the
-        round waited for it, every node reached the threshold together, none
-        answered its peers, and the leader stepped down for want of a
-        quorum (bench scale: an outage of ~1.3 s and failed writes).
-        """
-        if self._snap_built is not None:
-            index, data = self._snap_built
-            self._snap_built = None
-            await self._install_own_snapshot(index, data)
-            return
-        since = max(self._snapshot_index, self._snap_failed_at)
-        if self._snap_task is not None or self._applied - since < self._opts.snapshot_threshold:
-            return
-        self._raw.pause_apply(True)
-        self._snap_task = asyncio.create_task(self._build_snapshot(self._applied), name=f"snapshot-{self._opts.id}")
-
-    async def _build_snapshot(self, index: int) -> None:
-        build = self._sm.snapshot_builder()  # the store as of `index`
-        try:
-            data = await self._loop.run_in_executor(self._snap_builder, build)
-            self._snap_built = (index, data)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("building a snapshot at index %d failed; applying goes on, the next attempt is due in %d entries",
-                          index, self._opts.snapshot_threshold)
-            self._snap_failed_at = index
-        finally:
-            self._raw.pause_apply(False)
-            self._snap_task = None
-            self._wake.set()
-
-    async def _install_own_snapshot(self, index: int, data: bytes) -> None:
-        try:
-            snap: Snapshot = self._raw.create_snapshot(index, data)
-        except ValueError as exc:
-            # A newer snapshot from the leader was installed meanwhile.
-            log.info("dropping the snapshot built at index %d: %s", index, exc)
-            return
-        await self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap)
-        self._snapshot_index = index
-        self._raw.compact(max(0, index - self._opts.snapshot_keep))
-        log.info("took snapshot at index %d (%d bytes)", index, len(data))

@@ -1,5 +1,5 @@
 """A node keeps taking part in Raft while it builds a snapshot
-(qcore.node.driver `_maybe_snapshot`, qcore.raft RawNode.pause_apply).
+(qcore.node.own_snapshots, qcore.raft RawNode.pause_apply).
 
 Three RaftDrivers in one event loop over in-memory storage, wired by the
 in-process network of test_forwarded_writes. Follower 2's store blocks in
@@ -71,7 +71,7 @@ async def test_a_follower_building_a_snapshot_still_acknowledges_and_resumes_app
 
 
 async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="qcore.node.driver")
+    caplog.set_level(logging.INFO, logger="qcore.node.own_snapshots")
     net, drivers = await _cluster(tmp_path)
     leader, follower = drivers[1], drivers[2]
     started, release = _gate(follower._sm.store)  # noqa: SLF001
@@ -91,7 +91,7 @@ async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, ca
         net.drop = lambda m: False
         assert await follower.wait_for(lambda: follower.applied >= target, 10)
         release.set()  # the old build finishes after the newer snapshot was installed
-        assert await follower.wait_for(lambda: follower._snap_task is None and follower._snap_built is None, 5)  # noqa: SLF001
+        assert await follower.wait_for(follower._snapshots.idle, 5)  # noqa: SLF001
         assert follower.snapshot_index >= target > at
         assert f"dropping the snapshot built at index {at}" in caplog.text
     finally:
