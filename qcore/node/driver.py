@@ -6,10 +6,12 @@ the core's Ready contract demands (docs/ARCHITECTURE.md):
     inputs (peer messages, ticks, proposals, reads) -> step/tick/propose
     -> ready -> persist (write + fsync) -> send -> apply -> advance
 
-While the task awaits the fsync, new inputs pile up in plain lists; the next
-round drains them all at once, so concurrent client writes share one log
-entry and one fsync (group commit) and concurrent linearizable reads share
-one ReadIndex round, without any timer or batching knob.
+While a round writes and fsyncs (on the loop: see `_persist`), new requests
+and peer messages wait in the sockets; once read they pile up in plain
+lists, and the next round drains them all at once, so concurrent client
+writes share one log entry and one fsync (group commit) and concurrent
+linearizable reads share one ReadIndex round, without any timer or batching
+knob.
 
 Callers (request handlers, the peer transport) never block the loop: they
 append to an inbox and get a future.
@@ -87,12 +89,12 @@ class RaftDriver:
         self._snapshot_index = snapshot_index
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"qcore-io-{opts.id}")
+        self._wake = asyncio.Event()
         self._snapshots = OwnSnapshots(
             opts, raw, state_machine,
             save=lambda snap: self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap),
-            wake=lambda: self._wake.set(),
+            wake=self._wake.set,
         )
-        self._wake = asyncio.Event()
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -604,8 +606,8 @@ class RaftDriver:
                 # follower's fsync is on the commit's critical path, and at
                 # 1 client a leader's took ~0.29 ms on the loop against
                 # ~0.54 ms from hand-off to resumption through the thread.
-                # Snapshots still go to the thread.
-                self._storage.save(rd.hard_state, rd.entries, snap, rd.must_sync)
+                # Snapshots still go to the thread (above).
+                self._storage.save(rd.hard_state, rd.entries, None, rd.must_sync)
         except Exception:
             # After a failed write or fsync nothing is known about what is on
             # disk (the kernel may have dropped the dirty pages), and Raft's
