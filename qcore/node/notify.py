@@ -28,6 +28,9 @@ Exactness: ``register`` reads the window and installs the registration in one
 synchronous step, publish runs synchronously in the driver task on the same
 loop, and a catch-up turns live in the same step in which it finds the window
 exhausted — so no change falls between "replayed" and "live", nor is in both.
+
+What the hub reads from the store (a registration's target, type lineage,
+context paths, the encoded body) is in :mod:`qcore.node.notify_reads`.
 """
 
 from __future__ import annotations
@@ -35,24 +38,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
 import orjson
 from websockets.exceptions import ConnectionClosed
 
+from qcore.node.notify_reads import check_type, context_of, encode_change, resolve_entity, type_lineage
 from qcore.protocol import messages as m
-from qcore.protocol.values import CodecError, decode_notify_config, encode_notification
-from qcore.store import (
-    Change,
-    EntityList,
-    EntityReference,
-    FieldExists,
-    GetSchema,
-    Notification,
-    NotifyConfigEntityId,
-    Store,
-    StoreError,
-)
+from qcore.protocol.values import CodecError, decode_notify_config
+from qcore.store import Change, NotifyConfigEntityId, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +55,6 @@ __all__ = ["NotificationHub", "OVERFLOW_CLOSE_CODE"]
 #: Close code of a connection that fell behind the window (or whose stream a
 #: snapshot install broke): RFC 6455 "Try Again Later" — reconnect and resume.
 OVERFLOW_CLOSE_CODE = 1013
-PATH_SEP = "->"
 _YIELD_EVERY = 4096  # window records scanned by a catch-up before letting the loop run
 _BATCH = 256  # frames written to a connection at once
 
@@ -231,7 +224,7 @@ class NotificationHub:
                 typ = ch.entity_id.typ
                 lineage = lineages.get(typ)
                 if lineage is None:
-                    lineage = lineages[typ] = _lineage(store, typ)
+                    lineage = lineages[typ] = type_lineage(store, typ)
                 for t in lineage:
                     regs = typed.get(t)
                     if regs is not None:
@@ -255,8 +248,8 @@ class NotificationHub:
             return
         body = shared.get(reg.context)
         if body is None:
-            ctx = _context(store, ch, reg.context) if reg.context else {}
-            body = shared[reg.context] = _encode(index, ch, ctx)
+            ctx = context_of(store, ch, reg.context) if reg.context else {}
+            body = shared[reg.context] = encode_change(index, ch, ctx)
         box.backlog += 1
         box.queue.append((reg, body))
         box.wake.set()
@@ -300,11 +293,11 @@ class NotificationHub:
         store = self._store()
         try:
             if cfg.__class__ is NotifyConfigEntityId:
-                target, fld = _resolve_entity(store, cfg)
+                target, fld = resolve_entity(store, cfg)
                 entity_num, entity_type = target.id, None
             else:
                 fld = cfg.field_type
-                entity_num, entity_type = None, _check_type(store, cfg.entity_type, fld)
+                entity_num, entity_type = None, check_type(store, cfg.entity_type, fld)
         except ValueError as exc:
             return m.err(str(exc))
         start = 0
@@ -396,7 +389,7 @@ class NotificationHub:
             typ = ch.entity_id.typ
             lineage = lineages.get(typ)
             if lineage is None:
-                lineage = lineages[typ] = _lineage(self._store(), typ)
+                lineage = lineages[typ] = type_lineage(self._store(), typ)
             if reg.entity_type not in lineage:
                 return False
         return not (reg.on_change and ch.old_value == ch.new_value)
@@ -510,8 +503,8 @@ class NotificationHub:
                 scanned += 1
                 if index >= reg.min_index and self._matches(reg, ch, lineages):
                     # Context is read now: the state right after that entry is gone (docs/notifications.md).
-                    ctx = _context(self._store(), ch, reg.context) if reg.context else {}
-                    frames.append(reg.frame(_encode(index, ch, ctx)))
+                    ctx = context_of(self._store(), ch, reg.context) if reg.context else {}
+                    frames.append(reg.frame(encode_change(index, ch, ctx)))
             reg.cursor = cur
             if frames:
                 await _write(ws, frames)
@@ -593,71 +586,3 @@ async def _write(ws: Any, frames: list[bytes]) -> None:
             return
     for f in frames:
         await ws.send(f, text=True)
-
-
-def _encode(index: int, ch: Change, context: dict[str, Any]) -> bytes:
-    return orjson.dumps(encode_notification(Notification(
-        ch.entity_id, ch.field_type, ch.new_value, ch.old_value, ch.write_time, ch.writer_id, context, index
-    )))
-
-
-def _context(store: Store, ch: Change, paths: Iterable[str]) -> dict[str, Any]:
-    """Context paths read from the changed entity; a broken path reads as null."""
-    out: dict[str, Any] = {}
-    for p in paths:
-        try:
-            out[p] = store.read_path(ch.entity_id, p)[0]
-        except StoreError:
-            out[p] = None
-    return out
-
-
-def _lineage(store: Store, typ: str) -> tuple[str, ...]:
-    """``typ`` and every type it inherits from: the type-wide registrations a
-    change to an entity of ``typ`` can match. Read from the live schema (at
-    most once per type per publish), so a schema change is seen at once."""
-    out = [typ]
-    cur: str | None = typ
-    while cur is not None:
-        schema = store.query(GetSchema(cur)).response  # type: ignore[union-attr]
-        cur = schema.inherit if schema is not None else None
-        if cur is None or cur in out:
-            break
-        out.append(cur)
-    return tuple(out)
-
-
-def _check_type(store: Store, entity_type: str, fld: str) -> str:
-    if store.query(GetSchema(entity_type)).response is None:  # type: ignore[union-attr]
-        raise ValueError(f"unknown entity type {entity_type!r}")
-    if PATH_SEP in fld:
-        raise ValueError(
-            f"field_type {fld!r}: an EntityType registration watches one field, not a '->' path; "
-            "register on an EntityId for a path, or put the path in context"
-        )
-    if not store.query(FieldExists(entity_type, fld)).response:  # type: ignore[union-attr]
-        raise ValueError(f"entity type {entity_type!r} has no field {fld!r}")
-    return entity_type
-
-
-def _resolve_entity(store: Store, cfg: NotifyConfigEntityId) -> tuple[Any, str]:
-    """The (entity, plain field) an EntityId registration watches: a ``->``
-    path is followed once, now, to the field it reaches (docs/notifications.md)."""
-    eid, path = cfg.entity_id, cfg.field_type
-    try:
-        store.read_path(eid, path)  # validates the whole path, with the store's "broke at" message
-    except StoreError as exc:
-        raise ValueError(str(exc)) from None
-    segs = path.split(PATH_SEP)
-    i, last = 0, len(segs) - 1
-    while i < last:
-        v = store.read_path(eid, segs[i])[0]
-        if v.__class__ is EntityReference:
-            eid = v.v
-            i += 1
-        elif v.__class__ is EntityList:
-            eid = v.v[int(segs[i + 1])]
-            i += 2
-        else:  # pragma: no cover - read_path accepted the path above
-            raise ValueError(f"path {path!r} cannot be followed at {segs[i]!r}")
-    return eid, segs[last]
