@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,13 +43,9 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from qcore.local_procs import free_ports, node_argv
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Rpc:
@@ -103,9 +98,8 @@ class Rpc:
 
 
 def start_node(node_id: int, port: int, workdir: Path, in_memory: bool, init: bool) -> subprocess.Popen:
-    args = [sys.executable, "-m", "qcore", "--id", str(node_id), "--ws-addr", f"127.0.0.1:{port}",
-            "--config-file", str(REPO / "schemas.yaml"), "--log-level", "WARNING",
-            "--data-dir", str(workdir / f"node-{node_id}")]
+    args = node_argv(node_id, f"127.0.0.1:{port}", REPO / "schemas.yaml", workdir / f"node-{node_id}",
+                     "--log-level", "WARNING")
     if in_memory:
         args.append("--in-memory")
     if init:
@@ -139,7 +133,7 @@ async def wait_for(pred: Any, what: str, timeout: float = 60) -> Any:
 async def cluster(n: int, workdir: Path, in_memory: bool, on_leader: bool = False
                   ) -> tuple[list[subprocess.Popen], list[str], Rpc, str]:
     """Start n nodes; return (procs, addrs, a connection to the leader, the subscribers' address)."""
-    ports = [free_port() for _ in range(n)]
+    ports = free_ports(n)
     addrs = [f"127.0.0.1:{p}" for p in ports]
     procs = [start_node(i + 1, ports[i], workdir, in_memory, init=(n == 1)) for i in range(n)]
     rpcs = [await wait_up(a) for a in addrs]

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qcore.bench.procs import Child, ChildGroup, free_ports, python_argv, wait_listening
+from qcore.bench.procs import Child, ChildGroup, wait_listening
 from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD
 from qcore.bench.wire import AdminConn, WireError, check_ok
+from qcore.local_procs import free_ports, node_argv
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +77,7 @@ class QcoreCluster(ChildGroup):
         config = self.workdir / "schemas.yaml"
         config.write_text(SCHEMAS_YAML)
         for i, ep in enumerate(self.endpoints, start=1):
-            argv = python_argv(
-                "qcore",
-                "--id", str(i),
-                "--ws-addr", ep,
-                "--config-file", str(config),
-                "--data-dir", str(self.workdir / f"node-{i}"),
-                *self.extra_args,
-            )
+            argv = node_argv(i, ep, config, self.workdir / f"node-{i}", *self.extra_args)
             self.children.append(Child(f"qcore node {i}", argv, self.workdir / f"node-{i}.log"))
         for child, port in zip(self.children, self.ports):
             await wait_listening(child, "127.0.0.1", port)

@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 
 from qcore.bench.conns import HttpConn
-from qcore.bench.procs import Child, ChildError, ChildGroup, free_ports, wait_listening
+from qcore.bench.procs import Child, ChildError, ChildGroup, wait_listening
+from qcore.local_procs import free_ports
 
 logger = logging.getLogger(__name__)
 

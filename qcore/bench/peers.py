@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from qcore.bench.conns import WsConn
-from qcore.bench.procs import Child, ChildError, ChildGroup, free_ports, python_argv, wait_listening
+from qcore.bench.procs import Child, ChildError, ChildGroup, python_argv, wait_listening
+from qcore.local_procs import free_ports
 
 logger = logging.getLogger(__name__)
 

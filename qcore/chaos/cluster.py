@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,17 +22,11 @@ from typing import Any
 
 from qcore.chaos.proxy import Network
 from qcore.chaos.wire import WireClient
+from qcore.local_procs import free_ports, log_tail, node_argv
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NodeProcess", "Cluster", "free_port", "registers_config"]
-
-
-def free_port() -> int:
-    """A port the kernel just handed out (it could be taken again, rarely)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["NodeProcess", "Cluster", "registers_config"]
 
 
 def registers_config(count: int) -> str:
@@ -87,11 +80,9 @@ class NodeProcess:
         return self.proc is not None and self.proc.returncode is None
 
     def command(self) -> list[str]:
-        cmd = [*self.program, "--id", str(self.id), "--ws-addr", self.addr,
-               "--config-file", str(self.config_file), "--data-dir", str(self.data_dir)]
-        for j, addr in sorted(self.peer_overrides.items()):
-            cmd += ["--peer-override", f"{j}={addr}"]
-        return cmd + self.extra_args
+        overrides = [arg for j, addr in sorted(self.peer_overrides.items()) for arg in ("--peer-override", f"{j}={addr}")]
+        return node_argv(self.id, self.addr, self.config_file, self.data_dir, *overrides, *self.extra_args,
+                         program=self.program)
 
     async def start(self) -> None:
         assert not self.running, f"node {self.id} already running"
@@ -148,11 +139,7 @@ class NodeProcess:
         self.paused = False
 
     def tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
+        return log_tail(self.log_path, lines) or "(no log)"
 
 
 class Cluster:
@@ -170,7 +157,7 @@ class Cluster:
         self.config_file = self.base_dir / "schemas.yaml"
         self.config_file.write_text(registers_config(registers))
         ids = list(range(1, nodes + spares + 1))
-        ports = {i: free_port() for i in ids}
+        ports = dict(zip(ids, free_ports(len(ids))))
         self.network: Network | None = Network(ports) if proxies else None
         self.nodes: dict[int, NodeProcess] = {
             i: NodeProcess(i, ports[i], self.base_dir / f"node-{i}", self.base_dir / f"node-{i}.log",

@@ -18,7 +18,7 @@ from qcore.bench import loadgen, report
 from qcore.bench.cli import main as bench_main
 from qcore.bench.noop import answer, serve_noop
 from qcore.bench.peers import NoopServer
-from qcore.bench.procs import free_ports
+from qcore.local_procs import free_ports
 from qcore.bench.runner import RunResult, measure
 from qcore.bench.stats import Histogram, summarise
 from qcore.bench.targets import WORKLOADS, QcoreTarget

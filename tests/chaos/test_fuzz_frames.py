@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,8 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from qcore.chaos.cluster import free_port, registers_config
+from qcore.chaos.cluster import registers_config
+from qcore.local_procs import free_port, log_tail, node_argv
 
 from .node_available import requires_node
 
@@ -48,15 +48,14 @@ class LiveNode:
         self.log = open(tmp / "node.log", "wb")
         self.log_path = tmp / "node.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", self.addr, "--config-file", str(cfg),
-             "--data-dir", str(tmp / "data"), "--init", "--max-frame-bytes", str(MAX_FRAME),
-             "--max-inflight", str(MAX_INFLIGHT), "--max-connections", "2000"],
+            node_argv(1, self.addr, cfg, tmp / "data", "--init", "--max-frame-bytes", str(MAX_FRAME),
+                      "--max-inflight", str(MAX_INFLIGHT), "--max-connections", "2000"),
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         self.register = self._wait_ready()
 
     def tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+        return log_tail(self.log_path)
 
     def _wait_ready(self) -> int:
         """Poll until the node has a register to read (a separate process: nothing to await)."""

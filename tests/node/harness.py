@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +18,10 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from qcore.local_procs import free_port, log_tail, node_argv
+
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NodeProc:
@@ -45,9 +39,7 @@ class NodeProc:
     def start(self) -> "NodeProc":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qcore", "--id", str(self.id), "--ws-addr", self.addr,
-             "--config-file", str(SCHEMAS), "--data-dir", str(self.data_dir),
-             "--tick-ms", "20", "--election-ticks", "15", *self.extra],
+            node_argv(self.id, self.addr, SCHEMAS, self.data_dir, "--tick-ms", "20", "--election-ticks", "15", *self.extra),
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
         log.close()
@@ -67,10 +59,7 @@ class NodeProc:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, n)
 
 
 class Conn:

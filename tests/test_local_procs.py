@@ -1,0 +1,37 @@
+"""The helpers every launcher of local nodes shares (qcore.local_procs)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+from qcore.local_procs import free_port, free_ports, log_tail, node_argv
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(8)
+    assert len(set(ports)) == 8
+    socks = []
+    try:
+        for p in ports + [free_port()]:
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_node_argv_is_the_spec_command_line(tmp_path: Path) -> None:
+    argv = node_argv(3, "127.0.0.1:9000", tmp_path / "schemas.yaml", tmp_path / "d", "--init")
+    assert argv == [sys.executable, "-m", "qcore", "--id", "3", "--ws-addr", "127.0.0.1:9000",
+                    "--config-file", str(tmp_path / "schemas.yaml"), "--data-dir", str(tmp_path / "d"), "--init"]
+    assert node_argv(1, "a:1", "c", "d", program=["fake-node"])[:3] == ["fake-node", "--id", "1"]
+
+
+def test_log_tail_keeps_the_last_lines_and_tolerates_a_missing_log(tmp_path: Path) -> None:
+    log = tmp_path / "node.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert log_tail(log, 3) == "line 97\nline 98\nline 99"
+    assert log_tail(tmp_path / "absent.log") == ""
