@@ -292,7 +292,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> int:
     if loads:
         notes.append(
             f"1-minute load average during the runs: {min(loads):.1f} .. {max(loads):.1f} on {os.cpu_count()} CPUs"
-            " (above the CPU count, something besides the bench competed for the machine)"
+            " (it counts the bench's own processes and those waiting on the disk)"
         )
     for n in notes:
         print(f"note: {n}")
