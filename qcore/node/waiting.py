@@ -26,8 +26,9 @@ class SettledNow(asyncio.Future):  # type: ignore[type-arg]
     first handles whatever I/O arrived meanwhile (at three nodes, the second
     follower's acknowledgement): measured at 3 nodes, 1 client, a reply left
     ~100 µs after its entry was applied. The driver settles write futures
-    inside its round, and calls `RaftDriver.after_apply` once the round's
-    entries are applied, so the replies leave before the loop moves on.
+    inside its round, and calls `RaftDriver.after_apply` once a Ready's
+    committed entries are applied, so the replies leave before the loop
+    moves on.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_settled: Callable[[asyncio.Future[Any]], None]) -> None:
