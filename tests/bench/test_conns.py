@@ -1,0 +1,136 @@
+"""The load generator's WebSocket transport: its own framing must agree with
+websockets' (RFC 6455), and a reply must reach the caller whole whichever
+path it takes (unwrapped at once, or parsed by websockets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from qcore.bench.conns import WsConn, masked_text_frame, whole_data_frame
+
+SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
+
+
+def parse(data: bytes, mask: bool) -> Frame:
+    """Parse one frame with websockets' own parser."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    gen = Frame.parse(reader.read_exact, mask=mask)
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert not reader.buffer, "the frame must use every byte"
+    return stop.value.value
+
+
+def server_frame(payload: bytes, opcode: Opcode = Opcode.TEXT, fin: bool = True) -> bytes:
+    return Frame(opcode, payload, fin).serialize(mask=False)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_masked_text_frame_is_what_websockets_parses(size):
+    payload = bytes(i % 251 for i in range(size))
+    frame = parse(masked_text_frame(payload), mask=True)
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
+
+
+def test_masking_keys_change_and_outlast_the_pool():
+    frames = [masked_text_frame(b"x" * 8) for _ in range(1500)]  # more than one pool of 1,024 keys
+    keys = {f[2:6] for f in frames}
+    assert len(keys) > 1400  # 32 random bits each: repeats are rare
+    assert all(parse(f, mask=True).data == b"x" * 8 for f in frames)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
+def test_whole_data_frame_unwraps_one_server_frame(size, opcode):
+    payload = bytes(i % 253 for i in range(size))
+    assert whole_data_frame(server_frame(payload, opcode)) == payload
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x81",
+        server_frame(b"hello")[:-1],  # truncated
+        server_frame(b"a" * 300)[:3],  # extended length cut short
+        server_frame(b"one") + server_frame(b"two"),  # two frames in one read
+        Frame(Opcode.TEXT, b"masked").serialize(mask=True),  # a client's frame
+        server_frame(b"part", fin=False),  # first fragment
+        server_frame(b"rest", Opcode.CONT),
+        server_frame(b"", Opcode.PING),
+        server_frame(b"\x03\xe8", Opcode.CLOSE),
+    ],
+    ids=["empty", "one-byte", "truncated", "short-length", "two-frames", "masked", "fragment",
+         "continuation", "ping", "close"],
+)
+def test_whole_data_frame_leaves_everything_else_to_websockets(data):
+    assert whole_data_frame(data) is None
+
+
+async def _serve(handler):
+    server = await serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None, max_size=None)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"127.0.0.1:{port}"
+
+
+async def test_call_gets_every_kind_of_reply_whole():
+    """Replies that take websockets' path (large, fragmented, behind a ping,
+    two in one write) reach the caller exactly as sent, in order."""
+    big = b'"' + b"b" * 300_000 + b'"'
+
+    async def handler(ws: ServerConnection) -> None:
+        async for msg in ws:
+            kind = msg.decode() if isinstance(msg, bytes) else msg
+            if kind == "small":
+                await ws.send(b"small-reply", text=True)
+            elif kind == "big":
+                await ws.send(big, text=True)
+            elif kind == "fragmented":
+                await ws.send([b"frag", b"men", b"ted"], text=True)
+            elif kind == "ping-first":
+                await ws.ping(b"p")
+                await ws.send(b"after-ping", text=True)
+            elif kind == "binary":
+                await ws.send(b"\x00\x01", text=False)
+
+    server, endpoint = await _serve(handler)
+    try:
+        conn = await WsConn.open(endpoint)
+
+        async def call(request: bytes) -> bytes:
+            return await asyncio.wait_for(conn.call(request), 5)
+
+        for _ in range(3):
+            assert await call(b"small") == b"small-reply"
+            assert await call(b"big") == big
+            assert await call(b"fragmented") == b"fragmented"
+            assert await call(b"ping-first") == b"after-ping"
+            assert await call(b"binary") == b"\x00\x01"
+        await conn.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_call_fails_when_the_server_goes_away():
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.close()
+
+    server, endpoint = await _serve(handler)
+    try:
+        conn = await WsConn.open(endpoint)
+        with pytest.raises(EOFError):
+            await asyncio.wait_for(conn.call(b"anything"), 5)
+        with pytest.raises(EOFError):  # and at once on the closed connection
+            await asyncio.wait_for(conn.call(b"again"), 5)
+    finally:
+        server.close()
+        await server.wait_closed()
