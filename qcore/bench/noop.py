@@ -23,6 +23,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from qcore.bench.loadgen import run_async
+from qcore.node.frames_out import write_frames
+from qcore.node.ws_conn import SinkServerConnection
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +54,13 @@ def answer(frame: bytes | str) -> bytes:
 
 
 async def _ws_handler(ws: ServerConnection) -> None:
+    # Answered from the connection's callback, the way a qcore node takes
+    # requests (qcore.node.ws_conn), so the ceiling shows what a server that
+    # does nothing else costs the load generator, not websockets' recv() queue.
+    if isinstance(ws, SinkServerConnection):
+        ws.sink = lambda data, _text: write_frames(ws, (answer(data),))
     try:
-        while True:
-            frame = await ws.recv(decode=False)
+        async for frame in ws:  # only fragmented messages arrive here
             await ws.send(answer(frame), text=True)
     except ConnectionClosed:
         pass
@@ -80,7 +86,10 @@ async def _http_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 async def serve_noop(host: str, ws_port: int, http_port: int | None, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set."""
-    async with serve(_ws_handler, host, ws_port, compression=None, ping_interval=None, max_size=None):
+    async with serve(
+        _ws_handler, host, ws_port, compression=None, ping_interval=None, max_size=None,
+        create_connection=SinkServerConnection,
+    ):
         http = await asyncio.start_server(_http_handler, host, http_port) if http_port else None
         logger.info("no-op server on ws %s:%d http %s", host, ws_port, http_port)
         await stop.wait()

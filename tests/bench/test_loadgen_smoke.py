@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from qcore.bench import loadgen, report
 from qcore.bench.cli import main as bench_main
@@ -84,6 +85,18 @@ async def test_http_and_pysyncobj_shapes_run_against_noop(noop_ports, target):
     out = await loadgen.run(spec)
     assert out["errors"] == 0, out["error_samples"]
     assert out["ops"] > 0
+
+
+async def test_noop_websocket_answers_whole_and_fragmented_requests_in_order(noop_ports):
+    ws_port, _ = noop_ports
+    async with connect(f"ws://127.0.0.1:{ws_port}", compression=None) as ws:
+        request = {"Perform": {"id": 7, "request": {"UpdateEntity": {"request": []}}}}
+        await ws.send(orjson.dumps(request).decode())
+        await ws.send([b'{"Perform": {"id": 8, ', b'"request": {}}}'], text=True)  # fragmented
+        first = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        second = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert first["PerformResponse"]["id"] == 7
+    assert second["PerformResponse"]["id"] == 8
 
 
 async def test_connection_refused_fails_the_run():
