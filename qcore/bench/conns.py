@@ -10,7 +10,7 @@ HTTP/1.1 client over asyncio streams is used for etcd.
 
 Both are kept equally lean so that the ruler does not favour one protocol:
 against the no-op server each costs the generator about the same CPU per
-request (WebSocket 16.4, HTTP 16.5-17 µs on the bench VM; see
+request (WebSocket 14.7-16.5, HTTP 15.3-18.2 µs on the bench VM; see
 docs/benchmarks.md).
 """
 
