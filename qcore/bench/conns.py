@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.frames import Frame, Opcode, apply_mask
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
+
+from qcore.protocol import ws_frames
+from qcore.protocol.ws_frames import whole_frame
 
 logger = logging.getLogger(__name__)
 
@@ -96,29 +98,12 @@ class _ReplyConnection(ClientConnection):
 
 
 _DATA = (Opcode.TEXT, Opcode.BINARY)
-_FIN_TEXT, _FIN_BINARY = 0x81, 0x82  # first header byte: FIN, no RSV bits, opcode
 
 
 def whole_data_frame(data: bytes) -> bytes | None:
-    """The payload if ``data`` is exactly one unmasked, unfragmented text or
-    binary frame (RFC 6455 section 5.2); None for anything else."""
-    n = len(data)
-    if n < 2 or (data[0] != _FIN_TEXT and data[0] != _FIN_BINARY):
-        return None
-    length = data[1]  # a server's frames are unmasked: the top bit is clear
-    if length < 126:
-        start = 2
-    elif length == 126:
-        start = 4
-        length = int.from_bytes(data[2:4], "big")
-    elif length == 127:
-        start = 10
-        length = int.from_bytes(data[2:10], "big")
-    else:
-        return None
-    if start + length != n:
-        return None
-    return data[start:]
+    """The payload if ``data`` is exactly one whole data frame from a server."""
+    whole = whole_frame(data, False)
+    return None if whole is None else whole[0]
 
 
 class _Masks:
@@ -145,17 +130,8 @@ _masks = _Masks()
 
 
 def masked_text_frame(payload: bytes) -> bytes:
-    """``payload`` (UTF-8 JSON) as one masked, unfragmented text frame,
-    built directly rather than through websockets' Frame objects."""
-    mask = _masks.take()
-    n = len(payload)
-    if n < 126:
-        head = bytes((_FIN_TEXT, 0x80 | n))
-    elif n < 65536:
-        head = struct.pack("!BBH", _FIN_TEXT, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", _FIN_TEXT, 0x80 | 127, n)
-    return head + mask + apply_mask(payload, mask)
+    """``payload`` (UTF-8 JSON) as one masked text frame, with a fresh key."""
+    return ws_frames.masked_text_frame(payload, _masks.take())
 
 
 class WsConn:

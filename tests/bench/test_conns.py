@@ -1,6 +1,6 @@
-"""The load generator's WebSocket transport: its own framing must agree with
-websockets' (RFC 6455), and a reply must reach the caller whole whichever
-path it takes (unwrapped at once, or parsed by websockets)."""
+"""The load generator's WebSocket transport: a reply must reach the caller
+whole whichever path it takes (unwrapped at once, or parsed by websockets).
+The framing itself is tested in tests/protocol/test_ws_frames.py."""
 
 from __future__ import annotations
 
@@ -9,34 +9,9 @@ import asyncio
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
-from websockets.streams import StreamReader
 
 from qcore.bench.conns import WsConn, masked_text_frame, whole_data_frame
-
-SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
-
-
-def parse(data: bytes, mask: bool) -> Frame:
-    """Parse one frame with websockets' own parser."""
-    reader = StreamReader()
-    reader.feed_data(data)
-    reader.feed_eof()
-    gen = Frame.parse(reader.read_exact, mask=mask)
-    with pytest.raises(StopIteration) as stop:
-        next(gen)
-    assert not reader.buffer, "the frame must use every byte"
-    return stop.value.value
-
-
-def server_frame(payload: bytes, opcode: Opcode = Opcode.TEXT, fin: bool = True) -> bytes:
-    return Frame(opcode, payload, fin).serialize(mask=False)
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_masked_text_frame_is_what_websockets_parses(size):
-    payload = bytes(i % 251 for i in range(size))
-    frame = parse(masked_text_frame(payload), mask=True)
-    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
+from tests.protocol.test_ws_frames import parse
 
 
 def test_masking_keys_change_and_outlast_the_pool():
@@ -46,32 +21,11 @@ def test_masking_keys_change_and_outlast_the_pool():
     assert all(parse(f, mask=True).data == b"x" * 8 for f in frames)
 
 
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
-def test_whole_data_frame_unwraps_one_server_frame(size, opcode):
-    payload = bytes(i % 253 for i in range(size))
-    assert whole_data_frame(server_frame(payload, opcode)) == payload
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"",
-        b"\x81",
-        server_frame(b"hello")[:-1],  # truncated
-        server_frame(b"a" * 300)[:3],  # extended length cut short
-        server_frame(b"one") + server_frame(b"two"),  # two frames in one read
-        Frame(Opcode.TEXT, b"masked").serialize(mask=True),  # a client's frame
-        server_frame(b"part", fin=False),  # first fragment
-        server_frame(b"rest", Opcode.CONT),
-        server_frame(b"", Opcode.PING),
-        server_frame(b"\x03\xe8", Opcode.CLOSE),
-    ],
-    ids=["empty", "one-byte", "truncated", "short-length", "two-frames", "masked", "fragment",
-         "continuation", "ping", "close"],
-)
-def test_whole_data_frame_leaves_everything_else_to_websockets(data):
-    assert whole_data_frame(data) is None
+def test_a_reply_frame_is_unwrapped_and_anything_else_is_not():
+    reply = Frame(Opcode.TEXT, b'{"ok": true}').serialize(mask=False)
+    assert whole_data_frame(reply) == b'{"ok": true}'
+    assert whole_data_frame(reply + reply) is None
+    assert whole_data_frame(reply[:-1]) is None
 
 
 async def _serve(handler):
