@@ -26,7 +26,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from qcore.protocol import ws_frames
-from qcore.protocol.ws_frames import whole_frame
+from qcore.protocol.ws_frames import whole_message
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +62,10 @@ class _ReplyConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         waiter = self.waiter
         if waiter is not None:
-            proto = self.protocol
-            if not proto.reader.buffer and proto.current_size is None:
-                payload = whole_data_frame(data)
-                if payload is not None:
-                    self._deliver(waiter, payload)
-                    return
+            whole = whole_message(self.protocol, data)
+            if whole is not None:
+                self._deliver(waiter, whole[0])
+                return
         super().data_received(data)
 
     def process_event(self, event: Any) -> None:
@@ -98,12 +96,6 @@ class _ReplyConnection(ClientConnection):
 
 
 _DATA = (Opcode.TEXT, Opcode.BINARY)
-
-
-def whole_data_frame(data: bytes) -> bytes | None:
-    """The payload if ``data`` is exactly one whole data frame from a server."""
-    whole = whole_frame(data, False)
-    return None if whole is None else whole[0]
 
 
 class _Masks:

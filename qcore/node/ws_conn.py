@@ -30,9 +30,8 @@ from typing import Any, Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
-from qcore.protocol.ws_frames import whole_frame
+from qcore.protocol.ws_frames import whole_message
 
 MessageSink = Callable[[bytes, bool], None]  # (payload, is_text)
 
@@ -50,19 +49,11 @@ class SinkServerConnection(ServerConnection):
         # buffered, is unwrapped here rather than by websockets' parser.
         sink = self.sink
         if sink is not None and not self._in_fragmented:
-            proto = self.protocol
-            if (
-                proto.state is State.OPEN
-                and not proto.reader.buffer
-                and proto.current_size is None
-                and proto.max_fragment_size is None
-                and not proto.extensions
-            ):
-                whole = whole_frame(data, True, proto.max_message_size)
-                if whole is not None:
-                    payload, text = whole
-                    sink(payload, text)
-                    return
+            whole = whole_message(self.protocol, data)
+            if whole is not None:
+                payload, text = whole
+                sink(payload, text)
+                return
         super().data_received(data)
 
     def process_event(self, event: Any) -> None:

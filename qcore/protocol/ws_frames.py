@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 
 from websockets.frames import apply_mask
+from websockets.protocol import SERVER, Protocol, State
 
 FIN_TEXT, FIN_BINARY = 0x81, 0x82  # first header byte: FIN, no RSV bits, opcode
 _MASK_BIT = 0x80
@@ -58,6 +59,25 @@ def whole_frame(data: bytes, masked: bool, max_size: int | None = None) -> tuple
     if start + length != n:
         return None
     return data[start:], first == FIN_TEXT
+
+
+def whole_message(proto: Protocol, data: bytes) -> tuple[bytes, bool] | None:
+    """``(payload, is_text)`` if ``data``, just read on the connection that
+    ``proto`` (websockets' sans-I/O core) serves, is one whole message that
+    can bypass websockets: the connection is open, its parser holds nothing
+    (no partial frame, no fragmented message under way), no extension or
+    per-fragment limit applies, and ``data`` is exactly one data frame
+    masked as this side must receive it, within the size limit. None means:
+    give ``data`` to websockets."""
+    if (
+        proto.state is not State.OPEN
+        or proto.reader.buffer
+        or proto.current_size is not None
+        or proto.extensions
+        or proto.max_fragment_size is not None
+    ):
+        return None
+    return whole_frame(data, proto.side is SERVER, proto.max_message_size)
 
 
 def text_header(length: int, masked: bool = False) -> bytes:

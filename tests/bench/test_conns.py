@@ -10,7 +10,8 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
-from qcore.bench.conns import WsConn, masked_text_frame, whole_data_frame
+from qcore.bench.conns import WsConn, masked_text_frame
+from qcore.protocol.ws_frames import whole_frame
 from tests.protocol.test_ws_frames import parse
 
 
@@ -23,9 +24,9 @@ def test_masking_keys_change_and_outlast_the_pool():
 
 def test_a_reply_frame_is_unwrapped_and_anything_else_is_not():
     reply = Frame(Opcode.TEXT, b'{"ok": true}').serialize(mask=False)
-    assert whole_data_frame(reply) == b'{"ok": true}'
-    assert whole_data_frame(reply + reply) is None
-    assert whole_data_frame(reply[:-1]) is None
+    assert whole_frame(reply, False) == (b'{"ok": true}', True)
+    assert whole_frame(reply + reply, False) is None
+    assert whole_frame(reply[:-1], False) is None
 
 
 async def _serve(handler):
