@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 _REMOVED = safe_to_retry("this node has been removed from the cluster; send requests to a member")
 
-Reply = Any  # one of the qcore.protocol.messages dataclasses, or a RawReply
+Reply = Any  # one of the qcore.protocol.messages dataclasses, a RawReply, or None if already queued
 
 
 @dataclass(slots=True, eq=False)

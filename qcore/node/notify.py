@@ -24,6 +24,10 @@ a catching-up cursor has the connection really fallen behind: it is sent an
 ``Error`` frame saying so and closed (code 1013); the client resumes with
 ``from_index`` on any node that still retains the changes.
 
+Order: an accepted registration's response is queued on the same outbox,
+ahead of its replay and live changes, so it is written first and the client
+knows the token before the first notification arrives under it.
+
 Exactness: ``register`` reads the window and installs the registration in one
 synchronous step, publish runs synchronously in the driver task on the same
 loop, and a catch-up turns live in the same step in which it finds the window
@@ -102,6 +106,16 @@ class _Registration:
 
 
 _CATCH_UP = object()  # queue marker: read the window from the registration's cursor
+
+
+class _Frame:
+    """A whole frame queued as is: a registration's response, which must leave
+    ahead of the registration's first notification on the same queue."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 class _Outbox:
@@ -271,16 +285,24 @@ class NotificationHub:
                                    "cannot be notified from here")
 
     # ------------------------------------------------------------ requests
-    async def register(self, msg: m.RegisterNotification, conn: Any) -> m.RegisterNotificationResponse:
-        """Validate, replay the window from ``from_index`` and go live (no await in between)."""
+    async def register(self, msg: m.RegisterNotification, conn: Any) -> m.RegisterNotificationResponse | None:
+        """Validate, replay the window from ``from_index`` and go live (no await in between).
+
+        A refusal is returned for the caller to send. An accepted registration's
+        response is queued on the connection's outbox instead, ahead of the
+        registration's first notification, and None is returned: a client can
+        only take the replay once it knows the token it comes under.
+        """
         if self._barrier is not None:
             await self._barrier()  # a failure propagates: the server answers it with an Error frame
         box = self._outboxes.get(conn)
         if box is None:  # closed while we waited (attach() always comes before the first frame)
             return m.RegisterNotificationResponse(msg.id, m.err("this connection is closed"))
-        return m.RegisterNotificationResponse(msg.id, self._register(msg, box))
+        refusal = self._register(msg, box)
+        return None if refusal is None else m.RegisterNotificationResponse(msg.id, refusal)
 
     def _register(self, msg: m.RegisterNotification, box: _Outbox) -> Any:
+        """None once the registration and its response are queued, else the ``{"Err": ...}`` to answer."""
         if box.closing:
             return m.err("this connection is being closed")
         if len(box.regs) >= self._max_per_conn:
@@ -312,12 +334,15 @@ class NotificationHub:
                             tuple(cfg.context), start)
         self._next_token += 1
         self._install(reg)
+        box.backlog += 1
+        box.queue.append((reg, _Frame(m.encode_message(m.RegisterNotificationResponse(msg.id, m.ok(reg.token))))))
         if msg.from_index is not None:
             cursor = self._first_at(start)
             if cursor < self._total:
                 self._start_catch_up(reg, cursor)
+        box.wake.set()
         self._ensure_sender(box)
-        return m.ok(reg.token)
+        return None
 
     async def unregister(self, msg: m.UnregisterNotification, conn: Any) -> m.UnregisterNotificationResponse:
         """Stop a registration; nothing more is sent for its token once this is answered."""
@@ -465,7 +490,9 @@ class NotificationHub:
                         break
                     queue.popleft()
                     box.backlog -= 1
-                    if reg.active:
+                    if item.__class__ is _Frame:
+                        frames.append(item.data)
+                    elif reg.active:
                         frames.append(reg.frame(item))
                 if frames:
                     await _write(ws, frames)

@@ -305,7 +305,8 @@ class Node:
             reply = m.Error(msg.id, f"internal error: {exc}")
         finally:
             conn.inflight -= 1
-        self._reply(conn, reply)
+        if reply is not None:  # None: the handler queued its reply itself (an accepted registration)
+            self._reply(conn, reply)
 
     def _reply(self, conn: ConnContext, reply: Any) -> None:
         """Queue a reply; all replies a connection gets in one loop iteration

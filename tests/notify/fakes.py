@@ -54,7 +54,9 @@ class FakeWs:
     """Collects sent frames (decoded); `stall()` makes send() wait like a full socket."""
 
     def __init__(self) -> None:
-        self.frames: list[dict[str, Any]] = []
+        self.frames: list[dict[str, Any]] = []  # everything but registration responses
+        self.replies: dict[Any, dict[str, Any]] = {}  # registration responses by request id
+        self.sent: list[dict[str, Any]] = []  # every frame, in the order it was sent
         self.close_code: int | None = None
         self._open = asyncio.Event()
         self._open.set()
@@ -71,7 +73,13 @@ class FakeWs:
         assert text is True, "frames must be sent as text"
         await self._open.wait()
         async with self._arrived:
-            self.frames.append(orjson.loads(data))
+            frame = orjson.loads(data)
+            self.sent.append(frame)
+            reply = frame.get("RegisterNotificationResponse")
+            if reply is not None:
+                self.replies[reply["id"]] = frame
+            else:
+                self.frames.append(frame)
             self._arrived.notify_all()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -82,6 +90,15 @@ class FakeWs:
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.frames) >= n), timeout)
         return self.frames
+
+    async def wait_until(self, predicate: Any, timeout: float = 5) -> None:
+        """Until ``predicate()`` holds, re-checked after every frame sent."""
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(predicate), timeout)
+
+    async def wait_reply(self, rid: Any, timeout: float = 5) -> dict[str, Any]:
+        await self.wait_until(lambda: rid in self.replies, timeout)
+        return self.replies[rid]
 
     def notifications(self, token: Any = None) -> list[dict[str, Any]]:
         return [f["Notification"]["notification"] for f in self.frames
@@ -134,10 +151,23 @@ class Harness:
         self.hub.attach(conn)
         return conn
 
+    async def register_nowait(self, conn: FakeConn, config: dict[str, Any],
+                              from_index: int | None = None) -> tuple[str, Any]:
+        """(request id, the ``{"Err": ...}`` if refused, else None: the response is queued on the connection)."""
+        rid = f"r{next(self._ids)}"
+        reply = await self.hub.register(m.RegisterNotification(rid, config, from_index), conn)
+        if reply is None:
+            return rid, None
+        assert isinstance(reply, m.RegisterNotificationResponse) and "Err" in reply.response, reply
+        return rid, reply.response
+
     async def register(self, conn: FakeConn, config: dict[str, Any], from_index: int | None = None) -> Any:
-        reply = await self.hub.register(m.RegisterNotification(f"r{next(self._ids)}", config, from_index), conn)
-        assert isinstance(reply, m.RegisterNotificationResponse)
-        return reply.response
+        """The registration's response: returned by the hub if refused, else sent on the connection."""
+        rid, refusal = await self.register_nowait(conn, config, from_index)
+        if refusal is not None:
+            return refusal
+        frame = await conn.ws.wait_reply(rid)
+        return frame["RegisterNotificationResponse"]["response"]
 
     async def token(self, conn: FakeConn, config: dict[str, Any], from_index: int | None = None) -> int:
         resp = await self.register(conn, config, from_index)

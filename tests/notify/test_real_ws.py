@@ -41,12 +41,21 @@ async def _pair(h: Harness) -> tuple[Any, Any, Conn]:
     return server, client, await ready
 
 
+async def _token(h: Harness, conn: Conn, client: Any, config: dict, from_index: int | None = None) -> Any:
+    """Register; the response must be the next frame the client reads, before any notification."""
+    rid, refusal = await h.register_nowait(conn, config, from_index)  # type: ignore[arg-type]
+    assert refusal is None, refusal
+    reply = orjson.loads(await asyncio.wait_for(client.recv(), 10))
+    assert reply["RegisterNotificationResponse"]["id"] == rid, reply
+    return reply["RegisterNotificationResponse"]["response"]["Ok"]
+
+
 async def test_many_notifications_arrive_as_separate_messages_in_order() -> None:
     h = Harness()
     u = h.create("User", "u")
     server, client, conn = await _pair(h)
     try:
-        tok = await h.token(conn, on_entity(u, "Logins", context=["Name"]))  # type: ignore[arg-type]
+        tok = await _token(h, conn, client, on_entity(u, "Logins", context=["Name"]))
         idx = [h.write(u, "Logins", Int(i)) for i in range(1, 501)]  # one burst: written in batches
         got = []
         for _ in range(500):
@@ -65,7 +74,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_closed() -> None:
     u = h.create("User", "u")
     server, client, conn = await _pair(h)
     try:
-        await h.token(conn, on_entity(u, "Name"))  # type: ignore[arg-type]
+        await _token(h, conn, client, on_entity(u, "Name"))
         big = "x" * 50_000
         from qcore.store import String
         # The client reads nothing: the socket buffers fill, the sender waits, the queue
@@ -100,7 +109,7 @@ async def test_a_long_replay_arrives_complete_and_in_order_then_goes_live() -> N
         h.write(v, "Logins", Int(i))  # not matched: scanned past
     server, client, conn = await _pair(h)
     try:
-        tok = await h.token(conn, on_entity(u, "Logins"), from_index=idx[0])  # type: ignore[arg-type]
+        tok = await _token(h, conn, client, on_entity(u, "Logins"), from_index=idx[0])
         idx.append(h.write(u, "Logins", Int(601)))  # published while the replay is queued
         got = []
         for _ in range(601):
