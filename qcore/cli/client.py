@@ -286,46 +286,20 @@ def format_schema(s: dict[str, Any]) -> str:
 
 
 def read_schema_file(path: str) -> list[dict[str, Any]]:
-    """A YAML file with one schema, a list of them, or the config file's ``schemas:`` -> EntitySchema JSON."""
-    import yaml
-
-    from qcore.protocol.values import encode_value
-    from qcore.store.config import parse_value as parse_yaml_value
+    """A YAML file with one schema, a list of them, or a config file (its ``schemas:``) ->
+    EntitySchema JSON, read by the config file's rules (the node reads SetSchema by the same)."""
+    from qcore.protocol.values import encode_entity_schema
+    from qcore.store.config import ConfigError, load_schemas_text
 
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: {e}") from None
-    if isinstance(doc, dict) and "schemas" in doc:
-        doc = doc["schemas"]
-    items = doc if isinstance(doc, list) else [doc]
-    out = []
-    for i, s in enumerate(items):
-        where = f"{path}: [{i}]"
-        if not isinstance(s, dict) or not isinstance(s.get("entity_type"), str):
-            raise UsageError(f"{where}: expected a schema with entity_type, inherit, fields")
-        fields = {}
-        for name, fd in (s.get("fields") or {}).items():
-            if not isinstance(fd, dict) or "default_value" not in fd:
-                raise UsageError(f"{where}.fields.{name}: expected a mapping with default_value")
-            choices = fd.get("choices")
-            if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)):
-                raise UsageError(f"{where}.fields.{name}.choices: expected a list of strings (quote yes/no/on/off)")
-            try:
-                default = parse_yaml_value(fd["default_value"], f"fields.{name}.default_value", None, tuple(choices) if choices else None)
-            except Exception as e:  # the config parser's own error type
-                raise UsageError(f"{where}.fields.{name}.default_value: {e}") from None
-            fields[name] = {
-                "field_type": name,
-                "default_value": encode_value(default),
-                "rank": int(fd.get("rank", 0)),
-                "read_permission": None if fd.get("read_permission") is None else wire.entity_id(fd["read_permission"]),
-                "write_permission": None if fd.get("write_permission") is None else wire.entity_id(fd["write_permission"]),
-                "choices": choices,
-            }
-        out.append({"entity_type": s["entity_type"], "inherit": s.get("inherit"), "fields": fields})
-    return out
+    try:
+        return [encode_entity_schema(s) for s in load_schemas_text(text, path)]
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
 
 
 async def watch(c: Client, args: argparse.Namespace) -> None:

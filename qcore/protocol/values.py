@@ -8,7 +8,10 @@ names the field as a path (``request.UpdateEntity.request[2].Write.value``),
 what was expected and what came. Every ``encode_*`` returns plain JSON data
 for ``orjson.dumps``.
 
-Leniency, as serde does it: unknown object keys are ignored; optional fields
+Leniency, as serde does it: unknown object keys are ignored — except in an
+``EntitySchema`` and its ``FieldSchema`` s, which are read by the same rules as
+the config file (:mod:`qcore.store.schema_input`), where a misspelt key
+(``inherits``) would otherwise change a type for good; optional fields
 (``value``/``write_time``/``writer_id`` of a Read or Write, ``inherit``,
 ``read_permission``, ``write_permission``, ``choices``, ``page_opts``,
 ``parent_id``) may be omitted and mean null. Beyond serde, a Write's
@@ -62,6 +65,7 @@ from qcore.store.commands import (
     Write,
 )
 from qcore.store.schema import EntitySchema, FieldSchema
+from qcore.store.schema_input import SchemaInputError, join_path, read_entity_schema, read_field_schema
 from qcore.store.types import (
     I64_MAX,
     I64_MIN,
@@ -527,23 +531,27 @@ def encode_request(r: Read | Write) -> dict:
 # ------------------------------------------------------------------- schemas
 
 
+def _schema_value(raw: Any, path: str, choices: tuple[str, ...] | None) -> Value:
+    try:
+        return decode_value(raw)
+    except CodecError as e:
+        raise SchemaInputError(join_path(path, e.path), e.reason) from None
+
+
+def _schema_eid(raw: Any, path: str) -> EntityId:
+    try:
+        return decode_entity_id(raw)
+    except CodecError as e:
+        raise SchemaInputError(join_path(path, e.path), e.reason) from None
+
+
 def decode_field_schema(obj: Any, key: str | None = None) -> FieldSchema:
-    """A FieldSchema; ``key`` (its name in the ``fields`` map) fills a missing ``field_type``."""
-    d = _obj(obj, "a FieldSchema object")
-    ft = d.get("field_type", key)
-    if type(ft) is not str:
-        raise _missing("a string", "field_type") if ft is None else _bad("a string", ft, "field_type")
-    rank = d.get("rank", 0)
-    if type(rank) is not int or not I64_MIN <= rank <= I64_MAX:
-        raise _bad("an integer", rank, "rank")
-    return FieldSchema(
-        ft,
-        _field(d, "default_value", decode_value, "a Value"),
-        rank,
-        _opt(d, "read_permission", decode_entity_id),
-        _opt(d, "write_permission", decode_entity_id),
-        _opt(d, "choices", lambda c: tuple(_list_of(c, _str, "strings"))),
-    )
+    """A FieldSchema; ``key`` (its name in the ``fields`` map) fills in a missing ``field_type``.
+    Read by the config file's rules (:mod:`qcore.store.schema_input`): unknown keys are errors."""
+    try:
+        return read_field_schema(key, obj, _schema_value, _schema_eid, "")
+    except SchemaInputError as e:
+        raise CodecError(e.reason, e.path) from None
 
 
 def encode_field_schema(fs: FieldSchema) -> dict:
@@ -557,25 +565,12 @@ def encode_field_schema(fs: FieldSchema) -> dict:
     }
 
 
-def _fields_map(obj: Any) -> dict[str, FieldSchema]:
-    d = _obj(obj, "an object mapping field names to FieldSchemas")
-    out = {}
-    for k, v in d.items():
-        try:
-            out[k] = decode_field_schema(v, k)
-        except CodecError as e:
-            raise e.within(k) from None
-    return out
-
-
 def decode_entity_schema(obj: Any) -> EntitySchema:
-    """``{"entity_type": "User", "inherit": "Object" | null, "fields": {...}}``."""
-    d = _obj(obj, "an EntitySchema object")
-    return EntitySchema(
-        _field(d, "entity_type", _str, "a string"),
-        _opt(d, "inherit", _str),
-        _opt(d, "fields", _fields_map) or {},
-    )
+    """``{"entity_type": "User", "inherit": "Object" | null, "fields": {...}}``; unknown keys are errors."""
+    try:
+        return read_entity_schema(obj, _schema_value, _schema_eid)
+    except SchemaInputError as e:
+        raise CodecError(e.reason, e.path) from None
 
 
 def encode_entity_schema(s: EntitySchema) -> dict:

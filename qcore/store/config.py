@@ -29,9 +29,13 @@ Tree entities are created depth-first in file order, so their ids are
 predictable: on a fresh cluster the first tree entity is ``Type$1``, the next
 ``Type$2``, and so on (ids count across all types).
 
+Booleans are YAML 1.2's (``true``/``false``): a bare ``Off``, ``On``, ``Yes``
+or ``No`` is a string (a choice name), though a Bool field still takes them.
+
 Every error (YAML syntax, unknown key, wrong shape, unknown type or parent,
 inheritance cycle, wrong value type) raises :class:`ConfigError` naming the
-file, the path inside it and the reason. Semantic checks are done by applying
+file, the path inside it and the reason. Schemas are read by the same rules
+as ``SetSchema`` on the wire (:mod:`qcore.store.schema_input`). Semantic checks are done by applying
 the command to a scratch :class:`Store`, so the file is accepted exactly when
 the cluster would accept it.
 """
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,6 +52,7 @@ import yaml
 
 from .commands import LoadConfig, TreeNode
 from .schema import EntitySchema, FieldSchema, SchemaError, resolve_complete
+from .schema_input import SchemaInputError, check_keys, describe, read_entity_schema
 from .types import (
     I64_MAX,
     I64_MIN,
@@ -67,9 +73,24 @@ from .types import (
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA_KEYS = {"entity_type", "inherit", "fields"}
-_FIELD_KEYS = {"field_type", "default_value", "rank", "read_permission", "write_permission", "choices"}
-_NODE_KEYS = {"entity_type", "name", "attributes", "children"}
+_NODE_KEYS = ("entity_type", "name", "attributes", "children")
+_TRUE = ("true", "yes", "on")
+_FALSE = ("false", "no", "off")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2's booleans: only true/false. YAML 1.1 also reads
+    yes/no/on/off as booleans, which made a choice named ``Off`` the boolean
+    False; a Bool field still takes yes/no/on/off (:func:`_payload`)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class ConfigError(Exception):
@@ -84,52 +105,25 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {reason}")
 
 
-class _Bad(Exception):
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-
-
-def _kind(x: Any) -> str:
-    if x is None:
-        return "null"
-    if isinstance(x, bool):
-        return f"boolean {x}"
-    if isinstance(x, (int, float)):
-        return f"number {x!r}"
-    if isinstance(x, str):
-        return f"string {x!r}" if len(x) < 40 else "a string"
-    if isinstance(x, dict):
-        return f"a mapping with keys {list(x)[:5]}"
-    if isinstance(x, list):
-        return f"a list of {len(x)} items"
-    return type(x).__name__
-
-
-def _check_keys(d: dict, allowed: set[str], path: str) -> None:
-    for k in d:
-        if k not in allowed:
-            raise _Bad(path, f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
-
 
 def _eid(x: Any, path: str) -> EntityId:
     if isinstance(x, str):
         try:
             return EntityId.parse(x.strip())
         except ValueError as e:
-            raise _Bad(path, str(e)) from None
+            raise SchemaInputError(path, str(e)) from None
     if isinstance(x, dict) and set(x) == {"typ", "id"} and isinstance(x["typ"], str):
         n = x["id"]
         if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
             return EntityId(x["typ"], n)
-    raise _Bad(path, f"expected an entity id like 'User$123', got {_kind(x)}")
+    raise SchemaInputError(path, f"expected an entity id like 'User$123', got {describe(x)}")
 
 
 def _int(x: Any, path: str) -> int:
     if isinstance(x, bool) or not isinstance(x, int):
-        raise _Bad(path, f"expected an integer, got {_kind(x)}")
+        raise SchemaInputError(path, f"expected an integer, got {describe(x)}")
     if not I64_MIN <= x <= I64_MAX:
-        raise _Bad(path, f"integer {x} is outside the signed 64-bit range")
+        raise SchemaInputError(path, f"integer {x} is outside the signed 64-bit range")
     return x
 
 
@@ -140,25 +134,25 @@ def _timestamp(x: Any, path: str) -> Timestamp:
         delta = x - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
         ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
         if ns < 0:
-            raise _Bad(path, "timestamps before 1970 are not supported")
+            raise SchemaInputError(path, "timestamps before 1970 are not supported")
         return Timestamp.from_ns(ns)
     if isinstance(x, _dt.date):
         return _timestamp(_dt.datetime(x.year, x.month, x.day), path)
     if isinstance(x, dict):
-        _check_keys(x, {"secs_since_epoch", "nanos_since_epoch"}, path)
+        check_keys(x, ("secs_since_epoch", "nanos_since_epoch"), path)
         s = x.get("secs_since_epoch", 0)
         n = x.get("nanos_since_epoch", 0)
         try:
             return Timestamp(s, n)
         except ValueError as e:
-            raise _Bad(path, str(e)) from None
-    raise _Bad(path, f"expected {{secs_since_epoch: S, nanos_since_epoch: N}} or a date/time, got {_kind(x)}")
+            raise SchemaInputError(path, str(e)) from None
+    raise SchemaInputError(path, f"expected {{secs_since_epoch: S, nanos_since_epoch: N}} or a date/time, got {describe(x)}")
 
 
 def _choice(x: Any, choices: tuple[str, ...] | None, path: str) -> Value:
     if isinstance(x, str):
         if choices is None or x not in choices:
-            raise _Bad(path, f"{x!r} is not one of the field's choices {list(choices or ())}")
+            raise SchemaInputError(path, f"{x!r} is not one of the field's choices {list(choices or ())}")
         return Choice(choices.index(x))
     return Choice(_int(x, path))
 
@@ -166,21 +160,23 @@ def _choice(x: Any, choices: tuple[str, ...] | None, path: str) -> Value:
 def _payload(tag: str, p: Any, choices: tuple[str, ...] | None, path: str) -> Value:
     """The tagged form ``{tag: p}``."""
     if tag == "Bool":
+        if isinstance(p, str) and p.lower() in _TRUE + _FALSE:
+            return Bool(p.lower() in _TRUE)
         if not isinstance(p, bool):
-            raise _Bad(path, f"expected true or false, got {_kind(p)}")
+            raise SchemaInputError(path, f"expected true or false, got {describe(p)}")
         return Bool(p)
     if tag == "Int":
         return Int(_int(p, path))
     if tag == "Float":
         if isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise _Bad(path, f"expected a number, got {_kind(p)}")
+            raise SchemaInputError(path, f"expected a number, got {describe(p)}")
         try:
             return Float(float(p))
         except (ValueError, OverflowError) as e:
-            raise _Bad(path, str(e)) from None
+            raise SchemaInputError(path, str(e)) from None
     if tag == "String":
         if not isinstance(p, str):
-            raise _Bad(path, f"expected a string (quote it), got {_kind(p)}")
+            raise SchemaInputError(path, f"expected a string (quote it), got {describe(p)}")
         return String(p)
     if tag == "Choice":
         return _choice(p, choices, path)
@@ -190,20 +186,20 @@ def _payload(tag: str, p: Any, choices: tuple[str, ...] | None, path: str) -> Va
         if p is None:
             return EntityList(())
         if not isinstance(p, list):
-            raise _Bad(path, f"expected a list of entity ids, got {_kind(p)}")
+            raise SchemaInputError(path, f"expected a list of entity ids, got {describe(p)}")
         return EntityList(tuple(_eid(x, f"{path}[{i}]") for i, x in enumerate(p)))
     if tag == "Blob":
         if isinstance(p, (bytes, bytearray)):
             return Blob(bytes(p))
         if not isinstance(p, list):
-            raise _Bad(path, f"expected a list of bytes (0-255) or !!binary, got {_kind(p)}")
+            raise SchemaInputError(path, f"expected a list of bytes (0-255) or !!binary, got {describe(p)}")
         for i, b in enumerate(p):
             if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255:
-                raise _Bad(f"{path}[{i}]", f"expected a byte (0-255), got {_kind(b)}")
+                raise SchemaInputError(f"{path}[{i}]", f"expected a byte (0-255), got {describe(b)}")
         return Blob(bytes(p))
     if tag == "Timestamp":
         return TimestampValue(_timestamp(p, path))
-    raise _Bad(path, f"unknown value type {tag!r} (expected one of {', '.join(VALUE_CLASSES)})")
+    raise SchemaInputError(path, f"unknown value type {tag!r} (expected one of {', '.join(VALUE_CLASSES)})")
 
 
 def parse_value(x: Any, path: str, hint: type[Value] | None = None, choices: tuple[str, ...] | None = None) -> Value:
@@ -216,7 +212,7 @@ def parse_value(x: Any, path: str, hint: type[Value] | None = None, choices: tup
                 return _payload(tag, p, choices, f"{path}.{tag}")
         if hint is TimestampValue and "secs_since_epoch" in x:
             return TimestampValue(_timestamp(x, path))
-        raise _Bad(path, f"expected a value like {{String: x}} or {{Int: 5}}, got {_kind(x)}")
+        raise SchemaInputError(path, f"expected a value like {{String: x}} or {{Int: 5}}, got {describe(x)}")
     if hint is not None:
         if hint is EntityReference and (x is None or isinstance(x, str)):
             return _payload("EntityReference", x, choices, path)
@@ -238,71 +234,41 @@ def parse_value(x: Any, path: str, hint: type[Value] | None = None, choices: tup
         return String(x)
     if isinstance(x, _dt.date):
         return TimestampValue(_timestamp(x, path))
-    raise _Bad(path, f"cannot tell the value type of {_kind(x)}; use the tagged form, e.g. {{String: x}}")
+    raise SchemaInputError(path, f"cannot tell the value type of {describe(x)}; use the tagged form, e.g. {{String: x}}")
 
 
-def _parse_field(name: Any, d: Any, path: str) -> FieldSchema:
-    if not isinstance(name, str):
-        raise _Bad(path, f"field names must be strings, got {_kind(name)}")
-    if not isinstance(d, dict):
-        raise _Bad(path, f"expected a mapping {{default_value: ..., rank: ...}}, got {_kind(d)}")
-    _check_keys(d, _FIELD_KEYS, path)
-    ft = d.get("field_type", name)
-    if ft != name:
-        raise _Bad(f"{path}.field_type", f"{ft!r} differs from the field's key {name!r}")
-    choices = d.get("choices")
-    if choices is not None:
-        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-            raise _Bad(f"{path}.choices", f"expected a list of strings, got {_kind(choices)}")
-        choices = tuple(choices)
-    if "default_value" not in d:
-        raise _Bad(path, "missing default_value (it fixes the field's type)")
-    raw = d["default_value"]
-    hint = Choice if choices is not None and (isinstance(raw, str) or (isinstance(raw, int) and not isinstance(raw, bool))) else None
-    default = parse_value(raw, f"{path}.default_value", hint, choices)
-    rank = d.get("rank", 0)
-    rank = _int(rank, f"{path}.rank")
-    perms = []
-    for key in ("read_permission", "write_permission"):
-        x = d.get(key)
-        perms.append(None if x is None else _eid(x, f"{path}.{key}"))
-    return FieldSchema(name, default, rank, perms[0], perms[1], choices)
+def _default_value(raw: Any, path: str, choices: tuple[str, ...] | None) -> Value:
+    """A field's default: on a field with choices, an int or a choice name is a Choice."""
+    is_int = isinstance(raw, int) and not isinstance(raw, bool)
+    hint = Choice if choices is not None and (isinstance(raw, str) or is_int) else None
+    if hint is None and isinstance(raw, str) and raw.lower() in _TRUE[1:] + _FALSE[1:]:
+        # The default fixes the field's type: do not guess between YAML 1.1 and 1.2 here.
+        raise SchemaInputError(path, f"{raw!r} could be a Bool or a String: write {{Bool: "
+                                     f"{str(raw.lower() in _TRUE).lower()}}} or {{String: {raw!r}}}")
+    return parse_value(raw, path, hint, choices)
 
 
 def _parse_schema(d: Any, path: str) -> EntitySchema:
-    if not isinstance(d, dict):
-        raise _Bad(path, f"expected a mapping with entity_type, inherit, fields; got {_kind(d)}")
-    _check_keys(d, _SCHEMA_KEYS, path)
-    t = d.get("entity_type")
-    if not isinstance(t, str) or not t:
-        raise _Bad(f"{path}.entity_type", f"expected a type name, got {_kind(t)}")
-    inherit = d.get("inherit")
-    if inherit is not None and not isinstance(inherit, str):
-        raise _Bad(f"{path}.inherit", f"expected a type name or null, got {_kind(inherit)}")
-    fields_raw = d.get("fields") or {}
-    if not isinstance(fields_raw, dict):
-        raise _Bad(f"{path}.fields", f"expected a mapping of field name -> field, got {_kind(fields_raw)}")
-    fields = {name: _parse_field(name, fd, f"{path}.fields.{name}") for name, fd in fields_raw.items()}
-    return EntitySchema(t, inherit, fields)
+    return read_entity_schema(d, _default_value, _eid, path)
 
 
 def _parse_node(d: Any, path: str, complete: Mapping[str, Mapping[str, FieldSchema]]) -> TreeNode:
     if not isinstance(d, dict):
-        raise _Bad(path, f"expected a mapping with entity_type, name, attributes, children; got {_kind(d)}")
-    _check_keys(d, _NODE_KEYS, path)
+        raise SchemaInputError(path, f"expected a mapping with entity_type, name, attributes, children; got {describe(d)}")
+    check_keys(d, _NODE_KEYS, path)
     t = d.get("entity_type")
     if not isinstance(t, str) or not t:
-        raise _Bad(f"{path}.entity_type", f"expected a type name, got {_kind(t)}")
+        raise SchemaInputError(f"{path}.entity_type", f"expected a type name, got {describe(t)}")
     name = d.get("name", "")
     if name is None:
         name = ""
     if not isinstance(name, str):
         name = str(name) if isinstance(name, (int, float)) and not isinstance(name, bool) else name
         if not isinstance(name, str):
-            raise _Bad(f"{path}.name", f"expected a string, got {_kind(name)}")
+            raise SchemaInputError(f"{path}.name", f"expected a string, got {describe(name)}")
     attrs_raw = d.get("attributes") or {}
     if not isinstance(attrs_raw, dict):
-        raise _Bad(f"{path}.attributes", f"expected a mapping of field -> value, got {_kind(attrs_raw)}")
+        raise SchemaInputError(f"{path}.attributes", f"expected a mapping of field -> value, got {describe(attrs_raw)}")
     cs = complete.get(t, {})
     attrs: dict[str, Value] = {}
     for k, v in attrs_raw.items():
@@ -311,15 +277,14 @@ def _parse_node(d: Any, path: str, complete: Mapping[str, Mapping[str, FieldSche
         attrs[str(k)] = parse_value(v, f"{path}.attributes.{k}", hint, fs.choices if fs is not None else None)
     kids_raw = d.get("children") or []
     if not isinstance(kids_raw, list):
-        raise _Bad(f"{path}.children", f"expected a list of entities, got {_kind(kids_raw)}")
+        raise SchemaInputError(f"{path}.children", f"expected a list of entities, got {describe(kids_raw)}")
     kids = [_parse_node(c, f"{path}.children[{i}]", complete) for i, c in enumerate(kids_raw)]
     return TreeNode(t, name, attrs, kids)
 
 
-def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
-    """Parse and validate config text; raises ConfigError."""
+def _load_yaml(text: str, filename: str) -> Any:
     try:
-        doc = yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)
     except RecursionError:
         raise ConfigError(filename, "", "the document is nested too deeply") from None
     except yaml.YAMLError as e:
@@ -327,13 +292,32 @@ def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(filename, where, f"invalid YAML: {problem}") from None
+
+
+def load_schemas_text(text: str, filename: str = "<schemas>") -> list[EntitySchema]:
+    """Schemas from YAML (``qcore-cli set-schema``): one schema, a list of them, or a
+    config file (its ``schemas:``), read by the config file's rules; raises ConfigError."""
+    doc = _load_yaml(text, filename)
+    base = ""
+    if isinstance(doc, dict) and "schemas" in doc:  # a config file: its tree is not a schema
+        doc, base = doc["schemas"], "schemas"
+    items = doc if isinstance(doc, list) else [doc]
+    try:
+        return [_parse_schema(s, f"{base}[{i}]" if isinstance(doc, list) else base) for i, s in enumerate(items)]
+    except SchemaInputError as b:
+        raise ConfigError(filename, b.path, b.reason) from None
+
+
+def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
+    """Parse and validate config text; raises ConfigError."""
+    doc = _load_yaml(text, filename)
     try:
         if not isinstance(doc, dict):
-            raise _Bad("", f"expected a mapping with 'schemas' and 'tree', got {_kind(doc)}")
-        _check_keys(doc, {"schemas", "tree"}, "")
+            raise SchemaInputError("", f"expected a mapping with 'schemas' and 'tree', got {describe(doc)}")
+        check_keys(doc, ("schemas", "tree"), "")
         raw_schemas = doc.get("schemas") or []
         if not isinstance(raw_schemas, list):
-            raise _Bad("schemas", f"expected a list of schemas, got {_kind(raw_schemas)}")
+            raise SchemaInputError("schemas", f"expected a list of schemas, got {describe(raw_schemas)}")
         schemas = [_parse_schema(s, f"schemas[{i}]") for i, s in enumerate(raw_schemas)]
         try:
             complete = resolve_complete({s.entity_type: s for s in schemas})
@@ -341,11 +325,11 @@ def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
             complete = {}  # reported with its path by the validation below
         raw_tree = doc.get("tree") or []
         if not isinstance(raw_tree, list):
-            raise _Bad("tree", f"expected a list of entities, got {_kind(raw_tree)}")
+            raise SchemaInputError("tree", f"expected a list of entities, got {describe(raw_tree)}")
         tree = [_parse_node(n, f"tree[{i}]", complete) for i, n in enumerate(raw_tree)]
     except RecursionError:
         raise ConfigError(filename, "tree", "the tree is nested too deeply") from None
-    except _Bad as b:
+    except SchemaInputError as b:
         raise ConfigError(filename, b.path, b.reason) from None
     cfg = LoadConfig(schemas, tree)
     from .state import Store

@@ -98,6 +98,9 @@ def validate_own(schema: EntitySchema) -> str | None:
             for c in fs.choices:
                 if type(c) is not str:
                     return f"{where}: choices must be strings"
+            if len(set(fs.choices)) != len(fs.choices):
+                twice = sorted({c for c in fs.choices if fs.choices.count(c) > 1})
+                return f"{where}: choice names must differ; listed twice: {', '.join(map(repr, twice))}"
         if fs.default_value.__class__ is Choice:
             if fs.choices is None or not fs.choices:
                 return f"{where}: a Choice field needs a non-empty list of choices"

@@ -7,11 +7,7 @@ the node's actual protocol.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import socket
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,48 +25,6 @@ from qcore.protocol import messages as m
 from qcore.store.types import Bool, EntityId, Int, String
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
-@pytest.fixture
-async def node_addr() -> AsyncIterator[str]:
-    """A fresh, uninitialised node; ready once it prints that it is listening."""
-    addr = free_address()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", addr,
-        "--config-file", str(REPO / "schemas.yaml"), "--in-memory", "--tick-ms", "20", "--election-ticks", "15",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
-    )
-    assert proc.stdout is not None
-    output: list[bytes] = []
-
-    async def until_listening() -> None:
-        while True:
-            line = await proc.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                raise RuntimeError("node exited:\n" + b"".join(output).decode(errors="replace"))
-            output.append(line)
-            if b"listening on" in line:
-                return
-
-    await asyncio.wait_for(until_listening(), 60)
-    drain = asyncio.create_task(proc.stdout.read())  # keep the pipe from filling up
-    try:
-        yield addr
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        drain.cancel()
 
 
 async def test_example_library_and_cli_against_a_real_node(
