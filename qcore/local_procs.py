@@ -42,19 +42,20 @@ def free_port() -> int:
 def node_argv(
     node_id: int,
     addr: str,
-    config_file: Path | str,
+    config_file: Path | str | None,
     data_dir: Path | str,
     *extra: str,
     program: Sequence[str] | None = None,
 ) -> list[str]:
     """The command line of one node: ``python -m qcore --id N --ws-addr ADDR
-    --config-file F --data-dir D`` plus `extra` (SPEC 1). `program` replaces
-    ``python -m qcore`` (the chaos tests run a fake node through it)."""
+    --config-file F --data-dir D`` plus `extra` (SPEC 1); no ``--config-file``
+    if `config_file` is None. `program` replaces ``python -m qcore`` (the chaos
+    tests run a fake node through it)."""
     return [
         *(program if program is not None else (sys.executable, "-m", "qcore")),
         "--id", str(node_id),
         "--ws-addr", addr,
-        "--config-file", str(config_file),
+        *(("--config-file", str(config_file)) if config_file is not None else ()),
         "--data-dir", str(data_dir),
         *extra,
     ]

@@ -4,7 +4,7 @@ notification and other multi-process tests."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
@@ -17,8 +17,9 @@ async def nodes(tmp_path: Path) -> AsyncIterator[Callable[..., NodeProc]]:
     logs of all are printed if the test failed."""
     made: list[NodeProc] = []
 
-    def make(node_id: int, *extra: str, port: int | None = None) -> NodeProc:
-        n = NodeProc(node_id, tmp_path, *extra, port=port)
+    def make(node_id: int, *extra: str, port: int | None = None, **where: Any) -> NodeProc:
+        """``where``: NodeProc's ``config_file`` (None: no --config-file) and ``cwd``."""
+        n = NodeProc(node_id, tmp_path, *extra, port=port, **where)
         made.append(n)
         return n
 

@@ -36,7 +36,10 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
     p = argparse.ArgumentParser(prog="qcore", description="Run a qcore node (or `qcore bench --help`).")
     p.add_argument("--id", type=int, required=True, help="this node's Raft id (u64, > 0)")
     p.add_argument("--ws-addr", type=_addr, required=True, help="host:port to serve on; peers reach this node here")
-    p.add_argument("--config-file", type=Path, default=Path("schemas.yaml"), help="schema + initial tree YAML")
+    p.add_argument("--config-file", type=Path, default=None,
+                   help="schema + initial tree YAML, read only when this node initialises a cluster (Init, --init);"
+                        " default: schemas.yaml in the working directory if there is one, else the schema shipped"
+                        " with qcore")
     p.add_argument("--data-dir", type=Path, default=None, help="durable Raft state (default ./data/node-<id>)")
     p.add_argument("--in-memory", action="store_true", help="keep Raft state in memory only (nothing survives a restart)")
     p.add_argument("--init", action="store_true", help="initialise a single-node cluster at start-up if uninitialised")
@@ -96,16 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s node={opts.id} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    if not opts.config_file.is_file():
-        print(f"qcore: config file {opts.config_file} not found", file=sys.stderr)
-        return 2
-    try:
-        from qcore.store.config import ConfigError, load_config
-
-        load_config(opts.config_file)
-    except ConfigError as exc:
-        print(f"qcore: {exc}", file=sys.stderr)
-        return 2
     gc_policy.install()
     try:
         import uvloop
@@ -113,8 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from qcore.store.config import ConfigError
+
     try:
         return runner(_run(opts))
+    except ConfigError as exc:  # read at start-up by an uninitialised node
+        print(f"qcore: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"qcore: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from qcore.protocol.errors import safe_to_retry
 from qcore.protocol.values import CodecError, decode_command_request
 from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
 from qcore.store import Store
+from qcore.store.config import ConfigError
 
 if TYPE_CHECKING:
     from qcore.node.server import Node
@@ -92,7 +93,9 @@ class Api:
         if any(i == 0 for i in addresses):
             return m.InitResponse(msg.id, m.err("nodes: node id 0 is reserved"))
         try:
-            await self._driver.bootstrap(addresses, node.load_config_json)
+            await self._driver.bootstrap(addresses, node.bootstrap_config_json())
+        except ConfigError as exc:  # the file changed since start-up
+            return m.InitResponse(msg.id, m.err(f"cannot read the config file: {exc}"))
         except NodeError as exc:
             return m.InitResponse(msg.id, m.err(str(exc)))
         # Answer once the initial entries are on disk; a single-node cluster

@@ -10,7 +10,7 @@ from pathlib import Path
 class NodeOptions:
     id: int
     ws_addr: str
-    config_file: Path = Path("schemas.yaml")
+    config_file: Path | None = None  # None: ./schemas.yaml, else the packaged schema (bootstrap_config)
     data_dir: Path | None = None  # default ./data/node-<id>
     in_memory: bool = False
     init: bool = False  # initialise a single-node cluster at start-up if uninitialised

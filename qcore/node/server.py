@@ -34,9 +34,9 @@ from qcore.node.ws_conn import SinkServerConnection
 from qcore.node.transport import PeerTransport, peer_identity
 from qcore.protocol import messages as m
 from qcore.protocol.raft_codec import RaftCodecError
+from qcore.node.bootstrap_config import load_bootstrap_config
 from qcore.protocol.values import encode_load_config
 from qcore.raft import Config, RawNode
-from qcore.store.config import load_config
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ _RAFT_TAGS = frozenset(
 class Node:
     def __init__(self, opts: NodeOptions) -> None:
         self.opts = opts
-        # Load and validate the config file first: a bad file is a start-up
-        # error (exit != 0), not something discovered at Init.
-        self.load_config_json = encode_load_config(load_config(opts.config_file))
+        self._bootstrap_json: Any = None  # the config file's LoadConfig JSON, read only by an uninitialised node
         self.stopping = False
         self.driver: RaftDriver
         self.transport: PeerTransport
@@ -70,6 +68,14 @@ class Node:
         self._dirty: list[ConnContext] = []  # connections with replies to flush this loop iteration
         self._request_tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
+
+    def bootstrap_config_json(self) -> Any:
+        """The LoadConfig JSON that Init bootstraps the cluster with (read once; ConfigError if bad)."""
+        if self._bootstrap_json is None:
+            cfg, source = load_bootstrap_config(self.opts.config_file)
+            log.info("config for Init: %s (%d schemas, %d tree roots)", source, len(cfg.schemas), len(cfg.tree))
+            self._bootstrap_json = encode_load_config(cfg)
+        return self._bootstrap_json
 
     async def _registration_barrier(self) -> None:
         """A registration names entities and types as of now: wait until
@@ -118,6 +124,12 @@ class Node:
         self.driver.after_apply = self._flush
         if rec.hard_state is not None:
             self.driver.note_durable_hard_state(rec.hard_state)
+        if not self.driver.initialised():
+            # Init or --init may bootstrap a cluster with the config file: a bad one is
+            # a start-up error (exit != 0), not something found at Init.
+            self.bootstrap_config_json()
+        else:
+            log.info("initialised: the config file is not read (the cluster's log has its schemas)")
         log.info(
             "recovered term=%d vote=%d commit=%d snapshot=%d entries=%d",
             rec.hard_state.term if rec.hard_state else 0,

@@ -27,8 +27,11 @@ SCHEMAS = REPO / "schemas.yaml"
 class NodeProc:
     """One `python -m qcore` process with its own data dir and log file."""
 
-    def __init__(self, node_id: int, workdir: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(self, node_id: int, workdir: Path, *extra: str, port: int | None = None,
+                 config_file: Path | None = SCHEMAS, cwd: Path = REPO) -> None:
         self.id = node_id
+        self.config_file = config_file
+        self.cwd = cwd
         self.port = port or free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.data_dir = workdir / f"node-{node_id}"
@@ -39,8 +42,9 @@ class NodeProc:
     def start(self) -> "NodeProc":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            node_argv(self.id, self.addr, SCHEMAS, self.data_dir, "--tick-ms", "20", "--election-ticks", "15", *self.extra),
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            node_argv(self.id, self.addr, self.config_file, self.data_dir, "--tick-ms", "20", "--election-ticks", "15",
+                      *self.extra),
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd,
         )
         log.close()
         return self
