@@ -16,6 +16,7 @@ from qcore.client.errors import (
     CommandError,
     ConnectionFailed,
     HistoryCompacted,
+    InvalidValue,
     NotLeader,
     QcoreError,
     RequestTimeout,
@@ -45,5 +46,6 @@ __all__ = [
     "ServerError",
     "NotLeader",
     "CommandError",
+    "InvalidValue",
     "HistoryCompacted",
 ]

@@ -1,9 +1,10 @@
 """The client library's front: :class:`Client`, friendly helpers over :class:`Session`.
 
 Helpers take friendly arguments (``"User$7"``, ``42``) or the store's types,
-build the wire JSON with :mod:`qcore.client.wire`, and return the store's
-types decoded with :mod:`qcore.client.convert`. The retry rules are in
-:mod:`qcore.client.session`.
+build the wire JSON with :mod:`qcore.client.wire`, fit a written value to its
+field's type by the schema (:mod:`qcore.client.field_values`), and return the
+store's types decoded with :mod:`qcore.client.convert`. The retry rules are
+in :mod:`qcore.client.session`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from qcore.client import convert, wire
-from qcore.client.errors import CommandError, ConnectionFailed, QcoreError
+from qcore.client.errors import CommandError, ConnectionFailed, InvalidValue, QcoreError
+from qcore.client.field_values import FieldInfo, conform, fields_of_schema, python_value
 from qcore.client.session import MEMBERSHIP_TIMEOUT, Session, is_idempotent, member_addresses, parse_addresses
 from qcore.client.watch import Watch
 from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init
@@ -26,6 +28,12 @@ class Client(Session):
     ``async with Client(["127.0.0.1:8080", "127.0.0.1:8081"]) as c:`` or
     ``c = await Client.connect(...)`` ... ``await c.close()``.
     """
+
+    def __init__(self, addresses: str | Iterable[str], **options: Any) -> None:
+        super().__init__(addresses, **options)
+        # Complete schemas by type, for fitting values to fields; dropped when this client sets
+        # a schema or a write by them fails (another client may have changed the schema).
+        self._field_infos: dict[str, dict[str, FieldInfo]] = {}
 
     # ------------------------------------------------------------ management
 
@@ -72,6 +80,52 @@ class Client(Session):
         return (convert.decode_value(r.get("value")), convert.decode_timestamp(r.get("write_time")),
                 convert.decode_entity_id(r.get("writer_id")))
 
+    async def read_value(self, entity_id: Any, field: str) -> Any:
+        """A field's value as plain Python: a Choice as its name, a Timestamp as a UTC datetime,
+        a Blob as bytes, references as EntityId (see :mod:`qcore.client.field_values`)."""
+        value = (await self.read(entity_id, field))[0]
+        return python_value(value, await self.field_info(entity_id, field))
+
+    async def get(self, entity_id: Any) -> dict[str, tuple[Any, Any, Any]]:
+        """Every field of an entity, in schema order (rank, then name): field ->
+        ``(value, write_time, writer_id)``, read in one atomic batch."""
+        typ = wire.entity_id(entity_id)["typ"]
+        schema = (await self._command(wire.get_complete_schema(typ))).get("response") or {}
+        fields = sorted((schema.get("fields") or {}).items(), key=lambda kv: (kv[1].get("rank", 0), kv[0]))
+        body = await self._command(wire.update_entity([wire.read_request(entity_id, name) for name, _ in fields]))
+        out: dict[str, tuple[Any, Any, Any]] = {}
+        for (name, _), req in zip(fields, body.get("response") or []):
+            r = req.get("Read") or {}
+            out[name] = (convert.decode_value(r.get("value")), convert.decode_timestamp(r.get("write_time")),
+                         convert.decode_entity_id(r.get("writer_id")))
+        return out
+
+    async def field_types(self, entity_type: str) -> dict[str, FieldInfo]:
+        """Field -> FieldInfo (value type, choice names) of a type's complete schema; cached."""
+        infos = self._field_infos.get(entity_type)
+        if infos is None:
+            schema = (await self._command(wire.get_complete_schema(entity_type))).get("response")
+            infos = self._field_infos[entity_type] = fields_of_schema(schema)
+        return infos
+
+    async def field_info(self, entity_id: Any, field: str) -> FieldInfo | None:
+        """The written field's type, or None for a ``->`` path or an unknown type (the node will say)."""
+        if wire.PATH_SEP in field:
+            return None
+        try:
+            return (await self.field_types(wire.entity_id(entity_id)["typ"])).get(field)
+        except CommandError:
+            return None
+
+    async def _fit(self, write: dict[str, Any]) -> None:
+        """Fit a Write request's value (JSON, in place) to its field's type."""
+        value = write.get("value")
+        if value is None:
+            return
+        where = f"{wire.entity_id_text(write['entity_id'])}.{write['field_type']}"
+        info = await self.field_info(write["entity_id"], write["field_type"])
+        write["value"] = conform(value, info, where) if info is not None else _plain(value, where)
+
     async def write(
         self,
         entity_id: Any,
@@ -83,16 +137,35 @@ class Client(Session):
         writer_id: Any = None,
         write_time: Any = None,
     ) -> None:
-        """Write one field; ``value`` is tagged JSON, a store Value, or a plain Python value."""
-        await self._command(wire.update_entity([wire.write_request(
-            entity_id, field, value, push_condition=push_condition, adjust=adjust,
-            writer_id=writer_id, write_time=write_time)]))
+        """Write one field; ``value`` is tagged JSON, a store Value, or a plain Python value,
+        fitted to the field's type (``25`` for a Float, ``"Manual"`` for a Choice, an EntityId)."""
+        req = wire.write_request(entity_id, field, None, push_condition=push_condition, adjust=adjust,
+                                 writer_id=writer_id, write_time=write_time)
+        req["Write"]["value"] = value
+        await self._update([req])
 
     async def update(self, requests: Iterable[Any]) -> list[Any]:
         """One atomic batch of Read/Write requests (``wire.read_request``/``write_request``);
-        returns the requests echoed back with reads filled in."""
-        body = await self._command(wire.update_entity(requests))
+        written values are fitted to their fields' types; returns the requests echoed back
+        with reads filled in."""
+        body = await self._update(requests)
         return [convert.decode_request(r) for r in body.get("response") or []]
+
+    async def _update(self, requests: Iterable[Any]) -> dict[str, Any]:
+        command = wire.update_entity(requests)
+        writes = []
+        for r in command["UpdateEntity"]["request"]:
+            if "Write" in r:
+                r["Write"] = dict(r["Write"])  # fitted in place: leave the caller's request as it was
+                writes.append(r["Write"])
+        for w in writes:
+            await self._fit(w)
+        try:
+            return await self._command(command)
+        except CommandError:
+            for w in writes:  # a schema may have changed under the cache: look again next time
+                self._field_infos.pop(wire.entity_id(w["entity_id"])["typ"], None)
+            raise
 
     async def create(self, entity_type: str, name: str, parent: Any = None) -> Any:
         """Create an entity; returns its id."""
@@ -104,6 +177,7 @@ class Client(Session):
         await self._command(wire.delete_entity(entity_id))
 
     async def set_schema(self, schema: Any) -> None:
+        self._field_infos.clear()  # derived types change with it
         await self._command(wire.set_schema(schema))
 
     async def get_schema(self, entity_type: str) -> Any:
@@ -189,6 +263,14 @@ class Client(Session):
 
     async def unwatch(self, w: Watch) -> None:
         await w.close()
+
+
+def _plain(value: Any, where: str) -> dict[str, Any]:
+    """A value with no schema to fit it to (a ``->`` path): the obvious reading (wire.value)."""
+    try:
+        return wire.value(value)
+    except (TypeError, ValueError) as e:
+        raise InvalidValue(f"{where}: {e}") from None
 
 
 def _read_body(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,8 @@
           another node as leader, and the retries ran out.
     * :exc:`CommandError` — the command ran and failed: the ``error`` field
       of a ``PerformResponse`` (type mismatch, unknown entity, ...).
+    * :exc:`InvalidValue` (also a ``ValueError``) — a value that does not fit
+      its field's type, found before anything was sent.
     * :exc:`HistoryCompacted` — a notification stream could not be resumed:
       the changes since its last notification are no longer retained.
 
@@ -33,6 +35,7 @@ __all__ = [
     "ServerError",
     "NotLeader",
     "CommandError",
+    "InvalidValue",
     "HistoryCompacted",
 ]
 
@@ -81,6 +84,11 @@ class CommandError(QcoreError):
         super().__init__(message)
         self.message = message
         self.response = response
+
+
+class InvalidValue(QcoreError, ValueError):
+    """A value that does not fit its field's type (``Machine$10.Temperature is a Float field:
+    cannot use 'hot'``); nothing was sent."""
 
 
 class HistoryCompacted(QcoreError):

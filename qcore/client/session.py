@@ -146,15 +146,17 @@ class Session:
 
     @classmethod
     async def connect(cls, addresses: str | Iterable[str], **options: Any) -> Self:
-        """A connected client; raises ConnectionFailed if no address answers."""
+        """A connected client; raises ConnectionFailed if no address answers within ``request_timeout``."""
         client = cls(addresses, **options)
         await client.open()
         return client
 
     async def open(self) -> None:
-        """Connect now (one pass over the addresses) instead of at the first request."""
+        """Connect now instead of at the first request, trying the addresses in turn (with a
+        back-off between passes) until one answers or ``request_timeout`` has passed: nodes
+        that are starting or restarting are waited for, as a request would wait for them."""
         loop = asyncio.get_running_loop()
-        await self._connection(loop.time() + self.connect_timeout * len(self.addresses), passes=1)
+        await self._connection(loop.time() + self.request_timeout)
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -191,7 +193,7 @@ class Session:
 
     # ------------------------------------------------------------ connection
 
-    async def _connection(self, deadline: float, passes: int | None = None) -> Connection:
+    async def _connection(self, deadline: float) -> Connection:
         conn = self._conn
         if conn is not None and not conn.closed:
             return conn
@@ -205,18 +207,18 @@ class Session:
                 # The connection died: try the next node first (this one may be down).
                 self._next = self.addresses.index(self._address_after(conn.address))
                 self._conn = None
-            conn = await self._dial(deadline, passes)
+            conn = await self._dial(deadline)
             self._conn = conn
             logger.info("connected to %s", conn.address)
             if self._watches:
                 self._spawn(self._resubscribe(conn))
             return conn
 
-    async def _dial(self, deadline: float, passes: int | None) -> Connection:
+    async def _dial(self, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()
         errors: dict[str, str] = {}
         backoff = _Backoff()
-        for pass_no in itertools.count(1):
+        while True:
             for _ in range(len(self.addresses)):
                 addr = self.addresses[self._next % len(self.addresses)]
                 remaining = deadline - loop.time()
@@ -237,7 +239,7 @@ class Session:
                     errors[addr] = str(e) or type(e).__name__
                     logger.debug("cannot connect to %s: %s", addr, errors[addr])
                     self._next = (self._next + 1) % len(self.addresses)
-            if (passes is not None and pass_no >= passes) or deadline - loop.time() <= 0:
+            if deadline - loop.time() <= 0:
                 break
             await backoff.sleep(deadline)
         detail = "; ".join(f"{a}: {e}" for a, e in errors.items()) or "no time left"

@@ -45,6 +45,7 @@ VALUE_TAGS = frozenset(
     {"Blob", "Bool", "Choice", "EntityList", "EntityReference", "Float", "Int", "String", "Timestamp"}
 )
 PUSH_CONDITIONS = ("Always", "Changes")
+PATH_SEP = "->"  # field paths: Parent->Name
 ADJUST_BEHAVIORS = ("Set", "Add", "Subtract")
 
 _READ_ONLY_COMMANDS = frozenset(
@@ -107,11 +108,12 @@ def timestamp(x: Any) -> JSON:
 def value(x: Any) -> JSON:
     """A ``Value``: tagged JSON (``{"Int": 5}``) as is, or a Python value by its type —
     bool -> Bool, int -> Int, float -> Float, str -> String, bytes -> Blob,
-    datetime -> Timestamp — or a store Value.
+    datetime -> Timestamp, a store EntityId -> EntityReference, a list of them
+    -> EntityList — or a store Value.
 
-    Choice, EntityReference and EntityList have no unambiguous Python form:
-    write them tagged (``{"EntityReference": "User$1"}`` works, ids in text form
-    are converted).
+    This is the reading with no schema to go by; :class:`qcore.client.Client`
+    then fits it to the field's type (:mod:`qcore.client.field_values`): an int
+    for a Float field, a choice name for a Choice, ``"User$1"`` for a reference.
     """
     if isinstance(x, Mapping):
         if len(x) != 1:
@@ -143,7 +145,18 @@ def value(x: Any) -> JSON:
     encoded = convert.encode_value(x)
     if encoded is not None:
         return encoded
-    raise TypeError(f"cannot use {x!r} as a value; give it tagged, e.g. {{'Int': 5}}")
+    ref = convert.encode_entity_id(x)
+    if ref is not None:
+        return {"EntityReference": ref}
+    if isinstance(x, (list, tuple)):
+        try:
+            return {"EntityList": [entity_id(e) for e in x]}
+        except (ValueError, TypeError):
+            pass
+    raise TypeError(
+        f"cannot use {x!r} ({type(x).__name__}) as a value: give a bool, int, float, str, bytes, datetime, "
+        "an EntityId or a list of them, or a tagged value such as {'Int': 5}"
+    )
 
 
 # ------------------------------------------------------------------ requests

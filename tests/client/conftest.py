@@ -16,10 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.asynccontextmanager
-async def running_node(*extra: str, cwd: Path = REPO) -> AsyncIterator[str]:
+async def running_node(*extra: str, cwd: Path = REPO, addr: str | None = None) -> AsyncIterator[str]:
     """A node process (``python -m qcore ... extra``) until the block ends; yields its address
     once it prints that it is listening."""
-    addr = f"127.0.0.1:{free_port()}"
+    addr = addr or f"127.0.0.1:{free_port()}"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", addr,
         "--in-memory", "--tick-ms", "20", "--election-ticks", "15", *extra,

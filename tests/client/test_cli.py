@@ -124,7 +124,7 @@ async def test_errors_exit_1_with_a_message(node: FakeNode, capsys: pytest.Captu
     assert await run(node, "read", "User", "Name") == 1
     assert "Type$number" in capsys.readouterr().err
     assert await run(node, "write", "User$1", "Age", "--type", "Int", "forty") == 1
-    assert "cannot read 'forty' as Int" in capsys.readouterr().err
+    assert "User$1.Age is an Int field: cannot read 'forty'; expected an integer" in capsys.readouterr().err
     assert await run(node, "raw", '{"Nope": {}}') == 1
     assert 'unknown message type "Nope"' in capsys.readouterr().err
     await node.stop()

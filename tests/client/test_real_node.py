@@ -16,6 +16,7 @@ from qcore.cli import client as cli
 from qcore.client import (
     Client,
     CommandError,
+    InvalidValue,
     ServerError,
     notify_on_entity,
     read_request,
@@ -60,8 +61,11 @@ async def test_example_library_and_cli_against_a_real_node(
         assert (await c.read(user, "Parent->Name"))[0] == String("Users")
         echoed = await c.update([write_request(user, "Active", False), read_request(user, "Active")])
         assert echoed[1].value == Bool(False)
-        with pytest.raises(CommandError, match="mismatch"):
+        with pytest.raises(InvalidValue, match="LoginCount is an Int field: cannot use 'seven'"):
             await c.write(user, "LoginCount", "seven")
+        # The node's own check, for a raw request: type mismatch.
+        raw = await c.perform({"UpdateEntity": {"request": [write_request(user, "LoginCount", "seven")]}})
+        assert "mismatch" in raw["UpdateEntity"]["error"]
         schema = await c.get_complete_schema("User")
         assert "LoginCount" in schema.fields and "Name" in schema.fields
 

@@ -1,0 +1,236 @@
+"""``qcore-cli``'s commands on the data: entities, fields, schemas, the tree, watches.
+
+Each command is ``async def cmd(c, args)`` and prints for people, or JSON
+with ``--json`` (``emit``). Values are read and shown by the field's type,
+looked up in the schema (:mod:`qcore.cli.text_values`), so Choice fields
+take and show names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from qcore.cli.text_values import UsageError, format_eid, format_time, format_value, guess_value, parse_value
+from qcore.client import Client, CommandError, notify_on_entity, notify_on_type, tree, wire
+from qcore.client.field_values import FieldInfo
+
+__all__ = ["COMMANDS", "emit"]
+
+
+def emit(args: argparse.Namespace, data: Any, human: str | None = None) -> None:
+    if args.json:
+        print(orjson.dumps(data, option=orjson.OPT_INDENT_2 if args.pretty else 0).decode())
+    elif human is not None:
+        print(human)
+
+
+async def _info(c: Client, entity_id: Any, field: str) -> FieldInfo | None:
+    try:
+        return await c.field_info(entity_id, field)
+    except ValueError:  # not an entity id: the command reports it
+        return None
+
+
+async def _entity(c: Client, target: str) -> dict[str, Any]:
+    """An entity given as an id (``Line$5``) or a tree path (``/Plant/Line1``)."""
+    if "/" in target:
+        node = await tree.resolve(c, target)
+        if node is None:
+            raise UsageError("/ is the list of roots, not an entity: name one, e.g. /Plant")
+        return node.entity_id
+    return wire.entity_id(target)
+
+
+def _read_line(r: dict[str, Any], info: FieldInfo | None) -> str:
+    return (f"{format_value(r.get('value'), info)}\n  written {format_time(r.get('write_time'))} "
+            f"by {format_eid(r.get('writer_id'))}")
+
+
+async def create(c: Client, args: argparse.Namespace) -> None:
+    body = wire.unwrap(await c.perform(wire.create_entity(args.type, args.name, args.parent)), "CreateEntity")
+    emit(args, body.get("response"), format_eid(body.get("response")))
+
+
+async def read(c: Client, args: argparse.Namespace) -> None:
+    eid = await _entity(c, args.id)
+    body = wire.unwrap(await c.perform(wire.update_entity([wire.read_request(eid, args.field)])), "UpdateEntity")
+    r = (body.get("response") or [{}])[0].get("Read", {})
+    emit(args, {k: r.get(k) for k in ("value", "write_time", "writer_id")}, _read_line(r, await _info(c, eid, args.field)))
+
+
+async def write(c: Client, args: argparse.Namespace) -> None:
+    eid = await _entity(c, args.id)
+    where = f"{wire.entity_id_text(eid)}.{args.field}"
+    info = await _info(c, eid, args.field)
+    if args.value_json:
+        try:
+            val = wire.value(orjson.loads(args.value))
+        except (orjson.JSONDecodeError, ValueError, TypeError) as e:
+            raise UsageError(f"bad JSON value {args.value!r}: {e}") from None
+    else:
+        typ = args.type or (info.tag if info is not None else None)
+        choices = info.choices if info is not None else None
+        val = parse_value(args.value, typ, choices, where) if typ else guess_value(args.value)
+    req = wire.write_request(eid, args.field, val, push_condition="Changes" if args.changes_only else "Always",
+                             adjust=args.adjust, writer_id=args.writer)
+    if args.adjust == "Set":
+        wire.unwrap(await c.perform(wire.update_entity([req])), "UpdateEntity")
+        emit(args, req, f"{where} <- {format_value(val, info)}")
+        return
+    # Add/Subtract: the resulting value, read in the same atomic batch as the write.
+    body = wire.unwrap(await c.perform(wire.update_entity([req, wire.read_request(eid, args.field)])), "UpdateEntity")
+    r = body["response"][1]["Read"]
+    emit(args, {k: r.get(k) for k in ("value", "write_time", "writer_id")},
+         f"{where} = {format_value(r.get('value'), info)}  ({args.adjust} {format_value(val, info)})")
+
+
+async def delete(c: Client, args: argparse.Namespace) -> None:
+    eid = await _entity(c, args.id)
+    wire.unwrap(await c.perform(wire.delete_entity(eid)), "DeleteEntity")
+    emit(args, None, f"deleted {wire.entity_id_text(eid)}")
+
+
+async def exists(c: Client, args: argparse.Namespace) -> None:
+    body = wire.unwrap(await c.perform(wire.entity_exists(args.id)), "EntityExists")
+    emit(args, bool(body.get("response")), "yes" if body.get("response") else "no")
+
+
+async def get(c: Client, args: argparse.Namespace) -> None:
+    """Every field of an entity: type and value, write time, writer (Redis's HGETALL)."""
+    eid = await _entity(c, args.id)
+    fields = await c.get(eid)
+    infos = await c.field_types(eid["typ"])
+    from qcore.client import convert
+
+    rows = {name: (convert.encode_value(v), convert.encode_timestamp(t) if t is not None else None,
+                   convert.encode_entity_id(w) if w is not None else None) for name, (v, t, w) in fields.items()}
+    width = max((len(n) for n in rows), default=0)
+    lines = [wire.entity_id_text(eid)]
+    for name, (v, t, w) in rows.items():
+        lines.append(f"  {name:<{width}}  {format_value(v, infos.get(name))}   written {format_time(t)} by {format_eid(w)}")
+    emit(args, {n: {"value": v, "write_time": t, "writer_id": w} for n, (v, t, w) in rows.items()}, "\n".join(lines))
+
+
+async def ls(c: Client, args: argparse.Namespace) -> None:
+    """The children of an entity, or the roots, by name."""
+    node = await tree.resolve(c, args.path)
+    nodes = await (tree.roots(c) if node is None else tree.children(c, node.entity_id))
+    width = max((len(n.name) for n in nodes), default=0)
+    human = "\n".join(f"{n.name + ('/' if n.children else ''):<{width + 1}}  {n.text_id}"
+                      + (f"  ({n.children} children)" if n.children else "") for n in nodes)
+    emit(args, [{"name": n.name, "entity_id": n.entity_id, "children": n.children} for n in nodes],
+         human or "(no children)")
+
+
+async def find(c: Client, args: argparse.Namespace) -> None:
+    if args.limit is None:
+        out = [wire.entity_id(i) for i in await c.find(args.type)]
+    else:
+        page = wire.unwrap(await c.perform(wire.find_entities(args.type, args.limit)), "FindEntities")["response"]
+        out, total = page.get("items") or [], page.get("total")
+        if type(total) is int and total > len(out):
+            print(f"... and {total - len(out)} more ({total} in all): raise --limit to see them", file=sys.stderr)
+    emit(args, out, "\n".join(wire.entity_id_text(i) for i in out) or "(none)")
+
+
+async def types(c: Client, args: argparse.Namespace) -> None:
+    names = await c.entity_types()
+    emit(args, names, "\n".join(names) or "(none)")
+
+
+async def schema(c: Client, args: argparse.Namespace) -> None:
+    req = wire.get_complete_schema(args.type) if args.complete else wire.get_schema(args.type)
+    s = wire.unwrap(await c.perform(req), next(iter(req))).get("response")
+    if s is None:
+        raise UsageError(f"no schema for type {args.type!r}")
+    emit(args, s, format_schema(s))
+
+
+def format_schema(s: dict[str, Any]) -> str:
+    lines = [f"{s['entity_type']}" + (f" (inherits {s['inherit']})" if s.get("inherit") else "")]
+    fields = sorted((s.get("fields") or {}).items(), key=lambda kv: (kv[1].get("rank", 0), kv[0]))
+    for name, f in fields:
+        extra = ""
+        choices = f.get("choices")
+        if choices:
+            extra += f"  choices: {', '.join(choices)}"
+        for perm in ("read_permission", "write_permission"):
+            if f.get(perm):
+                extra += f"  {perm}: {format_eid(f[perm])}"
+        info = FieldInfo("Choice", tuple(choices)) if choices else None
+        lines.append(f"  {f.get('rank', 0):>3}  {name:<20} default {format_value(f.get('default_value'), info)}{extra}")
+    return "\n".join(lines)
+
+
+async def set_schema(c: Client, args: argparse.Namespace) -> None:
+    schemas = read_schema_file(args.file)
+    for s in schemas:
+        wire.unwrap(await c.perform(wire.set_schema(s)), "SetSchema")
+    emit(args, [s["entity_type"] for s in schemas], "set schema " + ", ".join(s["entity_type"] for s in schemas))
+
+
+def read_schema_file(path: str) -> list[dict[str, Any]]:
+    """A YAML file with one schema, a list of them, or a config file (its ``schemas:``) ->
+    EntitySchema JSON, read by the config file's rules (the node reads SetSchema by the same)."""
+    from qcore.protocol.values import encode_entity_schema
+    from qcore.store.config import ConfigError, load_schemas_text
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: {e.strerror if isinstance(e, OSError) else 'not UTF-8 text'}") from None
+    try:
+        return [encode_entity_schema(s) for s in load_schemas_text(text, path)]
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+
+
+async def watch(c: Client, args: argparse.Namespace) -> None:
+    ctx = args.context or []
+    if args.type_wide:
+        config = notify_on_type(args.target, args.field, trigger_on_change=args.changes_only, context=ctx)
+        what = f"every {args.target}"
+    else:
+        if "$" not in args.target and "/" not in args.target:
+            raise UsageError(f"{args.target!r} is not an entity id (Type$number) or a path (/Plant/Line1); "
+                             f"to watch {args.field} of every {args.target}, add --type-wide")
+        eid = await _entity(c, args.target)
+        config = notify_on_entity(eid, args.field, trigger_on_change=args.changes_only, context=ctx)
+        what = wire.entity_id_text(eid)
+    w = await c.watch(config, from_index=args.from_index, decode=False)
+    if not args.json:
+        print(f"watching {what} {args.field} (Ctrl-C to stop)", file=sys.stderr)
+    count = 0
+    async with w:
+        async for n in w:
+            if args.json:
+                emit(args, n)
+            else:
+                print(await _change_line(c, n))
+            sys.stdout.flush()
+            count += 1
+            if args.count and count >= args.count:
+                break
+
+
+async def _change_line(c: Client, n: dict[str, Any]) -> str:
+    eid = n.get("entity_id")
+    try:
+        info = (await c.field_types(eid["typ"])).get(n.get("field_type", "")) if eid else None
+    except CommandError:  # the type is gone since
+        info = None
+    context = "".join(f"  {k}={format_value(v)}" for k, v in (n.get("context") or {}).items())
+    return (f"[{n.get('log_index')}] {format_eid(eid)} {n.get('field_type')}: "
+            f"{format_value(n.get('previous_value'), info)} -> {format_value(n.get('current_value'), info)}"
+            f"  by {format_eid(n.get('writer_id'))} at {format_time(n.get('write_time'))}{context}")
+
+
+COMMANDS = {
+    "create": create, "read": read, "write": write, "delete": delete, "exists": exists, "get": get, "ls": ls,
+    "find": find, "types": types, "schema": schema, "set-schema": set_schema, "watch": watch,
+}
