@@ -9,10 +9,10 @@ classified precisely:
 
 * ``ok`` — a reply without error;
 * ``fail`` — certainly not applied: the connection could not be opened, or
-  the error is one the server only sends before proposing
-  (:func:`qcore.protocol.errors.classify`), or the request only reads;
+  the error's kind promises it was not (:data:`qcore.protocol.errors.NOT_APPLIED`),
+  or it is a final answer (the command was refused), or the request only reads;
 * ``unknown`` — anything else for a write: a timeout, a connection lost after
-  sending, an error that does not promise the write was not proposed.
+  sending, an ``outcome_unknown`` error.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from qcore.protocol.errors import classify
+from qcore.protocol.errors import retry_class
 
 logger = logging.getLogger(__name__)
 
@@ -140,15 +140,15 @@ class WireClient:
             return Reply("unknown" if writes else "fail", error=repr(e))
         ((tag, body),) = msg.items()
         if tag == "Error":
-            text = str(body.get("error"))
+            text, kind = str(body.get("error")), body.get("kind")
         else:
             ((_, resp),) = body["response"].items()
             text = resp.get("error")
             if text is None:
                 return Reply("ok", body=resp)
-        verdict = classify(text)
-        definite = verdict is not None and verdict.definite
-        return Reply("fail" if definite or not writes else "unknown", error=text)
+            kind = "rejected"  # the state machine's answer: the command applied as a no-op
+        unknown = retry_class(kind) == "unknown" or kind is None
+        return Reply("unknown" if unknown and writes else "fail", error=text)
 
     async def management(self, msg_type: str, fields: dict[str, Any], timeout: float) -> Any:
         """A management request; returns its ``response`` or raises RuntimeError on Err."""

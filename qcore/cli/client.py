@@ -124,8 +124,19 @@ COMMANDS = {
 }
 
 
+#: Commands bounded by --timeout as a whole (connecting included); the cluster's own
+#: commands have their own deadlines (add-learner waits for catch-up), and a watch runs on.
+_ONE_DEADLINE = frozenset(entity_commands.COMMANDS) - {"watch"}
+
+
 async def command(c: Client, args: argparse.Namespace) -> None:
-    await COMMANDS[args.command](c, args)
+    if args.command in _ONE_DEADLINE:
+        async with c.deadline(args.timeout):
+            await c.open()
+            await COMMANDS[args.command](c, args)
+    else:
+        await c.open()
+        await COMMANDS[args.command](c, args)
 
 
 # ------------------------------------------------------------------ arguments
@@ -142,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="node address(es), host:port[,host:port...] (default $QCORE_ADDR or 127.0.0.1:8080)")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.add_argument("--pretty", action="store_true", help="indent JSON output")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request, retries included (default 10)")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds a command may take, connecting and retries included (default 10)")
     p.add_argument("--retry-writes", action="store_true",
                    help="re-send writes whose outcome is unknown after a connection loss (may apply them twice)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
@@ -215,13 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace) -> int:
+    c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes)
     try:
-        async with Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes) as c:
-            await command(c, args)
+        await command(c, args)
         return 0
     except (QcoreError, UsageError, ValueError, TypeError) as e:
         print(f"qcore-cli: {type(e).__name__}: {e}" if isinstance(e, QcoreError) else f"qcore-cli: {e}", file=sys.stderr)
         return 1
+    finally:
+        await c.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

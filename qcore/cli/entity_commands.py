@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from qcore.cli.text_values import UsageError, format_eid, format_time, format_value, guess_value, parse_value
-from qcore.client import Client, CommandError, notify_on_entity, notify_on_type, tree, wire
+from qcore.client import Client, CommandError, convert, notify_on_entity, notify_on_type, tree, wire
 from qcore.client.field_values import FieldInfo
 
 __all__ = ["COMMANDS", "emit"]
@@ -104,14 +104,14 @@ async def get(c: Client, args: argparse.Namespace) -> None:
     eid = await _entity(c, args.id)
     fields = await c.get(eid)
     infos = await c.field_types(eid["typ"])
-    from qcore.client import convert
-
     rows = {name: (convert.encode_value(v), convert.encode_timestamp(t) if t is not None else None,
                    convert.encode_entity_id(w) if w is not None else None) for name, (v, t, w) in fields.items()}
-    width = max((len(n) for n in rows), default=0)
+    shown = {name: format_value(v, infos.get(name)) for name, (v, _, _) in rows.items()}
+    name_w = max((len(n) for n in rows), default=0)
+    value_w = max((len(v) for v in shown.values()), default=0)
     lines = [wire.entity_id_text(eid)]
-    for name, (v, t, w) in rows.items():
-        lines.append(f"  {name:<{width}}  {format_value(v, infos.get(name))}   written {format_time(t)} by {format_eid(w)}")
+    for name, (_, t, w) in rows.items():
+        lines.append(f"  {name:<{name_w}}  {shown[name]:<{value_w}}  written {format_time(t)} by {format_eid(w)}")
     emit(args, {n: {"value": v, "write_time": t, "writer_id": w} for n, (v, t, w) in rows.items()}, "\n".join(lines))
 
 
@@ -121,7 +121,8 @@ async def ls(c: Client, args: argparse.Namespace) -> None:
     nodes = await (tree.roots(c) if node is None else tree.children(c, node.entity_id))
     width = max((len(n.name) for n in nodes), default=0)
     human = "\n".join(f"{n.name + ('/' if n.children else ''):<{width + 1}}  {n.text_id}"
-                      + (f"  ({n.children} children)" if n.children else "") for n in nodes)
+                      + (f"  ({n.children} {'child' if n.children == 1 else 'children'})" if n.children else "")
+                      for n in nodes)
     emit(args, [{"name": n.name, "entity_id": n.entity_id, "children": n.children} for n in nodes],
          human or "(no children)")
 

@@ -83,16 +83,18 @@ class Client(Session):
     async def read_value(self, entity_id: Any, field: str) -> Any:
         """A field's value as plain Python: a Choice as its name, a Timestamp as a UTC datetime,
         a Blob as bytes, references as EntityId (see :mod:`qcore.client.field_values`)."""
-        value = (await self.read(entity_id, field))[0]
-        return python_value(value, await self.field_info(entity_id, field))
+        async with self.deadline():
+            value = (await self.read(entity_id, field))[0]
+            return python_value(value, await self.field_info(entity_id, field))
 
     async def get(self, entity_id: Any) -> dict[str, tuple[Any, Any, Any]]:
         """Every field of an entity, in schema order (rank, then name): field ->
         ``(value, write_time, writer_id)``, read in one atomic batch."""
         typ = wire.entity_id(entity_id)["typ"]
-        schema = (await self._command(wire.get_complete_schema(typ))).get("response") or {}
-        fields = sorted((schema.get("fields") or {}).items(), key=lambda kv: (kv[1].get("rank", 0), kv[0]))
-        body = await self._command(wire.update_entity([wire.read_request(entity_id, name) for name, _ in fields]))
+        async with self.deadline():
+            schema = (await self._command(wire.get_complete_schema(typ))).get("response") or {}
+            fields = sorted((schema.get("fields") or {}).items(), key=lambda kv: (kv[1].get("rank", 0), kv[0]))
+            body = await self._command(wire.update_entity([wire.read_request(entity_id, n) for n, _ in fields]))
         out: dict[str, tuple[Any, Any, Any]] = {}
         for (name, _), req in zip(fields, body.get("response") or []):
             r = req.get("Read") or {}
@@ -158,14 +160,15 @@ class Client(Session):
             if "Write" in r:
                 r["Write"] = dict(r["Write"])  # fitted in place: leave the caller's request as it was
                 writes.append(r["Write"])
-        for w in writes:
-            await self._fit(w)
-        try:
-            return await self._command(command)
-        except CommandError:
-            for w in writes:  # a schema may have changed under the cache: look again next time
-                self._field_infos.pop(wire.entity_id(w["entity_id"])["typ"], None)
-            raise
+        async with self.deadline():  # the schema look-ups and the write: one request, one deadline
+            for w in writes:
+                await self._fit(w)
+            try:
+                return await self._command(command)
+            except CommandError:
+                for w in writes:  # a schema may have changed under the cache: look again next time
+                    self._field_infos.pop(wire.entity_id(w["entity_id"])["typ"], None)
+                raise
 
     async def create(self, entity_type: str, name: str, parent: Any = None) -> Any:
         """Create an entity; returns its id."""

@@ -11,6 +11,7 @@ retry.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -59,13 +60,13 @@ class Connection:
         self._on_notification = on_notification
         #: Per-connection state owned by the layer above (notification tokens).
         self.watches: dict[Any, Any] = {}
-        #: Number of frames received: lets a caller tell a dead connection from a slow request.
-        self.frames_received = 0
         self._closed = False
         self._retiring = False
         self._closer: asyncio.Task[None] | None = None
         self._close_reason = "connection closed"
-        self._reader = asyncio.get_running_loop().create_task(self._read(), name=f"qcore-client-reader-{address}")
+        # A fresh context: the reader outlives any deadline scope it was opened in.
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(), name=f"qcore-client-reader-{address}", context=contextvars.Context())
 
     @classmethod
     async def open(
@@ -127,6 +128,18 @@ class Connection:
             except ConnectionClosed:
                 pass
 
+    async def answers_ping(self, timeout: float) -> bool:
+        """Does the node answer a WebSocket ping within ``timeout``? (A slow request
+        on a live connection is not a reason to drop it.)"""
+        if self._closed:
+            return False
+        try:
+            pong = await self._ws.ping()
+            await asyncio.wait_for(pong, timeout)
+            return True
+        except (ConnectionClosed, TimeoutError):
+            return False
+
     def forget(self, rid: Any) -> None:
         """Stop waiting for the reply to ``rid`` (it timed out); a late reply is dropped."""
         self._pending.pop(rid, None)
@@ -135,7 +148,6 @@ class Connection:
         try:
             while True:
                 frame = await self._ws.recv(decode=False)
-                self.frames_received += 1
                 try:
                     msg = decode_message(frame)
                 except ProtocolError as e:

@@ -61,29 +61,35 @@ class UnknownOutcome(QcoreError):
 
 
 class ServerError(QcoreError):
-    """The node refused the request: an ``Error`` frame or an ``{"Err": ...}`` reply."""
+    """The node refused the request: an ``Error`` frame or an ``{"Err": ...}`` reply.
+    ``kind`` is the node's reason (:class:`qcore.protocol.errors.Kind`), ``message`` its text."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.kind = kind
 
 
 class NotLeader(ServerError):
-    """No leader could serve the request within the retries."""
+    """No leader could serve the request before its deadline (kind ``no_leader``: none
+    is elected, as when a majority is down; ``not_leader``: one could not be reached)."""
 
-    def __init__(self, message: str, leader_id: int | None = None, leader_addr: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, leader_id: int | None = None, leader_addr: str | None = None,
+                 kind: str | None = "no_leader") -> None:
+        super().__init__(message, kind)
         self.leader_id = leader_id
         self.leader_addr = leader_addr
 
 
 class CommandError(QcoreError):
-    """The command was executed and failed; ``response`` is the raw ``CommandResponse``."""
+    """The command was executed and failed; ``response`` is the raw ``CommandResponse``,
+    ``kind`` the node's reason (``rejected``: the state machine refused it)."""
 
-    def __init__(self, message: str, response: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, response: dict[str, Any] | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.response = response
+        self.kind = kind
 
 
 class InvalidValue(QcoreError, ValueError):

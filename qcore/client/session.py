@@ -7,32 +7,41 @@ Retry rules — the point of this module — in one place:
 
 * **Not sent** (no node reachable, or the connection was already closed):
   every request is retried, on the next address, until its deadline.
-* **Definite refusal** (the node answers that it has no leader, is not the
-  leader, is not initialised, is shutting down or overloaded, or that the
-  request was not applied — texts from :mod:`qcore.protocol.errors`): every
-  request, writes included, is retried — on the named leader, on the next
-  address, or after a back-off.
+* **Definite refusal** (an error whose ``kind`` says it was not applied:
+  ``no_leader``, ``not_leader``, ``not_initialised``, ``removed``,
+  ``shutting_down``, ``overloaded``, ``unavailable`` —
+  :mod:`qcore.protocol.errors`): every request, writes included, is retried
+  — on the named leader, on another address, or after a back-off.
 * **Unknown outcome** (the request was sent and then the connection dropped,
-  no reply came in time, or the node answered that the outcome is unknown):
-  only *idempotent* requests are sent again —
-  reads, ``GetMetrics``, ``SetSchema``, ``AddLearner``, ``ChangeMembership``
-  and notification (un)registration. A write raises
-  :exc:`~qcore.client.errors.UnknownOutcome`, unless the client was made with
-  ``retry_writes=True``: then writes are sent again too (they may be applied
-  twice).
+  no reply came in time, or the kind is ``outcome_unknown``): only
+  *idempotent* requests are sent again — reads, ``GetMetrics``,
+  ``SetSchema``, ``AddLearner``, ``ChangeMembership`` and notification
+  (un)registration. A write raises :exc:`~qcore.client.errors.UnknownOutcome`,
+  unless the client was made with ``retry_writes=True``: then writes are sent
+  again too (they may be applied twice).
+* Any other kind is the answer, and is raised.
 
-Every request has one deadline (``request_timeout``) covering all of its
-attempts. An idempotent request waits at most ``attempt_timeout`` per
-attempt; if the connection received nothing at all in that time it is
-presumed dead and replaced by one to the next address.
+Every request has one deadline (``request_timeout``, or the ``deadline()``
+scope it is made in) covering all of its attempts, and a node's "not
+applied" wins over the clock: when the deadline passes after a definite
+refusal, that refusal is raised (:exc:`NotLeader` for ``no_leader``), not a
+timeout; and a write is not sent again within ``attempt_timeout`` of its
+deadline, where its answer might come too late to be known.
+
+An idempotent request whose answer has not come within ``attempt_timeout``
+is sent again. The connection is kept if it answers a ping (the node is
+only slow, say waiting for an election) and replaced by one to the next
+address if it does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Self
 
 from qcore.client import wire
@@ -46,7 +55,7 @@ from qcore.client.errors import (
     UnknownOutcome,
 )
 from qcore.client.watch import Watch
-from qcore.protocol import errors as wire_errors
+from qcore.protocol.errors import Kind, Refusal, refusal_of
 from qcore.protocol.messages import (
     AddLearner,
     ChangeMembership,
@@ -59,7 +68,6 @@ from qcore.protocol.messages import (
     PerformResponse,
     RegisterNotification,
     UnregisterNotification,
-    result_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,6 +79,9 @@ _IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RegisterNotification, U
 _LONG_RUNNING = (Init, AddLearner, ChangeMembership)
 #: Default deadline of the long-running management requests.
 MEMBERSHIP_TIMEOUT = 60.0
+
+# The deadline of every request made inside a ``Session.deadline()`` block (loop time).
+_SCOPE_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("qcore_deadline", default=None)
 
 
 def parse_addresses(addresses: str | Iterable[str]) -> list[str]:
@@ -156,7 +167,9 @@ class Session:
         back-off between passes) until one answers or ``request_timeout`` has passed: nodes
         that are starting or restarting are waited for, as a request would wait for them."""
         loop = asyncio.get_running_loop()
-        await self._connection(loop.time() + self.request_timeout)
+        deadline = loop.time() + self.request_timeout
+        scope = _SCOPE_DEADLINE.get()
+        await self._connection(deadline if scope is None else min(deadline, scope))
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -190,6 +203,20 @@ class Session:
     def next_id(self) -> str:
         """A request id unique within this client (ids only need to be unique per connection)."""
         return str(next(self._ids))
+
+    @contextlib.asynccontextmanager
+    async def deadline(self, seconds: float | None = None) -> AsyncIterator[None]:
+        """Requests made inside the block share one deadline, ``seconds`` (default
+        ``request_timeout``) from now: a helper that makes several requests, or a
+        command-line command, takes at most that long in all."""
+        loop = asyncio.get_running_loop()
+        at = loop.time() + (self.request_timeout if seconds is None else seconds)
+        outer = _SCOPE_DEADLINE.get()
+        token = _SCOPE_DEADLINE.set(at if outer is None else min(outer, at))
+        try:
+            yield
+        finally:
+            _SCOPE_DEADLINE.reset(token)
 
     # ------------------------------------------------------------ connection
 
@@ -278,7 +305,9 @@ class Session:
             self._watches.clear()
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        # A fresh context: background work (reconnecting, resuming watches) is not
+        # bound by the deadline of whatever request happened to start it.
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -302,15 +331,21 @@ class Session:
         resend = idempotent or self.retry_writes
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.request_timeout if timeout is None else timeout)
+        scope = _SCOPE_DEADLINE.get()
+        if scope is not None:
+            deadline = min(deadline, scope)
         backoff = _Backoff()
         refused_by: set[str] = set()
         name = f"{type(msg).__name__} {msg.id!r}"  # type: ignore[union-attr]
         last_refusal: QcoreError | None = None
         while True:
-            if last_refusal is not None and loop.time() >= deadline:
+            if last_refusal is not None and (
+                loop.time() >= deadline or (not resend and deadline - loop.time() < self.attempt_timeout)
+            ):
+                # Not applied, said the node; another try might not be answered in time
+                # and would turn that into "unknown".
                 raise last_refusal
             conn = await self._connection(deadline)
-            received = conn.frames_received
             wait = max(0.0, deadline - loop.time())
             if resend and not isinstance(msg, _LONG_RUNNING):
                 wait = min(wait, self.attempt_timeout)
@@ -325,40 +360,43 @@ class Session:
                     raise UnknownOutcome(f"{name}: {e}; it may or may not have been applied") from None
                 logger.debug("%s: %s; retrying", name, e)
                 if loop.time() >= deadline:
-                    raise (RequestTimeout if e.sent else ConnectionFailed)(f"{name}: {e}") from None
+                    raise last_refusal or (RequestTimeout if e.sent else ConnectionFailed)(f"{name}: {e}") from None
                 continue
             except TimeoutError:
                 conn.forget(msg.id)  # type: ignore[union-attr]
                 if not resend:
-                    raise UnknownOutcome(f"{name}: no reply from {conn.address} in time; it may or may not have been applied") from None
+                    raise UnknownOutcome(f"{name}: no reply from {conn.address} in time; "
+                                         "it may or may not have been applied") from None
                 if loop.time() >= deadline:
-                    raise RequestTimeout(f"{name}: no reply within the request timeout") from None
-                if conn.frames_received == received:
-                    logger.info("no frame from %s for %.1fs: dropping the connection", conn.address, wait)
+                    raise last_refusal or RequestTimeout(f"{name}: no reply within the request timeout") from None
+                if not await conn.answers_ping(min(self.connect_timeout, max(0.0, deadline - loop.time()))):
+                    logger.info("%s does not answer a ping: dropping the connection", conn.address)
                     conn.abort()
                 continue
 
-            refusal = _refusal(reply)
-            if refusal is None:
-                if type(reply) is Error:
-                    raise ServerError(reply.error)
+            why = refusal_of(reply)
+            if why is None:
                 return reply
-            text, why = refusal
-            logger.debug("%s refused by %s: %s", name, conn.address, text)
-            if not why.definite and not resend:
-                raise UnknownOutcome(f"{name}: {text}")
-            last_refusal = _refusal_error(text, why)
+            logger.debug("%s refused by %s: %s (%s)", name, conn.address, why.text, why.kind)
+            retry = why.retry
+            if retry == "final":
+                if type(reply) is Error:
+                    raise ServerError(why.text, why.kind)
+                return reply  # a union's {"Err": ...}: the caller reads it
+            if retry == "unknown" and not resend:
+                raise UnknownOutcome(f"{name}: {why.text}")
+            last_refusal = _refusal_error(why)
             if loop.time() >= deadline:
                 raise last_refusal
-            if why.kind == "not_leader" and why.leader_addr and why.leader_addr != conn.address:
+            if why.kind == Kind.NOT_LEADER and why.leader_addr and why.leader_addr != conn.address:
                 self._switch_to(why.leader_addr)
-            elif why.kind == "not_initialised":
+            elif why.kind in (Kind.NOT_INITIALISED, Kind.REMOVED):
                 refused_by.add(conn.address)
                 others = [a for a in self.addresses if a not in refused_by]
                 if not others:
-                    raise ServerError(text)
+                    raise last_refusal
                 self._switch_to(others[0])
-            elif why.kind == "shutting_down":
+            elif why.kind == Kind.SHUTTING_DOWN:
                 self._switch_to(self._address_after(conn.address))
                 await backoff.sleep(deadline)
             else:
@@ -381,10 +419,10 @@ class Session:
         expected = msg.TAG + "Response"  # type: ignore[union-attr]
         if reply.TAG != expected:  # type: ignore[union-attr]
             raise ServerError(f"unexpected reply to {msg.TAG}: {reply.TAG}")  # type: ignore[union-attr]
-        ok, value = result_of(reply.response)  # type: ignore[union-attr]
-        if not ok:
-            raise ServerError(str(value))
-        return value
+        why = refusal_of(reply)
+        if why is not None:
+            raise ServerError(why.text, why.kind)
+        return reply.response.get("Ok") if isinstance(reply.response, dict) else None  # type: ignore[union-attr]
 
     # ------------------------------------------------------------ watches
 
@@ -413,32 +451,13 @@ class Session:
 # ---------------------------------------------------------------- helpers
 
 
-def _refusal(reply: Message) -> tuple[str, wire_errors.Retryable] | None:
-    """A retryable refusal in a reply: (its text, what it says).
-
-    Only ``Error`` frames and ``{"Err": ...}`` unions are looked at: a command's
-    own ``error`` comes from the state machine and is always a final answer.
-    """
-    t = type(reply)
-    text: Any = None
-    if t is Error:
-        text = reply.error  # type: ignore[union-attr]
-    elif t is not PerformResponse and hasattr(reply, "response"):
-        ok, value = result_of(reply.response)  # type: ignore[union-attr]
-        if not ok:
-            text = value
-    if not isinstance(text, str):
-        return None
-    why = wire_errors.classify(text)
-    return None if why is None else (text, why)
-
-
-def _refusal_error(text: str, why: wire_errors.Retryable) -> QcoreError:
-    if why.kind in ("not_leader", "no_leader"):
-        return NotLeader(text, why.leader_id, why.leader_addr)
-    if why.kind == "unknown_outcome":
-        return RequestTimeout(text)
-    return ServerError(text)
+def _refusal_error(why: Refusal) -> QcoreError:
+    """What to raise if the deadline passes after this refusal: the node's own answer."""
+    if why.kind in (Kind.NOT_LEADER, Kind.NO_LEADER):
+        return NotLeader(why.text, why.leader_id, why.leader_addr, why.kind)
+    if why.kind == Kind.OUTCOME_UNKNOWN:
+        return RequestTimeout(why.text)
+    return ServerError(why.text, why.kind)
 
 
 def member_addresses(metrics: Mapping[str, Any]) -> dict[int, str]:

@@ -15,8 +15,8 @@ stopped, the way etcd resumes a watch from a revision:
 * A watch that has not delivered anything yet resumes from the index it
   started at (the node's ``last_applied + 1`` when the watch was created).
 
-If the node no longer retains the changes since then it answers an error
-containing "compacted", which the iterator raises as
+If the node no longer retains the changes since then it answers with kind
+``compacted``, which the iterator raises as
 :exc:`~qcore.client.errors.HistoryCompacted`: re-read the state and watch
 again.
 """
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from qcore.client import convert
 from qcore.client.connection import ConnectionLost
 from qcore.client.errors import HistoryCompacted, ServerError
+from qcore.protocol.errors import Kind, refusal_of
 from qcore.protocol.messages import Message, RegisterNotification, UnregisterNotification, result_of
 
 if TYPE_CHECKING:
@@ -117,12 +118,11 @@ class Watch:
         msg = RegisterNotification(self._client.next_id(), self.config, from_index)
         self._skip = self._seen_at_last if self.last_index is not None else 0
         reply = await self._client.request(msg, timeout=timeout, idempotent=True, on_reply=self._on_registered)
-        ok, value = result_of(reply.response)  # type: ignore[union-attr]
-        if not ok:
-            text = str(value)
-            if "compact" in text.lower():
-                raise HistoryCompacted(f"cannot resume watch from log index {from_index}: {text}")
-            raise ServerError(text)
+        why = refusal_of(reply)
+        if why is not None:
+            if why.kind == Kind.COMPACTED:
+                raise HistoryCompacted(f"cannot resume watch from log index {from_index}: {why.text}")
+            raise ServerError(why.text, why.kind)
 
     def _on_registered(self, conn: Connection, reply: Message) -> None:
         # Runs in the reader before any later frame, so the notifications that

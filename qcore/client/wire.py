@@ -282,5 +282,5 @@ def unwrap(response: Mapping[str, Any], tag: str) -> JSON:
         raise CommandError(f"unexpected response to {tag}: {response!r}", dict(response))
     error = body.get("error")
     if error is not None:
-        raise CommandError(str(error), dict(response))
+        raise CommandError(str(error), dict(response), body.get("kind"))
     return dict(body)

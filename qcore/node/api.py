@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from qcore.node.errors import NodeError, NotLeader, OutcomeUnknown, RequestFailed
+from qcore.node.errors import NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
 from qcore.node.metrics import build_metrics, log_id, membership_json
 from qcore.protocol import messages as m
-from qcore.protocol.errors import safe_to_retry
+from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError, decode_command_request
 from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
 from qcore.store import Store
@@ -31,7 +31,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_REMOVED = safe_to_retry("this node has been removed from the cluster; send requests to a member")
+_REMOVED = "this node has been removed from the cluster; send requests to a member"
+_NOT_INITIALISED = "node is not initialised: send Init, or add it to a cluster"
+
+
+class _Refused(Exception):
+    """A management request refused with ``{"Err": text}`` and this kind."""
+
+    def __init__(self, kind: Kind, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
 
 Reply = Any  # one of the qcore.protocol.messages dataclasses, a RawReply, or None if already queued
 
@@ -58,6 +67,11 @@ class Api:
     def __init__(self, node: "Node") -> None:
         self._node = node
         self._opts = node.opts
+        # How long a request waits for a leader to be elected before this node answers
+        # no_leader (not applied): two election timeouts ride out an election, and the
+        # client, which retries such answers, hears the truth well before its deadline.
+        election_s = node.opts.election_ticks * node.opts.tick_ms / 1000
+        self._no_leader_after = min(node.opts.request_timeout, 2 * election_s)
         self._handlers: dict[str, Callable[[Any, ConnContext | None], Awaitable[Reply]]] = {
             "GetMetrics": self.get_metrics,
             "Init": self.init,
@@ -82,22 +96,25 @@ class Api:
     # -------------------------------------------------------------- init
     async def init(self, msg: m.Init, conn: ConnContext | None) -> Reply:
         node = self._node
+        def refuse(kind: Kind, text: str) -> Reply:
+            return refusal(m.InitResponse, msg.id, kind, text)
+
         if self._driver.initialised():
-            return m.InitResponse(msg.id, m.err("already initialised"))
+            return refuse(Kind.INVALID, "already initialised")
         nodes = list(msg.nodes) or [(node.opts.id, node.opts.ws_addr)]
         addresses = dict(nodes)
         if len(addresses) != len(nodes):
-            return m.InitResponse(msg.id, m.err("nodes: duplicate node id"))
+            return refuse(Kind.INVALID, "nodes: duplicate node id")
         if node.opts.id not in addresses:
-            return m.InitResponse(msg.id, m.err(f"nodes must include this node ({node.opts.id})"))
+            return refuse(Kind.INVALID, f"nodes must include this node ({node.opts.id})")
         if any(i == 0 for i in addresses):
-            return m.InitResponse(msg.id, m.err("nodes: node id 0 is reserved"))
+            return refuse(Kind.INVALID, "nodes: node id 0 is reserved")
         try:
             await self._driver.bootstrap(addresses, node.bootstrap_config_json())
         except ConfigError as exc:  # the file changed since start-up
-            return m.InitResponse(msg.id, m.err(f"cannot read the config file: {exc}"))
+            return refuse(Kind.INVALID, f"cannot read the config file: {exc}")
         except NodeError as exc:
-            return m.InitResponse(msg.id, m.err(str(exc)))
+            return refuse(exc.kind, str(exc))
         # Answer once the initial entries are on disk; a single-node cluster
         # is also given a moment to elect itself and apply the config file,
         # so that the very next request is served.
@@ -113,11 +130,12 @@ class Api:
             driver = self._driver
             cs = driver.conf_state()
             if msg.node_id == 0:
-                return m.err("node id 0 is reserved")
+                raise _Refused(Kind.INVALID, "node id 0 is reserved")
             members = set(cs.voters) | set(cs.learners) | set(cs.voters_outgoing)
             if msg.node_id in members:
                 if cs.addresses.get(msg.node_id) != msg.node_addr:
-                    return m.err(f"node {msg.node_id} is already a member at {cs.addresses.get(msg.node_id)}")
+                    raise _Refused(Kind.INVALID,
+                                   f"node {msg.node_id} is already a member at {cs.addresses.get(msg.node_id)}")
                 term, index = driver.status().term, driver.applied
             else:
                 cc = ConfChange(
@@ -129,8 +147,8 @@ class Api:
             caught_up = await driver.wait_for(
                 lambda: self._matched(msg.node_id) >= target, self._opts.request_timeout * 3
             )
-            if not caught_up:
-                return m.err(
+            if not caught_up:  # added, but not caught up: sending it again waits again
+                raise _Refused(Kind.OUTCOME_UNKNOWN, 
                     f"node {msg.node_id} was added as a learner but has not caught up to index {target} yet;"
                     " is it running at that address?"
                 )
@@ -143,14 +161,14 @@ class Api:
             driver = self._driver
             members = set(msg.members)
             if not members:
-                return m.err("members must not be empty")
+                raise _Refused(Kind.INVALID, "members must not be empty")
             cs = driver.conf_state()
             if cs.voters_outgoing:
-                return m.err("a membership change is already in progress")
+                raise _Refused(Kind.UNAVAILABLE, "a membership change is already in progress")
             voters, learners = set(cs.voters), set(cs.learners)
             unknown = sorted(members - voters - learners)
             if unknown:
-                return m.err(f"node(s) {unknown} are not members; add them with AddLearner first")
+                raise _Refused(Kind.INVALID, f"node(s) {unknown} are not members; add them with AddLearner first")
             changes = [ConfChangeSingle(ConfChangeType.ADD_NODE, n) for n in sorted(members - voters)]
             demote = ConfChangeType.ADD_LEARNER if msg.retain else ConfChangeType.REMOVE_NODE
             changes += [ConfChangeSingle(demote, n) for n in sorted(voters - members)]
@@ -163,7 +181,8 @@ class Api:
                 return not now.voters_outgoing and set(now.voters) == members
 
             if not await driver.wait_for(settled, self._opts.request_timeout):
-                return m.err("the joint configuration was entered but has not been left yet; check GetMetrics")
+                raise _Refused(Kind.OUTCOME_UNKNOWN,
+                               "the joint configuration was entered but has not been left yet; check GetMetrics")
             return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.conf_state())})
 
         return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
@@ -178,11 +197,11 @@ class Api:
         try:
             command = decode_command_request(msg.request)
         except CodecError as exc:
-            return m.Error(msg.id, f"Perform.request: {exc}")
+            return error(msg.id, Kind.INVALID, f"Perform.request: {exc}")
         if not self._driver.initialised():
-            return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+            return error(msg.id, Kind.NOT_INITIALISED, _NOT_INITIALISED)
         if self._driver.removed():
-            return m.Error(msg.id, _REMOVED)
+            return error(msg.id, Kind.REMOVED, _REMOVED)
         if Store.is_read_only(command):
             await self.read_barrier()
             return m.PerformResponse(msg.id, self._node.state_machine.query(command))
@@ -213,10 +232,12 @@ class Api:
             return False
         rid = msg.id
         if Store.is_read_only(command):
+            if not driver.leader_id():
+                return False  # the full path says "no leader" once it is sure, before the client gives up
             query = self._node.state_machine.query
 
             def on_barrier(f: "asyncio.Future[None]") -> None:
-                reply(_outcome(rid, f, lambda _: m.PerformResponse(rid, query(command))))
+                reply(_outcome(rid, f, lambda _: m.PerformResponse(rid, query(command)), read=True))
 
             driver.read_barrier().add_done_callback(on_barrier)
             return True
@@ -234,10 +255,24 @@ class Api:
         return True
 
     async def read_barrier(self) -> None:
+        """Until local state is linearizable; RequestFailed ``no_leader`` once this node has
+        known no leader for a while (a ReadIndex round then cannot complete)."""
+        driver = self._driver
+        fut = driver.read_barrier()
         try:
-            await self._driver.read_barrier()
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(fut), self._no_leader_after)
+                    return
+                except TimeoutError:
+                    if not driver.leader_id():
+                        raise RequestFailed("no leader: cannot confirm a linearizable read; is a majority of "
+                                            "the voters up?", Kind.NO_LEADER) from None
         except OutcomeUnknown as exc:  # a read has no effect: it simply failed
-            raise RequestFailed(str(exc)) from None
+            raise _read_failed(str(exc), driver.leader_id()) from None
+        finally:
+            if not fut.done():
+                fut.cancel()
 
     # -------------------------------------------------------------- shared
 
@@ -252,14 +287,16 @@ class Api:
         driver = self._driver
         forwarded = conn is not None and conn.forwarded
         if not driver.initialised():
-            return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+            return error(msg.id, Kind.NOT_INITIALISED, _NOT_INITIALISED)
         if driver.removed():
-            return m.Error(msg.id, _REMOVED)
+            return error(msg.id, Kind.REMOVED, _REMOVED)
         deadline = time.monotonic() + self._opts.request_timeout
         while True:
             if driver.is_leader():
                 try:
                     return reply_type(msg.id, await local())
+                except _Refused as exc:
+                    return refusal(reply_type, msg.id, exc.kind, str(exc))
                 except NotLeader:
                     if forwarded:
                         raise
@@ -271,11 +308,14 @@ class Api:
                 addr = self._node.transport.address_of(leader)
                 if addr is not None:
                     return await self._forward(msg, addr, deadline)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await driver.wait_for(
-                lambda: driver.leader_id() not in (0, leader) or driver.is_leader(), remaining
+            wait = min(deadline - time.monotonic(), self._no_leader_after)
+            if wait <= 0 or not await driver.wait_for(
+                lambda: driver.leader_id() not in (0, leader) or driver.is_leader(), wait
             ):
-                raise RequestFailed(f"no leader elected within {self._opts.request_timeout:.0f}s")
+                if driver.leader_id():
+                    raise RequestFailed(f"cannot reach the leader ({driver.leader_id()})", Kind.UNAVAILABLE)
+                raise RequestFailed(f"no leader: none elected within {self._no_leader_after:.1f}s; is a majority "
+                                    "of the voters up?", Kind.NO_LEADER)
 
     async def _forward(self, msg: Any, addr: str, deadline: float) -> Reply:
         body = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg) if f.name != "id"}
@@ -289,19 +329,28 @@ class Api:
 def _perform_reply(rid: Any, response: Any) -> Reply:
     """A command's response, or an Error frame if applying it failed internally."""
     if "Error" in response and len(response) == 1:
-        return m.Error(rid, str(response["Error"]))
+        return error(rid, Kind.INTERNAL, str(response["Error"]))
     return m.PerformResponse(rid, response)
 
 
-def _outcome(rid: Any, fut: "asyncio.Future[Any]", make: Callable[[Any], Reply]) -> Reply:
+def _read_failed(text: str, leader_id: int) -> RequestFailed:
+    """A read whose barrier did not complete: it had no effect, so it simply failed."""
+    return RequestFailed(text, Kind.UNAVAILABLE if leader_id else Kind.NO_LEADER)
+
+
+def _outcome(rid: Any, fut: "asyncio.Future[Any]", make: Callable[[Any], Reply], read: bool = False) -> Reply:
     """The reply for a finished future: `make(result)`, or an Error frame."""
     if fut.cancelled():
-        return m.Error(rid, "node is shutting down")
+        return error(rid, Kind.SHUTTING_DOWN, "node is shutting down")
     exc = fut.exception()
     if exc is None:
         try:
             return make(fut.result())
         except Exception as err:  # a bug must still produce a reply
             log.exception("request %r failed", rid)
-            return m.Error(rid, f"internal error: {err}")
-    return m.Error(rid, str(exc))
+            return error(rid, Kind.INTERNAL, f"internal error: {err}")
+    if read and isinstance(exc, OutcomeUnknown):  # a read has no effect: it simply failed
+        exc = RequestFailed(str(exc), Kind.UNAVAILABLE)
+    if isinstance(exc, NodeError):
+        return error_reply(rid, exc)
+    return error(rid, Kind.INTERNAL, f"internal error: {exc}")

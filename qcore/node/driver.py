@@ -36,7 +36,7 @@ from qcore.node.own_snapshots import OwnSnapshots
 from qcore.node.reads import ReadBatcher
 from qcore.node.state_machine import StateMachine
 from qcore.node.waiting import Deadlines, SettledNow
-from qcore.protocol.errors import outcome_unknown, safe_to_retry
+from qcore.protocol.errors import Kind
 from qcore.raft import ProposalDropped, RawNode, Ready
 from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType
 
@@ -46,8 +46,8 @@ _MAX_BATCH_BYTES = 512 * 1024
 _PROP = MessageType.PROP
 # How long a leader may hold a commit-only append (see commit_notices.py).
 _COMMIT_NOTICE_DELAY = 0.002
-_NOT_TAKEN = safe_to_retry("the leader did not take the write (it changed, or is handing over)")
-_LOST = safe_to_retry("leadership changed before the write committed")
+_NOT_TAKEN = "the leader did not take the write (it changed, or is handing over); it was not applied"
+_LOST = "leadership changed before the write committed; it was not applied"
 
 
 @dataclass(slots=True)
@@ -151,7 +151,7 @@ class RaftDriver:
                     pass
         if self._task is not None:
             self._notices.close()
-        exc = RequestFailed("node is shutting down")
+        exc = RequestFailed("node is shutting down", Kind.SHUTTING_DOWN)
         for fut in itertools.chain(
             self._waiters.values(),
             (f for _, _, f in self._cmd_queue),
@@ -233,12 +233,12 @@ class RaftDriver:
 
         def do() -> None:
             if self.initialised():
-                fut.set_exception(RequestFailed("already initialised"))
+                fut.set_exception(RequestFailed("already initialised", Kind.INVALID))
                 return
             try:
                 self._raw.bootstrap(addresses, [encode_init(load_config_json)])
             except Exception as exc:  # the core refuses: report, don't crash
-                fut.set_exception(RequestFailed(f"cannot initialise: {exc}"))
+                fut.set_exception(RequestFailed(f"cannot initialise: {exc}", Kind.INVALID))
                 return
             log.info("bootstrapped cluster with members %s", addresses)
             fut.set_result(None)
@@ -630,7 +630,7 @@ class RaftDriver:
             self._snapshot_index = snap.meta.index
             log.info("installed snapshot at index %d term %d", snap.meta.index, snap.meta.term)
             # Whether our forwarded writes are inside the snapshot is unknown.
-            err = OutcomeUnknown(outcome_unknown("a snapshot was installed while the write was in flight"))
+            err = OutcomeUnknown("a snapshot was installed while the write was in flight; outcome unknown")
             while self._forwarded:
                 self._fail_seqs(self._forwarded.popleft().seqs, err)
         for rs in rd.read_states:

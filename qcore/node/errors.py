@@ -1,16 +1,25 @@
-"""Why a request could not be answered with a result.
+"""Why a request could not be answered with a result, and the wire ``kind`` each carries.
 
-    NodeError
+    NodeError            .kind: a qcore.protocol.errors.Kind
     ├── NotLeader        this node cannot propose; `leader_id`/`leader_addr` say where to go
-    ├── RequestFailed    definitely not applied (safe to retry)
+    │                    (kind not_leader, or no_leader when no leader is known)
+    ├── RequestFailed    definitely not applied (safe to retry); kind unavailable unless given
     └── OutcomeUnknown   may or may not have been applied (e.g. timed out after proposing)
+
+:func:`error_reply` turns one into the ``Error`` frame the client gets.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from qcore.protocol import errors as wire_errors
+from qcore.protocol.errors import Kind
+from qcore.protocol.messages import Error
+
 
 class NodeError(Exception):
-    pass
+    kind: Kind = Kind.UNAVAILABLE
 
 
 class NotLeader(NodeError):
@@ -19,14 +28,25 @@ class NotLeader(NodeError):
         self.leader_addr = leader_addr
         if leader_id:
             text = f"not leader; leader is {leader_id} at {leader_addr or 'unknown address'}"
+            self.kind = Kind.NOT_LEADER
         else:
             text = "not leader; no leader is known"
+            self.kind = Kind.NO_LEADER
         super().__init__(text)
 
 
 class RequestFailed(NodeError):
-    pass
+    def __init__(self, text: str, kind: Kind = Kind.UNAVAILABLE) -> None:
+        super().__init__(text)
+        self.kind = kind
 
 
 class OutcomeUnknown(NodeError):
-    pass
+    kind = Kind.OUTCOME_UNKNOWN
+
+
+def error_reply(rid: Any, exc: NodeError) -> Error:
+    """The ``Error`` frame for a request that failed with ``exc``."""
+    if isinstance(exc, NotLeader):
+        return wire_errors.error(rid, exc.kind, str(exc), leader_id=exc.leader_id, leader_addr=exc.leader_addr)
+    return wire_errors.error(rid, exc.kind, str(exc))

@@ -49,6 +49,7 @@ from websockets.exceptions import ConnectionClosed
 
 from qcore.node.notify_reads import check_type, context_of, encode_change, resolve_entity, type_lineage
 from qcore.protocol import messages as m
+from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError, decode_notify_config
 from qcore.store import Change, NotifyConfigEntityId, Store
 
@@ -297,21 +298,24 @@ class NotificationHub:
             await self._barrier()  # a failure propagates: the server answers it with an Error frame
         box = self._outboxes.get(conn)
         if box is None:  # closed while we waited (attach() always comes before the first frame)
-            return m.RegisterNotificationResponse(msg.id, m.err("this connection is closed"))
-        refusal = self._register(msg, box)
-        return None if refusal is None else m.RegisterNotificationResponse(msg.id, refusal)
+            return refusal(m.RegisterNotificationResponse, msg.id, Kind.SHUTTING_DOWN, "this connection is closed")
+        refused = self._register(msg, box)
+        if refused is None:
+            return None
+        kind, text = refused
+        return refusal(m.RegisterNotificationResponse, msg.id, kind, text)
 
-    def _register(self, msg: m.RegisterNotification, box: _Outbox) -> Any:
-        """None once the registration and its response are queued, else the ``{"Err": ...}`` to answer."""
+    def _register(self, msg: m.RegisterNotification, box: _Outbox) -> tuple[Kind, str] | None:
+        """None once the registration and its response are queued, else why it is refused."""
         if box.closing:
-            return m.err("this connection is being closed")
+            return Kind.SHUTTING_DOWN, "this connection is being closed"
         if len(box.regs) >= self._max_per_conn:
-            return m.err(f"too many notification registrations on this connection (limit {self._max_per_conn}); "
-                         "unregister some or open another connection")
+            return Kind.OVERLOADED, (f"too many notification registrations on this connection (limit "
+                                     f"{self._max_per_conn}); unregister some or open another connection")
         try:
             cfg = decode_notify_config(msg.config)
         except CodecError as exc:
-            return m.err(f"config: {exc}")
+            return Kind.INVALID, f"config: {exc}"
         store = self._store()
         try:
             if cfg.__class__ is NotifyConfigEntityId:
@@ -321,12 +325,12 @@ class NotificationHub:
                 fld = cfg.field_type
                 entity_num, entity_type = None, check_type(store, cfg.entity_type, fld)
         except ValueError as exc:
-            return m.err(str(exc))
+            return Kind.INVALID, str(exc)
         start = 0
         if msg.from_index is not None:
             start = max(msg.from_index, 1)
             if start < self._floor:
-                return m.err(
+                return Kind.COMPACTED, (
                     f"compacted: changes before log index {self._floor} are no longer retained on this node "
                     f"(asked from {msg.from_index}); re-read the state, then register without from_index"
                 )
@@ -350,8 +354,8 @@ class NotificationHub:
         token = msg.token
         reg = box.regs.get(token) if box is not None and type(token) is int else None
         if reg is None:
-            return m.UnregisterNotificationResponse(msg.id, m.err(f"unknown notification token {token!r} "
-                                                                  "on this connection"))
+            return refusal(m.UnregisterNotificationResponse, msg.id, Kind.NOT_FOUND,
+                           f"unknown notification token {token!r} on this connection")
         self._remove(reg)
         return m.UnregisterNotificationResponse(msg.id, m.ok(None))
 
@@ -566,7 +570,7 @@ class NotificationHub:
     async def _close(self, box: _Outbox, text: str) -> None:
         ws = box.conn.ws
         try:
-            await asyncio.wait_for(ws.send(m.encode_message(m.Error(m.new_id(), text)), text=True),
+            await asyncio.wait_for(ws.send(m.encode_message(error(m.new_id(), Kind.FELL_BEHIND, text)), text=True),
                                    self._close_timeout)
         except (ConnectionClosed, asyncio.TimeoutError):
             pass

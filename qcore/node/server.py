@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.driver import RaftDriver
-from qcore.node.errors import NodeError
+from qcore.node.errors import NodeError, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.frames_out import write_frames
 from qcore.node.notify import NotificationHub
@@ -33,6 +33,7 @@ from qcore.node.state_machine import StateMachine
 from qcore.node.ws_conn import SinkServerConnection
 from qcore.node.transport import PeerTransport, peer_identity
 from qcore.protocol import messages as m
+from qcore.protocol.errors import Kind, error
 from qcore.protocol.raft_codec import RaftCodecError
 from qcore.node.bootstrap_config import load_bootstrap_config
 from qcore.protocol.values import encode_load_config
@@ -218,7 +219,8 @@ class Node:
             self.transport.learn(*identity)
         forwarded = path.startswith("/forward")
         if len(self._connections) >= self.opts.max_connections:
-            write_frames(ws, (m.encode_message(m.Error(m.new_id(), "too many connections; try again later")),))
+            refused = error(m.new_id(), Kind.OVERLOADED, "too many connections; try again later")
+            write_frames(ws, (m.encode_message(refused),))
             await ws.close(1013, "too many connections")
             return
         self._connections.add(ws)
@@ -243,20 +245,21 @@ class Node:
         try:
             frame = data.decode()
         except UnicodeDecodeError:
-            self._reply(conn, m.Error(m.new_id(), "text frame is not valid UTF-8"))
+            self._reply(conn, error(m.new_id(), Kind.INVALID, "text frame is not valid UTF-8"))
             return
         self._on_frame(conn, frame)
 
     def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
-            self._reply(conn, m.Error(m.new_id(), "binary frames are not accepted: send one JSON object per text frame"))
+            self._reply(conn, error(m.new_id(), Kind.INVALID,
+                                    "binary frames are not accepted: send one JSON object per text frame"))
             return
         if len(frame) > self.opts.max_frame_bytes:
             match = _LEADING_ID.match(frame, 0, 512)
             rid: Any = m.new_id()
             if match:
                 rid = match.group(2) if match.group(2) is not None else int(match.group(3))
-            self._reply(conn, m.Error(rid, (
+            self._reply(conn, error(rid, Kind.INVALID, (
                 f"frame too large: {len(frame)} bytes exceeds the limit of {self.opts.max_frame_bytes}"
                 " (--max-frame-bytes)"
             )))
@@ -266,7 +269,7 @@ class Node:
         except m.ProtocolError as exc:
             # An id we cannot echo faithfully (not a string or integer) is replaced.
             rid = exc.request_id if type(exc.request_id) in (str, int) else m.new_id()
-            self._reply(conn, m.Error(rid, exc.message))
+            self._reply(conn, error(rid, Kind.INVALID, exc.message))
             return
         tag = msg.TAG
         if tag in _RAFT_TAGS:
@@ -274,17 +277,18 @@ class Node:
             try:
                 reply = self.transport.on_frame(tag, body, conn.state)
             except (RaftCodecError, ValueError, TypeError, KeyError) as exc:
-                self._reply(conn, m.Error(msg.id, f"{tag}: {exc}"))
+                self._reply(conn, error(msg.id, Kind.INVALID, f"{tag}: {exc}"))
                 return
             if reply is not None:
                 self._reply(conn, m.RaftSnapshotResponse(msg.id, reply))
             return
         handler = self.api.handler_for(tag)
         if handler is None:
-            self._reply(conn, m.Error(getattr(msg, "id", m.new_id()), f"{tag} is not a request a node accepts"))
+            self._reply(conn, error(getattr(msg, "id", m.new_id()), Kind.INVALID, f"{tag} is not a request a node accepts"))
             return
         if conn.inflight >= self.opts.max_inflight_per_conn:
-            self._reply(conn, m.Error(msg.id, f"too many requests in flight on this connection (limit {self.opts.max_inflight_per_conn})"))
+            self._reply(conn, error(msg.id, Kind.OVERLOADED, "too many requests in flight on this connection "
+                                                             f"(limit {self.opts.max_inflight_per_conn})"))
             return
         conn.inflight += 1
         if tag == "Perform" and not self.stopping:
@@ -307,14 +311,14 @@ class Node:
     async def _serve_request(self, conn: ConnContext, handler: Any, msg: Any) -> None:
         try:
             if self.stopping:
-                reply: Any = m.Error(msg.id, "node is shutting down")
+                reply: Any = error(msg.id, Kind.SHUTTING_DOWN, "node is shutting down")
             else:
                 reply = await handler(msg, conn)
         except NodeError as exc:
-            reply = m.Error(msg.id, str(exc))
+            reply = error_reply(msg.id, exc)
         except Exception as exc:
             log.exception("request %s %r failed", msg.TAG, msg.id)
-            reply = m.Error(msg.id, f"internal error: {exc}")
+            reply = error(msg.id, Kind.INTERNAL, f"internal error: {exc}")
         finally:
             conn.inflight -= 1
         if reply is not None:  # None: the handler queued its reply itself (an accepted registration)

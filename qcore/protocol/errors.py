@@ -1,124 +1,121 @@
-"""Error texts that carry meaning for the other side of the wire.
+"""Why a request failed, as a machine-readable kind beside the human text.
 
-Errors travel as plain strings (``Error.error``, ``{"Err": ...}``, a command
-response's ``error``). Some of them tell a client what it may do next — try
-the leader, wait for an election, try another node, or *not* send a write
-again — so the server builds them with these functions and the client
-recognises them with :func:`classify`, instead of each side guessing at the
-other's wording.
+Every error a node sends carries a ``kind``; the text is for people and may
+change, the kind is what programs (qcore.client, the chaos harness) decide
+by. The seed's shapes are kept and the kind is an extra field beside them:
 
-Two families:
+* an ``Error`` frame: ``{"Error": {"id", "error": "text", "kind": "no_leader"}}``,
+  and for ``not_leader`` also ``"leader_id"`` and ``"leader_addr"`` when known;
+* a response union's failure: ``{"InitResponse": {"id", "response": {"Err": "text"},
+  "kind": "invalid"}}`` (beside ``response``, so ``{"Err": "text"}`` is unchanged);
+* a command's error: ``{"PerformResponse": {"id", "response": {"UpdateEntity":
+  {"response": [], "error": "text", "kind": "rejected"}}}}``.
 
-* **definite** (``not_leader``, ``no_leader``, ``not_initialised``,
-  ``shutting_down``, ``overloaded``, ``not_applied``): the request was not
-  applied and will not be, so even a write may be sent again. A server must
-  only use these texts when that is true.
-* **unknown outcome** (:func:`outcome_unknown`): the request may or may not
-  have been applied; only idempotent requests may be sent again.
+The kinds fall in three families, which :func:`retry_class` names:
 
-Anything else is a final answer (a type mismatch, an unknown entity, ...).
+* **not applied** (``"definite"``): the request was not carried out and will
+  not be, so any request, a write too, may be sent again — ``not_leader``,
+  ``no_leader``, ``not_initialised``, ``removed``, ``shutting_down``,
+  ``overloaded``, ``unavailable``;
+* **unknown** (``"unknown"``): ``outcome_unknown`` — it may or may not have
+  been applied; only a request that is safe to repeat may be sent again;
+* **final** (``"final"``): the answer to this request — ``invalid`` (the
+  request is malformed or not allowed as asked), ``rejected`` (a command the
+  state machine refused: type mismatch, no such entity...), ``not_found``,
+  ``compacted`` (history no longer retained), ``fell_behind`` (a connection
+  cut off for not reading its notifications), ``internal`` (a bug in the
+  node), and, with SPEC 8's users, ``permission_denied`` and ``auth_required``.
+  A kind this module does not know is final too.
+
+Every error frame and refusal the node sends is built here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
+import enum
+from typing import Any, Literal
 
-__all__ = [
-    "NO_LEADER",
-    "NOT_INITIALISED",
-    "SHUTTING_DOWN",
-    "OVERLOADED",
-    "SAFE_TO_RETRY",
-    "OUTCOME_UNKNOWN",
-    "not_leader",
-    "safe_to_retry",
-    "outcome_unknown",
-    "Retryable",
-    "classify",
-]
+from qcore.protocol import messages as m
 
-#: No leader is known (an election is running, or this node is cut off).
-NO_LEADER = "no leader"
-#: The node is not part of an initialised cluster yet (send ``Init`` first).
-NOT_INITIALISED = "not initialised"
-#: The node is shutting down and did not start this request.
-SHUTTING_DOWN = "shutting down"
-#: The node refused the request for load ("too many requests in flight", "too many connections").
-OVERLOADED = "too many "
-#: Marks any other definite failure: the request was not applied.
-SAFE_TO_RETRY = "(not applied; safe to retry)"
-#: Marks a failure after which the request may or may not have been applied.
-OUTCOME_UNKNOWN = "outcome unknown"
+__all__ = ["Kind", "NOT_APPLIED", "retry_class", "error", "refusal", "Refusal", "refusal_of"]
 
 
-def not_leader(leader_id: int | None, leader_addr: str | None) -> str:
-    """``"not leader; leader is 2 at 127.0.0.1:8081"`` (or ``"not leader; no leader"``)."""
-    if leader_id is None:
-        return f"not leader; {NO_LEADER}"
-    if leader_addr:
-        return f"not leader; leader is {leader_id} at {leader_addr}"
-    return f"not leader; leader is {leader_id}"
+class Kind(enum.StrEnum):
+    NOT_LEADER = "not_leader"
+    NO_LEADER = "no_leader"
+    NOT_INITIALISED = "not_initialised"
+    REMOVED = "removed"
+    SHUTTING_DOWN = "shutting_down"
+    OVERLOADED = "overloaded"
+    UNAVAILABLE = "unavailable"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    INVALID = "invalid"
+    REJECTED = "rejected"
+    NOT_FOUND = "not_found"
+    COMPACTED = "compacted"
+    FELL_BEHIND = "fell_behind"
+    INTERNAL = "internal"
+    PERMISSION_DENIED = "permission_denied"
+    AUTH_REQUIRED = "auth_required"
 
 
-def safe_to_retry(text: str) -> str:
-    """``text`` marked as a definite failure: ``"cannot reach the leader (not applied; safe to retry)"``."""
-    return f"{text} {SAFE_TO_RETRY}"
+#: The kinds that promise the request was not applied.
+NOT_APPLIED = frozenset({
+    Kind.NOT_LEADER, Kind.NO_LEADER, Kind.NOT_INITIALISED, Kind.REMOVED, Kind.SHUTTING_DOWN,
+    Kind.OVERLOADED, Kind.UNAVAILABLE,
+})
 
 
-def outcome_unknown(text: str) -> str:
-    """``text`` marked as an unknown outcome: ``"no reply from the leader; outcome unknown"``."""
-    return f"{text}; {OUTCOME_UNKNOWN}"
+def retry_class(kind: str | None) -> Literal["definite", "unknown", "final"]:
+    """``"definite"``: not applied, any request may be re-sent; ``"unknown"``: only a
+    request safe to repeat may be; ``"final"``: do not re-send (the module docstring)."""
+    if kind in NOT_APPLIED:
+        return "definite"
+    if kind == Kind.OUTCOME_UNKNOWN:
+        return "unknown"
+    return "final"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Retryable:
-    """What an error text says about retrying.
+def error(rid: Any, kind: Kind, text: str, *, leader_id: int | None = None,
+          leader_addr: str | None = None) -> m.Error:
+    """An ``Error`` frame; ``leader_id``/``leader_addr`` say where to go for ``not_leader``."""
+    return m.Error(rid, text, kind.value, leader_id or None, leader_addr)
 
-    ``kind``: ``"unknown_outcome"`` (retry only if idempotent), or a definite
-    failure — ``"not_leader"``, ``"no_leader"``, ``"not_initialised"``,
-    ``"shutting_down"``, ``"overloaded"``, ``"not_applied"``.
-    ``leader_id``/``leader_addr`` are set when the text names the leader.
-    """
 
-    kind: str
-    leader_id: int | None = None
-    leader_addr: str | None = None
+def refusal(reply_type: type[Any], rid: Any, kind: Kind, text: str) -> Any:
+    """A response union's failure: ``reply_type(rid, {"Err": text})`` with its ``kind``."""
+    return reply_type(rid, m.err(text), kind.value)
+
+
+class Refusal:
+    """What a reply says about a failure: its text, kind, and the leader if named."""
+
+    __slots__ = ("text", "kind", "leader_id", "leader_addr")
+
+    def __init__(self, text: str, kind: str | None, leader_id: int | None = None,
+                 leader_addr: str | None = None) -> None:
+        self.text, self.kind, self.leader_id, self.leader_addr = text, kind, leader_id, leader_addr
 
     @property
-    def definite(self) -> bool:
-        return self.kind != "unknown_outcome"
+    def retry(self) -> Literal["definite", "unknown", "final"]:
+        return retry_class(self.kind)
+
+    def __repr__(self) -> str:
+        return f"Refusal({self.text!r}, {self.kind!r}, {self.leader_id!r}, {self.leader_addr!r})"
 
 
-_LEADER_RE = re.compile(r"not leader; leader is (\d+)(?: at ([^\s,;]+:\d+))?")
+def refusal_of(reply: Any) -> Refusal | None:
+    """The failure an ``Error`` frame or a ``{"Err": ...}`` union reports, else None.
 
-# Wordings of the node (qcore/node) that predate the markers above.
-_UNKNOWN_PHRASES = ("may or may not have been applied", "while the request was in flight", "did not answer within")
-_NOT_APPLIED_PHRASES = (
-    "it was not applied",
-    "cannot reach the leader",
-    "cannot send to the leader",
-    "leadership changed before",
-)
-
-
-def classify(text: str) -> Retryable | None:
-    """Recognise a retryable failure in an error text, else ``None`` (a final answer)."""
-    lowered = text.lower()
-    # First: an unknown outcome must never be mistaken for a definite failure.
-    if OUTCOME_UNKNOWN in lowered or any(p in lowered for p in _UNKNOWN_PHRASES):
-        return Retryable("unknown_outcome")
-    m = _LEADER_RE.search(text)
-    if m:
-        return Retryable("not_leader", int(m.group(1)), m.group(2))
-    if NO_LEADER in lowered:
-        return Retryable("no_leader")
-    if NOT_INITIALISED in lowered or "not initialized" in lowered:
-        return Retryable("not_initialised")
-    if SHUTTING_DOWN in lowered:
-        return Retryable("shutting_down")
-    if lowered.startswith(OVERLOADED):
-        return Retryable("overloaded")
-    if SAFE_TO_RETRY in lowered or any(p in lowered for p in _NOT_APPLIED_PHRASES):
-        return Retryable("not_applied")
-    return None
+    A command's own ``error`` (inside a ``PerformResponse``) is not looked at:
+    it is the state machine's final answer, whatever its kind.
+    """
+    t = type(reply)
+    if t is m.Error:
+        return Refusal(reply.error, reply.kind, reply.leader_id, reply.leader_addr)
+    if t is m.PerformResponse or not hasattr(reply, "response"):
+        return None
+    ok, value = m.result_of(reply.response)
+    if ok:
+        return None
+    return Refusal(str(value), getattr(reply, "kind", None))

@@ -195,6 +195,10 @@ def _opt_u64(v: Any) -> int | None:
     return None if v is None else _u64(v)
 
 
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
 def _bool(v: Any) -> bool:
     if v is True or v is False:
         return v
@@ -265,6 +269,8 @@ def _u64_list(v: Any) -> list[int]:
 # A field: (name, checker, default). default is _REQUIRED for required fields.
 _REQUIRED: Any = object()
 _Field = tuple[str, Callable[[Any], Any], Any]
+# A reply whose ``response`` is a union, and why it failed (qcore.protocol.errors).
+_UNION_FIELDS: tuple[_Field, ...] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED), ("kind", _opt_str, None))
 
 
 # --------------------------------------------------------------------------
@@ -288,9 +294,11 @@ class InitResponse:
     """``response`` is ``"Ok"`` or ``{"Err": text}``."""
 
     TAG: ClassVar[str] = "InitResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -311,9 +319,11 @@ class AddLearner:
 @dataclasses.dataclass(slots=True)
 class AddLearnerResponse:
     TAG: ClassVar[str] = "AddLearnerResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -335,9 +345,11 @@ class ChangeMembership:
 @dataclasses.dataclass(slots=True)
 class ChangeMembershipResponse:
     TAG: ClassVar[str] = "ChangeMembershipResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -448,9 +460,11 @@ class RegisterNotificationResponse:
     """``response`` is ``{"Ok": token}`` or ``{"Err": text}``."""
 
     TAG: ClassVar[str] = "RegisterNotificationResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -464,9 +478,11 @@ class UnregisterNotification:
 @dataclasses.dataclass(slots=True)
 class UnregisterNotificationResponse:
     TAG: ClassVar[str] = "UnregisterNotificationResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -481,15 +497,26 @@ class Notification:
 
 @dataclasses.dataclass(slots=True)
 class Error:
-    """A request that could not be served at all (bad frame, unknown type, ...).
+    """A request that could not be served at all (bad frame, unknown type, no leader...).
 
     ``id`` is the request's id when it could be recovered, else a fresh UUID.
+    Build it with :func:`qcore.protocol.errors.error`.
     """
 
     TAG: ClassVar[str] = "Error"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _error_id, _REQUIRED), ("error", _str, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = (
+        ("id", _error_id, _REQUIRED),
+        ("error", _str, _REQUIRED),
+        ("kind", _opt_str, None),
+        ("leader_id", _opt_u64, None),
+        ("leader_addr", _opt_str, None),
+    )
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None), ("leader_id", None), ("leader_addr", None))
     id: str | int | float
     error: str
+    kind: str | None = None  # why, as qcore.protocol.errors.Kind (the node always sends one)
+    leader_id: int | None = None  # with kind "not_leader": where to go, when known
+    leader_addr: str | None = None
 
 
 Message: TypeAlias = Union[

@@ -759,7 +759,20 @@ def _enc_page(p: PageResult | None, ids: bool) -> dict | None:
     return {"items": items, "total": p.total, "next_cursor": p.next_cursor}
 
 
+#: The ``kind`` beside a command response's ``error`` (qcore.protocol.errors): the state machine
+#: executed the command in log order and refused it; a final answer.
+COMMAND_ERROR_KIND = "rejected"
+
+
 def encode_command_response(resp: Any) -> dict:
+    out = _encode_command_response(resp)
+    if getattr(resp, "error", None) is not None:
+        ((_, body),) = out.items()
+        body["kind"] = COMMAND_ERROR_KIND
+    return out
+
+
+def _encode_command_response(resp: Any) -> dict:
     c = resp.__class__
     if c is UpdateEntityResponse:
         return {"UpdateEntity": {"response": [encode_request(r) for r in resp.response], "error": resp.error}}

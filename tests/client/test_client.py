@@ -21,6 +21,7 @@ from qcore.client import (
     write_request,
 )
 from qcore.protocol import messages as m
+from qcore.protocol.errors import Kind, error, refusal
 from qcore.store.types import Bool, EntityId, Int, String, Timestamp
 from tests.client.fake_node import FakeNode
 
@@ -225,16 +226,35 @@ async def test_timeouts_read_raises_request_timeout_write_raises_unknown_outcome
     assert len([r for r in node.received if is_write(r)]) == 1
 
 
-async def test_a_silent_connection_is_replaced_by_one_to_the_next_node(nodes: list[FakeNode]) -> None:
+async def test_a_dead_connection_is_replaced_by_one_to_the_next_node(nodes: list[FakeNode]) -> None:
     a, b = nodes
 
-    async def silent(fn: FakeNode, ws: Any, msg: Any) -> Any:
+    async def stuck(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        ws.transport.pause_reading()  # like a node whose process hangs: not even pings are answered
         return None
 
-    a.behaviour = silent
-    async with Client([a.address, b.address], request_timeout=3.0, attempt_timeout=0.2, connect_timeout=1.0) as c:
+    a.behaviour = stuck
+    async with Client([a.address, b.address], request_timeout=3.0, attempt_timeout=0.2, connect_timeout=0.5) as c:
         assert (await c.metrics())["id"] == 2
         assert c.address == b.address
+
+
+async def test_a_slow_node_keeps_its_live_connection(nodes: list[FakeNode]) -> None:
+    """A node that answers pings is kept (it may be waiting for an election); the read is sent again on it."""
+    a, b = nodes
+    answered = asyncio.Event()
+
+    async def slow_first(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if len(fn.of_type(m.GetMetrics)) < 3:
+            return None
+        answered.set()
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    a.behaviour = slow_first
+    async with Client([a.address, b.address], request_timeout=5.0, attempt_timeout=0.2, connect_timeout=1.0) as c:
+        assert (await c.metrics())["id"] == 1
+        assert c.address == a.address and answered.is_set()
+    assert not b.received
 
 
 async def test_write_follows_not_leader_to_the_named_leader(nodes: list[FakeNode]) -> None:
@@ -242,7 +262,8 @@ async def test_write_follows_not_leader_to_the_named_leader(nodes: list[FakeNode
 
     async def follower(fn: FakeNode, ws: Any, msg: Any) -> Any:
         if is_write(msg):
-            return m.Error(msg.id, f"not leader; leader is 2 at {b.address}")
+            return error(msg.id, Kind.NOT_LEADER, f"not leader; leader is 2 at {b.address}", leader_id=2,
+                         leader_addr=b.address)
         return await FakeNode.serve_store(fn, ws, msg)
 
     a.behaviour = follower
@@ -262,7 +283,7 @@ async def test_write_waits_out_no_leader_then_succeeds(nodes: list[FakeNode]) ->
         nonlocal refusals
         if is_write(msg) and refusals:
             refusals -= 1
-            return m.Error(msg.id, "no leader elected within 1s")
+            return error(msg.id, Kind.NO_LEADER, "no leader elected within 1s")
         return await FakeNode.serve_store(fn, ws, msg)
 
     node.behaviour = electing
@@ -273,18 +294,23 @@ async def test_write_waits_out_no_leader_then_succeeds(nodes: list[FakeNode]) ->
 
 async def test_no_leader_until_the_deadline_raises_not_leader(nodes: list[FakeNode]) -> None:
     async def leaderless(fn: FakeNode, ws: Any, msg: Any) -> Any:
-        return m.Error(msg.id, "not leader; no leader is known")
+        if is_schema_lookup(msg):
+            return await FakeNode.serve_store(fn, ws, msg)
+        return error(msg.id, Kind.NO_LEADER, "no leader: none elected")
 
     nodes[0].behaviour = leaderless
     async with Client([nodes[0].address], request_timeout=0.3, attempt_timeout=0.2, connect_timeout=1.0) as c:
         with pytest.raises(NotLeader) as info:
-            await c.write("User$1", "Name", "x")
-    assert info.value.leader_id is None
+            await c.read("User$1", "Name")
+        with pytest.raises(NotLeader) as info:  # the node said "not applied": never an unknown outcome
+            await c.write("User$1", "Name", {"String": "x"})
+    assert info.value.leader_id is None and info.value.kind == "no_leader"
+    assert len([r for r in nodes[0].received if is_write(r)]) >= 1
 
 
 async def test_not_initialised_tries_the_other_nodes_then_gives_up(nodes: list[FakeNode]) -> None:
     async def fresh(fn: FakeNode, ws: Any, msg: Any) -> Any:
-        return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+        return error(msg.id, Kind.NOT_INITIALISED, "node is not initialised: send Init, or add it to a cluster")
 
     for n in nodes:
         n.behaviour = fresh
@@ -304,7 +330,8 @@ async def test_requests_in_flight_on_a_retired_connection_still_get_their_replie
             slow_in.set()
             await release.wait()
             return m.GetMetricsResponse(msg.id, {"id": 1})
-        return m.Error(msg.id, f"not leader; leader is 2 at {b.address}")
+        return error(msg.id, Kind.NOT_LEADER, f"not leader; leader is 2 at {b.address}", leader_id=2,
+                     leader_addr=b.address)
 
     a.behaviour = follower
     async with Client([a.address], **FAST) as c:
@@ -324,7 +351,7 @@ async def test_unknown_outcome_reply_fails_a_write_but_a_read_is_retried(nodes: 
         nonlocal unknown
         if type(msg) is m.Perform and not is_schema_lookup(msg) and unknown:
             unknown -= 1
-            return m.Error(msg.id, "the leader at 127.0.0.1:9 did not answer within 10s")
+            return error(msg.id, Kind.OUTCOME_UNKNOWN, "the leader at 127.0.0.1:9 did not answer within 10s")
         return await FakeNode.serve_store(fn, ws, msg)
 
     node.behaviour = flaky

@@ -10,6 +10,7 @@ import pytest
 
 from qcore.client import Client, HistoryCompacted, ServerError, notify_on_entity, notify_on_type
 from qcore.protocol import messages as m
+from qcore.protocol.errors import Kind, refusal
 from qcore.store.types import EntityId, Int, String
 from tests.client.fake_node import FakeNode
 
@@ -43,7 +44,8 @@ class Publisher:
     async def __call__(self, node: FakeNode, ws: Any, msg: Any) -> Any:
         if type(msg) is m.RegisterNotification:
             if self.compacted_below is not None and (msg.from_index or 0) < self.compacted_below:
-                return m.RegisterNotificationResponse(msg.id, m.err(f"history compacted below {self.compacted_below}"))
+                return refusal(m.RegisterNotificationResponse, msg.id, Kind.COMPACTED,
+                               f"history compacted below {self.compacted_below}")
             self.tokens += 1
             token = f"t{self.tokens}"
             # reply and the replayed history back to back, as a node does

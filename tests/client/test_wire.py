@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 
+import orjson
 import pytest
 
 from qcore.client import wire
 from qcore.client.client import is_idempotent, member_addresses, parse_addresses
 from qcore.protocol import errors as wire_errors
 from qcore.protocol import messages as m
+from qcore.protocol.errors import Kind
 from qcore.store.types import EntityId, Int, String
 
 
@@ -125,27 +127,32 @@ def test_unwrap() -> None:
         wire.unwrap({"SetSchema": {"error": None}}, "DeleteEntity")
 
 
-def test_error_texts_round_trip_through_classify() -> None:
-    r = wire_errors.classify(wire_errors.not_leader(2, "127.0.0.1:8081"))
-    assert r == wire_errors.Retryable("not_leader", 2, "127.0.0.1:8081")
-    assert wire_errors.classify(wire_errors.not_leader(2, None)) == wire_errors.Retryable("not_leader", 2, None)
-    assert wire_errors.classify(wire_errors.not_leader(None, None)).kind == "no_leader"  # type: ignore[union-attr]
-    assert wire_errors.classify("not leader; leader is 3 at unknown address") == wire_errors.Retryable("not_leader", 3)
-    assert wire_errors.classify("node is not initialised: send Init").kind == "not_initialised"  # type: ignore[union-attr]
-    assert wire_errors.classify("node is shutting down").kind == "shutting_down"  # type: ignore[union-attr]
-    assert wire_errors.classify("too many requests in flight").kind == "overloaded"  # type: ignore[union-attr]
-    assert wire_errors.classify("request 2: type mismatch") is None
-    # the node's own wordings
-    for text in ("leadership changed before the write committed; it was not applied",
-                 "cannot reach the leader at 127.0.0.1:9: refused",
-                 wire_errors.safe_to_retry("anything")):
-        assert wire_errors.classify(text) == wire_errors.Retryable("not_applied"), text
-    for text in ("write was proposed but not applied within 10s; outcome unknown",
-                 "connection to leader at 127.0.0.1:9 lost while the request was in flight",
-                 "the leader at 127.0.0.1:9 did not answer within 10s",
-                 wire_errors.outcome_unknown("no leader any more")):
-        why = wire_errors.classify(text)
-        assert why == wire_errors.Retryable("unknown_outcome") and not why.definite, text
+def test_errors_carry_their_kind_over_the_wire() -> None:
+    frame = m.encode_message(wire_errors.error("r1", Kind.NOT_LEADER, "not leader; leader is 2 at h:1",
+                                               leader_id=2, leader_addr="h:1"))
+    assert orjson.loads(frame) == {"Error": {"id": "r1", "error": "not leader; leader is 2 at h:1",
+                                             "kind": "not_leader", "leader_id": 2, "leader_addr": "h:1"}}
+    why = wire_errors.refusal_of(m.decode_message(frame))
+    assert (why.text, why.kind, why.leader_id, why.leader_addr, why.retry) == (  # type: ignore[union-attr]
+        "not leader; leader is 2 at h:1", "not_leader", 2, "h:1", "definite")
+    # A union's {"Err": ...} keeps the seed's shape; the kind sits beside it.
+    frame = m.encode_message(wire_errors.refusal(m.InitResponse, 7, Kind.INVALID, "already initialised"))
+    assert orjson.loads(frame) == {"InitResponse": {"id": 7, "response": {"Err": "already initialised"},
+                                                    "kind": "invalid"}}
+    assert wire_errors.refusal_of(m.decode_message(frame)).retry == "final"  # type: ignore[union-attr]
+    assert orjson.loads(m.encode_message(m.InitResponse(7, "Ok"))) == {"InitResponse": {"id": 7, "response": "Ok"}}
+    assert wire_errors.refusal_of(m.PerformResponse(1, {"UpdateEntity": {"response": [], "error": "x"}})) is None
+
+
+@pytest.mark.parametrize("kind,retry", [
+    *[(k, "definite") for k in ("not_leader", "no_leader", "not_initialised", "removed", "shutting_down",
+                               "overloaded", "unavailable")],
+    ("outcome_unknown", "unknown"),
+    *[(k, "final") for k in ("invalid", "rejected", "not_found", "compacted", "internal", "fell_behind",
+                             "permission_denied", "something_new", None)],
+])
+def test_what_each_kind_allows(kind: str | None, retry: str) -> None:
+    assert wire_errors.retry_class(kind) == retry
 
 
 def test_addresses() -> None:

@@ -20,7 +20,7 @@ from qcore.node.driver import RaftDriver
 from qcore.node.errors import NotLeader, RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
-from qcore.protocol.errors import Retryable, classify
+from qcore.protocol.errors import Kind, retry_class
 from qcore.protocol.values import decode_command_request, encode_load_config
 from qcore.raft import Config, RawNode
 from qcore.raft.types import Message, MessageType
@@ -136,7 +136,7 @@ async def test_batch_for_a_stale_term_is_refused_and_safe_to_retry(tmp_path: Pat
         request, command = _command("stale")
         with pytest.raises(RequestFailed) as info:
             await asyncio.wait_for(follower.propose_command(request, command), 5)
-        assert classify(str(info.value)) == Retryable("not_applied"), str(info.value)
+        assert (info.value.kind, retry_class(info.value.kind)) == (Kind.UNAVAILABLE, "definite"), str(info.value)
         rejects = [m for m in net.seen if m.type == MessageType.PROP and m.reject]
         assert [(m.frm, m.to, m.term) for m in rejects] == [(1, 3, before + 7)]
         # Nothing was appended for it anywhere.
@@ -162,7 +162,7 @@ async def test_batch_lost_with_its_leader_fails_as_not_applied(tmp_path: Path) -
         await drivers[2].wait_for(lambda: drivers[2].is_leader(), 5)
         with pytest.raises(RequestFailed) as info:
             await asyncio.wait_for(fut, 5)
-        assert classify(str(info.value)) == Retryable("not_applied"), str(info.value)
+        assert (info.value.kind, retry_class(info.value.kind)) == (Kind.UNAVAILABLE, "definite"), str(info.value)
         assert drivers[3].raw.term > old_term
         # A new write from node 3 now goes to node 2 and succeeds.
         net.drop = lambda m: False

@@ -191,7 +191,7 @@ def test_field_schema_field_type_defaults_to_key():
 
 def test_response_shapes():
     assert V.encode_command_response(UpdateEntityResponse([], "request[0]: boom")) == {
-        "UpdateEntity": {"response": [], "error": "request[0]: boom"}
+        "UpdateEntity": {"response": [], "error": "request[0]: boom", "kind": "rejected"}
     }
     from qcore.store import CreateEntityResponse, EntityExistsResponse, FindEntitiesResponse, PageResult
 

@@ -1,0 +1,57 @@
+"""A cluster without a quorum answers honestly (issue 17, point 5; issue 18, item 4): with two
+of three nodes killed, a write ends within its one deadline as "no leader" (not applied, not
+an unknown outcome), a read says there is no leader instead of timing out, and the client
+keeps its live connection instead of replacing it every attempt."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from qcore.cli import client as cli
+from qcore.client import Client, NotLeader
+from tests.node.harness import Conn, NodeProc, wait_until
+from tests.node.test_cluster import form_cluster, leader_of, make_counter
+
+
+async def _no_leader(c: Conn) -> bool:
+    return (await c.metrics())["current_leader"] is None
+
+
+async def test_without_a_quorum_writes_and_reads_say_no_leader_within_their_deadline(
+    nodes, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+) -> None:
+    ns: list[NodeProc] = [nodes(i).start() for i in (1, 2, 3)]
+    conns = await form_cluster(ns)
+    lid = await wait_until(lambda: leader_of(conns), what="a leader")
+    counter = await make_counter(conns[lid - 1], "c")
+    survivor = ns[0]
+    for n in ns[1:]:
+        n.kill9()
+    await wait_until(lambda: _no_leader(conns[0]), what="the survivor to know it has no leader")
+
+    caplog.set_level(logging.INFO, logger="qcore.client")
+    deadline = 2.0
+    async with Client([survivor.addr], request_timeout=deadline, attempt_timeout=0.5) as c:
+        started = time.monotonic()
+        with pytest.raises(NotLeader) as write:
+            await c.write(counter, "N", 1, adjust="Add")
+        assert write.value.kind == "no_leader" and "no leader" in str(write.value)
+        with pytest.raises(NotLeader) as read:
+            await c.read(counter, "N")
+        assert read.value.kind == "no_leader"
+        # One deadline each (the write's schema look-up included): not a second one after the first.
+        assert time.monotonic() - started < 2 * deadline + 1.0
+    assert not [r for r in caplog.records if "dropping the connection" in r.getMessage()]
+
+    # The CLI says the same, within its --timeout.
+    started = time.monotonic()
+    argv = ["--addr", survivor.addr, "--timeout", str(deadline), "write", f"Counter${counter['id']}", "N", "5"]
+    assert await cli.run(cli.build_parser().parse_args(argv)) == 1
+    assert time.monotonic() - started < deadline + 1.0
+    err = capsys.readouterr().err
+    assert "NotLeader: no leader" in err and "UnknownOutcome" not in err, err
+    for c in conns:
+        await c.close()
