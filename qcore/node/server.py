@@ -279,8 +279,9 @@ class Node:
             except (RaftCodecError, ValueError, TypeError, KeyError) as exc:
                 self._reply(conn, error(msg.id, Kind.INVALID, f"{tag}: {exc}"))
                 return
-            if reply is not None:
-                self._reply(conn, m.RaftSnapshotResponse(msg.id, reply))
+            if reply is not None:  # a chunk of a snapshot: {"Ok": ...} or a refused chunk
+                refused = isinstance(reply, dict) and "Err" in reply
+                self._reply(conn, m.RaftSnapshotResponse(msg.id, reply, Kind.INVALID if refused else None))
             return
         handler = self.api.handler_for(tag)
         if handler is None:

@@ -434,9 +434,11 @@ class RaftSnapshot:
 @dataclasses.dataclass(slots=True)
 class RaftSnapshotResponse:
     TAG: ClassVar[str] = "RaftSnapshotResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
