@@ -345,6 +345,8 @@ class Session:
                 # Not applied, said the node; another try might not be answered in time
                 # and would turn that into "unknown".
                 raise last_refusal
+            if loop.time() >= deadline:  # (a deadline() scope that ran out): nothing sent
+                raise RequestTimeout(f"{name}: its deadline passed before it was sent")
             conn = await self._connection(deadline)
             wait = max(0.0, deadline - loop.time())
             if resend and not isinstance(msg, _LONG_RUNNING):

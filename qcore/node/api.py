@@ -42,6 +42,7 @@ class _Refused(Exception):
         super().__init__(text)
         self.kind = kind
 
+
 Reply = Any  # one of the qcore.protocol.messages dataclasses, a RawReply, or None if already queued
 
 
@@ -96,6 +97,7 @@ class Api:
     # -------------------------------------------------------------- init
     async def init(self, msg: m.Init, conn: ConnContext | None) -> Reply:
         node = self._node
+
         def refuse(kind: Kind, text: str) -> Reply:
             return refusal(m.InitResponse, msg.id, kind, text)
 
@@ -115,6 +117,7 @@ class Api:
             return refuse(Kind.INVALID, f"cannot read the config file: {exc}")
         except NodeError as exc:
             return refuse(exc.kind, str(exc))
+        node.bootstrapped()
         # Answer once the initial entries are on disk; a single-node cluster
         # is also given a moment to elect itself and apply the config file,
         # so that the very next request is served.

@@ -23,6 +23,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from qcore.node.api import Api, ConnContext, RawReply
+from qcore.node.bootstrap_config import load_bootstrap_config
 from qcore.node.driver import RaftDriver
 from qcore.node.errors import NodeError, error_reply
 from qcore.node.forwarder import Forwarder
@@ -35,7 +36,6 @@ from qcore.node.transport import PeerTransport, peer_identity
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error
 from qcore.protocol.raft_codec import RaftCodecError
-from qcore.node.bootstrap_config import load_bootstrap_config
 from qcore.protocol.values import encode_load_config
 from qcore.raft import Config, RawNode
 
@@ -77,6 +77,10 @@ class Node:
             log.info("config for Init: %s (%d schemas, %d tree roots)", source, len(cfg.schemas), len(cfg.tree))
             self._bootstrap_json = encode_load_config(cfg)
         return self._bootstrap_json
+
+    def bootstrapped(self) -> None:
+        """The cluster's first entries hold the config now: it need not stay in memory."""
+        self._bootstrap_json = None
 
     async def _registration_barrier(self) -> None:
         """A registration names entities and types as of now: wait until
