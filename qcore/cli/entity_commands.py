@@ -205,7 +205,7 @@ async def watch(c: Client, args: argparse.Namespace) -> None:
         what = wire.entity_id_text(eid)
     w = await c.watch(config, from_index=args.from_index, decode=False)
     if not args.json:
-        print(f"watching {what} {args.field} (Ctrl-C to stop)", file=sys.stderr)
+        print(f"watching {what} {args.field} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     count = 0
     async with w:
         async for n in w:

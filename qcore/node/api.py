@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _REMOVED = "this node has been removed from the cluster; send requests to a member"
 _NOT_INITIALISED = "node is not initialised: send Init, or add it to a cluster"
+_NO_LEADER = "no leader: none is elected; is a majority of the voters up? (not applied)"
 
 
 class _Refused(Exception):
@@ -269,8 +270,7 @@ class Api:
                     return
                 except TimeoutError:
                     if not driver.leader_id():
-                        raise RequestFailed("no leader: cannot confirm a linearizable read; is a majority of "
-                                            "the voters up?", Kind.NO_LEADER) from None
+                        raise RequestFailed(_NO_LEADER, Kind.NO_LEADER) from None
         except OutcomeUnknown as exc:  # a read has no effect: it simply failed
             raise _read_failed(str(exc), driver.leader_id()) from None
         finally:
@@ -317,8 +317,7 @@ class Api:
             ):
                 if driver.leader_id():
                     raise RequestFailed(f"cannot reach the leader ({driver.leader_id()})", Kind.UNAVAILABLE)
-                raise RequestFailed(f"no leader: none elected within {self._no_leader_after:.1f}s; is a majority "
-                                    "of the voters up?", Kind.NO_LEADER)
+                raise RequestFailed(_NO_LEADER, Kind.NO_LEADER)
 
     async def _forward(self, msg: Any, addr: str, deadline: float) -> Reply:
         body = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg) if f.name != "id"}
