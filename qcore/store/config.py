@@ -70,6 +70,7 @@ from .types import (
     TimestampValue,
     Value,
 )
+from .yaml_load import gc_paused, parse_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ def _parse_node(d: Any, path: str, complete: Mapping[str, Mapping[str, FieldSche
 
 def _load_yaml(text: str, filename: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)
+        return parse_yaml(text, _Loader)
     except RecursionError:
         raise ConfigError(filename, "", "the document is nested too deeply") from None
     except yaml.YAMLError as e:
@@ -310,6 +311,11 @@ def load_schemas_text(text: str, filename: str = "<schemas>") -> list[EntitySche
 
 def load_config_text(text: str, filename: str = "<config>") -> LoadConfig:
     """Parse and validate config text; raises ConfigError."""
+    with gc_paused():  # everything built here survives: collections would only rescan it
+        return _load_config_text(text, filename)
+
+
+def _load_config_text(text: str, filename: str) -> LoadConfig:
     doc = _load_yaml(text, filename)
     try:
         if not isinstance(doc, dict):
