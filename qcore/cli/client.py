@@ -7,6 +7,7 @@
     qcore-cli watch User$5 Email
     qcore-cli ls /Root/Users
     qcore-cli get /Root/Users/alice
+    qcore-cli snapshot save backup.snap
 
 Output is for people by default; ``--json`` prints JSON for scripts. Exit
 status 0 on success, 1 on any error (the message goes to stderr), 141 if
@@ -14,7 +15,8 @@ stdout was closed early (``| head``). Values are parsed by the field's type,
 looked up in the schema, so ``write User$5 Age 42`` writes an Int and
 ``write Machine$10 Mode Manual`` a Choice; ``--type`` forces a type and
 ``--json`` after ``write`` takes the value in tagged JSON (``{"Int": 42}``).
-The commands themselves: this module (the cluster), entity_commands (the data).
+The commands themselves: this module (the cluster), entity_commands (the data),
+ops (status of every member, tree, backups, export).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from typing import Any
 
 import orjson
 
-from qcore.cli import entity_commands
+from qcore.cli import entity_commands, ops
 from qcore.cli.entity_commands import emit
 from qcore.cli.text_values import VALUE_TYPES, UsageError
 from qcore.client import Client, QcoreError, member_addresses, wire
 from qcore.protocol import messages as m
+from qcore.storage.backup_file import BackupError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ BROKEN_PIPE_EXIT = 141
 # ------------------------------------------------------------------ cluster commands
 
 
-async def status(c: Client, args: argparse.Namespace) -> None:
+async def node_status(c: Client, args: argparse.Namespace) -> None:
     mt = await c.metrics()
     leader = mt.get("current_leader")
     state = str(mt.get("state"))
@@ -119,14 +122,14 @@ async def raw(c: Client, args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
-    "status": status, "metrics": metrics, "init": init, "add-learner": add_learner,
-    "change-membership": change_membership, "raw": raw, **entity_commands.COMMANDS,
+    "node-status": node_status, "metrics": metrics, "init": init, "add-learner": add_learner,
+    "change-membership": change_membership, "raw": raw, **entity_commands.COMMANDS, **ops.COMMANDS,
 }
 
 
 #: Commands bounded by --timeout as a whole (connecting included); the cluster's own
 #: commands have their own deadlines (add-learner waits for catch-up), and a watch runs on.
-_ONE_DEADLINE = frozenset(entity_commands.COMMANDS) - {"watch"}
+_ONE_DEADLINE = (frozenset(entity_commands.COMMANDS) | {"status", "tree"}) - {"watch"}
 
 
 async def command(c: Client, args: argparse.Namespace) -> None:
@@ -167,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, parents=[] if name == "write" else [out])
 
-    cmd("status", "the node's role, term, leader, log position and members")
+    cmd("node-status", "the connected node's role, term, leader, log position and members")
+    ops.add_commands(cmd)
     cmd("metrics", "the node's full metrics (GetMetrics)")
     s = cmd("init", "initialise a cluster (no --node: a single-node cluster of this node)")
     s.add_argument("--node", action="append", metavar="ID=ADDR", help="a member, repeatable")
@@ -229,9 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
 async def run(args: argparse.Namespace) -> int:
     c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes)
     try:
-        await command(c, args)
+        if ops.is_offline(args):
+            ops.snapshot_status(args)
+        else:
+            await command(c, args)
         return 0
-    except (QcoreError, UsageError, ValueError, TypeError) as e:
+    except BrokenPipeError:
+        raise  # main() stops quietly
+    except (QcoreError, UsageError, ValueError, TypeError, BackupError, OSError) as e:  # OSError: a backup file
         print(f"qcore-cli: {type(e).__name__}: {e}" if isinstance(e, QcoreError) else f"qcore-cli: {e}", file=sys.stderr)
         return 1
     finally:

@@ -1,4 +1,5 @@
-"""`qcore`: start a node (the seed's command line), or `qcore bench ...`.
+"""`qcore`: start a node (the seed's command line), `qcore bench ...`, or
+`qcore snapshot restore ...` (qcore.cli.restore).
 
     qcore --id 1 --ws-addr 127.0.0.1:8080 --config-file schemas.yaml
 """
@@ -12,7 +13,9 @@ import signal
 import sys
 from pathlib import Path
 
+from qcore.cli.logs import FORMATS, configure as configure_logging
 from qcore.node import gc_policy
+from qcore.node.bootstrap import parse_members
 from qcore.node.options import NodeOptions
 
 log = logging.getLogger("qcore")
@@ -32,7 +35,18 @@ def _addr(text: str) -> str:
     return text
 
 
-def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
+def _members(text: str) -> dict[int, str]:
+    try:
+        return parse_members(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _addrs(text: str) -> list[str]:
+    return [_addr(t.strip()) for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="qcore", description="Run a qcore node (or `qcore bench --help`).")
     p.add_argument("--id", type=int, required=True, help="this node's Raft id (u64, > 0)")
     p.add_argument("--ws-addr", type=_addr, required=True, help="host:port to serve on; peers reach this node here")
@@ -43,7 +57,15 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
     p.add_argument("--data-dir", type=Path, default=None, help="durable Raft state (default ./data/node-<id>)")
     p.add_argument("--in-memory", action="store_true", help="keep Raft state in memory only (nothing survives a restart)")
     p.add_argument("--init", action="store_true", help="initialise a single-node cluster at start-up if uninitialised")
+    p.add_argument("--initial-cluster", type=_members, metavar="ID=HOST:PORT,...",
+                   help="form this cluster on first start, no Init (give every member the same list and config file)")
+    p.add_argument("--join", type=_addrs, default=[], metavar="HOST:PORT[,HOST:PORT]",
+                   help="ask the cluster at these addresses to add this node as a learner, then as a voter")
+    p.add_argument("--join-as-learner", action="store_true", help="with --join: stay a learner")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", default="text", choices=list(FORMATS), help="text, or one JSON object per line")
+    p.add_argument("--no-metrics", action="store_true",
+                   help="no per-request counters and no GET /metrics (to measure what they cost)")
     p.add_argument("--tick-ms", type=int, default=50, help="Raft tick length in milliseconds")
     p.add_argument("--election-ticks", type=int, default=20, help="election timeout in ticks (randomised up to 2x)")
     p.add_argument("--heartbeat-ticks", type=int, default=2, help="heartbeat interval in ticks")
@@ -64,17 +86,22 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, str]:
     a = p.parse_args(argv)
     if a.id <= 0 or a.id >= 1 << 64:
         p.error("--id must be a positive 64-bit integer")
+    if sum(map(bool, (a.init, a.initial_cluster, a.join))) > 1:
+        p.error("--init, --initial-cluster and --join are alternatives: give one")
+    if a.join_as_learner and not a.join:
+        p.error("--join-as-learner needs --join")
     return NodeOptions(
         id=a.id, ws_addr=a.ws_addr, config_file=a.config_file, data_dir=a.data_dir, in_memory=a.in_memory,
         init=a.init, tick_ms=a.tick_ms, election_ticks=a.election_ticks, heartbeat_ticks=a.heartbeat_ticks,
         snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep, max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
         max_connections=a.max_connections, request_timeout=a.request_timeout, peer_overrides=dict(a.peer_override),
         notify_retain=a.notify_retain, notify_max_per_conn=a.notify_max_per_conn,
-        notify_queue_limit=a.notify_queue_limit,
-    ), a.log_level
+        notify_queue_limit=a.notify_queue_limit, initial_cluster=a.initial_cluster, join=a.join,
+        join_as_learner=a.join_as_learner, metrics=not a.no_metrics,
+    ), a
 
 
-async def _run(opts: NodeOptions) -> int:
+async def _run(opts: NodeOptions, announce: bool = True) -> int:
     from qcore.node.server import Node
 
     node = Node(opts)
@@ -82,7 +109,8 @@ async def _run(opts: NodeOptions) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(node.stop()))
     await node.start()
-    print(f"qcore node {opts.id} listening on ws://{opts.ws_addr}", flush=True)
+    if announce:  # (with --log-format json, stdout and stderr carry only JSON lines)
+        print(f"qcore node {opts.id} listening on ws://{opts.ws_addr}", flush=True)
     await node.wait_closed()
     return 0
 
@@ -93,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         from qcore.bench import main as bench_main
 
         return bench_main(argv[1:])
-    opts, level = parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format=f"%(asctime)s node={opts.id} %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    if argv[:2] == ["snapshot", "restore"]:
+        from qcore.cli.restore import main as restore_main
+
+        return restore_main(argv[2:])
+    opts, a = parse_args(argv)
+    configure_logging(opts.id, a.log_level, a.log_format)
     gc_policy.install()
     try:
         import uvloop
@@ -109,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from qcore.store.config import ConfigError
 
     try:
-        return runner(_run(opts))
+        return runner(_run(opts, announce=a.log_format == "text"))
     except ConfigError as exc:  # read at start-up by an uninitialised node
         print(f"qcore: {exc}", file=sys.stderr)
         return 2

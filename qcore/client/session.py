@@ -200,6 +200,11 @@ class Session:
         conn = self._conn
         return conn.address if conn is not None and not conn.closed else None
 
+    async def pinned_connection(self) -> Connection:
+        """The connection requests go to now, for an exchange that must stay
+        on one node (a snapshot's handle lives on its connection)."""
+        return await self._connection(asyncio.get_running_loop().time() + self.request_timeout)
+
     def next_id(self) -> str:
         """A request id unique within this client (ids only need to be unique per connection)."""
         return str(next(self._ids))

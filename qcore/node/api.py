@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from qcore.node.cluster_identity import Identity, config_digest, random_id
 from qcore.node.errors import NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
 from qcore.node.metrics import build_metrics, log_id, membership_json
+from qcore.node.ops_api import ops_handlers
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError, decode_command_request
@@ -82,6 +84,7 @@ class Api:
             "Perform": self.perform,
             "RegisterNotification": lambda msg, conn: node.notifications.register(msg, conn),
             "UnregisterNotification": lambda msg, conn: node.notifications.unregister(msg, conn),
+            **ops_handlers(node),
         }
 
     def handler_for(self, tag: str) -> Callable[[Any, ConnContext | None], Awaitable[Reply]] | None:
@@ -113,7 +116,10 @@ class Api:
         if any(i == 0 for i in addresses):
             return refuse(Kind.INVALID, "nodes: node id 0 is reserved")
         try:
-            await self._driver.bootstrap(addresses, node.bootstrap_config_json())
+            config_json = node.bootstrap_config_json()
+            if node.cluster_identity.current is None:
+                node.cluster_identity.set(Identity(random_id(), config_digest(config_json)))
+            await self._driver.bootstrap(addresses, config_json)
         except ConfigError as exc:  # the file changed since start-up
             return refuse(Kind.INVALID, f"cannot read the config file: {exc}")
         except NodeError as exc:

@@ -24,6 +24,7 @@ import itertools
 from collections import deque
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -35,10 +36,11 @@ from qcore.node.options import NodeOptions
 from qcore.node.own_snapshots import OwnSnapshots
 from qcore.node.reads import ReadBatcher
 from qcore.node.state_machine import StateMachine
+from qcore.node.stats import NodeStats
 from qcore.node.waiting import Deadlines, SettledNow
 from qcore.protocol.errors import Kind
 from qcore.raft import ProposalDropped, RawNode, Ready
-from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType
+from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,10 @@ class RaftDriver:
         applied: int = 0,
         snapshot_index: int = 0,
         reachable: Callable[[int], bool] = lambda peer: True,
+        stats: NodeStats | None = None,
     ) -> None:
         self._opts = opts
+        self.stats = stats if stats is not None else NodeStats()  # read by /metrics
         self._raw = raw
         self._storage = storage
         self._sm = state_machine
@@ -94,6 +98,7 @@ class RaftDriver:
             opts, raw, state_machine,
             save=lambda snap: self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap),
             wake=self._wake.set,
+            stats=self.stats,
         )
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
@@ -227,8 +232,12 @@ class RaftDriver:
         self._local.append(lambda: self._raw.report_snapshot(to, ok))
         self._wake.set()
 
-    def bootstrap(self, addresses: dict[int, str], load_config_json: Any) -> asyncio.Future[None]:
-        """Init: write the initial configuration and the config-file entry."""
+    def bootstrap(
+        self, addresses: dict[int, str], load_config_json: Any, at: tuple[int, int] | None = None
+    ) -> asyncio.Future[None]:
+        """Init: write the initial configuration and the config-file entry
+        (stamped `at`, or now; every member of an --initial-cluster writes
+        the same entries, so they pass the same `at`)."""
         fut: asyncio.Future[None] = self._loop.create_future()
 
         def do() -> None:
@@ -236,7 +245,7 @@ class RaftDriver:
                 fut.set_exception(RequestFailed("already initialised", Kind.INVALID))
                 return
             try:
-                self._raw.bootstrap(addresses, [encode_init(load_config_json)])
+                self._raw.bootstrap(addresses, [encode_init(load_config_json, at)])
             except Exception as exc:  # the core refuses: report, don't crash
                 fut.set_exception(RequestFailed(f"cannot initialise: {exc}", Kind.INVALID))
                 return
@@ -292,6 +301,10 @@ class RaftDriver:
         self._deadline(fut, "could not confirm a linearizable read (no leader?)")
         self._wake.set()
         return fut
+
+    def request_snapshot(self, min_index: int) -> "asyncio.Future[Snapshot]":
+        """A snapshot of the state machine at `min_index` or later (for a backup)."""
+        return self._snapshots.request(min_index)
 
     def campaign_if_sole_voter(self) -> None:
         """A cluster of one need not wait an election timeout to elect its
@@ -498,6 +511,8 @@ class RaftDriver:
         for seq, fut in futs:
             self._waiters[seq] = fut
         self._proposed[index] = _Proposal(term, [seq for seq, _ in futs], data, batch)
+        self.stats.proposals += 1
+        self.stats.proposed_commands += len(futs)
 
     # ---------------------------------------------------- forwarded writes
     # A follower hands a batch to the leader as a PROP message naming the
@@ -537,6 +552,7 @@ class RaftDriver:
             try:
                 _, index = raw.propose(msg.entries[0].data)
                 self._notices.note_forwarded(msg.frm, index)
+                self.stats.proposals += 1
                 return
             except ProposalDropped:
                 pass
@@ -607,7 +623,10 @@ class RaftDriver:
                 # 1 client a leader's took ~0.29 ms on the loop against
                 # ~0.54 ms from hand-off to resumption through the thread.
                 # Snapshots still go to the thread (above).
+                t0 = time.perf_counter()
                 self._storage.save(rd.hard_state, rd.entries, None, rd.must_sync)
+                if rd.must_sync:
+                    self.stats.fsync.observe(time.perf_counter() - t0)
         except Exception:
             # After a failed write or fsync nothing is known about what is on
             # disk (the kernel may have dropped the dirty pages), and Raft's
@@ -628,6 +647,7 @@ class RaftDriver:
             self._sm.restore(snap.data, snap.meta.index)
             self._applied = snap.meta.index
             self._snapshot_index = snap.meta.index
+            self.stats.snapshots_installed += 1
             log.info("installed snapshot at index %d term %d", snap.meta.index, snap.meta.term)
             # Whether our forwarded writes are inside the snapshot is unknown.
             err = OutcomeUnknown("a snapshot was installed while the write was in flight; outcome unknown")
@@ -691,6 +711,8 @@ class RaftDriver:
         st = raw.status()
         if st.role != self._last_role or st.leader_id != self._last_leader:
             log.info("role=%s term=%d leader=%d commit=%d applied=%d", st.role, st.term, st.leader_id, st.commit, self._applied)
+            if st.leader_id and st.leader_id != self._last_leader:
+                self.stats.leader_changes += 1
             self._last_role, self._last_leader = st.role, st.leader_id
             if st.role != "Leader" and self._proposed:
                 # Our uncommitted proposals may still commit under the new

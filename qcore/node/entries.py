@@ -43,8 +43,9 @@ def encode_batch(batch: Batch) -> bytes:
     return orjson.dumps({"t": [batch.secs, batch.nanos], "c": batch.commands})
 
 
-def encode_init(load_config_json: Any) -> bytes:
-    secs, nanos = now_pair()
+def encode_init(load_config_json: Any, at: tuple[int, int] | None = None) -> bytes:
+    """The config file's entry, stamped `at` (secs, nanos) or now."""
+    secs, nanos = at if at is not None else now_pair()
     return orjson.dumps({"t": [secs, nanos], "init": load_config_json})
 
 

@@ -66,6 +66,7 @@ def build_metrics(node: "Node") -> dict[str, Any]:
             if pid != node.opts.id
         }
     ticks = st.ticks_since_quorum_ack
+    identity = node.cluster_identity.current
     return {
         "running_state": {"Ok": None},
         "id": node.opts.id,
@@ -87,4 +88,5 @@ def build_metrics(node: "Node") -> dict[str, Any]:
         "initialised": driver.initialised(),
         "notifications": node.notifications.stats(),
         "addr": node.opts.ws_addr,
+        "cluster_id": identity.cluster_id if identity is not None else None,
     }

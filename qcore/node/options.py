@@ -29,6 +29,10 @@ class NodeOptions:
     notify_max_per_conn: int = 1_000  # registrations per connection
     notify_queue_limit: int = 10_000  # undelivered notifications per connection before it is cut off
     peer_overrides: dict[int, str] = field(default_factory=dict)  # reach peer J at this address
+    initial_cluster: dict[int, str] | None = None  # form this cluster on first start (no Init)
+    join: list[str] = field(default_factory=list)  # ask the cluster at these addresses to take this node in
+    join_as_learner: bool = False  # ... as a learner only
+    metrics: bool = True  # per-request counters and GET /metrics (off only to measure their cost)
 
     @property
     def host(self) -> str:

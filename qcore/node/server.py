@@ -16,21 +16,28 @@ import asyncio
 import logging
 import random
 import re
+import time
 from typing import Any
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from qcore.node import bootstrap
 from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.bootstrap_config import load_bootstrap_config
+from qcore.node.cluster_identity import ClusterIdentity, from_path
 from qcore.node.driver import RaftDriver
+from qcore.node.endpoints import node_routes
 from qcore.node.errors import NodeError, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.frames_out import write_frames
+from qcore.node.http import HttpReply
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
+from qcore.node.prometheus import Exposition
 from qcore.node.state_machine import StateMachine
+from qcore.node.stats import NodeStats
 from qcore.node.ws_conn import SinkServerConnection
 from qcore.node.transport import PeerTransport, peer_identity
 from qcore.protocol import messages as m
@@ -53,6 +60,7 @@ class Node:
     def __init__(self, opts: NodeOptions) -> None:
         self.opts = opts
         self._bootstrap_json: Any = None  # the config file's LoadConfig JSON, read only by an uninitialised node
+        self.cluster_identity = ClusterIdentity(opts.id, None if opts.in_memory else opts.resolved_data_dir())
         self.stopping = False
         self.driver: RaftDriver
         self.transport: PeerTransport
@@ -64,6 +72,13 @@ class Node:
             barrier=self._registration_barrier,
         )
         self.api = Api(self)
+        # Counters for /metrics; per-request ones only with metrics on
+        # (`--no-metrics` exists to measure what they cost).
+        self.stats = NodeStats()
+        self._request_stats = self.stats if opts.metrics else None
+        self.http = node_routes(self, Exposition(self, self.stats) if opts.metrics else None)
+        self.http.check_upgrade(self._check_peer)
+        self._join_task: asyncio.Task[None] | None = None
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
         self._dirty: list[ConnContext] = []  # connections with replies to flush this loop iteration
@@ -73,8 +88,10 @@ class Node:
     def bootstrap_config_json(self) -> Any:
         """The LoadConfig JSON that Init bootstraps the cluster with (read once; ConfigError if bad)."""
         if self._bootstrap_json is None:
+            started = time.perf_counter()
             cfg, source = load_bootstrap_config(self.opts.config_file)
-            log.info("config for Init: %s (%d schemas, %d tree roots)", source, len(cfg.schemas), len(cfg.tree))
+            log.info("config for Init: %s (%d schemas, %d tree roots), read and checked in %.1f s",
+                     source, len(cfg.schemas), len(cfg.tree), time.perf_counter() - started)
             self._bootstrap_json = encode_load_config(cfg)
         return self._bootstrap_json
 
@@ -119,20 +136,23 @@ class Node:
             cfg, rng=random.Random(), hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries
         )
         self.transport = PeerTransport(
-            opts.id, opts.ws_addr, lambda: self.driver, opts.peer_overrides, opts.snapshot_chunk_bytes
+            opts.id, opts.ws_addr, lambda: self.driver, opts.peer_overrides, opts.snapshot_chunk_bytes,
+            self.cluster_identity,
         )
         self.driver = RaftDriver(
             opts, raw, storage, self.state_machine, self.transport.send,
             applied=snap_index, snapshot_index=snap_index, reachable=self.transport.connected,
+            stats=self.stats,
         )
         self.driver.persisted_index = rec.entries[-1].index if rec.entries else snap_index
         self.driver.after_apply = self._flush
         if rec.hard_state is not None:
             self.driver.note_durable_hard_state(rec.hard_state)
         if not self.driver.initialised():
-            # Init or --init may bootstrap a cluster with the config file: a bad one is
-            # a start-up error (exit != 0), not something found at Init.
-            self.bootstrap_config_json()
+            if not opts.join:  # a joining node takes its schemas from the cluster's log
+                # Init or --init may bootstrap a cluster with the config file: a bad one is
+                # a start-up error (exit != 0), not something found at Init.
+                self.bootstrap_config_json()
         else:
             log.info("initialised: the config file is not read (the cluster's log has its schemas)")
         log.info(
@@ -145,6 +165,8 @@ class Node:
         )
         self.driver.start()
         self.driver.campaign_if_sole_voter()
+        if opts.initial_cluster:
+            await bootstrap.form_initial_cluster(self, opts.initial_cluster)
         self._server = await serve(
             self._connection,
             opts.host,
@@ -157,11 +179,14 @@ class Node:
             close_timeout=2,
             server_header="qcore",
             create_connection=SinkServerConnection,
+            process_request=self.http.process_request,
         )
         log.info("node %d serving on ws://%s", opts.id, opts.ws_addr)
         if opts.init and not self.driver.initialised():
             reply = await self.api.init(m.Init("startup", []), None)
             log.info("--init: %s", reply.response)
+        if opts.join:
+            self._join_task = asyncio.create_task(bootstrap.join_cluster(self, opts.join, opts.join_as_learner))
 
     async def wait_closed(self) -> None:
         await self._stopped.wait()
@@ -175,6 +200,8 @@ class Node:
         log.info("shutting down")
         if self._server is not None:
             self._server.close(close_connections=False)
+        if self._join_task is not None:
+            self._join_task.cancel()
         await self._hand_over_leadership()
         # Give in-flight requests a moment to be answered by the new state.
         if self._request_tasks:
@@ -216,6 +243,14 @@ class Node:
         await self.driver.wait_for(lambda: not self.driver.is_leader(), timeout)
 
     # ---------------------------------------------------------- connections
+    def _check_peer(self, request: Any) -> HttpReply | None:
+        """Refuse a peer's handshake if it declares another cluster."""
+        identity = peer_identity(request.path)
+        if identity is None:
+            return None
+        why = self.cluster_identity.check_inbound(identity[0], identity[1], from_path(request.path))
+        return HttpReply.text(403, why) if why is not None else None
+
     async def _connection(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"
         identity = peer_identity(path)
@@ -273,6 +308,7 @@ class Node:
         except m.ProtocolError as exc:
             # An id we cannot echo faithfully (not a string or integer) is replaced.
             rid = exc.request_id if type(exc.request_id) in (str, int) else m.new_id()
+            self.stats.invalid_frames += 1
             self._reply(conn, error(rid, Kind.INVALID, exc.message))
             return
         tag = msg.TAG
@@ -296,24 +332,28 @@ class Node:
                                                              f"(limit {self.opts.max_inflight_per_conn})"))
             return
         conn.inflight += 1
+        stats = self._request_stats
+        t0 = time.perf_counter() if stats is not None else 0.0
         if tag == "Perform" and not self.stopping:
             # The common cases (a read anywhere, a write on the leader) are
             # answered from a future's callback, without a task per request.
             def reply(r: Any) -> None:
                 conn.inflight -= 1
+                if stats is not None:
+                    stats.request_done("Perform", time.perf_counter() - t0, r)
                 self._reply(conn, r)
 
-            if self.api.perform_fast(msg, reply, lambda: self._spawn(conn, handler, msg)):
+            if self.api.perform_fast(msg, reply, lambda: self._spawn(conn, handler, msg, t0)):
                 return
-        self._spawn(conn, handler, msg)
+        self._spawn(conn, handler, msg, t0)
 
-    def _spawn(self, conn: ConnContext, handler: Any, msg: Any) -> None:
+    def _spawn(self, conn: ConnContext, handler: Any, msg: Any, t0: float) -> None:
         """Serve a request in its own task (it owns one unit of conn.inflight)."""
-        task = asyncio.create_task(self._serve_request(conn, handler, msg))
+        task = asyncio.create_task(self._serve_request(conn, handler, msg, t0))
         self._request_tasks.add(task)
         task.add_done_callback(self._request_tasks.discard)
 
-    async def _serve_request(self, conn: ConnContext, handler: Any, msg: Any) -> None:
+    async def _serve_request(self, conn: ConnContext, handler: Any, msg: Any, t0: float) -> None:
         try:
             if self.stopping:
                 reply: Any = error(msg.id, Kind.SHUTTING_DOWN, "node is shutting down")
@@ -326,8 +366,14 @@ class Node:
             reply = error(msg.id, Kind.INTERNAL, f"internal error: {exc}")
         finally:
             conn.inflight -= 1
+        stats = self._request_stats
+        if stats is not None:
+            stats.request_done(msg.TAG, time.perf_counter() - t0, reply)
         if reply is not None:  # None: the handler queued its reply itself (an accepted registration)
             self._reply(conn, reply)
+
+    def connection_count(self) -> int:
+        return len(self._connections)
 
     def _reply(self, conn: ConnContext, reply: Any) -> None:
         """Queue a reply; all replies a connection gets in one loop iteration

@@ -9,6 +9,7 @@ index it came from.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from qcore.node.entries import Batch, decode_batch
@@ -58,6 +59,7 @@ class StateMachine:
         results: list[tuple[int, Any]] = []
         all_changes: list[Change] = []
         if batch.init is not None:
+            started = time.perf_counter()
             try:
                 resp, changes = store.apply(decode_load_config(batch.init), now)
             except CodecError as exc:
@@ -66,6 +68,9 @@ class StateMachine:
                 error = getattr(resp, "error", None)
                 if error:
                     log.error("applying the config file at index %d failed: %s", index, error)
+                else:
+                    log.info("applied the config file at index %d: %d entities in %.1f s",
+                             index, getattr(resp, "created", 0), time.perf_counter() - started)
                 all_changes.extend(changes)
         for origin_id, seq, command_json in batch.commands:
             mine = origin_id == origin

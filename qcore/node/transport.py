@@ -33,8 +33,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosedError, WebSocketException
+from websockets.exceptions import ConnectionClosedError, InvalidStatus, WebSocketException
 
+from qcore.node.cluster_identity import ClusterIdentity
 from qcore.node.frames_out import must_drain, write_frames
 from qcore.protocol.raft_codec import RaftCodecError, decode_message, encode_message, frame_tag
 from qcore.raft.types import Message, MessageType
@@ -139,6 +140,11 @@ class PeerLink:
                         reader.cancel()
             except asyncio.CancelledError:
                 raise
+            except InvalidStatus as exc:
+                if exc.response.status_code == 403:  # of another cluster (see cluster_identity)
+                    self._transport.identity.note_refused_by(self.peer_id, exc.response.body.decode(errors="replace"))
+                else:
+                    log.debug("peer %d at %s refused the connection: %s", self.peer_id, addr, exc)
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 if self._connected:
                     log.warning("lost connection to peer %d at %s: %s", self.peer_id, addr, exc)
@@ -200,8 +206,10 @@ class PeerTransport:
         driver_ref: Callable[[], "RaftDriver"],
         overrides: dict[int, str] | None = None,
         chunk_bytes: int = 1 << 20,
+        identity: ClusterIdentity | None = None,
     ) -> None:
         self.node_id = node_id
+        self.identity = identity if identity is not None else ClusterIdentity(node_id, None)
         self.self_addr = self_addr
         self._driver_ref = driver_ref
         self._overrides = dict(overrides or {})
@@ -216,7 +224,7 @@ class PeerTransport:
         return self._driver_ref()
 
     def uri(self, addr: str) -> str:
-        return f"ws://{addr}/raft?from={self.node_id}&addr={self.self_addr}"
+        return f"ws://{addr}/raft?from={self.node_id}&addr={self.self_addr}{self.identity.query()}"
 
     def address_of(self, peer_id: int) -> str | None:
         if peer_id in self._overrides:

@@ -629,3 +629,14 @@ def encode_message(msg: Message) -> bytes:
         return orjson.dumps({cls.TAG: _to_wire(msg)})
     # orjson serialises (slotted) dataclasses natively; ClassVars are not fields.
     return orjson.dumps({cls.TAG: msg})
+
+
+def register(request: type[Any], response: type[Any]) -> None:
+    """Add a request type and its reply defined in another module (same codec)."""
+    MESSAGE_TYPES[request.TAG] = request
+    MESSAGE_TYPES[response.TAG] = response
+    RESPONSE_TYPES[request] = response
+
+
+# Message families kept in modules of their own register themselves here.
+from qcore.protocol import ops as _ops  # noqa: E402,F401

@@ -333,6 +333,11 @@ class RawNode:
         """The live configuration: read it, never mutate it."""
         return self._raft.trk.conf
 
+    @property
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot the core knows (taken here or received); read only."""
+        return self._raft.snapshot
+
     def term_at(self, index: int) -> int | None:
         """Term of the entry at `index`; None if compacted or not there."""
         return self._raft.log.term(index)

@@ -82,7 +82,7 @@ async def test_management_commands(node: FakeNode, capsys: pytest.CaptureFixture
     node.metrics = {"id": 1, "state": "Leader", "current_term": 3, "current_leader": 1,
                     "last_log_index": 12, "last_applied": {"leader_id": {"term": 3, "node_id": 1}, "index": 12},
                     "membership_config": {"membership": {"configs": [[1]], "nodes": {"1": {"addr": node.address}}}}}
-    assert await run(node, "status") == 0
+    assert await run(node, "node-status") == 0
     out = capsys.readouterr().out
     assert "state     Leader" in out and "applied 12" in out and f"1={node.address}" in out
     assert await run(node, "init", "--node", "1=127.0.0.1:1", "--node", "2=127.0.0.1:2") == 0

@@ -118,9 +118,11 @@ async def test_cli_commands_for_people(ready_node: str, node_addr: str, capsys: 
             await c.create("Machine", f"m{i}", parent=line)
     capsys.readouterr()
 
-    # status of an uninitialised node says so
-    assert await cli_run(node_addr, "status") == 0
+    # status of an uninitialised node says so (node-status: the node's own view)
+    assert await cli_run(node_addr, "node-status") == 0
     assert "state     not initialised" in capsys.readouterr().out
+    assert await cli_run(node_addr, "status") == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith("not initialised")
 
     # get: every field with type, value, write time and writer; by id or by path
     assert await cli_run(ready_node, "get", "/Plant/Line1/press") == 0

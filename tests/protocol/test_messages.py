@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qcore.protocol import messages as m
+from qcore.protocol import messages as m, ops
 from qcore.protocol.messages import ProtocolError, decode_message, encode_message
 
 # ---------------------------------------------------------------- seed shapes
@@ -151,6 +151,10 @@ STRATEGIES: dict[type[Any], st.SearchStrategy[Any]] = {
     m.UnregisterNotification: st.builds(m.UnregisterNotification, ids, ids),
     m.Notification: st.builds(m.Notification, ids, json_objects),
     m.Error: st.builds(m.Error, ids, st.text(max_size=40)),
+    ops.GetClusterMetrics: st.builds(ops.GetClusterMetrics, ids),
+    ops.SnapshotSave: st.builds(ops.SnapshotSave, ids),
+    ops.SnapshotRead: st.builds(ops.SnapshotRead, ids, st.text(max_size=20), u64, u64),
+    ops.SnapshotRelease: st.builds(ops.SnapshotRelease, ids, st.text(max_size=20)),
 }
 for _cls in (
     m.InitResponse,
@@ -161,6 +165,10 @@ for _cls in (
     m.RaftSnapshotResponse,
     m.RegisterNotificationResponse,
     m.UnregisterNotificationResponse,
+    ops.GetClusterMetricsResponse,
+    ops.SnapshotSaveResponse,
+    ops.SnapshotReadResponse,
+    ops.SnapshotReleaseResponse,
 ):
     STRATEGIES[_cls] = st.builds(_cls, ids, results)
 

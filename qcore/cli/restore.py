@@ -1,0 +1,74 @@
+"""`qcore snapshot restore FILE --data-dir DIR --id N --initial-cluster 1=h:p,...`
+
+Writes the data dir of one member of a *new* cluster that starts from a
+backup (etcdutl's convention): run it once per member, with the same file
+and the same `--initial-cluster`, then start each member on its data dir.
+The data dir holds the backup's state as a snapshot at the backup's index,
+with the new member list as its configuration, so the members elect a
+leader among themselves and go on from there. The new cluster's identity is
+derived from the member list and the backup's checksum: its members never
+talk to the old cluster's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qcore.cli.progress import Progress
+from qcore.node.bootstrap import parse_members
+from qcore.node.cluster_identity import Identity, derived_id, write_identity
+from qcore.node.state_machine import StateMachine
+from qcore.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
+from qcore.storage import FileStorage
+from qcore.storage.backup_file import BackupError, read_backup
+
+
+def restore_data_dir(backup: Path, data_dir: Path, node_id: int, members: dict[int, str]) -> str:
+    """Write the data dir; returns a one-line summary. Raises BackupError / ValueError."""
+    if node_id not in members:
+        raise ValueError(f"--initial-cluster does not list --id {node_id}")
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise ValueError(f"{data_dir} is not empty: restore writes a new member's data dir")
+    bar = Progress(f"reading {backup.name}")
+    try:
+        header, data = read_backup(backup, lambda n: bar.update(n, None))
+    finally:
+        bar.finish()
+    bar.total = header.size
+    try:
+        store = StateMachine()
+        store.restore(data, header.index)  # refuses a payload that does not decode
+    except Exception as exc:
+        raise BackupError(f"{backup}: the snapshot data does not decode: {exc}") from None
+    entities = store.store.entity_count()
+    conf = ConfState(voters=tuple(sorted(members)), addresses=dict(members))
+    snap = Snapshot(SnapshotMeta(index=header.index, term=1, conf_state=conf), data)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_identity(data_dir, Identity(derived_id(members, f"restore:{header.sha256}")))
+    storage = FileStorage(data_dir)
+    try:
+        storage.save(HardState(term=1, vote=0, commit=header.index), [], snap, True)
+    finally:
+        storage.close()
+    return (f"restored {backup} (index {header.index}, {entities} entities, {header.size} bytes) into {data_dir} "
+            f"as node {node_id} of {','.join(f'{i}={a}' for i, a in sorted(members.items()))}")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="qcore snapshot restore",
+                                description="Write the data dir of a member of a new cluster from a backup.")
+    p.add_argument("file", type=Path, help="a file written by `qcore-cli snapshot save`")
+    p.add_argument("--data-dir", type=Path, required=True, help="the new member's data dir (must be empty)")
+    p.add_argument("--id", type=int, required=True, help="the new member's id")
+    p.add_argument("--initial-cluster", required=True, metavar="ID=HOST:PORT,...",
+                   help="every member of the new cluster (the same on every member)")
+    a = p.parse_args(argv)
+    try:
+        members = parse_members(a.initial_cluster)
+        print(restore_data_dir(a.file, a.data_dir, a.id, members))
+    except (BackupError, ValueError, OSError) as exc:
+        print(f"qcore snapshot restore: {exc}", file=sys.stderr)
+        return 1
+    return 0

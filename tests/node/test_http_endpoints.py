@@ -1,0 +1,99 @@
+"""GET /health, /ready and /metrics on the node's WebSocket port (SPEC 9),
+against real node processes."""
+
+from __future__ import annotations
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.node.harness import Conn, NodeProc, eid, wait_serving, wait_until, write
+from tests.node.http_get import http_get
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, parsed by prometheus_client's own parser."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def scrape(node: NodeProc) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, headers, body = await http_get(node.addr, "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain"), (status, headers)
+    return samples(body.decode())
+
+
+async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes) -> None:
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    status, headers, body = await http_get(n.addr, "/health")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert orjson.loads(body)["status"] == "ok"
+    await wait_until(lambda: _ready(n), what="/ready 200")
+    status, _, body = await http_get(n.addr, "/nope?x=1")
+    assert status == 404 and b"/nope" in body
+
+    before = await scrape(n)
+    for name in ("qcore_raft_term", "qcore_raft_commit_index", "qcore_raft_applied_index", "qcore_raft_is_leader",
+                 "qcore_raft_leader_changes_total", "qcore_raft_proposals_total", "qcore_connections",
+                 "qcore_notifications_sent_total", "qcore_store_entities", "qcore_snapshots_total",
+                 "qcore_snapshot_size_bytes", "qcore_wal_fsync_duration_seconds_count"):
+        assert (name, ()) in before, name
+    assert before[("qcore_raft_is_leader", ())] == 1
+    assert before[("qcore_store_entities", ())] == 12  # schemas.yaml's tree
+
+    c = await Conn.open(n.addr)
+    try:
+        for i in range(20):
+            r = await c.perform({"UpdateEntity": {"request": [write(eid("Sensor", 12), "Reading", {"Float": i + 0.5})]}})
+            assert r["UpdateEntity"]["error"] is None
+        r = await c.perform({"UpdateEntity": {"request": [write(eid("Sensor", 12), "Reading", {"Int": 1})]}})
+        assert r["UpdateEntity"]["error"] is not None  # a type mismatch: the store refuses it
+        await c.ws.send("not json")
+        assert "Error" in await c.unmatched.get()
+        during = await scrape(n)
+        assert during[("qcore_connections", ())] >= 1
+    finally:
+        await c.close()
+    after = await scrape(n)
+    ok = ("qcore_requests_total", (("outcome", "ok"), ("type", "Perform")))
+    rejected = ("qcore_requests_total", (("outcome", "rejected"), ("type", "Perform")))
+    assert after[ok] - before.get(ok, 0) == 20
+    assert after[rejected] - before.get(rejected, 0) == 1
+    assert after[("qcore_invalid_frames_total", ())] - before[("qcore_invalid_frames_total", ())] == 1
+    count = ("qcore_request_duration_seconds_count", (("type", "Perform"),))
+    assert after[count] - before.get(count, 0) == 21
+    assert after[("qcore_raft_proposals_total", ())] >= before[("qcore_raft_proposals_total", ())] + 21
+    assert after[("qcore_wal_fsync_duration_seconds_count", ())] > before[("qcore_wal_fsync_duration_seconds_count", ())]
+    assert after[("qcore_raft_commit_index", ())] >= before[("qcore_raft_commit_index", ())] + 21
+
+
+async def test_no_metrics_turns_metrics_off(nodes) -> None:
+    n = nodes(1, "--init", "--no-metrics").start()
+    await wait_serving(n)
+    status, _, body = await http_get(n.addr, "/metrics")
+    assert status == 404 and b"--no-metrics" in body
+    assert (await http_get(n.addr, "/health"))[0] == 200
+
+
+async def _ready(n: NodeProc) -> bool:
+    return (await http_get(n.addr, "/ready"))[0] == 200
+
+
+async def test_ready_is_503_with_a_reason_before_init(nodes) -> None:
+    n = nodes(1).start()
+    await wait_serving(n)
+    status, _, body = await http_get(n.addr, "/ready")
+    assert status == 503 and orjson.loads(body)["reason"].startswith("not initialised")
+
+
+async def test_json_log_format_writes_one_object_per_line(nodes) -> None:
+    n = nodes(1, "--init", "--log-format", "json").start()
+    await wait_serving(n)
+    await wait_until(lambda: _ready(n), what="/ready 200")  # so it has logged becoming leader
+    lines = [line for line in n.log_path.read_text().splitlines() if line.strip()]
+    objs = [orjson.loads(line) for line in lines]  # every line is JSON
+    assert any(o["logger"] == "qcore.node.driver" and "role=Leader" in o["msg"] for o in objs)
+    assert all(o["node"] == 1 and o["level"] in ("DEBUG", "INFO", "WARNING", "ERROR") for o in objs)

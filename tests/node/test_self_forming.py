@@ -1,0 +1,164 @@
+"""Clusters that form themselves (SPEC 9), with real processes: three nodes
+given --initial-cluster form a cluster with no Init, a --join node becomes a
+voter with the data, members with another config file are refused, and
+/ready turns 503 once the cluster has lost its quorum."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from qcore.cli.client import build_parser, run as cli_run
+from tests.node.harness import SCHEMAS, Conn, NodeProc, eid, read, wait_serving, wait_until, write
+from tests.node.http_get import http_get
+
+
+def initial_cluster(nodes_: list[NodeProc]) -> str:
+    return ",".join(f"{n.id}={n.addr}" for n in nodes_)
+
+
+async def ready(n: NodeProc) -> tuple[int, dict]:
+    status, _, body = await http_get(n.addr, "/ready")
+    return status, orjson.loads(body)
+
+
+async def read_value(c: Conn, entity: dict, field: str) -> dict:
+    r = await c.perform({"UpdateEntity": {"request": [read(entity, field)]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    return r["UpdateEntity"]["response"][0]["Read"]["value"]
+
+
+async def test_initial_cluster_forms_without_init_and_a_join_node_becomes_a_voter(
+    nodes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ns = [nodes(i) for i in (1, 2, 3)]
+    flag = initial_cluster(ns)
+    for n in ns:
+        n.extra += ["--initial-cluster", flag]
+        n.start()
+    for n in ns:
+        await wait_serving(n)
+        await wait_until(lambda n=n: _is_ready(n), what=f"node {n.id} ready")
+    c = await Conn.open(ns[1].addr)
+    try:
+        # The config file was applied once, by the cluster itself.
+        assert await read_value(c, eid("Folder", 2), "Name") == {"String": "Users"}
+        r = await c.perform({"UpdateEntity": {"request": [write(eid("Sensor", 12), "Reading", {"Float": 42.5})]}})
+        assert r["UpdateEntity"]["error"] is None
+    finally:
+        await c.close()
+    ids = set()
+    for n in ns:
+        x = await Conn.open(n.addr)
+        ids.add((await x.metrics())["cluster_id"])
+        await x.close()
+    assert len(ids) == 1 and None not in ids  # every member derived the same identity
+
+    joiner = nodes(4, "--join", f"{ns[0].addr},{ns[2].addr}").start()
+    await wait_serving(joiner)
+    j = await Conn.open(joiner.addr)
+    try:
+        async def voter() -> bool:
+            m = await j.metrics()
+            return 4 in m["membership_config"]["membership"]["configs"][0] and m["current_leader"] is not None
+        await wait_until(voter, timeout=60, what="node 4 a voter")
+        assert await read_value(j, eid("Sensor", 12), "Reading") == {"Float": 42.5}
+        m = await j.metrics()
+        assert m["membership_config"]["membership"]["configs"] == [[1, 2, 3, 4]]
+    finally:
+        await j.close()
+
+    learner = nodes(5, "--join", ns[1].addr, "--join-as-learner").start()
+    await wait_serving(learner)
+    lc = await Conn.open(learner.addr)
+    try:
+        async def learning() -> bool:
+            m = await lc.metrics()
+            return m["membership_config"]["membership"]["learners"] == [5] and m["state"] == "Learner"
+        await wait_until(learning, timeout=60, what="node 5 a learner")
+        assert await read_value(lc, eid("Sensor", 12), "Reading") == {"Float": 42.5}
+    finally:
+        await lc.close()
+
+    await wait_until(lambda: _status_shows(joiner.addr, 5, capsys), what="status lists all five members")
+    assert await cli("--addr", ns[2].addr, "tree", "Folder$2") == 0
+    assert capsys.readouterr().out.splitlines() == ["Folder$2  'Users'", "  User$3  'admin'", "  User$4  'alice'"]
+
+    # Four voters need three: with two of them gone, the others have no quorum and say so
+    # (the learner does not count towards one).
+    ns[0].kill9()
+    ns[1].kill9()
+    assert await cli("--addr", ns[2].addr, "--json", "status") == 0
+    rows = {r["id"]: r for r in orjson.loads(capsys.readouterr().out)["members"]}
+    assert rows[1]["health"].startswith("unreachable") and rows[1]["role"] == "-"
+    assert rows[3]["term"] is not None
+
+    for n in (ns[2], joiner):
+        async def not_ready(n: NodeProc = n) -> bool:
+            status, body = await ready(n)
+            return status == 503 and "no leader" in body["reason"] and body["leader"] is None
+        await wait_until(not_ready, timeout=30, what=f"/ready 503 on node {n.id} without a quorum")
+
+
+async def cli(*argv: str) -> int:
+    return await cli_run(build_parser().parse_args(list(argv)))
+
+
+async def _status_shows(addr: str, members: int, capsys: pytest.CaptureFixture[str]) -> bool:
+    """`qcore-cli status` lists `members` healthy rows, one of them the leader."""
+    assert await cli("--addr", addr, "status") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "HEALTH"]
+    rows = [line.split() for line in lines[1:]]
+    return (len(rows) == members and all(r[-1] == "ok" for r in rows)
+            and sum(r[2] == "Leader" for r in rows) == 1)
+
+
+async def _is_ready(n: NodeProc) -> bool:
+    return (await ready(n))[0] == 200
+
+
+async def test_members_with_different_config_files_refuse_each_other(nodes, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(SCHEMAS.read_text().replace("Contains all user accounts", "Someone else's schema"))
+    ns = [nodes(i) for i in (1, 2, 3)]
+    flag = initial_cluster(ns)
+    for n in ns:
+        n.extra += ["--initial-cluster", flag]
+        if n.id == 3:
+            n.extra += ["--config-file", str(other)]
+        n.start()
+    for n in ns:
+        await wait_serving(n)
+    for n in ns[:2]:
+        await wait_until(lambda n=n: _is_ready(n), what=f"node {n.id} ready")
+
+    async def refused() -> bool:
+        status, body = await ready(ns[2])
+        return status == 503 and "different config files" in body["reason"]
+    await wait_until(refused, what="node 3 refused for its config file")
+    log = ns[2].log_path.read_text()
+    assert "ERROR" in log and "different config files" in log
+    assert "different config files" in ns[0].log_path.read_text() + ns[1].log_path.read_text()
+    c = await Conn.open(ns[0].addr)
+    try:
+        assert await read_value(c, eid("Folder", 2), "Description") == {"String": "Contains all user accounts"}
+        m = await c.metrics()
+        assert m["membership_config"]["membership"]["configs"] == [[1, 2, 3]]
+    finally:
+        await c.close()
+    leader = ns[m["current_leader"] - 1]
+    assert leader.id in (1, 2)
+    c = await Conn.open(leader.addr)
+    try:
+        assert (await c.metrics())["replication"]["3"] is None  # node 3 never took an entry from this cluster
+    finally:
+        await c.close()
+    n3 = await Conn.open(ns[2].addr)
+    try:
+        m3 = await n3.metrics()
+        assert m3["current_leader"] is None and m3["last_applied"]["index"] <= 1
+    finally:
+        await n3.close()
