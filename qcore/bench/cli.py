@@ -11,6 +11,10 @@ Subcommands (``run`` is the default):
 - ``scale``: throughput and node memory with 10k, 100k, 1M entities.
 - ``snapshot``: snapshot size, write time and restore time of the store
   (in-process) at 1M entities.
+- ``metrics-cost``: 3-node write throughput with and without the per-request
+  metrics (``--no-metrics``), alternating, round after round.
+- ``export``: import (``qcore --config-file F --init``) and export
+  (``qcore-cli export``) of a 1M-entity tree, end to end.
 """
 
 from __future__ import annotations
@@ -97,6 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--workload", choices=WORKLOADS, default="write")
     scale.add_argument("--concurrency", type=int, default=64)
 
+    cost = sub.add_parser("metrics-cost", help="write throughput with and without per-request metrics")
+    _common(cost)
+    cost.add_argument("--nodes", type=int, default=3)
+    cost.add_argument("--workload", choices=WORKLOADS, default="write")
+    cost.add_argument("--concurrency", type=_ints, default=[1, 64])
+    cost.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
+    cost.add_argument("--entities", type=int, default=1000)
+    cost.add_argument("--quick", action="store_true", help="2 rounds of 2 s at 64 clients (a smoke run)")
+
+    exp = sub.add_parser("export", help="import and export of a big tree, end to end")
+    exp.add_argument("--entities", type=int, default=1_000_000)
+    exp.add_argument("--out", type=Path, default=Path("bench/results"))
+    exp.add_argument("--workdir", type=Path, default=None)
+    exp.add_argument("--keep-workdir", action="store_true", help="keep the config file, the export and the node log")
+    exp.add_argument("-v", "--verbose", action="store_true")
+
     charts = sub.add_parser("charts", help="redraw the PNG charts from a results.json")
     charts.add_argument("results", type=Path, nargs="?", default=Path("bench/results/results.json"))
     charts.add_argument("-v", "--verbose", action="store_true")
@@ -128,6 +148,16 @@ def main(argv: list[str] | None = None) -> int:
             results = run_async(_ceiling(args, workdir, args.workloads, args.concurrency))
             print(report.table(results))
             rc = 1 if any(r.failed for r in results) else 0
+        elif args.command == "metrics-cost":
+            from qcore.bench.metrics_cost import run_metrics_cost
+
+            if args.quick:
+                args.rounds, args.duration, args.warmup, args.concurrency = 2, 2.0, 0.5, [64]
+            rc = run_async(run_metrics_cost(args, workdir))
+        elif args.command == "export":
+            from qcore.bench.export_import import run_export_import
+
+            rc = run_export_import(args.entities, workdir, args.out)
         elif args.command == "scale":
             from qcore.bench.scale import run_scale
 
