@@ -1,18 +1,16 @@
 """A leader's commit-only appends, held back briefly.
 
 When a leader's commit index moves, Raft sends every follower an append
-with no entries, only to tell it the new commit index; each follower
-answers it. That is four loopback TCP writes and four reads per write at
-three nodes, on top of the four that replicate the entry, and on a small
-machine each costs tens of microseconds of CPU. The next append that
-carries entries tells the follower the same thing, and under load one
-follows within a fraction of a millisecond, so these notices are held for
-`delay` seconds and dropped when an append with entries to the same
-follower overtakes them.
+with no entries, only to tell it the new commit index, and each follower
+answers it. The next append that carries entries tells the follower the
+same thing, and under load one follows within a fraction of a millisecond,
+so these notices are held for `delay` and dropped when an append with
+entries to the same follower overtakes them (docs/benchmarks.md has what
+this saves).
 
 Nobody waits on a held notice for long, or at all:
 - a follower whose clients' writes are in the committed entries (it handed
-  them to this leader as PROP batches, see `note_forwarded`) gets its
+  them to this leader as a forwarded batch, see `note_forwarded`) gets its
   notice at once: it answers those clients from its own apply;
 - a linearizable read on a follower learns the commit index from the
   heartbeat round of its ReadIndex request, not from these appends;
@@ -21,38 +19,32 @@ Nobody waits on a held notice for long, or at all:
 
 The delay runs per follower, from the moment it was first left untold: a
 notice that an append overtook no longer counts, so under a steady light
-load (one client: a write every millisecond, each carrying the previous
-commit) the timer finds nothing due and sends nothing. Were the timer to
-flush whatever is held when it fires, it would send a notice every other
-write there, and each costs a round trip's CPU on three processes.
+load the timer finds nothing due and sends nothing.
 
 Delaying a message is always safe in Raft (the network may do the same);
-the core is not involved and does not know.
+the core is not involved and does not know. Sans-I/O: time comes from the
+`clock` the runtime passes in, and the runtime calls `on_timer` once
+`due_at()` has passed.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Callable
 
 from qcore.raft.types import Message, MessageType
 
 _APP = MessageType.APP
-_EARLY = 0.0001  # seconds a timer may fire before its time
 
 
 class CommitNotices:
-    def __init__(
-        self, send: Callable[[list[Message]], None], delay: float, loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, send: Callable[[list[Message]], None], delay: float, clock: Callable[[], float]) -> None:
         self._send = send
-        self._loop = loop
+        self._clock = clock
         self._delay = delay
         self._held: dict[int, Message] = {}
-        # follower id -> loop time since which it has been left untold
+        # follower id -> clock time since which it has been left untold
         self._since: dict[int, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        # follower id -> highest log index proposed for it by a PROP batch
+        # follower id -> highest log index proposed for it from a forwarded batch
         self._forwarded: dict[int, int] = {}
 
     def note_forwarded(self, follower: int, index: int) -> None:
@@ -78,7 +70,7 @@ class CommitNotices:
                         held[m.to] = m
                         if m.to not in since:
                             if now < 0:
-                                now = self._loop.time()
+                                now = self._clock()
                             since[m.to] = now
                         continue
                 elif m.commit >= waiting:
@@ -90,43 +82,31 @@ class CommitNotices:
             out.append(m)
         if out:
             self._send(out)
-        if held and self._timer is None:
-            self._arm()
 
-    def _arm(self) -> None:
-        self._timer = self._loop.call_at(min(self._since.values()) + self._delay, self._on_timer)
+    def due_at(self) -> float | None:
+        """When `on_timer` should next be called (None: nothing is held)."""
+        return min(self._since.values()) + self._delay if self._since else None
 
-    def _on_timer(self) -> None:
-        """Send the notices held for `delay`; wait on for the others."""
-        self._timer = None
-        # asyncio may run a timer up to its clock resolution early.
-        due_by = self._loop.time() - self._delay + _EARLY
+    def on_timer(self, now: float) -> None:
+        """Send the notices held for `delay` by `now`; hold on to the others."""
+        due_by = now - self._delay
         due = [to for to, t in self._since.items() if t <= due_by]
         if due:
             self._send([self._held.pop(to) for to in due])
             for to in due:
                 del self._since[to]
-        if self._held:
-            self._arm()
 
     def flush(self) -> None:
         """Send everything held, now."""
-        self._cancel_timer()
         self._since.clear()
         if self._held:
             held, self._held = self._held, {}
             self._send(list(held.values()))
 
     def close(self) -> None:
-        self._cancel_timer()
         self._held.clear()
         self._since.clear()
         self._forwarded.clear()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def _supersedes(later: Message, notice: Message) -> bool:

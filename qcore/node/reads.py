@@ -4,18 +4,20 @@ A read may be served from local state once the node has applied everything
 the cluster had committed when the read arrived. The Raft core finds that
 index with a ReadIndex round (the leader confirms it is still leader with a
 quorum heartbeat; a follower asks the leader). All reads that arrive while a
-round is being set up share it: `ReadBatcher.issue` is called once per driver
-round with every read queued since the last one.
+round is being set up share it: `ReadBatcher.issue` is called once per
+round of the runtime core with every read queued since the last one. A
+served read's waiter is settled with the read index it was served at.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from asyncio import Future
 from typing import Callable
 
-Waiters = list[Future[None]]
+from qcore.node.waiting import Waiter
+
+Waiters = list[Waiter]
 
 
 class ReadBatcher:
@@ -55,10 +57,10 @@ class ReadBatcher:
     def serve(self, applied: int) -> None:
         ready = self._ready
         while ready and ready[0][0] <= applied:
-            _, _, waiters = heapq.heappop(ready)
+            index, _, waiters = heapq.heappop(ready)
             for fut in waiters:
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(index)
 
     def pending(self) -> Waiters:
         """Every waiter not yet served (for shutdown)."""

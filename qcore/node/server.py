@@ -51,9 +51,10 @@ log = logging.getLogger(__name__)
 # The id of an oversized frame, if it comes first, without parsing the rest.
 _LEADING_ID = re.compile(r'\s*\{\s*"(\w+)"\s*:\s*\{\s*"id"\s*:\s*(?:"([^"\\]{0,200})"|(\d{1,20}))')
 
-_RAFT_TAGS = frozenset(
-    {"RaftVote", "RaftAppend", "RaftSnapshot", "RaftVoteResponse", "RaftAppendResponse", "RaftSnapshotResponse"}
-)
+_RAFT_TAGS = frozenset({
+    "RaftVote", "RaftAppend", "RaftSnapshot", "RaftForward",
+    "RaftVoteResponse", "RaftAppendResponse", "RaftSnapshotResponse", "RaftForwardResponse",
+})
 
 
 class Node:
@@ -143,11 +144,9 @@ class Node:
             opts, raw, storage, self.state_machine, self.transport.send,
             applied=snap_index, snapshot_index=snap_index, reachable=self.transport.connected,
             stats=self.stats,
+            persisted_index=rec.entries[-1].index if rec.entries else snap_index, durable=rec.hard_state,
         )
-        self.driver.persisted_index = rec.entries[-1].index if rec.entries else snap_index
         self.driver.after_apply = self._flush
-        if rec.hard_state is not None:
-            self.driver.note_durable_hard_state(rec.hard_state)
         if not self.driver.initialised():
             if not opts.join:  # a joining node takes its schemas from the cluster's log
                 # Init or --init may bootstrap a cluster with the config file: a bad one is

@@ -12,13 +12,14 @@ import logging
 import time
 from typing import Any, Callable
 
-from qcore.node.entries import Batch, decode_batch
+from qcore.node.entries import Batch, decode_batch, encode_batch, new_batch
 from qcore.protocol.values import (
     CodecError,
     decode_command_request,
     decode_load_config,
     encode_command_response,
 )
+from qcore.raft.types import Entry, EntryType
 from qcore.store import Change, Store, Timestamp
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,18 @@ class StateMachine:
 
     def set_change_sink(self, sink: ChangeSink | None) -> None:
         self._on_changes = sink
+
+    # -- as the replica's Application (qcore.node.replica) -------------------
+    def encode_batch(self, commands: list[list[Any]]) -> tuple[bytes, Batch]:
+        """The entry payload for `commands`, stamped with the proposal time."""
+        batch = new_batch(commands)
+        return encode_batch(batch), batch
+
+    def apply(self, entry: Entry, origin: str, decoded: dict[int, Any], own: Batch | None) -> list[tuple[int, Any]]:
+        """Apply a committed entry: only NORMAL entries with data change the store."""
+        if entry.type != EntryType.NORMAL or not entry.data:
+            return []
+        return self.apply_entry(entry.index, entry.data, origin, decoded, own)
 
     def apply_entry(
         self, index: int, data: bytes, origin: str, decoded: dict[int, Any] | None = None,

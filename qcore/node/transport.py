@@ -28,6 +28,7 @@ import base64
 import itertools
 import logging
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,7 +38,19 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus, WebSocke
 
 from qcore.node.cluster_identity import ClusterIdentity
 from qcore.node.frames_out import must_drain, write_frames
-from qcore.protocol.raft_codec import RaftCodecError, decode_message, encode_message, frame_tag
+from qcore.protocol.raft_codec import (
+    BatchRefused,
+    ForwardBatch,
+    PeerMessage,
+    RaftCodecError,
+    decode_batch_refused,
+    decode_forward_batch,
+    decode_message,
+    encode_batch_refused,
+    encode_forward_batch,
+    encode_message,
+    frame_tag,
+)
 from qcore.raft.types import Message, MessageType
 
 if TYPE_CHECKING:
@@ -242,12 +255,12 @@ class PeerTransport:
             self._learned[peer_id] = addr
 
     # ---------------------------------------------------------------- send
-    def send(self, messages: list[Message]) -> None:
+    def send(self, messages: Sequence[PeerMessage]) -> None:
         by_peer: dict[int, list[bytes]] = {}
         for msg in messages:
             if msg.to == self.node_id:
                 continue
-            if msg.type == MessageType.SNAP:
+            if type(msg) is Message and msg.type == MessageType.SNAP:
                 task = asyncio.create_task(self._send_snapshot(msg))
                 self._snapshot_tasks.add(task)
                 task.add_done_callback(self._snapshot_tasks.discard)
@@ -262,9 +275,15 @@ class PeerTransport:
                 link = self._links[peer] = PeerLink(self, peer)
             link.send_frames(frames)
 
-    def _frame(self, msg: Message) -> bytes:
+    def _frame(self, msg: PeerMessage) -> bytes:
         tag = frame_tag(msg)
-        body = encode_message(msg)
+        if type(msg) is Message:
+            body = encode_message(msg)
+        elif type(msg) is ForwardBatch:
+            body = encode_forward_batch(msg)
+        else:
+            assert type(msg) is BatchRefused
+            body = encode_batch_refused(msg)
         if tag.endswith("Response"):
             return orjson.dumps({tag: {"id": next(self._frame_ids), "response": {"Ok": body}}})
         return orjson.dumps({tag: {"id": next(self._frame_ids), "request": body}})
@@ -323,7 +342,13 @@ class PeerTransport:
                 log.debug("peer replied with %s", body)
                 return None
             body = ok
-        msg = decode_message(body)
+        msg: PeerMessage
+        if tag == "RaftForward":
+            msg = decode_forward_batch(body)
+        elif tag == "RaftForwardResponse":
+            msg = decode_batch_refused(body)
+        else:
+            msg = decode_message(body)
         if msg.to != self.node_id:
             raise RaftCodecError(f"message for node {msg.to} delivered to node {self.node_id}")
         self.driver.step(msg)

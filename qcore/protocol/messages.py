@@ -61,6 +61,8 @@ __all__ = [
     "RaftAppendResponse",
     "RaftSnapshot",
     "RaftSnapshotResponse",
+    "RaftForward",
+    "RaftForwardResponse",
     "RegisterNotification",
     "RegisterNotificationResponse",
     "UnregisterNotification",
@@ -442,6 +444,27 @@ class RaftSnapshotResponse:
 
 
 @dataclasses.dataclass(slots=True)
+class RaftForward:
+    """A follower's batch of writes for the leader; ``request`` is decoded by
+    :mod:`qcore.protocol.raft_codec` (``ForwardBatch``)."""
+
+    TAG: ClassVar[str] = "RaftForward"
+    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("request", _object, _REQUIRED))
+    id: str | int
+    request: dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
+class RaftForwardResponse:
+    """Sent only when the leader did not take the batch: ``{"Ok": <BatchRefused, "taken": false>}``."""
+
+    TAG: ClassVar[str] = "RaftForwardResponse"
+    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    id: str | int
+    response: Any
+
+
+@dataclasses.dataclass(slots=True)
 class RegisterNotification:
     """Subscribe this connection; ``from_index`` replays retained changes from that log index."""
 
@@ -538,6 +561,8 @@ Message: TypeAlias = Union[
     RaftAppendResponse,
     RaftSnapshot,
     RaftSnapshotResponse,
+    RaftForward,
+    RaftForwardResponse,
     RegisterNotification,
     RegisterNotificationResponse,
     UnregisterNotification,
@@ -559,6 +584,7 @@ RESPONSE_TYPES: dict[type[Any], type[Any]] = {
     RaftVote: RaftVoteResponse,
     RaftAppend: RaftAppendResponse,
     RaftSnapshot: RaftSnapshotResponse,
+    RaftForward: RaftForwardResponse,
     RegisterNotification: RegisterNotificationResponse,
     UnregisterNotification: UnregisterNotificationResponse,
 }

@@ -10,7 +10,7 @@ with storage and the wire codec. See docs/raft.md.
 
 from .config import Config
 from .errors import ConfChangeRejected, ProposalDropped, RaftError
-from .rawnode import RawNode, Ready, SoftState
+from .rawnode import RawNode, Ready, Role, SoftState
 from .status import ProgressStatus, Status
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "RaftError",
     "RawNode",
     "Ready",
+    "Role",
     "SoftState",
     "Status",
 ]

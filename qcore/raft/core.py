@@ -77,11 +77,15 @@ LOCAL_MESSAGES = frozenset({MT.HUP, MT.BEAT, MT.PROP, MT.CHECK_QUORUM, MT.UNREAC
 _VOTE_TYPES = frozenset({MT.VOTE, MT.PRE_VOTE, MT.VOTE_RESP, MT.PRE_VOTE_RESP})
 
 
-class Role(enum.Enum):
+class Role(enum.StrEnum):
+    """A node's role. Its value is the name status and metrics report."""
+
     FOLLOWER = "Follower"
     PRE_CANDIDATE = "PreCandidate"
     CANDIDATE = "Candidate"
     LEADER = "Leader"
+    # Reported only (Status, SoftState): the core runs a learner as a FOLLOWER.
+    LEARNER = "Learner"
 
 
 class Raft:

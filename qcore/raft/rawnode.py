@@ -94,7 +94,7 @@ from .types import (
     Snapshot,
 )
 
-__all__ = ["RawNode", "Ready", "SoftState"]
+__all__ = ["RawNode", "Ready", "Role", "SoftState"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class SoftState:
     """Volatile state worth reporting, never persisted."""
 
     leader_id: int
-    role: str  # as Status.role
+    role: Role  # as Status.role
 
 
 @dataclass(slots=True)
@@ -224,11 +224,11 @@ class RawNode:
     def _soft_state(self) -> SoftState:
         return SoftState(leader_id=self._raft.lead, role=self._role_name())
 
-    def _role_name(self) -> str:
+    def _role_name(self) -> Role:
         r = self._raft
         if r.role == Role.FOLLOWER and r.is_learner():
-            return "Learner"
-        return r.role.value
+            return Role.LEARNER
+        return r.role
 
     def has_ready(self) -> bool:
         if self._outstanding is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .core import Role
 from .types import ConfState
 
 __all__ = ["Status", "ProgressStatus"]
@@ -24,7 +25,7 @@ class ProgressStatus:
 @dataclass(slots=True)
 class Status:
     id: int
-    role: str  # "Leader" | "Follower" | "Candidate" | "PreCandidate" | "Learner"
+    role: Role  # Role.LEARNER for a learner
     term: int
     vote: int
     leader_id: int

@@ -1,5 +1,5 @@
 """A node keeps taking part in Raft while it builds a snapshot
-(qcore.node.own_snapshots, qcore.raft RawNode.pause_apply).
+(qcore.node.own_snapshots run by the replica, qcore.raft RawNode.pause_apply).
 
 Three RaftDrivers in one event loop over in-memory storage, wired by the
 in-process network of test_forwarded_writes. Follower 2's store blocks in
@@ -41,7 +41,7 @@ def _gate(store: Store) -> tuple[threading.Event, threading.Event]:
 
 async def _start_building(follower: RaftDriver, leader: RaftDriver, started: threading.Event) -> int:
     """Make `follower` start a snapshot; returns the index it is taken at."""
-    follower._opts.snapshot_threshold = 3  # noqa: SLF001
+    follower.replica.opts.snapshot_threshold = 3  # noqa: SLF001
     for i in range(3):
         await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
     assert await follower.wait_for(started.is_set, 5), "the follower never started a snapshot"
@@ -51,7 +51,7 @@ async def _start_building(follower: RaftDriver, leader: RaftDriver, started: thr
 async def test_a_follower_building_a_snapshot_still_acknowledges_and_resumes_applying(tmp_path: Path) -> None:
     net, drivers = await _cluster(tmp_path)
     leader, follower = drivers[1], drivers[2]
-    started, release = _gate(follower._sm.store)  # noqa: SLF001
+    started, release = _gate(follower.replica._app.store)  # type: ignore[attr-defined]  # noqa: SLF001
     try:
         at = await _start_building(follower, leader, started)
         # Cut node 3 off: from now on every commit needs node 2's acknowledgement.
@@ -74,24 +74,24 @@ async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, ca
     caplog.set_level(logging.INFO, logger="qcore.node.own_snapshots")
     net, drivers = await _cluster(tmp_path)
     leader, follower = drivers[1], drivers[2]
-    started, release = _gate(follower._sm.store)  # noqa: SLF001
+    started, release = _gate(follower.replica._app.store)  # type: ignore[attr-defined]  # noqa: SLF001
     try:
         at = await _start_building(follower, leader, started)
         # The leader snapshots and compacts past everything node 2 has, and
         # node 2 misses the appends: it can only catch up by the snapshot.
         dropped_to_2: list[Message] = []
         net.drop = lambda m: m.to == 2 and not dropped_to_2.append(m)  # type: ignore[func-returns-value]
-        leader._opts.snapshot_threshold = 1  # noqa: SLF001
-        leader._opts.snapshot_keep = 0  # noqa: SLF001
+        leader.replica.opts.snapshot_threshold = 1  # noqa: SLF001
+        leader.replica.opts.snapshot_keep = 0  # noqa: SLF001
         for i in range(3):
             await asyncio.wait_for(leader.propose_command(*_command(f"after-{i}")), 5)
         assert await leader.wait_for(lambda: leader.snapshot_index > at, 5)
-        leader._opts.snapshot_threshold = 10**9  # noqa: SLF001
+        leader.replica.opts.snapshot_threshold = 10**9  # noqa: SLF001
         target = leader.snapshot_index
         net.drop = lambda m: False
         assert await follower.wait_for(lambda: follower.applied >= target, 10)
         release.set()  # the old build finishes after the newer snapshot was installed
-        assert await follower.wait_for(follower._snapshots.idle, 5)  # noqa: SLF001
+        assert await follower.wait_for(follower.replica.snapshots_idle, 5)
         assert follower.snapshot_index >= target > at
         assert f"dropping the snapshot built at index {at}" in caplog.text
     finally:

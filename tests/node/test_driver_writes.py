@@ -61,7 +61,7 @@ async def test_a_refused_write_reaches_on_settled_too(tmp_path: Path) -> None:
     net, drivers = await _cluster(tmp_path)
     try:
         follower = drivers[2]
-        follower._reachable = lambda peer: False  # noqa: SLF001 (the leader looks unreachable)
+        follower.replica._reachable = lambda peer: False  # noqa: SLF001 (the leader looks unreachable)
         settled: list[BaseException | None] = []
         request, command = _command("refused")
         fut = follower.propose_command(request, command, on_settled=lambda f: settled.append(f.exception()))
@@ -96,8 +96,8 @@ async def test_an_answered_write_is_released_before_the_next_tick(tmp_path: Path
     settled_at: list[int] = []
     try:
         ref = weakref.ref(
-            leader.propose_command(*_command("released"), on_settled=lambda f: settled_at.append(leader._tick_count)),  # noqa: SLF001
-            lambda _: released_at.append(leader._tick_count),  # noqa: SLF001
+            leader.propose_command(*_command("released"), on_settled=lambda f: settled_at.append(leader.tick_count)),
+            lambda _: released_at.append(leader.tick_count),  # noqa: SLF001
         )
         assert await leader.wait_for(lambda: ref() is None, 5)
         assert released_at == settled_at
@@ -106,8 +106,8 @@ async def test_an_answered_write_is_released_before_the_next_tick(tmp_path: Path
 
 
 def _record(driver: RaftDriver) -> RecordingStorage:
-    storage = RecordingStorage(driver._storage)  # noqa: SLF001
-    driver._storage = storage  # noqa: SLF001
+    storage = RecordingStorage(driver.replica._storage)  # type: ignore[arg-type]  # noqa: SLF001
+    driver.replica._storage = storage  # noqa: SLF001
     return storage
 
 

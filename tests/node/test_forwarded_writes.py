@@ -1,5 +1,6 @@
-"""Writes made on a follower travel to the leader as PROP messages and are
-answered from the follower's own apply (qcore.node.driver).
+"""Writes made on a follower travel to the leader as forwarded batches
+(`ForwardBatch`, refused with `BatchRefused`) and are answered from the
+follower's own apply (qcore.node.replica, run by qcore.node.driver).
 
 Three RaftDrivers run in one event loop over in-memory storage, wired by a
 tiny in-process network that can hold back or drop messages, so the cases
@@ -10,8 +11,10 @@ deterministic.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import pytest
@@ -22,6 +25,7 @@ from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.errors import Kind, retry_class
 from qcore.protocol.values import decode_command_request, encode_load_config
+from qcore.protocol.raft_codec import BatchRefused, ForwardBatch, PeerMessage
 from qcore.raft import Config, RawNode
 from qcore.raft.types import Message, MessageType
 from qcore.storage import MemoryStorage
@@ -37,11 +41,11 @@ class Net:
 
     def __init__(self) -> None:
         self.drivers: dict[int, RaftDriver] = {}
-        self.drop: Callable[[Message], bool] = lambda m: False
-        self.seen: list[Message] = []
+        self.drop: Callable[[PeerMessage], bool] = lambda m: False
+        self.seen: list[PeerMessage] = []
 
-    def sender(self) -> Callable[[list[Message]], None]:
-        def send(msgs: list[Message]) -> None:
+    def sender(self) -> Callable[[Sequence[PeerMessage]], None]:
+        def send(msgs: Sequence[PeerMessage]) -> None:
             loop = asyncio.get_running_loop()
             for msg in msgs:
                 self.seen.append(msg)
@@ -69,8 +73,8 @@ async def _cluster(tmp_path: Path) -> tuple[Net, dict[int, RaftDriver]]:
         net.drivers[nid] = driver
         driver.start()
         await driver.bootstrap(ADDRESSES, config_json)
-    net.drivers[1]._local.append(lambda: net.drivers[1].raw.campaign())  # noqa: SLF001 (test drives the core)
-    net.drivers[1]._wake.set()  # noqa: SLF001
+    net.drivers[1].replica.campaign()
+    net.drivers[1]._wake.set()  # noqa: SLF001 (the test drives the core)
     leader = net.drivers[1]
     assert await leader.wait_for(lambda: leader.is_leader() and leader.applied >= 2, 5)
     for d in net.drivers.values():
@@ -93,12 +97,12 @@ async def test_follower_write_is_answered_from_its_own_apply(tmp_path: Path) -> 
         # The leader applied the same entry, and sent no reply frame for it:
         # the follower answered from its own apply.
         assert drivers[1].applied == drivers[2].applied
-        props = [m for m in net.seen if m.type == MessageType.PROP]
-        assert [(m.frm, m.to, m.reject) for m in props] == [(2, 1, False)]
+        forwards = [m for m in net.seen if type(m) in (ForwardBatch, BatchRefused)]
+        assert [(type(m), m.frm, m.to) for m in forwards] == [(ForwardBatch, 2, 1)]
         # Every node holds the entity the follower was told about.
         for d in drivers.values():
             await d.wait_for(lambda d=d: d.applied >= drivers[2].applied, 5)
-            store = d._sm.store  # noqa: SLF001
+            store = d.replica._app.store  # type: ignore[attr-defined]  # noqa: SLF001
             assert store.query(decode_command_request({"EntityExists": {"entity_id": created}})).response is True
     finally:
         await _stop(drivers)
@@ -107,11 +111,12 @@ async def test_follower_write_is_answered_from_its_own_apply(tmp_path: Path) -> 
 async def test_leader_tells_the_follower_its_batch_committed_without_holding_back(tmp_path: Path) -> None:
     net, drivers = await _cluster(tmp_path)
     try:
-        drivers[1]._notices._delay = 3600  # noqa: SLF001 (held notices never go out by timer here)
+        drivers[1].replica._notices._delay = 3600  # noqa: SLF001 (held notices never go out by timer here)
         request, command = _command("told-at-once")
         await asyncio.wait_for(drivers[2].propose_command(request, command), 5)
         index = drivers[2].applied
-        told = [m for m in net.seen if m.type == MessageType.APP and m.to == 2 and not m.entries and m.commit >= index]
+        told = [m for m in net.seen
+                if type(m) is Message and m.type == MessageType.APP and m.to == 2 and not m.entries and m.commit >= index]
         assert told, "the commit of node 2's batch reached it only by a heartbeat or timer"
     finally:
         await _stop(drivers)
@@ -125,23 +130,20 @@ async def test_batch_for_a_stale_term_is_refused_and_safe_to_retry(tmp_path: Pat
         follower = drivers[3]
         original = net.sender()
 
-        def rewrite(msgs: list[Message]) -> None:
-            for msg in msgs:
-                if msg.type == MessageType.PROP and not msg.reject:
-                    msg.term += 7
-            original(msgs)
+        def rewrite(msgs: Sequence[PeerMessage]) -> None:
+            original([dataclasses.replace(m, term=m.term + 7) if type(m) is ForwardBatch else m for m in msgs])
 
-        follower._send = rewrite  # noqa: SLF001
+        follower.replica._send = rewrite  # noqa: SLF001
         before = drivers[1].raw.term
         request, command = _command("stale")
         with pytest.raises(RequestFailed) as info:
             await asyncio.wait_for(follower.propose_command(request, command), 5)
         assert (info.value.kind, retry_class(info.value.kind)) == (Kind.UNAVAILABLE, "definite"), str(info.value)
-        rejects = [m for m in net.seen if m.type == MessageType.PROP and m.reject]
-        assert [(m.frm, m.to, m.term) for m in rejects] == [(1, 3, before + 7)]
+        refusals = [m for m in net.seen if type(m) is BatchRefused]
+        assert [(m.frm, m.to, m.term) for m in refusals] == [(1, 3, before + 7)]
         # Nothing was appended for it anywhere.
         await asyncio.sleep(0)
-        assert all(d._local_cmds == {} for d in drivers.values())  # noqa: SLF001
+        assert all(d.replica._local_cmds == {} for d in drivers.values())  # noqa: SLF001
     finally:
         await _stop(drivers)
 
@@ -152,7 +154,7 @@ async def test_batch_lost_with_its_leader_fails_as_not_applied(tmp_path: Path) -
         # The leader never receives the follower's batch; then node 2 is
         # elected. Once node 3 applies an entry of the new term, its batch
         # (sent at the old term) provably never committed.
-        net.drop = lambda m: m.type == MessageType.PROP
+        net.drop = lambda m: type(m) is ForwardBatch
         old_term = drivers[3].raw.term
         request, command = _command("lost")
         fut = drivers[3].propose_command(request, command)
@@ -176,7 +178,7 @@ async def test_batch_lost_with_its_leader_fails_as_not_applied(tmp_path: Path) -
 async def test_no_reachable_leader_is_not_leader(tmp_path: Path) -> None:
     net, drivers = await _cluster(tmp_path)
     try:
-        drivers[2]._reachable = lambda peer: False  # noqa: SLF001
+        drivers[2].replica._reachable = lambda peer: False  # noqa: SLF001
         request, command = _command("nowhere")
         with pytest.raises(NotLeader):
             await asyncio.wait_for(drivers[2].propose_command(request, command), 5)

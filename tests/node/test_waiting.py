@@ -1,4 +1,4 @@
-"""Request futures and their timeouts (qcore.node.waiting)."""
+"""Request futures and their timeouts (qcore.node.waiting, qcore.node.driver.SettledNow)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from qcore.node.errors import OutcomeUnknown
-from qcore.node.waiting import Deadlines, SettledNow
+from qcore.node.driver import SettledNow
+from qcore.node.waiting import Deadlines
 
 
 async def test_expire_fails_only_what_is_overdue_and_pending() -> None:
