@@ -21,9 +21,13 @@ Waiters = list[Waiter]
 
 
 class ReadBatcher:
-    def __init__(self, read_index: Callable[[bytes], None], retry_ticks: int) -> None:
+    def __init__(self, read_index: Callable[[bytes], None], retry_ticks: int, prefix: bytes = b"") -> None:
+        """`prefix` makes this batcher's round contexts unique to this boot of
+        the node: an answer to a round of an earlier boot (still in flight
+        when the node restarted) must not serve a new round."""
         self._read_index = read_index
         self._retry_ticks = retry_ticks
+        self._prefix = prefix
         self._ctx = itertools.count(1)
         self._inflight: dict[bytes, tuple[int, Waiters]] = {}  # ctx -> (tick issued, waiters)
         self._ready: list[tuple[int, int, Waiters]] = []  # heap of (read index, tiebreak, waiters)
@@ -33,7 +37,7 @@ class ReadBatcher:
         waiters = [f for f in waiters if not f.done()]
         if not waiters:
             return
-        ctx = next(self._ctx).to_bytes(8, "big")
+        ctx = self._prefix + next(self._ctx).to_bytes(8, "big")
         self._inflight[ctx] = (now_tick, waiters)
         self._read_index(ctx)
 

@@ -40,7 +40,7 @@ from qcore.node.stats import NodeStats
 from qcore.node.waiting import Deadlines, Waiter
 from qcore.protocol.errors import Kind
 from qcore.protocol.raft_codec import BatchRefused, ForwardBatch, PeerMessage
-from qcore.raft import ProposalDropped, RawNode, Ready, SoftState, Status
+from qcore.raft import ConfChangeRejected, ProposalDropped, RawNode, Ready, SoftState, Status
 from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, Snapshot
 from qcore.storage import Storage
 
@@ -200,7 +200,7 @@ class Replica:
         self.stats = stats if stats is not None else NodeStats()
         self._notices = CommitNotices(send, opts.notice_delay, clock)
         self._snapshots = OwnSnapshots(opts, raw, start_build, self.stats)
-        self._reads = ReadBatcher(raw.read_index, retry_ticks=opts.read_retry_ticks)
+        self._reads = ReadBatcher(raw.read_index, opts.read_retry_ticks, prefix=origin.encode())
         self._deadlines = Deadlines(opts.timeout_ticks, opts.timeout_s)
         self._seq = itertools.count(1)
         self._waiters: dict[int, Waiter] = {}  # seq -> a write's waiter
@@ -247,7 +247,8 @@ class Replica:
         return self._snapshots.idle()
 
     def pending_writes(self) -> int:
-        return len(self._waiters)
+        """Writes taken and not answered yet."""
+        return sum(1 for w in self._waiters.values() if not w.done())
 
     def waiting(self) -> list[Waiter]:
         """Every waiter not yet settled (for shutdown)."""
@@ -604,7 +605,7 @@ class Replica:
             except ProposalDropped:
                 waiter.set_exception(self._not_leader())
                 continue
-            except ValueError as exc:  # ConfChangeRejected and validation errors
+            except (ConfChangeRejected, ValueError) as exc:  # invalid, or another change pending
                 waiter.set_exception(RequestFailed(str(exc)))
                 continue
             self._conf_proposed[index] = (term, waiter)
@@ -635,10 +636,13 @@ class Replica:
             self.snapshot_index = snap.meta.index
             self.stats.snapshots_installed += 1
             log.info("installed snapshot at index %d term %d", snap.meta.index, snap.meta.term)
-            # Whether our forwarded writes are inside the snapshot is unknown.
+            # Whether our writes up to the snapshot (or forwarded ones) are
+            # inside it is unknown; proposals past it are still settled by apply.
             err = OutcomeUnknown("a snapshot was installed while the write was in flight; outcome unknown")
             while self._forwarded:
                 self._fail_seqs(self._forwarded.popleft().seqs, err)
+            for index in [i for i in self._proposed if i <= snap.meta.index]:
+                self._fail_seqs(self._proposed.pop(index).seqs, err)
         for rs in rd.read_states:
             self._reads.on_read_state(rs.request_ctx, rs.index)
         forwarded = self._forwarded

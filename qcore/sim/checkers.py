@@ -15,6 +15,11 @@ those of the Raft paper's Figure 3 plus what a database client relies on:
   crashes (a node's commit index never points at an entry that differs from
   the committed one; after a crash some surviving disk still holds the
   whole committed prefix);
+- promises: a node never sends a message that promises what its disk does
+  not hold yet (an append acknowledged, a vote granted: persist before
+  send);
+- acknowledged writes: a client is told its write succeeded only once it
+  was applied, at the index the client is told;
 - linearizable reads: a ReadIndex read returns state that includes every
   write acknowledged before the read was issued.
 
@@ -27,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from qcore.raft.types import Entry
+from qcore.raft.types import Entry, Message, MessageType
 from qcore.sim.disk import DiskImage
 from qcore.sim.logview import LogView
 
@@ -99,6 +104,25 @@ class Checker:
             first = self.votes.setdefault((node, term), vote)
             if first != vote:
                 raise SafetyViolation("election safety", f"node {node} voted for {first} and {vote} in term {term}")
+
+    def check_promise(self, node: int, msg: Message, durable: DiskImage) -> None:
+        """`node` sends `msg`: what it promises must be on its disk already.
+        An accepted append promises the entries up to `msg.index`; a granted
+        vote, the vote (pre-votes promise nothing)."""
+        if msg.reject:
+            return
+        if msg.type == MessageType.APP_RESP and durable.last_index() < msg.index:
+            raise SafetyViolation(
+                "persist before send",
+                f"node {node} acknowledged index {msg.index} to {msg.to} with only {durable.last_index()} on disk",
+            )
+        if msg.type == MessageType.VOTE_RESP:
+            hs = durable.hard_state
+            if (hs.term, hs.vote) != (msg.term, msg.to):
+                raise SafetyViolation(
+                    "persist before send",
+                    f"node {node} granted its term {msg.term} vote to {msg.to} with term {hs.term} vote {hs.vote} on disk",
+                )
 
     # -- logs ----------------------------------------------------------------
 
@@ -207,7 +231,14 @@ class Checker:
 
     # -- clients -------------------------------------------------------------
 
-    def on_write_acked(self, index: int) -> None:
+    def on_write_acked(self, index: int, value: bytes) -> None:
+        """A client was told that its write of `value` was applied at `index`."""
+        applied_at = self.value_index.get(value)
+        if applied_at != index:
+            raise SafetyViolation(
+                "acknowledged write",
+                f"write {value!r} was acknowledged at index {index} but applied at {applied_at}",
+            )
         if index > self.acked_index:
             self.acked_index = index
 

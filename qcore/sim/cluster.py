@@ -2,21 +2,24 @@
 
 Time advances one simulator tick at a time. In each tick the fault injector
 and the workload get a chance to act, then every packet due is delivered,
-then every node whose clock says so calls `RawNode.tick()`. Each node has
-its own tick period (clock drift) and phase, so nodes do not tick in
-lock-step. Every event is followed by the node's Ready handling and, with
-it, by the checkers.
+then every node whose clock says so ticks, then the nodes' timers (held
+commit notices) and snapshot builds that fall due run. Each node has its
+own tick period (clock drift) and phase, so nodes do not tick in lock-step.
+Every event is followed by the node's round (its runtime core's Ready
+handling) and, with it, by the checkers.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from qcore.node.own_snapshots import Builder
+from qcore.protocol.raft_codec import PeerMessage
 from qcore.raft.types import ConfState, Message, MessageType
 from qcore.sim.checkers import Checker
 from qcore.sim.disk import SimDisk
 from qcore.sim.network import Network
-from qcore.sim.node import SimNode, address, members
+from qcore.sim.node import SimNode, SimWaiter, address, members
 from qcore.sim.options import SimOptions, derive_rng
 from qcore.sim.trace import Trace
 
@@ -48,6 +51,8 @@ class Cluster:
         # Transport reports (unreachable, snapshot status) to hand to a sender
         # once it is outside its Ready handling, as the runtime's inbox would.
         self._reports: list[tuple[int, int, bool | None]] = []
+        # Own snapshots being built: (due at, node, its boot, index, builder).
+        self._builds: list[tuple[int, SimNode, int, int, Builder]] = []
 
     # -- membership of the simulation ----------------------------------------
 
@@ -67,12 +72,14 @@ class Cluster:
         """Create `size` empty nodes and Init the cluster on one of them."""
         created = [self.add_node() for _ in range(size)]
         seed_node = created[self.fault_rng.randrange(size)]
-        assert seed_node.raw is not None
-        seed_node.raw.bootstrap({n.id: address(n.id) for n in created}, [b"init"])
+        assert seed_node.replica is not None
+        init = SimWaiter(lambda _: None)
+        seed_node.replica.bootstrap({n.id: address(n.id) for n in created}, [b"init"], init)
         self.members_ever.update(n.id for n in created)
         self.trace.add(self.now, f"n{seed_node.id} bootstraps a {size}-node cluster")
         seed_node.no_crash_once = True  # Init persists before it returns
         seed_node.process()
+        assert init.done() and init.error is None, init.error
 
     def on_conf_applied(self, node: SimNode, conf: ConfState, index: int) -> None:
         """A committed configuration (in effect after `index`) was applied.
@@ -99,7 +106,7 @@ class Cluster:
         (in the old or the joint configuration) and could never win an
         election without them (see FINDINGS.md)."""
         pending = self._retire_at
-        if pending is None or node.sm.applied < pending[0]:
+        if pending is None or node.applied < pending[0]:
             return
         index, removed, voters = pending
         for voter_id in voters:
@@ -115,29 +122,37 @@ class Cluster:
 
     # -- network plumbing ----------------------------------------------------
 
-    def send(self, src: int, msg: Message) -> None:
+    def send(self, src: int, msg: PeerMessage) -> None:
         if msg.to == src:
-            raise MessageToSelf(f"node {src} sent {msg.type.name} to itself")
+            raise MessageToSelf(f"node {src} sent {type(msg).__name__} to itself")
+        raft = type(msg) is Message
+        if raft:
+            self.checker.check_promise(src, msg, self.nodes[src].disk.durable)
         ok = self.network.send(msg, self.now, src)
         if not ok:
             self.trace.add(self.now, f"lost (sent by {src})", msg)
-        if not ok and msg.type == MessageType.SNAP:
+        if not ok and raft and msg.type == MessageType.SNAP:
             self._reports.append((src, msg.to, False))
-        elif not ok and msg.type == MessageType.APP and not self.network.reachable(src, msg.to):
+        elif not ok and raft and msg.type == MessageType.APP and not self.network.reachable(src, msg.to):
             self._reports.append((src, msg.to, None))
+
+    def reachable(self, frm: int, to: int) -> bool:
+        """What a node's transport knows: is its link to `to` up?"""
+        node = self.nodes.get(to)
+        return node is not None and node.replica is not None and self.network.reachable(frm, to)
 
     def flush_reports(self) -> None:
         """Hand queued transport reports to their senders."""
         while self._reports:
             frm, to, ok = self._reports.pop(0)
             sender = self.nodes.get(frm)
-            if sender is None or sender.raw is None:
+            if sender is None or sender.replica is None:
                 continue
             if ok is None:
-                sender.raw.report_unreachable(to)
+                sender.replica.report_unreachable(to)
             else:
                 self.trace.add(self.now, f"n{frm} report_snapshot({to}, {ok})")
-                sender.raw.report_snapshot(to, ok)
+                sender.replica.report_snapshot(to, ok)
             sender.process()
 
     def deliver_due(self) -> None:
@@ -147,16 +162,17 @@ class Cluster:
                 return
             src, msg, delivered = item
             target = self.nodes.get(msg.to)
+            snap = type(msg) is Message and msg.type == MessageType.SNAP
             if not delivered or target is None or target.raw is None:
                 self.trace.add(self.now, "drop", msg)
-                if msg.type == MessageType.SNAP:
+                if snap:
                     self._reports.append((src, msg.to, False))
                 self.flush_reports()
                 continue
             self.events += 1
             self.trace.add(self.now, "recv", msg)
             target.step(msg)
-            if msg.type == MessageType.SNAP:
+            if snap:
                 self._reports.append((src, msg.to, True))
             self.flush_reports()
 
@@ -170,6 +186,30 @@ class Cluster:
             self.events += 1
             node.tick()
             self.flush_reports()
+
+    def schedule_build(self, node: SimNode, index: int, builder: Builder) -> None:
+        """`node` starts building a snapshot at `index`; it is done
+        `snapshot_build_ticks` later, if the node is still up by then."""
+        self._builds.append((self.now + self.opts.snapshot_build_ticks, node, node.boots, index, builder))
+        self.trace.add(self.now, f"n{node.id} starts building a snapshot @{index}")
+
+    def run_timers(self) -> None:
+        """Held commit notices and snapshot builds that fall due now."""
+        for node in self.nodes.values():
+            replica = node.replica
+            if replica is not None:
+                due = replica.timer_due_at()
+                if due is not None and due <= self.now:
+                    replica.on_timer(self.now)
+        if self._builds:
+            due_builds = [b for b in self._builds if b[0] <= self.now]
+            self._builds = [b for b in self._builds if b[0] > self.now]
+            for _, node, boots, index, builder in due_builds:
+                if node.replica is None or node.boots != boots:
+                    continue  # crashed meanwhile: the build died with the process
+                node.replica.snapshot_built(index, builder())
+                node.process()
+                self.flush_reports()
 
     def restart_due(self, force: bool = False) -> None:
         for node in self.nodes.values():
@@ -199,6 +239,10 @@ class Cluster:
             if node.raw is not None and node.is_leader and (best is None or node.term > best.term):
                 best = node
         return best
+
+    def writes_pending(self) -> int:
+        """Writes taken by running nodes and not answered yet."""
+        return sum(n.replica.pending_writes() for n in self.nodes.values() if n.replica is not None)
 
     def running(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.raw is not None]

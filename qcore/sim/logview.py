@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from qcore.raft.types import Entry
-from qcore.sim.statemachine import GENESIS, chain_next
+from qcore.sim.register import GENESIS, chain_next
 
 
 class LogGapError(Exception):

@@ -10,7 +10,9 @@ is dropped if its link is blocked when it is sent or when it arrives.
 
 The network knows nothing about Raft beyond `Message.to` / `Message.frm`;
 the cluster decides what to do with a dropped SNAP (report_snapshot) or a
-message to a crashed node.
+message to a crashed node. Forwarded write batches are never duplicated:
+the real transport never resends a frame, so it delivers them at most once
+(a duplicate would be a second proposal of the same writes).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterable
 
+from qcore.protocol.raft_codec import PeerMessage
 from qcore.raft.types import Entry, Message
 from qcore.sim.options import NetworkOptions
 
@@ -29,7 +32,7 @@ class Packet:
     deliver_at: int
     seq: int
     src: int  # the node that sent it (a forwarded message keeps its original `frm`)
-    msg: Message
+    msg: PeerMessage
     fingerprint: tuple
     duplicate: bool = False
 
@@ -38,8 +41,10 @@ class MessageMutated(Exception):
     """The sender changed a message after handing it out in a Ready."""
 
 
-def fingerprint(msg: Message) -> tuple:
+def fingerprint(msg: PeerMessage) -> tuple:
     """The fields of a message, to notice a sender mutating it in flight."""
+    if type(msg) is not Message:
+        return (msg,)  # frozen
     snap = msg.snapshot
     return (
         msg.type, msg.to, msg.frm, msg.term, msg.log_term, msg.index, msg.commit, msg.reject,
@@ -49,10 +54,12 @@ def fingerprint(msg: Message) -> tuple:
     )
 
 
-def copy_message(msg: Message) -> Message:
+def copy_message(msg: PeerMessage) -> PeerMessage:
     """A private copy for the receiver: real nodes never share objects, and a
     core that mutated a received message must not corrupt the sender's log
     or a duplicate still in flight."""
+    if type(msg) is not Message:
+        return msg  # frozen
     return Message(
         type=msg.type, to=msg.to, frm=msg.frm, term=msg.term, log_term=msg.log_term, index=msg.index,
         entries=[Entry(e.term, e.index, e.type, e.data) for e in msg.entries] if msg.entries else [],
@@ -76,7 +83,7 @@ class Network:
 
     # -- sending and delivery ------------------------------------------------
 
-    def send(self, msg: Message, now: int, src: int | None = None) -> bool:
+    def send(self, msg: PeerMessage, now: int, src: int | None = None) -> bool:
         """Queue `msg` from node `src` (default msg.frm); False if it was
         dropped at once (loss or partition)."""
         self.sent += 1
@@ -86,12 +93,12 @@ class Network:
             return False
         fp = fingerprint(msg)
         self._enqueue(src, msg, fp, now, duplicate=False)
-        if self.rng.random() < self.options.duplicate:
+        if self.rng.random() < self.options.duplicate and type(msg) is Message:
             self.duplicated += 1
             self._enqueue(src, msg, fp, now, duplicate=True)
         return True
 
-    def _enqueue(self, src: int, msg: Message, fp: tuple, now: int, duplicate: bool) -> None:
+    def _enqueue(self, src: int, msg: PeerMessage, fp: tuple, now: int, duplicate: bool) -> None:
         opts = self.options
         at = now + self.rng.randint(opts.delay_min, opts.delay_max)
         link = (src, msg.to)
@@ -105,7 +112,7 @@ class Network:
         self._seq += 1
         heapq.heappush(self._queue, (at, self._seq, Packet(at, self._seq, src, msg, fp, duplicate)))
 
-    def pop_due(self, now: int) -> tuple[int, Message, bool] | None:
+    def pop_due(self, now: int) -> tuple[int, PeerMessage, bool] | None:
         """The next packet due at or before `now`: (sender, message,
         delivered). `delivered` is False when a partition cut the link
         meanwhile; the caller gets the message anyway to report SNAP

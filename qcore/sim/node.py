@@ -1,28 +1,38 @@
-"""One simulated node: a RawNode driven exactly as the runtime drives it.
+"""One simulated node: the node's own runtime core, on simulated I/O.
 
-`SimNode.process()` is the runtime loop of docs/ARCHITECTURE.md — persist
-(snapshot, entries, hard state; fsync if must_sync), send, restore/apply,
-serve reads, advance — with crash points between the steps. A crash throws
-the RawNode away; `start()` builds a new one from what the simulated disk
-kept, the way a `kill -9`-ed process comes back.
+A `SimNode` runs `qcore.node.replica.Replica`, the code a real node runs
+around its `RawNode` (ordering of sends, writes and applies, group commit,
+forwarded writes, held commit notices, own snapshots, ReadIndex batching,
+request deadlines), with a simulated disk (`SimDisk` behind `SimStorage`),
+network (the cluster's), clock (simulator ticks) and application
+(`RegisterApp`). `process()` is the round the asyncio driver runs, with
+crash points between its steps. A crash throws the replica away; `start()`
+builds a new one from what the simulated disk kept, the way a `kill -9`-ed
+process comes back.
 
-The node reports everything it sees to the checkers and keeps its own view
-of its log (`LogView`) and of its application state (`Register`).
+The node reports what it persists, applies and becomes to the checkers and
+keeps its own view of its log (`LogView`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
+from qcore.node.own_snapshots import Builder
+from qcore.node.replica import Replica, ReplicaOptions
+from qcore.protocol.raft_codec import PeerMessage
 from qcore.raft.config import Config
-from qcore.raft.rawnode import RawNode, SoftState
-from qcore.raft.types import ConfChange, ConfState, EntryType, Message, ReadState
+from qcore.raft.rawnode import RawNode, Role, SoftState
+from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Snapshot
 from qcore.sim.checkers import SafetyViolation
 from qcore.sim.disk import SimDisk
 from qcore.sim.logview import LogView
 from qcore.sim.options import SimOptions, derive_rng
-from qcore.sim.statemachine import Register
+from qcore.sim.register import Register, RegisterApp
+from qcore.storage import RecoveredState
 
 if TYPE_CHECKING:
     from qcore.sim.cluster import Cluster
@@ -35,12 +45,69 @@ class CrashNow(Exception):
     """Raised inside Ready handling to simulate a crash at that point."""
 
 
-@dataclass(slots=True)
-class Proposal:
-    value: bytes
-    term: int
-    index: int
-    issued_at: int
+class SimWaiter:
+    """A request's waiter (`qcore.node.waiting.Waiter`) that calls back at once."""
+
+    __slots__ = ("_done", "_on_result", "_on_error", "error")
+
+    def __init__(self, on_result: Callable[[Any], None], on_error: Callable[[BaseException], None] | None = None) -> None:
+        self._done = False
+        self._on_result = on_result
+        self._on_error = on_error
+        self.error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Any, /) -> None:
+        self._done = True
+        self._on_result(result)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self._done = True
+        self.error = exception
+        if self._on_error is not None:
+            self._on_error(exception)
+
+
+class SimStorage:
+    """`qcore.storage.Storage` on a `SimDisk`, reporting every write to the checkers."""
+
+    def __init__(self, node: "SimNode") -> None:
+        self._node = node
+
+    def recover(self) -> RecoveredState:
+        img = self._node.disk.recover()
+        return RecoveredState(img.hard_state, img.snapshot, img.entries)
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry], snapshot: Snapshot | None, sync: bool) -> None:
+        node = self._node
+        c = node.cluster
+        ck = c.checker
+        node.disk.save(hard_state, entries, snapshot, sync)
+        if snapshot is not None:
+            reg = Register.restore(snapshot.data)
+            if reg.applied != snapshot.meta.index:
+                raise AssertionError("snapshot data does not match its index")
+            ck.on_snapshot(node.id, snapshot.meta.index, snapshot.meta.term, reg.chain)
+            node.log.restore(snapshot.meta.index, snapshot.meta.term, reg.chain)
+            c.trace.add(c.now, f"n{node.id} persists snapshot @{snapshot.meta.index}/t{snapshot.meta.term}")
+            c.counters["snapshots_installed"] += 1
+        ck.log_write(node.id, node.log, list(entries))
+        if hard_state is not None:
+            ck.on_hard_state(node.id, hard_state.term, hard_state.vote)
+            node.term = hard_state.term
+            node.commit = hard_state.commit
+            ck.on_commit(node.id, node.commit, node.log)
+
+    def save_snapshot(self, snap: Snapshot) -> None:
+        node = self._node
+        node.disk.save_snapshot(snap)
+        node.log.compact(snap.meta.index)
+        node.cluster.trace.add(node.cluster.now, f"n{node.id} snapshots and compacts @{snap.meta.index}")
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(eq=False)
@@ -49,9 +116,9 @@ class SimNode:
     opts: SimOptions
     cluster: "Cluster"
     disk: SimDisk
-    raw: RawNode | None = None
+    replica: Replica | None = None
     log: LogView = field(default_factory=LogView)
-    sm: Register = field(default_factory=Register)
+    register: Register = field(default_factory=Register)
     boots: int = 0
     retired: bool = False  # removed from the cluster and shut down for good
     down_until: int = 0
@@ -62,10 +129,17 @@ class SimNode:
     lead: int = 0
     is_leader: bool = False
     conf: ConfState | None = None
-    proposals: dict[int, Proposal] = field(default_factory=dict)  # index -> proposal made here
-    read_states: list[ReadState] = field(default_factory=list)  # awaiting apply
-    last_snapshot: int = 0
+    conf_applied: int = 0  # a configuration was applied at this index in the current Ready
+    conf_restored: bool = False  # a snapshot brought its configuration in the current Ready
     no_crash_once: bool = False
+
+    @property
+    def raw(self) -> RawNode | None:
+        return self.replica.raw if self.replica is not None else None
+
+    @property
+    def applied(self) -> int:
+        return self.register.applied
 
     def config(self) -> Config:
         o = self.opts
@@ -79,30 +153,53 @@ class SimNode:
             max_inflight_msgs=o.max_inflight_msgs,
         )
 
+    def replica_options(self) -> ReplicaOptions:
+        o = self.opts
+        return ReplicaOptions(
+            id=self.id,
+            timeout_ticks=o.request_timeout,
+            timeout_s=o.request_timeout,
+            read_retry_ticks=o.election_tick,
+            max_batch_commands=o.max_batch_commands,
+            snapshot_threshold=o.snapshot_threshold,
+            snapshot_keep=o.snapshot_keep,
+            notice_delay=o.notice_delay,
+        )
+
     # -- life cycle ----------------------------------------------------------
 
     def start(self) -> None:
         """(Re)start from the durable disk image."""
-        rec = self.disk.recover()
+        storage = SimStorage(self)
+        rec = storage.recover()
         self.boots += 1
         rng = derive_rng(self.opts.seed, f"node{self.id}/boot{self.boots}")
-        self.raw = RawNode(
-            self.config(),
-            rng=rng,
-            hard_state=rec.hard_state,
-            snapshot=rec.snapshot,
-            entries=rec.entries,
-        )
+        raw = RawNode(self.config(), rng=rng, hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries)
+        snap_index = 0
         if rec.snapshot is not None and not rec.snapshot.is_empty():
-            self.sm = Register.restore(rec.snapshot.data)
-            self.log = LogView(rec.snapshot.meta.index, rec.snapshot.meta.term, self.sm.chain)
+            self.register = Register.restore(rec.snapshot.data)
+            snap_index = rec.snapshot.meta.index
+            self.log = LogView(snap_index, rec.snapshot.meta.term, self.register.chain)
             self.conf = rec.snapshot.meta.conf_state
         else:
-            self.sm = Register()
+            self.register = Register()
             self.log = LogView()
             self.conf = None  # until the configuration entries are applied again
-        self.last_snapshot = self.sm.applied
-        ck = self.cluster.checker
+        c = self.cluster
+        app = RegisterApp(self.register, self._on_apply, self._on_restore)
+        self.replica = Replica(
+            self.replica_options(), raw, storage, app, self._send,
+            origin=f"n{self.id}/boot{self.boots}",
+            clock=lambda: c.now,
+            start_build=self._start_build,
+            reachable=lambda peer: c.reachable(self.id, peer),
+            applied=snap_index,
+            snapshot_index=snap_index,
+            persisted_index=rec.entries[-1].index if rec.entries else snap_index,
+            durable=rec.hard_state,
+        )
+        self.replica.on_soft_state = self._on_soft_state
+        ck = c.checker
         ck.log_write(self.id, self.log, rec.entries)
         ck.on_hard_state(self.id, rec.hard_state.term, rec.hard_state.vote)
         self.term = rec.hard_state.term
@@ -110,40 +207,52 @@ class SimNode:
         ck.on_commit(self.id, self.commit, self.log)
         self.lead = 0
         self.is_leader = False
-        self.read_states.clear()
-        self.proposals.clear()
+        self.conf_applied, self.conf_restored = 0, False
 
     def crash(self) -> None:
         lost = self.disk.crash()
-        self.raw = None
+        self.replica = None
         self.is_leader = False
         self.cluster.checker.forget_reads(self.id)
-        self.read_states.clear()
-        self.proposals.clear()
         self.cluster.trace.add(self.cluster.now, f"n{self.id} CRASH (lost {lost} unsynced writes)")
         self.cluster.check_durable(f"the crash of n{self.id}")
 
     def retire(self) -> None:
         self.retired = True
-        self.raw = None
+        self.replica = None
         self.is_leader = False
         self.cluster.checker.forget_reads(self.id)
         self.cluster.trace.add(self.cluster.now, f"n{self.id} RETIRED (removed from the configuration)")
         self.cluster.check_durable(f"retiring n{self.id}")
 
-    # -- the runtime loop ----------------------------------------------------
+    # -- the round (as qcore.node.driver runs it) --------------------------------
 
     def process(self) -> None:
-        """Handle every pending Ready; may crash the node part-way."""
+        """Run a round of the replica: every pending Ready, then its own
+        snapshot work; may crash the node part-way."""
+        replica = self.replica
+        if replica is None:
+            return
         try:
             rounds = 0
-            while self.raw is not None and self.raw.has_ready():
+            while (rd := replica.next_ready()) is not None:
                 rounds += 1
                 if rounds > MAX_READY_ROUNDS:
                     raise SafetyViolation(
                         "ready contract", f"node {self.id} still has a Ready after {MAX_READY_ROUNDS} in a row"
                     )
-                self._handle_ready()
+                self._crash_point(0)
+                replica.before_persist(rd)
+                self._crash_point(1)
+                replica.save(rd)
+                self._crash_point(2)
+                replica.after_persist(rd)
+                self.no_crash_once = False
+                self._after_ready()
+            snap = replica.end_round()
+            if snap is not None:
+                replica._storage.save_snapshot(snap)  # noqa: SLF001 (the simulator's own storage)
+                replica.snapshot_saved(snap)
         except CrashNow:
             c = self.cluster
             c.crash(self, c.fault_rng.randint(1, 2 * self.opts.restart_ticks))
@@ -157,124 +266,66 @@ class SimNode:
             self.cluster.counters["crashes_in_ready"] += 1
             raise CrashNow()
 
-    def _handle_ready(self) -> None:
-        raw = self.raw
-        assert raw is not None
+    def _send(self, msgs: Sequence[PeerMessage]) -> None:
+        for m in msgs:
+            self.cluster.send(self.id, m)
+
+    def _start_build(self, index: int, builder: Builder) -> None:
+        self.cluster.schedule_build(self, index, builder)
+
+    def _after_ready(self) -> None:
+        """After `advance`: configurations applied in this Ready are in effect."""
+        if self.conf_applied or self.conf_restored:
+            assert self.raw is not None
+            self.conf = dataclasses.replace(self.raw.conf_state, addresses=dict(self.raw.conf_state.addresses))
+            self.conf_restored = False
+        if self.conf_applied:
+            index, self.conf_applied = self.conf_applied, 0
+            self.cluster.on_conf_applied(self, self.conf, index)
+        self.cluster.after_apply(self)
+
+    # -- what the replica reports ---------------------------------------------
+
+    def _on_apply(self, entry: Entry, values: list[bytes], chain: bytes) -> None:
         c = self.cluster
         ck = c.checker
-        rd = raw.ready()
-        self._crash_point(0)
+        if values:
+            for value in values:
+                ck.on_apply(self.id, entry.index, chain, value)
+        else:
+            ck.on_apply(self.id, entry.index, chain, None)
+        if entry.type == EntryType.CONF_CHANGE:
+            self.conf_applied = entry.index
+            c.trace.add(c.now, f"n{self.id} applies conf change @{entry.index}: {_describe_cc(entry.data)}")
 
-        # 1. Persist: snapshot, entries, hard state (one fsync if must_sync).
-        snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
-        self.disk.save(rd.hard_state, rd.entries, snap, rd.must_sync)
-        if snap is not None:
-            reg = Register.restore(snap.data)
-            if reg.applied != snap.meta.index:
-                raise AssertionError("snapshot data does not match its index")
-            ck.on_snapshot(self.id, snap.meta.index, snap.meta.term, reg.chain)
-            self.log.restore(snap.meta.index, snap.meta.term, reg.chain)
-            c.trace.add(c.now, f"n{self.id} persists snapshot @{snap.meta.index}/t{snap.meta.term}")
-            c.counters["snapshots_installed"] += 1
-        ck.log_write(self.id, self.log, rd.entries)
-        if rd.hard_state is not None:
-            hs = rd.hard_state
-            ck.on_hard_state(self.id, hs.term, hs.vote)
-            self.term = hs.term
-            self.commit = hs.commit
-            ck.on_commit(self.id, self.commit, self.log)
-        if rd.soft_state is not None:
-            self._on_soft_state(rd.soft_state)
-        self._crash_point(1)
-
-        # 2. Send, only after the persist step.
-        for m in rd.messages:
-            c.send(self.id, m)
-        self._crash_point(2)
-
-        # 3. Restore / apply, serve reads.
-        if snap is not None:
-            self.sm = Register.restore(snap.data)
-            self.conf = snap.meta.conf_state
-            self.last_snapshot = self.sm.applied
-        conf_index = snap.meta.index if snap is not None else 0
-        for e in rd.committed_entries:
-            if e.index <= self.sm.applied:
-                continue  # already covered by a restored snapshot
-            self.sm.apply(e)
-            value = e.data if e.type == EntryType.NORMAL and e.data else None
-            ck.on_apply(self.id, e.index, self.sm.chain, value)
-            prop = self.proposals.pop(e.index, None)
-            if prop is not None:
-                c.workload.on_proposal_result(self, prop, e)
-            if e.type == EntryType.CONF_CHANGE:
-                conf_index = e.index
-                c.trace.add(c.now, f"n{self.id} applies conf change @{e.index}: {_describe_cc(e.data)}")
-        if rd.read_states:
-            self.read_states.extend(rd.read_states)
-        self._serve_reads()
-
-        # 4. Advance.
-        raw.advance(rd)
-        self.no_crash_once = False
-        if conf_index:
-            self._on_conf_change(conf_index)
-        c.after_apply(self)
-        self._maybe_snapshot()
+    def _on_restore(self, register: Register) -> None:
+        self.register = register
+        self.conf_restored = True
 
     def _on_soft_state(self, ss: SoftState) -> None:
         c = self.cluster
-        lead, leader = ss.leader_id, ss.role == "Leader"
+        lead, leader = ss.leader_id, ss.role == Role.LEADER
         was = self.is_leader
         self.lead = lead
         self.is_leader = leader
         if leader and not was:
-            term = self.raw.status().term if self.raw is not None else self.term
+            term = self.raw.term if self.raw is not None else self.term
             self.term = term
             c.trace.add(c.now, f"n{self.id} becomes LEADER of term {term}")
             c.checker.on_leader(self.id, term, self.log)
         elif was and not leader:
             c.trace.add(c.now, f"n{self.id} steps down (lead={lead})")
 
-    def _serve_reads(self) -> None:
-        if not self.read_states:
-            return
-        keep = []
-        for rs in self.read_states:
-            if rs.index <= self.sm.applied:
-                self.cluster.checker.on_read_served(rs.request_ctx, self.id, rs.index, self.sm.applied)
-            else:
-                keep.append(rs)
-        self.read_states = keep
-
-    def _on_conf_change(self, index: int) -> None:
-        assert self.raw is not None
-        self.conf = self.raw.status().conf_state
-        self.cluster.on_conf_applied(self, self.conf, index)
-
-    def _maybe_snapshot(self) -> None:
-        """Application snapshots + compaction at the run's threshold."""
-        raw = self.raw
-        if raw is None or self.sm.applied - self.last_snapshot < self.opts.snapshot_threshold:
-            return
-        index = self.sm.applied
-        snap = raw.create_snapshot(index, self.sm.snapshot_data())
-        self.disk.save_snapshot(snap)
-        raw.compact(index)
-        self.log.compact(index)
-        self.last_snapshot = index
-        self.cluster.trace.add(self.cluster.now, f"n{self.id} snapshots and compacts @{index}")
-
     # -- inputs --------------------------------------------------------------
 
     def tick(self) -> None:
-        assert self.raw is not None
-        self.raw.tick()
+        assert self.replica is not None
+        self.replica.tick()
         self.process()
 
-    def step(self, msg: Message) -> None:
-        assert self.raw is not None
-        self.raw.step(msg)
+    def step(self, msg: PeerMessage) -> None:
+        assert self.replica is not None
+        self.replica.step(msg)
         self.process()
 
 
@@ -298,5 +349,3 @@ def members(conf: ConfState | None) -> set[int]:
     if conf is None:
         return set()
     return set(conf.voters) | set(conf.voters_outgoing) | set(conf.learners) | set(conf.learners_next)
-
-

@@ -68,6 +68,12 @@ class SimOptions:
     conf_change_rate: float  # per tick
     transfer_rate: float  # per tick: chance of a leadership transfer request
     max_extra_nodes: int  # how many new node ids membership changes may add
+    # The node runtime core (qcore.node.replica), in its own units:
+    notice_delay: int  # simulator ticks a leader may hold a commit-only append
+    snapshot_build_ticks: int  # simulator ticks an own snapshot takes to build
+    snapshot_keep: int  # entries kept behind an own snapshot
+    max_batch_commands: int  # client writes per log entry
+    request_timeout: int  # Raft ticks before a request fails (outcome unknown)
 
     def describe(self) -> str:
         d = asdict(self)
@@ -130,4 +136,9 @@ def derive_options(seed: int, nodes: int | None = None, steps: int | None = None
         conf_change_rate=_rate(rng, (0.0, 0.0, 0.002, 0.01)) / raft_tick * 10,
         transfer_rate=_rate(rng, (0.0, 0.0, 0.001)) / raft_tick * 10,
         max_extra_nodes=rng.choice((0, 2, 4)),
+        notice_delay=rng.choice((0, 1, raft_tick, 4 * raft_tick)),
+        snapshot_build_ticks=rng.choice((1, raft_tick, 10 * raft_tick)),
+        snapshot_keep=rng.choice((0, 0, 5)),
+        max_batch_commands=rng.choice((1, 4, 1024)),
+        request_timeout=election_tick * rng.choice((10, 20)),
     )

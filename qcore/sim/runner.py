@@ -29,7 +29,7 @@ from qcore.sim.logview import LogGapError
 from qcore.sim.network import MessageMutated
 from qcore.sim.node import SimNode, members
 from qcore.sim.options import SimOptions, derive_options, derive_rng
-from qcore.sim.statemachine import ApplyOrderError
+from qcore.sim.register import ApplyOrderError
 from qcore.sim.trace import Trace
 
 LIVENESS_WRITES = 3  # writes that must be acknowledged in the liveness phase
@@ -39,7 +39,7 @@ class ExitCode(IntEnum):
     OK = 0
     SAFETY = 3  # a checker failed: the core broke a Raft/linearizability property
     LIVENESS = 4  # the cluster did not converge after the faults stopped
-    CRASH = 5  # an exception escaped the core (or the simulator itself)
+    CRASH = 5  # an exception escaped the Raft core, the node's runtime core or the simulator itself
 
 
 class LivenessFailure(Exception):
@@ -90,6 +90,7 @@ class Simulation:
             self._client_step(self.opts.propose_rate, self.opts.read_rate)
             c.deliver_due()
             c.tick_nodes()
+            c.run_timers()
         self.phase = "liveness"
         self._liveness()
 
@@ -120,14 +121,15 @@ class Simulation:
         while c.now < deadline:
             c.now += 1
             if c.now % period == 0:
-                if c.workload.acked - start_acked < LIVENESS_WRITES:
-                    c.workload.propose()
+                if c.workload.acked - start_acked < LIVENESS_WRITES and not c.writes_pending():
+                    c.workload.propose()  # one client: the next write once the last is answered
                 elif c.checker.watched_served == 0 and c.now % (period * self.opts.election_tick) == 0:
                     c.workload.read(watched=True)  # a client retrying until one read is answered
                 c.workload.change_membership(leave_joint_only=True)
                 c.flush_reports()
             c.deliver_due()
             c.tick_nodes()
+            c.run_timers()
             if c.workload.acked - start_acked >= LIVENESS_WRITES and c.checker.watched_served and self._converged():
                 c.trace.add(c.now, "converged")
                 return
@@ -153,7 +155,7 @@ class Simulation:
             return False
         for node_id in members(leader.conf):
             node = self.cluster.nodes.get(node_id)
-            if node is None or node.raw is None or node.lead != leader.id or node.sm.applied != last:
+            if node is None or node.raw is None or node.lead != leader.id or node.applied != last:
                 return False
         return True
 
@@ -162,7 +164,7 @@ class Simulation:
         for n in self.cluster.nodes.values():
             state = "retired" if n.retired else ("down" if n.raw is None else ("LEADER" if n.is_leader else "up"))
             parts.append(
-                f"n{n.id}[{state} term={n.term} lead={n.lead} commit={n.commit} applied={n.sm.applied} "
+                f"n{n.id}[{state} term={n.term} lead={n.lead} commit={n.commit} applied={n.applied} "
                 f"log={n.log.base_index}..{n.log.last_index} conf={_conf(n)}]"
             )
         return " ".join(parts)
@@ -223,8 +225,12 @@ def run_seed(
     except Exception as exc:  # noqa: BLE001 - any escape from the core is the finding
         result.code = ExitCode.CRASH
         frames = traceback.extract_tb(exc.__traceback__)
-        in_core = any("/qcore/raft/" in f.filename for f in frames)
-        where = "the core" if in_core else "the simulator"
+        if any("/qcore/raft/" in f.filename for f in frames):
+            where = "the Raft core"
+        elif any("/qcore/node/" in f.filename for f in frames):
+            where = "the node's runtime core"
+        else:
+            where = "the simulator"
         result.message = f"exception in {where}:\n" + traceback.format_exc()
     result.now = sim.cluster.now
     result.phase = sim.phase

@@ -1,10 +1,12 @@
 """Simulated clients: writes, ReadIndex reads, membership changes, transfers.
 
-Writes carry unique values and go to whichever node believes it leads (or,
-with no leader known, to a random node that may forward once, as the
-runtime does with ProposalDropped.leader_id). A write is acknowledged when
-the node that accepted it applies that very entry at the index it was given;
-the acknowledgement feeds the linearizable-read checker.
+Every request goes through the node's runtime core (`Replica`), as a
+client's request does on a real node. Writes carry unique values and go to
+whichever node believes it leads, or now and then to any running node,
+which hands them to the leader in a forwarded batch. A write is
+acknowledged when the replica settles its waiter (it applied the write);
+the acknowledgement is checked against what was applied and feeds the
+linearizable-read checker.
 
 Membership changes keep the cluster sane: never fewer than one voter, only
 one change at a time (the core refuses a second; the workload also avoids
@@ -16,15 +18,13 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from qcore.raft.errors import ConfChangeRejected, ProposalDropped
 from qcore.raft.types import (
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,
     ConfChangeType,
-    Entry,
 )
-from qcore.sim.node import Proposal, SimNode, address
+from qcore.sim.node import SimNode, SimWaiter, address
 
 if TYPE_CHECKING:
     from qcore.sim.cluster import Cluster
@@ -56,36 +56,27 @@ class Workload:
         running = self.cluster.running()
         return self.rng.choice(running) if running else None
 
-    def propose(self) -> bool:
-        """Try one client write; True if some node accepted it."""
+    def propose(self) -> None:
+        """One client write, to the leader or, now and then, to any node."""
         node = self._target()
-        if node is None or len(node.proposals) >= MAX_IN_FLIGHT:
-            return False  # clients wait for answers: bounded in-flight writes
+        if node is None or node.replica is None or node.replica.pending_writes() >= MAX_IN_FLIGHT:
+            return  # clients wait for answers: bounded in-flight writes
         self.next_value += 1
-        value = f"v{self.next_value}".encode()
-        for _hop in range(2):
-            assert node.raw is not None
-            try:
-                term, index = node.raw.propose(value)
-            except ProposalDropped as exc:
-                fwd = self.cluster.nodes.get(exc.leader_id)
-                if fwd is None or fwd.raw is None or fwd is node:
-                    return False
-                node = fwd
-                continue
-            self.proposed += 1
-            node.proposals[index] = Proposal(value, term, index, self.cluster.now)
-            self.cluster.trace.add(self.cluster.now, f"n{node.id} accepts write {value!r} at {index}/t{term}")
-            node.process()
-            return True
-        return False
+        value = f"v{self.next_value}"
+        c = self.cluster
 
-    def on_proposal_result(self, node: SimNode, prop: Proposal, entry: Entry) -> None:
-        """`node` applied the entry at the index it gave a proposal."""
-        if entry.term == prop.term and entry.data == prop.value:
+        def acked(index: int) -> None:
             self.acked += 1
-            self.cluster.checker.on_write_acked(entry.index)
-            self.cluster.trace.add(self.cluster.now, f"n{node.id} acks write {prop.value!r} at {entry.index}")
+            c.checker.on_write_acked(index, value.encode())
+            c.trace.add(c.now, f"n{node.id} acks write {value!r} at {index}")
+
+        def failed(exc: BaseException) -> None:
+            c.trace.add(c.now, f"n{node.id} fails write {value!r}: {exc}")
+
+        self.proposed += 1
+        c.trace.add(c.now, f"n{node.id} takes write {value!r}")
+        node.replica.propose_command(value, None, SimWaiter(acked, failed))
+        node.process()
 
     # -- reads ---------------------------------------------------------------
 
@@ -96,27 +87,32 @@ class Workload:
         if not running:
             return
         node = self._target() if self.rng.random() < 0.5 else self.rng.choice(running)
-        if node is None or node.raw is None:
+        if node is None or node.replica is None:
             return
         self.next_read += 1
         ctx = f"r{self.next_read}".encode()
-        self.cluster.checker.on_read_issued(ctx, node.id, self.cluster.now, watched)
-        self.cluster.trace.add(self.cluster.now, f"n{node.id} read_index {ctx!r} (need >= {self.cluster.checker.acked_index})")
-        node.raw.read_index(ctx)
+        c = self.cluster
+        c.checker.on_read_issued(ctx, node.id, c.now, watched)
+        c.trace.add(c.now, f"n{node.id} read barrier {ctx!r} (need >= {c.checker.acked_index})")
+
+        def served(read_index: int) -> None:
+            c.checker.on_read_served(ctx, node.id, read_index, node.applied)
+
+        node.replica.read_barrier(SimWaiter(served))
         node.process()
 
     # -- leadership transfer -------------------------------------------------
 
     def transfer(self) -> None:
         leader = self.cluster.leader()
-        if leader is None or leader.raw is None or leader.conf is None:
+        if leader is None or leader.replica is None or leader.conf is None:
             return
         voters = [v for v in leader.conf.voters if v != leader.id]
         if not voters:
             return
         to = self.rng.choice(voters)
         self.cluster.trace.add(self.cluster.now, f"n{leader.id} transfer_leader({to})")
-        leader.raw.transfer_leader(to)
+        leader.replica.transfer_leader(to)
         leader.process()
 
     # -- membership ----------------------------------------------------------
@@ -179,20 +175,21 @@ class Workload:
         return ConfChange(tuple(changes), transition, addresses), new_id
 
     def _propose_cc(self, leader: SimNode, cc: ConfChange, new_id: int | None) -> None:
-        assert leader.raw is not None
-        desc = ", ".join(f"{c.type.name} {c.node_id}" for c in cc.changes) or "leave joint"
-        try:
-            term, index = leader.raw.propose_conf_change(cc)
-        except (ProposalDropped, ConfChangeRejected) as exc:
-            self.cluster.trace.add(self.cluster.now, f"n{leader.id} refuses conf change [{desc}]: {exc}")
-            return
-        self.conf_changes += 1
-        self.cluster.trace.add(
-            self.cluster.now, f"n{leader.id} accepts conf change [{desc}] {cc.transition.name} at {index}/t{term}"
-        )
+        assert leader.replica is not None
+        c = self.cluster
+        desc = ", ".join(f"{ch.type.name} {ch.node_id}" for ch in cc.changes) or "leave joint"
+        waiter = SimWaiter(lambda at: c.trace.add(c.now, f"n{leader.id} applied conf change [{desc}] at {at[1]}/t{at[0]}"))
+        c.trace.add(c.now, f"n{leader.id} proposes conf change [{desc}] {cc.transition.name}")
+        leader.replica.propose_conf_change(cc, waiter)
         if new_id is not None:
+            # Before the round: the change may be applied within it, and the
+            # cluster must know the node by then (it idles if the change is refused).
             self.extra_nodes += 1
-            node = self.cluster.add_node()
+            node = c.add_node()
             assert node.id == new_id
         leader.process()
+        if waiter.error is not None:
+            c.trace.add(c.now, f"n{leader.id} refuses conf change [{desc}]: {waiter.error}")
+        else:
+            self.conf_changes += 1
 

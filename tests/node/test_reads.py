@@ -50,3 +50,22 @@ async def test_rounds_are_served_in_index_order_and_pending_lists_the_rest() -> 
     rb.serve(applied=15)
     assert early.done() and not late.done()
     assert set(rb.pending()) == {late, waiting}
+
+
+async def test_an_answer_to_another_boots_round_serves_nothing() -> None:
+    """Rounds carry the boot's prefix: a late answer to a round of an
+    earlier boot of the node (same round number) must not serve a new read."""
+    old_asked: list[bytes] = []
+    old = ReadBatcher(old_asked.append, retry_ticks=10, prefix=b"1:aaaa")
+    loop = asyncio.get_running_loop()
+    old.issue([loop.create_future()], now_tick=0)
+    asked: list[bytes] = []
+    rb = ReadBatcher(asked.append, retry_ticks=10, prefix=b"1:bbbb")
+    fut = loop.create_future()
+    rb.issue([fut], now_tick=0)
+    rb.on_read_state(old_asked[0], index=3)  # the old boot's round 1
+    rb.serve(applied=100)
+    assert not fut.done()
+    rb.on_read_state(asked[0], index=5)
+    rb.serve(applied=5)
+    assert fut.result() == 5

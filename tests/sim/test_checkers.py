@@ -119,13 +119,40 @@ def test_value_applied_twice() -> None:
 
 def test_stale_read_is_detected() -> None:
     ck = Checker()
-    ck.on_write_acked(7)
+    ck.value_index.update({b"v7": 7, b"v9": 9})
+    ck.on_write_acked(7, b"v7")
     ck.on_read_issued(b"r1", 2, now=10)
-    ck.on_write_acked(9)  # acknowledged after the read began: not required
+    ck.on_write_acked(9, b"v9")  # acknowledged after the read began: not required
     ck.on_read_served(b"r1", 2, read_index=7, applied=7)
     ck.on_read_issued(b"r2", 3, now=11)
     with pytest.raises(SafetyViolation, match="linearizable read"):
         ck.on_read_served(b"r2", 3, read_index=8, applied=8)
+
+
+def test_write_acknowledged_before_it_was_applied() -> None:
+    ck = Checker()
+    with pytest.raises(SafetyViolation, match="acknowledged write"):
+        ck.on_write_acked(3, b"v1")
+    ck.on_apply(1, 3, b"A" * 12, b"v1")
+    ck.on_write_acked(3, b"v1")
+    with pytest.raises(SafetyViolation, match="acknowledged write"):
+        ck.on_write_acked(4, b"v1")
+
+
+def test_an_acknowledgement_or_vote_sent_before_it_is_durable() -> None:
+    from qcore.raft.types import HardState, Message, MessageType
+    from qcore.sim.disk import DiskImage
+
+    disk = DiskImage(HardState(term=2, vote=3), None, ents(1, 4))
+    ck = Checker()
+    ck.check_promise(1, Message(MessageType.APP_RESP, to=2, index=4), disk)
+    ck.check_promise(1, Message(MessageType.APP_RESP, to=2, index=9, reject=True), disk)
+    ck.check_promise(1, Message(MessageType.VOTE_RESP, to=3, term=2), disk)
+    ck.check_promise(1, Message(MessageType.PRE_VOTE_RESP, to=4, term=3), disk)
+    with pytest.raises(SafetyViolation, match="persist before send"):
+        ck.check_promise(1, Message(MessageType.APP_RESP, to=2, index=5), disk)
+    with pytest.raises(SafetyViolation, match="persist before send"):
+        ck.check_promise(1, Message(MessageType.VOTE_RESP, to=4, term=2), disk)
 
 
 def test_read_answered_on_the_wrong_node() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from qcore.node import replica
+from qcore.raft import Ready
 from qcore.raft import core as raft_core
 from qcore.raft import log as raft_log
 from qcore.sim.__main__ import main
@@ -47,7 +49,17 @@ def test_crash_exit_code_names_the_core(capsys: pytest.CaptureFixture[str], monk
     monkeypatch.setattr(raft_core.Raft, "tick", broken_tick)
     assert main(["--seeds", "1", "--start", "5", "--nodes", "3"]) == ExitCode.CRASH == 5
     out = capsys.readouterr().out
-    assert "exception in the core" in out and "ZeroDivisionError: planted" in out
+    assert "exception in the Raft core" in out and "ZeroDivisionError: planted" in out
+
+
+def test_crash_exit_code_names_the_runtime_core(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_apply(self: replica.Replica, rd: Ready) -> None:
+        raise ZeroDivisionError("planted in the replica")
+
+    monkeypatch.setattr(replica.Replica, "_apply", broken_apply)
+    assert main(["--seeds", "1", "--start", "5", "--nodes", "3"]) == ExitCode.CRASH == 5
+    out = capsys.readouterr().out
+    assert "exception in the node's runtime core" in out and "planted in the replica" in out
 
 
 def test_keep_going_reports_every_seed(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from qcore.sim.disk import DiskContractError, SimDisk
 from qcore.sim.logview import LogGapError, LogView
 from qcore.sim.network import MessageMutated, Network
 from qcore.sim.options import NetworkOptions, derive_options, derive_rng
-from qcore.sim.statemachine import Register
+from qcore.sim.register import Register
 
 
 def msg(frm: int, to: int, n: int) -> Message:
@@ -210,7 +210,7 @@ def test_log_view_compact_and_restore() -> None:
 def test_register_snapshot_round_trip() -> None:
     r = Register()
     for e in ents(1, 4):
-        r.apply(e)
+        r.apply(e, [e.data] if e.data else [])
     r2 = Register.restore(r.snapshot_data())
     assert (r2.applied, r2.chain, r2.value) == (4, r.chain, b"e4")
 

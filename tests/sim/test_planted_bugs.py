@@ -1,8 +1,9 @@
-"""The simulator must catch real bugs: plant one in the core, expect a failure.
+"""The simulator must catch real bugs: plant one in the code, expect a failure.
 
-Each test breaks one rule of Raft in the real core (monkeypatched for the
-test only) and runs seeds until the simulator reports the expected kind of
-failure. A simulator whose checkers, crashes or partitions silently stopped
+Each test breaks one rule of Raft in the real core, or one ordering rule in
+the node's runtime core (qcore.node.replica, which the simulator runs as a
+real node does), monkeypatched for the test only, and runs seeds until the
+simulator reports the expected kind of failure. A simulator whose checkers, crashes or partitions silently stopped
 working would let these pass clean, and fail here.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from qcore.node import replica
+from qcore.raft import Ready
 from qcore.raft import core as raft_core
 from qcore.raft import log as raft_log
 from qcore.raft import rawnode as raft_rawnode
@@ -58,3 +61,23 @@ def test_reads_without_a_quorum_round_are_caught(monkeypatch: pytest.MonkeyPatch
     result = first_failure()
     assert result is not None and result.code == ExitCode.SAFETY, result and result.message
     assert "linearizable read" in result.message
+
+
+def _send_before_persist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node's runtime core sends every Ready's messages before its
+    write, as only a leader's appends may go: a follower acknowledges
+    entries and a voter grants its vote before they are durable."""
+    real_order = replica.order
+
+    def order(rd: Ready, leader: bool, durable_term_vote: tuple[int, int], clients_waiting: bool) -> replica.Order:
+        right = real_order(rd, leader, durable_term_vote, clients_waiting)
+        return replica.Order(True, right.send_first, right.apply_first)
+
+    monkeypatch.setattr(replica, "order", order)
+
+
+def test_sending_before_persisting_in_the_runtime_core_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    _send_before_persist(monkeypatch)
+    result = first_failure()
+    assert result is not None and result.code == ExitCode.SAFETY, result and result.message
+    assert "persist before send" in result.message

@@ -18,6 +18,7 @@ REGRESSIONS = {
     2005181: "simulator: liveness bound too tight for one 64-byte APP in flight and 80-tick delays",
     2007024: "simulator: same, a new voter fetching 225 entries one at a time",
     1011450: "simulator: same, 8 nodes after membership changes",
+    157: "FINDINGS 4: a ReadIndex answer to a round of the node's previous boot served a new round",
 }
 
 
