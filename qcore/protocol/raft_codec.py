@@ -155,7 +155,7 @@ def _conf_state(obj: Any) -> ConfState:
     if not isinstance(obj, dict):
         raise RaftCodecError("conf_state: expected object")
     addresses = obj.get("addresses", {})
-    if not isinstance(addresses, dict) or not all(k.isdigit() and isinstance(v, str) for k, v in addresses.items()):
+    if not isinstance(addresses, dict) or not all(k.isascii() and k.isdigit() and isinstance(v, str) for k, v in addresses.items()):
         raise RaftCodecError("conf_state.addresses: expected {node id: address}")
     auto_leave = obj.get("auto_leave", False)
     if not isinstance(auto_leave, bool):

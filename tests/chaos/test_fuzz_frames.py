@@ -358,3 +358,54 @@ def test_inflight_limit_refuses_excess_writes_without_applying_them(node: LiveNo
         end = after["PerformResponse"]["response"]["UpdateEntity"]["response"][0]["Read"]["value"]["Int"]
     assert applied >= 1 and applied + refused == len(ids)
     assert end == start + applied  # a refused write was not applied
+
+
+# --- hostile peer messages -------------------------------------------------------
+
+# Raft message bodies the core could not take as they are: refused at decode.
+BAD_RAFT_BODIES = [
+    {"type": "PROP", "to": 1, "from": 2, "term": 99, "entries": [[0, 0, 0, "x"]]},
+    {"type": "HUP", "to": 1, "from": 2},
+    {"type": "APP", "to": 1, "from": 2, "term": 99, "index": 1, "log_term": 1, "entries": [[1, 5, 0, "gap"]]},
+    {"type": "APP", "to": 1, "from": 2, "term": 99, "index": 1, "log_term": 5, "entries": [[2, 2, 0, "older"]]},
+    {"type": "APP", "to": 1, "from": 2, "term": 99, "entries": [[1, 1, 1, "not a conf change"]]},
+    {"type": "APP", "to": 1, "from": 2, "term": 99, "entries": [[1, 1, 9, "x"]]},
+    {"type": "SNAP", "to": 1, "from": 2, "term": 99},
+    {"type": "SNAP", "to": 1, "from": 2, "term": 99, "snapshot": {"index": 9, "term": 9, "conf_state": {"voters": "1"}}},
+    {"type": "VOTE", "to": 1, "from": 0, "term": 99},
+    {"type": "VOTE", "to": 1, "from": 2, "term": -99},
+    {"type": "VOTE", "to": 1, "from": 2, "term": 1.5},
+]
+peer_values = st.none() | st.booleans() | st.integers(-3, 2**65) | st.text(max_size=6) | st.lists(
+    st.integers(-1, 9) | st.text(max_size=3), max_size=4)
+
+
+@st.composite
+def hostile_peer_frame(draw: st.DrawFn) -> str:
+    tag = draw(st.sampled_from(["RaftVote", "RaftAppend", "RaftForward", "RaftAppendResponse", "RaftForwardResponse"]))
+    if draw(st.booleans()):
+        body: Any = draw(st.sampled_from(BAD_RAFT_BODIES))
+    else:
+        # Anything, addressed to a node that is not this one: refused even if it decodes.
+        body = draw(st.dictionaries(st.sampled_from(["type", "from", "term", "index", "entries", "batch", "data",
+                                                     "commit", "reject", "taken"]), peer_values, max_size=6))
+        body["to"] = 99
+    if tag.endswith("Response"):
+        return json.dumps({tag: {"id": 1, "response": {"Ok": body}}})
+    return json.dumps({tag: {"id": 1, "request": body}})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(frames=st.lists(hostile_peer_frame(), min_size=1, max_size=4))
+def test_garbage_peer_messages_are_refused_and_the_node_keeps_serving(
+        node: LiveNode, conn: list[ClientConnection], frames: list[str]) -> None:
+    """Refused at decode time with an Error naming the frame: never reaching
+    the Raft core, where an exception would stop the node."""
+    ws = conn[0]
+    for frame in frames:
+        ws.send(frame)
+        others = sync(ws)
+        errors = [m["Error"]["error"] for m in others if "Error" in m]
+        assert errors and errors[0].startswith(next(iter(json.loads(frame)))), (frame, others)
+    check_still_serving(ws, node)
