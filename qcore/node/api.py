@@ -15,12 +15,16 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
-from qcore.node.cluster_identity import Identity, config_digest, random_id
+from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, random_id
+from qcore.node.driver import RaftDriver
 from qcore.node.errors import NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
-from qcore.node.metrics import build_metrics, log_id, membership_json
-from qcore.node.ops_api import ops_handlers
+from qcore.node.forwarder import Forwarder
+from qcore.node.metrics import log_id, membership_json
+from qcore.node.notify import NotificationHub
+from qcore.node.options import NodeOptions
+from qcore.node.state_machine import StateMachine
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError, decode_command_request
@@ -28,8 +32,6 @@ from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
 from qcore.store import Store
 from qcore.store.config import ConfigError
 
-if TYPE_CHECKING:
-    from qcore.node.server import Node
 
 log = logging.getLogger(__name__)
 
@@ -67,64 +69,88 @@ class RawReply:
     frame: dict[str, Any]
 
 
+Handler = Callable[[Any, "ConnContext | None"], Awaitable[Reply]]
+
+
 class Api:
-    def __init__(self, node: "Node") -> None:
-        self._node = node
-        self._opts = node.opts
+    def __init__(
+        self,
+        opts: NodeOptions,
+        driver: RaftDriver,
+        state_machine: StateMachine,
+        notifications: NotificationHub,
+        forwarder: Forwarder,
+        cluster_identity: ClusterIdentity,
+        *,
+        peer_address: Callable[[int], str | None],
+        metrics: Callable[[], dict[str, Any]],
+        bootstrap_config: Callable[[], Any],
+        bootstrapped: Callable[[], None],
+        more_handlers: dict[str, Handler],
+    ) -> None:
+        """`peer_address(id)`: where a peer can be reached (for forwarding);
+        `metrics()`: the GetMetrics object; `bootstrap_config()`: the config
+        file for Init (raises ConfigError), `bootstrapped()`: Init is done;
+        `more_handlers`: the operations requests (qcore.node.ops_api)."""
+        self._opts = opts
+        self._driver = driver
+        self._sm = state_machine
+        self._forwarder = forwarder
+        self._identity = cluster_identity
+        self._peer_address = peer_address
+        self._metrics = metrics
+        self._bootstrap_config = bootstrap_config
+        self._bootstrapped = bootstrapped
         # How long a request waits for a leader to be elected before this node answers
         # no_leader (not applied): two election timeouts ride out an election, and the
         # client, which retries such answers, hears the truth well before its deadline.
-        election_s = node.opts.election_ticks * node.opts.tick_ms / 1000
-        self._no_leader_after = min(node.opts.request_timeout, 2 * election_s)
+        election_s = opts.election_ticks * opts.tick_ms / 1000
+        self._no_leader_after = min(opts.request_timeout, 2 * election_s)
         self._handlers: dict[str, Callable[[Any, ConnContext | None], Awaitable[Reply]]] = {
             "GetMetrics": self.get_metrics,
             "Init": self.init,
             "AddLearner": self.add_learner,
             "ChangeMembership": self.change_membership,
             "Perform": self.perform,
-            "RegisterNotification": lambda msg, conn: node.notifications.register(msg, conn),
-            "UnregisterNotification": lambda msg, conn: node.notifications.unregister(msg, conn),
-            **ops_handlers(node),
+            "RegisterNotification": notifications.register,
+            "UnregisterNotification": notifications.unregister,
+            **more_handlers,
         }
 
     def handler_for(self, tag: str) -> Callable[[Any, ConnContext | None], Awaitable[Reply]] | None:
         return self._handlers.get(tag)
 
-    @property
-    def _driver(self) -> Any:
-        return self._node.driver
-
     # ------------------------------------------------------------ metrics
     async def get_metrics(self, msg: m.GetMetrics, conn: ConnContext | None) -> Reply:
-        return m.GetMetricsResponse(msg.id, build_metrics(self._node))
+        return m.GetMetricsResponse(msg.id, self._metrics())
 
     # -------------------------------------------------------------- init
     async def init(self, msg: m.Init, conn: ConnContext | None) -> Reply:
-        node = self._node
+        opts = self._opts
 
         def refuse(kind: Kind, text: str) -> Reply:
             return refusal(m.InitResponse, msg.id, kind, text)
 
         if self._driver.initialised():
             return refuse(Kind.INVALID, "already initialised")
-        nodes = list(msg.nodes) or [(node.opts.id, node.opts.ws_addr)]
+        nodes = list(msg.nodes) or [(opts.id, opts.ws_addr)]
         addresses = dict(nodes)
         if len(addresses) != len(nodes):
             return refuse(Kind.INVALID, "nodes: duplicate node id")
-        if node.opts.id not in addresses:
-            return refuse(Kind.INVALID, f"nodes must include this node ({node.opts.id})")
+        if opts.id not in addresses:
+            return refuse(Kind.INVALID, f"nodes must include this node ({opts.id})")
         if any(i == 0 for i in addresses):
             return refuse(Kind.INVALID, "nodes: node id 0 is reserved")
         try:
-            config_json = node.bootstrap_config_json()
-            if node.cluster_identity.current is None:
-                node.cluster_identity.set(Identity(random_id(), config_digest(config_json)))
+            config_json = self._bootstrap_config()
+            if self._identity.current is None:
+                self._identity.set(Identity(random_id(), config_digest(config_json)))
             await self._driver.bootstrap(addresses, config_json)
         except ConfigError as exc:  # the file changed since start-up
             return refuse(Kind.INVALID, f"cannot read the config file: {exc}")
         except NodeError as exc:
             return refuse(exc.kind, str(exc))
-        node.bootstrapped()
+        self._bootstrapped()
         # Answer once the initial entries are on disk; a single-node cluster
         # is also given a moment to elect itself and apply the config file,
         # so that the very next request is served.
@@ -214,7 +240,7 @@ class Api:
             return error(msg.id, Kind.REMOVED, _REMOVED)
         if Store.is_read_only(command):
             await self.read_barrier()
-            return m.PerformResponse(msg.id, self._node.state_machine.query(command))
+            return m.PerformResponse(msg.id, self._sm.query(command))
 
         async def local() -> Any:
             return await self._driver.propose_command(msg.request, command)
@@ -244,9 +270,9 @@ class Api:
         if Store.is_read_only(command):
             if not driver.leader_id():
                 return False  # the full path says "no leader" once it is sure, before the client gives up
-            query = self._node.state_machine.query
+            query = self._sm.query
 
-            def on_barrier(f: "asyncio.Future[None]") -> None:
+            def on_barrier(f: "asyncio.Future[int]") -> None:
                 reply(_outcome(rid, f, lambda _: m.PerformResponse(rid, query(command)), read=True))
 
             driver.read_barrier().add_done_callback(on_barrier)
@@ -313,8 +339,8 @@ class Api:
             leader = driver.leader_id()
             if forwarded:
                 raise NotLeader(leader, driver.address_of(leader) if leader else None)
-            if leader and leader != self._node.opts.id:
-                addr = self._node.transport.address_of(leader)
+            if leader and leader != self._opts.id:
+                addr = self._peer_address(leader)
                 if addr is not None:
                     return await self._forward(msg, addr, deadline)
             wait = min(deadline - time.monotonic(), self._no_leader_after)
@@ -327,7 +353,7 @@ class Api:
 
     async def _forward(self, msg: Any, addr: str, deadline: float) -> Reply:
         body = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg) if f.name != "id"}
-        reply = await self._node.forwarder.forward(
+        reply = await self._forwarder.forward(
             addr, msg.TAG, body, max(0.1, deadline - time.monotonic())
         )
         ((tag, inner),) = reply.items()

@@ -56,7 +56,7 @@ def stop_process(code: int, what: str) -> None:
     os._exit(code)
 
 
-class SettledNow(asyncio.Future):  # type: ignore[type-arg]
+class SettledNow(asyncio.Future[Any]):
     """A future that calls `on_settled` the moment it is settled, inside the
     round that settles it, rather than a loop iteration later as asyncio's
     done-callbacks run (after whatever I/O arrived meanwhile): a write's

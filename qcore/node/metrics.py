@@ -8,12 +8,26 @@ is the current leader for the current term and 0 when unknown; `term` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from qcore.raft import Role
 from qcore.raft.types import ConfState
 
 if TYPE_CHECKING:
-    from qcore.node.server import Node
+    from qcore.node.cluster_identity import ClusterIdentity
+    from qcore.node.driver import RaftDriver
+    from qcore.node.notify import NotificationHub
+    from qcore.node.options import NodeOptions
+
+
+class MetricsSource(Protocol):
+    """What GetMetrics reads (a `qcore.node.server.Node` is one)."""
+
+    opts: "NodeOptions"
+    driver: "RaftDriver"
+    stopping: bool
+    notifications: "NotificationHub"
+    cluster_identity: "ClusterIdentity"
 
 
 def log_id(term: int, index: int, node_id: int = 0) -> dict[str, Any] | None:
@@ -33,7 +47,7 @@ def membership_json(cs: ConfState) -> dict[str, Any]:
     }
 
 
-def _term_at(node: "Node", index: int) -> int:
+def _term_at(node: MetricsSource, index: int) -> int:
     try:
         term = node.driver.raw.term_at(index)
     except Exception:
@@ -41,7 +55,7 @@ def _term_at(node: "Node", index: int) -> int:
     return term or 0
 
 
-def build_metrics(node: "Node") -> dict[str, Any]:
+def build_metrics(node: MetricsSource) -> dict[str, Any]:
     driver = node.driver
     st = driver.status()
     leader = st.leader_id
@@ -52,14 +66,12 @@ def build_metrics(node: "Node") -> dict[str, Any]:
     snap_term = _term_at(node, snap_index) if snap_index else 0
     purged_index = max(0, st.first_index - 1)
     purged_term = _term_at(node, purged_index) if purged_index else 0
-    role = st.role
-    if role == "PreCandidate":
-        role = "Candidate"
+    role = Role.CANDIDATE if st.role == Role.PRE_CANDIDATE else st.role
     cs = st.conf_state
-    if role == "Follower" and node.opts.id in cs.learners:
-        role = "Learner"
+    if role == Role.FOLLOWER and node.opts.id in cs.learners:
+        role = Role.LEARNER
     replication = None
-    if st.role == "Leader" and st.progress:
+    if st.role == Role.LEADER and st.progress:
         replication = {
             str(pid): log_id(_term_at(node, pr.match), pr.match, term_leader(_term_at(node, pr.match)))
             for pid, pr in sorted(st.progress.items())
@@ -70,15 +82,15 @@ def build_metrics(node: "Node") -> dict[str, Any]:
     return {
         "running_state": {"Ok": None},
         "id": node.opts.id,
-        "state": "Shutdown" if node.stopping else role,
+        "state": "Shutdown" if node.stopping else str(role),
         "current_term": st.term,
-        "vote": {"leader_id": {"term": st.term, "node_id": st.vote}, "committed": st.role == "Leader"},
+        "vote": {"leader_id": {"term": st.term, "node_id": st.vote}, "committed": st.role == Role.LEADER},
         "last_log_index": st.last_log_index,
         "last_applied": log_id(applied_term, applied, term_leader(applied_term)),
         "snapshot": log_id(snap_term, snap_index, term_leader(snap_term)),
         "purged": log_id(purged_term, purged_index, term_leader(purged_term)),
         "current_leader": leader or None,
-        "millis_since_quorum_ack": (ticks * node.opts.tick_ms) if (st.role == "Leader" and ticks is not None) else None,
+        "millis_since_quorum_ack": (ticks * node.opts.tick_ms) if (st.role == Role.LEADER and ticks is not None) else None,
         "membership_config": {
             "log_id": None,
             "membership": membership_json(cs),

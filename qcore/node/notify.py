@@ -51,7 +51,7 @@ from qcore.node.notify_reads import check_type, context_of, encode_change, resol
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError, decode_notify_config
-from qcore.store import Change, NotifyConfigEntityId, Store
+from qcore.store import Change, NotifyConfigEntityId, NotifyConfigEntityType, Store
 
 log = logging.getLogger(__name__)
 
@@ -318,10 +318,11 @@ class NotificationHub:
             return Kind.INVALID, f"config: {exc}"
         store = self._store()
         try:
-            if cfg.__class__ is NotifyConfigEntityId:
+            if isinstance(cfg, NotifyConfigEntityId):
                 target, fld = resolve_entity(store, cfg)
                 entity_num, entity_type = target.id, None
             else:
+                assert isinstance(cfg, NotifyConfigEntityType)
                 fld = cfg.field_type
                 entity_num, entity_type = None, check_type(store, cfg.entity_type, fld)
         except ValueError as exc:
@@ -441,10 +442,12 @@ class NotificationHub:
         self._lagging.discard(reg)
         self._count -= 1
         outer: dict[Any, dict[Any, list[_Registration]]]
+        key: Any
+        inner: Any
         if reg.entity is not None:
-            outer, key, inner = self._by_entity, reg.entity, reg.field  # type: ignore[assignment]
+            outer, key, inner = self._by_entity, reg.entity, reg.field
         else:
-            outer, key, inner = self._by_type, reg.field, reg.entity_type  # type: ignore[assignment]
+            outer, key, inner = self._by_type, reg.field, reg.entity_type
         d = outer.get(key)
         regs = d.get(inner) if d is not None else None
         if d is None or regs is None:

@@ -56,7 +56,7 @@ def type_lineage(store: Store, typ: str) -> tuple[str, ...]:
     out = [typ]
     cur: str | None = typ
     while cur is not None:
-        schema = store.query(GetSchema(cur)).response  # type: ignore[union-attr]
+        schema: Any = store.query(GetSchema(cur)).response  # type: ignore[union-attr]
         cur = schema.inherit if schema is not None else None
         if cur is None or cur in out:
             break

@@ -33,6 +33,8 @@ from qcore.node.errors import NodeError, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.frames_out import write_frames
 from qcore.node.http import HttpReply
+from qcore.node.metrics import build_metrics
+from qcore.node.ops_api import ops_handlers
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.prometheus import Exposition
@@ -44,7 +46,8 @@ from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error
 from qcore.protocol.raft_codec import RaftCodecError
 from qcore.protocol.values import encode_load_config
-from qcore.raft import Config, RawNode
+from qcore.raft import Config, RawNode, Role
+from qcore.storage import FileStorage, MemoryStorage, Storage
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ class Node:
             store=lambda: self.state_machine.store,
             barrier=self._registration_barrier,
         )
-        self.api = Api(self)
+        self.api: Api  # built by start(), once the driver exists
         # Counters for /metrics; per-request ones only with metrics on
         # (`--no-metrics` exists to measure what they cost).
         self.stats = NodeStats()
@@ -107,9 +110,7 @@ class Node:
             await self.api.read_barrier()
 
     # ------------------------------------------------------------- start-up
-    def _open_storage(self) -> Any:
-        from qcore.storage import FileStorage, MemoryStorage
-
+    def _open_storage(self) -> Storage:
         if self.opts.in_memory:
             return MemoryStorage()
         data_dir = self.opts.resolved_data_dir()
@@ -154,6 +155,14 @@ class Node:
                 self.bootstrap_config_json()
         else:
             log.info("initialised: the config file is not read (the cluster's log has its schemas)")
+        self.api = Api(
+            opts, self.driver, self.state_machine, self.notifications, self.forwarder, self.cluster_identity,
+            peer_address=self.transport.address_of,
+            metrics=lambda: build_metrics(self),
+            bootstrap_config=self.bootstrap_config_json,
+            bootstrapped=self.bootstrapped,
+            more_handlers=ops_handlers(self),
+        )
         log.info(
             "recovered term=%d vote=%d commit=%d snapshot=%d entries=%d",
             rec.hard_state.term if rec.hard_state else 0,
@@ -227,7 +236,7 @@ class Node:
         """A leader with peers transfers leadership before it goes, so the
         cluster does not wait an election timeout for a new one."""
         st = self.driver.status()
-        if st.role != "Leader" or not st.progress:
+        if st.role != Role.LEADER or not st.progress:
             return
         candidates = [
             (pr.match, pid) for pid, pr in st.progress.items()
@@ -302,6 +311,7 @@ class Node:
                 " (--max-frame-bytes)"
             )))
             return
+        msg: Any  # one of the envelopes; routed by its TAG below
         try:
             msg = m.decode_message(frame)
         except m.ProtocolError as exc:

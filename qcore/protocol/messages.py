@@ -182,14 +182,14 @@ def _error_id(v: Any) -> str | int | float:
 
 def _str(v: Any) -> str:
     if type(v) is str:
-        return v  # type: ignore[no-any-return]
+        return v
     raise _Bad("string", v)
 
 
 def _u64(v: Any) -> int:
     # orjson parses integers in [-2**63, 2**64) as int, anything beyond as float.
     if type(v) is int and v >= 0:
-        return v  # type: ignore[no-any-return]
+        return v
     raise _Bad("unsigned integer", v)
 
 
@@ -599,7 +599,7 @@ def _recover_id(body: Any) -> str | int | float | None:
         rid = body.get("id")
         t = type(rid)
         if t is str or t is int or t is float:
-            return rid  # type: ignore[no-any-return]
+            return rid
     return None
 
 

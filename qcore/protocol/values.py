@@ -164,13 +164,13 @@ def _missing(expected: str, key: str) -> CodecError:
     return CodecError(f"expected {expected}, but the field is missing", key)
 
 
-def _obj(obj: Any, what: str) -> dict:
+def _obj(obj: Any, what: str) -> dict[str, Any]:
     if type(obj) is not dict:
         raise _bad(what, obj)
     return obj
 
 
-def _field(d: dict, key: str, check: Callable[[Any], Any], what: str) -> Any:
+def _field(d: dict[str, Any], key: str, check: Callable[[Any], Any], what: str) -> Any:
     """``check(d[key])`` with the key prepended to any error; a missing key is an error."""
     if key not in d:
         raise _missing(what, key)
@@ -180,7 +180,7 @@ def _field(d: dict, key: str, check: Callable[[Any], Any], what: str) -> Any:
         raise e.within(key) from None
 
 
-def _opt(d: dict, key: str, check: Callable[[Any], Any]) -> Any:
+def _opt(d: dict[str, Any], key: str, check: Callable[[Any], Any]) -> Any:
     v = d.get(key)
     if v is None:
         return None
@@ -222,7 +222,7 @@ def _tagged(obj: Any, what: str) -> tuple[str, Any]:
     raise AssertionError  # pragma: no cover
 
 
-def _list_of(obj: Any, check: Callable[[Any], Any], what: str) -> list:
+def _list_of(obj: Any, check: Callable[[Any], Any], what: str) -> list[Any]:
     if type(obj) is not list:
         raise _bad(f"an array of {what}", obj)
     out = []
@@ -252,7 +252,7 @@ def decode_entity_id(obj: Any) -> EntityId:
     return EntityId(typ, n)
 
 
-def encode_entity_id(e: EntityId) -> dict:
+def encode_entity_id(e: EntityId) -> dict[str, Any]:
     return {"typ": e.typ, "id": e.id}
 
 
@@ -260,7 +260,7 @@ def _opt_eid(obj: Any) -> EntityId | None:
     return None if obj is None else decode_entity_id(obj)
 
 
-def _enc_opt_eid(e: EntityId | None) -> dict | None:
+def _enc_opt_eid(e: EntityId | None) -> dict[str, Any] | None:
     return None if e is None else {"typ": e.typ, "id": e.id}
 
 
@@ -281,7 +281,7 @@ def decode_timestamp(obj: Any) -> Timestamp:
     return Timestamp(s, n)
 
 
-def encode_timestamp(t: Timestamp) -> dict:
+def encode_timestamp(t: Timestamp) -> dict[str, Any]:
     return {"secs_since_epoch": t.secs, "nanos_since_epoch": t.nanos}
 
 
@@ -289,7 +289,7 @@ def _opt_ts(obj: Any) -> Timestamp | None:
     return None if obj is None else decode_timestamp(obj)
 
 
-def _enc_opt_ts(t: Timestamp | None) -> dict | None:
+def _enc_opt_ts(t: Timestamp | None) -> dict[str, Any] | None:
     return None if t is None else {"secs_since_epoch": t.secs, "nanos_since_epoch": t.nanos}
 
 
@@ -379,7 +379,7 @@ def decode_value(obj: Any) -> Value:
     raise AssertionError  # pragma: no cover
 
 
-_VALUE_ENC: dict[type, Callable[[Any], dict]] = {
+_VALUE_ENC: dict[type, Callable[[Any], dict[str, Any]]] = {
     Blob: lambda v: {"Blob": list(v)},
     Bool: lambda v: {"Bool": v},
     Choice: lambda v: {"Choice": v},
@@ -392,7 +392,7 @@ _VALUE_ENC: dict[type, Callable[[Any], dict]] = {
 }
 
 
-def encode_value(v: Value) -> dict:
+def encode_value(v: Value) -> dict[str, Any]:
     return _VALUE_ENC[v.__class__](v.v)
 
 
@@ -400,7 +400,7 @@ def _opt_value(obj: Any) -> Value | None:
     return None if obj is None else decode_value(obj)
 
 
-def _enc_opt_value(v: Value | None) -> dict | None:
+def _enc_opt_value(v: Value | None) -> dict[str, Any] | None:
     return None if v is None else _VALUE_ENC[v.__class__](v.v)
 
 
@@ -503,7 +503,7 @@ def decode_request(obj: Any) -> Read | Write:
     raise CodecError(f'unknown Request variant {tag!r}; expected "Read" or "Write"')
 
 
-def encode_request(r: Read | Write) -> dict:
+def encode_request(r: Read | Write) -> dict[str, Any]:
     e = r.entity_id
     if r.__class__ is Read:
         return {
@@ -554,7 +554,7 @@ def decode_field_schema(obj: Any, key: str | None = None) -> FieldSchema:
         raise CodecError(e.reason, e.path) from None
 
 
-def encode_field_schema(fs: FieldSchema) -> dict:
+def encode_field_schema(fs: FieldSchema) -> dict[str, Any]:
     return {
         "field_type": fs.field_type,
         "default_value": encode_value(fs.default_value),
@@ -573,7 +573,7 @@ def decode_entity_schema(obj: Any) -> EntitySchema:
         raise CodecError(e.reason, e.path) from None
 
 
-def encode_entity_schema(s: EntitySchema) -> dict:
+def encode_entity_schema(s: EntitySchema) -> dict[str, Any]:
     return {
         "entity_type": s.entity_type,
         "inherit": s.inherit,
@@ -589,7 +589,7 @@ def decode_page_opts(obj: Any) -> PageOpts | None:
     return PageOpts(_field(d, "limit", _u64, "an integer"), _opt(d, "cursor", _str))
 
 
-def encode_page_opts(p: PageOpts | None) -> dict | None:
+def encode_page_opts(p: PageOpts | None) -> dict[str, Any] | None:
     return None if p is None else {"limit": p.limit, "cursor": p.cursor}
 
 
@@ -611,7 +611,7 @@ def _dec_tree_node(obj: Any) -> TreeNode:
     return TreeNode(_field(d, "entity_type", _str, "a string"), _opt(d, "name", _str) or "", attrs, children)
 
 
-def _enc_tree_node(n: TreeNode) -> dict:
+def _enc_tree_node(n: TreeNode) -> dict[str, Any]:
     return {
         "entity_type": n.entity_type,
         "name": n.name,
@@ -631,18 +631,18 @@ def decode_load_config(obj: Any) -> LoadConfig:
     return LoadConfig(schemas, tree)
 
 
-def encode_load_config(c: LoadConfig) -> dict:
+def encode_load_config(c: LoadConfig) -> dict[str, Any]:
     return {"schemas": [encode_entity_schema(s) for s in c.schemas], "tree": [_enc_tree_node(n) for n in c.tree]}
 
 
 # ------------------------------------------------------------------ commands
 
 
-def _dec_update(d: dict) -> UpdateEntity:
+def _dec_update(d: dict[str, Any]) -> UpdateEntity:
     return UpdateEntity(_field(d, "request", lambda r: _list_of(r, decode_request, "Requests"), "an array"))
 
 
-_CMD_DEC: dict[str, Callable[[dict], Any]] = {
+_CMD_DEC: dict[str, Callable[[dict[str, Any]], Any]] = {
     "UpdateEntity": _dec_update,
     "CreateEntity": lambda d: CreateEntity(
         _field(d, "entity_type", _str, "a string"),
@@ -676,7 +676,7 @@ def decode_command_request(obj: Any, path: str = "request", allow_internal: bool
         if type(body) is dict:
             reqs = body.get("request")
             if type(reqs) is list:
-                out = []
+                out: list[Read | Write] = []
                 try:
                     for r in reqs:
                         if type(r) is not dict or len(r) != 1:
@@ -716,7 +716,7 @@ def decode_command_request(obj: Any, path: str = "request", allow_internal: bool
         raise e.within(path) if path else e from None
 
 
-def encode_command_request(cmd: Any) -> dict:
+def encode_command_request(cmd: Any) -> dict[str, Any]:
     c = cmd.__class__
     if c is UpdateEntity:
         return {"UpdateEntity": {"request": [encode_request(r) for r in cmd.request]}}
@@ -752,7 +752,7 @@ def encode_command_request(cmd: Any) -> dict:
 # ----------------------------------------------------------------- responses
 
 
-def _enc_page(p: PageResult | None, ids: bool) -> dict | None:
+def _enc_page(p: PageResult | None, ids: bool) -> dict[str, Any] | None:
     if p is None:
         return None
     items = [encode_entity_id(e) for e in p.items] if ids else list(p.items)
@@ -764,7 +764,7 @@ def _enc_page(p: PageResult | None, ids: bool) -> dict | None:
 COMMAND_ERROR_KIND = "rejected"
 
 
-def encode_command_response(resp: Any) -> dict:
+def encode_command_response(resp: Any) -> dict[str, Any]:
     out = _encode_command_response(resp)
     if getattr(resp, "error", None) is not None:
         ((_, body),) = out.items()
@@ -772,7 +772,7 @@ def encode_command_response(resp: Any) -> dict:
     return out
 
 
-def _encode_command_response(resp: Any) -> dict:
+def _encode_command_response(resp: Any) -> dict[str, Any]:
     c = resp.__class__
     if c is UpdateEntityResponse:
         return {"UpdateEntity": {"response": [encode_request(r) for r in resp.response], "error": resp.error}}
@@ -799,8 +799,9 @@ def _encode_command_response(resp: Any) -> dict:
     raise TypeError(f"not a CommandResponse: {resp!r}")
 
 
-def _err(d: dict) -> str | None:
-    return _opt(d, "error", _str)
+def _err(d: dict[str, Any]) -> str | None:
+    err: str | None = _opt(d, "error", _str)
+    return err
 
 
 def _dec_page(obj: Any, item: Callable[[Any], Any], what: str) -> PageResult | None:
@@ -814,7 +815,7 @@ def _dec_page(obj: Any, item: Callable[[Any], Any], what: str) -> PageResult | N
     )
 
 
-_RESP_DEC: dict[str, Callable[[dict], Any]] = {
+_RESP_DEC: dict[str, Callable[[dict[str, Any]], Any]] = {
     "UpdateEntity": lambda d: UpdateEntityResponse(
         _opt(d, "response", lambda r: _list_of(r, decode_request, "Requests")) or [], _err(d)
     ),
@@ -870,23 +871,23 @@ def decode_notify_config(obj: Any) -> NotifyConfig:
     raise CodecError(f'unknown NotifyConfig variant {tag!r}; expected "EntityId" or "EntityType"')
 
 
-def encode_notify_config(c: NotifyConfig) -> dict:
+def encode_notify_config(c: NotifyConfig) -> dict[str, Any]:
     if c.__class__ is NotifyConfigEntityId:
         return {
             "EntityId": {
-                "entity_id": encode_entity_id(c.entity_id),  # type: ignore[attr-defined]
-                "field_type": c.field_type,  # type: ignore[attr-defined]
-                "trigger_on_change": c.trigger_on_change,  # type: ignore[attr-defined]
-                "context": list(c.context),  # type: ignore[attr-defined]
+                "entity_id": encode_entity_id(c.entity_id),
+                "field_type": c.field_type,
+                "trigger_on_change": c.trigger_on_change,
+                "context": list(c.context),
             }
         }
     if c.__class__ is NotifyConfigEntityType:
         return {
             "EntityType": {
-                "entity_type": c.entity_type,  # type: ignore[attr-defined]
-                "field_type": c.field_type,  # type: ignore[attr-defined]
-                "trigger_on_change": c.trigger_on_change,  # type: ignore[attr-defined]
-                "context": list(c.context),  # type: ignore[attr-defined]
+                "entity_type": c.entity_type,
+                "field_type": c.field_type,
+                "trigger_on_change": c.trigger_on_change,
+                "context": list(c.context),
             }
         }
     raise TypeError(f"not a NotifyConfig: {c!r}")
@@ -918,7 +919,7 @@ def decode_notification(obj: Any) -> Notification:
     )
 
 
-def encode_notification(n: Notification) -> dict:
+def encode_notification(n: Notification) -> dict[str, Any]:
     return {
         "entity_id": encode_entity_id(n.entity_id),
         "field_type": n.field_type,

@@ -512,9 +512,9 @@ class Raft:
                 logger.info("node %d: stepping down at term %d: no quorum heard within an election timeout", self.id, self.term)
                 self.become_follower(self.term, NONE)
                 return
-            for nid, pr in self.trk.progress.items():
+            for nid, other in self.trk.progress.items():
                 if nid != self.id:
-                    pr.recent_active = False
+                    other.recent_active = False
             return
         if t == MT.READ_INDEX:
             self._leader_read_index(m)

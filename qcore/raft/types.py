@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 NONE = 0  # "no node" / "no index" / "no term"
 
@@ -59,7 +60,7 @@ class ConfState:
     auto_leave: bool = False
     addresses: dict[int, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "voters": list(self.voters),
             "voters_outgoing": list(self.voters_outgoing),
@@ -70,7 +71,7 @@ class ConfState:
         }
 
     @classmethod
-    def from_json(cls, obj: dict) -> "ConfState":
+    def from_json(cls, obj: dict[str, Any]) -> "ConfState":
         return cls(
             voters=tuple(obj.get("voters", ())),
             voters_outgoing=tuple(obj.get("voters_outgoing", ())),

@@ -125,15 +125,14 @@ class Cluster:
     def send(self, src: int, msg: PeerMessage) -> None:
         if msg.to == src:
             raise MessageToSelf(f"node {src} sent {type(msg).__name__} to itself")
-        raft = type(msg) is Message
-        if raft:
+        if isinstance(msg, Message):
             self.checker.check_promise(src, msg, self.nodes[src].disk.durable)
-        ok = self.network.send(msg, self.now, src)
-        if not ok:
-            self.trace.add(self.now, f"lost (sent by {src})", msg)
-        if not ok and raft and msg.type == MessageType.SNAP:
+        if self.network.send(msg, self.now, src):
+            return
+        self.trace.add(self.now, f"lost (sent by {src})", msg)
+        if isinstance(msg, Message) and msg.type == MessageType.SNAP:
             self._reports.append((src, msg.to, False))
-        elif not ok and raft and msg.type == MessageType.APP and not self.network.reachable(src, msg.to):
+        elif isinstance(msg, Message) and msg.type == MessageType.APP and not self.network.reachable(src, msg.to):
             self._reports.append((src, msg.to, None))
 
     def reachable(self, frm: int, to: int) -> bool:

@@ -281,6 +281,7 @@ class SimNode:
             self.conf_restored = False
         if self.conf_applied:
             index, self.conf_applied = self.conf_applied, 0
+            assert self.conf is not None
             self.cluster.on_conf_applied(self, self.conf, index)
         self.cluster.after_apply(self)
 
