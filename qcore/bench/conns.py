@@ -10,126 +10,29 @@ HTTP/1.1 client over asyncio streams is used for etcd.
 
 Both are kept equally lean so that the ruler does not favour one protocol:
 against the no-op server each costs the generator about the same CPU per
-request (WebSocket 14.7-16.5, HTTP 15.3-18.2 µs on the bench VM; see
-docs/benchmarks.md).
+request (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.frames import Frame, Opcode
+from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from qcore.protocol import ws_frames
-from qcore.protocol.ws_frames import whole_message
+from qcore.wsfast import FAST, ReplyConnection, masked_text_frame
 
 logger = logging.getLogger(__name__)
 
 
-class _ReplyConnection(ClientConnection):
-    """A websockets client connection that hands the next whole message to
-    a waiting future instead of queueing it for ``recv()``.
-
-    The stock connection queues each message in an assembler (a queue, a
-    lock and a task switch per message), and its sans-I/O parser reads every
-    frame through a chain of generators; a bench client has one request in
-    flight and wants only the next reply, and that machinery made a
-    WebSocket request cost the generator a third more CPU than an HTTP one
-    (22 against 17 µs against the no-op server). So:
-
-    - a read that is exactly one whole, unfragmented data frame, arriving
-      while websockets' parser holds nothing, is unwrapped here and its
-      payload handed to the waiter (nearly every reply: the servers write
-      each reply with one syscall);
-    - anything else (a frame split over reads, several frames in one read,
-      control frames, a fragmented message) goes through websockets, and the
-      data frames it parses reach the waiter through ``process_event``.
-
-    websockets still does the handshake, pings and closing, and all of it
-    when no caller is waiting (``recv()``, used by the set-up connections).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.waiter: asyncio.Future[bytes] | None = None
-        self._parts: list[bytes] | None = None  # a fragmented reply being put together
-
-    def data_received(self, data: bytes) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            whole = whole_message(self.protocol, data)
-            if whole is not None:
-                self._deliver(waiter, whole[0])
-                return
-        super().data_received(data)
-
-    def process_event(self, event: Any) -> None:
-        waiter = self.waiter
-        if waiter is not None and type(event) is Frame:
-            op = event.opcode
-            if op in _DATA or (op is Opcode.CONT and self._parts is not None):
-                if op is not Opcode.CONT:
-                    self._parts = []
-                assert self._parts is not None
-                self._parts.append(bytes(event.data))
-                if event.fin:
-                    parts, self._parts = self._parts, None
-                    self._deliver(waiter, b"".join(parts))
-                return
-        super().process_event(event)
-
-    def _deliver(self, waiter: "asyncio.Future[bytes]", payload: bytes) -> None:
-        self.waiter = None
-        if not waiter.done():
-            waiter.set_result(payload)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(EOFError("connection closed"))
-        super().connection_lost(exc)
-
-
-_DATA = (Opcode.TEXT, Opcode.BINARY)
-
-
-class _Masks:
-    """Masking keys for client frames, read from the OS 1,024 at a time.
-
-    RFC 6455 wants each key unpredictable, so they come from ``os.urandom``
-    as websockets' own do; websockets makes one call per frame.
-    """
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
-
-    def take(self) -> bytes:
-        at = self._at
-        if at >= len(self._pool):
-            self._pool = os.urandom(4096)
-            at = 0
-        self._at = at + 4
-        return self._pool[at : at + 4]
-
-
-_masks = _Masks()
-
-
-def masked_text_frame(payload: bytes) -> bytes:
-    """``payload`` (UTF-8 JSON) as one masked text frame, with a fresh key."""
-    return ws_frames.masked_text_frame(payload, _masks.take())
-
-
 class WsConn:
-    """One WebSocket connection; ``call`` sends a text frame and returns the next message."""
+    """One WebSocket connection; ``call`` sends a text frame and returns the
+    next message (through qcore.wsfast's reply connection when its fast
+    paths are on, else with websockets' own send and recv)."""
 
-    def __init__(self, ws: _ReplyConnection) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
         self._loop = asyncio.get_running_loop()
 
@@ -143,15 +46,21 @@ class WsConn:
             ping_interval=None,
             max_size=64 * 1024 * 1024,
             open_timeout=10,
-            create_connection=_ReplyConnection,
+            create_connection=ReplyConnection if FAST else None,
         )
         return cls(ws)
 
     async def call(self, frame: bytes) -> bytes:
         ws = self._ws
-        if ws.protocol.state is not State.OPEN:
+        if ws.state is not State.OPEN:
             raise EOFError("connection closed")
-        waiter = self._loop.create_future()
+        if not isinstance(ws, ReplyConnection):
+            try:
+                await ws.send(frame, text=True)
+                return await ws.recv(decode=False)
+            except ConnectionClosed:
+                raise EOFError("connection closed") from None
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
         ws.waiter = waiter
         ws.transport.write(masked_text_frame(frame))
         return await waiter

@@ -23,8 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from qcore.bench.loadgen import run_async
-from qcore.node.frames_out import write_frames
-from qcore.node.ws_conn import SinkServerConnection
+from qcore.wsfast import SinkServerConnection, server_connection_class, write_frames
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def answer(frame: bytes | str) -> bytes:
 
 async def _ws_handler(ws: ServerConnection) -> None:
     # Answered from the connection's callback, the way a qcore node takes
-    # requests (qcore.node.ws_conn), so the ceiling shows what a server that
+    # requests (qcore.wsfast), so the ceiling shows what a server that
     # does nothing else costs the load generator, not websockets' recv() queue.
     if isinstance(ws, SinkServerConnection):
         ws.sink = lambda data, _text: write_frames(ws, (answer(data),))
@@ -88,7 +87,7 @@ async def serve_noop(host: str, ws_port: int, http_port: int | None, stop: async
     """Serve until ``stop`` is set."""
     async with serve(
         _ws_handler, host, ws_port, compression=None, ping_interval=None, max_size=None,
-        create_connection=SinkServerConnection,
+        create_connection=server_connection_class(),
     ):
         http = await asyncio.start_server(_http_handler, host, http_port) if http_port else None
         logger.info("no-op server on ws %s:%d http %s", host, ws_port, http_port)

@@ -307,8 +307,8 @@ class Cluster:
         for n in list(self.nodes):
             if self.nodes[n].running:
                 await self.kill(n)
-        for n in self.nodes.values():
-            await n.start()
+        for proc in self.nodes.values():
+            await proc.start()
         for n in self.nodes:
             await self.wait_answering(n)
 

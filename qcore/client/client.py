@@ -39,8 +39,8 @@ class Client(Session):
 
     async def init(self, nodes: Mapping[int, str] | Sequence[tuple[int, str]] = (), *, timeout: float | None = None) -> None:
         """Initialise the cluster; no nodes: a single-node cluster of the connected node."""
-        pairs = list(nodes.items()) if isinstance(nodes, Mapping) else [tuple(p) for p in nodes]
-        await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs]), timeout)  # type: ignore[misc]
+        pairs: list[tuple[Any, Any]] = list(nodes.items()) if isinstance(nodes, Mapping) else [(i, a) for i, a in nodes]
+        await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs]), timeout)
 
     async def metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
         """The connected node's metrics (``GetMetrics``); learns the cluster's addresses from them."""
@@ -49,7 +49,7 @@ class Client(Session):
         for addr in member_addresses(metrics).values():
             if addr not in self.addresses:
                 self.addresses.append(addr)
-        return metrics  # type: ignore[no-any-return]
+        return metrics
 
     async def connect_to_leader(self) -> str | None:
         """Move to the leader named by the current node's metrics; returns its address if known."""
@@ -288,5 +288,5 @@ def _log_index(x: Any) -> int | None:
     if type(x) is int:
         return x
     if isinstance(x, Mapping) and type(x.get("index")) is int:
-        return x["index"]  # type: ignore[no-any-return]
+        return x["index"]
     return None

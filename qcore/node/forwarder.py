@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from qcore.node.errors import OutcomeUnknown, RequestFailed
-from qcore.node.frames_out import write_frames
+from qcore.wsfast import write_frames
 
 log = logging.getLogger(__name__)
 

@@ -51,6 +51,7 @@ from qcore.node.notify_reads import check_type, context_of, encode_change, resol
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError, decode_notify_config
+from qcore.wsfast import send_frames
 from qcore.store import Change, NotifyConfigEntityId, NotifyConfigEntityType, Store
 
 log = logging.getLogger(__name__)
@@ -502,7 +503,7 @@ class NotificationHub:
                     elif reg.active:
                         frames.append(reg.frame(item))
                 if frames:
-                    await _write(ws, frames)
+                    await send_frames(ws, frames)
                     self.delivered += len(frames)
         except ConnectionClosed:
             pass
@@ -541,7 +542,7 @@ class NotificationHub:
                     frames.append(reg.frame(encode_change(index, ch, ctx)))
             reg.cursor = cur
             if frames:
-                await _write(ws, frames)
+                await send_frames(ws, frames)
                 self.delivered += len(frames)
             elif cur >= total:
                 # Window exhausted and nothing pending, with no await since the
@@ -599,24 +600,3 @@ def _value_size(v: Any) -> int:
     if c is tuple:  # EntityList
         return 56 + 72 * len(p)
     return 32
-
-
-async def _write(ws: Any, frames: list[bytes]) -> None:
-    """Send several text messages with one socket write.
-
-    One ``ws.send`` per message costs a ``transport.write`` (a syscall) each,
-    which is what bounds delivery with many subscribers. websockets'
-    ``send_context`` is what ``send`` itself uses: check the connection is
-    open, let the sans-I/O protocol frame the messages, then write and drain
-    once. Connections without it (test doubles) get one ``send`` per message.
-    """
-    if len(frames) > 1:
-        ctx = getattr(ws, "send_context", None)
-        protocol = getattr(ws, "protocol", None)
-        if ctx is not None and protocol is not None:
-            async with ctx():
-                for f in frames:
-                    protocol.send_text(f)
-            return
-    for f in frames:
-        await ws.send(f, text=True)

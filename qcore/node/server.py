@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import orjson
+import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -31,7 +32,6 @@ from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
 from qcore.node.errors import NodeError, error_reply
 from qcore.node.forwarder import Forwarder
-from qcore.node.frames_out import write_frames
 from qcore.node.http import HttpReply
 from qcore.node.metrics import build_metrics
 from qcore.node.ops_api import ops_handlers
@@ -40,7 +40,6 @@ from qcore.node.options import NodeOptions
 from qcore.node.prometheus import Exposition
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
-from qcore.node.ws_conn import SinkServerConnection
 from qcore.node.transport import PeerTransport, peer_identity
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error
@@ -48,6 +47,8 @@ from qcore.protocol.raft_codec import RaftCodecError
 from qcore.protocol.values import encode_load_config
 from qcore.raft import Config, RawNode, Role
 from qcore.storage import FileStorage, MemoryStorage, Storage
+from qcore import wsfast
+from qcore.wsfast import SinkServerConnection, server_connection_class, write_frames
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +187,11 @@ class Node:
             ping_timeout=20,
             close_timeout=2,
             server_header="qcore",
-            create_connection=SinkServerConnection,
+            create_connection=server_connection_class(),
             process_request=self.http.process_request,
         )
-        log.info("node %d serving on ws://%s", opts.id, opts.ws_addr)
+        log.info("node %d serving on ws://%s (websockets %s, fast paths %s)", opts.id, opts.ws_addr,
+                 websockets.__version__, "on" if wsfast.FAST else f"off: {wsfast.WHY_NOT}")
         if opts.init and not self.driver.initialised():
             reply = await self.api.init(m.Init("startup", []), None)
             log.info("--init: %s", reply.response)
@@ -276,7 +278,7 @@ class Node:
         if isinstance(ws, SinkServerConnection):
             ws.sink = lambda data, text: self._on_message(conn, data, text)
         try:
-            # Only fragmented messages arrive here (see qcore.node.ws_conn).
+            # Only fragmented messages arrive here, unless the fast paths are off (qcore.wsfast).
             async for frame in ws:
                 self._on_frame(conn, frame)
         except ConnectionClosed:

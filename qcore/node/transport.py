@@ -37,7 +37,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus, WebSocketException
 
 from qcore.node.cluster_identity import ClusterIdentity
-from qcore.node.frames_out import must_drain, write_frames
 from qcore.protocol.raft_codec import (
     BatchRefused,
     ForwardBatch,
@@ -52,6 +51,7 @@ from qcore.protocol.raft_codec import (
     frame_tag,
 )
 from qcore.raft.types import Message, MessageType
+from qcore.wsfast import must_drain, write_frames
 
 if TYPE_CHECKING:
     from qcore.node.driver import RaftDriver

@@ -1,6 +1,6 @@
 """The load generator's WebSocket transport: a reply must reach the caller
 whole whichever path it takes (unwrapped at once, or parsed by websockets).
-The framing itself is tested in tests/protocol/test_ws_frames.py."""
+The framing itself is tested in tests/test_wsfast.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
-from qcore.bench.conns import WsConn, masked_text_frame
-from qcore.protocol.ws_frames import whole_frame
-from tests.protocol.test_ws_frames import parse
+from qcore import wsfast
+from qcore.bench.conns import WsConn
+from qcore.wsfast import masked_text_frame, whole_frame
+from tests.test_wsfast import parse
 
 
 def test_masking_keys_change_and_outlast_the_pool():
@@ -35,9 +36,12 @@ async def _serve(handler):
     return server, f"127.0.0.1:{port}"
 
 
-async def test_call_gets_every_kind_of_reply_whole():
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "public-api"])
+async def test_call_gets_every_kind_of_reply_whole(fast, monkeypatch):
     """Replies that take websockets' path (large, fragmented, behind a ping,
-    two in one write) reach the caller exactly as sent, in order."""
+    two in one write) reach the caller exactly as sent, in order; with the
+    fast paths off too."""
+    monkeypatch.setattr(wsfast, "FAST", fast)
     big = b'"' + b"b" * 300_000 + b'"'
 
     async def handler(ws: ServerConnection) -> None:

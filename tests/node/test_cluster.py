@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.node.harness import Conn, NodeProc, read, wait_serving, wait_until, write
 
 
@@ -56,7 +58,12 @@ async def read_n(c: Conn, ent: dict) -> int:
     return r["UpdateEntity"]["response"][0]["Read"]["value"]["Int"]
 
 
-async def test_three_nodes_forward_writes_and_read_linearizably_everywhere(nodes):
+@pytest.mark.parametrize("fast", ["on", "off"], ids=["ws-fast-paths", "ws-public-api"])
+async def test_three_nodes_forward_writes_and_read_linearizably_everywhere(nodes, fast, monkeypatch):
+    """Also with qcore.wsfast's fallback to websockets' public API (as with
+    a websockets release it was not tested with)."""
+    if fast == "off":
+        monkeypatch.setenv("QCORE_WS_FASTPATH", "0")
     ns = [nodes(i).start() for i in (1, 2, 3)]
     conns = await form_cluster(ns)
     ent = await make_counter(conns[1], "c")  # sent to a follower or the leader: either works
@@ -70,6 +77,7 @@ async def test_three_nodes_forward_writes_and_read_linearizably_everywhere(nodes
     # every node applied the same log
     metrics = [await c.metrics() for c in conns]
     assert len({m["current_leader"] for m in metrics}) == 1
+    assert all(f"fast paths {fast}" in n.log_tail(1000) for n in ns)
 
 
 async def test_multi_node_init_and_leader_kill(nodes):

@@ -1,0 +1,251 @@
+"""The websockets fast paths (qcore.wsfast): qcore's own framing of the
+common WebSocket frame agrees byte for byte with websockets' (RFC 6455) and
+leaves every other frame to websockets; the sink connection hands every
+message over once, whole and in order, and refuses what websockets refuses;
+and with the fast paths off (another websockets, or QCORE_WS_FASTPATH=0)
+the same calls work through websockets' public API."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from qcore import wsfast
+from qcore.wsfast import SinkServerConnection, masked_text_frame, text_header, whole_frame, write_frames
+
+SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
+
+
+def parse(data: bytes, mask: bool) -> Frame:
+    """One frame through websockets' own parser, which must use every byte."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    gen = Frame.parse(reader.read_exact, mask=mask)
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert not reader.buffer
+    return stop.value.value
+
+
+def payload_of(size: int) -> bytes:
+    return bytes(i % 251 for i in range(size))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_text_header_and_payload_are_what_websockets_parses(size):
+    frame = parse(text_header(size) + payload_of(size), mask=False)
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload_of(size))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_masked_text_frame_is_what_websockets_parses(size):
+    frame = parse(masked_text_frame(payload_of(size), b"\x01\x02\x03\x04"), mask=True)
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload_of(size))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
+@pytest.mark.parametrize("masked", [True, False])
+def test_whole_frame_unwraps_what_websockets_builds(size, opcode, masked):
+    data = Frame(opcode, payload_of(size)).serialize(mask=masked)
+    assert whole_frame(data, masked) == (payload_of(size), opcode is Opcode.TEXT)
+
+
+def test_whole_frame_keeps_to_the_size_limit():
+    data = Frame(Opcode.TEXT, b"x" * 1000).serialize(mask=True)
+    assert whole_frame(data, True, 1000) == (b"x" * 1000, True)
+    assert whole_frame(data, True, 999) is None  # websockets refuses it (1009)
+
+
+def _client(payload: bytes, opcode: Opcode = Opcode.TEXT, fin: bool = True) -> bytes:
+    return Frame(opcode, payload, fin).serialize(mask=True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x81",
+        _client(b"hello")[:-1],  # truncated
+        _client(b"a" * 300)[:5],  # extended length cut short
+        _client(b"one") + _client(b"two"),  # two frames in one read
+        Frame(Opcode.TEXT, b"unmasked").serialize(mask=False),  # a client must mask
+        _client(b"part", fin=False),  # first fragment
+        _client(b"rest", Opcode.CONT),
+        _client(b"", Opcode.PING),
+        _client(b"\x03\xe8", Opcode.CLOSE),
+        bytes([_client(b"rsv")[0] | 0x40]) + _client(b"rsv")[1:],  # RSV1 without an extension
+    ],
+    ids=["empty", "one-byte", "truncated", "short-length", "two-frames", "unmasked", "fragment",
+         "continuation", "ping", "close", "rsv1"],
+)
+def test_whole_frame_leaves_everything_else_to_websockets(data):
+    assert whole_frame(data, True) is None
+
+
+def test_a_server_frame_is_not_taken_for_a_client_one_or_back():
+    assert whole_frame(Frame(Opcode.TEXT, b"x").serialize(mask=False), True) is None
+    assert whole_frame(Frame(Opcode.TEXT, b"x").serialize(mask=True), False) is None
+
+
+# -- the sink connection and the reply writer, in-process ------------------------
+
+MAX_SIZE = 4096
+
+
+def client_frame(payload: bytes, opcode: Opcode = Opcode.TEXT, fin: bool = True) -> bytes:
+    return Frame(opcode, payload, fin).serialize(mask=True)
+
+
+@pytest.fixture
+async def server():
+    """A server whose connections record what reaches their sink and echo
+    each message back with write_frames."""
+    received: list[tuple[bytes, bool]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        def sink(data: bytes, text: bool) -> None:
+            received.append((bytes(data), text))
+            write_frames(ws, (b"echo:" + bytes(data),))
+
+        assert isinstance(ws, SinkServerConnection)
+        ws.sink = sink
+        try:
+            async for msg in ws:  # fragmented messages
+                data = msg.encode() if isinstance(msg, str) else msg
+                received.append((data, isinstance(msg, str)))
+                write_frames(ws, (b"echo:" + data,))
+        except ConnectionClosed:
+            pass
+
+    srv = await serve(handler, "127.0.0.1", 0, compression=None, max_size=MAX_SIZE,
+                      create_connection=SinkServerConnection)
+    port = srv.sockets[0].getsockname()[1]
+    yield f"ws://127.0.0.1:{port}", received
+    srv.close()
+    await srv.wait_closed()
+
+
+async def recv_n(ws, n: int) -> list[bytes]:
+    return [await asyncio.wait_for(ws.recv(decode=False), 5) for _ in range(n)]
+
+
+async def test_every_message_arrives_once_whole_and_in_order(server):
+    uri, received = server
+    sizes = [0, 5, 125, 126, 1000, MAX_SIZE]
+    async with connect(uri, compression=None, max_size=None) as ws:
+        raw = ws.transport
+        for n in sizes:  # one whole frame per write: unwrapped by the node
+            raw.write(client_frame(b"a" * n))
+        raw.write(client_frame(b"one") + client_frame(b"two"))  # two in one write
+        split = client_frame(b"s" * 300)
+        raw.write(split[:7])  # one frame over two writes
+        await asyncio.sleep(0.01)
+        raw.write(split[7:])
+        raw.write(client_frame(b"\x00\x01", Opcode.BINARY))
+        raw.write(client_frame(b"last"))
+        # A fragmented message goes through websockets' assembler and the
+        # handler task, so it is sent last: its order relative to the others
+        # is not promised.
+        raw.write(client_frame(b"frag", fin=False) + client_frame(b"mented", Opcode.CONT))
+        expected = [b"a" * n for n in sizes] + [b"one", b"two", b"s" * 300, b"\x00\x01", b"last", b"fragmented"]
+        replies = await recv_n(ws, len(expected))
+    assert [p for p, _ in received] == expected
+    assert [t for _, t in received] == [True] * (len(sizes) + 3) + [False, True, True]
+    assert replies == [b"echo:" + p for p in expected]
+
+
+@pytest.mark.parametrize(
+    "bad, code",
+    [
+        (Frame(Opcode.TEXT, b"unmasked").serialize(mask=False), 1002),
+        (bytes([client_frame(b"rsv")[0] | 0x40]) + client_frame(b"rsv")[1:], 1002),
+        (client_frame(b"x" * (MAX_SIZE + 1)), 1009),
+    ],
+    ids=["unmasked", "reserved-bit", "too-big"],
+)
+async def test_frames_websockets_refuses_are_still_refused(server, bad, code):
+    uri, received = server
+    async with connect(uri, compression=None, max_size=None) as ws:
+        ws.transport.write(bad)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    assert received == []
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "public-api"])
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+async def test_write_frames_from_a_server_reads_back_whole(size, fast, monkeypatch):
+    monkeypatch.setattr(wsfast, "FAST", fast)
+    payloads = [bytes([65 + i % 26]) * size for i in range(3)]
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        assert write_frames(ws, payloads[:1])
+        assert write_frames(ws, payloads[1:])  # a second call: still in order
+        await ws.wait_closed()
+
+    srv = await serve(handler, "127.0.0.1", 0, compression=None, create_connection=wsfast.server_connection_class())
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as ws:
+            await ws.send("go")
+            got = [await asyncio.wait_for(ws.recv(), 5) for _ in payloads]
+            # send_frames (notifications) too
+            assert wsfast.must_drain(ws) is False
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    assert got == [p.decode() for p in payloads]  # text frames
+
+
+# -- without the fast paths --------------------------------------------------------
+
+
+async def test_without_the_fast_paths_nothing_bypasses_websockets(monkeypatch):
+    monkeypatch.setattr(wsfast, "FAST", False)
+    assert wsfast.server_connection_class() is None
+    sent: list[tuple[bytes, bool]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        assert type(ws) is ServerConnection
+        async for msg in ws:
+            sent.append((msg.encode() if isinstance(msg, str) else msg, isinstance(msg, str)))
+            await wsfast.send_frames(ws, [b"a", b"b"])
+
+    srv = await serve(handler, "127.0.0.1", 0, compression=None, create_connection=wsfast.server_connection_class())
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        async with connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+            assert wsfast.whole_message(ws.protocol, client_frame(b"x")) is None
+            await ws.send("hello")
+            assert [await asyncio.wait_for(ws.recv(), 5) for _ in range(2)] == ["a", "b"]
+            await ws.close()
+            assert write_frames(ws, [b"late"]) is False  # closed: nothing sent
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    assert sent == [(b"hello", True)]
+
+
+def test_the_fast_paths_turn_themselves_off_where_they_were_not_tested(monkeypatch):
+    assert wsfast.FAST and wsfast.WHY_NOT is None  # the websockets installed here is in the range
+    monkeypatch.setattr(websockets, "__version__", "99.0")
+    assert "outside the tested" in (wsfast._why_not() or "")  # noqa: SLF001
+    monkeypatch.setenv("QCORE_WS_FASTPATH", "0")
+    assert wsfast._why_not() == "disabled by QCORE_WS_FASTPATH=0"  # noqa: SLF001
+    probe = "import qcore.wsfast as w; print(w.FAST, w.WHY_NOT)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={"QCORE_WS_FASTPATH": "0", "PATH": ""}).stdout
+    assert out.strip() == "False disabled by QCORE_WS_FASTPATH=0"
