@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: websockets releases the fast paths were tested with (major versions, inclusive).
-TESTED_MAJOR = (14, 17)
+TESTED_MAJOR = (16, 17)
 
 _PROTOCOL_ATTRS = ("state", "side", "reader", "current_size", "extensions", "max_message_size",
                    "max_fragment_size", "expect_continuation_frame", "writes")

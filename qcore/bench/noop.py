@@ -27,7 +27,7 @@ from qcore.wsfast import SinkServerConnection, server_connection_class, write_fr
 
 logger = logging.getLogger(__name__)
 
-_OK_UPDATE = {"UpdateEntity": {"response": [], "error": None}}
+_OK_UPDATE: dict[str, Any] = {"UpdateEntity": {"response": [], "error": None}}
 _HTTP_BODY = b'{"header":{"cluster_id":"0","member_id":"0","revision":"1","raft_term":"1"}}'
 _HTTP_REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
     len(_HTTP_BODY),
@@ -57,7 +57,10 @@ async def _ws_handler(ws: ServerConnection) -> None:
     # requests (qcore.wsfast), so the ceiling shows what a server that
     # does nothing else costs the load generator, not websockets' recv() queue.
     if isinstance(ws, SinkServerConnection):
-        ws.sink = lambda data, _text: write_frames(ws, (answer(data),))
+        def sink(data: bytes, _text: bool) -> None:
+            write_frames(ws, (answer(data),))
+
+        ws.sink = sink
     try:
         async for frame in ws:  # only fragmented messages arrive here
             await ws.send(answer(frame), text=True)

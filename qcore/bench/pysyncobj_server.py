@@ -32,25 +32,25 @@ from qcore.bench.loadgen import run_async
 logger = logging.getLogger(__name__)
 
 
-class BenchKV(SyncObj):  # type: ignore[misc]
+class BenchKV(SyncObj):
     """A replicated dict with the operations the bench workloads need."""
 
     def __init__(self, self_addr: str, partners: list[str], conf: SyncObjConf) -> None:
         super().__init__(self_addr, partners, conf)
         self._data: dict[str, Any] = {}
 
-    @replicated  # type: ignore[misc]
+    @replicated
     def put(self, key: str, value: Any) -> bool:
         self._data[key] = value
         return True
 
-    @replicated  # type: ignore[misc]
+    @replicated
     def add(self, key: str, delta: int) -> int:
         value = int(self._data.get(key, 0)) + delta
         self._data[key] = value
         return value
 
-    @replicated  # type: ignore[misc]
+    @replicated
     def put_many(self, items: list[list[Any]]) -> bool:
         for key, value in items:
             self._data[key] = value
@@ -70,7 +70,7 @@ def _serve_requests(kv: BenchKV) -> Any:
     async def replicate(method: Any, *args: Any) -> tuple[Any, Any]:
         fut: asyncio.Future[Any] = loop.create_future()
         method(*args, callback=lambda res, err: loop.call_soon_threadsafe(settle, fut, res, err))
-        return await fut  # type: ignore[no-any-return]
+        return await fut
 
     async def handler(ws: ServerConnection) -> None:
         try:

@@ -155,11 +155,11 @@ def charts(results: list[RunResult], out_dir: Path, cdf_concurrency: int = 64) -
     for ax, wl in zip(axes.flat, workloads):
         for r in ok:
             if r.workload == wl and r.concurrency == cdf_concurrency:
-                pts = r.hist.cdf()
+                cdf = r.hist.cdf()
                 style = _style(r.system, r.nodes)
                 style.pop("marker")
                 label = f"{r.system} (ceiling)" if r.system.startswith("noop") else f"{r.system} x{r.nodes}"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
+                ax.plot([p[0] for p in cdf], [p[1] for p in cdf], label=label, **style)
         ax.set_xscale("log")
         ax.set_title(f"{wl}: latency CDF at {cdf_concurrency} clients")
         ax.set_xlabel("latency (ms)")

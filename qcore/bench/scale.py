@@ -68,9 +68,9 @@ async def run_scale(args: argparse.Namespace, workdir: Path) -> int:
     print()
     print(f"scale: qcore x{args.nodes}, {args.workload}, {args.concurrency} clients")
     print(scale_table(rows))
-    for r in rows:
-        if r.get("failed"):
-            print(f"{r['entities']} entities failed: {r['failed']}")
+    for row in rows:
+        if row.get("failed"):
+            print(f"{row['entities']} entities failed: {row['failed']}")
     ok = [r for r in rows if not r.get("failed")]
     if len(ok) >= 2 and ok[0]["ops_per_s"] > 0:
         print(f"throughput at {ok[-1]['entities']:,} entities = {ok[-1]['ops_per_s'] / ok[0]['ops_per_s']:.2f} x that at {ok[0]['entities']:,}")

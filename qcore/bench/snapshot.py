@@ -54,6 +54,7 @@ def build_store(entities: int) -> Any:
         "Object",
         {STRING_FIELD: FieldSchema(STRING_FIELD, String(""), 3), INT_FIELD: FieldSchema(INT_FIELD, Int(0), 4)},
     )
+    resp: Any
     resp, _ = store.apply(LoadConfig(schemas=[obj, item], tree=[]), now)
     if getattr(resp, "error", None):
         raise RuntimeError(f"LoadConfig failed: {resp.error}")

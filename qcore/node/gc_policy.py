@@ -1,12 +1,10 @@
 """How a node uses CPython's cyclic garbage collector.
 
-A node's heap is mostly its store: at a million entities, ~11 million
-objects that live as long as the process. The collector's older
-generations rescan every object in them: measured on the bench VM at 1M
-entities, a generation-1 collection took up to 0.8 s and a full one 2.0 s,
-with the loop (and so heartbeats and acknowledgements) stopped meanwhile —
-longer than an election timeout, and nodes lost their leadership during
-bulk loads.
+A node's heap is mostly its store: millions of objects that live as long
+as the process. The collector's older generations rescan every object in
+them, with the loop (and so heartbeats and acknowledgements) stopped
+meanwhile — at a million entities for longer than an election timeout
+(docs/benchmarks.md).
 
 So objects that survive a generation-1 collection are frozen (`gc.freeze`):
 moved where the collector never looks again. Reference counting still
@@ -15,8 +13,7 @@ that become garbage later. The store holds no cycles (entities refer to
 each other by id), and neither do Raft log entries; a connection's objects
 are released when its tasks finish. Young objects, where nearly all cyclic
 garbage is (exceptions and their tracebacks, finished tasks), are still
-collected, in pauses bounded by the thresholds below (~15 ms for a
-generation-0 collection of 100k objects, ~0.1 s for generation 1).
+collected, in pauses bounded by the thresholds below.
 """
 
 from __future__ import annotations

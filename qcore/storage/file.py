@@ -259,11 +259,10 @@ class FileStorage(LogReads):
         frame's fdatasync that follows).
 
         Appending to a file changes its size, so every fdatasync of an
-        append is also an ext4 journal commit, run by a kernel thread that
-        has to get a CPU first: on the busy 2-core bench VM that made a
-        follower's sync take 0.4-1.6 ms. Overwriting zeros that are already
-        on disk changes no metadata and syncs in ~0.2 ms there. Recovery
-        reads an all-zero remainder of a segment as its end.
+        append is also a journal commit, run by a kernel thread that has to
+        get a CPU first; overwriting zeros already on disk changes no
+        metadata (docs/storage.md has the figures). Recovery reads an
+        all-zero remainder of a segment as its end.
         """
         zeros = bytes(min(new_end - self._alloc_end, 1 << 20))
         pos = self._alloc_end
