@@ -40,7 +40,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode, apply_mask
-from websockets.protocol import SERVER, Protocol, State
+from websockets.protocol import SERVER, State
 from websockets.server import ServerProtocol
 
 __all__ = [
@@ -135,13 +135,14 @@ def whole_frame(data: bytes, masked: bool, max_size: int | None = None) -> tuple
     return data[start:], first == FIN_TEXT
 
 
-def whole_message(proto: Protocol, data: bytes) -> tuple[bytes, bool] | None:
+def whole_message(proto: Any, data: bytes) -> tuple[bytes, bool] | None:
     """``(payload, is_text)`` if ``data``, just read on the connection that
-    ``proto`` serves, is one whole message that can bypass websockets: the
-    connection is open, its parser holds nothing, no extension or
-    per-fragment limit applies, and ``data`` is exactly one data frame
-    masked as this side must receive it, within the size limit. None means:
-    give ``data`` to websockets (always, without the fast paths)."""
+    ``proto`` (websockets' sans-I/O `Protocol`, whose attributes read here
+    were checked at import) serves, is one whole message that can bypass
+    websockets: the connection is open, its parser holds nothing, no
+    extension or per-fragment limit applies, and ``data`` is exactly one
+    data frame masked as this side must receive it, within the size limit.
+    None means: give ``data`` to websockets (always, without the fast paths)."""
     if (
         not FAST
         or proto.state is not State.OPEN

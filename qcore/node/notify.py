@@ -336,6 +336,7 @@ class NotificationHub:
                     f"compacted: changes before log index {self._floor} are no longer retained on this node "
                     f"(asked from {msg.from_index}); re-read the state, then register without from_index"
                 )
+        assert isinstance(cfg, (NotifyConfigEntityId, NotifyConfigEntityType))
         reg = _Registration(self._next_token, box, entity_num, entity_type, fld, cfg.trigger_on_change,
                             tuple(cfg.context), start)
         self._next_token += 1

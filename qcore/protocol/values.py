@@ -872,7 +872,7 @@ def decode_notify_config(obj: Any) -> NotifyConfig:
 
 
 def encode_notify_config(c: NotifyConfig) -> dict[str, Any]:
-    if c.__class__ is NotifyConfigEntityId:
+    if isinstance(c, NotifyConfigEntityId):
         return {
             "EntityId": {
                 "entity_id": encode_entity_id(c.entity_id),
@@ -881,7 +881,7 @@ def encode_notify_config(c: NotifyConfig) -> dict[str, Any]:
                 "context": list(c.context),
             }
         }
-    if c.__class__ is NotifyConfigEntityType:
+    if isinstance(c, NotifyConfigEntityType):
         return {
             "EntityType": {
                 "entity_type": c.entity_type,

@@ -64,17 +64,18 @@ class Workload:
         self.next_value += 1
         value = f"v{self.next_value}"
         c = self.cluster
+        nid = node.id
 
         def acked(index: int) -> None:
             self.acked += 1
             c.checker.on_write_acked(index, value.encode())
-            c.trace.add(c.now, f"n{node.id} acks write {value!r} at {index}")
+            c.trace.add(c.now, f"n{nid} acks write {value!r} at {index}")
 
         def failed(exc: BaseException) -> None:
-            c.trace.add(c.now, f"n{node.id} fails write {value!r}: {exc}")
+            c.trace.add(c.now, f"n{nid} fails write {value!r}: {exc}")
 
         self.proposed += 1
-        c.trace.add(c.now, f"n{node.id} takes write {value!r}")
+        c.trace.add(c.now, f"n{nid} takes write {value!r}")
         node.replica.propose_command(value, None, SimWaiter(acked, failed))
         node.process()
 
