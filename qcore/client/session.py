@@ -423,9 +423,9 @@ class Session:
 
     async def _management(self, msg: Message, timeout: float | None = None) -> Any:
         reply = await self.request(msg, timeout=timeout)
-        expected = msg.TAG + "Response"  # type: ignore[union-attr]
-        if reply.TAG != expected:  # type: ignore[union-attr]
-            raise ServerError(f"unexpected reply to {msg.TAG}: {reply.TAG}")  # type: ignore[union-attr]
+        expected = msg.TAG + "Response"
+        if reply.TAG != expected:
+            raise ServerError(f"unexpected reply to {msg.TAG}: {reply.TAG}")
         why = refusal_of(reply)
         if why is not None:
             raise ServerError(why.text, why.kind)
