@@ -41,7 +41,7 @@ from qcore.node.waiting import Deadlines, Waiter
 from qcore.protocol.errors import Kind
 from qcore.protocol.raft_codec import BatchRefused, ForwardBatch, PeerMessage
 from qcore.raft import ConfChangeRejected, ProposalDropped, RawNode, Ready, SoftState, Status
-from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, Snapshot
+from qcore.raft.types import ConfChange, ConfState, Entry, HardState, Message, Snapshot
 from qcore.storage import Storage
 
 log = logging.getLogger(__name__)

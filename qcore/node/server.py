@@ -24,6 +24,7 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from qcore import wsfast
 from qcore.node import bootstrap
 from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.bootstrap_config import load_bootstrap_config
@@ -47,7 +48,6 @@ from qcore.protocol.raft_codec import RaftCodecError
 from qcore.protocol.values import encode_load_config
 from qcore.raft import Config, RawNode, Role
 from qcore.storage import FileStorage, MemoryStorage, Storage
-from qcore import wsfast
 from qcore.wsfast import SinkServerConnection, server_connection_class, write_frames
 
 log = logging.getLogger(__name__)
