@@ -26,7 +26,7 @@ async def run_metrics_cost(args: argparse.Namespace, workdir: Path) -> int:
     print(f"machine: {one_line(machine)}", flush=True)
     on = QcoreCluster(args.nodes, workdir / "metrics-on", list(args.qcore_arg))
     off = QcoreCluster(args.nodes, workdir / "metrics-off", [*args.qcore_arg, "--no-metrics"])
-    on.system, off.system = "qcore", "qcore-no-metrics"  # type: ignore[misc]
+    on.system, off.system = "qcore", "qcore-no-metrics"
     results: list[RunResult] = []
     try:
         params = {}

@@ -45,9 +45,9 @@ async def fetch_snapshot(
         try:
             reply = await asyncio.wait_for(await conn.send(msg), timeout)
         except TimeoutError:
-            raise QcoreError(f"{msg.TAG} to {conn.address}: no reply within {timeout:.0f}s") from None  # type: ignore[union-attr]
+            raise QcoreError(f"{msg.TAG} to {conn.address}: no reply within {timeout:.0f}s") from None
         except ConnectionLost as exc:
-            raise QcoreError(f"{msg.TAG} to {conn.address}: {exc}") from None  # type: ignore[union-attr]
+            raise QcoreError(f"{msg.TAG} to {conn.address}: {exc}") from None
         if type(reply) is m.Error:
             raise ServerError(reply.error)
         ok, value = m.result_of(reply.response)  # type: ignore[union-attr]

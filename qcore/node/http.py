@@ -100,7 +100,7 @@ class HttpRoutes:
         else:
             try:
                 result = handler(request)
-                reply = await result if inspect.isawaitable(result) else result  # type: ignore[assignment]
+                reply = await result if inspect.isawaitable(result) else result
             except Exception:
                 log.exception("HTTP GET %s failed", path)
                 reply = HttpReply.text(500, "500 internal error (see the node's log)\n")

@@ -63,7 +63,7 @@ async def member_metrics(addr: str, timeout: float) -> dict[str, Any]:
     body = reply.get("GetMetricsResponse") if isinstance(reply, dict) else None
     if not isinstance(body, dict) or not isinstance(body.get("response"), dict):
         raise ValueError(f"unexpected reply: {str(reply)[:200]}")
-    return body["response"]  # type: ignore[no-any-return]
+    return body["response"]
 
 
 class OpsApi:
