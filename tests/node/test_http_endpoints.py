@@ -95,5 +95,5 @@ async def test_json_log_format_writes_one_object_per_line(nodes) -> None:
     await wait_until(lambda: _ready(n), what="/ready 200")  # so it has logged becoming leader
     lines = [line for line in n.log_path.read_text().splitlines() if line.strip()]
     objs = [orjson.loads(line) for line in lines]  # every line is JSON
-    assert any(o["logger"] == "qcore.node.driver" and "role=Leader" in o["msg"] for o in objs)
+    assert any(o["logger"] == "qcore.node.replica" and "role=Leader" in o["msg"] for o in objs)
     assert all(o["node"] == 1 and o["level"] in ("DEBUG", "INFO", "WARNING", "ERROR") for o in objs)
