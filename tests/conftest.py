@@ -18,7 +18,7 @@ async def nodes(tmp_path: Path) -> AsyncIterator[Callable[..., NodeProc]]:
     made: list[NodeProc] = []
 
     def make(node_id: int, *extra: str, port: int | None = None, **where: Any) -> NodeProc:
-        """``where``: NodeProc's ``config_file`` (None: no --config-file) and ``cwd``."""
+        """``where``: NodeProc's ``config_file`` (None: no --config-file), ``cwd`` and ``ssl``."""
         n = NodeProc(node_id, tmp_path, *extra, port=port, **where)
         made.append(n)
         return n

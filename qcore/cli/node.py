@@ -1,5 +1,6 @@
 """`qcore`: start a node (the seed's command line), `qcore bench ...`, or
-`qcore snapshot restore ...` (qcore.cli.restore).
+`qcore snapshot restore ...` (qcore.cli.restore), or `qcore gen-secret FILE`
+(a peer secret, SPEC 8.2).
 
     qcore --id 1 --ws-addr 127.0.0.1:8080 --config-file schemas.yaml
 """
@@ -85,6 +86,19 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                    help="undelivered notifications per connection before it reads from the retained window")
     p.add_argument("--peer-override", type=_peer_override, action="append", default=[], metavar="ID=HOST:PORT",
                    help="reach peer ID at this address instead of its membership address (testing proxies)")
+    sec = p.add_argument_group("security (docs/security.md)")
+    sec.add_argument("--tls-cert-file", type=Path, metavar="PEM",
+                     help="serve wss:// and https:// with this certificate (also presented to peers)")
+    sec.add_argument("--tls-key-file", type=Path, metavar="PEM", help="the private key of --tls-cert-file")
+    sec.add_argument("--tls-ca-file", type=Path, metavar="PEM",
+                     help="the CA that signs the nodes' certificates: peers are verified against it")
+    sec.add_argument("--peer-secret-file", type=Path, action="append", default=[], metavar="FILE",
+                     help="the cluster's shared secret (qcore gen-secret FILE); peers must prove they hold it. "
+                          "Give it twice (new, old) while rotating")
+    sec.add_argument("--peer-cert-auth", action="store_true",
+                     help="a client certificate signed by --tls-ca-file proves a peer (mutual TLS)")
+    sec.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="a connection whose TLS, WebSocket or peer handshake takes longer is closed")
     a = p.parse_args(argv)
     if a.id <= 0 or a.id >= 1 << 64:
         p.error("--id must be a positive 64-bit integer")
@@ -92,6 +106,14 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         p.error("--init, --initial-cluster and --join are alternatives: give one")
     if a.join_as_learner and not a.join:
         p.error("--join-as-learner needs --join")
+    if (a.tls_cert_file is None) != (a.tls_key_file is None):
+        p.error("--tls-cert-file and --tls-key-file go together")
+    if a.tls_ca_file is not None and a.tls_cert_file is None:
+        p.error("--tls-ca-file needs --tls-cert-file and --tls-key-file: a node that talks TLS to its peers serves it")
+    if a.peer_cert_auth and a.tls_ca_file is None:
+        p.error("--peer-cert-auth needs --tls-ca-file (and --tls-cert-file/--tls-key-file)")
+    if len(a.peer_secret_file) > 2:
+        p.error("--peer-secret-file may be given at most twice (new and old, while rotating)")
     return NodeOptions(
         id=a.id, ws_addr=a.ws_addr, config_file=a.config_file, data_dir=a.data_dir, in_memory=a.in_memory,
         init=a.init, tick_ms=a.tick_ms, election_ticks=a.election_ticks, heartbeat_ticks=a.heartbeat_ticks,
@@ -100,6 +122,9 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         notify_retain=a.notify_retain, notify_max_per_conn=a.notify_max_per_conn,
         notify_queue_limit=a.notify_queue_limit, initial_cluster=a.initial_cluster, join=a.join,
         join_as_learner=a.join_as_learner, metrics=not a.no_metrics,
+        tls_cert_file=a.tls_cert_file, tls_key_file=a.tls_key_file,
+        tls_ca_file=a.tls_ca_file, peer_secret_files=a.peer_secret_file, peer_cert_auth=a.peer_cert_auth,
+        handshake_timeout=a.handshake_timeout,
     ), a
 
 
@@ -112,7 +137,7 @@ async def _run(opts: NodeOptions, announce: bool = True) -> int:
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(node.stop()))
     await node.start()
     if announce:  # (with --log-format json, stdout and stderr carry only JSON lines)
-        print(f"qcore node {opts.id} listening on ws://{opts.ws_addr}", flush=True)
+        print(f"qcore node {opts.id} listening on {'wss' if node.tls else 'ws'}://{opts.ws_addr}", flush=True)
     await node.wait_closed()
     return 0
 
@@ -127,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         from qcore.cli.restore import main as restore_main
 
         return restore_main(argv[2:])
+    if argv and argv[0] == "gen-secret":
+        return gen_secret(argv[1:])
     opts, a = parse_args(argv)
     configure_logging(opts.id, a.log_level, a.log_format)
     gc_policy.install()
@@ -136,11 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         runner: Callable[[Coroutine[Any, Any, int]], int] = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from qcore.node.peer_auth import SecretFileError
+    from qcore.node.tls import TlsConfigError
     from qcore.store.config import ConfigError
 
     try:
         return runner(_run(opts, announce=a.log_format == "text"))
-    except ConfigError as exc:  # read at start-up by an uninitialised node
+    except (ConfigError, TlsConfigError, SecretFileError) as exc:  # read at start-up
         print(f"qcore: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -149,6 +178,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # StorageError and the like: a clear one-line reason
         print(f"qcore: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def gen_secret(argv: list[str]) -> int:
+    """`qcore gen-secret FILE`: a new peer secret, mode 0600; never overwrites."""
+    from qcore.node.peer_auth import write_secret
+
+    p = argparse.ArgumentParser(prog="qcore gen-secret",
+                                description="Write a new peer secret (32 random bytes, hex) to FILE with mode 0600.")
+    p.add_argument("file", type=Path)
+    a = p.parse_args(argv)
+    try:
+        write_secret(a.file)
+    except FileExistsError:
+        print(f"qcore gen-secret: {a.file} exists; not overwriting it (it may be a cluster's secret)",
+              file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"qcore gen-secret: {a.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote a new peer secret to {a.file} (mode 0600); give it to every node with --peer-secret-file")
+    return 0
 
 
 if __name__ == "__main__":

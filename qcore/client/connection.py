@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -78,10 +79,13 @@ class Connection:
         ping_interval: float | None,
         on_notification: Callable[[Connection, Notification], None] | None = None,
         on_close: Callable[[Connection], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> Connection:
-        """Connect to ``address`` (``host:port``); raises ``OSError``/``TimeoutError``/websockets errors."""
+        """Connect to ``address`` (``host:port``; TLS with ``ssl_context``); raises
+        ``OSError`` (``ssl.SSLCertVerificationError`` too)/``TimeoutError``/websockets errors."""
         ws = await connect(
-            f"ws://{address}",
+            f"{'wss' if ssl_context is not None else 'ws'}://{address}",
+            ssl=ssl_context,
             open_timeout=timeout,
             max_size=max_size,
             # No compression: small JSON frames gain little and it costs CPU both ends.

@@ -41,6 +41,7 @@ import contextlib
 import contextvars
 import itertools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Self
 
@@ -56,6 +57,7 @@ from qcore.client.errors import (
 )
 from qcore.client.watch import Watch
 from qcore.protocol.errors import Kind, Refusal, refusal_of
+from qcore.tls import client_context, wants_tls
 from qcore.protocol.messages import (
     AddLearner,
     ChangeMembership,
@@ -136,7 +138,21 @@ class Session:
         retry_writes: bool = False,
         max_frame_size: int | None = 64 * 1024 * 1024,
         ping_interval: float | None = 10.0,
+        tls_ca: str | Any = None,
+        tls_cert: str | Any = None,
+        tls_key: str | Any = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """TLS (SPEC 8.1) is on with ``tls_ca`` (the CA file that signs the nodes'
+        certificates), a ``wss://`` address (the system's CAs then, unless
+        ``tls_ca``), or an ``ssl_context`` of your own; ``tls_cert``/``tls_key``
+        present a client certificate. A node whose certificate does not verify
+        is refused."""
+        self._ssl = ssl_context
+        if not isinstance(addresses, str):
+            addresses = list(addresses)  # read twice: for the scheme, then the addresses
+        if self._ssl is None and (tls_ca or tls_cert or wants_tls(addresses)):
+            self._ssl = client_context(tls_ca, tls_cert, tls_key)
         self.addresses = parse_addresses(addresses)
         self.request_timeout = request_timeout
         self.attempt_timeout = attempt_timeout
@@ -264,13 +280,18 @@ class Session:
                         ping_interval=self._ping_interval,
                         on_notification=self._on_notification,
                         on_close=self._on_connection_closed,
+                        ssl_context=self._ssl,
                     )
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # refused, unreachable, handshake failed, timed out...
                     errors[addr] = str(e) or type(e).__name__
+                    if isinstance(e, ssl.SSLCertVerificationError):
+                        errors[addr] = f"certificate refused: {e.verify_message or e}"
                     logger.debug("cannot connect to %s: %s", addr, errors[addr])
                     self._next = (self._next + 1) % len(self.addresses)
+            if errors and all(e.startswith("certificate refused") for e in errors.values()):
+                break  # waiting will not make a certificate verify
             if deadline - loop.time() <= 0:
                 break
             await backoff.sleep(deadline)

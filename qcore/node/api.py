@@ -60,6 +60,7 @@ class ConnContext:
     inflight: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # per-connection scratch (snapshot assembly)
     outbox: list[bytes] = field(default_factory=list)  # replies waiting for this loop iteration's flush
+    peer: Any = None  # qcore.node.peer_gate.PeerSide: is this a peer's connection, and for what
 
 
 @dataclass(slots=True)

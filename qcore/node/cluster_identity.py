@@ -116,18 +116,24 @@ class ClusterIdentity:
             params["config"] = cur.config_sha256
         return "&" + urlencode(params)
 
-    def check_inbound(self, peer_id: int, addr: str, theirs: Identity | None) -> str | None:
-        """None to accept a peer's connection, or why it is refused."""
+    def check_inbound(self, peer_id: int, addr: str, theirs: Identity | None, trusted: bool = True) -> str | None:
+        """None to accept a peer's connection, or why it is refused. Only a
+        ``trusted`` caller (peer authentication off, or a peer that has
+        authenticated: qcore.node.peer_gate) teaches a joining node its cluster
+        or has its refusal remembered and logged; anyone else who declares
+        another cluster is only refused."""
         ours = self.current
         if theirs is None:
             return None  # a peer that has no identity yet (or predates them)
         if ours is None:
-            self.set(theirs)  # a joining node learns its cluster from the first peer that calls
+            if trusted:
+                self.set(theirs)  # a joining node learns its cluster from the first peer that calls
             return None
         if theirs.cluster_id == ours.cluster_id:
             return None
         why = explain(self._me, ours, peer_id, theirs)
-        self._note(peer_id, f"refusing Raft messages from node {peer_id} at {addr}: {why}")
+        if trusted:
+            self._note(peer_id, f"refusing Raft messages from node {peer_id} at {addr}: {why}")
         return why
 
     def note_refused_by(self, peer_id: int, why: str) -> None:

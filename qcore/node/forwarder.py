@@ -3,7 +3,7 @@
 Writes normally reach the leader as PROP messages on the Raft link (see
 qcore.node.driver); this link carries membership changes, and writes when
 no leader was reachable that way. A follower keeps one pipelined connection to the current leader
-(`ws://leader/forward`) and relays requests over it with fresh ids, mapping
+(`ws[s]://leader/forward`, opened as a peer: qcore.node.peer_dial) and relays requests over it with fresh ids, mapping
 each reply back. Requests arriving on a `/forward` connection are never
 forwarded again: the receiver answers "not leader" instead, so a stale view
 of the leader can cost one hop but never a loop.
@@ -21,10 +21,11 @@ import logging
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import WebSocketException
 
 from qcore.node.errors import OutcomeUnknown, RequestFailed
+from qcore.node.peer_dial import PeerDialer
 from qcore.wsfast import write_frames
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ class _Link:
 
 
 class Forwarder:
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, dialer: PeerDialer) -> None:
+        self._dialer = dialer
         self._link: _Link | None = None
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
@@ -102,8 +104,8 @@ class Forwarder:
                 await link.close()
                 self._link = None
             try:
-                ws = await connect(
-                    f"ws://{addr}/forward", proxy=None, compression=None, open_timeout=3,
+                ws = await self._dialer.open(
+                    addr, "/forward", open_timeout=3,
                     max_size=self._max_size, ping_interval=10, ping_timeout=20, close_timeout=1,
                 )
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:

@@ -33,6 +33,12 @@ class NodeOptions:
     join: list[str] = field(default_factory=list)  # ask the cluster at these addresses to take this node in
     join_as_learner: bool = False  # ... as a learner only
     metrics: bool = True  # per-request counters and GET /metrics (off only to measure their cost)
+    tls_cert_file: Path | None = None  # serve wss:// / https:// with this certificate (SPEC 8.1)
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None  # verify peers against this CA (else the system's)
+    peer_secret_files: list[Path] = field(default_factory=list)  # SPEC 8.2; the first is preferred
+    peer_cert_auth: bool = False  # a client certificate signed by the CA proves a peer
+    handshake_timeout: float = 10.0  # seconds for a TLS, WebSocket or peer handshake before the connection is closed
 
     @property
     def host(self) -> str:

@@ -13,6 +13,7 @@ client request, so replies go out as soon as each is ready, in any order.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import re
@@ -38,9 +39,13 @@ from qcore.node.metrics import build_metrics
 from qcore.node.ops_api import ops_handlers
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
+from qcore.node.peer_auth import PeerKeys
+from qcore.node.peer_dial import PeerDialer
+from qcore.node.peer_gate import PeerGate, PeerSide
 from qcore.node.prometheus import Exposition
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
+from qcore.node.tls import NodeTls
 from qcore.node.transport import PeerTransport, peer_identity
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error
@@ -61,6 +66,15 @@ _RAFT_TAGS = frozenset({
 })
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume others can reach it
+
+
 class Node:
     def __init__(self, opts: NodeOptions) -> None:
         self.opts = opts
@@ -70,7 +84,14 @@ class Node:
         self.driver: RaftDriver
         self.transport: PeerTransport
         self.state_machine: StateMachine
-        self.forwarder = Forwarder(max_size=opts.max_frame_bytes * 2)
+        # Security (SPEC 8.1, 8.2): files are read now, so a bad one stops the start-up.
+        self.tls = (NodeTls.load(opts.tls_cert_file, opts.tls_key_file, opts.tls_ca_file, opts.peer_cert_auth)
+                    if opts.tls_cert_file is not None and opts.tls_key_file is not None else None)
+        self.peer_keys = PeerKeys.load(opts.peer_secret_files) if opts.peer_secret_files else None
+        self.dialer = PeerDialer(opts.id, self.tls.peers if self.tls is not None else None, self.peer_keys)
+        self.gate = PeerGate(opts.id, self.peer_keys, self.tls is not None and self.tls.cert_auth,
+                             self._peer_connected, handshake_timeout=opts.handshake_timeout)
+        self.forwarder = Forwarder(max_size=opts.max_frame_bytes * 2, dialer=self.dialer)
         self.notifications = NotificationHub(
             retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
             store=lambda: self.state_machine.store,
@@ -140,7 +161,7 @@ class Node:
         )
         self.transport = PeerTransport(
             opts.id, opts.ws_addr, lambda: self.driver, opts.peer_overrides, opts.snapshot_chunk_bytes,
-            self.cluster_identity,
+            self.cluster_identity, self.dialer,
         )
         self.driver = RaftDriver(
             opts, raw, storage, self.state_machine, self.transport.send,
@@ -189,14 +210,49 @@ class Node:
             server_header="qcore",
             create_connection=server_connection_class(),
             process_request=self.http.process_request,
+            ssl=self.tls.server if self.tls is not None else None,
+            ssl_handshake_timeout=opts.handshake_timeout if self.tls is not None else None,
+            open_timeout=opts.handshake_timeout,
         )
-        log.info("node %d serving on ws://%s (websockets %s, fast paths %s)", opts.id, opts.ws_addr,
-                 websockets.__version__, "on" if wsfast.FAST else f"off: {wsfast.WHY_NOT}")
+        self._log_security()
         if opts.init and not self.driver.initialised():
             reply = await self.api.init(m.Init("startup", []), None)
             log.info("--init: %s", reply.response)
         if opts.join:
             self._join_task = asyncio.create_task(bootstrap.join_cluster(self, opts.join, opts.join_as_learner))
+
+    def _log_security(self) -> None:
+        opts = self.opts
+        auth = [what for what, on in (("peer secret", self.peer_keys is not None),
+                                      ("peer certificates", self.gate.cert_auth)) if on]
+        log.info("node %d serving on %s://%s (peer authentication: %s; websockets %s, fast paths %s)", opts.id,
+                 "wss" if self.tls is not None else "ws", opts.ws_addr, " or ".join(auth) or "off",
+                 websockets.__version__, "on" if wsfast.FAST else f"off: {wsfast.WHY_NOT}")
+        if _is_loopback(opts.host):
+            return
+        if self.tls is None and not self.gate.enabled:
+            log.warning(
+                "listening on %s with neither TLS nor peer authentication: anyone who can reach this port can read "
+                "and change every entity, Init, add or remove members, and depose the leader or rewrite the log with "
+                "forged Raft messages, and everything travels in clear text (docs/security.md)", opts.ws_addr)
+        elif not self.gate.enabled:
+            log.warning(
+                "listening on %s without peer authentication: anyone who can reach this port can depose the leader "
+                "or rewrite the log with forged Raft messages (--peer-secret-file or --peer-cert-auth; "
+                "docs/security.md)", opts.ws_addr)
+        elif self.tls is None:
+            log.warning("listening on %s without TLS: data and requests travel in clear text (docs/security.md)",
+                        opts.ws_addr)
+
+    def _peer_connected(self, side: PeerSide) -> None:
+        """A connection is a peer's (authenticated, or with peer authentication
+        off, declared so): learn where the peer listens, and, if this node has
+        no cluster identity yet, take the peer's (cluster_identity)."""
+        if side.declared_id is None or side.declared_addr is None:
+            return
+        self.transport.learn(side.declared_id, side.declared_addr)
+        if self.gate.enabled:
+            self.cluster_identity.check_inbound(side.declared_id, side.declared_addr, from_path(side.path))
 
     async def wait_closed(self) -> None:
         await self._stopped.wait()
@@ -254,26 +310,26 @@ class Node:
 
     # ---------------------------------------------------------- connections
     def _check_peer(self, request: Any) -> HttpReply | None:
-        """Refuse a peer's handshake if it declares another cluster."""
+        """Refuse a peer's handshake if it declares another cluster. With peer
+        authentication on, the declaration of a connection that has not yet
+        authenticated teaches this node nothing (see _peer_connected)."""
         identity = peer_identity(request.path)
         if identity is None:
             return None
-        why = self.cluster_identity.check_inbound(identity[0], identity[1], from_path(request.path))
+        why = self.cluster_identity.check_inbound(identity[0], identity[1], from_path(request.path),
+                                                  trusted=not self.gate.enabled)
         return HttpReply.text(403, why) if why is not None else None
 
     async def _connection(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"
-        identity = peer_identity(path)
-        if identity is not None:
-            self.transport.learn(*identity)
-        forwarded = path.startswith("/forward")
         if len(self._connections) >= self.opts.max_connections:
             refused = error(m.new_id(), Kind.OVERLOADED, "too many connections; try again later")
             write_frames(ws, (m.encode_message(refused),))
             await ws.close(1013, "too many connections")
             return
         self._connections.add(ws)
-        conn = ConnContext(ws, forwarded)
+        side = self.gate.open(ws, path)
+        conn = ConnContext(ws, side.peer and side.purpose == "forward", peer=side)
         self.notifications.attach(conn)
         if isinstance(ws, SinkServerConnection):
             ws.sink = lambda data, text: self._on_message(conn, data, text)
@@ -284,6 +340,7 @@ class Node:
         except ConnectionClosed:
             pass
         finally:
+            self.gate.close(side)
             self._connections.discard(ws)
             self.notifications.detach(conn)
 
@@ -323,6 +380,9 @@ class Node:
             self._reply(conn, error(rid, Kind.INVALID, exc.message))
             return
         tag = msg.TAG
+        if self.gate.enabled or tag == "PeerAuth":
+            if self._refused_by_gate(conn, msg):
+                return
         if tag in _RAFT_TAGS:
             body = msg.response if tag.endswith("Response") else msg.request
             try:
@@ -357,6 +417,23 @@ class Node:
             if self.api.perform_fast(msg, reply, lambda: self._spawn(conn, handler, msg, t0)):
                 return
         self._spawn(conn, handler, msg, t0)
+
+    def _refused_by_gate(self, conn: ConnContext, msg: Any) -> bool:
+        """Peer authentication (qcore.node.peer_gate): answer a handshake step,
+        or refuse a frame this connection may not carry. True if answered here."""
+        side = conn.peer
+        if msg.TAG == "PeerAuth":
+            reply, close = self.gate.handshake(conn.ws, side, msg)
+            conn.forwarded = side.peer and side.purpose == "forward"
+            self._reply(conn, reply)
+            if close:
+                self._loop.call_soon(lambda: asyncio.ensure_future(conn.ws.close(1008, "peer handshake failed")))
+            return True
+        refused = self.gate.refusal(conn.ws, side, msg.TAG, getattr(msg, "id", m.new_id()))
+        if refused is not None:
+            self._reply(conn, refused)
+            return True
+        return False
 
     def _spawn(self, conn: ConnContext, handler: Any, msg: Any, t0: float) -> None:
         """Serve a request in its own task (it owns one unit of conn.inflight)."""

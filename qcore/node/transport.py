@@ -1,7 +1,8 @@
 """Peer transport: Raft messages between nodes over the one WebSocket port.
 
 Messages travel one way: each node keeps one persistent outbound connection
-per peer (`ws://peer/raft?from=<id>&addr=<host:port>`) and sends every
+per peer (`ws[s]://peer/raft?from=<id>&addr=<host:port>`, opened and
+authenticated by qcore.node.peer_dial) and sends every
 message for that peer on it, requests and responses alike, tagged with the
 seed's frame names (RaftVote / RaftAppend / RaftSnapshot and their
 *Response). Nothing waits for a reply, so many RPCs are in flight per link
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import itertools
 import logging
 from collections import deque
@@ -33,10 +35,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus, WebSocketException
 
 from qcore.node.cluster_identity import ClusterIdentity
+from qcore.node.peer_dial import PeerAuthFailed, PeerDialer
 from qcore.protocol.raft_codec import (
     BatchRefused,
     ForwardBatch,
@@ -92,6 +94,7 @@ class PeerLink:
         self._connected = False
         self._ws: Any = None  # set while the connection is open and the link is pumping
         self._draining = False
+        self._refused: str | None = None  # the last handshake/TLS failure logged
         self._task = asyncio.create_task(self._run(), name=f"peer-{transport.node_id}->{peer_id}")
 
     @property
@@ -130,19 +133,19 @@ class PeerLink:
                 await asyncio.sleep(0.2)
                 continue
             try:
-                async with connect(
-                    self._transport.uri(addr),
-                    proxy=None,
-                    compression=None,
+                ws = await self._transport.dialer.open(
+                    addr, self._transport.raft_path(), expect=self.peer_id,
                     open_timeout=2,
                     max_size=_PEER_FRAME_LIMIT,
                     ping_interval=5,
                     ping_timeout=10,
                     close_timeout=1,
-                ) as ws:
+                )
+                try:
                     if not self._connected:
                         log.info("connected to peer %d at %s", self.peer_id, addr)
                     self._connected = True
+                    self._refused = None
                     backoff = 0.05
                     reader = asyncio.create_task(self._drain_replies(ws))
                     try:
@@ -151,6 +154,8 @@ class PeerLink:
                         self._ws = None
                         self._draining = False
                         reader.cancel()
+                finally:
+                    await ws.close()
             except asyncio.CancelledError:
                 raise
             except InvalidStatus as exc:
@@ -158,6 +163,11 @@ class PeerLink:
                     self._transport.identity.note_refused_by(self.peer_id, exc.response.body.decode(errors="replace"))
                 else:
                     log.debug("peer %d at %s refused the connection: %s", self.peer_id, addr, exc)
+            except (PeerAuthFailed, ssl.SSLError) as exc:
+                # Misconfiguration, not a transient failure: say so (once per change of reason).
+                if str(exc) != self._refused:
+                    self._refused = str(exc)
+                    log.error("peer %d at %s: %s", self.peer_id, addr, exc)
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 if self._connected:
                     log.warning("lost connection to peer %d at %s: %s", self.peer_id, addr, exc)
@@ -220,9 +230,11 @@ class PeerTransport:
         overrides: dict[int, str] | None = None,
         chunk_bytes: int = 1 << 20,
         identity: ClusterIdentity | None = None,
+        dialer: PeerDialer | None = None,
     ) -> None:
         self.node_id = node_id
         self.identity = identity if identity is not None else ClusterIdentity(node_id, None)
+        self.dialer = dialer if dialer is not None else PeerDialer(node_id, None, None)
         self.self_addr = self_addr
         self._driver_ref = driver_ref
         self._overrides = dict(overrides or {})
@@ -236,8 +248,9 @@ class PeerTransport:
     def driver(self) -> "RaftDriver":
         return self._driver_ref()
 
-    def uri(self, addr: str) -> str:
-        return f"ws://{addr}/raft?from={self.node_id}&addr={self.self_addr}{self.identity.query()}"
+    def raft_path(self) -> str:
+        """The path of our connections to peers: who we are, where we listen, our cluster."""
+        return f"/raft?from={self.node_id}&addr={self.self_addr}{self.identity.query()}"
 
     def address_of(self, peer_id: int) -> str | None:
         if peer_id in self._overrides:
@@ -297,9 +310,8 @@ class PeerTransport:
         try:
             if addr is None:
                 raise OSError(f"no address for node {msg.to}")
-            async with connect(
-                self.uri(addr), proxy=None, compression=None, open_timeout=5,
-                max_size=_PEER_FRAME_LIMIT, close_timeout=2,
+            async with await self.dialer.open(
+                addr, self.raft_path(), expect=msg.to, open_timeout=5, max_size=_PEER_FRAME_LIMIT, close_timeout=2,
             ) as ws:
                 offset = 0
                 total = len(data)

@@ -24,7 +24,9 @@ The kinds fall in three families, which :func:`retry_class` names:
   state machine refused: type mismatch, no such entity...), ``not_found``,
   ``compacted`` (history no longer retained), ``fell_behind`` (a connection
   cut off for not reading its notifications), ``internal`` (a bug in the
-  node), and, with SPEC 8's users, ``permission_denied`` and ``auth_required``.
+  node), ``unauthenticated_peer`` (a peer message on a connection that has
+  not proved it is a peer, or a failed peer handshake: SPEC 8.2), and, with
+  SPEC 8's users, ``permission_denied`` and ``auth_required``.
   A kind this module does not know is final too.
 
 Every error frame and refusal the node sends is built here.
@@ -57,6 +59,7 @@ class Kind(enum.StrEnum):
     INTERNAL = "internal"
     PERMISSION_DENIED = "permission_denied"
     AUTH_REQUIRED = "auth_required"
+    UNAUTHENTICATED_PEER = "unauthenticated_peer"
 
 
 #: The kinds that promise the request was not applied.

@@ -63,6 +63,8 @@ __all__ = [
     "RaftSnapshotResponse",
     "RaftForward",
     "RaftForwardResponse",
+    "PeerAuth",
+    "PeerAuthResponse",
     "RegisterNotification",
     "RegisterNotificationResponse",
     "UnregisterNotification",
@@ -465,6 +467,29 @@ class RaftForwardResponse:
 
 
 @dataclasses.dataclass(slots=True)
+class PeerAuth:
+    """One step of the peer handshake (SPEC 8.2); ``request`` is ``{"Hello": ...}``
+    or ``{"Proof": ...}``, read by :mod:`qcore.node.peer_auth`."""
+
+    TAG: ClassVar[str] = "PeerAuth"
+    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("request", _object, _REQUIRED))
+    id: str | int
+    request: dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
+class PeerAuthResponse:
+    """``{"Ok": {"Challenge": ...}}``, ``{"Ok": "Authenticated"}`` or ``{"Err": ...}``."""
+
+    TAG: ClassVar[str] = "PeerAuthResponse"
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
+    id: str | int
+    response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
+
+
+@dataclasses.dataclass(slots=True)
 class RegisterNotification:
     """Subscribe this connection; ``from_index`` replays retained changes from that log index."""
 
@@ -563,6 +588,8 @@ Message: TypeAlias = Union[
     RaftSnapshotResponse,
     RaftForward,
     RaftForwardResponse,
+    PeerAuth,
+    PeerAuthResponse,
     RegisterNotification,
     RegisterNotificationResponse,
     UnregisterNotification,
@@ -585,6 +612,7 @@ RESPONSE_TYPES: dict[type[Any], type[Any]] = {
     RaftAppend: RaftAppendResponse,
     RaftSnapshot: RaftSnapshotResponse,
     RaftForward: RaftForwardResponse,
+    PeerAuth: PeerAuthResponse,
     RegisterNotification: RegisterNotificationResponse,
     UnregisterNotification: UnregisterNotificationResponse,
 }

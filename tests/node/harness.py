@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -28,8 +29,10 @@ class NodeProc:
     """One `python -m qcore` process with its own data dir and log file."""
 
     def __init__(self, node_id: int, workdir: Path, *extra: str, port: int | None = None,
-                 config_file: Path | None = SCHEMAS, cwd: Path = REPO) -> None:
+                 config_file: Path | None = SCHEMAS, cwd: Path = REPO, ssl: ssl.SSLContext | None = None) -> None:
+        """`ssl`: the node serves TLS, and this is how a client verifies it."""
         self.id = node_id
+        self.ssl = ssl
         self.config_file = config_file
         self.cwd = cwd
         self.port = port or free_port()
@@ -77,8 +80,9 @@ class Conn:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, addr: str) -> "Conn":
-        ws = await connect(f"ws://{addr}", proxy=None, max_size=64 << 20, open_timeout=5)
+    async def open(cls, addr: str, ssl: ssl.SSLContext | None = None, path: str = "") -> "Conn":
+        ws = await connect(f"{'wss' if ssl else 'ws'}://{addr}{path}", proxy=None, max_size=64 << 20,
+                           open_timeout=5, ssl=ssl)
         return cls(ws)
 
     async def _read(self) -> None:
@@ -127,7 +131,7 @@ async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
         if not node.alive():
             raise AssertionError(f"node {node.id} exited:\n{node.log_tail()}")
         try:
-            c = await Conn.open(node.addr)
+            c = await Conn.open(node.addr, node.ssl)
             try:
                 await c.metrics()
                 return

@@ -1,0 +1,69 @@
+"""TLS for the side that connects: the client library, qcore-cli, the bench,
+the chaos harness, and a node dialling its peers (SPEC 8.1).
+
+A connection made with :func:`client_context` verifies the server's
+certificate against the CA file (or the system's trust store when none is
+given) and checks that it names the host dialled; a certificate that does
+not verify fails the connection (websockets raises `ssl.SSLCertVerificationError`,
+an `OSError`). Nothing here ever turns verification off.
+
+Addresses stay ``host:port`` everywhere else in qcore; whether a connection
+is TLS is a setting of the client (a CA file, or a ``wss://`` address), not
+of each address, since the addresses a node reports for its peers carry no
+scheme.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["CA_ENV", "CERT_ENV", "KEY_ENV", "client_context", "scheme", "wants_tls", "host_of"]
+
+#: Environment variables the command-line tools read when no flag is given.
+CA_ENV = "QCORE_TLS_CA"
+CERT_ENV = "QCORE_TLS_CERT"
+KEY_ENV = "QCORE_TLS_KEY"
+
+
+def client_context(
+    ca_file: str | Path | None = None,
+    cert_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+) -> ssl.SSLContext:
+    """A context that verifies the server (against ``ca_file``, else the
+    system's CAs) and its host name, TLS 1.2 or newer; with ``cert_file``
+    (and ``key_file`` unless the key is in the same PEM) it presents that
+    client certificate (mutual TLS). Raises OSError/ssl.SSLError for a
+    missing or unreadable file."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file:
+        ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+    elif key_file:
+        raise ValueError("a client key was given without its certificate")
+    return ctx
+
+
+def wants_tls(addresses: str | Iterable[str]) -> bool:
+    """True if any address is written ``wss://...``."""
+    items = addresses.split(",") if isinstance(addresses, str) else list(addresses)
+    return any(a.strip().startswith("wss://") for a in items)
+
+
+def env_files() -> tuple[str | None, str | None, str | None]:
+    """(CA, client certificate, client key) from QCORE_TLS_CA / _CERT / _KEY."""
+    return os.environ.get(CA_ENV) or None, os.environ.get(CERT_ENV) or None, os.environ.get(KEY_ENV) or None
+
+
+def scheme(tls: ssl.SSLContext | None) -> str:
+    return "wss" if tls is not None else "ws"
+
+
+def host_of(addr: str) -> str:
+    """The host part of ``host:port`` (brackets of an IPv6 literal removed):
+    the name a peer's certificate must carry."""
+    host = addr.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
