@@ -12,6 +12,7 @@ from websockets.exceptions import InvalidMessage
 
 from qcore.client import Client
 from qcore.client.errors import ConnectionFailed
+from qcore.tls import client_context
 from tests.node.harness import Conn, wait_serving, wait_until, write
 from tests.node.test_cluster import _new_leader, leader_of, make_counter, read_n
 from tests.node.tls_files import make_secret, make_tls
@@ -114,3 +115,36 @@ async def test_bad_tls_input_is_closed_and_the_node_keeps_serving(nodes, tmp_pat
     w.close()
     assert (await c.metrics())["id"] == 1
     await c.close()
+
+
+async def test_peers_proving_themselves_by_client_certificate(nodes, tmp_path):
+    tls = make_tls(tmp_path)
+    other = make_tls(tmp_path, "other")
+    ns = [nodes(i, *tls.node_args(cert_auth=True), ssl=tls.client()) for i in (1, 2)]
+    for n in ns:
+        n.start()
+    for n in ns:
+        await wait_serving(n)
+    conns = [await Conn.open(n.addr, tls.client()) for n in ns]
+    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in ns])
+    assert reply["InitResponse"]["response"] == "Ok", reply
+    await wait_until(lambda: leader_of(conns), what="a leader of peers with certificates")
+    ent = await make_counter(conns[0], "k")
+    for c in conns:  # one of them forwards its write over a certificate-authenticated /forward link
+        r = await c.perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}})
+        assert r["UpdateEntity"]["error"] is None, r
+    assert [await read_n(c, ent) for c in conns] == [2, 2]
+    vote = {"type": "VOTE", "to": 1, "from": 9, "term": 500, "log_term": 500, "index": 10**6}
+    # Without a client certificate, a verified TLS connection is a client's.
+    stranger = await Conn.open(ns[0].addr, tls.client(), path="/raft?from=9&addr=127.0.0.1:1")
+    r = await stranger.call("RaftVote", request=vote)
+    assert r["Error"]["kind"] == "unauthenticated_peer", r
+    await stranger.close()
+    # A certificate from another CA does not get through the TLS handshake.
+    forged = client_context(tls.ca, other.cert, other.key)
+    with pytest.raises((ssl.SSLError, OSError, EOFError, InvalidMessage)):
+        c = await Conn.open(ns[0].addr, forged, path="/raft?from=9&addr=127.0.0.1:1")
+        await c.call("RaftVote", request=vote, timeout=5)
+    assert (await conns[0].metrics())["current_term"] < 500
+    for c in conns:
+        await c.close()

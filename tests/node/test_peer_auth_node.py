@@ -1,0 +1,131 @@
+"""Peer authentication against real processes (SPEC 8.2): strangers' Raft
+messages are refused, a node with the wrong secret cannot join, a recorded
+handshake does not open a new connection."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import orjson
+from websockets.asyncio.client import connect
+
+from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
+from tests.node.harness import Conn, wait_serving, wait_until
+from tests.node.test_cluster import leader_of
+from tests.node.tls_files import make_secret
+
+
+def _raft(tag: str, body: dict) -> bytes:
+    return orjson.dumps({tag: {"id": 7, "request": body}})
+
+
+async def _exchange(ws, frame: bytes) -> dict:
+    await ws.send(frame, text=True)
+    ((tag, body),) = orjson.loads(await asyncio.wait_for(ws.recv(), 10)).items()
+    return {"tag": tag, **body}
+
+
+async def test_strangers_raft_messages_change_neither_term_nor_leader(nodes, tmp_path):
+    secret = make_secret(tmp_path)
+    ns = [nodes(i, "--peer-secret-file", str(secret), "--handshake-timeout", "2") for i in (1, 2, 3)]
+    for n in ns:
+        n.start()
+    for n in ns:
+        await wait_serving(n)
+    conns = [await Conn.open(n.addr) for n in ns]
+    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in ns])
+    assert reply["InitResponse"]["response"] == "Ok", reply
+    leader = await wait_until(lambda: leader_of(conns), what="a leader")
+    before = [await c.metrics() for c in conns]
+    term = before[0]["current_term"]
+    high = term + 1000
+    follower = next(n for n in ns if n.id != leader)
+    attacks = [
+        _raft("RaftVote", {"type": "VOTE", "to": follower.id, "from": 9, "term": high, "log_term": high,
+                           "index": 10**6}),
+        _raft("RaftAppend", {"type": "APP", "to": follower.id, "from": 9, "term": high, "log_term": 0,
+                             "index": 0, "commit": 0, "entries": []}),
+        _raft("RaftAppend", {"type": "HEARTBEAT", "to": follower.id, "from": leader, "term": high}),
+        _raft("RaftAppend", {"type": "TIMEOUT_NOW", "to": leader, "from": follower.id, "term": term}),
+        _raft("RaftSnapshot", {"msg": {"type": "SNAP", "to": follower.id, "from": 9, "term": high,
+                                       "snapshot": {"index": 10**6, "term": high, "voters": [9]}},
+                               "offset": 0, "total": 2, "data": base64.b64encode(b"{}").decode(), "done": True}),
+        orjson.dumps({"RaftAppendResponse": {"id": 8, "response": {"Ok": {
+            "type": "APP_RESP", "to": leader, "from": follower.id, "term": high, "index": 10**6}}}}),
+    ]
+    for n in (follower, ns[leader - 1]):
+        # On a client's connection, and on a peer path without the handshake.
+        for path in ("", f"/raft?from=9&addr=127.0.0.1:1", f"/raft?from={leader}&addr={ns[leader - 1].addr}"):
+            async with connect(f"ws://{n.addr}{path}", proxy=None) as ws:
+                for frame in attacks:
+                    r = await _exchange(ws, frame)
+                    assert r["tag"] == "Error" and r["kind"] == "unauthenticated_peer", r
+                    assert "not an authenticated peer" in r["error"]
+        # A client request on an unauthenticated /forward connection is refused too.
+        async with connect(f"ws://{n.addr}/forward", proxy=None) as ws:
+            r = await _exchange(ws, orjson.dumps({"GetMetrics": {"id": 1}}))
+            assert r["tag"] == "Error" and r["kind"] == "unauthenticated_peer", r
+    after = [await c.metrics() for c in conns]
+    assert [m["current_term"] for m in after] == [m["current_term"] for m in before]
+    assert {m["current_leader"] for m in after} == {leader}
+    # A peer-path connection that never authenticates is closed after --handshake-timeout.
+    async with connect(f"ws://{follower.addr}/raft?from=9&addr=127.0.0.1:1", proxy=None) as ws:
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        assert ws.close_code == 1008
+    # The refusals are logged, rate limited: not one line per frame.
+    log = ns[follower.id - 1].log_path.read_text()
+    assert 1 <= log.count("not an authenticated peer") < len(attacks)
+    for c in conns:
+        await c.close()
+
+
+async def test_a_recorded_handshake_does_not_open_a_new_connection(nodes, tmp_path):
+    secret = make_secret(tmp_path)
+    n = nodes(1, "--peer-secret-file", str(secret), "--init").start()
+    await wait_serving(n)
+    keys = PeerKeys([load_secret(secret)])
+    path = f"/raft?from=2&addr=127.0.0.1:1"
+    # A genuine peer's handshake, recorded by whoever watches the wire.
+    recorded: list[bytes] = []
+    async with connect(f"ws://{n.addr}{path}", proxy=None) as ws:
+        d = Dialler(keys, 2, expect=1)
+        out: bytes | None = d.hello()
+        while out is not None:
+            recorded.append(out)
+            await ws.send(out, text=True)
+            out = d.receive(await asyncio.wait_for(ws.recv(decode=False), 10))
+        assert d.done, d.error
+    # Replayed on a new connection: the node's fresh nonce makes the old proof worthless.
+    async with connect(f"ws://{n.addr}{path}", proxy=None) as ws:
+        r = await _exchange(ws, recorded[0])
+        assert "Challenge" in r["response"]["Ok"]
+        r = await _exchange(ws, recorded[1])
+        assert "Err" in r["response"] and r["kind"] == "unauthenticated_peer", r
+        await asyncio.wait_for(ws.wait_closed(), 10)
+    async with connect(f"ws://{n.addr}{path}", proxy=None) as ws:
+        r = await _exchange(ws, _raft("RaftVote", {"type": "VOTE", "to": 1, "from": 2, "term": 99}))
+        assert r["kind"] == "unauthenticated_peer"
+
+
+async def test_a_node_with_the_wrong_secret_cannot_join(nodes, tmp_path):
+    secret = make_secret(tmp_path)
+    wrong = make_secret(tmp_path, "wrong")
+    a = nodes(1, "--peer-secret-file", str(secret), "--init", "--request-timeout", "2").start()
+    b = nodes(2, "--peer-secret-file", str(wrong)).start()
+    await wait_serving(a)
+    await wait_serving(b)
+    c = await Conn.open(a.addr)
+    reply = await c.call("AddLearner", node_id=2, node_addr=b.addr, timeout=20)
+    assert "Err" in reply["AddLearnerResponse"]["response"], reply
+    cb = await Conn.open(b.addr)
+    m = await cb.metrics()
+    assert m["last_log_index"] in (0, None) and m["current_leader"] is None, m
+    await wait_until(lambda: _logged(a, "peer handshake failed"), what="the leader logs the failed handshake")
+    await wait_until(lambda: _logged(b, "peer handshake failed"), what="the stranger logs its failure")
+    await c.close()
+    await cb.close()
+
+
+async def _logged(n, text: str) -> bool:
+    return text in n.log_path.read_text()
