@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["CA_ENV", "CERT_ENV", "KEY_ENV", "client_context", "scheme", "wants_tls", "host_of"]
+__all__ = ["CA_ENV", "CERT_ENV", "KEY_ENV", "client_context", "env_files", "host_of", "scheme", "wants_tls"]
 
 #: Environment variables the command-line tools read when no flag is given.
 CA_ENV = "QCORE_TLS_CA"

@@ -37,6 +37,7 @@ from qcore.cli.text_values import VALUE_TYPES, UsageError
 from qcore.client import Client, QcoreError, member_addresses, wire
 from qcore.protocol import messages as m
 from qcore.storage.backup_file import BackupError
+from qcore.tls import env_files as tls_env_files
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-writes", action="store_true",
                    help="re-send writes whose outcome is unknown after a connection loss (may apply them twice)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    ca, cert, key = tls_env_files()
+    p.add_argument("--tls-ca-file", default=ca, metavar="PEM",
+                   help="TLS (wss://): verify the nodes against this CA (default $QCORE_TLS_CA); a wss:// address "
+                        "without it trusts the system's CAs")
+    p.add_argument("--tls-client-cert", default=cert, metavar="PEM",
+                   help="present this client certificate (default $QCORE_TLS_CERT)")
+    p.add_argument("--tls-client-key", default=key, metavar="PEM",
+                   help="the key of --tls-client-cert (default $QCORE_TLS_KEY)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # --json/--pretty also after the command (except for write, where --json is the value's format).
     out = argparse.ArgumentParser(add_help=False)
@@ -231,7 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace) -> int:
-    c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes)
+    try:
+        c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes,
+                   tls_ca=args.tls_ca_file, tls_cert=args.tls_client_cert, tls_key=args.tls_client_key)
+    except (OSError, ValueError) as e:  # a TLS file that cannot be read
+        print(f"qcore-cli: TLS: {e}", file=sys.stderr)
+        return 1
     try:
         if ops.is_offline(args):
             ops.snapshot_status(args)

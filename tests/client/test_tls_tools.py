@@ -1,0 +1,60 @@
+"""The example client, the library and qcore-cli over TLS (SPEC 8.1), against
+a real node: the CA file by flag or QCORE_TLS_CA, a wss:// address, and a
+certificate that does not verify refused."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from qcore.client import Client
+from qcore.client.errors import ConnectionFailed
+from tests.client.conftest import REPO, running_node
+from tests.node.tls_files import make_tls
+
+
+async def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "qcore.cli.client", *args, cwd=REPO,
+        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_tools_speak_wss_with_a_ca_file_and_refuse_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tls = make_tls(tmp_path)
+    other = make_tls(tmp_path, "other")
+    files = ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-file", str(tls.ca)]
+    async with running_node(*files) as addr:
+        spec = importlib.util.spec_from_file_location("websocket_client_example", REPO / "examples" / "websocket_client.py")
+        assert spec is not None and spec.loader is not None
+        example = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(example)
+        await example.main(f"wss://{addr}", str(tls.ca))
+        out = capsys.readouterr().out
+        assert '"response": "Ok"' in out and '"GetMetricsResponse"' in out
+
+        async with Client(f"wss://{addr}", tls_ca=str(tls.ca), request_timeout=20) as c:
+            user = await c.create("User", "tls-user", parent=(await c.find("Folder", limit=1))[0])
+            await c.write(user, "LoginCount", 3)
+            assert (await c.read_value(user, "LoginCount")) == 3
+
+        code, out, err = await _cli("--addr", addr, "--tls-ca-file", str(tls.ca), "status")
+        assert code == 0 and "Leader" in out, err
+        code, out, err = await _cli("--addr", f"wss://{addr}", "--json", "status",
+                                    env={"QCORE_TLS_CA": str(tls.ca)})
+        assert code == 0 and "Leader" in out, err
+        code, out, err = await _cli("--addr", addr, "--timeout", "3", "status",
+                                    env={"QCORE_TLS_CA": str(other.ca)})
+        assert code == 1 and "certificate refused" in err, (out, err)
+        with pytest.raises(ConnectionFailed, match="certificate refused"):
+            async with Client(addr, tls_ca=str(other.ca), request_timeout=3) as c:
+                await c.metrics()
