@@ -40,6 +40,7 @@ from qcore.bench.machine import describe, one_line
 from qcore.bench.peers import PYSYNCOBJ_INSTALL_HINT, NoopServer, PysyncobjCluster, pysyncobj_installed
 from qcore.bench.runner import RunResult, measure
 from qcore.bench.targets import WORKLOADS, make_target
+from qcore.local_tls import make_local_tls
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--entities", type=int, default=1000, help="entities/keys the workloads spread over (default 1000)")
     run.add_argument("--pysyncobj-batch", action="store_true", help="PySyncObj with its default batching (~100 ms/write)")
     run.add_argument("--quick", action="store_true", help="3 nodes, write+read, 1 and 64 clients, 3 s runs")
+    run.add_argument("--tls", action="store_true",
+                     help="also measure qcore with TLS and a peer secret (system qcore-tls), interleaved with plain qcore")
 
     ceiling = sub.add_parser("ceiling", help="only the load generator's ceiling against a no-op server")
     _common(ceiling)
@@ -244,6 +247,8 @@ def _systems(args: argparse.Namespace, nodes: int, workdir: Path, notes: list[st
             systems.append(ExternalQcore([e.strip() for e in args.connect.split(",") if e.strip()]))
     elif not args.no_qcore:
         systems.append(QcoreCluster(nodes, workdir, args.qcore_arg))
+        if args.tls:
+            systems.append(QcoreCluster(nodes, workdir, args.qcore_arg, tls=make_local_tls(workdir / "tls")))
     if "etcd" in args.vs:
         if etcd_binary() is None:
             notes.append(f"etcd skipped: not installed; install with: {ETCD_HINT}")

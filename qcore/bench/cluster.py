@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from qcore.bench.procs import Child, ChildGroup, wait_listening
 from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD
 from qcore.bench.wire import AdminConn, WireError, check_ok
 from qcore.local_procs import free_ports, node_argv
+from qcore.local_tls import LocalTls
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +65,16 @@ class QcoreCluster(ChildGroup):
     system = "qcore"
     target = "qcore"
 
-    def __init__(self, nodes: int, workdir: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(self, nodes: int, workdir: Path, extra_args: list[str] | None = None,
+                 tls: LocalTls | None = None) -> None:
+        """``tls``: serve TLS with a peer secret, measured as the system ``qcore-tls``."""
         self.nodes = nodes
-        self.workdir = workdir / f"qcore-{nodes}"
-        self.extra_args = extra_args or []
+        self.tls = tls
+        self.client_tls = tls.client() if tls is not None else None
+        if tls is not None:
+            self.system = "qcore-tls"
+        self.workdir = workdir / f"{self.system}-{nodes}"
+        self.extra_args = [*(tls.node_args() if tls is not None else []), *(extra_args or [])]
         self.ports = free_ports(nodes)
         self.endpoints = [f"127.0.0.1:{p}" for p in self.ports]
         self.children: list[Child] = []
@@ -84,7 +92,7 @@ class QcoreCluster(ChildGroup):
         await self._form()
 
     async def _form(self) -> None:
-        first = await AdminConn.open(self.endpoints[0])
+        first = await AdminConn.open(self.endpoints[0], self.client_tls)
         try:
             check_ok("Init", (await first.request("Init", nodes=[]))["response"])
             await self._wait_leader(first)
@@ -115,12 +123,16 @@ class QcoreCluster(ChildGroup):
 
     async def prepare(self, entities: int) -> dict[str, Any]:
         """Create ``entities`` bench entities; returns the load generator's target parameters."""
-        ids = await create_entities(self.leader, entities)
+        ids = await create_entities(self.leader, entities, tls=self.client_tls)
         sample = ids if len(ids) <= 10_000 else [ids[i] for i in range(0, len(ids), len(ids) // 10_000)][:10_000]
-        return {"entities": sample}
+        params: dict[str, Any] = {"entities": sample}
+        if self.tls is not None:
+            params["tls_ca"] = str(self.tls.ca)
+        return params
 
 
-async def create_entities(endpoint: str, count: int, connections: int = 4, window: int = 256) -> list[list[Any]]:
+async def create_entities(endpoint: str, count: int, connections: int = 4, window: int = 256,
+                          tls: ssl.SSLContext | None = None) -> list[list[Any]]:
     """Create ``count`` BenchItem entities with many requests in flight; returns ``[[type, id], ...]``.
 
     A create that fails (e.g. "leadership changed ... not applied" during an
@@ -132,7 +144,7 @@ async def create_entities(endpoint: str, count: int, connections: int = 4, windo
     per_conn = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
 
     async def worker(n: int, tag: int) -> None:
-        conn = await AdminConn.open(endpoint)
+        conn = await AdminConn.open(endpoint, tls)
         sem = asyncio.Semaphore(window)
 
         async def one(k: int) -> None:
@@ -174,6 +186,7 @@ class ExternalQcore(QcoreCluster):
     """
 
     def __init__(self, endpoints: list[str]) -> None:
+        self.tls = self.client_tls = None
         self.nodes = len(endpoints)
         self.endpoints = list(endpoints)
         self.leader = self.endpoints[0]

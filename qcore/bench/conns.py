@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -37,11 +38,12 @@ class WsConn:
         self._loop = asyncio.get_running_loop()
 
     @classmethod
-    async def open(cls, endpoint: str) -> "WsConn":
+    async def open(cls, endpoint: str, tls: ssl.SSLContext | None = None) -> "WsConn":
         # No compression (the servers would spend CPU on it), no keepalive
         # pings (they would add frames to a latency measurement), large frames allowed.
         ws = await connect(
-            f"ws://{endpoint}",
+            f"{'wss' if tls else 'ws'}://{endpoint}",
+            ssl=tls,
             compression=None,
             ping_interval=None,
             max_size=64 * 1024 * 1024,

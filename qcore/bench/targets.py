@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from qcore.bench.conns import HttpConn, WsConn
+from qcore.tls import client_context
 
 WORKLOADS = ("write", "add", "read", "mixed", "create", "batch")
 
@@ -80,13 +81,15 @@ class QcoreTarget(Target):
 
     name = "qcore"
 
-    def __init__(self, entities: list[list[Any]]) -> None:
+    def __init__(self, entities: list[list[Any]], tls_ca: str | None = None) -> None:
+        """``tls_ca``: the nodes serve TLS; verify them against this CA file."""
         if not entities:
             raise ValueError("qcore target needs at least one entity")
         self._entities = [{"typ": t, "id": int(i)} for t, i in entities]
+        self._tls = client_context(tls_ca) if tls_ca else None
 
     async def open(self, endpoint: str) -> WsConn:
-        return await WsConn.open(endpoint)
+        return await WsConn.open(endpoint, self._tls)
 
     def request(self, workload: str, client: int, seq: int, rng: random.Random) -> bytes:
         ents = self._entities
@@ -210,7 +213,7 @@ class NoopHttpTarget(EtcdTarget):
 def make_target(kind: str, params: dict[str, Any]) -> Target:
     """Build the target named in a load-generator spec."""
     if kind in ("qcore", "noop"):
-        return QcoreTarget(params["entities"])
+        return QcoreTarget(params["entities"], params.get("tls_ca"))
     if kind == "etcd":
         return EtcdTarget(int(params.get("keys", 1000)))
     if kind == "noop-http":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from typing import Any
 
 import orjson
@@ -35,8 +36,8 @@ class AdminConn:
         self._reader = asyncio.create_task(self._read_loop())
 
     @classmethod
-    async def open(cls, endpoint: str) -> "AdminConn":
-        return cls(await WsConn.open(endpoint), endpoint)
+    async def open(cls, endpoint: str, tls: ssl.SSLContext | None = None) -> "AdminConn":
+        return cls(await WsConn.open(endpoint, tls), endpoint)
 
     async def _read_loop(self) -> None:
         try:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -151,7 +152,9 @@ class Cluster:
 
     def __init__(self, base_dir: Path, nodes: int, spares: int = 0, registers: int = 64,
                  proxies: bool = True, extra_args: list[str] | None = None,
-                 program: list[str] | None = None) -> None:
+                 program: list[str] | None = None, client_tls: ssl.SSLContext | None = None) -> None:
+        """``client_tls``: the nodes serve TLS (``extra_args`` has their flags); clients verify with this."""
+        self.client_tls = client_tls
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.config_file = self.base_dir / "schemas.yaml"
@@ -174,7 +177,7 @@ class Cluster:
 
     def admin(self, node: int) -> WireClient:
         if node not in self._admin:
-            self._admin[node] = WireClient(self.nodes[node].addr, name=f"admin{node}")
+            self._admin[node] = WireClient(self.nodes[node].addr, name=f"admin{node}", tls=self.client_tls)
         return self._admin[node]
 
     async def _drop_admin(self, node: int) -> None:

@@ -35,6 +35,7 @@ from qcore.chaos.linearizability import CheckResult, SearchBudgetExceeded, check
 from qcore.chaos.nemesis import FAULTS, Nemesis
 from qcore.chaos.wire import WireClient, read_value
 from qcore.chaos.workload import Workload
+from qcore.local_tls import make_local_tls
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +65,12 @@ class RunConfig:
     quiet: tuple[float, float] = (2.0, 5.0)  # seconds between faults
     hold: tuple[float, float] = (2.0, 6.0)  # seconds a fault lasts
     program: list[str] | None = None  # the node command before its arguments; default python -m qcore
+    tls: bool = False  # TLS on every connection and a peer secret (qcore.chaos.secure)
 
     def replay(self) -> str:
         return (f"python -m qcore.chaos --nodes {self.nodes} --spares {self.spares} --duration {self.duration:g} "
                 f"--seed {self.seed} --workers {self.workers} --faults {','.join(self.faults)}"
-                + "".join(f" --node-arg={a}" for a in self.node_args))
+                + (" --tls" if self.tls else "") + "".join(f" --node-arg={a}" for a in self.node_args))
 
 
 @dataclass
@@ -151,7 +153,8 @@ async def _register_ids(client: WireClient) -> list[int]:
 async def _liveness(cluster: Cluster, workload: Workload, key: int, timeout: float) -> float | None:
     """Seconds until a write succeeds after healing, or None."""
     start = time.monotonic()
-    clients = {n: WireClient(cluster.nodes[n].addr, name=f"live{n}") for n in sorted(cluster.voters)}
+    clients = {n: WireClient(cluster.nodes[n].addr, name=f"live{n}", tls=cluster.client_tls)
+               for n in sorted(cluster.voters)}
     try:
         while time.monotonic() - start < timeout:
             for n, c in clients.items():
@@ -188,7 +191,7 @@ async def _final_reads(cluster: Cluster, workload: Workload, keys: list[int], re
     values: dict[int, dict[int, int | None]] = {k: {} for k in keys}
 
     async def through(n: int) -> None:
-        client = WireClient(cluster.nodes[n].addr, name=f"final{n}")
+        client = WireClient(cluster.nodes[n].addr, name=f"final{n}", tls=cluster.client_tls)
         failures = 0
         try:
             for key in keys:
@@ -253,8 +256,10 @@ async def run(cfg: RunConfig) -> RunReport:
     started = time.monotonic()
     tmp = Path(cfg.base_dir) if cfg.base_dir else Path(tempfile.mkdtemp(prefix=f"qcore-chaos-{cfg.seed}-"))
     logger.info("chaos run seed %d in %s; replay: %s", cfg.seed, tmp, cfg.replay())
-    cluster = Cluster(tmp, cfg.nodes, cfg.spares, registers=cfg.registers, extra_args=cfg.node_args,
-                      program=cfg.program)
+    tls = make_local_tls(tmp / "tls") if cfg.tls else None
+    cluster = Cluster(tmp, cfg.nodes, cfg.spares, registers=cfg.registers,
+                      extra_args=[*(tls.node_args() if tls else []), *cfg.node_args],
+                      program=cfg.program, client_tls=tls.client() if tls else None)
     workload: Workload | None = None
     try:
         try:
@@ -268,7 +273,7 @@ async def run(cfg: RunConfig) -> RunReport:
         live_key, keys = keys[-1], keys[:-1]
         workload = Workload({n: cluster.nodes[n].addr for n in cluster.nodes}, keys, rng,
                             workers=cfg.workers, active_keys=cfg.active_keys, ops_per_key=cfg.ops_per_key,
-                            timeout=cfg.op_timeout)
+                            timeout=cfg.op_timeout, tls=cluster.client_tls)
         nemesis = Nemesis(cluster, nemesis_rng, faults=cfg.faults, quiet=cfg.quiet, hold=cfg.hold)
         workload.start()
         logger.info("safety phase: workload and nemesis for %.0fs", cfg.duration)

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,8 +54,11 @@ class WireClient:
 
     _ids = itertools.count(1)
 
-    def __init__(self, addr: str, name: str = "chaos", max_size: int | None = 64 << 20) -> None:
+    def __init__(self, addr: str, name: str = "chaos", max_size: int | None = 64 << 20,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: connect with wss://, verifying the node against this context."""
         self.addr = addr
+        self.tls = tls
         self.name = name
         self.max_size = max_size
         self._ws: ClientConnection | None = None
@@ -67,8 +71,8 @@ class WireClient:
             if self._ws is None:
                 try:
                     self._ws = await asyncio.wait_for(
-                        websockets.connect(f"ws://{self.addr}", max_size=self.max_size,
-                                           open_timeout=timeout, ping_interval=None),
+                        websockets.connect(f"{'wss' if self.tls else 'ws'}://{self.addr}", max_size=self.max_size,
+                                           open_timeout=timeout, ping_interval=None, ssl=self.tls),
                         timeout,
                     )
                 except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake,

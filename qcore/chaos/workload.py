@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -69,8 +70,10 @@ class Workload:
     """Runs ``workers`` client processes against the given node addresses."""
 
     def __init__(self, addrs: dict[int, str], keys: list[int], rng: random.Random, *, workers: int,
-                 active_keys: int = 3, ops_per_key: int = 150, timeout: float = 5.0) -> None:
+                 active_keys: int = 3, ops_per_key: int = 150, timeout: float = 5.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.addrs = addrs
+        self.tls = tls
         self.rng = rng
         self.workers = workers
         self.timeout = timeout
@@ -87,7 +90,7 @@ class Workload:
         nodes = sorted(self.addrs)
         for p in range(self.workers):
             node = nodes[p % len(nodes)]
-            client = WireClient(self.addrs[node], name=f"p{p}")
+            client = WireClient(self.addrs[node], name=f"p{p}", tls=self.tls)
             self._clients.append(client)
             self._tasks.append(asyncio.create_task(self._worker(p, client, random.Random(self.rng.random()))))
 

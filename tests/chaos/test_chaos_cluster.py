@@ -1,6 +1,7 @@
 """Chaos runs against the real node program: 3 voters + 1 spare under every fault.
 
-The short run is part of the default suite (about two minutes). Longer runs are
+The short runs are part of the default suite (about two minutes, and half
+a minute with TLS and a peer secret). Longer runs are
 opt-in: ``QCORE_SLOW=1`` (5 voters, several minutes), or by hand with
 ``python -m qcore.chaos``. A failing run prints its report, the replay command
 (with the seed) and the tails of the node logs.
@@ -36,6 +37,20 @@ async def test_short_chaos_run_3_nodes(tmp_path: Path) -> None:
     assert report.ok > 0
     assert sum(report.faults.values()) >= 5
     assert not report.lost_write_keys and not report.divergent
+
+
+@requires_node
+async def test_short_chaos_run_with_tls_and_a_peer_secret(tmp_path: Path) -> None:
+    # Every connection over TLS and every peer authenticated (python -m qcore.chaos --tls):
+    # reconnections after kills, pauses and cut links all go through both handshakes.
+    cfg = RunConfig(nodes=3, spares=1, duration=25.0, seed=SEED + 2, workers=4, registers=150,
+                    ops_per_key=80, base_dir=tmp_path, tls=True)
+    report = await run(cfg)
+    print(report.render())
+    _assert_clean(report.render(), report.log_tails, report.exit_code)
+    assert report.ok > 0 and sum(report.faults.values()) >= 2
+    assert not report.lost_write_keys and not report.divergent
+    assert "--tls-cert-file" in (tmp_path / "node-1.log").read_text()
 
 
 @requires_node

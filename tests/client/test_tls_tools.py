@@ -32,8 +32,7 @@ async def test_tools_speak_wss_with_a_ca_file_and_refuse_others(
 ) -> None:
     tls = make_tls(tmp_path)
     other = make_tls(tmp_path, "other")
-    files = ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-file", str(tls.ca)]
-    async with running_node(*files) as addr:
+    async with running_node(*tls.node_args(secret=False)) as addr:
         spec = importlib.util.spec_from_file_location("websocket_client_example", REPO / "examples" / "websocket_client.py")
         assert spec is not None and spec.loader is not None
         example = importlib.util.module_from_spec(spec)

@@ -15,13 +15,12 @@ from qcore.client.errors import ConnectionFailed
 from qcore.tls import client_context
 from tests.node.harness import Conn, wait_serving, wait_until, write
 from tests.node.test_cluster import _new_leader, leader_of, make_counter, read_n
-from tests.node.tls_files import make_secret, make_tls
+from tests.node.tls_files import make_tls
 
 
 async def test_tls_cluster_forms_replicates_elects_and_serves_verified_clients(nodes, tmp_path):
     tls = make_tls(tmp_path)
-    secret = make_secret(tmp_path)
-    ns = [nodes(i, *tls.node_args(), "--peer-secret-file", str(secret), ssl=tls.client()) for i in (1, 2, 3)]
+    ns = [nodes(i, *tls.node_args(), ssl=tls.client()) for i in (1, 2, 3)]
     for n in ns:
         n.start()
     for n in ns:
@@ -55,7 +54,7 @@ async def test_tls_cluster_forms_replicates_elects_and_serves_verified_clients(n
 async def test_plain_and_wrongly_trusting_clients_are_refused(nodes, tmp_path):
     tls = make_tls(tmp_path)
     other = make_tls(tmp_path, "other")
-    n = nodes(1, *tls.node_args(), "--init", ssl=tls.client()).start()
+    n = nodes(1, *tls.node_args(secret=False), "--init", ssl=tls.client()).start()
     await wait_serving(n)
     # A plain ws:// handshake on the TLS port fails.
     with pytest.raises((InvalidMessage, OSError, EOFError)):
@@ -79,7 +78,7 @@ async def test_plain_and_wrongly_trusting_clients_are_refused(nodes, tmp_path):
 
 async def test_bad_tls_input_is_closed_and_the_node_keeps_serving(nodes, tmp_path):
     tls = make_tls(tmp_path)
-    n = nodes(1, *tls.node_args(), "--init", "--handshake-timeout", "1", ssl=tls.client()).start()
+    n = nodes(1, *tls.node_args(secret=False), "--init", "--handshake-timeout", "1", ssl=tls.client()).start()
     await wait_serving(n)
     host, port = n.addr.rsplit(":", 1)
     # Garbage where a ClientHello should be: the node drops the connection.
@@ -120,7 +119,7 @@ async def test_bad_tls_input_is_closed_and_the_node_keeps_serving(nodes, tmp_pat
 async def test_peers_proving_themselves_by_client_certificate(nodes, tmp_path):
     tls = make_tls(tmp_path)
     other = make_tls(tmp_path, "other")
-    ns = [nodes(i, *tls.node_args(cert_auth=True), ssl=tls.client()) for i in (1, 2)]
+    ns = [nodes(i, *tls.node_args(secret=False, cert_auth=True), ssl=tls.client()) for i in (1, 2)]
     for n in ns:
         n.start()
     for n in ns:
