@@ -66,6 +66,23 @@ _RAFT_TAGS = frozenset({
 })
 
 
+def security_warning(addr: str, tls: bool, peer_auth: bool) -> str | None:
+    """The start-up warning for a node listening on ``addr`` (SPEC 8), or None."""
+    if _is_loopback(addr.rsplit(":", 1)[0]):
+        return None
+    if not tls and not peer_auth:
+        return (f"listening on {addr} with neither TLS nor peer authentication: anyone who can reach this port can "
+                "read and change every entity, Init the node, add or remove members, and depose the leader or "
+                "rewrite the log with forged Raft messages, and everything travels in clear text (docs/security.md)")
+    if not peer_auth:
+        return (f"listening on {addr} without peer authentication: anyone who can reach this port can depose the "
+                "leader or rewrite the log with forged Raft messages (--peer-secret-file or --peer-cert-auth; "
+                "docs/security.md)")
+    if not tls:
+        return f"listening on {addr} without TLS: data and requests travel in clear text (docs/security.md)"
+    return None
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -228,21 +245,9 @@ class Node:
         log.info("node %d serving on %s://%s (peer authentication: %s; websockets %s, fast paths %s)", opts.id,
                  "wss" if self.tls is not None else "ws", opts.ws_addr, " or ".join(auth) or "off",
                  websockets.__version__, "on" if wsfast.FAST else f"off: {wsfast.WHY_NOT}")
-        if _is_loopback(opts.host):
-            return
-        if self.tls is None and not self.gate.enabled:
-            log.warning(
-                "listening on %s with neither TLS nor peer authentication: anyone who can reach this port can read "
-                "and change every entity, Init, add or remove members, and depose the leader or rewrite the log with "
-                "forged Raft messages, and everything travels in clear text (docs/security.md)", opts.ws_addr)
-        elif not self.gate.enabled:
-            log.warning(
-                "listening on %s without peer authentication: anyone who can reach this port can depose the leader "
-                "or rewrite the log with forged Raft messages (--peer-secret-file or --peer-cert-auth; "
-                "docs/security.md)", opts.ws_addr)
-        elif self.tls is None:
-            log.warning("listening on %s without TLS: data and requests travel in clear text (docs/security.md)",
-                        opts.ws_addr)
+        warning = security_warning(opts.ws_addr, self.tls is not None, self.gate.enabled)
+        if warning is not None:
+            log.warning("%s", warning)
 
     def _peer_connected(self, side: PeerSide) -> None:
         """A connection is a peer's (authenticated, or with peer authentication

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
+import sys
 
 import orjson
 from websockets.asyncio.client import connect
 
 from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
+from qcore.node.server import security_warning
 from tests.node.harness import Conn, wait_serving, wait_until
 from tests.node.test_cluster import leader_of
 from tests.node.tls_files import make_secret
@@ -129,3 +132,35 @@ async def test_a_node_with_the_wrong_secret_cannot_join(nodes, tmp_path):
 
 async def _logged(n, text: str) -> bool:
     return text in n.log_path.read_text()
+
+
+def test_start_up_warning_on_a_reachable_address() -> None:
+    assert security_warning("127.0.0.1:8080", tls=False, peer_auth=False) is None
+    assert security_warning("[::1]:8080", tls=False, peer_auth=False) is None
+    assert security_warning("localhost:8080", tls=False, peer_auth=False) is None
+    w = security_warning("0.0.0.0:8080", tls=False, peer_auth=False)
+    assert w is not None and "neither TLS nor peer authentication" in w and "forged Raft messages" in w
+    w = security_warning("10.1.2.3:8080", tls=True, peer_auth=False)
+    assert w is not None and "without peer authentication" in w
+    w = security_warning("db1.example.net:8080", tls=False, peer_auth=True)
+    assert w is not None and "clear text" in w
+    assert security_warning("10.1.2.3:8080", tls=True, peer_auth=True) is None
+
+
+def test_unusable_secret_or_tls_files_stop_the_start_up(tmp_path) -> None:
+    secret = make_secret(tmp_path)
+    secret.chmod(0o644)
+    base = [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--in-memory"]
+    r = subprocess.run([*base, "--peer-secret-file", str(secret)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "readable by its owner only" in r.stderr, r.stderr
+    r = subprocess.run([*base, "--tls-cert-file", str(tmp_path / "none.pem"), "--tls-key-file", str(secret)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot load the TLS files" in r.stderr, r.stderr
+    r = subprocess.run([*base, "--peer-cert-auth"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--peer-cert-auth needs --tls-ca-file" in r.stderr, r.stderr
+    # qcore gen-secret writes a usable file and never overwrites one.
+    new = tmp_path / "new.secret"
+    r = subprocess.run([sys.executable, "-m", "qcore", "gen-secret", str(new)], capture_output=True, text=True)
+    assert r.returncode == 0 and oct(new.stat().st_mode & 0o777) == "0o600"
+    r = subprocess.run([sys.executable, "-m", "qcore", "gen-secret", str(new)], capture_output=True, text=True)
+    assert r.returncode == 1 and "not overwriting" in r.stderr
