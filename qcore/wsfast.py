@@ -46,6 +46,7 @@ from websockets.server import ServerProtocol
 __all__ = [
     "FAST",
     "WHY_NOT",
+    "FlowServerConnection",
     "MessageSink",
     "ReplyConnection",
     "SinkServerConnection",
@@ -54,6 +55,7 @@ __all__ = [
     "send_frames",
     "server_connection_class",
     "text_header",
+    "unsent_bytes",
     "whole_frame",
     "whole_message",
     "write_frames",
@@ -252,9 +254,19 @@ def must_drain(ws: Any) -> bool:
     return FAST and bool(getattr(ws, "paused", False))
 
 
+def unsent_bytes(ws: Any) -> int:
+    """Bytes `write_frames` took for ``ws`` that have not left yet: its
+    transport's write buffer and, without the fast paths, the frames still
+    waiting for their turn to be sent."""
+    transport = ws.transport
+    buffered = transport.get_write_buffer_size() if transport is not None else 0
+    return buffered + _waiting.get(ws, 0)
+
+
 # Without the fast paths: frames go out through `send()`, one task per
 # call, each waiting for the previous call's (asyncio locks are fair).
 _send_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+_waiting: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # bytes not yet given to send()
 _send_tasks: set[asyncio.Task[None]] = set()
 
 
@@ -265,6 +277,7 @@ def _send_public(ws: Any, frames: list[bytes]) -> bool:
         lock = _send_locks.get(ws)
         if lock is None:
             lock = _send_locks[ws] = asyncio.Lock()
+        _waiting[ws] = _waiting.get(ws, 0) + sum(map(len, frames))
         task = asyncio.get_running_loop().create_task(_send_in_order(ws, lock, frames))
         _send_tasks.add(task)
         task.add_done_callback(_send_tasks.discard)
@@ -272,18 +285,47 @@ def _send_public(ws: Any, frames: list[bytes]) -> bool:
 
 
 async def _send_in_order(ws: Any, lock: asyncio.Lock, frames: list[bytes]) -> None:
-    async with lock:
-        try:
+    left = sum(map(len, frames))
+    try:
+        async with lock:
             for frame in frames:
+                _waiting[ws] -= len(frame)
+                left -= len(frame)
                 await ws.send(frame, text=True)
-        except websockets.ConnectionClosed:
-            pass  # as a write to a closed transport: the peer went away
+    except websockets.ConnectionClosed:
+        pass  # as a write to a closed transport: the peer went away
+    finally:
+        if left:
+            _waiting[ws] -= left
 
 
 # -- connections ----------------------------------------------------------------
 
 
-class SinkServerConnection(ServerConnection):
+class FlowServerConnection(ServerConnection):
+    """A server connection that tells ``on_writing`` when its transport's write
+    buffer crosses the high-water mark (True) and drains below the low one
+    (False): asyncio's own flow-control callbacks, which websockets' connection
+    implements, passed on after websockets has seen them (qcore.node.backpressure
+    stops reading a connection whose replies are not read). Public API only:
+    this is the server connection without the fast paths too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_writing: Callable[[bool], None] | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.on_writing is not None:
+            self.on_writing(True)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.on_writing is not None:
+            self.on_writing(False)
+
+
+class SinkServerConnection(FlowServerConnection):
     """A server connection that hands each complete, unfragmented message to
     `sink` from `data_received`, in order (passed to `serve` as
     `create_connection`, the documented hook for it). websockets still does
@@ -323,11 +365,11 @@ class SinkServerConnection(ServerConnection):
         super().process_event(event)
 
 
-def server_connection_class() -> type[ServerConnection] | None:
+def server_connection_class() -> type[FlowServerConnection]:
     """What to pass to `serve(create_connection=...)`: the sink connection
-    with the fast paths, websockets' own without (messages then arrive only
-    through `async for`)."""
-    return SinkServerConnection if FAST else None
+    with the fast paths, the flow-reporting one without (messages then arrive
+    only through `async for`)."""
+    return SinkServerConnection if FAST else FlowServerConnection
 
 
 class ReplyConnection(ClientConnection):

@@ -215,16 +215,72 @@ async def test_write_frames_from_a_server_reads_back_whole(size, fast, monkeypat
     assert got == [p.decode() for p in payloads]  # text frames
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "public-api"])
+async def test_a_server_connection_reports_replies_backing_up_and_draining(fast, monkeypatch):
+    """What qcore.node.backpressure relies on, with and without the fast paths:
+    replies a client does not read cross the transport's high-water mark
+    (on_writing(True)) and are counted by unsent_bytes, frames waiting for
+    their turn included; once the client reads, on_writing(False), nothing unsent."""
+    monkeypatch.setattr(wsfast, "FAST", fast and wsfast.FAST)
+    chunk = b"x" * 65536
+    events: list[bool] = []
+    backed_up, queued, read_all, looked = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+    counted: list[int] = []
+    sent = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal sent
+        assert isinstance(ws, wsfast.FlowServerConnection)
+        ws.on_writing = lambda paused: (events.append(paused), backed_up.set() if paused else None)
+        await ws.recv()
+        for _ in range(500):  # at most 32 MiB: the kernel's socket buffers fill long before
+            assert write_frames(ws, [chunk])
+            sent += 1
+            await asyncio.sleep(0)
+            if backed_up.is_set():
+                break
+        before = wsfast.unsent_bytes(ws)
+        assert write_frames(ws, [chunk, chunk])
+        sent += 2
+        counted.extend((before, wsfast.unsent_bytes(ws)))
+        queued.set()
+        await read_all.wait()
+        counted.append(wsfast.unsent_bytes(ws))
+        looked.set()
+        await ws.wait_closed()
+
+    srv = await serve(handler, "127.0.0.1", 0, compression=None, write_limit=32768,
+                      create_connection=wsfast.server_connection_class())
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        # max_queue=1: the client stops reading its socket after one unread message
+        async with connect(f"ws://127.0.0.1:{port}", compression=None, max_queue=1, max_size=None) as ws:
+            await ws.send("go")
+            await asyncio.wait_for(queued.wait(), 10)
+            got = 0
+            while got < sent:
+                assert await asyncio.wait_for(ws.recv(decode=False), 5) == chunk
+                got += 1
+            read_all.set()
+            await asyncio.wait_for(looked.wait(), 5)
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    assert events[0] is True and events[-1] is False
+    assert counted[0] > 32768 and counted[1] >= counted[0] + 2 * len(chunk)
+    assert counted[2] == 0
+
+
 # -- without the fast paths --------------------------------------------------------
 
 
 async def test_without_the_fast_paths_nothing_bypasses_websockets(monkeypatch):
     monkeypatch.setattr(wsfast, "FAST", False)
-    assert wsfast.server_connection_class() is None
+    assert wsfast.server_connection_class() is wsfast.FlowServerConnection  # websockets' own + flow callbacks
     sent: list[tuple[bytes, bool]] = []
 
     async def handler(ws: ServerConnection) -> None:
-        assert type(ws) is ServerConnection
+        assert type(ws) is wsfast.FlowServerConnection
         async for msg in ws:
             sent.append((msg.encode() if isinstance(msg, str) else msg, isinstance(msg, str)))
             await wsfast.send_frames(ws, [b"a", b"b"])

@@ -78,6 +78,13 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--max-frame-bytes", type=int, default=16 << 20, help="largest accepted client frame")
     p.add_argument("--max-inflight", type=int, default=4096, help="requests in flight per connection")
     p.add_argument("--max-connections", type=int, default=10_000)
+    p.add_argument("--max-conn-output", type=int, default=256 << 10, metavar="BYTES",
+                   help="unsent reply bytes on one connection before the node stops reading it; a quarter of it "
+                        "bounds the bytes of requests in flight on one connection (default 256 KiB)")
+    p.add_argument("--max-output", type=int, default=32 << 20, metavar="BYTES",
+                   help="unsent reply bytes on all connections before the slow ones are paused (default 32 MiB)")
+    p.add_argument("--stuck-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="close a connection whose replies have not drained for this long (default 30)")
     p.add_argument("--request-timeout", type=float, default=10.0, help="seconds before a request fails")
     p.add_argument("--notify-retain", type=int, default=100_000,
                    help="committed changes kept so a watch can resume with from_index")
@@ -112,6 +119,10 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         p.error("--tls-ca-file needs --tls-cert-file and --tls-key-file: a node that talks TLS to its peers serves it")
     if a.peer_cert_auth and a.tls_ca_file is None:
         p.error("--peer-cert-auth needs --tls-ca-file (and --tls-cert-file/--tls-key-file)")
+    if not 64 << 10 <= a.max_conn_output <= 1 << 30:
+        p.error("--max-conn-output must be between 64 KiB and 1 GiB")
+    if a.max_output < a.max_conn_output:
+        p.error("--max-output must be at least --max-conn-output")
     if len(a.peer_secret_file) > 2:
         p.error("--peer-secret-file may be given at most twice (new and old, while rotating)")
     return NodeOptions(
@@ -124,7 +135,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         join_as_learner=a.join_as_learner, metrics=not a.no_metrics,
         tls_cert_file=a.tls_cert_file, tls_key_file=a.tls_key_file,
         tls_ca_file=a.tls_ca_file, peer_secret_files=a.peer_secret_file, peer_cert_auth=a.peer_cert_auth,
-        handshake_timeout=a.handshake_timeout,
+        handshake_timeout=a.handshake_timeout, max_conn_output=a.max_conn_output, max_output=a.max_output,
+        stuck_timeout=a.stuck_timeout,
     ), a
 
 

@@ -61,6 +61,7 @@ class ConnContext:
     state: dict[str, Any] = field(default_factory=dict)  # per-connection scratch (snapshot assembly)
     outbox: list[bytes] = field(default_factory=list)  # replies waiting for this loop iteration's flush
     peer: Any = None  # qcore.node.peer_gate.PeerSide: is this a peer's connection, and for what
+    flow: Any = None  # qcore.node.backpressure.ConnFlow: paused while its replies are not read
 
 
 @dataclass(slots=True)

@@ -38,6 +38,9 @@ class NodeOptions:
     tls_ca_file: Path | None = None  # verify peers against this CA (else the system's)
     peer_secret_files: list[Path] = field(default_factory=list)  # SPEC 8.2; the first is preferred
     peer_cert_auth: bool = False  # a client certificate signed by the CA proves a peer
+    max_conn_output: int = 256 << 10  # unsent reply bytes on one connection before it is no longer read
+    max_output: int = 32 << 20  # unsent reply bytes on all connections together before the slow ones pause
+    stuck_timeout: float = 30.0  # a connection whose replies have not drained for this long is closed
     handshake_timeout: float = 10.0  # seconds for a TLS, WebSocket or peer handshake before the connection is closed
 
     @property

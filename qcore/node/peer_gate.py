@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from qcore.node.peer_auth import NOT_A_PEER, Acceptor, PeerKeys
+from qcore.node.remote import remote_of
 from qcore.node.tls import verified_client_cert
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
@@ -173,12 +174,5 @@ class PeerGate:
             return
         more = f" ({self._unlogged} more refusals since the last line)" if self._unlogged else ""
         self._logged_at, self._unlogged = now, 0
-        log.warning("from %s: %s%s", _remote(ws), what, more)
+        log.warning("from %s: %s%s", remote_of(ws), what, more)
 
-
-def _remote(ws: Any) -> str:
-    try:
-        host, port = ws.remote_address[:2]
-        return f"{host}:{port}"
-    except (AttributeError, TypeError, ValueError):
-        return "?"

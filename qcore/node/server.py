@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from qcore import wsfast
 from qcore.node import bootstrap
 from qcore.node.api import Api, ConnContext, RawReply
+from qcore.node.backpressure import Backpressure
 from qcore.node.bootstrap_config import load_bootstrap_config
 from qcore.node.cluster_identity import ClusterIdentity, from_path
 from qcore.node.driver import RaftDriver
@@ -109,6 +110,8 @@ class Node:
         self.gate = PeerGate(opts.id, self.peer_keys, self.tls is not None and self.tls.cert_auth,
                              self._peer_connected, handshake_timeout=opts.handshake_timeout)
         self.forwarder = Forwarder(max_size=opts.max_frame_bytes * 2, dialer=self.dialer)
+        self.backpressure = Backpressure(opts.max_conn_output, opts.max_output, opts.stuck_timeout,
+                                         max_held=opts.max_frame_bytes * 2, serve_held=self._on_frame)
         self.notifications = NotificationHub(
             retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
             store=lambda: self.state_machine.store,
@@ -220,13 +223,18 @@ class Node:
             opts.port,
             compression=None,
             max_size=opts.max_frame_bytes * 2,
-            max_queue=64,
+            # Messages websockets reads ahead of the handler before it stops
+            # reading: without the fast paths every request waits there, and
+            # a client that does not read (qcore.node.backpressure) gets only
+            # that far ahead of its pause.
+            max_queue=64 if wsfast.FAST else 4,
             ping_interval=20,
             ping_timeout=20,
             close_timeout=2,
             server_header="qcore",
             create_connection=server_connection_class(),
             process_request=self.http.process_request,
+            write_limit=self.backpressure.write_limits(),
             ssl=self.tls.server if self.tls is not None else None,
             ssl_handshake_timeout=opts.handshake_timeout if self.tls is not None else None,
             open_timeout=opts.handshake_timeout,
@@ -335,6 +343,7 @@ class Node:
         self._connections.add(ws)
         side = self.gate.open(ws, path)
         conn = ConnContext(ws, side.peer and side.purpose == "forward", peer=side)
+        self.backpressure.attach(conn)
         self.notifications.attach(conn)
         if isinstance(ws, SinkServerConnection):
             ws.sink = lambda data, text: self._on_message(conn, data, text)
@@ -345,6 +354,7 @@ class Node:
         except ConnectionClosed:
             pass
         finally:
+            self.backpressure.detach(conn)
             self.gate.close(side)
             self._connections.discard(ws)
             self.notifications.detach(conn)
@@ -361,6 +371,8 @@ class Node:
         self._on_frame(conn, frame)
 
     def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
+        if conn.flow.paused and not self.backpressure.admit(conn, frame):
+            return  # held until its replies drain (qcore.node.backpressure)
         if isinstance(frame, bytes):
             self._reply(conn, error(m.new_id(), Kind.INVALID,
                                     "binary frames are not accepted: send one JSON object per text frame"))
@@ -410,18 +422,21 @@ class Node:
         conn.inflight += 1
         stats = self._request_stats
         t0 = time.perf_counter() if stats is not None else 0.0
+        size = len(frame)
+        self.backpressure.started(conn, size)
         if tag == "Perform" and not self.stopping:
             # The common cases (a read anywhere, a write on the leader) are
             # answered from a future's callback, without a task per request.
             def reply(r: Any) -> None:
                 conn.inflight -= 1
+                self.backpressure.finished(conn, size)
                 if stats is not None:
                     stats.request_done("Perform", time.perf_counter() - t0, r)
                 self._reply(conn, r)
 
-            if self.api.perform_fast(msg, reply, lambda: self._spawn(conn, handler, msg, t0)):
+            if self.api.perform_fast(msg, reply, lambda: self._spawn(conn, handler, msg, t0, size)):
                 return
-        self._spawn(conn, handler, msg, t0)
+        self._spawn(conn, handler, msg, t0, size)
 
     def _refused_by_gate(self, conn: ConnContext, msg: Any) -> bool:
         """Peer authentication (qcore.node.peer_gate): answer a handshake step,
@@ -440,13 +455,13 @@ class Node:
             return True
         return False
 
-    def _spawn(self, conn: ConnContext, handler: Any, msg: Any, t0: float) -> None:
-        """Serve a request in its own task (it owns one unit of conn.inflight)."""
-        task = asyncio.create_task(self._serve_request(conn, handler, msg, t0))
+    def _spawn(self, conn: ConnContext, handler: Any, msg: Any, t0: float, size: int) -> None:
+        """Serve a request in its own task (it owns one unit of conn.inflight and ``size`` bytes of its work)."""
+        task = asyncio.create_task(self._serve_request(conn, handler, msg, t0, size))
         self._request_tasks.add(task)
         task.add_done_callback(self._request_tasks.discard)
 
-    async def _serve_request(self, conn: ConnContext, handler: Any, msg: Any, t0: float) -> None:
+    async def _serve_request(self, conn: ConnContext, handler: Any, msg: Any, t0: float, size: int) -> None:
         try:
             if self.stopping:
                 reply: Any = error(msg.id, Kind.SHUTTING_DOWN, "node is shutting down")
@@ -459,6 +474,7 @@ class Node:
             reply = error(msg.id, Kind.INTERNAL, f"internal error: {exc}")
         finally:
             conn.inflight -= 1
+            self.backpressure.finished(conn, size)
         stats = self._request_stats
         if stats is not None:
             stats.request_done(msg.TAG, time.perf_counter() - t0, reply)
@@ -488,3 +504,4 @@ class Node:
             # away, and its requests were still carried out. The in-flight
             # limit bounds what a client that does not read can make us buffer.
             write_frames(conn.ws, frames)
+            self.backpressure.written(conn)

@@ -60,7 +60,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MAX_QUEUE = 8192
+_MAX_QUEUE = 8192  # frames queued for a peer that is not keeping up ...
+_MAX_QUEUE_BYTES = 64 << 20  # ... or their bytes, whichever comes first: then the queue is dropped
 _PEER_FRAME_LIMIT = 64 << 20
 
 
@@ -89,6 +90,7 @@ class PeerLink:
         self._transport = transport
         self.peer_id = peer_id
         self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
         self._ready = asyncio.Event()
         self._closed = False
         self._connected = False
@@ -109,11 +111,14 @@ class PeerLink:
                     self._draining = True
                     self._ready.set()
                 return
-        if len(self._queue) + len(frames) > _MAX_QUEUE:
+        size = sum(map(len, frames))
+        if len(self._queue) + len(frames) > _MAX_QUEUE or self._queued_bytes + size > _MAX_QUEUE_BYTES:
             # Peer is not keeping up (or is down): drop the backlog, let Raft resend.
             self._queue.clear()
+            self._queued_bytes = 0
             self._transport.driver.report_unreachable(self.peer_id)
         self._queue.extend(frames)
+        self._queued_bytes += size
         self._ready.set()
 
     async def close(self) -> None:
@@ -130,6 +135,7 @@ class PeerLink:
             addr = self._transport.address_of(self.peer_id)
             if addr is None:
                 self._queue.clear()
+                self._queued_bytes = 0
                 await asyncio.sleep(0.2)
                 continue
             try:
@@ -175,6 +181,7 @@ class PeerLink:
                     log.debug("cannot reach peer %d at %s: %s", self.peer_id, addr, exc)
             self._connected = False
             self._queue.clear()
+            self._queued_bytes = 0
             self._transport.driver.report_unreachable(self.peer_id)
             await asyncio.sleep(backoff)
             backoff = min(1.0, backoff * 2)
@@ -191,6 +198,7 @@ class PeerLink:
             if queue:
                 frames = list(queue)
                 queue.clear()
+                self._queued_bytes = 0
                 if not write_frames(ws, frames):
                     raise ConnectionClosedError(None, None)
                 continue

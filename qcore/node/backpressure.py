@@ -1,0 +1,237 @@
+"""Bounded work and output under slow or hostile clients: a connection that
+does not read its replies, or has too much in flight, is not read.
+
+A node answers each request as soon as it can and writes the reply to the
+connection's transport. A client that sends and never reads would make it
+buffer replies without end and keep it busy serving requests nobody reads
+(issue 19: 16 such connections grew a node by ~900 MiB and starved every
+other client). So a connection is paused — its transport not read, frames
+it had already read held unserved — for any of three reasons:
+
+- OUTPUT: its transport holds more than ``conn_limit`` bytes of unsent
+  replies (asyncio calls the connection's ``pause_writing`` at that
+  high-water mark, ``resume_writing`` below a quarter of it; the server
+  connections of qcore.wsfast pass both on, with or without its fast
+  paths). One that stays so for ``stuck_timeout`` seconds is closed, its
+  output dropped;
+- WORK: the requests it has in flight add up to more than a quarter of
+  ``conn_limit`` bytes (their replies are still to come, as Python objects
+  several times that big until they are encoded); it is read again once
+  they are below half of that;
+- NODE: all connections together hold more than ``total_limit`` bytes of
+  unsent output; every connection holding more than `_SMALL` waits until
+  the total is under half of it (looked at again every `_RECHECK` seconds
+  while over: a connection below its own high-water mark gets no
+  ``resume_writing`` to say it drained).
+
+A client that reads its replies holds at most a frame or two and has far
+less than a megabyte of requests in flight, so it never notices; other
+connections are served while the paused ones wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from qcore.node.remote import remote_of
+from qcore.wsfast import unsent_bytes
+
+log = logging.getLogger(__name__)
+
+OUTPUT, WORK, NODE = 1, 2, 4
+_SMALL = 64 << 10  # output a connection may hold without counting toward the node's total
+_LOG_EVERY = 10.0
+_RECHECK = 0.05  # seconds between looks at the node's total while it is over the limit
+
+
+class ConnFlow:
+    """A connection's flow-control state (kept on its ConnContext)."""
+
+    __slots__ = ("paused", "held", "held_bytes", "work", "timer")
+
+    def __init__(self) -> None:
+        self.paused = 0  # reasons (OUTPUT | WORK | NODE); 0: read and served
+        self.held: deque[Any] = deque()  # frames read but not served while paused
+        self.held_bytes = 0
+        self.work = 0  # bytes of the requests in flight
+        self.timer: asyncio.TimerHandle | None = None  # stuck_timeout while OUTPUT
+
+
+class Backpressure:
+    def __init__(self, conn_limit: int, total_limit: int, stuck_timeout: float, max_held: int,
+                 serve_held: Callable[[Any, Any], None]) -> None:
+        """``serve_held(conn, frame)`` serves a frame that was held while ``conn`` was paused."""
+        self.conn_limit = conn_limit
+        self.work_limit = conn_limit // 4
+        self.total_limit = total_limit
+        self.stuck_timeout = stuck_timeout
+        self.max_held = max_held
+        self._serve_held = serve_held
+        self._holding: dict[Any, int] = {}  # conn -> unsent bytes at the last look (only > _SMALL)
+        self._node_paused: set[Any] = set()
+        self._over_total = False
+        self._recheck: asyncio.TimerHandle | None = None
+        self._logged_at = -_LOG_EVERY
+        self.pauses = 0  # times a connection was paused
+        self.closed = 0  # connections closed for not reading
+
+    def write_limits(self) -> tuple[int, int]:
+        """websockets' ``write_limit``: the transports' high- and low-water marks."""
+        return self.conn_limit, self.conn_limit // 4
+
+    # ------------------------------------------------------------ connections
+    def attach(self, conn: Any) -> None:
+        conn.flow = ConnFlow()
+        if hasattr(conn.ws, "on_writing"):
+            conn.ws.on_writing = lambda paused: self._on_writing(conn, paused)
+
+    def detach(self, conn: Any) -> None:
+        flow: ConnFlow = conn.flow
+        if flow.timer is not None:
+            flow.timer.cancel()
+        flow.held.clear()
+        self._node_paused.discard(conn)
+        if self._holding.pop(conn, None) is not None and self._over_total:
+            self._check_total()
+
+    # ------------------------------------------------------------ events
+    def admit(self, conn: Any, frame: Any) -> bool:
+        """May ``frame``, just read from ``conn``, be served now? If not, it is held."""
+        flow: ConnFlow = conn.flow
+        if not flow.paused:
+            return True
+        flow.held.append(frame)
+        flow.held_bytes += len(frame)
+        if flow.held_bytes > self.max_held:
+            self._close(conn, f"{flow.held_bytes} bytes of requests held while it was paused")
+            return False
+        # Still arriving: someone resumed reading (websockets does when its own
+        # queue of read messages drains, which it does without the fast paths).
+        transport = conn.ws.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        return False
+
+    def started(self, conn: Any, size: int) -> None:
+        """A request of ``size`` bytes is in flight on ``conn``."""
+        flow: ConnFlow = conn.flow
+        flow.work += size
+        if flow.work > self.work_limit and not flow.paused & WORK:
+            self._pause(conn, WORK)
+
+    def finished(self, conn: Any, size: int) -> None:
+        """A request of ``size`` bytes was answered."""
+        flow: ConnFlow = conn.flow
+        flow.work -= size
+        if flow.paused & WORK and flow.work <= self.work_limit // 2:
+            self._unpause(conn, WORK)
+
+    def written(self, conn: Any) -> None:
+        """The server just wrote to ``conn``: count what it holds toward the node's total."""
+        size = unsent_bytes(conn.ws)
+        if size > _SMALL:
+            self._holding[conn] = size
+            if not self._over_total and sum(self._holding.values()) > self.total_limit:
+                self._check_total()
+        elif conn in self._holding:
+            del self._holding[conn]
+
+    def _on_writing(self, conn: Any, paused: bool) -> None:
+        """asyncio's pause_writing (True) / resume_writing (False) for ``conn``'s transport."""
+        if paused:
+            self._pause(conn, OUTPUT)
+            return
+        self._holding.pop(conn, None)
+        self._unpause(conn, OUTPUT)
+        if self._over_total:
+            self._check_total()
+
+    # ------------------------------------------------------------ pausing
+    def _pause(self, conn: Any, reason: int) -> None:
+        flow: ConnFlow = conn.flow
+        if reason == OUTPUT and flow.timer is None:
+            flow.timer = asyncio.get_running_loop().call_later(self.stuck_timeout, self._stuck, conn)
+        if reason == NODE:
+            self._node_paused.add(conn)
+        was = flow.paused
+        flow.paused |= reason
+        if not was:
+            self.pauses += 1
+            transport = conn.ws.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+
+    def _unpause(self, conn: Any, reason: int) -> None:
+        flow: ConnFlow = conn.flow
+        if reason == OUTPUT and flow.timer is not None:
+            flow.timer.cancel()
+            flow.timer = None
+        if reason == NODE:
+            self._node_paused.discard(conn)
+        if not flow.paused & reason:
+            return
+        flow.paused &= ~reason
+        if flow.paused:
+            return
+        transport = conn.ws.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+        while flow.held and not flow.paused:
+            frame = flow.held.popleft()
+            flow.held_bytes -= len(frame)
+            self._serve_held(conn, frame)
+
+    def _check_total(self) -> None:
+        """NODE: pause the connections holding output while the total is over the
+        limit; let them go once it is under half of it."""
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+        for conn in list(self._holding):
+            size = unsent_bytes(conn.ws)
+            if size > _SMALL:
+                self._holding[conn] = size
+            else:
+                del self._holding[conn]
+        total = sum(self._holding.values())
+        if total > self.total_limit:
+            if not self._over_total:
+                self._over_total = True
+                self._log(f"{len(self._holding)} connections hold {total} bytes of unread replies "
+                          f"(--max-output {self.total_limit}): not reading them until it drains")
+            for conn in self._holding:
+                self._pause(conn, NODE)
+        elif self._over_total and total <= self.total_limit // 2:
+            self._over_total = False
+            for conn in list(self._node_paused):
+                self._unpause(conn, NODE)
+        if self._over_total:
+            self._recheck = asyncio.get_running_loop().call_later(_RECHECK, self._check_total)
+
+    def _stuck(self, conn: Any) -> None:
+        flow: ConnFlow = conn.flow
+        flow.timer = None
+        if flow.paused & OUTPUT:
+            waiting = unsent_bytes(conn.ws)
+            self._close(conn, f"its replies have not drained for {self.stuck_timeout:g}s ({waiting} bytes waiting)")
+
+    def _close(self, conn: Any, why: str) -> None:
+        self.closed += 1
+        self._log(f"closing the connection from {remote_of(conn.ws)}: {why}")
+        flow: ConnFlow = conn.flow
+        flow.held.clear()
+        flow.held_bytes = 0
+        transport = conn.ws.transport
+        if transport is not None:
+            transport.abort()  # a close handshake would wait behind the unread output
+
+    def _log(self, what: str) -> None:
+        now = time.monotonic()
+        if now - self._logged_at >= _LOG_EVERY:
+            self._logged_at = now
+            log.warning("%s", what)

@@ -1,0 +1,100 @@
+"""Clients that send and never read (issue 19): the node's memory stays
+bounded, other clients are served, and a connection stuck that way is closed.
+A real node process; the attack is bounded in time and stays on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from websockets.asyncio.client import connect
+
+from tests.node.harness import Conn, wait_serving
+
+READ = {"Read": {"entity_id": {"typ": "Root", "id": 1}, "field_type": "Name", "value": None, "write_time": None,
+                 "writer_id": None}}
+
+
+def batch(rid: str, reads: int = 2000) -> str:
+    return orjson.dumps({"Perform": {"id": rid, "request": {"UpdateEntity": {"request": [READ] * reads}}}}).decode()
+
+
+def rss_mib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS")
+
+
+async def _flood(addr: str, i: int, stop: float) -> None:
+    """Send batches of 2,000 reads until `stop`, never reading a reply (max_queue=1:
+    the client stops reading its socket once one reply waits)."""
+    ws = await connect(f"ws://{addr}", max_queue=1, max_size=None, ping_interval=None, open_timeout=10)
+    n = 0
+    try:
+        while (left := stop - time.monotonic()) > 0:
+            await asyncio.wait_for(ws.send(batch(f"f{i}-{n}")), left)
+            n += 1
+    except (asyncio.TimeoutError, OSError, Exception):
+        pass
+    finally:
+        ws.transport.abort()
+
+
+async def test_connections_that_never_read_leave_memory_bounded_and_others_served(nodes):
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    assert n.proc is not None
+    base = rss_mib(n.proc.pid)
+    stop = time.monotonic() + 8
+    floods = [asyncio.create_task(_flood(n.addr, i, stop)) for i in range(16)]
+    latencies: list[float] = []
+    peak = base
+    while time.monotonic() < stop:
+        started = time.monotonic()
+        c = await Conn.open(n.addr)
+        assert (await c.call("GetMetrics", timeout=20))["GetMetricsResponse"]["response"]["id"] == 1
+        latencies.append(time.monotonic() - started)
+        await c.close()
+        peak = max(peak, rss_mib(n.proc.pid))
+        await asyncio.sleep(0.25)
+    await asyncio.gather(*floods)
+    # Before flow control: +900 MiB and GetMetrics unanswered for over 10 s.
+    assert peak - base < 100, f"RSS grew from {base} to {peak} MiB"
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 1.0 and latencies[-1] < 5.0, latencies
+    log = n.log_path.read_text()
+    assert "Traceback" not in log
+
+
+async def test_a_slow_reader_gets_every_reply_and_a_stuck_one_is_closed(nodes):
+    n = nodes(1, "--init", "--in-memory", "--stuck-timeout", "2").start()
+    await wait_serving(n)
+    # A client that sends 40 batches before reading anything gets all 40 answers:
+    # the frames held while it was paused are served once it reads.
+    ws = await connect(f"ws://{n.addr}", max_queue=1, max_size=None, ping_interval=None)
+    for i in range(40):
+        await ws.send(batch(f"s{i}", 500))
+    answered = set()
+    while len(answered) < 40:
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 20))
+        body = reply["PerformResponse"]
+        assert body["response"]["UpdateEntity"]["error"] is None
+        answered.add(body["id"])
+    assert answered == {f"s{i}" for i in range(40)}
+    await ws.close()
+    # One that never reads is closed once its replies have waited --stuck-timeout.
+    ws = await connect(f"ws://{n.addr}", max_queue=1, max_size=None, ping_interval=None)
+    with_deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < with_deadline:
+            await asyncio.wait_for(ws.send(batch("x")), 20)
+    except Exception:
+        pass
+    assert time.monotonic() < with_deadline, "the stuck connection was not closed"
+    assert "replies have not drained for 2s" in n.log_path.read_text()
+    c = await Conn.open(n.addr)
+    assert (await c.metrics())["id"] == 1
+    await c.close()
