@@ -328,7 +328,7 @@ class Acceptor:
             return self._refusal(rid, f"node id {peer} is this node's own")
         if self.expect is not None and peer != self.expect:
             return self._refusal(rid, f"the connection declared node {self.expect}, the Hello node {peer}")
-        kid = next((k for k in self._keys.ids if k in kids), None)
+        kid: str | None = next((k for k in self._keys.ids if k in kids), None)
         if kid is None:
             return self._refusal(rid, "no peer secret in common (are the nodes' --peer-secret-file the same?)")
         secret = self._keys.get(kid)
