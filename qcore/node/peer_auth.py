@@ -237,7 +237,10 @@ class Dialler:
         na = _hex(ch.get("nonce"), NONCE_BYTES)
         mac = _hex(ch.get("mac"), 32)
         kid = ch.get("key")
-        secret = self._keys.get(kid) if type(kid) is str else None
+        if not isinstance(kid, str):
+            self._fail("malformed Challenge")
+            return None
+        secret = self._keys.get(kid)
         if peer is None or na is None or mac is None:
             self._fail("malformed Challenge")
             return None
