@@ -19,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import ssl
 import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -30,6 +31,7 @@ from qcore.node.metrics import build_metrics
 from qcore.protocol import messages as m
 from qcore.protocol import ops
 from qcore.raft.types import Snapshot
+from qcore.tls import scheme
 
 if TYPE_CHECKING:
     from qcore.node.api import ConnContext
@@ -53,10 +55,11 @@ def ops_handlers(node: "Node") -> dict[str, Handler]:
     }
 
 
-async def member_metrics(addr: str, timeout: float) -> dict[str, Any]:
-    """One member's GetMetrics, over a connection of its own."""
+async def member_metrics(addr: str, timeout: float, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
+    """One member's GetMetrics, over a connection of its own (TLS with ``tls``,
+    the context the node verifies its peers with)."""
     async with asyncio.timeout(timeout):
-        async with connect(f"ws://{addr}/", proxy=None, compression=None, open_timeout=timeout,
+        async with connect(f"{scheme(tls)}://{addr}/", ssl=tls, proxy=None, compression=None, open_timeout=timeout,
                            close_timeout=0.5, max_size=16 << 20) as ws:
             await ws.send(orjson.dumps({"GetMetrics": {"id": 1}}).decode())
             reply = orjson.loads(await ws.recv())
@@ -90,7 +93,7 @@ class OpsApi:
                 entry["error"] = "unreachable: no address known"
             else:
                 try:
-                    entry["metrics"] = await member_metrics(addr, MEMBER_TIMEOUT)
+                    entry["metrics"] = await member_metrics(addr, MEMBER_TIMEOUT, node.dialer.tls)
                 except (OSError, WebSocketException, TimeoutError, ValueError) as exc:
                     entry["error"] = f"unreachable: {exc or type(exc).__name__}"
             return entry

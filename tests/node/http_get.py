@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ssl as _ssl
 
 
-async def http_get(addr: str, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers with lower-case names, body) of GET `path` on `addr`."""
+async def http_get(addr: str, path: str, timeout: float = 5.0,
+                   ssl: _ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers with lower-case names, body) of GET `path` on `addr` (HTTPS with `ssl`)."""
     host, port = addr.rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, int(port), ssl=ssl, server_hostname=host if ssl else None), timeout)
     try:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: qcore-tests\r\n\r\n".encode())
         await writer.drain()

@@ -164,3 +164,24 @@ def test_unusable_secret_or_tls_files_stop_the_start_up(tmp_path) -> None:
     assert r.returncode == 0 and oct(new.stat().st_mode & 0o777) == "0o600"
     r = subprocess.run([sys.executable, "-m", "qcore", "gen-secret", str(new)], capture_output=True, text=True)
     assert r.returncode == 1 and "not overwriting" in r.stderr
+
+
+async def test_cluster_identity_is_learnt_only_from_an_authenticated_peer(nodes, tmp_path):
+    secret = make_secret(tmp_path)
+    a = nodes(1, "--peer-secret-file", str(secret), "--init").start()
+    b = nodes(2, "--peer-secret-file", str(secret)).start()
+    await wait_serving(a)
+    await wait_serving(b)
+    # A stranger declares another cluster on b's Raft path: b, which has no
+    # cluster yet, must not take it (it would then refuse its real cluster).
+    async with connect(f"ws://{b.addr}/raft?from=9&addr=127.0.0.1:1&cluster=0123456789abcdef", proxy=None) as ws:
+        r = await _exchange(ws, _raft("RaftVote", {"type": "VOTE", "to": 2, "from": 9, "term": 5}))
+        assert r["kind"] == "unauthenticated_peer"
+    assert not (b.data_dir / "cluster.json").exists()
+    # The real cluster's leader, once authenticated, gives b its identity, and b joins.
+    c = await Conn.open(a.addr)
+    reply = await c.call("AddLearner", node_id=2, node_addr=b.addr, timeout=30)
+    assert "Ok" in reply["AddLearnerResponse"]["response"], reply
+    ours = orjson.loads((a.data_dir / "cluster.json").read_bytes())["cluster_id"]
+    assert orjson.loads((b.data_dir / "cluster.json").read_bytes())["cluster_id"] == ours
+    await c.close()

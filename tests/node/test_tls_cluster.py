@@ -14,6 +14,7 @@ from qcore.client import Client
 from qcore.client.errors import ConnectionFailed
 from qcore.tls import client_context
 from tests.node.harness import Conn, wait_serving, wait_until, write
+from tests.node.http_get import http_get
 from tests.node.test_cluster import _new_leader, leader_of, make_counter, read_n
 from tests.node.tls_files import make_tls
 
@@ -47,6 +48,20 @@ async def test_tls_cluster_forms_replicates_elects_and_serves_verified_clients(n
         assert await c.read_value(ent, "N") == 5
     for c in alive:
         assert await read_n(c, ent) == 5
+    # The operator's view: every live member answers the leader's GetMetrics over TLS ...
+    r = await alive[0].call("GetClusterMetrics")
+    members = r["GetClusterMetricsResponse"]["response"]["Ok"]["members"]
+    assert sorted(e["id"] for e in members if e["metrics"] is not None) == sorted(n.id for n in ns if n.alive())
+    # ... and HTTP is served over the same TLS: https:// only.
+    live = next(n for n in ns if n.alive())
+    status, _, body = await http_get(live.addr, "/health", ssl=tls.client())
+    assert status == 200 and b'"ok"' in body
+    status, _, _ = await http_get(live.addr, "/ready", ssl=tls.client())
+    assert status == 200
+    status, _, body = await http_get(live.addr, "/metrics", ssl=tls.client())
+    assert status == 200 and b"qcore_raft_term" in body
+    with pytest.raises((ValueError, IndexError, OSError, asyncio.TimeoutError)):
+        await http_get(live.addr, "/health")  # plain HTTP on the TLS port: no answer to parse
     for c in conns:
         await c.close()
 
