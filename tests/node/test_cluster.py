@@ -39,6 +39,20 @@ async def form_cluster(nodes_: list[NodeProc]) -> list[Conn]:
     return conns
 
 
+async def init_cluster(nodes_: list[NodeProc]) -> tuple[list[Conn], int]:
+    """Start the nodes, Init them as one cluster (SPEC 2.1), wait for a leader:
+    a connection to each (over TLS where the node has a client context) and the leader's id."""
+    for n in nodes_:
+        n.start()
+    for n in nodes_:
+        await wait_serving(n)
+    conns = [await Conn.open(n.addr, n.ssl) for n in nodes_]
+    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in nodes_])
+    assert reply["InitResponse"]["response"] == "Ok", reply
+    leader = await wait_until(lambda: leader_of(conns), what="a leader")
+    return conns, leader
+
+
 async def _sees_members(c: Conn, n: int) -> bool:
     m = await c.metrics()
     return len(m["membership_config"]["membership"]["configs"][0]) == n and m["current_leader"] is not None
@@ -84,14 +98,7 @@ async def test_three_nodes_forward_writes_and_read_linearizably_everywhere(nodes
 
 async def test_multi_node_init_and_leader_kill(nodes):
     ns = [nodes(i) for i in (1, 2, 3)]
-    for n in ns:
-        n.start()
-    for n in ns:
-        await wait_serving(n)
-    conns = [await Conn.open(n.addr) for n in ns]
-    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in ns])
-    assert reply["InitResponse"]["response"] == "Ok", reply
-    await wait_until(lambda: leader_of(conns), what="a leader")
+    conns, _ = await init_cluster(ns)
     ent = await make_counter(conns[0], "k")
     acked = 0
     for _ in range(10):

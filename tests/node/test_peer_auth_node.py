@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
 from qcore.node.server import security_warning
 from tests.node.harness import Conn, wait_serving, wait_until
-from tests.node.test_cluster import leader_of
+from tests.node.test_cluster import init_cluster
 from tests.node.tls_files import make_secret
 
 
@@ -32,14 +32,7 @@ async def _exchange(ws, frame: bytes) -> dict:
 async def test_strangers_raft_messages_change_neither_term_nor_leader(nodes, tmp_path):
     secret = make_secret(tmp_path)
     ns = [nodes(i, "--peer-secret-file", str(secret), "--handshake-timeout", "2") for i in (1, 2, 3)]
-    for n in ns:
-        n.start()
-    for n in ns:
-        await wait_serving(n)
-    conns = [await Conn.open(n.addr) for n in ns]
-    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in ns])
-    assert reply["InitResponse"]["response"] == "Ok", reply
-    leader = await wait_until(lambda: leader_of(conns), what="a leader")
+    conns, leader = await init_cluster(ns)
     before = [await c.metrics() for c in conns]
     term = before[0]["current_term"]
     high = term + 1000
@@ -59,7 +52,7 @@ async def test_strangers_raft_messages_change_neither_term_nor_leader(nodes, tmp
     ]
     for n in (follower, ns[leader - 1]):
         # On a client's connection, and on a peer path without the handshake.
-        for path in ("", f"/raft?from=9&addr=127.0.0.1:1", f"/raft?from={leader}&addr={ns[leader - 1].addr}"):
+        for path in ("", "/raft?from=9&addr=127.0.0.1:1", f"/raft?from={leader}&addr={ns[leader - 1].addr}"):
             async with connect(f"ws://{n.addr}{path}", proxy=None) as ws:
                 for frame in attacks:
                     r = await _exchange(ws, frame)
@@ -88,7 +81,7 @@ async def test_a_recorded_handshake_does_not_open_a_new_connection(nodes, tmp_pa
     n = nodes(1, "--peer-secret-file", str(secret), "--init").start()
     await wait_serving(n)
     keys = PeerKeys([load_secret(secret)])
-    path = f"/raft?from=2&addr=127.0.0.1:1"
+    path = "/raft?from=2&addr=127.0.0.1:1"
     # A genuine peer's handshake, recorded by whoever watches the wire.
     recorded: list[bytes] = []
     async with connect(f"ws://{n.addr}{path}", proxy=None) as ws:

@@ -15,21 +15,14 @@ from qcore.client.errors import ConnectionFailed
 from qcore.tls import client_context
 from tests.node.harness import Conn, wait_serving, wait_until, write
 from tests.node.http_get import http_get
-from tests.node.test_cluster import _new_leader, leader_of, make_counter, read_n
+from tests.node.test_cluster import _new_leader, init_cluster, leader_of, make_counter, read_n
 from tests.node.tls_files import make_tls
 
 
 async def test_tls_cluster_forms_replicates_elects_and_serves_verified_clients(nodes, tmp_path):
     tls = make_tls(tmp_path)
     ns = [nodes(i, *tls.node_args(), ssl=tls.client()) for i in (1, 2, 3)]
-    for n in ns:
-        n.start()
-    for n in ns:
-        await wait_serving(n)
-    conns = [await Conn.open(n.addr, tls.client()) for n in ns]
-    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in ns])
-    assert reply["InitResponse"]["response"] == "Ok", reply
-    await wait_until(lambda: leader_of(conns), what="a leader over TLS")
+    conns, _ = await init_cluster(ns)
     ent = await make_counter(conns[1], "k")
     acked = 0
     for i in range(6):  # through each node in turn: followers forward over authenticated TLS links
@@ -135,14 +128,7 @@ async def test_peers_proving_themselves_by_client_certificate(nodes, tmp_path):
     tls = make_tls(tmp_path)
     other = make_tls(tmp_path, "other")
     ns = [nodes(i, *tls.node_args(secret=False, cert_auth=True), ssl=tls.client()) for i in (1, 2)]
-    for n in ns:
-        n.start()
-    for n in ns:
-        await wait_serving(n)
-    conns = [await Conn.open(n.addr, tls.client()) for n in ns]
-    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in ns])
-    assert reply["InitResponse"]["response"] == "Ok", reply
-    await wait_until(lambda: leader_of(conns), what="a leader of peers with certificates")
+    conns, _ = await init_cluster(ns)
     ent = await make_counter(conns[0], "k")
     for c in conns:  # one of them forwards its write over a certificate-authenticated /forward link
         r = await c.perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}})
