@@ -13,7 +13,6 @@ client request, so replies go out as soon as each is ready, in any order.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import re
@@ -33,6 +32,7 @@ from qcore.node.bootstrap_config import load_bootstrap_config
 from qcore.node.cluster_identity import ClusterIdentity, from_path
 from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
+from qcore.node.exposure import security_warning
 from qcore.node.errors import NodeError, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.http import HttpReply
@@ -65,32 +65,6 @@ _RAFT_TAGS = frozenset({
     "RaftVote", "RaftAppend", "RaftSnapshot", "RaftForward",
     "RaftVoteResponse", "RaftAppendResponse", "RaftSnapshotResponse", "RaftForwardResponse",
 })
-
-
-def security_warning(addr: str, tls: bool, peer_auth: bool) -> str | None:
-    """The start-up warning for a node listening on ``addr`` (SPEC 8), or None."""
-    if _is_loopback(addr.rsplit(":", 1)[0]):
-        return None
-    if not tls and not peer_auth:
-        return (f"listening on {addr} with neither TLS nor peer authentication: anyone who can reach this port can "
-                "read and change every entity, Init the node, add or remove members, and depose the leader or "
-                "rewrite the log with forged Raft messages, and everything travels in clear text (docs/security.md)")
-    if not peer_auth:
-        return (f"listening on {addr} without peer authentication: anyone who can reach this port can depose the "
-                "leader or rewrite the log with forged Raft messages (--peer-secret-file or --peer-cert-auth; "
-                "docs/security.md)")
-    if not tls:
-        return f"listening on {addr} without TLS: data and requests travel in clear text (docs/security.md)"
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: assume others can reach it
 
 
 class Node:

@@ -13,7 +13,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
-from qcore.node.server import security_warning
+from qcore.node.exposure import security_warning
 from tests.node.harness import Conn, wait_serving, wait_until
 from tests.node.test_cluster import init_cluster
 from tests.node.tls_files import make_secret
