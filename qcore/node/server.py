@@ -42,7 +42,7 @@ from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.peer_auth import PeerKeys
 from qcore.node.peer_dial import PeerDialer
-from qcore.node.peer_gate import PeerGate, PeerSide
+from qcore.node.peer_gate import PEER_TAGS, PeerGate, PeerSide
 from qcore.node.prometheus import Exposition
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
@@ -61,10 +61,7 @@ log = logging.getLogger(__name__)
 # The id of an oversized frame, if it comes first, without parsing the rest.
 _LEADING_ID = re.compile(r'\s*\{\s*"(\w+)"\s*:\s*\{\s*"id"\s*:\s*(?:"([^"\\]{0,200})"|(\d{1,20}))')
 
-_RAFT_TAGS = frozenset({
-    "RaftVote", "RaftAppend", "RaftSnapshot", "RaftForward",
-    "RaftVoteResponse", "RaftAppendResponse", "RaftSnapshotResponse", "RaftForwardResponse",
-})
+_RAFT_TAGS = PEER_TAGS  # frames for the peer transport (only from peers when peer authentication is on)
 
 
 class Node:
