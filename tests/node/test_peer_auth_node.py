@@ -12,9 +12,10 @@ import sys
 import orjson
 from websockets.asyncio.client import connect
 
-from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
+from qcore.node.entries import encode_batch, new_batch
 from qcore.node.exposure import security_warning
-from tests.node.harness import Conn, wait_serving, wait_until
+from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
+from tests.node.harness import Conn, eid, read, wait_serving, wait_until, write
 from tests.node.test_cluster import init_cluster
 from tests.node.tls_files import make_secret
 
@@ -49,6 +50,13 @@ async def test_strangers_raft_messages_change_neither_term_nor_leader(nodes, tmp
                                "offset": 0, "total": 2, "data": base64.b64encode(b"{}").decode(), "done": True}),
         orjson.dumps({"RaftAppendResponse": {"id": 8, "response": {"Ok": {
             "type": "APP_RESP", "to": leader, "from": follower.id, "term": high, "index": 10**6}}}}),
+        # A forwarded batch of writes the leader would append as it is (issue 18's peer message),
+        # and the leader's refusal of a batch, which would fail a follower's writes.
+        _raft("RaftForward", {"to": leader, "from": follower.id, "term": term, "batch": 1,
+                              "data": encode_batch(new_batch([["stranger", 1, {"UpdateEntity": {
+                                  "request": [write(eid("Root", 1), "Name", {"String": "forged"})]}}]])).decode()}),
+        orjson.dumps({"RaftForwardResponse": {"id": 9, "response": {"Ok": {
+            "to": follower.id, "from": leader, "term": term, "batch": 1, "taken": False}}}}),
     ]
     for n in (follower, ns[leader - 1]):
         # On a client's connection, and on a peer path without the handshake.
@@ -65,6 +73,8 @@ async def test_strangers_raft_messages_change_neither_term_nor_leader(nodes, tmp
     after = [await c.metrics() for c in conns]
     assert [m["current_term"] for m in after] == [m["current_term"] for m in before]
     assert {m["current_leader"] for m in after} == {leader}
+    name = await conns[leader - 1].perform({"UpdateEntity": {"request": [read(eid("Root", 1), "Name")]}})
+    assert "forged" not in orjson.dumps(name).decode(), name
     # A peer-path connection that never authenticates is closed after --handshake-timeout.
     async with connect(f"ws://{follower.addr}/raft?from=9&addr=127.0.0.1:1", proxy=None) as ws:
         await asyncio.wait_for(ws.wait_closed(), 10)
