@@ -1,10 +1,11 @@
 """Forwarding requests that only the leader can serve.
 
-Writes normally reach the leader as PROP messages on the Raft link (see
-qcore.node.driver); this link carries membership changes, and writes when
-no leader was reachable that way. A follower keeps one pipelined connection to the current leader
-(`ws[s]://leader/forward`, opened as a peer: qcore.node.peer_dial) and relays requests over it with fresh ids, mapping
-each reply back. Requests arriving on a `/forward` connection are never
+Writes normally reach the leader as forwarded batches (RaftForward) on the
+Raft link (qcore.node.replica); this link carries membership changes, and
+writes when no leader was reachable that way. A follower keeps one
+pipelined connection to the current leader (`ws[s]://leader/forward`,
+opened as a peer: qcore.node.peer_dial) and relays requests over it with
+fresh ids, mapping each reply back. Requests arriving on a `/forward` connection are never
 forwarded again: the receiver answers "not leader" instead, so a stale view
 of the leader can cost one hop but never a loop.
 
