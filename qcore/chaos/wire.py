@@ -70,7 +70,7 @@ class WireClient:
         async with self._lock:
             if self._ws is None:
                 try:
-                    self._ws = await asyncio.wait_for(
+                    ws: ClientConnection = await asyncio.wait_for(
                         websockets.connect(f"{'wss' if self.tls else 'ws'}://{self.addr}", max_size=self.max_size,
                                            open_timeout=timeout, ping_interval=None, ssl=self.tls),
                         timeout,
@@ -78,7 +78,9 @@ class WireClient:
                 except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake,
                         websockets.ConnectionClosed) as e:
                     raise _NotSent(f"connect to {self.addr}: {e!r}") from e
-                self._reader = asyncio.create_task(self._read_loop(self._ws))
+                self._ws = ws
+                self._reader = asyncio.create_task(self._read_loop(ws))
+                return ws
             return self._ws
 
     async def _read_loop(self, ws: ClientConnection) -> None:
