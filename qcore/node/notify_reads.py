@@ -26,6 +26,7 @@ from qcore.store import (
     Store,
     StoreError,
 )
+from qcore.store.access import type_lineage
 from qcore.store.schema import PATH_SEP
 
 __all__ = ["encode_change", "context_of", "type_lineage", "check_type", "resolve_entity"]
@@ -47,21 +48,6 @@ def context_of(store: Store, ch: Change, paths: Iterable[str]) -> dict[str, Any]
         except StoreError:
             out[p] = None
     return out
-
-
-def type_lineage(store: Store, typ: str) -> tuple[str, ...]:
-    """``typ`` and every type it inherits from: the type-wide registrations a
-    change to an entity of ``typ`` can match. Read from the live schema (at
-    most once per type per publish), so a schema change is seen at once."""
-    out = [typ]
-    cur: str | None = typ
-    while cur is not None:
-        schema: Any = store.query(GetSchema(cur)).response  # type: ignore[union-attr]
-        cur = schema.inherit if schema is not None else None
-        if cur is None or cur in out:
-            break
-        out.append(cur)
-    return tuple(out)
 
 
 def check_type(store: Store, entity_type: str, fld: str) -> str:

@@ -26,7 +26,9 @@ The kinds fall in three families, which :func:`retry_class` names:
   cut off for not reading its notifications), ``internal`` (a bug in the
   node), ``unauthenticated_peer`` (a peer message on a connection that has
   not proved it is a peer, or a failed peer handshake: SPEC 8.2), and, with
-  SPEC 8's users, ``permission_denied`` and ``auth_required``.
+  SPEC 8.3's users, ``permission_denied`` (the user's roles do not allow it),
+  ``auth_required`` (the connection has not authenticated, or its user was
+  deleted) and ``invalid_credentials`` (a failed ``Authenticate``).
   A kind this module does not know is final too.
 
 Every error frame and refusal the node sends is built here.
@@ -60,6 +62,7 @@ class Kind(enum.StrEnum):
     PERMISSION_DENIED = "permission_denied"
     AUTH_REQUIRED = "auth_required"
     UNAUTHENTICATED_PEER = "unauthenticated_peer"
+    INVALID_CREDENTIALS = "invalid_credentials"
 
 
 #: The kinds that promise the request was not applied.

@@ -285,12 +285,18 @@ _UNION_FIELDS: tuple[_Field, ...] = (("id", _id, _REQUIRED), ("response", _resul
 
 @dataclasses.dataclass(slots=True)
 class Init:
-    """Initialise a cluster: ``nodes=[]`` makes a single-node cluster of the receiver."""
+    """Initialise a cluster: ``nodes=[]`` makes a single-node cluster of the receiver;
+    ``admin_password`` starts it with users on (SPEC 8.3)."""
 
     TAG: ClassVar[str] = "Init"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("nodes", _nodes, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = (
+        ("id", _id, _REQUIRED), ("nodes", _nodes, _REQUIRED), ("admin_password", _opt_str, None),
+    )
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("admin_password", None),)
     id: str | int
     nodes: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    # SPEC 8.3: start with user admin (role admin) and users on; hashed before anything is proposed.
+    admin_password: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(slots=True)
@@ -694,3 +700,4 @@ def register(request: type[Any], response: type[Any]) -> None:
 
 # Message families kept in modules of their own register themselves here.
 from qcore.protocol import ops as _ops  # noqa: E402,F401
+from qcore.protocol import auth as _auth  # noqa: E402,F401

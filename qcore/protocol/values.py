@@ -772,6 +772,35 @@ def encode_command_response(resp: Any) -> dict[str, Any]:
     return out
 
 
+#: A refused command's response, by command type (encode_refusal).
+_REFUSED_SHAPES: dict[type, Callable[[str], Any]] = {
+    UpdateEntity: lambda t: UpdateEntityResponse([], t),
+    CreateEntity: lambda t: CreateEntityResponse(None, t),
+    DeleteEntity: lambda t: DeleteEntityResponse(t),
+    SetSchema: lambda t: SetSchemaResponse(t),
+    GetSchema: lambda t: GetSchemaResponse(None, t),
+    GetCompleteSchema: lambda t: GetCompleteSchemaResponse(None, t),
+    FindEntities: lambda t: FindEntitiesResponse(None, t),
+    GetEntityTypes: lambda t: GetEntityTypesResponse(None, t),
+    EntityExists: lambda t: EntityExistsResponse(False),
+    FieldExists: lambda t: FieldExistsResponse(False),
+}
+
+
+def encode_refusal(cmd: Any, text: str, kind: str) -> dict[str, Any]:
+    """The response to `cmd` refused before the store ran it (a permission, SPEC 8.3): its
+    response type with ``error`` = `text` and `kind`; the ``*Exists`` answers, which have
+    no error of their own, say ``false`` beside it."""
+    make = _REFUSED_SHAPES.get(cmd.__class__)
+    if make is None:
+        raise TypeError(f"not a CommandRequest: {cmd!r}")
+    out = _encode_command_response(make(text))
+    ((_, body),) = out.items()
+    body["error"] = text
+    body["kind"] = kind
+    return out
+
+
 def _encode_command_response(resp: Any) -> dict[str, Any]:
     c = resp.__class__
     if c is UpdateEntityResponse:

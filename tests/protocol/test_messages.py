@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qcore.protocol import messages as m, ops
+from qcore.protocol import auth, messages as m, ops
 from qcore.protocol.messages import ProtocolError, decode_message, encode_message
 
 # ---------------------------------------------------------------- seed shapes
@@ -137,7 +137,8 @@ results = st.one_of(
 )
 
 STRATEGIES: dict[type[Any], st.SearchStrategy[Any]] = {
-    m.Init: st.builds(m.Init, ids, st.lists(st.tuples(u64, st.text(max_size=20)), max_size=5)),
+    m.Init: st.builds(m.Init, ids, st.lists(st.tuples(u64, st.text(max_size=20)), max_size=5),
+                      st.one_of(st.none(), st.text(max_size=20))),
     m.AddLearner: st.builds(m.AddLearner, ids, u64, st.text(max_size=20)),
     m.ChangeMembership: st.builds(m.ChangeMembership, ids, st.lists(u64, max_size=5), st.booleans()),
     m.GetMetrics: st.builds(m.GetMetrics, ids),
@@ -157,6 +158,8 @@ STRATEGIES: dict[type[Any], st.SearchStrategy[Any]] = {
     ops.SnapshotSave: st.builds(ops.SnapshotSave, ids),
     ops.SnapshotRead: st.builds(ops.SnapshotRead, ids, st.text(max_size=20), u64, u64),
     ops.SnapshotRelease: st.builds(ops.SnapshotRelease, ids, st.text(max_size=20)),
+    auth.Authenticate: st.builds(auth.Authenticate, ids, st.text(max_size=20), st.text(max_size=20)),
+    auth.AuthAdmin: st.builds(auth.AuthAdmin, ids, json_objects),
 }
 for _cls in (
     m.InitResponse,
@@ -173,6 +176,8 @@ for _cls in (
     ops.SnapshotSaveResponse,
     ops.SnapshotReadResponse,
     ops.SnapshotReleaseResponse,
+    auth.AuthenticateResponse,
+    auth.AuthAdminResponse,
 ):
     STRATEGIES[_cls] = st.builds(_cls, ids, results)
 
