@@ -8,6 +8,10 @@
     qcore-cli ls /Root/Users
     qcore-cli get /Root/Users/alice
     qcore-cli snapshot save backup.snap
+    qcore-cli --user admin user add alice --role operator
+
+With users on (SPEC 8.3) give ``--user NAME``; the password comes from
+``QCORE_PASSWORD`` or is asked for.
 
 Output is for people by default; ``--json`` prints JSON for scripts. Exit
 status 0 on success, 1 on any error (the message goes to stderr), 141 if
@@ -16,13 +20,14 @@ looked up in the schema, so ``write User$5 Age 42`` writes an Int and
 ``write Machine$10 Mode Manual`` a Choice; ``--type`` forces a type and
 ``--json`` after ``write`` takes the value in tagged JSON (``{"Int": 42}``).
 The commands themselves: this module (the cluster), entity_commands (the data),
-ops (status of every member, tree, backups, export).
+ops (status of every member, tree, backups, export), user_commands (users, roles).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import sys
@@ -31,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from qcore.cli import entity_commands, ops
+from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
 from qcore.cli.text_values import VALUE_TYPES, UsageError
 from qcore.client import Client, QcoreError, member_addresses, wire
@@ -125,6 +130,7 @@ async def raw(c: Client, args: argparse.Namespace) -> None:
 COMMANDS = {
     "node-status": node_status, "metrics": metrics, "init": init, "add-learner": add_learner,
     "change-membership": change_membership, "raw": raw, **entity_commands.COMMANDS, **ops.COMMANDS,
+    **user_commands.COMMANDS,
 }
 
 
@@ -161,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a command may take, connecting and retries included (default 10)")
     p.add_argument("--retry-writes", action="store_true",
                    help="re-send writes whose outcome is unknown after a connection loss (may apply them twice)")
+    p.add_argument("--user", default=os.environ.get("QCORE_USER"),
+                   help="authenticate as this user (default $QCORE_USER); the password comes from $QCORE_PASSWORD"
+                        " or is asked for")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     ca, cert, key = tls_env_files()
     p.add_argument("--tls-ca-file", default=ca, metavar="PEM",
@@ -236,13 +245,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--count", type=int, help="stop after this many notifications")
     s = cmd("raw", 'send one message as JSON, e.g. \'{"GetMetrics": {}}\'')
     s.add_argument("message")
+    user_commands.add_commands(cmd)
     return p
+
+
+def _password(user: str | None) -> str | None:
+    if user is None:
+        return None
+    pw = os.environ.get("QCORE_PASSWORD")
+    if pw is None:
+        pw = getpass.getpass(f"password for {user}: ")
+    return pw
 
 
 async def run(args: argparse.Namespace) -> int:
     try:
         c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes,
-                   tls_ca=args.tls_ca_file, tls_cert=args.tls_client_cert, tls_key=args.tls_client_key)
+                   tls_ca=args.tls_ca_file, tls_cert=args.tls_client_cert, tls_key=args.tls_client_key,
+                   user=args.user, password=_password(args.user))
     except (OSError, ValueError) as e:  # a TLS file that cannot be read
         print(f"qcore-cli: TLS: {e}", file=sys.stderr)
         return 1

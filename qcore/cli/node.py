@@ -19,7 +19,7 @@ from pathlib import Path
 from qcore.cli.logs import FORMATS, configure as configure_logging
 from qcore.node import gc_policy
 from qcore.node.bootstrap import parse_members
-from qcore.node.options import NodeOptions
+from qcore.node.options import NodeOptions, read_password_file
 
 log = logging.getLogger("qcore")
 
@@ -65,6 +65,9 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--join", type=_addrs, default=[], metavar="HOST:PORT[,HOST:PORT]",
                    help="ask the cluster at these addresses to add this node as a learner, then as a voter")
     p.add_argument("--join-as-learner", action="store_true", help="with --join: stay a learner")
+    p.add_argument("--admin-password-file", type=Path, default=None, metavar="FILE",
+                   help="with --init or --initial-cluster: start with user admin (this password, the file's first"
+                        " line) and users on (docs/security.md)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-format", default="text", choices=list(FORMATS), help="text, or one JSON object per line")
     p.add_argument("--no-metrics", action="store_true",
@@ -125,6 +128,13 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         p.error("--max-output must be at least --max-conn-output")
     if len(a.peer_secret_file) > 2:
         p.error("--peer-secret-file may be given at most twice (new and old, while rotating)")
+    if a.admin_password_file is not None:
+        if not (a.init or a.initial_cluster):
+            p.error("--admin-password-file needs --init or --initial-cluster")
+        try:
+            read_password_file(a.admin_password_file)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            p.error(f"--admin-password-file: {exc}")
     return NodeOptions(
         id=a.id, ws_addr=a.ws_addr, config_file=a.config_file, data_dir=a.data_dir, in_memory=a.in_memory,
         init=a.init, tick_ms=a.tick_ms, election_ticks=a.election_ticks, heartbeat_ticks=a.heartbeat_ticks,
@@ -136,7 +146,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         tls_cert_file=a.tls_cert_file, tls_key_file=a.tls_key_file,
         tls_ca_file=a.tls_ca_file, peer_secret_files=a.peer_secret_file, peer_cert_auth=a.peer_cert_auth,
         handshake_timeout=a.handshake_timeout, max_conn_output=a.max_conn_output, max_output=a.max_output,
-        stuck_timeout=a.stuck_timeout,
+        stuck_timeout=a.stuck_timeout, admin_password_file=a.admin_password_file,
     ), a
 
 

@@ -13,6 +13,7 @@ See docs/client.md.
 from qcore.client.client import Client
 from qcore.client.session import Session, is_idempotent, member_addresses, parse_addresses
 from qcore.client.errors import (
+    AuthenticationFailed,
     CommandError,
     ConnectionFailed,
     HistoryCompacted,
@@ -23,6 +24,7 @@ from qcore.client.errors import (
     ServerError,
     UnknownOutcome,
 )
+from qcore.client.users import permission
 from qcore.client.watch import Watch, notify_on_entity, notify_on_type
 from qcore.client.wire import entity_id, entity_id_text, read_request, value, write_request
 
@@ -36,6 +38,7 @@ __all__ = [
     "entity_id",
     "entity_id_text",
     "value",
+    "permission",
     "is_idempotent",
     "member_addresses",
     "parse_addresses",
@@ -45,6 +48,7 @@ __all__ = [
     "UnknownOutcome",
     "ServerError",
     "NotLeader",
+    "AuthenticationFailed",
     "CommandError",
     "InvalidValue",
     "HistoryCompacted",

@@ -15,18 +15,21 @@ from typing import Any
 from qcore.client import convert, wire
 from qcore.client.errors import CommandError, ConnectionFailed, InvalidValue, QcoreError
 from qcore.client.field_values import FieldInfo, conform, fields_of_schema, python_value
-from qcore.client.session import MEMBERSHIP_TIMEOUT, Session, is_idempotent, member_addresses, parse_addresses
+from qcore.client.session import MEMBERSHIP_TIMEOUT, is_idempotent, member_addresses, parse_addresses
+from qcore.client.users import UserAdmin
 from qcore.client.watch import Watch
 from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init
 
 __all__ = ["Client", "parse_addresses", "is_idempotent", "member_addresses"]
 
 
-class Client(Session):
+class Client(UserAdmin):
     """A connection to a qcore cluster, with helpers.
 
     ``async with Client(["127.0.0.1:8080", "127.0.0.1:8081"]) as c:`` or
-    ``c = await Client.connect(...)`` ... ``await c.close()``.
+    ``c = await Client.connect(...)`` ... ``await c.close()``. With users on,
+    ``Client(addrs, user="alice", password=...)`` authenticates every connection
+    it opens; the user and role helpers are :class:`qcore.client.users.UserAdmin`'s.
     """
 
     def __init__(self, addresses: str | Iterable[str], **options: Any) -> None:
@@ -37,10 +40,12 @@ class Client(Session):
 
     # ------------------------------------------------------------ management
 
-    async def init(self, nodes: Mapping[int, str] | Sequence[tuple[int, str]] = (), *, timeout: float | None = None) -> None:
-        """Initialise the cluster; no nodes: a single-node cluster of the connected node."""
+    async def init(self, nodes: Mapping[int, str] | Sequence[tuple[int, str]] = (), *, admin_password: str | None = None,
+                   timeout: float | None = None) -> None:
+        """Initialise the cluster; no nodes: a single-node cluster of the connected node.
+        ``admin_password``: start with user admin (that password) and users on."""
         pairs: list[tuple[Any, Any]] = list(nodes.items()) if isinstance(nodes, Mapping) else [(i, a) for i, a in nodes]
-        await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs]), timeout)
+        await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs], admin_password), timeout)
 
     async def metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
         """The connected node's metrics (``GetMetrics``); learns the cluster's addresses from them."""

@@ -11,6 +11,8 @@
       management reply was ``{"Err": ...}``: the request was not served.
         * :exc:`NotLeader` — the node could not reach a leader, or names
           another node as leader, and the retries ran out.
+        * :exc:`AuthenticationFailed` — the client's user and password were
+          refused (kind ``invalid_credentials``); nothing else was sent.
     * :exc:`CommandError` — the command ran and failed: the ``error`` field
       of a ``PerformResponse`` (type mismatch, unknown entity, ...).
     * :exc:`InvalidValue` (also a ``ValueError``) — a value that does not fit
@@ -34,6 +36,7 @@ __all__ = [
     "UnknownOutcome",
     "ServerError",
     "NotLeader",
+    "AuthenticationFailed",
     "CommandError",
     "InvalidValue",
     "HistoryCompacted",
@@ -79,6 +82,10 @@ class NotLeader(ServerError):
         super().__init__(message, kind)
         self.leader_id = leader_id
         self.leader_addr = leader_addr
+
+
+class AuthenticationFailed(ServerError):
+    """The node refused the client's user and password (``invalid user or password``)."""
 
 
 class CommandError(QcoreError):

@@ -21,6 +21,10 @@ Retry rules — the point of this module — in one place:
   again too (they may be applied twice).
 * Any other kind is the answer, and is raised.
 
+With ``user=`` and ``password=``, every connection the session opens sends
+``Authenticate`` first (SPEC 8.3), so a reconnect after a failover is
+authenticated again; a refused password raises :exc:`AuthenticationFailed`.
+
 Every request has one deadline (``request_timeout``, or the ``deadline()``
 scope it is made in) covering all of its attempts, and a node's "not
 applied" wins over the clock: when the deadline passes after a definite
@@ -48,6 +52,7 @@ from typing import Any, Self
 from qcore.client import wire
 from qcore.client.connection import Connection, ConnectionLost, ReplyHook
 from qcore.client.errors import (
+    AuthenticationFailed,
     ConnectionFailed,
     NotLeader,
     QcoreError,
@@ -56,6 +61,7 @@ from qcore.client.errors import (
     UnknownOutcome,
 )
 from qcore.client.watch import Watch
+from qcore.protocol.auth import AuthAdmin, Authenticate, AuthenticateResponse
 from qcore.protocol.errors import Kind, Refusal, refusal_of
 from qcore.tls import client_context, wants_tls
 from qcore.protocol.messages import (
@@ -76,7 +82,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Session", "parse_addresses", "is_idempotent", "member_addresses", "MEMBERSHIP_TIMEOUT"]
 
-_IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RegisterNotification, UnregisterNotification)
+_IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RegisterNotification, UnregisterNotification, Authenticate)
+_ADMIN_READS = frozenset({"UserList", "RoleList", "AuthStatus"})
 # Slow by nature (AddLearner waits for the learner to catch up): never cut short by attempt_timeout.
 _LONG_RUNNING = (Init, AddLearner, ChangeMembership)
 #: Default deadline of the long-running management requests.
@@ -112,6 +119,8 @@ def is_idempotent(msg: Message) -> bool:
     """True if sending ``msg`` twice has the effect of sending it once."""
     if type(msg) is Perform:
         return wire.is_read_only(msg.request)
+    if type(msg) is AuthAdmin:
+        return len(msg.request) == 1 and next(iter(msg.request)) in _ADMIN_READS
     return isinstance(msg, _IDEMPOTENT)
 
 
@@ -142,18 +151,27 @@ class Session:
         tls_cert: str | Any = None,
         tls_key: str | Any = None,
         ssl_context: ssl.SSLContext | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
         """TLS (SPEC 8.1) is on with ``tls_ca`` (the CA file that signs the nodes'
         certificates), a ``wss://`` address (the system's CAs then, unless
         ``tls_ca``), or an ``ssl_context`` of your own; ``tls_cert``/``tls_key``
         present a client certificate. A node whose certificate does not verify
-        is refused."""
+        is refused. ``user`` and ``password``: log in on every connection
+        (SPEC 8.3)."""
         self._ssl = ssl_context
         if not isinstance(addresses, str):
             addresses = list(addresses)  # read twice: for the scheme, then the addresses
         if self._ssl is None and (tls_ca or tls_cert or wants_tls(addresses)):
             self._ssl = client_context(tls_ca, tls_cert, tls_key)
+        if (user is None) != (password is None):
+            raise ValueError("give both user and password, or neither")
         self.addresses = parse_addresses(addresses)
+        self.user = user
+        self._password = password
+        #: What the node said about the user at the last Authenticate: {"user", "roles", "entity"}.
+        self.identity: dict[str, Any] | None = None
         self.request_timeout = request_timeout
         self.attempt_timeout = attempt_timeout
         self.connect_timeout = connect_timeout
@@ -273,7 +291,7 @@ class Session:
                 if remaining <= 0:
                     break
                 try:
-                    return await Connection.open(
+                    conn = await Connection.open(
                         addr,
                         timeout=min(self.connect_timeout, remaining),
                         max_size=self._max_frame_size,
@@ -282,7 +300,12 @@ class Session:
                         on_close=self._on_connection_closed,
                         ssl_context=self._ssl,
                     )
+                    if self.user is not None:
+                        await self._authenticate(conn, deadline)
+                    return conn
                 except asyncio.CancelledError:
+                    raise
+                except AuthenticationFailed:
                     raise
                 except Exception as e:  # refused, unreachable, handshake failed, timed out...
                     errors[addr] = str(e) or type(e).__name__
@@ -297,6 +320,26 @@ class Session:
             await backoff.sleep(deadline)
         detail = "; ".join(f"{a}: {e}" for a, e in errors.items()) or "no time left"
         raise ConnectionFailed(f"cannot connect to any of {', '.join(self.addresses)} ({detail})")
+
+    async def _authenticate(self, conn: Connection, deadline: float) -> None:
+        """Bind a new connection to the session's user; AuthenticationFailed if refused,
+        another QcoreError (after closing it) if this node cannot answer now."""
+        try:
+            login: Any = Authenticate(self.next_id(), self.user or "", self._password or "")  # registered beside the seed's
+            fut = await conn.send(login)
+            reply = await asyncio.wait_for(fut, max(0.0, deadline - asyncio.get_running_loop().time()))
+        except BaseException:
+            await conn.close()
+            raise
+        why = refusal_of(reply)
+        if why is None and type(reply) is AuthenticateResponse:
+            self.identity = reply.response.get("Ok")
+            return
+        await conn.close()
+        if why is not None and why.kind == Kind.INVALID_CREDENTIALS:
+            raise AuthenticationFailed(f"{self.user}: {why.text}", why.kind)
+        raise ServerError(f"cannot authenticate at {conn.address}: {why.text if why else reply!r}",
+                          why.kind if why else None)
 
     def _switch_to(self, address: str) -> None:
         """Make ``address`` the next node; the current connection finishes its in-flight requests."""

@@ -25,9 +25,10 @@ from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
+from qcore.node.users import MEMBERSHIP, Users
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
-from qcore.protocol.values import CodecError, decode_command_request
+from qcore.protocol.values import CodecError
 from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
 from qcore.store import Store
 from qcore.store.config import ConfigError
@@ -62,6 +63,7 @@ class ConnContext:
     outbox: list[bytes] = field(default_factory=list)  # replies waiting for this loop iteration's flush
     peer: Any = None  # qcore.node.peer_gate.PeerSide: is this a peer's connection, and for what
     flow: Any = None  # qcore.node.backpressure.ConnFlow: paused while its replies are not read
+    user: Any = None  # qcore.node.users.Session once the connection authenticated (SPEC 8.3)
 
 
 @dataclass(slots=True)
@@ -83,6 +85,7 @@ class Api:
         notifications: NotificationHub,
         forwarder: Forwarder,
         cluster_identity: ClusterIdentity,
+        users: Users,
         *,
         peer_address: Callable[[int], str | None],
         metrics: Callable[[], dict[str, Any]],
@@ -93,7 +96,8 @@ class Api:
         """`peer_address(id)`: where a peer can be reached (for forwarding);
         `metrics()`: the GetMetrics object; `bootstrap_config()`: the config
         file for Init (raises ConfigError), `bootstrapped()`: Init is done;
-        `more_handlers`: the operations requests (qcore.node.ops_api)."""
+        `more_handlers`: the operations requests (qcore.node.ops_api); `users`:
+        who a connection is and what it may do (qcore.node.users, SPEC 8.3)."""
         self._opts = opts
         self._driver = driver
         self._sm = state_machine
@@ -116,8 +120,13 @@ class Api:
             "Perform": self.perform,
             "RegisterNotification": notifications.register,
             "UnregisterNotification": notifications.unregister,
+            "Authenticate": users.authenticate,
+            "AuthAdmin": users.auth_admin,
             **more_handlers,
         }
+        self._users = users
+        for tag in MEMBERSHIP:  # SPEC 8.2: admin with users on, checked linearizably
+            self._handlers[tag] = self._users.linearizable_admin(self._handlers[tag])
 
     def handler_for(self, tag: str) -> Callable[[Any, ConnContext | None], Awaitable[Reply]] | None:
         return self._handlers.get(tag)
@@ -145,9 +154,10 @@ class Api:
             return refuse(Kind.INVALID, "nodes: node id 0 is reserved")
         try:
             config_json = self._bootstrap_config()
+            auth = await self._users.admin_entry(msg.admin_password) if msg.admin_password is not None else None
             if self._identity.current is None:
                 self._identity.set(Identity(random_id(), config_digest(config_json)))
-            await self._driver.bootstrap(addresses, config_json)
+            await self._driver.bootstrap(addresses, config_json, auth=auth)
         except ConfigError as exc:  # the file changed since start-up
             return refuse(Kind.INVALID, f"cannot read the config file: {exc}")
         except NodeError as exc:
@@ -233,7 +243,7 @@ class Api:
     # ------------------------------------------------------------ perform
     async def perform(self, msg: m.Perform, conn: ConnContext | None) -> Reply:
         try:
-            command = decode_command_request(msg.request)
+            command, entry, decoded = self._users.prepare(conn, msg.request)
         except CodecError as exc:
             return error(msg.id, Kind.INVALID, f"Perform.request: {exc}")
         if not self._driver.initialised():
@@ -242,17 +252,22 @@ class Api:
             return error(msg.id, Kind.REMOVED, _REMOVED)
         if Store.is_read_only(command):
             await self.read_barrier()
-            return m.PerformResponse(msg.id, self._sm.query(command))
+            return self._users.read_reply(msg.id, conn, command)
+        return await self.propose(msg.id, conn, entry, decoded)
 
+    async def propose(self, rid: Any, conn: ConnContext | None, entry: Any, decoded: Any) -> Reply:
+        """Propose `entry` (a command as the log carries it; `decoded` its decoded form) on the
+        leader, from a follower through it; the reply to the Perform that made it."""
         async def local() -> Any:
-            return await self._driver.propose_command(msg.request, command)
+            return await self._driver.propose_command(entry, decoded)
 
-        reply = await self._leader_only(msg, conn, local, m.PerformResponse)
+        reply = await self._leader_only(m.Perform(rid, entry), conn, local, m.PerformResponse)
         if isinstance(reply, m.PerformResponse):
-            return _perform_reply(msg.id, reply.response)
+            return _perform_reply(rid, reply.response)
         return reply
 
-    def perform_fast(self, msg: m.Perform, reply: Callable[[Reply], None], fallback: Callable[[], None]) -> bool:
+    def perform_fast(self, msg: m.Perform, conn: ConnContext, reply: Callable[[Reply], None],
+                     fallback: Callable[[], None]) -> bool:
         """Serve a Perform from future callbacks if it is the common case.
 
         Returns False, having done nothing, when the request needs the full
@@ -262,7 +277,7 @@ class Api:
         is called exactly once with the reply.
         """
         try:
-            command = decode_command_request(msg.request)
+            command, entry, decoded = self._users.prepare(conn, msg.request)
         except CodecError:
             return False
         driver = self._driver
@@ -272,10 +287,10 @@ class Api:
         if Store.is_read_only(command):
             if not driver.leader_id():
                 return False  # the full path says "no leader" once it is sure, before the client gives up
-            query = self._sm.query
+            read_reply = self._users.read_reply
 
             def on_barrier(f: "asyncio.Future[int]") -> None:
-                reply(_outcome(rid, f, lambda _: m.PerformResponse(rid, query(command)), read=True))
+                reply(_outcome(rid, f, lambda _: read_reply(rid, conn, command), read=True))
 
             driver.read_barrier().add_done_callback(on_barrier)
             return True
@@ -289,7 +304,7 @@ class Api:
             else:
                 reply(_outcome(rid, f, lambda r: _perform_reply(rid, r)))
 
-        driver.propose_command(msg.request, command, on_settled=on_applied)
+        driver.propose_command(entry, decoded, on_settled=on_applied)
         return True
 
     async def read_barrier(self) -> None:

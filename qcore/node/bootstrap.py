@@ -9,6 +9,10 @@ cluster's identity (qcore.node.cluster_identity) is derived from the member
 list and the config file's digest, so members started with different config
 files refuse each other's Raft messages instead of forming one cluster with
 two schemas. On a restart (the data dir holds a log) the flag is ignored.
+With `--admin-password-file` the entry also starts users on (SPEC 8.3); the
+password's hash is salted with a value derived from the cluster's identity,
+so every member writes the same hash, and the hash is folded into the
+identity, so members given different passwords refuse each other too.
 
 `--join h:p[,h:p]`: a node that is not yet a voter asks the cluster (through
 the first listed node that answers, then its leader) to add it as a learner;
@@ -20,11 +24,13 @@ is done or stops, so a node restarted mid-way finishes the job.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from qcore.node.cluster_identity import Identity, config_digest, derived_id
 from qcore.node.errors import NodeError
+from qcore.node.passwords import hash_with_salt
 from qcore.protocol import messages as m
 
 if TYPE_CHECKING:
@@ -73,8 +79,18 @@ async def form_initial_cluster(node: "Node", members: dict[int, str]) -> None:
             f"but it serves on --ws-addr {node.opts.ws_addr}"
         )
     config_json = node.bootstrap_config_json()
-    node.cluster_identity.set(formation_identity(members, config_json))
-    await driver.bootstrap(members, config_json, at=FORMATION_TIME)
+    identity = formation_identity(members, config_json)
+    auth = None
+    password = node.opts.admin_password()
+    if password is not None:
+        salt = hashlib.sha256(f"qcore-admin-salt\n{identity.cluster_id}".encode()).digest()[:16]
+        admin_hash = await asyncio.get_running_loop().run_in_executor(None, hash_with_salt, password, salt)
+        auth = {"admin": admin_hash}
+        digest = identity.config_sha256 or ""
+        folded = f"{digest}\nadmin {hashlib.sha256(admin_hash.encode()).hexdigest()}"
+        identity = Identity(derived_id(members, folded), identity.config_sha256)
+    node.cluster_identity.set(identity)
+    await driver.bootstrap(members, config_json, at=FORMATION_TIME, auth=auth)
     node.bootstrapped()
     log.info("formed cluster %s from --initial-cluster", members)
     driver.campaign_if_sole_voter()

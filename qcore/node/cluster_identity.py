@@ -80,7 +80,7 @@ def explain(me: int, ours: Identity, peer: int, theirs: Identity) -> str:
         )
     return (
         f"node {me} belongs to cluster {ours.cluster_id} and node {peer} to cluster {theirs.cluster_id} "
-        f"(different --initial-cluster member lists, or two different clusters)"
+        f"(different --initial-cluster member lists or --admin-password-file, or two different clusters)"
     )
 
 

@@ -244,13 +244,14 @@ class RaftDriver:
         self._wake.set()
 
     def bootstrap(
-        self, addresses: dict[int, str], load_config_json: Any, at: tuple[int, int] | None = None
+        self, addresses: dict[int, str], load_config_json: Any, at: tuple[int, int] | None = None,
+        auth: Any = None,
     ) -> asyncio.Future[None]:
         """Init: write the initial configuration and the config-file entry
         (stamped `at`, or now; every member of an --initial-cluster writes
-        the same entries, so they pass the same `at`)."""
+        the same entries, so they pass the same `at`); `auth` starts users on."""
         fut: asyncio.Future[None] = self._loop.create_future()
-        self.replica.bootstrap(addresses, [encode_init(load_config_json, at)], fut)
+        self.replica.bootstrap(addresses, [encode_init(load_config_json, at, auth)], fut)
         self._wake.set()
         return fut
 

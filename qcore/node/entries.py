@@ -8,7 +8,16 @@ proposing process (node id plus a per-boot nonce, so a restarted node never
 mistakes an old entry for one of its new requests) and `seq` its request
 number; only the proposer uses them, to answer its waiters.
 
-The entry written by Init is `{"t": [...], "init": <LoadConfig JSON>}`.
+The entry written by Init is `{"t": [...], "init": <LoadConfig JSON>}`, with
+`"auth": {"admin": "<password hash>"}` when it starts the cluster with users
+on (SPEC 8.3).
+
+A command made by an authenticated user is logged inside an envelope naming
+the user, so that the state machine checks it against the users and roles
+at its own log position: `{"Attributed": {"user": "alice", "request":
+<CommandRequest JSON>}}`; a change to users and roles is `{"AuthAdmin":
+{"user": "alice" | null, "request": <auth change JSON>}}` (qcore.protocol.auth:
+hashes, never passwords). A bare CommandRequest is a command by no user.
 """
 
 from __future__ import annotations
@@ -19,6 +28,10 @@ from typing import Any
 
 import orjson
 
+from qcore.protocol.auth import decode_change, encode_change
+from qcore.protocol.values import decode_command_request
+from qcore.store.auth import AuthChange
+
 
 @dataclass(slots=True)
 class Batch:
@@ -26,6 +39,7 @@ class Batch:
     nanos: int
     commands: list[list[Any]]  # [origin, seq, command JSON]
     init: Any = None
+    auth: Any = None  # with init: {"admin": hash} to start with users on
 
 
 def now_pair() -> tuple[int, int]:
@@ -43,13 +57,53 @@ def encode_batch(batch: Batch) -> bytes:
     return orjson.dumps({"t": [batch.secs, batch.nanos], "c": batch.commands})
 
 
-def encode_init(load_config_json: Any, at: tuple[int, int] | None = None) -> bytes:
-    """The config file's entry, stamped `at` (secs, nanos) or now."""
+def encode_init(load_config_json: Any, at: tuple[int, int] | None = None, auth: Any = None) -> bytes:
+    """The config file's entry, stamped `at` (secs, nanos) or now; `auth` starts users on."""
     secs, nanos = at if at is not None else now_pair()
-    return orjson.dumps({"t": [secs, nanos], "init": load_config_json})
+    entry: dict[str, Any] = {"t": [secs, nanos], "init": load_config_json}
+    if auth is not None:
+        entry["auth"] = auth
+    return orjson.dumps(entry)
 
 
 def decode_batch(data: bytes) -> Batch:
     obj = orjson.loads(data)
     secs, nanos = obj["t"]
-    return Batch(secs, nanos, obj.get("c", []), obj.get("init"))
+    return Batch(secs, nanos, obj.get("c", []), obj.get("init"), obj.get("auth"))
+
+
+@dataclass(slots=True)
+class Attributed:
+    """A store command made by `user` (decoded from its envelope)."""
+
+    user: str
+    command: Any
+
+
+@dataclass(slots=True)
+class AuthCommand:
+    """A change to users and roles made by `user` (None: no user)."""
+
+    user: str | None
+    change: AuthChange
+
+
+def attributed(user: str, request_json: Any) -> dict[str, Any]:
+    return {"Attributed": {"user": user, "request": request_json}}
+
+
+def auth_command(user: str | None, change: AuthChange) -> dict[str, Any]:
+    return {"AuthAdmin": {"user": user, "request": encode_change(change)}}
+
+
+def decode_command(obj: Any) -> Any:
+    """A logged command: a store command, an Attributed or an AuthCommand
+    (CodecError if it is none of them)."""
+    if type(obj) is dict and len(obj) == 1:
+        env = obj.get("Attributed")
+        if type(env) is dict and type(env.get("user")) is str:
+            return Attributed(env["user"], decode_command_request(env.get("request"), "Attributed.request"))
+        env = obj.get("AuthAdmin")
+        if type(env) is dict and (env.get("user") is None or type(env.get("user")) is str):
+            return AuthCommand(env.get("user"), decode_change(env.get("request")))
+    return decode_command_request(obj)

@@ -152,11 +152,17 @@ class NotificationHub:
     ``barrier``, if given, is awaited before a registration is validated —
     the node's linearizable-read barrier, so that a follower that has not yet
     applied an entity the client already saw created does not refuse it.
+    ``viewer(conn)``, if given, says what a connection may see (SPEC 8.3:
+    qcore.node.users.Viewer, or None for everything): a registration needs
+    ``read`` on its field and context paths, and each change is checked
+    again when it is sent, against the roles as they are then, so a revoke
+    stops its notifications and nulls its context paths.
     """
 
     def __init__(self, retain: int, max_per_conn: int, queue_limit: int, store: Callable[[], Store],
                  *, retain_bytes: int = 128 << 20, close_timeout: float = 2.0,
-                 barrier: Callable[[], Awaitable[None]] | None = None) -> None:
+                 barrier: Callable[[], Awaitable[None]] | None = None,
+                 viewer: Callable[[Any], Any] | None = None) -> None:
         self._retain = max(0, retain)
         self._retain_bytes = retain_bytes
         self._max_per_conn = max_per_conn
@@ -164,6 +170,7 @@ class NotificationHub:
         self._store = store
         self._close_timeout = close_timeout
         self._barrier = barrier
+        self._viewer = viewer if viewer is not None else (lambda conn: None)
         # The window: change number s (counted from the last restore) is at
         # _ring[s % retain] while _oldest <= s < _total (and _total - _oldest <= retain).
         self._ring: list[Record | None] = [None] * self._retain
@@ -232,7 +239,7 @@ class NotificationHub:
             typed = by_type.get(ch.field_type)
             if direct is None and typed is None:
                 continue
-            shared: dict[tuple[str, ...], bytes] = {}  # body by context paths: encoded once per distinct context
+            shared: dict[Any, bytes] = {}  # body by context paths (and user): encoded once per distinct context
             if direct is not None:
                 for reg in direct:
                     self._offer(reg, seq, index, ch, store, shared)
@@ -248,12 +255,15 @@ class NotificationHub:
                             self._offer(reg, seq, index, ch, store, shared)
 
     def _offer(self, reg: _Registration, seq: int, index: int, ch: Change, store: Store,
-               shared: dict[tuple[str, ...], bytes]) -> None:
+               shared: dict[Any, bytes]) -> None:
         if reg.cursor is not None or not reg.active:
             return  # catching up (it will read this change from the window), or cut off during this publish
         if index < reg.min_index or (reg.on_change and ch.old_value == ch.new_value):
             return
         box = reg.outbox
+        view = self._viewer(box.conn)
+        if view is not None and not view.may_read(ch.entity_id.typ, ch.field_type):
+            return
         if box.backlog >= self._queue_limit:
             if not self._retain:
                 self._cut_off(box, f"{box.backlog} notifications were waiting to be sent (limit "
@@ -262,13 +272,19 @@ class NotificationHub:
             self.caught_up += 1
             self._start_catch_up(reg, seq)
             return
-        body = shared.get(reg.context)
+        key = reg.context if view is None else (view.name, reg.context)  # what differs per user: the context
+        body = shared.get(key)
         if body is None:
-            ctx = context_of(store, ch, reg.context) if reg.context else {}
-            body = shared[reg.context] = encode_change(index, ch, ctx)
+            body = shared[key] = encode_change(index, ch, self._context(view, store, ch, reg.context))
         box.backlog += 1
         box.queue.append((reg, body))
         box.wake.set()
+
+    @staticmethod
+    def _context(view: Any, store: Store, ch: Change, paths: tuple[str, ...]) -> dict[str, Any]:
+        if not paths:
+            return {}
+        return context_of(store, ch, paths) if view is None else view.context(ch, paths)
 
     def on_restore(self, index: int) -> None:
         """The store was replaced by a snapshot at ``index``: the history before it is gone.
@@ -319,6 +335,7 @@ class NotificationHub:
             return Kind.INVALID, f"config: {exc}"
         store = self._store()
         try:
+            target: Any = None
             if isinstance(cfg, NotifyConfigEntityId):
                 target, fld = resolve_entity(store, cfg)
                 entity_num, entity_type = target.id, None
@@ -328,6 +345,11 @@ class NotificationHub:
                 entity_num, entity_type = None, check_type(store, cfg.entity_type, fld)
         except ValueError as exc:
             return Kind.INVALID, str(exc)
+        view = self._viewer(box.conn)
+        if view is not None:
+            refused = view.refusal(cfg, target if entity_type is None else entity_type, fld)
+            if refused is not None:
+                return refused
         start = 0
         if msg.from_index is not None:
             start = max(msg.from_index, 1)
@@ -538,8 +560,11 @@ class NotificationHub:
                 cur += 1
                 scanned += 1
                 if index >= reg.min_index and self._matches(reg, ch, lineages):
+                    view = self._viewer(box.conn)
+                    if view is not None and not view.may_read(ch.entity_id.typ, ch.field_type):
+                        continue
                     # Context is read now: the state right after that entry is gone (docs/notifications.md).
-                    ctx = context_of(self._store(), ch, reg.context) if reg.context else {}
+                    ctx = self._context(view, self._store(), ch, reg.context)
                     frames.append(reg.frame(encode_change(index, ch, ctx)))
             reg.cursor = cur
             if frames:

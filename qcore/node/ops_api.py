@@ -19,19 +19,17 @@ import asyncio
 import base64
 import hashlib
 import logging
-import ssl
 import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
-from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from qcore.node.metrics import build_metrics
+from qcore.node.peer_dial import PeerDialer
 from qcore.protocol import messages as m
 from qcore.protocol import ops
 from qcore.raft.types import Snapshot
-from qcore.tls import scheme
 
 if TYPE_CHECKING:
     from qcore.node.api import ConnContext
@@ -55,14 +53,17 @@ def ops_handlers(node: "Node") -> dict[str, Handler]:
     }
 
 
-async def member_metrics(addr: str, timeout: float, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
-    """One member's GetMetrics, over a connection of its own (TLS with ``tls``,
-    the context the node verifies its peers with)."""
+async def member_metrics(addr: str, timeout: float, dialer: PeerDialer) -> dict[str, Any]:
+    """One member's GetMetrics, over a peer connection of its own (``/forward``,
+    opened as the node opens its links: TLS and the peer handshake; a client's
+    connection would have to log in with users on)."""
     async with asyncio.timeout(timeout):
-        async with connect(f"{scheme(tls)}://{addr}/", ssl=tls, proxy=None, compression=None, open_timeout=timeout,
-                           close_timeout=0.5, max_size=16 << 20) as ws:
+        ws = await dialer.open(addr, "/forward", open_timeout=timeout, close_timeout=0.5, max_size=16 << 20)
+        try:
             await ws.send(orjson.dumps({"GetMetrics": {"id": 1}}).decode())
             reply = orjson.loads(await ws.recv())
+        finally:
+            await ws.close()
     body = reply.get("GetMetricsResponse") if isinstance(reply, dict) else None
     if not isinstance(body, dict) or not isinstance(body.get("response"), dict):
         raise ValueError(f"unexpected reply: {str(reply)[:200]}")
@@ -93,7 +94,7 @@ class OpsApi:
                 entry["error"] = "unreachable: no address known"
             else:
                 try:
-                    entry["metrics"] = await member_metrics(addr, MEMBER_TIMEOUT, node.dialer.tls)
+                    entry["metrics"] = await member_metrics(addr, MEMBER_TIMEOUT, node.dialer)
                 except (OSError, WebSocketException, TimeoutError, ValueError) as exc:
                     entry["error"] = f"unreachable: {exc or type(exc).__name__}"
             return entry

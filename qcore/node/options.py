@@ -42,6 +42,13 @@ class NodeOptions:
     max_output: int = 32 << 20  # unsent reply bytes on all connections together before the slow ones pause
     stuck_timeout: float = 30.0  # a connection whose replies have not drained for this long is closed
     handshake_timeout: float = 10.0  # seconds for a TLS, WebSocket or peer handshake before the connection is closed
+    admin_password_file: Path | None = None  # --init/--initial-cluster start with user admin and users on
+
+    def admin_password(self) -> str | None:
+        """The password in --admin-password-file (its first line), or None without one."""
+        if self.admin_password_file is None:
+            return None
+        return read_password_file(self.admin_password_file)
 
     @property
     def host(self) -> str:
@@ -53,3 +60,12 @@ class NodeOptions:
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir if self.data_dir is not None else Path("data") / f"node-{self.id}"
+
+
+def read_password_file(path: Path) -> str:
+    """The first line of a password file; ValueError if there is none (OSError if unreadable)."""
+    text = path.read_text(encoding="utf-8")
+    first = text.splitlines()[0] if text else ""
+    if not first:
+        raise ValueError(f"{path}: the first line (the password) is empty")
+    return first

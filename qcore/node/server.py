@@ -48,6 +48,7 @@ from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
 from qcore.node.tls import NodeTls
 from qcore.node.transport import PeerTransport, peer_identity
+from qcore.node.users import Users
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error
 from qcore.protocol.raft_codec import RaftCodecError
@@ -83,10 +84,15 @@ class Node:
         self.forwarder = Forwarder(max_size=opts.max_frame_bytes * 2, dialer=self.dialer)
         self.backpressure = Backpressure(opts.max_conn_output, opts.max_output, opts.stuck_timeout,
                                          max_held=opts.max_frame_bytes * 2, serve_held=self._on_frame)
+        # Users (SPEC 8.3): who a client connection is and what it may send.
+        self.users = Users(lambda: self.state_machine, self._registration_barrier,
+                           lambda rid, conn, entry, decoded: self.api.propose(rid, conn, entry, decoded),
+                           lambda: self.driver.initialised())
         self.notifications = NotificationHub(
             retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
             store=lambda: self.state_machine.store,
             barrier=self._registration_barrier,
+            viewer=self.users.viewer,
         )
         self.api: Api  # built by start(), once the driver exists
         # Counters for /metrics; per-request ones only with metrics on
@@ -170,7 +176,7 @@ class Node:
             log.info("initialised: the config file is not read (the cluster's log has its schemas)")
         self.api = Api(
             opts, self.driver, self.state_machine, self.notifications, self.forwarder, self.cluster_identity,
-            peer_address=self.transport.address_of,
+            self.users, peer_address=self.transport.address_of,
             metrics=lambda: build_metrics(self),
             bootstrap_config=self.bootstrap_config_json,
             bootstrapped=self.bootstrapped,
@@ -188,6 +194,11 @@ class Node:
         self.driver.campaign_if_sole_voter()
         if opts.initial_cluster:
             await bootstrap.form_initial_cluster(self, opts.initial_cluster)
+        if opts.init and not self.driver.initialised():
+            # Before the port opens: nobody else's Init can come first (with
+            # --admin-password-file, one without users), nor find users not yet on.
+            reply = await self.api.init(m.Init("startup", [], admin_password=opts.admin_password()), None)
+            log.info("--init: %s", reply.response)
         self._server = await serve(
             self._connection,
             opts.host,
@@ -211,9 +222,6 @@ class Node:
             open_timeout=opts.handshake_timeout,
         )
         self._log_security()
-        if opts.init and not self.driver.initialised():
-            reply = await self.api.init(m.Init("startup", []), None)
-            log.info("--init: %s", reply.response)
         if opts.join:
             self._join_task = asyncio.create_task(bootstrap.join_cluster(self, opts.join, opts.join_as_learner))
 
@@ -261,6 +269,7 @@ class Node:
             await asyncio.wait(set(self._request_tasks), timeout=1)
         await self.forwarder.close()
         await self.transport.close()
+        self.users.close()
         # The listener was closed above without closing connections (so that
         # in-flight requests could still be answered); websockets' close() is
         # one-shot, so close the remaining connections ourselves (1001 going away).
@@ -382,6 +391,11 @@ class Node:
                 refused = isinstance(reply, dict) and "Err" in reply
                 self._reply(conn, m.RaftSnapshotResponse(msg.id, reply, Kind.INVALID if refused else None))
             return
+        if not conn.forwarded and self.users.enabled:  # SPEC 8.3: users on (a peer is trusted)
+            not_allowed = self.users.gate(conn, msg)
+            if not_allowed is not None:
+                self._reply(conn, not_allowed)
+                return
         handler = self.api.handler_for(tag)
         if handler is None:
             self._reply(conn, error(getattr(msg, "id", m.new_id()), Kind.INVALID, f"{tag} is not a request a node accepts"))
@@ -405,7 +419,7 @@ class Node:
                     stats.request_done("Perform", time.perf_counter() - t0, r)
                 self._reply(conn, r)
 
-            if self.api.perform_fast(msg, reply, lambda: self._spawn(conn, handler, msg, t0, size)):
+            if self.api.perform_fast(msg, conn, reply, lambda: self._spawn(conn, handler, msg, t0, size)):
                 return
         self._spawn(conn, handler, msg, t0, size)
 

@@ -1,9 +1,20 @@
-"""Applies committed log entries to the entity store.
+"""Applies committed log entries to the entity store and the auth state.
 
-The store itself is pure (qcore.store); this adapter knows the node's entry
-format (qcore.node.entries), answers the proposer's waiters with encoded
-responses, and hands every field change to the notification hub with the log
-index it came from.
+The store and the auth state are pure (qcore.store, qcore.store.auth); this
+adapter knows the node's entry format (qcore.node.entries), answers the
+proposer's waiters with encoded responses, and hands every field change to
+the notification hub with the log index it came from.
+
+With users on (SPEC 8.3) a command is checked here, as it is applied,
+against the users and roles at its log position: a revoke holds for every
+command ordered after it, on every node alike. A refused command changes
+nothing and its response says why; a write's ``writer_id`` becomes the
+user's linked entity.
+
+The state machine's snapshot is the store's snapshot alone while the auth
+state was never changed (as before users existed); otherwise
+``QCSM1\n``, the auth state's JSON length (8 bytes, big-endian), that JSON,
+then the store's snapshot.
 """
 
 from __future__ import annotations
@@ -12,19 +23,27 @@ import logging
 import time
 from typing import Any, Callable
 
-from qcore.node.entries import Batch, decode_batch, encode_batch, new_batch
+import orjson
+
+from qcore.node.entries import Attributed, AuthCommand, Batch, decode_batch, decode_command, encode_batch, new_batch
 from qcore.protocol.values import (
     CodecError,
-    decode_command_request,
     decode_load_config,
     encode_command_response,
+    encode_refusal,
 )
 from qcore.raft.types import Entry, EntryType
-from qcore.store import Change, Store, Timestamp
+from qcore.store import Change, LoadConfig, SetSchema, Store, StoreError, Timestamp
+from qcore.store.access import GrantsCache, denied_change, stamp_writer
+from qcore.store.auth import AuthRefused, AuthState, InitAdmin, User
+from qcore.store.permissions import Grants
 
 log = logging.getLogger(__name__)
 
 ChangeSink = Callable[[int, list[Change]], None]
+
+_SNAPSHOT_MAGIC = b"QCSM1\n"
+_SCHEMA_CHANGES = (SetSchema, LoadConfig)  # inheritance may change: decisions are worked out again
 
 
 class StateMachine:
@@ -35,6 +54,8 @@ class StateMachine:
         on_restore: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store if store is not None else Store()
+        self.auth = AuthState()
+        self._grants = GrantsCache(lambda: self.store)
         self._on_changes = on_changes
         self._on_restore = on_restore
         self.applied_index = 0
@@ -85,12 +106,14 @@ class StateMachine:
                     log.info("applied the config file at index %d: %d entities in %.1f s",
                              index, getattr(resp, "created", 0), time.perf_counter() - started)
                 all_changes.extend(changes)
+            if batch.auth is not None:
+                self._change_auth(AuthCommand(None, InitAdmin(str(batch.auth.get("admin")))), index)
         for origin_id, seq, command_json in batch.commands:
             mine = origin_id == origin
             command = decoded.pop(seq, None) if (mine and decoded) else None
             try:
                 if command is None:
-                    command = decode_command_request(command_json)
+                    command = decode_command(command_json)
             except CodecError as exc:
                 # Validated before it was proposed, so this is a bug or a
                 # version skew; deterministic on every node either way.
@@ -98,11 +121,11 @@ class StateMachine:
                 if mine:
                     results.append((seq, {"Error": str(exc)}))
                 continue
-            response, changes = store.apply(command, now)
+            response, changes = self._apply_command(command, now, index)
             if changes:
                 all_changes.extend(changes)
             if mine:
-                results.append((seq, encode_command_response(response)))
+                results.append((seq, response if type(response) is dict else encode_command_response(response)))
         self.applied_index = index
         if all_changes and self._on_changes is not None:
             try:
@@ -111,17 +134,82 @@ class StateMachine:
                 log.exception("notification delivery failed for entry %d", index)
         return results
 
+    def _apply_command(self, command: Any, now: Timestamp, index: int) -> tuple[Any, list[Change]]:
+        """(response: a store response, or JSON already encoded; changes)."""
+        c = command.__class__
+        if c is Attributed:
+            if self.auth.enabled:
+                return self._as_user(command.user, command.command, now)
+            command = command.command  # users off: as if no user had made it
+            c = command.__class__
+        elif c is AuthCommand:
+            return self._change_auth(command, index), []
+        elif self.auth.enabled:
+            return encode_refusal(command, "authentication required", "auth_required"), []
+        response, changes = self.store.apply(command, now)
+        if c in _SCHEMA_CHANGES:
+            self._grants.clear()
+        return response, changes
+
+    def _as_user(self, name: str, command: Any, now: Timestamp) -> tuple[Any, list[Change]]:
+        user = self.auth.users.get(name)
+        if user is None:
+            return encode_refusal(command, f"authentication required: user {name} no longer exists",
+                                  "auth_required"), []
+        why = denied_change(self.store, self.grants_of(user), name, command)
+        if why is not None:
+            return encode_refusal(command, why, "permission_denied"), []
+        stamp_writer(command, user.entity)
+        response, changes = self.store.apply(command, now)
+        if command.__class__ in _SCHEMA_CHANGES:
+            self._grants.clear()
+        return response, changes
+
+    def _change_auth(self, command: AuthCommand, index: int) -> dict[str, Any]:
+        """Apply a change to users and roles; its result as AuthAdmin's ``{"Ok"}``/``{"Err"}``."""
+        change = command.change
+        try:
+            self.auth.apply(change, command.user)
+        except AuthRefused as exc:
+            return {"AuthAdmin": {"response": {"Err": exc.text}, "kind": exc.kind}}
+        self._grants.clear()
+        target = getattr(change, "user", None) or getattr(change, "role", None)
+        log.info("users: %s%s by %s at index %d (revision %d)", change.__class__.__name__,
+                 f" {target}" if target else "", command.user or "no user", index, self.auth.revision)
+        return {"AuthAdmin": {"response": {"Ok": {"revision": self.auth.revision}}, "kind": None}}
+
+    def grants_of(self, user: User) -> Grants:
+        """What `user` may do now (kept until roles or schemas change)."""
+        return self._grants.of(self.auth, user)
+
     def query(self, command: Any) -> Any:
         return encode_command_response(self.store.query(command))
 
     def snapshot_builder(self) -> Callable[[], bytes]:
-        """A function that serialises the store as it is now, for another
+        """A function that serialises the state as it is now, for another
         thread to run: it keeps to this store object even if `restore`
-        replaces it meanwhile (a snapshot installed from the leader)."""
-        return self.store.snapshot
+        replaces it meanwhile (a snapshot installed from the leader). The
+        auth state is small and serialised here, at once."""
+        store_snapshot = self.store.snapshot
+        if self.auth.empty:
+            return store_snapshot
+        doc = orjson.dumps(self.auth.to_json())
+        head = _SNAPSHOT_MAGIC + len(doc).to_bytes(8, "big") + doc
+        return lambda: head + store_snapshot()
 
     def restore(self, data: bytes, index: int) -> None:
+        auth = AuthState()
+        if data[: len(_SNAPSHOT_MAGIC)] == _SNAPSHOT_MAGIC:
+            start = len(_SNAPSHOT_MAGIC) + 8
+            size = int.from_bytes(data[len(_SNAPSHOT_MAGIC):start], "big")
+            try:
+                auth = AuthState.from_json(orjson.loads(data[start:start + size]))
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                raise StoreError(f"snapshot: {exc}") from None
+            data = data[start + size:]
         self.store = Store.restore(data) if data else Store()
+        self.auth = auth
+        self._grants.clear()
         self.applied_index = index
         if self._on_restore is not None:
             self._on_restore(index)

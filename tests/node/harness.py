@@ -80,10 +80,21 @@ class Conn:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, addr: str, ssl: ssl.SSLContext | None = None, path: str = "") -> "Conn":
+    async def open(cls, addr: str, ssl: ssl.SSLContext | None = None, path: str = "",
+                   local_host: str | None = None) -> "Conn":
+        """`local_host`: connect from this loopback address (127.0.0.2...), to look like another client host."""
+        extra: dict[str, Any] = {"local_addr": (local_host, 0)} if local_host is not None else {}
         ws = await connect(f"{'wss' if ssl else 'ws'}://{addr}{path}", proxy=None, max_size=64 << 20,
-                           open_timeout=5, ssl=ssl)
+                           open_timeout=5, ssl=ssl, **extra)
         return cls(ws)
+
+    @classmethod
+    async def login(cls, addr: str, user: str, password: str) -> "Conn":
+        """A connection authenticated as `user` (SPEC 8.3)."""
+        c = await cls.open(addr)
+        reply = await c.call("Authenticate", user=user, password=password)
+        assert "Ok" in reply["AuthenticateResponse"]["response"], reply
+        return c
 
     async def _read(self) -> None:
         try:
@@ -124,7 +135,8 @@ class Conn:
 
 
 async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
-    """Until the node answers GetMetrics (the process is up and serving)."""
+    """Until the node answers GetMetrics (the process is up and serving; with
+    users on, its "authentication required" counts as an answer)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -133,8 +145,9 @@ async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
         try:
             c = await Conn.open(node.addr, node.ssl)
             try:
-                await c.metrics()
-                return
+                reply = await c.call("GetMetrics")
+                if "GetMetricsResponse" in reply or reply.get("Error", {}).get("kind") == "auth_required":
+                    return
             finally:
                 await c.close()
         except (OSError, asyncio.TimeoutError, ConnectionError) as exc:

@@ -1,0 +1,468 @@
+"""Users, roles and permissions on a 3-node cluster of real processes (SPEC 8.3).
+
+One cluster for the whole module (started with Init's admin_password); every
+test opens its own connections. The matrix sends every request type as every
+role, to every node in turn, and checks it is allowed or refused as SPEC 8.3's
+table says; the other tests follow a change of rights through the log:
+a mixed batch, revoke-then-write on every node, writer_id, notifications and
+their context, a deleted user, a changed password, guessed passwords."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+from websockets.asyncio.client import connect
+
+from qcore.cli.client import build_parser, run as cli_run
+
+from qcore.node.login_throttle import BASE, backoff
+from tests.node.harness import Conn, NodeProc, read, wait_serving, wait_until, write
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ADMIN_PW = "admin-pw-7f3a9c"
+PASSWORDS = {"admin": ADMIN_PW, "dash": "dash-pw-11d2", "svc": "svc-pw-5e8b", "bld": "bld-pw-a4c0",
+             "nobody": "nobody-pw-90f1"}
+ROLES = {
+    "reader": ["*.*=read"],
+    "meter_writer": ["Meter.*=read", "Meter.Value=write"],
+    "builder": ["Meter=create,delete"],
+}
+USER_ROLES = {"dash": ["reader"], "svc": ["meter_writer"], "bld": ["builder"], "nobody": []}
+STR = {"String": ""}
+
+
+def perm(text: str) -> dict[str, Any]:
+    target, _, access = text.partition("=")
+    typ, _, fld = target.partition(".")
+    return {"entity_type": typ, "field": fld or "*", "access": access.split(",")}
+
+
+def schema(entity_type: str, inherit: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"SetSchema": {"entity_schema": {"entity_type": entity_type, "inherit": inherit, "fields": {
+        name: {"field_type": name, "default_value": v, "rank": 10 + i, "read_permission": None,
+               "write_permission": None, "choices": None} for i, (name, v) in enumerate(fields.items())}}}}
+
+
+@dataclass
+class Cluster:
+    nodes: list[NodeProc]
+    plant: dict[str, Any]
+    meter: dict[str, Any]
+    smart: dict[str, Any]
+    admin: Conn  # an admin connection to node 1
+    opened: list[Conn] = field(default_factory=list)
+    sessions: dict[tuple[str, int], Conn] = field(default_factory=dict)
+
+    async def login(self, user: str, node: int, password: str | None = None) -> Conn:
+        c = await Conn.login(self.nodes[node].addr, user, password or PASSWORDS[user])
+        self.opened.append(c)
+        return c
+
+    async def session(self, user: str, node: int) -> Conn:
+        """One connection per (user, node) for the matrix: logging in costs a password hash."""
+        if (user, node) not in self.sessions:
+            self.sessions[user, node] = await self.login(user, node)
+        return self.sessions[user, node]
+
+    async def admin_call(self, request: dict[str, Any]) -> Any:
+        reply = await self.admin.call("AuthAdmin", request=request)
+        resp = reply["AuthAdminResponse"]["response"]
+        assert "Ok" in resp, reply
+        return resp["Ok"]
+
+    async def create(self, typ: str, name: str, parent: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = await self.admin.perform({"CreateEntity": {"entity_type": typ, "parent_id": parent, "name": name}})
+        assert r["CreateEntity"]["error"] is None, r
+        return r["CreateEntity"]["response"]  # type: ignore[no-any-return]
+
+
+async def _leader_known(c: Conn) -> bool:
+    m = await c.metrics()
+    return m["current_leader"] is not None and m["last_applied"] is not None
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    work: Path = tmp_path_factory.mktemp("users")
+    nodes = [NodeProc(i, work) for i in (1, 2, 3)]
+    try:
+        for n in nodes:
+            n.start()
+        for n in nodes:
+            await wait_serving(n)
+        first = await Conn.open(nodes[0].addr)
+        reply = await first.call("Init", nodes=[[n.id, n.addr] for n in nodes], admin_password=ADMIN_PW)
+        assert reply["InitResponse"]["response"] == "Ok", reply
+        await first.close()
+        admin = await Conn.login(nodes[0].addr, "admin", ADMIN_PW)
+        await wait_until(lambda: _leader_known(admin), what="a leader")
+        c = Cluster(nodes, {}, {}, {}, admin)
+        for s in (schema("Plant", "Object", {"Title": STR}),
+                  schema("Meter", "Object", {"Value": {"Float": 0.0}, "Unit": STR}),
+                  schema("SmartMeter", "Meter", {"Firmware": STR})):
+            assert (await admin.perform(s))["SetSchema"]["error"] is None
+        c.plant = await c.create("Plant", "plant")
+        c.meter = await c.create("Meter", "m1", c.plant)
+        c.smart = await c.create("SmartMeter", "s1", c.plant)
+        for role, perms in ROLES.items():
+            await c.admin_call({"RoleAdd": {"role": role, "permissions": [perm(p) for p in perms]}})
+        for user, roles in USER_ROLES.items():
+            entity = c.meter if user == "svc" else None
+            await c.admin_call({"UserAdd": {"user": user, "password": PASSWORDS[user], "roles": roles, "entity": entity}})
+        yield c
+        for conn in c.opened:
+            await conn.close()
+        await admin.close()
+    finally:
+        for n in nodes:
+            n.kill9()
+
+
+# ------------------------------------------------------------------ the matrix
+
+Request = tuple[str, dict[str, Any]]
+Make = Callable[[Cluster, str], Awaitable[Request]]  # (cluster, user) -> (tag, fields), after any set-up
+
+
+def perform(build: Callable[[Cluster], dict[str, Any]]) -> Make:
+    async def make(c: Cluster, user: str) -> Request:
+        return "Perform", {"request": build(c)}
+    return make
+
+
+def msg(tag: str, **fields: Any) -> Make:
+    async def make(c: Cluster, user: str) -> Request:
+        return tag, {k: (v(c) if callable(v) else v) for k, v in fields.items()}
+    return make
+
+
+async def _delete_fresh(c: Cluster, user: str) -> Request:
+    victim = await c.create("Meter", "doomed", c.plant)
+    return "Perform", {"request": {"DeleteEntity": {"entity_id": victim}}}
+
+
+async def _role_add(c: Cluster, user: str) -> Request:
+    return "AuthAdmin", {"request": {"RoleAdd": {"role": f"r{next(_role_names)}", "permissions": []}}}
+
+
+async def _own_password(c: Cluster, user: str) -> Request:  # set to the same one: later tests log in with it
+    return "AuthAdmin", {"request": {"UserSetPassword": {"user": user, "password": PASSWORDS[user]}}}
+
+
+def notify(c: Cluster, context: list[str]) -> dict[str, Any]:
+    return {"EntityId": {"entity_id": c.meter, "field_type": "Value", "trigger_on_change": False, "context": context}}
+
+
+def update(*reqs: dict[str, Any]) -> dict[str, Any]:
+    return {"UpdateEntity": {"request": list(reqs)}}
+
+
+_role_names = itertools.count()
+Y, N, O = "ok", "denied", "other"  # allowed; refused for permission; refused for another reason (Init: initialised)
+USERS = ("admin", "dash", "svc", "bld", "nobody")
+#      request                                                                      admin dash svc bld nobody
+MATRIX: dict[str, tuple[Make, tuple[str, str, str, str, str]]] = {
+    "read": (perform(lambda c: update(read(c.meter, "Value"))), (Y, Y, Y, N, N)),
+    "read-path": (perform(lambda c: update(read(c.meter, "Parent->Title"))), (Y, Y, N, N, N)),
+    "write": (perform(lambda c: update(write(c.smart, "Value", {"Float": 1.5}))), (Y, N, Y, N, N)),
+    "write-other-field": (perform(lambda c: update(write(c.meter, "Unit", {"String": "kWh"}))), (Y, N, N, N, N)),
+    "write-path": (perform(lambda c: update(write(c.meter, "Parent->Title", {"String": "P"}))), (Y, N, N, N, N)),
+    "create": (perform(lambda c: {"CreateEntity": {"entity_type": "Meter", "parent_id": c.plant, "name": "new"}}),
+               (Y, N, N, Y, N)),
+    "delete": (_delete_fresh, (Y, N, N, Y, N)),
+    "set-schema": (perform(lambda c: schema("Spare", "Object", {"X": STR})), (Y, N, N, N, N)),
+    "get-schema": (perform(lambda c: {"GetSchema": {"entity_type": "Meter"}}), (Y, Y, Y, N, N)),
+    "get-complete-schema": (perform(lambda c: {"GetCompleteSchema": {"entity_type": "SmartMeter"}}), (Y, Y, Y, N, N)),
+    "find": (perform(lambda c: {"FindEntities": {"entity_type": "Meter", "page_opts": None}}), (Y, Y, Y, N, N)),
+    "find-plants": (perform(lambda c: {"FindEntities": {"entity_type": "Plant", "page_opts": None}}), (Y, Y, N, N, N)),
+    "entity-exists": (perform(lambda c: {"EntityExists": {"entity_id": c.smart}}), (Y, Y, Y, N, N)),
+    "field-exists": (perform(lambda c: {"FieldExists": {"entity_type": "Meter", "field_type": "Unit"}}), (Y, Y, Y, N, N)),
+    "get-entity-types": (perform(lambda c: {"GetEntityTypes": {"page_opts": None}}), (Y, Y, Y, Y, Y)),  # filtered
+    "register": (msg("RegisterNotification", config=lambda c: notify(c, ["Unit"])), (Y, Y, Y, N, N)),
+    "register-context": (msg("RegisterNotification", config=lambda c: notify(c, ["Parent->Title"])), (Y, Y, N, N, N)),
+    "get-metrics": (msg("GetMetrics"), (Y, Y, Y, Y, Y)),
+    "init": (msg("Init", nodes=[]), (O, N, N, N, N)),
+    "add-learner": (msg("AddLearner", node_id=2, node_addr=lambda c: c.nodes[1].addr), (Y, N, N, N, N)),
+    "change-membership": (msg("ChangeMembership", members=[1, 2, 3]), (Y, N, N, N, N)),
+    "cluster-metrics": (msg("GetClusterMetrics"), (Y, N, N, N, N)),
+    "snapshot-save": (msg("SnapshotSave"), (Y, N, N, N, N)),
+    "user-list": (msg("AuthAdmin", request={"UserList": {}}), (Y, N, N, N, N)),
+    "role-add": (_role_add, (Y, N, N, N, N)),
+    "own-password": (_own_password, (Y, Y, Y, Y, Y)),
+    "auth-status": (msg("AuthAdmin", request={"AuthStatus": {}}), (Y, Y, Y, Y, Y)),
+}
+
+
+def outcome(reply: dict[str, Any], user: str) -> str:
+    """ok / denied / other, failing on anything that is none of them."""
+    ((tag, body),) = reply.items()
+    if tag == "Error":
+        if body.get("kind") == "permission_denied":
+            assert body["error"].startswith(f"permission denied: {user} may not "), body
+            return N
+        return O
+    if tag == "GetMetricsResponse":
+        return Y
+    if tag == "PerformResponse":
+        ((_, inner),) = body["response"].items()
+        if inner.get("error") is None:
+            return Y
+        if inner.get("kind") == "permission_denied":
+            assert inner["error"].startswith(f"permission denied: {user} may not "), inner
+            return N
+        raise AssertionError(f"unexpected command error: {inner}")
+    resp = body.get("response")
+    if resp == "Ok" or (isinstance(resp, dict) and "Ok" in resp):
+        return Y
+    if body.get("kind") == "permission_denied":
+        assert resp["Err"].startswith(f"permission denied: {user} may not "), body
+        return N
+    return O
+
+
+CASES = [(name, u) for name in MATRIX for u in USERS]
+
+
+@pytest.mark.parametrize("name,user", CASES, ids=[f"{n}-{u}" for n, u in CASES])
+async def test_every_request_as_every_role(cluster: Cluster, name: str, user: str) -> None:
+    make, expected = MATRIX[name]
+    conn = await cluster.session(user, CASES.index((name, user)) % 3)  # leader and followers alike
+    tag, fields = await make(cluster, user)
+    reply = await conn.call(tag, timeout=60, **fields)
+    assert outcome(reply, user) == expected[USERS.index(user)], reply
+
+
+@pytest.mark.parametrize("tag,fields", [
+    ("GetMetrics", {}), ("Perform", {"request": {"GetEntityTypes": {"page_opts": None}}}),
+    ("RegisterNotification", {"config": {"EntityType": {"entity_type": "Meter", "field_type": "Value",
+                                                        "trigger_on_change": False, "context": []}}}),
+    ("AuthAdmin", {"request": {"AuthStatus": {}}}), ("ChangeMembership", {"members": [1, 2, 3]}),
+    ("SnapshotSave", {}),
+])
+async def test_a_connection_that_has_not_authenticated_may_send_only_authenticate(
+        cluster: Cluster, tag: str, fields: dict[str, Any]) -> None:
+    c = await Conn.open(cluster.nodes[2].addr)
+    try:
+        reply = await c.call(tag, **fields)
+        assert reply == {"Error": {"id": reply["Error"]["id"], "error": "authentication required",
+                                   "kind": "auth_required"}}
+    finally:
+        await c.close()
+
+
+async def test_types_are_listed_as_far_as_they_can_be_read(cluster: Cluster) -> None:
+    async def types(user: str) -> list[str]:
+        c = await cluster.login(user, 1)
+        r = await c.perform({"GetEntityTypes": {"page_opts": None}})
+        return r["GetEntityTypes"]["response"]["items"]  # type: ignore[no-any-return]
+
+    assert await types("svc") == ["Meter", "SmartMeter"]  # a permission on Meter covers SmartMeter
+    assert await types("nobody") == []
+    assert {"Meter", "Plant", "Object"} <= set(await types("dash"))
+
+
+# ------------------------------------------------------------------ changes through the log
+
+
+async def value_everywhere(c: Cluster, entity: dict[str, Any], field: str) -> list[Any]:
+    out = []
+    for n in c.nodes:
+        conn = await c.login("admin", c.nodes.index(n))
+        r = await conn.perform({"UpdateEntity": {"request": [read(entity, field)]}})
+        out.append(r["UpdateEntity"]["response"][0]["Read"])
+    return out
+
+
+async def test_a_batch_with_one_refused_request_changes_nothing(cluster: Cluster) -> None:
+    svc = await cluster.login("svc", 2)
+    before = await value_everywhere(cluster, cluster.meter, "Value")
+    r = await svc.perform({"UpdateEntity": {"request": [write(cluster.meter, "Value", {"Float": 99.0}),
+                                                         write(cluster.meter, "Unit", {"String": "no"})]}})
+    assert r["UpdateEntity"] == {"response": [], "error": "permission denied: svc may not write Meter.Unit",
+                                 "kind": "permission_denied"}
+    assert await value_everywhere(cluster, cluster.meter, "Value") == before
+
+
+async def test_writer_id_is_the_writing_users_entity(cluster: Cluster) -> None:
+    svc = await cluster.login("svc", 1)
+    claimed = write(cluster.meter, "Value", {"Float": 7.0})
+    claimed["Write"]["writer_id"] = cluster.plant  # a client cannot write in another's name
+    r = await svc.perform({"UpdateEntity": {"request": [claimed]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    assert r["UpdateEntity"]["response"][0]["Write"]["writer_id"] == cluster.meter
+    for seen in await value_everywhere(cluster, cluster.meter, "Value"):
+        assert seen["value"] == {"Float": 7.0} and seen["writer_id"] == cluster.meter
+    r = await cluster.admin.perform({"UpdateEntity": {"request": [claimed]}})
+    assert r["UpdateEntity"]["response"][0]["Write"]["writer_id"] is None  # admin has no entity
+
+
+async def test_a_revoke_holds_for_every_write_after_it_on_every_node(cluster: Cluster) -> None:
+    await cluster.admin_call({"UserAdd": {"user": "temp", "password": "temp-pw-3c1d", "roles": ["meter_writer"],
+                                          "entity": None}})
+    conns = [await cluster.login("temp", i, "temp-pw-3c1d") for i in range(3)]
+    for i, c in enumerate(conns):
+        r = await c.perform({"UpdateEntity": {"request": [write(cluster.meter, "Value", {"Float": float(i)})]}})
+        assert r["UpdateEntity"]["error"] is None, r
+    await cluster.admin_call({"UserRevokeRole": {"user": "temp", "role": "meter_writer"}})
+    for c in conns:  # the revoke is in the log before each of these writes, whichever node took it
+        r = await c.perform({"UpdateEntity": {"request": [write(cluster.meter, "Value", {"Float": 42.0})]}})
+        assert r["UpdateEntity"]["error"] == "permission denied: temp may not write Meter.Value", r
+        r = await c.perform({"UpdateEntity": {"request": [read(cluster.meter, "Value")]}})
+        assert r["UpdateEntity"]["kind"] == "permission_denied"
+    assert all(v["value"] == {"Float": 2.0} for v in await value_everywhere(cluster, cluster.meter, "Value"))
+
+
+async def test_a_deleted_users_connections_lose_their_rights_and_a_new_password_holds_at_once(cluster: Cluster) -> None:
+    await cluster.admin_call({"UserAdd": {"user": "gone", "password": "gone-pw-77aa", "roles": ["reader"],
+                                          "entity": None}})
+    conns = [await cluster.login("gone", i, "gone-pw-77aa") for i in range(3)]
+    await cluster.admin_call({"UserSetPassword": {"user": "gone", "password": "gone-pw-new"}})
+    for i in range(3):
+        stale = await Conn.open(cluster.nodes[i].addr)
+        r = await stale.call("Authenticate", user="gone", password="gone-pw-77aa")
+        assert r["AuthenticateResponse"] == {"id": r["AuthenticateResponse"]["id"],
+                                             "response": {"Err": "invalid user or password"},
+                                             "kind": "invalid_credentials"}
+        r = await stale.call("Authenticate", user="gone", password="gone-pw-new")
+        assert "Ok" in r["AuthenticateResponse"]["response"]
+        await stale.close()
+    await cluster.admin_call({"UserDelete": {"user": "gone"}})
+    for c in conns:
+        reply = await c.call("Perform", request={"GetEntityTypes": {"page_opts": None}})
+        assert reply["Error"]["kind"] == "auth_required", reply
+    # a user added again under the same name does not bring the old connections back
+    await cluster.admin_call({"UserAdd": {"user": "gone", "password": "gone-pw-77aa", "roles": ["reader"],
+                                          "entity": None}})
+    reply = await conns[0].call("GetMetrics")
+    assert reply["Error"]["kind"] == "auth_required"
+
+
+async def test_notifications_and_their_context_follow_the_roles(cluster: Cluster) -> None:
+    await cluster.admin_call({"RoleAdd": {"role": "watching", "permissions": [perm("Meter.*=read"),
+                                                                               perm("Plant.Title=read")]}})
+    await cluster.admin_call({"UserAdd": {"user": "watcher", "password": "watch-pw-1", "roles": ["watching"],
+                                          "entity": None}})
+    w = await cluster.login("watcher", 2, "watch-pw-1")
+    reg = await w.call("RegisterNotification", config=notify(cluster, ["Unit", "Parent->Title"]))
+    token = reg["RegisterNotificationResponse"]["response"]["Ok"]
+    typed = await w.call("RegisterNotification", config={"EntityType": {
+        "entity_type": "Meter", "field_type": "Unit", "trigger_on_change": False, "context": []}})
+    assert "Ok" in typed["RegisterNotificationResponse"]["response"]
+
+    async def set_value(v: float) -> None:
+        r = await cluster.admin.perform({"UpdateEntity": {"request": [
+            write(cluster.meter, "Parent->Title", {"String": f"plant {v}"}),
+            write(cluster.meter, "Value", {"Float": v})]}})
+        assert r["UpdateEntity"]["error"] is None, r
+
+    async def next_value() -> dict[str, Any]:
+        while True:
+            frame = await asyncio.wait_for(w.unmatched.get(), 20)
+            n = frame["Notification"]
+            if n["token"] == token:
+                return n["notification"]  # type: ignore[no-any-return]
+
+    await set_value(1.0)
+    n = await next_value()
+    assert n["current_value"] == {"Float": 1.0} and n["context"]["Parent->Title"] == {"String": "plant 1.0"}
+    await cluster.admin_call({"RoleSetPermissions": {"role": "watching", "permissions": [perm("Meter.*=read")]}})
+    await set_value(2.0)
+    n = await next_value()
+    assert n["current_value"] == {"Float": 2.0}
+    assert n["context"]["Parent->Title"] is None and "String" in n["context"]["Unit"]  # no longer readable: null
+    await cluster.admin_call({"RoleSetPermissions": {"role": "watching", "permissions": [perm("Meter.Unit=read")]}})
+    await set_value(3.0)  # Value unreadable now: not sent
+    await cluster.admin_call({"RoleSetPermissions": {"role": "watching", "permissions": [perm("Meter.*=read")]}})
+    await set_value(4.0)
+    assert (await next_value())["current_value"] == {"Float": 4.0}  # in log order: 3.0 never came
+
+
+async def test_guessing_is_slowed_and_does_not_lock_the_user_out(cluster: Cluster) -> None:
+    await cluster.admin_call({"UserAdd": {"user": "victim", "password": "victim-pw-8e2f", "roles": ["reader"],
+                                          "entity": None}})
+    addr = cluster.nodes[0].addr
+    # one connection guessing: each failure doubles the wait before the next attempt is checked
+    guesser = await Conn.open(addr, local_host="127.0.0.2")
+    started = time.monotonic()
+    for i in range(4):
+        r = await guesser.call("Authenticate", user="victim", password=f"guess{i}", timeout=60)
+        assert r["AuthenticateResponse"]["response"] == {"Err": "invalid user or password"}
+    assert time.monotonic() - started >= sum(backoff(n) for n in range(1, 4)) - BASE / 10
+    await guesser.close()
+    # a burst from many addresses puts the user under attack; the real user still gets in from elsewhere
+    burst = [await Conn.open(addr, local_host=f"127.0.0.{10 + i}") for i in range(22)]
+    replies = await asyncio.gather(*(c.call("Authenticate", user="victim", password="nope", timeout=60)
+                                     for c in burst))
+    assert all(r["AuthenticateResponse"]["response"] == {"Err": "invalid user or password"} for r in replies)
+    real = await Conn.login(addr, "victim", "victim-pw-8e2f")
+    assert "Ok" in (await real.call("AuthAdmin", request={"AuthStatus": {}}))["AuthAdminResponse"]["response"]
+    for c in [*burst, real]:
+        await c.close()
+    # an unknown user gets the same answer as a wrong password
+    c = await Conn.open(addr, local_host="127.0.0.3")
+    r = await c.call("Authenticate", user="no-such-user", password="x")
+    assert r["AuthenticateResponse"]["response"] == {"Err": "invalid user or password"}
+    await c.close()
+
+
+async def test_a_relayed_request_keeps_its_user_and_a_client_cannot_claim_one(cluster: Cluster) -> None:
+    # What a follower sends its leader on /forward when the Raft link cannot take a write:
+    # the command in the envelope naming its user, checked where it is applied.
+    ws = await connect(f"ws://{cluster.nodes[0].addr}/forward", proxy=None, open_timeout=5)
+    peer = Conn(ws)
+    try:
+        def relayed(user: str, value: float) -> dict[str, Any]:
+            return {"Attributed": {"user": user, "request": update(write(cluster.meter, "Value", {"Float": value}))}}
+
+        r = await peer.perform(relayed("dash", 5.0))
+        assert r["UpdateEntity"]["error"] == "permission denied: dash may not write Meter.Value"
+        r = await peer.perform(relayed("svc", 6.0))
+        assert r["UpdateEntity"]["error"] is None and r["UpdateEntity"]["response"][0]["Write"]["writer_id"] == cluster.meter
+    finally:
+        await peer.close()
+    dash = await cluster.session("dash", 1)
+    reply = await dash.call("Perform", request={"Attributed": {"user": "admin", "request": update(
+        write(cluster.meter, "Value", {"Float": 7.0}))}})
+    assert reply["Error"]["kind"] == "invalid" and "unknown CommandRequest variant 'Attributed'" in reply["Error"]["error"]
+
+
+async def test_qcore_cli_manages_users_and_roles(cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    addr = cluster.nodes[2].addr
+
+    async def cli(user: str, password: str, *argv: str) -> int:
+        monkeypatch.setenv("QCORE_PASSWORD", password)
+        return await cli_run(build_parser().parse_args(["--addr", addr, "--user", user, *argv]))
+
+    pw_file = tmp_path / "pw"
+    pw_file.write_text("cli-user-pw-42\n")
+    assert await cli("admin", ADMIN_PW, "role", "add", "units", "Meter.Unit=read,write", "Meter.Name=read") == 0
+    assert await cli("admin", ADMIN_PW, "user", "add", "cliuser", "--role", "units", "--password-file", str(pw_file)) == 0
+    capsys.readouterr()
+    assert await cli("admin", ADMIN_PW, "role", "list") == 0
+    assert "units                Meter.Unit=read,write Meter.Name=read" in capsys.readouterr().out
+    meter = f"Meter${cluster.meter['id']}"
+    assert await cli("cliuser", "cli-user-pw-42", "write", meter, "Unit", "W") == 0
+    assert await cli("cliuser", "cli-user-pw-42", "write", meter, "Value", "1.0") == 1
+    assert "permission denied: cliuser may not write Meter.Value" in capsys.readouterr().err
+    assert await cli("cliuser", "wrong", "auth", "status") == 1
+    assert "AuthenticationFailed: cliuser: invalid user or password" in capsys.readouterr().err
+    assert await cli("cliuser", "cli-user-pw-42", "--json", "auth", "status") == 0
+    status = orjson.loads(capsys.readouterr().out)
+    assert status["enabled"] is True and status["user"] == "cliuser" and status["roles"] == ["units"]
+    assert await cli("cliuser", "cli-user-pw-42", "user", "list") == 1  # admin only
+    assert "may not UserList (admin only)" in capsys.readouterr().err
+    assert await cli("admin", ADMIN_PW, "user", "revoke", "cliuser", "units") == 0
+    assert await cli("cliuser", "cli-user-pw-42", "write", meter, "Unit", "V") == 1
+    assert await cli("admin", ADMIN_PW, "user", "delete", "cliuser") == 0
+    assert await cli("admin", ADMIN_PW, "role", "delete", "units") == 0
