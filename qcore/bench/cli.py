@@ -13,6 +13,9 @@ Subcommands (``run`` is the default):
   (in-process) at 1M entities.
 - ``metrics-cost``: 3-node write throughput with and without the per-request
   metrics (``--no-metrics``), alternating, round after round.
+- ``users-cost``: the same with users on (every request's permissions
+  checked) against users off. ``run --users`` also measures a cluster with
+  users on (system ``qcore-users``) in the full rotation.
 - ``export``: import (``qcore --config-file F --init``) and export
   (``qcore-cli export``) of a 1M-entity tree, end to end.
 """
@@ -91,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="3 nodes, write+read, 1 and 64 clients, 3 s runs")
     run.add_argument("--tls", action="store_true",
                      help="also measure qcore with TLS and a peer secret (system qcore-tls), interleaved with plain qcore")
+    run.add_argument("--users", action="store_true",
+                     help="also measure qcore with users on (system qcore-users), interleaved with plain qcore")
 
     ceiling = sub.add_parser("ceiling", help="only the load generator's ceiling against a no-op server")
     _common(ceiling)
@@ -104,14 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--workload", choices=WORKLOADS, default="write")
     scale.add_argument("--concurrency", type=int, default=64)
 
-    cost = sub.add_parser("metrics-cost", help="write throughput with and without per-request metrics")
-    _common(cost)
-    cost.add_argument("--nodes", type=int, default=3)
-    cost.add_argument("--workload", choices=WORKLOADS, default="write")
-    cost.add_argument("--concurrency", type=_ints, default=[1, 64])
-    cost.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
-    cost.add_argument("--entities", type=int, default=1000)
-    cost.add_argument("--quick", action="store_true", help="2 rounds of 2 s at 64 clients (a smoke run)")
+    for name, what in (("metrics-cost", "write throughput with and without per-request metrics"),
+                       ("users-cost", "write throughput with users on (permissions checked) and off")):
+        cost = sub.add_parser(name, help=what)
+        _common(cost)
+        cost.add_argument("--nodes", type=int, default=3)
+        cost.add_argument("--workload", choices=WORKLOADS, default="write")
+        cost.add_argument("--concurrency", type=_ints, default=[1, 64])
+        cost.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
+        cost.add_argument("--entities", type=int, default=1000)
+        cost.add_argument("--quick", action="store_true", help="2 rounds of 2 s at 64 clients (a smoke run)")
 
     exp = sub.add_parser("export", help="import and export of a big tree, end to end")
     exp.add_argument("--entities", type=int, default=1_000_000)
@@ -151,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             results = run_async(_ceiling(args, workdir, args.workloads, args.concurrency))
             print(report.table(results))
             rc = 1 if any(r.failed for r in results) else 0
-        elif args.command == "metrics-cost":
-            from qcore.bench.metrics_cost import run_metrics_cost
+        elif args.command in ("metrics-cost", "users-cost"):
+            from qcore.bench.feature_cost import run_metrics_cost, run_users_cost
 
             if args.quick:
                 args.rounds, args.duration, args.warmup, args.concurrency = 2, 2.0, 0.5, [64]
-            rc = run_async(run_metrics_cost(args, workdir))
+            cost = run_metrics_cost if args.command == "metrics-cost" else run_users_cost
+            rc = run_async(cost(args, workdir))
         elif args.command == "export":
             from qcore.bench.export_import import run_export_import
 
@@ -249,6 +257,8 @@ def _systems(args: argparse.Namespace, nodes: int, workdir: Path, notes: list[st
         systems.append(QcoreCluster(nodes, workdir, args.qcore_arg))
         if args.tls:
             systems.append(QcoreCluster(nodes, workdir, args.qcore_arg, tls=make_local_tls(workdir / "tls")))
+        if args.users:
+            systems.append(QcoreCluster(nodes, workdir, args.qcore_arg, users=True))
     if "etcd" in args.vs:
         if etcd_binary() is None:
             notes.append(f"etcd skipped: not installed; install with: {ETCD_HINT}")

@@ -6,12 +6,18 @@ shipped (durable) settings. The cluster is formed with ``Init`` on node 1,
 ``AddLearner`` for the others and one ``ChangeMembership`` (SPEC 2.1); the
 bench's entity type is created with ``SetSchema`` and its entities with
 ``CreateEntity``, pipelined.
+
+With ``users=True`` (system ``qcore-users``) the cluster starts with users on
+(Init's ``admin_password``), is set up as admin, and the load generator
+authenticates as user ``bench``, whose one role allows exactly what the
+workloads do, so every request's permissions are checked as for any user.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import ssl
 import time
 from pathlib import Path
@@ -66,13 +72,15 @@ class QcoreCluster(ChildGroup):
     target = "qcore"
 
     def __init__(self, nodes: int, workdir: Path, extra_args: list[str] | None = None,
-                 tls: LocalTls | None = None) -> None:
-        """``tls``: serve TLS with a peer secret, measured as the system ``qcore-tls``."""
+                 tls: LocalTls | None = None, users: bool = False) -> None:
+        """``tls``: serve TLS with a peer secret (system ``qcore-tls``); ``users``: users on,
+        the load generator a checked user (system ``qcore-users``)."""
         self.nodes = nodes
         self.tls = tls
         self.client_tls = tls.client() if tls is not None else None
-        if tls is not None:
-            self.system = "qcore-tls"
+        # users on: (admin password, the load generator's (user, password))
+        self.users = (secrets.token_hex(12), ("bench", secrets.token_hex(12))) if users else None
+        self.system = "qcore" + ("-tls" if tls is not None else "") + ("-users" if users else "")
         self.workdir = workdir / f"{self.system}-{nodes}"
         self.extra_args = [*(tls.node_args() if tls is not None else []), *(extra_args or [])]
         self.ports = free_ports(nodes)
@@ -91,10 +99,19 @@ class QcoreCluster(ChildGroup):
             await wait_listening(child, "127.0.0.1", port)
         await self._form()
 
+    @property
+    def _admin_login(self) -> tuple[str, str] | None:
+        return ("admin", self.users[0]) if self.users is not None else None
+
     async def _form(self) -> None:
         first = await AdminConn.open(self.endpoints[0], self.client_tls)
-        try:
+        if self.users is not None:
+            check_ok("Init", (await first.request("Init", nodes=[], admin_password=self.users[0]))["response"])
+            await first.close()
+            first = await AdminConn.open(self.endpoints[0], self.client_tls, self._admin_login)
+        else:
             check_ok("Init", (await first.request("Init", nodes=[]))["response"])
+        try:
             await self._wait_leader(first)
             for i, ep in enumerate(self.endpoints[1:], start=2):
                 check_ok(f"AddLearner {i}", (await first.request("AddLearner", timeout=60, node_id=i, node_addr=ep))["response"])
@@ -102,6 +119,12 @@ class QcoreCluster(ChildGroup):
                 members = list(range(1, self.nodes + 1))
                 check_ok("ChangeMembership", (await first.request("ChangeMembership", timeout=60, members=members))["response"])
             await first.perform("SetSchema", entity_schema=BENCH_SCHEMA)
+            if self.users is not None:
+                user, password = self.users[1]
+                check_ok("RoleAdd", (await first.request("AuthAdmin", request={"RoleAdd": {"role": "bench", "permissions": [
+                    {"entity_type": BENCH_TYPE, "field": "*", "access": ["read", "write", "create"]}]}}))["response"])
+                check_ok("UserAdd", (await first.request("AuthAdmin", request={"UserAdd": {
+                    "user": user, "password": password, "roles": ["bench"], "entity": None}}))["response"])
             leader = (await first.request("GetMetrics"))["response"].get("current_leader")
             if isinstance(leader, int) and 1 <= leader <= self.nodes:
                 # Endpoints leader first, as for the peers: client i meets the same role everywhere.
@@ -123,16 +146,18 @@ class QcoreCluster(ChildGroup):
 
     async def prepare(self, entities: int) -> dict[str, Any]:
         """Create ``entities`` bench entities; returns the load generator's target parameters."""
-        ids = await create_entities(self.leader, entities, tls=self.client_tls)
+        ids = await create_entities(self.leader, entities, tls=self.client_tls, login=self._admin_login)
         sample = ids if len(ids) <= 10_000 else [ids[i] for i in range(0, len(ids), len(ids) // 10_000)][:10_000]
         params: dict[str, Any] = {"entities": sample}
         if self.tls is not None:
             params["tls_ca"] = str(self.tls.ca)
+        if self.users is not None:
+            params["login"] = list(self.users[1])
         return params
 
 
 async def create_entities(endpoint: str, count: int, connections: int = 4, window: int = 256,
-                          tls: ssl.SSLContext | None = None) -> list[list[Any]]:
+                          tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None) -> list[list[Any]]:
     """Create ``count`` BenchItem entities with many requests in flight; returns ``[[type, id], ...]``.
 
     A create that fails (e.g. "leadership changed ... not applied" during an
@@ -144,7 +169,7 @@ async def create_entities(endpoint: str, count: int, connections: int = 4, windo
     per_conn = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
 
     async def worker(n: int, tag: int) -> None:
-        conn = await AdminConn.open(endpoint, tls)
+        conn = await AdminConn.open(endpoint, tls, login)
         sem = asyncio.Semaphore(window)
 
         async def one(k: int) -> None:
@@ -187,6 +212,7 @@ class ExternalQcore(QcoreCluster):
 
     def __init__(self, endpoints: list[str]) -> None:
         self.tls = self.client_tls = None
+        self.users = None
         self.nodes = len(endpoints)
         self.endpoints = list(endpoints)
         self.leader = self.endpoints[0]

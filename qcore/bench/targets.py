@@ -81,15 +81,23 @@ class QcoreTarget(Target):
 
     name = "qcore"
 
-    def __init__(self, entities: list[list[Any]], tls_ca: str | None = None) -> None:
-        """``tls_ca``: the nodes serve TLS; verify them against this CA file."""
+    def __init__(self, entities: list[list[Any]], tls_ca: str | None = None, login: list[str] | None = None) -> None:
+        """``tls_ca``: the nodes serve TLS; verify them against this CA file. ``login``:
+        [user, password] each connection authenticates as (users on)."""
         if not entities:
             raise ValueError("qcore target needs at least one entity")
         self._entities = [{"typ": t, "id": int(i)} for t, i in entities]
         self._tls = client_context(tls_ca) if tls_ca else None
+        self._login = login
 
     async def open(self, endpoint: str) -> WsConn:
-        return await WsConn.open(endpoint, self._tls)
+        conn = await WsConn.open(endpoint, self._tls)
+        if self._login is not None:
+            reply = orjson.loads(await conn.call(authenticate_frame(*self._login)))
+            if "Ok" not in (reply.get("AuthenticateResponse") or {}).get("response", {}):
+                await conn.close()
+                raise ConnectionError(f"cannot authenticate at {endpoint}: {reply}")
+        return conn
 
     def request(self, workload: str, client: int, seq: int, rng: random.Random) -> bytes:
         ents = self._entities
@@ -121,6 +129,11 @@ class QcoreTarget(Target):
         for inner in resp.values():
             return isinstance(inner, dict) and inner.get("error") is None
         return False
+
+
+def authenticate_frame(user: str, password: str) -> bytes:
+    """The Authenticate a load-generator connection sends first when users are on."""
+    return orjson.dumps({"Authenticate": {"id": "login", "user": user, "password": password}})
 
 
 def _b64(data: str | bytes) -> str:
@@ -213,7 +226,7 @@ class NoopHttpTarget(EtcdTarget):
 def make_target(kind: str, params: dict[str, Any]) -> Target:
     """Build the target named in a load-generator spec."""
     if kind in ("qcore", "noop"):
-        return QcoreTarget(params["entities"], params.get("tls_ca"))
+        return QcoreTarget(params["entities"], params.get("tls_ca"), params.get("login"))
     if kind == "etcd":
         return EtcdTarget(int(params.get("keys", 1000)))
     if kind == "noop-http":

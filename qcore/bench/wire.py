@@ -36,8 +36,13 @@ class AdminConn:
         self._reader = asyncio.create_task(self._read_loop())
 
     @classmethod
-    async def open(cls, endpoint: str, tls: ssl.SSLContext | None = None) -> "AdminConn":
-        return cls(await WsConn.open(endpoint, tls), endpoint)
+    async def open(cls, endpoint: str, tls: ssl.SSLContext | None = None,
+                   login: tuple[str, str] | None = None) -> "AdminConn":
+        """``login``: authenticate as this (user, password) first (a cluster with users on)."""
+        conn = cls(await WsConn.open(endpoint, tls), endpoint)
+        if login is not None:
+            check_ok("Authenticate", (await conn.request("Authenticate", user=login[0], password=login[1]))["response"])
+        return conn
 
     async def _read_loop(self) -> None:
         try:
@@ -100,3 +105,4 @@ def check_ok(what: str, response: Any) -> Any:
     if isinstance(response, dict) and "Err" in response:
         raise WireError(f"{what}: {response['Err']}")
     raise WireError(f"{what}: unexpected response {response!r}")
+

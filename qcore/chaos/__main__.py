@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--node-arg", action="append", default=[], help="extra argument for every node (repeatable)")
     p.add_argument("--tls", action="store_true",
                    help="TLS on every connection and a peer secret (certificates made for the run)")
+    p.add_argument("--users", action="store_true",
+                   help="users on: the harness manages the cluster as admin, the workload is a user of its own")
     p.add_argument("--check", type=Path, default=None, metavar="HISTORY.jsonl",
                    help="only re-check a recorded history (a run's history.jsonl) and exit")
     a = p.parse_args(argv)
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = RunConfig(nodes=a.nodes, spares=a.spares, duration=a.duration, seed=seed, workers=a.workers,
                         faults=faults, registers=a.registers or max(200, int(a.duration * 6)),
                         ops_per_key=a.ops_per_key, base_dir=a.dir / f"seed-{seed}" if a.dir else None,
-                        keep=a.keep, node_args=a.node_arg, tls=a.tls)
+                        keep=a.keep, node_args=a.node_arg, tls=a.tls, users=a.users)
         print(f"=== seed {seed}: {cfg.replay()}", flush=True)
         report = asyncio.run(_run_with_dump(cfg))
         print(report.render(), flush=True)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import ssl
 import sys
@@ -27,7 +28,27 @@ from qcore.local_procs import free_ports, log_tail, node_argv
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NodeProcess", "Cluster", "registers_config"]
+__all__ = ["NodeProcess", "Cluster", "Logins", "registers_config"]
+
+
+@dataclass(frozen=True)
+class Logins:
+    """The users of a ``--users`` run: the harness manages the cluster as admin,
+    and the workload reads and writes as a user whose one role allows exactly that."""
+
+    admin_password: str
+    worker: tuple[str, str]
+
+    @classmethod
+    def fresh(cls) -> "Logins":
+        return cls(secrets.token_hex(12), ("worker", secrets.token_hex(12)))
+
+    @property
+    def admin(self) -> tuple[str, str]:
+        return ("admin", self.admin_password)
+
+    #: What the workload's role grants: read and write the registers, nothing else.
+    WORKER_PERMISSIONS = ({"entity_type": "Register", "field": "Value", "access": ["read", "write"]},)
 
 
 def registers_config(count: int) -> str:
@@ -152,9 +173,12 @@ class Cluster:
 
     def __init__(self, base_dir: Path, nodes: int, spares: int = 0, registers: int = 64,
                  proxies: bool = True, extra_args: list[str] | None = None,
-                 program: list[str] | None = None, client_tls: ssl.SSLContext | None = None) -> None:
-        """``client_tls``: the nodes serve TLS (``extra_args`` has their flags); clients verify with this."""
+                 program: list[str] | None = None, client_tls: ssl.SSLContext | None = None,
+                 logins: Logins | None = None) -> None:
+        """``client_tls``: the nodes serve TLS (``extra_args`` has their flags); clients verify with this.
+        ``logins``: form the cluster with users on (SPEC 8.3) and talk to it as them."""
         self.client_tls = client_tls
+        self.logins = logins
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.config_file = self.base_dir / "schemas.yaml"
@@ -177,7 +201,8 @@ class Cluster:
 
     def admin(self, node: int) -> WireClient:
         if node not in self._admin:
-            self._admin[node] = WireClient(self.nodes[node].addr, name=f"admin{node}", tls=self.client_tls)
+            self._admin[node] = WireClient(self.nodes[node].addr, name=f"admin{node}", tls=self.client_tls,
+                                           login=self.logins.admin if self.logins else None)
         return self._admin[node]
 
     async def _drop_admin(self, node: int) -> None:
@@ -219,10 +244,25 @@ class Cluster:
             resp = resp["Ok"]
         return dict(resp)
 
+    @property
+    def worker_login(self) -> tuple[str, str] | None:
+        return self.logins.worker if self.logins else None
+
     async def form(self) -> None:
-        """Init node 1 alone, then AddLearner + ChangeMembership for the other voters."""
-        await self.admin(1).management("Init", {"nodes": []}, 30.0)
+        """Init node 1 alone, then AddLearner + ChangeMembership for the other voters
+        (with users: Init makes the admin, and the workload's user is added)."""
+        init: dict[str, Any] = {"nodes": []}
+        if self.logins is not None:
+            init["admin_password"] = self.logins.admin_password
+        await self.admin(1).management("Init", init, 30.0)
+        await self._drop_admin(1)  # opened before users were on
         await self.wait_leader({1})
+        if self.logins is not None:
+            user, password = self.logins.worker
+            await self._leader_call("AuthAdmin", {"request": {"RoleAdd": {
+                "role": "registers", "permissions": list(Logins.WORKER_PERMISSIONS)}}}, 30.0)
+            await self._leader_call("AuthAdmin", {"request": {"UserAdd": {
+                "user": user, "password": password, "roles": ["registers"], "entity": None}}}, 30.0)
         for i in sorted(self.voters - {1}):
             await self.add_learner(i)
         await self.change_membership(sorted(self.voters))

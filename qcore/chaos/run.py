@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qcore.chaos.cluster import Cluster
+from qcore.chaos.cluster import Cluster, Logins
 from qcore.chaos.linearizability import CheckResult, SearchBudgetExceeded, check_ops, explain_robust
 from qcore.chaos.nemesis import FAULTS, Nemesis
 from qcore.chaos.wire import WireClient, read_value
@@ -66,11 +66,13 @@ class RunConfig:
     hold: tuple[float, float] = (2.0, 6.0)  # seconds a fault lasts
     program: list[str] | None = None  # the node command before its arguments; default python -m qcore
     tls: bool = False  # TLS on every connection and a peer secret (qcore.chaos.secure)
+    users: bool = False  # users on (SPEC 8.3): the harness is admin, the workload a user of its own
 
     def replay(self) -> str:
         return (f"python -m qcore.chaos --nodes {self.nodes} --spares {self.spares} --duration {self.duration:g} "
                 f"--seed {self.seed} --workers {self.workers} --faults {','.join(self.faults)}"
-                + (" --tls" if self.tls else "") + "".join(f" --node-arg={a}" for a in self.node_args))
+                + (" --tls" if self.tls else "") + (" --users" if self.users else "")
+                + "".join(f" --node-arg={a}" for a in self.node_args))
 
 
 @dataclass
@@ -153,7 +155,7 @@ async def _register_ids(client: WireClient) -> list[int]:
 async def _liveness(cluster: Cluster, workload: Workload, key: int, timeout: float) -> float | None:
     """Seconds until a write succeeds after healing, or None."""
     start = time.monotonic()
-    clients = {n: WireClient(cluster.nodes[n].addr, name=f"live{n}", tls=cluster.client_tls)
+    clients = {n: WireClient(cluster.nodes[n].addr, name=f"live{n}", tls=cluster.client_tls, login=cluster.worker_login)
                for n in sorted(cluster.voters)}
     try:
         while time.monotonic() - start < timeout:
@@ -191,7 +193,7 @@ async def _final_reads(cluster: Cluster, workload: Workload, keys: list[int], re
     values: dict[int, dict[int, int | None]] = {k: {} for k in keys}
 
     async def through(n: int) -> None:
-        client = WireClient(cluster.nodes[n].addr, name=f"final{n}", tls=cluster.client_tls)
+        client = WireClient(cluster.nodes[n].addr, name=f"final{n}", tls=cluster.client_tls, login=cluster.worker_login)
         failures = 0
         try:
             for key in keys:
@@ -259,7 +261,8 @@ async def run(cfg: RunConfig) -> RunReport:
     tls = make_local_tls(tmp / "tls") if cfg.tls else None
     cluster = Cluster(tmp, cfg.nodes, cfg.spares, registers=cfg.registers,
                       extra_args=[*(tls.node_args() if tls else []), *cfg.node_args],
-                      program=cfg.program, client_tls=tls.client() if tls else None)
+                      program=cfg.program, client_tls=tls.client() if tls else None,
+                      logins=Logins.fresh() if cfg.users else None)
     workload: Workload | None = None
     try:
         try:
@@ -273,7 +276,7 @@ async def run(cfg: RunConfig) -> RunReport:
         live_key, keys = keys[-1], keys[:-1]
         workload = Workload({n: cluster.nodes[n].addr for n in cluster.nodes}, keys, rng,
                             workers=cfg.workers, active_keys=cfg.active_keys, ops_per_key=cfg.ops_per_key,
-                            timeout=cfg.op_timeout, tls=cluster.client_tls)
+                            timeout=cfg.op_timeout, tls=cluster.client_tls, login=cluster.worker_login)
         nemesis = Nemesis(cluster, nemesis_rng, faults=cfg.faults, quiet=cfg.quiet, hold=cfg.hold)
         workload.start()
         logger.info("safety phase: workload and nemesis for %.0fs", cfg.duration)

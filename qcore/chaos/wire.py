@@ -13,6 +13,10 @@ classified precisely:
   or it is a final answer (the command was refused), or the request only reads;
 * ``unknown`` — anything else for a write: a timeout, a connection lost after
   sending, an ``outcome_unknown`` error.
+
+With ``login`` (a ``--users`` run), every connection authenticates first; a
+node not initialised yet has no users and is talked to as it is, and an
+``auth_required`` answer drops the connection so the next request logs in.
 """
 
 from __future__ import annotations
@@ -55,10 +59,12 @@ class WireClient:
     _ids = itertools.count(1)
 
     def __init__(self, addr: str, name: str = "chaos", max_size: int | None = 64 << 20,
-                 tls: ssl.SSLContext | None = None) -> None:
-        """``tls``: connect with wss://, verifying the node against this context."""
+                 tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None) -> None:
+        """``tls``: connect with wss://, verifying the node against this context; ``login``:
+        (user, password) to authenticate every connection as (users on)."""
         self.addr = addr
         self.tls = tls
+        self.login = login
         self.name = name
         self.max_size = max_size
         self._ws: ClientConnection | None = None
@@ -80,8 +86,32 @@ class WireClient:
                     raise _NotSent(f"connect to {self.addr}: {e!r}") from e
                 self._ws = ws
                 self._reader = asyncio.create_task(self._read_loop(ws))
+                if self.login is not None:
+                    await self._authenticate(ws, timeout)
                 return ws
             return self._ws
+
+    async def _authenticate(self, ws: ClientConnection, timeout: float) -> None:
+        assert self.login is not None
+        user, password = self.login
+        try:
+            reply = await self._exchange(ws, "Authenticate", {"user": user, "password": password}, timeout)
+        except (_NotSent, ConnectionError, asyncio.TimeoutError, TimeoutError) as e:
+            await self._drop(ws)
+            raise _NotSent(f"authenticate at {self.addr}: {e!r}") from e
+        ((tag, body),) = reply.items()
+        if tag == "AuthenticateResponse" and "Ok" in (body.get("response") or {}):
+            return
+        if tag == "Error" and body.get("kind") == "not_initialised":
+            return  # no users yet: talk to it as it is (auth_required later drops the connection)
+        await self._drop(ws)
+        raise _NotSent(f"authenticate at {self.addr}: {body}")
+
+    async def _drop(self, ws: ClientConnection) -> None:
+        if self._ws is ws:
+            self._ws = None
+        with contextlib.suppress(Exception):
+            await ws.close()
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         try:
@@ -111,7 +141,10 @@ class WireClient:
         Raises :class:`_NotSent` when the request never left, ConnectionError
         or TimeoutError when it left but no reply came.
         """
-        ws = await self._connection(timeout)
+        return await self._exchange(await self._connection(timeout), msg_type, fields, timeout)
+
+    async def _exchange(self, ws: ClientConnection, msg_type: str, fields: dict[str, Any],
+                        timeout: float) -> dict[str, Any]:
         rid = f"{self.name}-{next(self._ids)}"
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
@@ -147,6 +180,8 @@ class WireClient:
         ((tag, body),) = msg.items()
         if tag == "Error":
             text, kind = str(body.get("error")), body.get("kind")
+            if kind == "auth_required":  # a connection opened before users were on: log in anew
+                await self.close()
         else:
             ((_, resp),) = body["response"].items()
             text = resp.get("error")
@@ -161,6 +196,8 @@ class WireClient:
         msg = await self.call(msg_type, fields, timeout)
         ((tag, body),) = msg.items()
         if tag == "Error":
+            if body.get("kind") == "auth_required":
+                await self.close()
             raise RuntimeError(f"{msg_type}: {body.get('error')}")
         resp = body.get("response")
         if isinstance(resp, dict) and "Err" in resp:

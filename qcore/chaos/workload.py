@@ -71,9 +71,10 @@ class Workload:
 
     def __init__(self, addrs: dict[int, str], keys: list[int], rng: random.Random, *, workers: int,
                  active_keys: int = 3, ops_per_key: int = 150, timeout: float = 5.0,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None) -> None:
         self.addrs = addrs
         self.tls = tls
+        self.login = login
         self.rng = rng
         self.workers = workers
         self.timeout = timeout
@@ -90,7 +91,7 @@ class Workload:
         nodes = sorted(self.addrs)
         for p in range(self.workers):
             node = nodes[p % len(nodes)]
-            client = WireClient(self.addrs[node], name=f"p{p}", tls=self.tls)
+            client = WireClient(self.addrs[node], name=f"p{p}", tls=self.tls, login=self.login)
             self._clients.append(client)
             self._tasks.append(asyncio.create_task(self._worker(p, client, random.Random(self.rng.random()))))
 

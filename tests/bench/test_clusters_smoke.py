@@ -38,6 +38,15 @@ async def test_qcore_single_node_cluster_serves_every_workload(tmp_path: Path):
     assert len({tuple(e) for e in params["entities"]}) == 20
 
 
+async def test_qcore_with_users_on_serves_every_workload_as_a_checked_user(tmp_path: Path):
+    cluster = QcoreCluster(1, tmp_path, users=True)
+    assert cluster.system == "qcore-users"
+    params = await _smoke(cluster, 20, ["write", "add", "read", "create", "batch"])
+    assert params["login"][0] == "bench"  # not admin: every request's permissions are checked
+    log = (tmp_path / "qcore-users-1" / "node-1.log").read_text()
+    assert "users: UserAdd bench by admin" in log and "user bench authenticated" in log
+
+
 @slow
 async def test_qcore_three_node_cluster_forms_over_the_wire(tmp_path: Path):
     await _smoke(QcoreCluster(3, tmp_path), 20, ["write", "read"])

@@ -54,6 +54,21 @@ async def test_short_chaos_run_with_tls_and_a_peer_secret(tmp_path: Path) -> Non
 
 
 @requires_node
+async def test_short_chaos_run_with_users_on(tmp_path: Path) -> None:
+    # Users on (python -m qcore.chaos --users): every connection, after every kill, pause and
+    # cut link, logs in again, and every write is checked against the roles where it is applied.
+    cfg = RunConfig(nodes=3, spares=1, duration=25.0, seed=SEED + 3, workers=4, registers=150,
+                    ops_per_key=80, base_dir=tmp_path, users=True)
+    report = await run(cfg)
+    print(report.render())
+    _assert_clean(report.render(), report.log_tails, report.exit_code)
+    assert report.ok > 0 and sum(report.faults.values()) >= 2
+    assert not report.lost_write_keys and not report.divergent
+    assert not any("permission denied" in e for e in report.errors)
+    assert "users: UserAdd worker by admin" in (tmp_path / "node-1.log").read_text()
+
+
+@requires_node
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("QCORE_SLOW") != "1", reason="long chaos run: set QCORE_SLOW=1")
 async def test_long_chaos_run_5_nodes(tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
-"""``qcore bench metrics-cost``: what the per-request metrics cost on the hot path.
+"""What a feature costs on the hot path, measured as two clusters side by side.
 
-Two 3-node clusters run side by side, one as shipped and one started with
-``--no-metrics`` (no per-request counters, no /metrics); the same write
-workload alternates between them, round after round, so that other load on
-the machine falls on both alike. The figure is the median writes/s of each
-and the relative difference (the goal: at most 3%).
+* ``qcore bench metrics-cost``: a 3-node cluster as shipped against one started
+  with ``--no-metrics`` (no per-request counters, no /metrics); goal: at most 3%.
+* ``qcore bench users-cost``: a cluster with users on (SPEC 8.3), the load
+  generator authenticated as a user whose role allows the workload, so every
+  request's permissions are checked, against one with users off; goal: at
+  most 10% of 3-node write throughput.
+
+The same workload alternates between the two, round after round, so that
+other load on the machine falls on both alike. The figure is the median
+ops/s of each and the relative difference.
 """
 
 from __future__ import annotations
@@ -22,20 +27,31 @@ from qcore.bench.runner import RunResult, measure
 
 
 async def run_metrics_cost(args: argparse.Namespace, workdir: Path) -> int:
-    machine = describe(workdir)
-    print(f"machine: {one_line(machine)}", flush=True)
     on = QcoreCluster(args.nodes, workdir / "metrics-on", list(args.qcore_arg))
     off = QcoreCluster(args.nodes, workdir / "metrics-off", [*args.qcore_arg, "--no-metrics"])
     on.system, off.system = "qcore", "qcore-no-metrics"
+    return await _compare(args, feature=on, without=off, what="metrics", name="metrics_cost")
+
+
+async def run_users_cost(args: argparse.Namespace, workdir: Path) -> int:
+    users = QcoreCluster(args.nodes, workdir / "users-on", list(args.qcore_arg), users=True)
+    plain = QcoreCluster(args.nodes, workdir / "users-off", list(args.qcore_arg))
+    return await _compare(args, feature=users, without=plain, what="users", name="users_cost")
+
+
+async def _compare(args: argparse.Namespace, *, feature: QcoreCluster, without: QcoreCluster, what: str,
+                   name: str) -> int:
+    machine = describe(feature.workdir.parent)
+    print(f"machine: {one_line(machine)}", flush=True)
     results: list[RunResult] = []
     try:
         params = {}
-        for s in (on, off):
+        for s in (feature, without):
             await s.start()
             params[s.system] = await s.prepare(args.entities)
         for rnd in range(args.rounds):
             for conc in args.concurrency:
-                for s in ((on, off) if rnd % 2 == 0 else (off, on)):
+                for s in ((feature, without) if rnd % 2 == 0 else (without, feature)):
                     r = await measure(
                         system=s.system, nodes=s.nodes, target=s.target, params=params[s.system],
                         endpoints=s.endpoints, workload=args.workload, concurrency=conc, duration=args.duration,
@@ -48,32 +64,33 @@ async def run_metrics_cost(args: argparse.Namespace, workdir: Path) -> int:
                           + (f"FAILED {r.failed.splitlines()[0]}" if r.failed else
                              f"{f['ops_per_s']:.0f} ops/s p50 {f['p50_ms']:.2f} ms"), flush=True)
     finally:
-        on.stop()
-        off.stop()
-    summary = summarise(results, args.concurrency)
+        feature.stop()
+        without.stop()
+    summary = summarise(results, args.concurrency, feature.system, without.system)
     print()
     for row in summary:
-        print(f"{args.nodes} nodes, {args.workload}, {row['concurrency']} clients: with metrics {row['with']:.0f} ops/s, "
+        print(f"{args.nodes} nodes, {args.workload}, {row['concurrency']} clients: with {what} {row['with']:.0f} ops/s, "
               f"without {row['without']:.0f} ops/s (medians of {row['runs']}): cost {row['cost_pct']:+.1f}%")
-    report.write_json(args.out / "metrics_cost.json", {
-        "kind": "qcore-bench-metrics-cost", "machine": machine,
+    report.write_json(args.out / f"{name}.json", {
+        "kind": f"qcore-bench-{name.replace('_', '-')}", "machine": machine,
         "config": {"nodes": args.nodes, "workload": args.workload, "concurrency": args.concurrency,
                    "rounds": args.rounds, "duration": args.duration},
         "results": [r.to_json() for r in results], "summary": summary,
     })
-    print(f"wrote {args.out / 'metrics_cost.json'}")
+    print(f"wrote {args.out / f'{name}.json'}")
     return 1 if any(r.failed for r in results) else 0
 
 
-def summarise(results: list[RunResult], concurrency: list[int]) -> list[dict[str, Any]]:
+def summarise(results: list[RunResult], concurrency: list[int], feature: str = "qcore",
+              without: str = "qcore-no-metrics") -> list[dict[str, Any]]:
     rows = []
     for conc in concurrency:
         def med(system: str) -> tuple[float, int]:
             xs = [r.figures["ops_per_s"] for r in results
                   if r.system == system and r.concurrency == conc and not r.failed]
             return (statistics.median(xs) if xs else 0.0), len(xs)
-        with_, n = med("qcore")
-        without, _ = med("qcore-no-metrics")
-        cost = 100.0 * (without - with_) / without if without else 0.0
-        rows.append({"concurrency": conc, "with": with_, "without": without, "runs": n, "cost_pct": cost})
+        with_, n = med(feature)
+        base, _ = med(without)
+        cost = 100.0 * (base - with_) / base if base else 0.0
+        rows.append({"concurrency": conc, "with": with_, "without": base, "runs": n, "cost_pct": cost})
     return rows
