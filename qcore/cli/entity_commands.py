@@ -138,6 +138,24 @@ async def find(c: Client, args: argparse.Namespace) -> None:
     emit(args, out, "\n".join(wire.entity_id_text(i) for i in out) or "(none)")
 
 
+async def children(c: Client, args: argparse.Namespace) -> None:
+    """An entity's children in order, fetched a page at a time (GetChildren):
+    a folder of any size without one giant reply."""
+    eid = await _entity(c, args.id)
+    if args.limit is None:
+        if args.page_size < 1:
+            raise UsageError("--page-size must be at least 1")
+        out = [wire.entity_id(i) for i in await c.children(eid, page_size=args.page_size)]
+    else:
+        if args.limit < 1:
+            raise UsageError("--limit must be at least 1")
+        page = wire.unwrap(await c.perform(wire.get_children(eid, args.limit)), "GetChildren")["response"]
+        out, total = page.get("items") or [], page.get("total")
+        if type(total) is int and total > len(out):
+            print(f"... and {total - len(out)} more ({total} in all): raise --limit to see them", file=sys.stderr)
+    emit(args, out, "\n".join(wire.entity_id_text(i) for i in out) or "(none)")
+
+
 async def types(c: Client, args: argparse.Namespace) -> None:
     names = await c.entity_types()
     emit(args, names, "\n".join(names) or "(none)")
@@ -233,5 +251,5 @@ async def _change_line(c: Client, n: dict[str, Any]) -> str:
 
 COMMANDS = {
     "create": create, "read": read, "write": write, "delete": delete, "exists": exists, "get": get, "ls": ls,
-    "find": find, "types": types, "schema": schema, "set-schema": set_schema, "watch": watch,
+    "find": find, "children": children, "types": types, "schema": schema, "set-schema": set_schema, "watch": watch,
 }

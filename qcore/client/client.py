@@ -9,7 +9,7 @@ in :mod:`qcore.client.session`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from qcore.client import convert, wire
@@ -195,12 +195,12 @@ class Client(UserAdmin):
         """The schema with inherited fields resolved."""
         return convert.decode_schema((await self._command(wire.get_complete_schema(entity_type))).get("response"))
 
-    async def iter_find(self, entity_type: str, *, page_size: int = 500) -> AsyncIterator[Any]:
-        """Every entity of a type (and of derived types), page by page."""
+    async def _iter_pages(self, request: Callable[[Any], Any]) -> AsyncIterator[Any]:
+        """The items of a paged command, page by page; ``request(cursor)`` builds each."""
         cursor: Any = None
         seen_cursors: set[Any] = set()
         while True:
-            body = await self._command(wire.find_entities(entity_type, page_size, cursor))
+            body = await self._command(request(cursor))
             page = body.get("response") or {}
             for item in page.get("items") or []:
                 yield convert.decode_entity_id(item)
@@ -209,16 +209,35 @@ class Client(UserAdmin):
                 return
             seen_cursors.add(repr(cursor))
 
-    async def find(self, entity_type: str, *, limit: int | None = None, page_size: int = 500) -> list[Any]:
-        """The ids of entities of a type, at most ``limit`` of them (all pages)."""
+    @staticmethod
+    async def _first(items: AsyncIterator[Any], limit: int | None) -> list[Any]:
         out: list[Any] = []
         if limit is not None and limit <= 0:
             return out
-        async for eid in self.iter_find(entity_type, page_size=min(page_size, limit) if limit else page_size):
+        async for eid in items:
             out.append(eid)
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def iter_find(self, entity_type: str, *, page_size: int = 500) -> AsyncIterator[Any]:
+        """Every entity of a type (and of derived types), page by page."""
+        return self._iter_pages(lambda cursor: wire.find_entities(entity_type, page_size, cursor))
+
+    async def find(self, entity_type: str, *, limit: int | None = None, page_size: int = 500) -> list[Any]:
+        """The ids of entities of a type, at most ``limit`` of them (all pages)."""
+        size = min(page_size, limit) if limit else page_size
+        return await self._first(self.iter_find(entity_type, page_size=max(size, 1)), limit)
+
+    def iter_children(self, entity_id: Any, *, page_size: int = 500) -> AsyncIterator[Any]:
+        """An entity's children in ``Children`` order, page by page
+        (``GetChildren``): a folder of any size, without one giant reply."""
+        return self._iter_pages(lambda cursor: wire.get_children(entity_id, page_size, cursor))
+
+    async def children(self, entity_id: Any, *, limit: int | None = None, page_size: int = 500) -> list[Any]:
+        """The ids of an entity's children, at most ``limit`` of them (all pages)."""
+        size = min(page_size, limit) if limit else page_size
+        return await self._first(self.iter_children(entity_id, page_size=max(size, 1)), limit)
 
     async def entity_types(self, *, page_size: int = 500) -> list[str]:
         out: list[str] = []

@@ -64,10 +64,8 @@ async def roots(c: Client) -> list[Node]:
 
 
 async def children(c: Client, entity_id: Any) -> list[Node]:
-    """An entity's children, in their order in its ``Children`` list."""
-    body = wire.unwrap(await c.perform(wire.update_entity([wire.read_request(entity_id, "Children")])),
-                       "UpdateEntity")
-    kids = ((body["response"][0].get("Read") or {}).get("value") or {}).get("EntityList") or []
+    """An entity's children, in their order in its ``Children`` list (paged: GetChildren)."""
+    kids = [wire.entity_id(k) for k in await c.children(entity_id, page_size=_PAGE)]
     return [n for n, _ in await _describe(c, kids)]
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "get_schema",
     "get_complete_schema",
     "find_entities",
+    "get_children",
     "get_entity_types",
     "entity_exists",
     "field_exists",
@@ -49,7 +50,7 @@ PATH_SEP = "->"  # field paths: Parent->Name
 ADJUST_BEHAVIORS = ("Set", "Add", "Subtract")
 
 _READ_ONLY_COMMANDS = frozenset(
-    {"GetSchema", "GetCompleteSchema", "FindEntities", "GetEntityTypes", "EntityExists", "FieldExists"}
+    {"GetSchema", "GetCompleteSchema", "FindEntities", "GetEntityTypes", "GetChildren", "EntityExists", "FieldExists"}
 )
 # SetSchema sets a whole schema: sending it twice leaves the same state as once.
 _IDEMPOTENT_WRITES = frozenset({"SetSchema"})
@@ -249,6 +250,10 @@ def find_entities(entity_type: str, limit: int | None = None, cursor: Any = None
 
 def get_entity_types(limit: int | None = None, cursor: Any = None) -> JSON:
     return {"GetEntityTypes": {"page_opts": _page_opts(limit, cursor)}}
+
+
+def get_children(eid: Any, limit: int | None = None, cursor: Any = None) -> JSON:
+    return {"GetChildren": {"entity_id": entity_id(eid), "page_opts": _page_opts(limit, cursor)}}
 
 
 def entity_exists(eid: Any) -> JSON:

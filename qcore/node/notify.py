@@ -216,7 +216,7 @@ class NotificationHub:
                 total = self._total
                 if total - self._oldest >= retain:
                     self._evict()  # frees the slot this change goes into
-                size = _size(ch)
+                size = ch.approx_bytes()
                 ring[total % retain] = (index, ch, size)
                 self._total = total + 1
                 self._bytes += size
@@ -608,21 +608,3 @@ class NotificationHub:
             await ws.close(OVERFLOW_CLOSE_CODE, "notifications fell behind; resume with from_index")
         except ConnectionClosed:
             pass
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def _size(ch: Change) -> int:
-    """Rough bytes a retained change keeps alive: the record plus both values."""
-    return 200 + _value_size(ch.old_value) + _value_size(ch.new_value)
-
-
-def _value_size(v: Any) -> int:
-    p = v.v
-    c = p.__class__
-    if c is str or c is bytes:
-        return 48 + len(p)
-    if c is tuple:  # EntityList
-        return 56 + 72 * len(p)
-    return 32

@@ -43,6 +43,8 @@ from qcore.store.commands import (
     FindEntitiesResponse,
     GetCompleteSchema,
     GetCompleteSchemaResponse,
+    GetChildren,
+    GetChildrenResponse,
     GetEntityTypes,
     GetEntityTypesResponse,
     GetSchema,
@@ -657,6 +659,9 @@ _CMD_DEC: dict[str, Callable[[dict[str, Any]], Any]] = {
         _field(d, "entity_type", _str, "a string"), _opt(d, "page_opts", decode_page_opts)
     ),
     "GetEntityTypes": lambda d: GetEntityTypes(_opt(d, "page_opts", decode_page_opts)),
+    "GetChildren": lambda d: GetChildren(
+        _field(d, "entity_id", decode_entity_id, "an EntityId"), _opt(d, "page_opts", decode_page_opts)
+    ),
     "EntityExists": lambda d: EntityExists(_field(d, "entity_id", decode_entity_id, "an EntityId")),
     "FieldExists": lambda d: FieldExists(
         _field(d, "entity_type", _str, "a string"), _field(d, "field_type", _str, "a string")
@@ -740,6 +745,8 @@ def encode_command_request(cmd: Any) -> dict[str, Any]:
         return {"FindEntities": {"entity_type": cmd.entity_type, "page_opts": encode_page_opts(cmd.page_opts)}}
     if c is GetEntityTypes:
         return {"GetEntityTypes": {"page_opts": encode_page_opts(cmd.page_opts)}}
+    if c is GetChildren:
+        return {"GetChildren": {"entity_id": encode_entity_id(cmd.entity_id), "page_opts": encode_page_opts(cmd.page_opts)}}
     if c is EntityExists:
         return {"EntityExists": {"entity_id": encode_entity_id(cmd.entity_id)}}
     if c is FieldExists:
@@ -819,6 +826,8 @@ def _encode_command_response(resp: Any) -> dict[str, Any]:
         return {"FindEntities": {"response": _enc_page(resp.response, True), "error": resp.error}}
     if c is GetEntityTypesResponse:
         return {"GetEntityTypes": {"response": _enc_page(resp.response, False), "error": resp.error}}
+    if c is GetChildrenResponse:
+        return {"GetChildren": {"response": _enc_page(resp.response, True), "error": resp.error}}
     if c is EntityExistsResponse:
         return {"EntityExists": {"response": resp.response}}
     if c is FieldExistsResponse:
@@ -858,6 +867,9 @@ _RESP_DEC: dict[str, Callable[[dict[str, Any]], Any]] = {
     ),
     "GetEntityTypes": lambda d: GetEntityTypesResponse(
         _opt(d, "response", lambda p: _dec_page(p, _str, "strings")), _err(d)
+    ),
+    "GetChildren": lambda d: GetChildrenResponse(
+        _opt(d, "response", lambda p: _dec_page(p, decode_entity_id, "EntityIds")), _err(d)
     ),
     "EntityExists": lambda d: EntityExistsResponse(_field(d, "response", _bool, "a boolean")),
     "FieldExists": lambda d: FieldExistsResponse(_field(d, "response", _bool, "a boolean")),

@@ -4,45 +4,41 @@ String/Blob append, EntityList concatenation and removal; anything else fails.""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from .errors import Fail
-from .types import I64_MAX, I64_MIN, Blob, EntityList, Float, Int, String, Value, make_unchecked
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .state import Entity
+from .types import I64_MAX, I64_MIN, Blob, EntityId, EntityList, Float, Int, String, Value, make_unchecked
 
 
-def add(cls: type, old: Value, v: Value, e: Entity, name: str) -> Value:
+def add(cls: type[Value], old: Value, v: Value, eid: EntityId, name: str) -> Value:
     if cls is Int:
         s = old.v + v.v
         if not I64_MIN <= s <= I64_MAX:
-            raise Fail(f"Int overflow: {e.eid}.{name} {old.v} + {v.v} leaves the signed 64-bit range")
+            raise Fail(f"Int overflow: {eid}.{name} {old.v} + {v.v} leaves the signed 64-bit range")
         return make_unchecked(Int, s)
     if cls is Float:
         s = old.v + v.v
         if not math.isfinite(s):
-            raise Fail(f"Float overflow: {e.eid}.{name} {old.v} + {v.v} is not finite")
+            raise Fail(f"Float overflow: {eid}.{name} {old.v} + {v.v} is not finite")
         return make_unchecked(Float, s)
     if cls is String or cls is Blob or cls is EntityList:
         return make_unchecked(cls, old.v + v.v)
-    raise Fail(f"cannot Add to {e.eid}.{name}: Add works on Int, Float, String, Blob and EntityList, not {cls.tag}")
+    raise Fail(f"cannot Add to {eid}.{name}: Add works on Int, Float, String, Blob and EntityList, not {cls.tag}")
 
 
-def subtract(cls: type, old: Value, v: Value, e: Entity, name: str) -> Value:
+def subtract(cls: type[Value], old: Value, v: Value, eid: EntityId, name: str) -> Value:
     if cls is Int:
         s = old.v - v.v
         if not I64_MIN <= s <= I64_MAX:
-            raise Fail(f"Int overflow: {e.eid}.{name} {old.v} - {v.v} leaves the signed 64-bit range")
+            raise Fail(f"Int overflow: {eid}.{name} {old.v} - {v.v} leaves the signed 64-bit range")
         return make_unchecked(Int, s)
     if cls is Float:
         s = old.v - v.v
         if not math.isfinite(s):
-            raise Fail(f"Float overflow: {e.eid}.{name} {old.v} - {v.v} is not finite")
+            raise Fail(f"Float overflow: {eid}.{name} {old.v} - {v.v} is not finite")
         return make_unchecked(Float, s)
     if cls is EntityList:
         gone = set(v.v)
         return make_unchecked(EntityList, tuple(x for x in old.v if x not in gone))
     raise Fail(
-        f"cannot Subtract from {e.eid}.{name}: Subtract works on Int, Float and EntityList, not {cls.tag}"
+        f"cannot Subtract from {eid}.{name}: Subtract works on Int, Float and EntityList, not {cls.tag}"
     )

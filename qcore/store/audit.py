@@ -1,17 +1,21 @@
 """A full audit of a Store's invariants, for tests and simulators.
 
-Checks: every entity has exactly its complete schema's fields, each of its
-default's variant (a Choice in range, a Timestamp write time); Parent and
-Children agree both ways with no duplicates; the type index and the id
-counter match the entities.
+Checks: every table has exactly its type's complete schema's columns, each
+of its default's variant, as many cells as rows, ids ascending; the entity
+map points at each live row and nothing else; Choices are in range and
+write times well-formed (a time equal to the row's creation time is SAME);
+Parent and Children agree both ways (each child listed once, under its own
+link key, below the tree's clock); the id counter is above every id.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .schema import CHILDREN, PARENT
-from .types import Choice, Timestamp
+from .columns import BIG, SAME, ChildrenColumn
+from .table import Table
+from .tree import LIVE
+from .types import Choice, EntityId
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import Store
@@ -20,51 +24,87 @@ if TYPE_CHECKING:  # pragma: no cover
 def check_invariants(store: Store) -> list[str]:
     """The problems found, [] if the state is sound."""
     bad: list[str] = []
-    ents = store._ents
-    for n, e in ents.items():
-        if e.eid.id != n:
-            bad.append(f"entity under key {n} has id {e.eid}")
-        cs = store._complete.get(e.eid.typ)
+    ents, tree, cat = store.entities, store.tree, store.catalog
+    live = 0
+    for typ, t in ents.tables.items():
+        cs = cat.fields(typ)
         if cs is None:
-            bad.append(f"{e.eid}: type has no schema")
+            bad.append(f"table {typ}: type has no schema")
             continue
-        if set(e.fields) != set(cs):
-            bad.append(f"{e.eid}: fields {sorted(e.fields)} != schema {sorted(cs)}")
-        for name, cell in e.fields.items():
+        if list(t.cols) != list(cs):
+            bad.append(f"table {typ}: columns {list(t.cols)} != schema {list(cs)}")
+        n = len(t.ids)
+        if any(t.ids[i] >= t.ids[i + 1] for i in range(n - 1)):
+            bad.append(f"table {typ}: ids not ascending")
+        if len(t.alive) != n or len(t.created) != n or sum(t.alive) != t.live:
+            bad.append(f"table {typ}: row bookkeeping is off")
+        for name, col in t.cols.items():
             fs = cs.get(name)
-            if fs is None:
+            if fs is not None and col.cls is not fs.default_value.__class__:
+                bad.append(f"{typ}.{name}: column is {col.cls.tag}, schema says {fs.default_value.tag}")
+            if col.rows() != n:
+                bad.append(f"{typ}.{name}: {col.rows()} cells for {n} rows")
+        for row in t.live_rows():
+            live += 1
+            num = t.ids[row]
+            eid = EntityId(typ, num)
+            if ents.locate(num) != (t, row):
+                bad.append(f"{eid}: the entity map does not point at its row")
+            if num >= store.next_id:
+                bad.append(f"{eid}: id not below next_id {store.next_id}")
+            for name, col in t.cols.items():
+                fs = cs.get(name)
+                if fs is not None and col.cls is Choice and not 0 <= col.payload(row) < len(fs.choices or ()):
+                    bad.append(f"{eid}.{name}: choice {col.payload(row)} out of range")
+                code = col.time_code(row)
+                if code == BIG and row not in col.big or code < 0 and code not in (SAME, BIG):
+                    bad.append(f"{eid}.{name}: write time code {code}")
+                if code >= 0 and code == t.created[row]:
+                    bad.append(f"{eid}.{name}: write time equal to creation time not stored as SAME")
+            _check_parent(store, t, row, eid, bad)
+    if live != ents.count:
+        bad.append(f"entity count {ents.count} but {live} live rows")
+    mapped = sum(1 for pg in ents.pages.values() for v in pg if v >= 0)
+    if mapped != live:
+        bad.append(f"the entity map holds {mapped} entries for {live} entities")
+    for pnum, cl in tree.lists.items():
+        found = ents.locate(pnum)
+        if found is None or not isinstance(found[0].children, ChildrenColumn):
+            bad.append(f"entity {pnum} has children but does not exist or has no Children field")
+            continue
+        pt, prow = found
+        keys = cl.keys
+        if any(keys[i] >= keys[i + 1] for i in range(len(keys) - 1)) or (keys and keys[-1] > tree.clock):
+            bad.append(f"{EntityId(pt.typ, pnum)}: link keys not ascending below the clock")
+        count = 0
+        for i in range(len(keys)):
+            if cl.gone is not None and cl.gone[i] != LIVE:
                 continue
-            v = cell[0]
-            if v.__class__ is not fs.default_value.__class__:
-                bad.append(f"{e.eid}.{name}: {v!r} is not {fs.default_value.tag}")
-            elif v.__class__ is Choice and not 0 <= v.v < len(fs.choices or ()):
-                bad.append(f"{e.eid}.{name}: choice {v.v} out of range")
-            if cell[1].__class__ is not Timestamp:
-                bad.append(f"{e.eid}.{name}: write_time {cell[1]!r}")
-        pc = e.fields.get(PARENT)
-        if pc is not None and pc[0].v is not None:
-            p = ents.get(pc[0].v.id)
-            if p is None or p.eid != pc[0].v:
-                bad.append(f"{e.eid}: Parent {pc[0].v} does not exist")
-            elif CHILDREN not in p.fields or e.eid not in p.fields[CHILDREN][0].v:
-                bad.append(f"{e.eid}: Parent {p.eid} does not list it in Children")
-        cc = e.fields.get(CHILDREN)
-        if cc is not None:
-            kids = cc[0].v
-            if len(set(kids)) != len(kids):
-                bad.append(f"{e.eid}: duplicate Children")
-            for k in kids:
-                ke = ents.get(k.id)
-                if ke is None or ke.eid != k:
-                    bad.append(f"{e.eid}: child {k} does not exist")
-                elif PARENT not in ke.fields or ke.fields[PARENT][0].v != e.eid:
-                    bad.append(f"{e.eid}: child {k} has another Parent")
-        if n >= store._next_id:
-            bad.append(f"{e.eid}: id not below next_id {store._next_id}")
-    index = sorted((n, t) for t, lst in store._by_type.items() for n in lst)
-    if index != sorted((n, e.eid.typ) for n, e in ents.items()):
-        bad.append("type index does not match the entities")
-    for t, lst in store._by_type.items():
-        if lst != sorted(lst):
-            bad.append(f"type index of {t} is not sorted")
+            count += 1
+            kid = ents.locate(cl.nums[i])
+            if kid is None or kid[0].code != cl.typs[i]:
+                bad.append(f"{EntityId(pt.typ, pnum)}: child {cl.nums[i]} does not exist")
+            elif kid[0].parent_of(kid[1]) != (pt.code, pnum) or kid[0].link_of(kid[1]) != keys[i]:
+                bad.append(f"{EntityId(pt.typ, pnum)}: child {cl.nums[i]} has another Parent or link")
+        if count != cl.live:
+            bad.append(f"{EntityId(pt.typ, pnum)}: {cl.live} children counted, {count} listed")
     return bad
+
+
+def _check_parent(store: Store, t: Table, row: int, eid: EntityId, bad: list[str]) -> None:
+    code, pnum = t.parent_of(row)
+    if code == 0:
+        return
+    ents, tree = store.entities, store.tree
+    found = ents.locate(pnum)
+    if found is None or found[0].code != code:
+        bad.append(f"{eid}: Parent {pnum} does not exist")
+        return
+    cl = tree.lists.get(pnum)
+    key = t.link_of(row)
+    try:
+        slot = cl.slot(key) if cl is not None else -1
+    except KeyError:
+        slot = -1
+    if slot < 0 or cl is None or cl.nums[slot] != eid.id or (cl.gone is not None and cl.gone[slot] != LIVE):
+        bad.append(f"{eid}: Parent {found[0].typ}${pnum} does not list it in Children")

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping, Union
+from typing import Any, Mapping, Union
 
 from .schema import EntitySchema
+from .tree import ChildrenView
 from .types import EntityId, Timestamp, Value
 
 
@@ -134,6 +135,16 @@ class GetEntityTypes:
 
 
 @dataclass(slots=True)
+class GetChildren:
+    """A page of ``entity_id``'s children, in ``Children`` order. The cursor
+    is the position of the last child returned (its link key), so paging
+    stays right while children come and go, as with FindEntities."""
+
+    entity_id: EntityId
+    page_opts: PageOpts | None = None
+
+
+@dataclass(slots=True)
 class EntityExists:
     entity_id: EntityId
 
@@ -173,6 +184,7 @@ CommandRequest = Union[
     GetCompleteSchema,
     FindEntities,
     GetEntityTypes,
+    GetChildren,
     EntityExists,
     FieldExists,
     LoadConfig,
@@ -232,6 +244,12 @@ class GetEntityTypesResponse:
 
 
 @dataclass(slots=True)
+class GetChildrenResponse:
+    response: PageResult | None
+    error: str | None = None
+
+
+@dataclass(slots=True)
 class EntityExistsResponse:
     response: bool
 
@@ -259,6 +277,7 @@ CommandResponse = Union[
     GetCompleteSchemaResponse,
     FindEntitiesResponse,
     GetEntityTypesResponse,
+    GetChildrenResponse,
     EntityExistsResponse,
     FieldExistsResponse,
     LoadConfigResponse,
@@ -269,18 +288,66 @@ CommandResponse = Union[
 # Change records and notifications
 
 
-@dataclass(slots=True)
 class Change:
     """One field write the store made while applying a command: what
     notifications are built from. ``field_type`` is the plain field name on
-    ``entity_id`` (the end of an indirection path, never the path itself)."""
+    ``entity_id`` (the end of an indirection path, never the path itself).
 
-    entity_id: EntityId
-    field_type: str
-    old_value: Value
-    new_value: Value
-    write_time: Timestamp
-    writer_id: EntityId | None
+    A parent's ``Children`` values are held as views of the store's child
+    list at that moment and built when read, so that a create under a
+    parent of n children does not copy n ids twice (see tree.py)."""
+
+    __slots__ = ("entity_id", "field_type", "_old", "_new", "write_time", "writer_id")
+
+    def __init__(self, entity_id: EntityId, field_type: str, old_value: Value | ChildrenView,
+                 new_value: Value | ChildrenView, write_time: Timestamp, writer_id: EntityId | None) -> None:
+        self.entity_id = entity_id
+        self.field_type = field_type
+        self._old = old_value
+        self._new = new_value
+        self.write_time = write_time
+        self.writer_id = writer_id
+
+    @property
+    def old_value(self) -> Value:
+        v = self._old
+        return v.value() if v.__class__ is ChildrenView else v  # type: ignore[union-attr,return-value]
+
+    @property
+    def new_value(self) -> Value:
+        v = self._new
+        return v.value() if v.__class__ is ChildrenView else v  # type: ignore[union-attr,return-value]
+
+    def approx_bytes(self) -> int:
+        """Rough memory this record keeps alive (for bounding retained history)."""
+        return 200 + _value_bytes(self._old) + _value_bytes(self._new)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.entity_id, self.field_type, self.old_value, self.new_value, self.write_time, self.writer_id)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Change:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Change(entity_id={self.entity_id!r}, field_type={self.field_type!r}, "
+                f"old_value={self.old_value!r}, new_value={self.new_value!r}, "
+                f"write_time={self.write_time!r}, writer_id={self.writer_id!r})")
+
+
+def _value_bytes(v: Value | ChildrenView) -> int:
+    if v.__class__ is ChildrenView:
+        return 48  # shares the parent's child list
+    p = v.v  # type: ignore[union-attr]
+    c = p.__class__
+    if c is str or c is bytes:
+        return 48 + len(p)
+    if c is tuple:  # EntityList
+        return 56 + 72 * len(p)
+    return 32
 
 
 class NotifyConfig:

@@ -1,8 +1,10 @@
-"""The read-only commands: schemas, FindEntities / GetEntityTypes paging, existence.
+"""The read-only commands: schemas, FindEntities / GetEntityTypes /
+GetChildren paging, existence.
 
-Cursors are positions, not offsets: the last entity id (as decimal text) or
-the last type name returned. Because ids only grow and type names sort, a
-cursor stays valid while entities or types come and go: nothing is returned
+Cursors are positions, not offsets: the last entity id (as decimal text),
+the last type name, or the last child's link key (tree.py) returned.
+Because ids and link keys only grow and type names sort, a cursor stays
+valid while entities, types or children come and go: nothing is returned
 twice and nothing that exists throughout the paging is skipped.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from .commands import (
     EntityExists,
@@ -22,6 +24,8 @@ from .commands import (
     FindEntitiesResponse,
     GetCompleteSchema,
     GetCompleteSchemaResponse,
+    GetChildren,
+    GetChildrenResponse,
     GetEntityTypes,
     GetEntityTypesResponse,
     GetSchema,
@@ -31,6 +35,8 @@ from .commands import (
 )
 from .errors import Fail
 from .schema import EntitySchema
+from .table import Table
+from .types import EntityId
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import Store
@@ -54,19 +60,22 @@ def _check_limit(po: PageOpts | None) -> int | None:
 
 
 def get_schema(store: Store, cmd: GetSchema) -> GetSchemaResponse:
-    s = store._schemas.get(cmd.entity_type)
+    s = store.catalog.own(cmd.entity_type)
     if s is None:
         return GetSchemaResponse(None, f"unknown entity type {cmd.entity_type!r}")
     return GetSchemaResponse(s)
 
+
 def get_complete_schema(store: Store, cmd: GetCompleteSchema) -> GetCompleteSchemaResponse:
-    s = store._schemas.get(cmd.entity_type)
+    cat = store.catalog
+    s = cat.own(cmd.entity_type)
     if s is None:
         return GetCompleteSchemaResponse(None, f"unknown entity type {cmd.entity_type!r}")
-    return GetCompleteSchemaResponse(EntitySchema(s.entity_type, s.inherit, dict(store._complete[s.entity_type])))
+    return GetCompleteSchemaResponse(EntitySchema(s.entity_type, s.inherit, dict(cat.complete[s.entity_type])))
+
 
 def find(store: Store, cmd: FindEntities) -> FindEntitiesResponse:
-    types = store._desc.get(cmd.entity_type)
+    types = store.catalog.descendants(cmd.entity_type)
     if types is None:
         return FindEntitiesResponse(None, f"unknown entity type {cmd.entity_type!r}")
     try:
@@ -74,20 +83,27 @@ def find(store: Store, cmd: FindEntities) -> FindEntitiesResponse:
         after = _cursor_after(cmd.page_opts.cursor if cmd.page_opts is not None else None)
     except Fail as f:
         return FindEntitiesResponse(None, f.msg)
-    lists = [lst for lst in (store._by_type[t] for t in types) if lst]
-    total = sum(len(lst) for lst in lists)
-    starts = [bisect_right(lst, after) for lst in lists]
-    remaining = sum(len(lst) - s for lst, s in zip(lists, starts))
-    if len(lists) == 1:
-        lst, s = lists[0], starts[0]
-        ids = lst[s:] if limit is None else lst[s : s + limit]
+    tables = store.entities.tables
+    found = [tb for tb in (tables.get(t) for t in types) if tb is not None and tb.live]
+    total = sum(tb.live for tb in found)
+    remaining = sum(tb.count_after(after) for tb in found)
+    if len(found) == 1:
+        tb = found[0]
+        nums = tb.live_ids_after(after)
+        typ = tb.typ
+        items = [EntityId(typ, n) for n in (nums if limit is None else islice(nums, limit))]
     else:
-        merged = heapq.merge(*(islice(lst, s, None) for lst, s in zip(lists, starts)))
-        ids = list(merged if limit is None else islice(merged, limit))
-    ents = store._ents
-    items = [ents[n].eid for n in ids]
-    nxt = str(ids[-1]) if ids and remaining > len(ids) else None
+        merged = heapq.merge(*(_tagged(tb, after) for tb in found))
+        items = [EntityId(typ, n) for n, typ in (merged if limit is None else islice(merged, limit))]
+    nxt = str(items[-1].id) if items and remaining > len(items) else None
     return FindEntitiesResponse(PageResult(items, total, nxt))
+
+
+def _tagged(tb: Table, after: int) -> Iterator[tuple[int, str]]:
+    typ = tb.typ
+    for n in tb.live_ids_after(after):
+        yield n, typ
+
 
 def get_types(store: Store, cmd: GetEntityTypes) -> GetEntityTypesResponse:
     try:
@@ -97,16 +113,34 @@ def get_types(store: Store, cmd: GetEntityTypes) -> GetEntityTypesResponse:
     cursor = cmd.page_opts.cursor if cmd.page_opts is not None else None
     if cursor is not None and type(cursor) is not str:
         return GetEntityTypesResponse(None, f"invalid cursor {cursor!r}")
-    types = store._types
+    types = store.catalog.types
     s = 0 if cursor is None else bisect_right(types, cursor)
     items = types[s:] if limit is None else types[s : s + limit]
     nxt = items[-1] if items and s + len(items) < len(types) else None
     return GetEntityTypesResponse(PageResult(list(items), len(types), nxt))
 
+
+def get_children(store: Store, cmd: GetChildren) -> GetChildrenResponse:
+    eid = cmd.entity_id
+    found = store.entities.find(eid) if eid.__class__ is EntityId else None
+    if found is None:
+        return GetChildrenResponse(None, f"entity {eid} does not exist")
+    if found[0].children is None:
+        return GetChildrenResponse(None, f"{eid} has no Children field")
+    try:
+        limit = _check_limit(cmd.page_opts)
+        after = _cursor_after(cmd.page_opts.cursor if cmd.page_opts is not None else None)
+    except Fail as f:
+        return GetChildrenResponse(None, f.msg)
+    tree = store.tree
+    items, nxt = tree.page(eid.id, after, limit)
+    return GetChildrenResponse(PageResult(items, tree.count(eid.id), None if nxt is None else str(nxt)))
+
+
 def entity_exists(store: Store, cmd: EntityExists) -> EntityExistsResponse:
-    e = store._ents.get(cmd.entity_id.id)
-    return EntityExistsResponse(e is not None and e.eid.typ == cmd.entity_id.typ)
+    return EntityExistsResponse(store.entities.find(cmd.entity_id) is not None)
+
 
 def field_exists(store: Store, cmd: FieldExists) -> FieldExistsResponse:
-    cs = store._complete.get(cmd.entity_type)
+    cs = store.catalog.fields(cmd.entity_type)
     return FieldExistsResponse(cs is not None and cmd.field_type in cs)

@@ -146,6 +146,12 @@ def resolve_complete(schemas: Mapping[str, EntitySchema]) -> dict[str, Mapping[s
                     f"{variant.tag}, not {fs.default_value.tag}",
                     t,
                 )
+            if fs is not None and name != NAME and fs.default_value.v:
+                raise SchemaError(
+                    f"field {name!r} of {t!r} is maintained by the store: its default must be "
+                    f"{'an empty EntityList' if name == CHILDREN else 'a null EntityReference'}",
+                    t,
+                )
         ordered = dict(sorted(merged.items(), key=lambda kv: (kv[1].rank, kv[0])))
         out[t] = MappingProxyType(ordered)
     return out

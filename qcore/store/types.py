@@ -335,6 +335,15 @@ VALUE_CLASSES: dict[str, type[Value]] = {
 """Wire tag -> variant class."""
 
 
+def timestamp_unchecked(secs: int, nanos: int) -> Timestamp:
+    """Build a Timestamp without the constructor's checks (the store uses
+    this for times it stored itself)."""
+    t = object.__new__(Timestamp)
+    _setattr(t, "secs", secs)
+    _setattr(t, "nanos", nanos)
+    return t
+
+
 def make_unchecked(cls: type[Value], payload: Any) -> Value:
     """Build a value without the constructor's checks (codec and snapshot use
     this after validating the payload themselves)."""

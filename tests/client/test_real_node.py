@@ -89,3 +89,16 @@ async def test_example_library_and_cli_against_a_real_node(
     assert await cli.run(cli.build_parser().parse_args([*base, "write", amy, "LoginCount", "42"])) == 0
     assert await cli.run(cli.build_parser().parse_args([*base, "read", amy, "LoginCount"])) == 0
     assert capsys.readouterr().out.splitlines()[-2] == "Int 42"
+
+    # 7. children, paged: the library walks every page, the CLI says how many there are in all
+    async with Client(node_addr, request_timeout=20) as c:
+        kids = list((await c.read(folder, "Children"))[0].v)
+        assert len(kids) >= 2 and EntityId.parse(amy) in kids
+        assert await c.children(folder, page_size=1) == kids
+        assert await c.children(folder, limit=1) == kids[:1]
+    assert await cli.run(cli.build_parser().parse_args([*base, "children", str(folder), "--limit", "1"])) == 0
+    shown = capsys.readouterr()
+    assert shown.out.splitlines() == [str(kids[0])]
+    assert f"and {len(kids) - 1} more ({len(kids)} in all)" in shown.err
+    assert await cli.run(cli.build_parser().parse_args([*base, "children", str(folder), "--page-size", "1"])) == 0
+    assert capsys.readouterr().out.splitlines() == [str(k) for k in kids]

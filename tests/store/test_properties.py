@@ -154,15 +154,23 @@ queries = st.one_of(
 steps = st.lists(st.tuples(mutations, timestamps, queries), min_size=1, max_size=25)
 
 
+def live_entities(store: Store) -> list[EntityId]:
+    """Every entity, by id (through the public API)."""
+    out = set()
+    for typ in store.query(GetEntityTypes(None)).response.items:
+        out.update(store.query(FindEntities(typ, None)).response.items)
+    return sorted(out, key=lambda e: e.id)
+
+
 def resolve(obj, store: Store):
     """Replace placeholder ids ("?", k) by the k-th live entity (or a missing id)."""
     if isinstance(obj, EntityId):
         if obj.typ != "?":
             return obj
-        live = sorted(store._ents)
+        live = live_entities(store)
         if not live or obj.id >= 36:
             return EntityId("User", 10_000 + obj.id)
-        return store._ents[live[obj.id % len(live)]].eid
+        return live[obj.id % len(live)]
     if isinstance(obj, (list, tuple)):
         return type(obj)(resolve(x, store) for x in obj)
     if isinstance(obj, EntityReference):

@@ -6,6 +6,8 @@ import pytest
 
 from qcore.store import (
     Choice,
+    EntityId,
+    EntityList,
     EntityReference,
     EntitySchema,
     FieldExists,
@@ -74,6 +76,10 @@ def test_unknown_parent_and_cycles_are_errors_and_change_nothing(s):
         (EntitySchema("A", "Object", {"Name": FieldSchema("Name", Int(0))}), "must be String"),
         (EntitySchema("A", None, {"Parent": FieldSchema("Parent", String(""))}), "must be EntityReference"),
         (EntitySchema("A", None, {"Children": FieldSchema("Children", EntityReference())}), "must be EntityList"),
+        (EntitySchema("A", None, {"Children": FieldSchema("Children", EntityList((EntityId("A", 1),)))}),
+         "its default must be an empty EntityList"),
+        (EntitySchema("A", None, {"Parent": FieldSchema("Parent", EntityReference(EntityId("A", 1)))}),
+         "its default must be a null EntityReference"),
     ],
 )
 def test_invalid_schemas(s, schema, fragment):
