@@ -44,7 +44,7 @@ def _walk(ents: Entities, tree: Tree, t: Table, row: int, path: str) -> Located:
             raise Fail(f"path {path!r} broke at {PATH_SEP.join(segs[: i + 1])!r}: {here} has no field {seg!r}")
         target: EntityId | None
         if col.__class__ is ReferenceColumn:
-            code, num = col.ref(row)  # type: ignore[attr-defined]
+            code, num = col.ref(row)
             i += 1
             where = PATH_SEP.join(segs[:i])
             if code == 0:

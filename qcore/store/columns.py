@@ -268,7 +268,7 @@ class _ArrayColumn(Column):
     def value(self, row: int) -> Value:
         v = _new(self.cls)
         _set(v, "v", self.vals[row])
-        return v  # type: ignore[no-any-return]
+        return v
 
     def put(self, row: int, v: Value) -> None:
         self.vals[row] = v.v
@@ -343,7 +343,7 @@ class _ObjectColumn(Column):
     def value(self, row: int) -> Value:
         v = _new(self.cls)
         _set(v, "v", self.vals[row])
-        return v  # type: ignore[no-any-return]
+        return v
 
     def put(self, row: int, v: Value) -> None:
         self.vals[row] = v.v

@@ -78,7 +78,7 @@ class PageResult:
     """One page: ``items`` (EntityIds or type names), ``total`` matching items
     overall, and ``next_cursor`` (None on the last page)."""
 
-    items: list
+    items: list[Any]
     total: int
     next_cursor: str | None = None
 
@@ -311,12 +311,12 @@ class Change:
     @property
     def old_value(self) -> Value:
         v = self._old
-        return v.value() if v.__class__ is ChildrenView else v  # type: ignore[union-attr,return-value]
+        return v.value() if isinstance(v, ChildrenView) else v
 
     @property
     def new_value(self) -> Value:
         v = self._new
-        return v.value() if v.__class__ is ChildrenView else v  # type: ignore[union-attr,return-value]
+        return v.value() if isinstance(v, ChildrenView) else v
 
     def approx_bytes(self) -> int:
         """Rough memory this record keeps alive (for bounding retained history)."""
@@ -328,7 +328,7 @@ class Change:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not Change:
             return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
+        return self._key() == other._key()
 
     __hash__ = None  # type: ignore[assignment]
 

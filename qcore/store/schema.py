@@ -56,9 +56,9 @@ class EntitySchema:
         if other.__class__ is not EntitySchema:
             return NotImplemented
         return (
-            self.entity_type == other.entity_type  # type: ignore[attr-defined]
-            and self.inherit == other.inherit  # type: ignore[attr-defined]
-            and dict(self.fields) == dict(other.fields)  # type: ignore[attr-defined]
+            self.entity_type == other.entity_type
+            and self.inherit == other.inherit
+            and dict(self.fields) == dict(other.fields)
         )
 
     def __hash__(self) -> int:

@@ -48,8 +48,8 @@ def install_schemas(store: Store, new: list[EntitySchema], now: Timestamp, where
     try:
         cat = old.with_schemas(given)
     except SchemaError as e:
-        i = index.get(e.entity_type)
-        raise Fail(f"{where(i)}: {e}" if i is not None else str(e)) from None
+        at = index.get(e.entity_type)
+        raise Fail(f"{where(at)}: {e}" if at is not None else str(e)) from None
     affected = [t for t in cat.types if old.complete.get(t) != cat.complete[t]]
     ents, tree = store.entities, store.tree
     for t in affected:

@@ -85,7 +85,7 @@ def _delta(seq: Sequence[int]) -> list[int]:
     if not seq:
         return []
     out = [seq[0]]
-    out.extend(map(sub, seq[1:], seq[:-1]))  # type: ignore[call-overload]
+    out.extend(map(sub, seq[1:], seq[:-1]))
     return out
 
 
@@ -161,8 +161,8 @@ def _bigs(big: dict[int, Timestamp], where: dict[int, int] | None) -> list[list[
 
 def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
     if col.__class__ is ReferenceColumn:
-        typs = _pick(col.typs, rows)  # type: ignore[attr-defined]
-        nums = _pick(col.nums, rows)  # type: ignore[attr-defined]
+        typs = _pick(col.typs, rows)
+        nums = _pick(col.nums, rows)
         dc, dn = col.payload_of(col.default)
         if dc == 0:
             off = len(typs) - typs.count(0)
@@ -263,8 +263,8 @@ def _load(doc: dict[str, Any]) -> Store:
         raise StoreError("corrupt snapshot: a type name is listed twice")
     ents = Entities(names)
     tree = Tree(names)
-    for t in catalog.types:
-        ents.table(t).set_fields(catalog.complete[t], None)
+    for typ_name in catalog.types:
+        ents.table(typ_name).set_fields(catalog.complete[typ_name], None)
     top = 0
     last_typ = None
     for typ, ids_d, created_d, big_created, link_d, cols in doc["tables"]:
@@ -339,11 +339,11 @@ def _load_values(col: Column, vals: Any, n: int, names: Names) -> None:
         if typs and (min(typs) < 0 or max(typs) >= len(names.names)):
             raise StoreError(f"corrupt snapshot: {col.name} holds an unknown type code")
         if rows is None:
-            col.typs, col.nums = array("i", typs), array("Q", nums)  # type: ignore[attr-defined]
+            col.typs, col.nums = array("i", typs), array("Q", nums)
         else:
             for r, c, num in zip(rows, typs, nums):
                 col.set_payload(r, (c, num))
-        if len(col.typs) != n or len(col.nums) != n:  # type: ignore[attr-defined]
+        if len(col.typs) != n or len(col.nums) != n:
             raise StoreError(f"corrupt snapshot: {col.name} has the wrong number of rows")
         return
     dec = _DECODERS.get(col.cls)

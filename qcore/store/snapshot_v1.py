@@ -138,8 +138,8 @@ def load_v1(doc: dict[str, Any]) -> Store:
     names = Names()
     ents = Entities(names)
     tree = Tree(names)
-    for t in catalog.types:
-        ents.table(t).set_fields(catalog.complete[t], None)
+    for typ_name in catalog.types:
+        ents.table(typ_name).set_fields(catalog.complete[typ_name], None)
     kids: list[tuple[int, list[str]]] = []
     last = 0
     for n, typ, secs, nanos, plain, timed in doc["entities"]:

@@ -28,8 +28,6 @@ _ROW_BITS = 40
 _ROW_MASK = (1 << _ROW_BITS) - 1
 _COMPACT_MIN = 64  # dead rows a table carries before compaction is worth it
 
-Cell = tuple  # (Value, Timestamp, EntityId | None)
-
 
 class Table:
     """The entities of one type: per row its entity number, creation time,

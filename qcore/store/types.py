@@ -65,8 +65,8 @@ class EntityId:
     def __eq__(self, other: object) -> bool:
         return (
             other.__class__ is EntityId
-            and self.id == other.id  # type: ignore[attr-defined]
-            and self.typ == other.typ  # type: ignore[attr-defined]
+            and self.id == other.id
+            and self.typ == other.typ
         )
 
     def __ne__(self, other: object) -> bool:
@@ -93,7 +93,7 @@ class EntityId:
     def __repr__(self) -> str:
         return f"EntityId({self.typ!r}, {self.id})"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (EntityId, (self.typ, self.id))
 
     @staticmethod
@@ -143,8 +143,8 @@ class Timestamp:
     def __eq__(self, other: object) -> bool:
         return (
             other.__class__ is Timestamp
-            and self.secs == other.secs  # type: ignore[attr-defined]
-            and self.nanos == other.nanos  # type: ignore[attr-defined]
+            and self.secs == other.secs
+            and self.nanos == other.nanos
         )
 
     def __ne__(self, other: object) -> bool:
@@ -168,7 +168,7 @@ class Timestamp:
     def __repr__(self) -> str:
         return f"Timestamp({self.secs}, {self.nanos})"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (Timestamp, (self.secs, self.nanos))
 
 
@@ -189,7 +189,7 @@ class Value:
         raise AttributeError(f"{self.tag} values are immutable")
 
     def __eq__(self, other: object) -> bool:
-        return other.__class__ is self.__class__ and other.v == self.v  # type: ignore[attr-defined]
+        return other.__class__ is self.__class__ and other.v == self.v
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
@@ -197,7 +197,7 @@ class Value:
     def __hash__(self) -> int:
         return hash((self.tag, self.v))
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         return (self.tag, self.v)
 
     def __lt__(self, other: Value) -> bool:
@@ -215,7 +215,7 @@ class Value:
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.v!r})"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (self.v,))
 
 
@@ -261,7 +261,7 @@ class EntityList(Value):
                 raise ValueError(f"EntityList needs EntityIds, got {e!r}")
         _setattr(self, "v", v)
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         return (self.tag, tuple((e.typ, e.id) for e in self.v))
 
 
@@ -274,7 +274,7 @@ class EntityReference(Value):
             raise ValueError(f"EntityReference needs an EntityId or None, got {v!r}")
         _setattr(self, "v", v)
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         v = self.v
         return (self.tag, () if v is None else (v.typ, v.id))
 
@@ -324,7 +324,7 @@ class TimestampValue(Value):
             raise ValueError(f"Timestamp value needs a Timestamp, got {v!r}")
         _setattr(self, "v", v)
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         return (self.tag, (self.v.secs, self.v.nanos))
 
 

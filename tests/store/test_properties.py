@@ -26,6 +26,7 @@ from qcore.store import (
     FieldSchema,
     FindEntities,
     Float,
+    GetChildren,
     GetCompleteSchema,
     GetEntityTypes,
     GetSchema,
@@ -148,6 +149,7 @@ queries = st.one_of(
     st.builds(GetCompleteSchema, st.sampled_from(TYPES)),
     st.builds(FindEntities, st.sampled_from(TYPES), page_opts),
     st.builds(GetEntityTypes, page_opts),
+    st.builds(GetChildren, eids, page_opts),
     st.builds(EntityExists, eids),
     st.builds(FieldExists, st.sampled_from(TYPES), st.sampled_from(FIELDS)),
 )

@@ -20,7 +20,9 @@ from qcore.store import (
     DeleteEntity,
     EntityList,
     EntityReference,
+    GetChildren,
     Int,
+    PageOpts,
     PushCondition,
     Read,
     String,
@@ -43,6 +45,7 @@ class StoreVsModel(RuleBasedStateMachine):
         self.values: dict = {}  # (eid, field) -> Value
         self.times: dict = {}  # (eid, field) -> Timestamp
         self.parent: dict = {}  # eid -> parent eid | None
+        self.children: dict = {}  # eid -> its children, in Children order (appended on create / move)
         self.order: list = []  # live eids in creation order
         self.next_id = 1
 
@@ -51,7 +54,7 @@ class StoreVsModel(RuleBasedStateMachine):
         return Timestamp(self.clock, 0)
 
     def kids(self, p):
-        return tuple(e for e in self.order if self.parent[e] == p)
+        return tuple(self.children[p])
 
     @rule(typ=st.sampled_from(["User", "Folder"]), pick=st.integers(0, 50), top=st.booleans(), name=st.text(max_size=3))
     def create(self, typ, pick, top, name):
@@ -64,6 +67,9 @@ class StoreVsModel(RuleBasedStateMachine):
         self.next_id += 1
         self.order.append(eid)
         self.parent[eid] = parent
+        self.children[eid] = []
+        if parent is not None:
+            self.children[parent].append(eid)
         self.values[(eid, "Name")] = String(name)
         for f in ("Name", "Parent", "Children"):
             self.times[(eid, f)] = now
@@ -93,9 +99,39 @@ class StoreVsModel(RuleBasedStateMachine):
         assert resp.error is None
         if self.parent[victim] is not None:
             self.times[(self.parent[victim], "Children")] = now
+            self.children[self.parent[victim]].remove(victim)
         self.order = [e for e in self.order if e not in doomed]
         for k in [k for k in self.values if k[0] in doomed]:
             del self.values[k]
+
+    @precondition(lambda self: self.order)
+    @rule(pick=st.integers(0, 50), to=st.integers(0, 50), detach=st.booleans(), changes=st.booleans())
+    def move(self, pick, to, detach, changes):
+        e = self.order[pick % len(self.order)]
+        new = None if detach else self.order[to % len(self.order)]
+        a, cycle = new, False
+        while a is not None:
+            cycle = cycle or a == e
+            a = self.parent[a]
+        now = self.now()
+        pc = PushCondition.Changes if changes else PushCondition.Always
+        resp, _ = self.store.apply(UpdateEntity([Write(e, "Parent", EntityReference(new), pc)]), now)
+        if cycle:
+            assert resp.error is not None and "itself or its descendant" in resp.error
+            return
+        assert resp.error is None, resp.error
+        old = self.parent[e]
+        if changes and old == new:
+            return
+        self.times[(e, "Parent")] = now
+        if old != new:
+            if old is not None:
+                self.children[old].remove(e)
+                self.times[(old, "Children")] = now
+            if new is not None:
+                self.children[new].append(e)
+                self.times[(new, "Children")] = now
+            self.parent[e] = new
 
     @precondition(lambda self: any(e.typ == "User" for e in self.order))
     @rule(
@@ -165,6 +201,15 @@ class StoreVsModel(RuleBasedStateMachine):
             assert got[0].value == EntityList(self.kids(e))
             assert got[0].write_time == self.times[(e, "Children")]
             assert got[1].value == EntityReference(self.parent[e])
+            assert got[1].write_time == self.times[(e, "Parent")]
+            walked, cursor = [], None
+            while True:
+                page = self.store.query(GetChildren(e, PageOpts(2, cursor))).response
+                walked.extend(page.items)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+            assert tuple(walked) == self.kids(e)
         assert self.store.entity_count() == len(self.order)
         assert self.store.check_invariants() == []
 
