@@ -7,7 +7,9 @@ All figures are CPU time of this one process (``time.process_time``), so a
 busy machine does not distort them much. Prints operations per second for simple reads and writes through
 ``Store.query`` / ``Store.apply`` (in-process, no I/O), the same with the JSON
 codec around them (decode request -> apply -> encode response, as a node
-does), creates per second, and the size and time of a snapshot of N entities.
+does), creates per second, the size and time of a snapshot of N entities,
+and creates under one parent against the same spread over 100. Bytes per
+entity: ``python -m qcore.bench.memory tree4 100000``.
 """
 
 from __future__ import annotations
@@ -155,14 +157,21 @@ def main() -> None:
     print(f"snapshot of {total:,} entities: {len(data):,} bytes ({len(data) / total:.0f} B/entity), "
           f"dump {t_dump:.3f} s, restore {t_load:.3f} s")
 
-    # one parent with many children: each create copies the parent's Children list
-    s2 = Store()
-    s2.apply(load_config(os.path.join(REPO, "schemas.yaml")), now)
+    # one parent with many children: appends to one child list, against the same spread over 100 folders
     k = 20_000 if not args.quick else 5_000
-    t0 = clock()
-    for i in range(k):
-        s2.apply(CreateEntity("User", EntityId("Folder", 2), f"u{i}"), now)
-    print(f"create {k:,} under ONE parent   {rate(k, clock() - t0)}")
+    for label, parent_of in (("under ONE parent  ", lambda i: EntityId("Folder", 2)),
+                             ("over 100 parents  ", lambda i: parents[i % len(parents)])):
+        s2 = Store()
+        s2.apply(load_config(os.path.join(REPO, "schemas.yaml")), now)
+        parents = [s2.apply(CreateEntity("Folder", EntityId("Root", 1), f"p{i}"), now)[0].response for i in range(100)]
+        tenth = k // 10
+        times = []
+        for part in range(10):
+            t0 = clock()
+            for i in range(part * tenth, (part + 1) * tenth):
+                s2.apply(CreateEntity("User", parent_of(i), f"u{i}"), now)
+            times.append(clock() - t0)
+        print(f"create {k:,} {label} {rate(k, sum(times))}  last/first tenth {times[0] / times[-1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ Subcommands (``run`` is the default):
   PNG charts. The load generator's ceiling (a no-op server) takes part in
   the rotation of the first cluster size, cell by cell.
 - ``ceiling``: only the no-op server measurement.
-- ``scale``: throughput and node memory with 10k, 100k, 1M entities.
+- ``scale``: throughput and node memory with 10k, 100k, 1M entities, bytes
+  per entity (node RSS, in-process tracemalloc), ten written fields, and
+  creating under one parent against spreading over 1,000.
 - ``snapshot``: snapshot size, write time and restore time of the store
   (in-process) at 1M entities.
 - ``metrics-cost``: 3-node write throughput with and without the per-request
@@ -108,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--nodes", type=int, default=3)
     scale.add_argument("--workload", choices=WORKLOADS, default="write")
     scale.add_argument("--concurrency", type=int, default=64)
+    scale.add_argument("--wide-entities", type=int, default=200_000,
+                       help="entities of the ten-field shape on one node (0 skips; default 200000)")
+    scale.add_argument("--flat-entities", type=int, default=100_000,
+                       help="creates under one parent, and as many spread over 1,000 (0 skips; default 100000)")
+    scale.add_argument("--no-in-process", action="store_true", help="skip the in-process memory/snapshot measurement")
+    scale.add_argument("--no-traced", action="store_true", help="skip tracemalloc (it slows the in-process build)")
+    scale.add_argument("--quick", action="store_true", help="small sizes for a smoke run (1k, 5k; 5k wide and flat)")
 
     for name, what in (("metrics-cost", "write throughput with and without per-request metrics"),
                        ("users-cost", "write throughput with users on (permissions checked) and off")):
@@ -171,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             rc = run_export_import(args.entities, workdir, args.out)
         elif args.command == "scale":
             from qcore.bench.scale import run_scale
+
+            if args.quick:
+                args.sizes, args.wide_entities, args.flat_entities = [1_000, 5_000], 5_000, 5_000
+                args.duration, args.warmup = min(args.duration, 2.0), min(args.warmup, 0.5)
 
             rc = run_async(run_scale(args, workdir))
         else:

@@ -21,7 +21,7 @@ import secrets
 import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from qcore.bench.procs import Child, ChildGroup, wait_listening
 from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD
@@ -156,37 +156,56 @@ class QcoreCluster(ChildGroup):
         return params
 
 
-async def create_entities(endpoint: str, count: int, connections: int = 4, window: int = 256,
-                          tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None) -> list[list[Any]]:
-    """Create ``count`` BenchItem entities with many requests in flight; returns ``[[type, id], ...]``.
+async def create_entities(
+    endpoint: str,
+    count: int,
+    connections: int = 4,
+    window: int = 256,
+    tls: ssl.SSLContext | None = None,
+    login: tuple[str, str] | None = None,
+    *,
+    entity_type: str = BENCH_TYPE,
+    parent_of: Callable[[int], dict[str, Any] | None] | None = None,
+    writes: Callable[[dict[str, Any], int], list[dict[str, Any]]] | None = None,
+) -> list[list[Any]]:
+    """Create ``count`` entities with many requests in flight; returns ``[[type, id], ...]``.
 
-    A create that fails (e.g. "leadership changed ... not applied" during an
-    election) is retried a few times: a fill should survive an election, and
-    the number of retries is logged so an unstable cluster is still noticed.
+    Entity ``k`` (0-based) goes under ``parent_of(k)`` (default: none) and,
+    if ``writes`` is given, gets ``writes(eid, k)`` written right after it is
+    created (one UpdateEntity). A request that fails (e.g. "leadership
+    changed ... not applied" during an election) is retried a few times: a
+    fill should survive an election, and the number of retries is logged so
+    an unstable cluster is still noticed.
     """
     out: list[list[Any]] = []
     retries = 0
     per_conn = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
+    starts = [sum(per_conn[:i]) for i in range(connections)]
 
     async def worker(n: int, tag: int) -> None:
         conn = await AdminConn.open(endpoint, tls, login)
         sem = asyncio.Semaphore(window)
 
-        async def one(k: int) -> None:
+        async def retried(command: str, **fields: Any) -> dict[str, Any]:
             nonlocal retries
+            for attempt in range(10):
+                try:
+                    return await conn.perform(command, timeout=120, **fields)
+                except WireError:
+                    if attempt == 9:
+                        raise
+                    retries += 1
+                    await asyncio.sleep(0.1 * (attempt + 1))  # back off while an election settles
+            raise AssertionError("unreachable")
+
+        async def one(k: int) -> None:
+            g = starts[tag] + k
             async with sem:
-                for attempt in range(10):
-                    try:
-                        resp = await conn.perform(
-                            "CreateEntity", timeout=120, entity_type=BENCH_TYPE, parent_id=None, name=f"e{tag}-{k}"
-                        )
-                        break
-                    except WireError:
-                        if attempt == 9:
-                            raise
-                        retries += 1
-                        await asyncio.sleep(0.1 * (attempt + 1))  # back off while an election settles
+                parent = parent_of(g) if parent_of is not None else None
+                resp = await retried("CreateEntity", entity_type=entity_type, parent_id=parent, name=f"e{tag}-{k}")
                 eid = resp["response"]
+                if writes is not None:
+                    await retried("UpdateEntity", request=writes(eid, g))
                 out.append([eid["typ"], eid["id"]])
 
         try:

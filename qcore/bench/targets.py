@@ -58,7 +58,8 @@ class Target:
         raise NotImplementedError
 
 
-def _write(eid: dict[str, Any], field: str, value: dict[str, Any], adjust: str = "Set") -> dict[str, Any]:
+def write_op(eid: dict[str, Any], field: str, value: dict[str, Any], adjust: str = "Set") -> dict[str, Any]:
+    """One ``Write`` request of an UpdateEntity batch."""
     return {
         "Write": {
             "entity_id": eid,
@@ -104,13 +105,13 @@ class QcoreTarget(Target):
         if workload == "mixed":
             workload = "read" if rng.random() < 0.9 else "write"
         if workload == "write":
-            reqs = [_write(rng.choice(ents), STRING_FIELD, {"String": payload(client, seq)})]
+            reqs = [write_op(rng.choice(ents), STRING_FIELD, {"String": payload(client, seq)})]
         elif workload == "read":
             reqs = [_read(rng.choice(ents), STRING_FIELD)]
         elif workload == "add":
-            reqs = [_write(rng.choice(ents), INT_FIELD, {"Int": 1}, "Add")]
+            reqs = [write_op(rng.choice(ents), INT_FIELD, {"Int": 1}, "Add")]
         elif workload == "batch":
-            reqs = [_write(e, STRING_FIELD, {"String": payload(client, seq)}) for e in rng.sample(ents, min(10, len(ents)))]
+            reqs = [write_op(e, STRING_FIELD, {"String": payload(client, seq)}) for e in rng.sample(ents, min(10, len(ents)))]
         elif workload == "create":
             cmd = {"CreateEntity": {"entity_type": BENCH_TYPE, "parent_id": None, "name": f"c{client}-{seq}"}}
             return orjson.dumps({"Perform": {"id": f"{client}-{seq}", "request": cmd}})

@@ -78,6 +78,10 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--snapshot-threshold", type=int, default=20_000, help="applied entries between snapshots")
     p.add_argument("--snapshot-keep", type=int, default=2_000,
                    help="log entries kept behind a snapshot for slow followers (beyond them, a snapshot is sent)")
+    p.add_argument("--snapshot-threshold-bytes", type=int, default=64 << 20,
+                   help="also take a snapshot once this many bytes of log were applied since the last (a store of n entities: 64*n bytes, at least 8 MiB, at most this)")
+    p.add_argument("--snapshot-keep-bytes", type=int, default=16 << 20,
+                   help="keep at most this many bytes of log behind a snapshot (with --snapshot-keep; at most a quarter of the byte threshold)")
     p.add_argument("--max-frame-bytes", type=int, default=16 << 20, help="largest accepted client frame")
     p.add_argument("--max-inflight", type=int, default=4096, help="requests in flight per connection")
     p.add_argument("--max-connections", type=int, default=10_000)
@@ -138,7 +142,9 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     return NodeOptions(
         id=a.id, ws_addr=a.ws_addr, config_file=a.config_file, data_dir=a.data_dir, in_memory=a.in_memory,
         init=a.init, tick_ms=a.tick_ms, election_ticks=a.election_ticks, heartbeat_ticks=a.heartbeat_ticks,
-        snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep, max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
+        snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep,
+        snapshot_threshold_bytes=a.snapshot_threshold_bytes, snapshot_keep_bytes=a.snapshot_keep_bytes,
+        max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
         max_connections=a.max_connections, request_timeout=a.request_timeout, peer_overrides=dict(a.peer_override),
         notify_retain=a.notify_retain, notify_max_per_conn=a.notify_max_per_conn,
         notify_queue_limit=a.notify_queue_limit, initial_cluster=a.initial_cluster, join=a.join,

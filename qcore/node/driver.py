@@ -91,6 +91,8 @@ def replica_options(opts: NodeOptions) -> ReplicaOptions:
         max_batch_commands=opts.max_batch_commands,
         snapshot_threshold=opts.snapshot_threshold,
         snapshot_keep=opts.snapshot_keep,
+        snapshot_threshold_bytes=opts.snapshot_threshold_bytes,
+        snapshot_keep_bytes=opts.snapshot_keep_bytes,
         notice_delay=_COMMIT_NOTICE_DELAY,
     )
 

@@ -19,6 +19,8 @@ class NodeOptions:
     heartbeat_ticks: int = 2
     snapshot_threshold: int = 20_000  # applied entries between snapshots
     snapshot_keep: int = 2_000  # entries kept in memory behind a snapshot for slow followers
+    snapshot_threshold_bytes: int = 64 << 20  # ... or applied log bytes between snapshots (fewer for a small store)
+    snapshot_keep_bytes: int = 16 << 20  # ... and at most this many bytes of them
     snapshot_chunk_bytes: int = 1 << 20
     max_frame_bytes: int = 16 << 20  # larger client frames get an Error reply
     max_inflight_per_conn: int = 4096

@@ -1,7 +1,7 @@
 """A node's own snapshots, built while Raft goes on.
 
-When `snapshot_threshold` entries were applied since the last snapshot,
-applying is paused (`RawNode.pause_apply`) so the application stays at the
+When `snapshot_threshold` entries, or `snapshot_threshold_bytes` bytes of
+log, were applied since the last snapshot, applying is paused (`RawNode.pause_apply`) so the application stays at the
 index the snapshot is taken at, and the runtime serialises it off the
 round (`start_build`; the asyncio driver uses a thread of its own, the
 simulator a few ticks of simulated time); meanwhile the node goes on
@@ -14,11 +14,19 @@ log compacted (`saved`). Sans-I/O: no threads, no clock here.
 `request(min_index, waiter)` asks for a snapshot at `min_index` or later (a
 backup, `SnapshotSave`): the latest one if it is new enough, else one built
 now, whatever the threshold says.
+
+The byte bound keeps the log's memory in proportion to what was written
+rather than to how many entries it took (a batched entry holds up to a
+thousand commands), and a smaller state snapshots after fewer bytes (see
+LOG_BYTES_PER_ITEM); after a snapshot, the log behind it keeps
+`snapshot_keep` entries but no more than `snapshot_keep_bytes` (nor a
+quarter of the byte threshold).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Callable, Protocol
 
 from qcore.node.errors import RequestFailed
@@ -31,10 +39,20 @@ log = logging.getLogger(__name__)
 
 Builder = Callable[[], bytes]
 
+# A state of n items (entities) snapshots after at most 64 * n bytes of log
+# (between 8 MiB and snapshot_threshold_bytes): building a snapshot costs
+# ~2 us per entity, so this spends about as much time on snapshots per byte
+# written whatever the state's size, and the log a node holds stays ~64
+# bytes per entity or less.
+LOG_BYTES_PER_ITEM = 64
+MIN_THRESHOLD_BYTES = 8 << 20
+
 
 class SnapshotPolicy(Protocol):
     snapshot_threshold: int  # applied entries between two snapshots
     snapshot_keep: int  # entries kept in memory behind a snapshot, for slow followers
+    snapshot_threshold_bytes: int  # ... or at most this many applied log bytes between them
+    snapshot_keep_bytes: int  # ... and at most this many bytes of them kept
 
 
 class OwnSnapshots:
@@ -51,6 +69,11 @@ class OwnSnapshots:
         self._built: tuple[int, bytes] | None = None
         self._failed_at = 0  # a failed build is retried a threshold later
         self._wanted: list[tuple[int, Waiter]] = []  # (min index, waiter)
+        self._bytes_mark = 0  # applied log bytes when the last build started (or failed)
+        self._threshold = MIN_THRESHOLD_BYTES  # log bytes between snapshots, for the state's size now
+        # (applied index, applied log bytes) once per round that applied
+        # something: where the log behind a snapshot passes keep_bytes.
+        self._marks: deque[tuple[int, int]] = deque(maxlen=65_536)
 
     def request(self, min_index: int, waiter: Waiter) -> None:
         """`waiter` gets a snapshot at `min_index` or later (served in a round)."""
@@ -78,10 +101,16 @@ class OwnSnapshots:
         """Neither building a snapshot nor holding one to install."""
         return self.building is None and self._built is None
 
-    def step(self, applied: int, snapshot_index: int, builder: Callable[[], Builder]) -> Snapshot | None:
+    def step(self, applied: int, snapshot_index: int, builder: Callable[[], Builder],
+             applied_bytes: int = 0, size: int = 0) -> Snapshot | None:
         """Once per round: a snapshot built meanwhile, recorded in the core,
         for the runtime to save (then `saved`); or start building one if
-        enough entries were applied since the last."""
+        enough entries (or `applied_bytes`, the log payload applied so far,
+        for a state of `size` items) were applied since the last."""
+        if not self._marks or self._marks[-1][0] < applied:
+            self._marks.append((applied, applied_bytes))
+        cap = self._opts.snapshot_threshold_bytes
+        self._threshold = min(cap, max(MIN_THRESHOLD_BYTES, LOG_BYTES_PER_ITEM * size))
         if self._built is not None:
             index, data = self._built
             self._built = None
@@ -97,8 +126,11 @@ class OwnSnapshots:
             self._serve_wanted()
         since = max(snapshot_index, self._failed_at)
         wanted = bool(self._wanted) and applied > snapshot_index
-        if self.building is not None or (applied - since < self._opts.snapshot_threshold and not wanted):
+        due = (applied - since >= self._opts.snapshot_threshold
+               or (applied_bytes - self._bytes_mark >= self._threshold > 0 and applied > since))
+        if self.building is not None or not (due or wanted):
             return None
+        self._bytes_mark = applied_bytes
         self._raw.pause_apply(True)
         self.building = applied
         self._start_build(applied, builder())
@@ -121,10 +153,25 @@ class OwnSnapshots:
     def saved(self, snap: Snapshot) -> int:
         """`snap` is durable: drop the log behind it. Returns its index."""
         index = snap.meta.index
-        self._raw.compact(max(0, index - self._opts.snapshot_keep))
+        self._raw.compact(self._keep_from(index))
         self._stats.snapshots += 1
         self._stats.snapshot_bytes = len(snap.data)
         log.info("took snapshot at index %d (%d bytes)", index, len(snap.data))
         if self._wanted:
             self._serve_wanted()
         return index
+
+    def _keep_from(self, index: int) -> int:
+        """Where to compact the log behind a snapshot at `index` (built when
+        `_bytes_mark` bytes were applied): keep `snapshot_keep` entries,
+        but not more than about `snapshot_keep_bytes` of them, nor more
+        than a quarter of what is applied between snapshots."""
+        floor = max(0, index - self._opts.snapshot_keep)
+        keep_bytes = min(self._opts.snapshot_keep_bytes, self._threshold // 4)
+        for i, b in reversed(self._marks):
+            if i <= index and self._bytes_mark - b >= keep_bytes:
+                floor = max(floor, i)
+                break
+        while self._marks and self._marks[0][0] < floor:
+            self._marks.popleft()
+        return floor

@@ -77,6 +77,11 @@ class Application(Protocol):
         while the replica goes on (applying is paused meanwhile)."""
         ...
 
+    def size(self) -> int:
+        """How many items (entities) the state holds: a small state's
+        snapshots are cheap, so it takes them after less log."""
+        ...
+
 
 @dataclass(slots=True)
 class ReplicaOptions:
@@ -87,6 +92,8 @@ class ReplicaOptions:
     max_batch_commands: int = 1024  # commands per log entry (group commit)
     snapshot_threshold: int = 20_000  # applied entries between own snapshots
     snapshot_keep: int = 2_000  # entries kept in memory behind a snapshot, for slow followers
+    snapshot_threshold_bytes: int = 64 << 20  # ... or applied log bytes between them (fewer for a small state)
+    snapshot_keep_bytes: int = 16 << 20  # ... and at most this many bytes of them kept
     notice_delay: float = 0.002  # how long a leader may hold a commit-only append (clock units)
 
 
@@ -190,6 +197,7 @@ class Replica:
         self._reachable = reachable
         self.origin = origin
         self.applied = applied
+        self.applied_bytes = 0  # entry payload bytes applied by this process (own snapshots' byte bound)
         self.snapshot_index = snapshot_index
         self.persisted_index = persisted_index
         self.tick_count = 0
@@ -407,7 +415,8 @@ class Replica:
     def end_round(self) -> Snapshot | None:
         """After the last Ready of a round: a snapshot of our own to save
         now (then `snapshot_saved`), or None; may start building one."""
-        return self._snapshots.step(self.applied, self.snapshot_index, self._app.snapshot_builder)
+        return self._snapshots.step(self.applied, self.snapshot_index, self._app.snapshot_builder,
+                                    self.applied_bytes, self._app.size())
 
     def snapshot_saved(self, snap: Snapshot) -> None:
         self.snapshot_index = self._snapshots.saved(snap)
@@ -659,6 +668,7 @@ class Replica:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(response)
             self.applied = entry.index
+            self.applied_bytes += len(entry.data)
             if prop is not None and prop.term != entry.term:
                 self._fail_seqs(prop.seqs, RequestFailed(_LOST))
         if forwarded:

@@ -110,6 +110,9 @@ class RegisterApp:
             raise ApplyOrderError(f"snapshot at {index} holds a register at {self.register.applied}")
         self._on_restore(self.register)
 
+    def size(self) -> int:
+        return 1  # one register: its snapshots are tiny
+
     def snapshot_builder(self) -> Callable[[], bytes]:
         # Applying is paused while a build runs, and a restore replaces the
         # register object: this one stays as it is now.

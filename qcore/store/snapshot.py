@@ -1,6 +1,8 @@
-"""Snapshot encoding of a Store: deterministic, compact, fast (orjson).
+"""Snapshot encoding of a Store: deterministic, compact, fast (orjson, zlib).
 
-Version 2 is one JSON document, column by column as the store keeps it::
+Version 2 is ``MAGIC`` followed by one JSON document compressed with zlib
+(level 1: a few hundred MB/s, so a node holding its latest snapshot in
+memory holds a fraction of it), column by column as the store keeps it::
 
     {"v": 2, "next_id": N, "clock": C,
      "schemas": [...as in version 1 (snapshot_v1.py)...],
@@ -24,38 +26,42 @@ lists, codes and numbers; EntityList -> [code, number, code, number, ...].
 ``Children`` have no values: a parent's children are the entities whose
 Parent is it, in link-key order.
 
-Version 1 snapshots (snapshot_v1.py) are still restored.
+Version 1 snapshots (snapshot_v1.py, a bare JSON document) are still
+restored, and so is an uncompressed version-2 document.
 """
 
 from __future__ import annotations
 
 import base64
 import gc
+import zlib
 from array import array
 from itertools import accumulate
 from operator import sub
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import orjson
 
 from .columns import BIG, SAME, ChildrenColumn, Column, Names, ReferenceColumn
 from .errors import StoreError
+from .schema import FieldSchema
 from .snapshot_v1 import Decoder, dump_schemas, load_schemas, load_v1
 from .table import Entities, Table
 from .tree import ChildList, Tree
-from .types import I64_MAX, Blob, EntityId, EntityList, Float, String, Timestamp, TimestampValue
+from .types import I64_MAX, Blob, Choice, EntityId, EntityList, Float, String, Timestamp, TimestampValue
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import Store
 
 VERSION = 2
+MAGIC = b"QCSTORE2z"  # then the zlib stream of the JSON document
 
 
 def dump(store: Store) -> bytes:
     was_enabled = gc.isenabled()
     gc.disable()  # building the document makes no cycles; don't scan the heap meanwhile
     try:
-        return _dump(store)
+        return MAGIC + zlib.compress(_dump(store), 1)
     finally:
         if was_enabled:
             gc.enable()
@@ -65,6 +71,8 @@ def load(data: bytes) -> Store:
     was_enabled = gc.isenabled()
     gc.disable()  # a bulk build makes no garbage cycles; scanning it would triple the time
     try:
+        if data[: len(MAGIC)] == MAGIC:
+            data = zlib.decompress(memoryview(data)[len(MAGIC):])
         doc = orjson.loads(data)
         v = doc.get("v") if type(doc) is dict else None
         if v == VERSION:
@@ -272,7 +280,7 @@ def _load(doc: dict[str, Any]) -> Store:
             raise StoreError("corrupt snapshot: tables are not sorted by type")
         last_typ = typ
         t = ents.tables[typ]
-        top = max(top, _load_table(ents, t, ids_d, created_d, big_created, link_d, cols))
+        top = max(top, _load_table(ents, t, catalog.complete[typ], ids_d, created_d, big_created, link_d, cols))
     clock = doc["clock"]
     if type(clock) is not int or clock < 0:
         raise StoreError(f"corrupt snapshot: clock {clock!r}")
@@ -284,8 +292,8 @@ def _load(doc: dict[str, Any]) -> Store:
     return Store.assemble(catalog, ents, tree, next_id)
 
 
-def _load_table(ents: Entities, t: Table, ids_d: list[int], created_d: list[int], big_created: list[list[int]],
-                link_d: list[int] | None, cols: list[Any]) -> int:
+def _load_table(ents: Entities, t: Table, complete: Mapping[str, FieldSchema], ids_d: list[int],
+                created_d: list[int], big_created: list[list[int]], link_d: list[int] | None, cols: list[Any]) -> int:
     ids = array("Q", accumulate(ids_d))
     n = len(ids)
     if n == 0 or ids[0] == 0 or any(map(int.__ge__, ids[:-1], ids[1:])):
@@ -293,6 +301,8 @@ def _load_table(ents: Entities, t: Table, ids_d: list[int], created_d: list[int]
     created = array("q", accumulate(created_d))
     if len(created) != n:
         raise StoreError(f"corrupt snapshot: {t.typ} has {len(created)} creation times for {n} ids")
+    if min(created) < 0 and (min(created) != BIG or sum(1 for c in created if c == BIG) != len(big_created)):
+        raise StoreError(f"corrupt snapshot: {t.typ} has a creation time out of range")
     t.ids, t.created, t.alive, t.live = ids, created, bytearray([1]) * n, n
     t.big_created = {r: Timestamp(s, ns) for r, s, ns in big_created}
     if link_d is not None:
@@ -309,6 +319,10 @@ def _load_table(ents: Entities, t: Table, ids_d: list[int], created_d: list[int]
             _load_values(col, vals, n, ents.names)
         if times is not None:
             _load_times(col, times, created, n)
+        if col.cls is Choice:
+            vals, k = col.vals, len(complete[name].choices or ())  # type: ignore[attr-defined]
+            if min(vals) < 0 or max(vals) >= k:
+                raise StoreError(f"corrupt snapshot: {t.typ}.{name} holds a Choice out of range")
         if writers is not None:
             col.wtyp = array("i", [0]) * n
             col.wid = array("Q", [0]) * n
@@ -396,9 +410,12 @@ def _load_times(col: Column, times: dict[str, Any], created: array[int], n: int)
         if len(offs) != n:
             raise StoreError(f"corrupt snapshot: {col.name} has {len(offs)} times for {n} rows")
         out = array("q", map(int.__add__, created, offs))
+        if 0 in offs:  # an offset of 0 is the creation time itself: SAME (never written so, but read so)
+            for r in [r for r, off in enumerate(offs) if off == 0]:
+                out[r] = SAME
     else:
         for r, off in zip(accumulate(times["r"]), times["t"]):
-            out[r] = created[r] + off
+            out[r] = created[r] + off if off else SAME
     for r, secs, nanos in times.get("b", ()):
         out[r] = BIG
         col.big[r] = Timestamp(secs, nanos)

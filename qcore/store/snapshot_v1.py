@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .catalog import Catalog
 from .columns import Names
 from .errors import StoreError
-from .schema import CHILDREN, EntitySchema, FieldSchema
+from .schema import CHILDREN, EntitySchema, FieldSchema, validate_own
 from .table import Entities
 from .tree import Tree
 from .types import (
@@ -40,7 +40,6 @@ from .types import (
     Timestamp,
     TimestampValue,
     Value,
-    make_unchecked,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,8 +88,9 @@ class Decoder:
         return e
 
     def value(self, cls: type[Value], payload: Any) -> Value:
+        """The value of a payload; its variant's constructor checks it."""
         d = self.dec.get(cls)
-        return make_unchecked(cls, payload if d is None else d(payload))
+        return cls(payload if d is None else d(payload))
 
 
 def dump_schemas(catalog: Catalog) -> list[Any]:
@@ -126,8 +126,19 @@ def load_schemas(doc: list[Any], dec: Decoder) -> Catalog:
                 None if wp is None else dec.eid(wp),
                 None if choices is None else tuple(choices),
             )
-        schemas[t] = EntitySchema(t, inherit, fmap)
+        schema = EntitySchema(t, inherit, fmap)
+        err = validate_own(schema)
+        if err is not None or t in schemas:
+            raise StoreError(f"corrupt snapshot: schema of {t!r}: {err or 'given twice'}")
+        schemas[t] = schema
     return Catalog(schemas)
+
+
+def _checked(dec: Decoder, fs: FieldSchema, payload: Any) -> Value:
+    v = dec.value(fs.default_value.__class__, payload)
+    if v.__class__ is Choice and not 0 <= v.v < len(fs.choices or ()):
+        raise StoreError(f"corrupt snapshot: Choice {v.v} out of range for {fs.field_type}")
+    return v
 
 
 def load_v1(doc: dict[str, Any]) -> Store:
@@ -154,13 +165,13 @@ def load_v1(doc: dict[str, Any]) -> Store:
             if name == CHILDREN:
                 kids.append((n, p))
             else:
-                t.cols[name].put(row, dec.value(cs[name].default_value.__class__, p))
+                t.cols[name].put(row, _checked(dec, cs[name], p))
         for name, (p, s2, n2, w) in timed.items():
             col = t.cols[name]
             if name == CHILDREN:
                 kids.append((n, p))
             else:
-                col.put(row, dec.value(cs[name].default_value.__class__, p))
+                col.put(row, _checked(dec, cs[name], p))
             t.stamp(col, row, Timestamp(s2, n2), None if w is None else dec.eid(w))
     attached = 0
     for pnum, children in sorted(kids):

@@ -97,3 +97,24 @@ async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, ca
     finally:
         release.set()
         await _stop(drivers)
+
+
+async def test_snapshots_are_due_by_log_bytes_and_keep_a_bounded_log(tmp_path: Path) -> None:
+    """Batched entries can be large: the byte bounds, not only the entry
+    counts, decide when a snapshot is taken and how much log stays behind it."""
+    net, drivers = await _cluster(tmp_path)
+    leader = drivers[1]
+    try:
+        leader.replica.opts.snapshot_threshold = 10**9  # noqa: SLF001 - never by entry count
+        leader.replica.opts.snapshot_keep = 10**9  # noqa: SLF001 - keep everything by entry count...
+        leader.replica.opts.snapshot_threshold_bytes = 2_000  # noqa: SLF001
+        leader.replica.opts.snapshot_keep_bytes = 600  # noqa: SLF001 - ...but only ~600 bytes of it
+        start = leader.snapshot_index
+        for i in range(30):
+            await asyncio.wait_for(leader.propose_command(*_command(f"bytes-{i}")), 5)
+        assert await leader.wait_for(lambda: leader.snapshot_index > start, 5), "no snapshot by bytes"
+        snap = leader.snapshot_index
+        purged = leader.raw.status().purged
+        assert 0 < snap - purged < 20  # a handful of ~100-byte entries kept, not all of them
+    finally:
+        await _stop(drivers)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qcore.store import (
     AdjustBehavior,
     Blob,
     Choice,
     CreateEntity,
+    DeleteEntity,
     EntityId,
     EntityList,
     EntityReference,
@@ -87,6 +92,23 @@ def test_snapshot_is_independent_of_history_order_of_schemas():
     assert a.snapshot() == b.snapshot()
 
 
+def test_an_uncompressed_version_2_document_restores_too():
+    import zlib
+
+    from qcore.store.snapshot import MAGIC
+
+    s = populated()
+    data = s.snapshot()
+    plain = zlib.decompress(data[len(MAGIC):])
+    assert plain.startswith(b'{"v":2,')
+    assert Store.restore(plain).snapshot() == data
+
+
+def test_unknown_versions_are_refused_clearly():
+    with pytest.raises(StoreError, match="unsupported snapshot version 3 .*reads versions 1 and 2"):
+        Store.restore(b'{"v": 3}')
+
+
 def test_empty_store_round_trip():
     data = Store().snapshot()
     assert Store.restore(data).snapshot() == data
@@ -100,7 +122,8 @@ def test_shipped_config_round_trip():
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"not json", b"[]", b'{"v": 99}', b'{"v": 1, "next_id": 1, "schemas": [], "entities": [[1, "Nope", 0, 0, {}, {}]]}'],
+    [b"", b"not json", b"[]", b'{"v": 99}', b'{"v": 1, "next_id": 1, "schemas": [], "entities": [[1, "Nope", 0, 0, {}, {}]]}',
+     b"QCSTORE2z not zlib", b'{"v": 2, "next_id": 1, "clock": 0, "schemas": [], "tables": [["Nope", [1], [0], [], null, []]], "names": []}'],
 )
 def test_corrupt_snapshot_raises_store_error(data):
     with pytest.raises(StoreError):
@@ -140,3 +163,67 @@ def test_load_config_tree_of_any_depth_and_preorder_ids():
     assert s.read_path(EntityId("Object", 3005), "Name")[0] == String("deep")
     assert s.check_invariants() == []
     assert EntitySchema  # imported for readability of the failure output
+
+
+def _paths(doc, at=()):
+    """Every position in a JSON document, as a tuple of keys / indexes."""
+    yield at
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, at + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, at + (i,))
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
+                     | st.text(max_size=5), lambda c: st.lists(c, max_size=3), max_leaves=5)
+
+
+def _damaged(doc, data):
+    paths = [p for p in _paths(doc) if p]
+    path = data.draw(st.sampled_from(paths))
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = data.draw(_json)
+    return doc
+
+
+FUZZ = settings(max_examples=int(os.environ.get("QCORE_SNAPSHOT_FUZZ", "300")), deadline=None)
+
+
+def _restores_soundly_or_refuses(doc) -> None:
+    import orjson
+
+    try:
+        r = Store.restore(orjson.dumps(doc))
+    except StoreError:
+        return
+    assert r.check_invariants() == []
+    assert Store.restore(r.snapshot()).snapshot() == r.snapshot()  # and it can be written out again
+
+
+@FUZZ
+@given(st.data())
+def test_a_damaged_version_2_document_is_refused_or_restores_soundly(data):
+    import zlib
+
+    import orjson
+
+    from qcore.store.snapshot import MAGIC
+
+    s = populated()
+    s.apply(DeleteEntity(EntityId("Admin", 3)), T1)  # a dead row and a removed child
+    _restores_soundly_or_refuses(_damaged(orjson.loads(zlib.decompress(s.snapshot()[len(MAGIC):])), data))
+
+
+@FUZZ
+@given(st.data())
+def test_a_damaged_version_1_document_is_refused_or_restores_soundly(data):
+    import pathlib
+
+    import orjson
+
+    doc = orjson.loads((pathlib.Path(__file__).parent / "fixtures" / "snapshot_v1.json").read_bytes())
+    _restores_soundly_or_refuses(_damaged(doc, data))
