@@ -60,18 +60,19 @@ def measure(shape_name: str, count: int, traced: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     from qcore.store import Store
 
-    Store.restore(data)
+    restored = Store.restore(data)
     out["restore_s"] = time.perf_counter() - t0
+    del restored
     del data
     gc.collect()
     if traced:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
-        store = fill_store(shape, count)
+        traced_store = fill_store(shape, count)
         gc.collect()
         out["traced_bytes_per_entity"] = (tracemalloc.get_traced_memory()[0] - base) / count
         tracemalloc.stop()
-        del store
+        assert traced_store.entity_count() >= count
     return out
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .columns import BIG, SAME, ChildrenColumn
+from .column_kinds import ChildrenColumn, StringColumn
+from .columns import BIG, SAME
 from .table import Table
 from .tree import LIVE
 from .types import Choice, EntityId
@@ -44,6 +45,8 @@ def check_invariants(store: Store) -> list[str]:
                 bad.append(f"{typ}.{name}: column is {col.cls.tag}, schema says {fs.default_value.tag}")
             if col.rows() != n:
                 bad.append(f"{typ}.{name}: {col.rows()} cells for {n} rows")
+            if isinstance(col, StringColumn):
+                _check_text(col, f"{typ}.{name}", bad)
         for row in t.live_rows():
             live += 1
             num = t.ids[row]
@@ -89,6 +92,22 @@ def check_invariants(store: Store) -> list[str]:
         if count != cl.live:
             bad.append(f"{EntityId(pt.typ, pnum)}: {cl.live} children counted, {count} listed")
     return bad
+
+
+def _check_text(col: StringColumn, where: str, bad: list[str]) -> None:
+    used = 0
+    for o, n in zip(col.off, col.ln):
+        if o == 0:
+            if n != col.dlen:
+                bad.append(f"{where}: a row at the default has length {n}")
+            continue
+        used += n
+        if o + n > len(col.buf):
+            bad.append(f"{where}: text at {o}+{n} beyond the buffer")
+        elif bytes(col.buf[o : o + n]).decode() == col.default.v:
+            bad.append(f"{where}: the default stored as text of its own")
+    if used != col.used:
+        bad.append(f"{where}: {used} bytes in use, {col.used} counted")
 
 
 def _check_parent(store: Store, t: Table, row: int, eid: EntityId, bad: list[str]) -> None:

@@ -4,7 +4,8 @@ path broke."""
 
 from __future__ import annotations
 
-from .columns import NS, SAME, Column, ReferenceColumn
+from .column_kinds import ReferenceColumn
+from .columns import NS, SAME, Column
 from .errors import Fail
 from .schema import PATH_SEP
 from .table import Entities, Table

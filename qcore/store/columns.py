@@ -1,17 +1,9 @@
 """Column storage of one field of one entity type: a payload, a write time
 and a writer per row, kept in flat arrays instead of a Python object per cell.
 
-Payloads by variant (``Column.for_default`` picks the class):
-
-==================  ==========================================================
-Int, Choice         ``array('q')``
-Float               ``array('d')`` (bit-exact, so ``-0.0`` stays ``-0.0``)
-Bool                ``bytearray``
-EntityReference     ``array('i')`` type code (0: null) + ``array('Q')`` number
-String, Blob,       a ``list`` of payload objects (one shared object for the
-EntityList,         default, so an unwritten cell costs one pointer)
-Timestamp
-==================  ==========================================================
+This module has what every column shares (:class:`Column`: write times and
+writers, undo records, row bookkeeping) and the interned type names; the
+payload storage of each variant is in :mod:`.column_kinds`.
 
 Write times are nanoseconds since the epoch in ``array('q')``, allocated the
 first time a cell of the column is written: until then every cell carries its
@@ -23,31 +15,13 @@ the first time a write names one. Type names are interned in :class:`Names`.
 from __future__ import annotations
 
 from array import array
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from .types import (
-    I64_MAX,
-    Blob,
-    Bool,
-    Choice,
-    EntityId,
-    EntityList,
-    EntityReference,
-    Float,
-    Int,
-    String,
-    Timestamp,
-    TimestampValue,
-    Value,
-    make_unchecked,
-    timestamp_unchecked,
-)
+from .types import I64_MAX, EntityId, Timestamp, Value, timestamp_unchecked
 
 SAME = -1  # the cell was last written at its row's creation time
 BIG = -2  # the time does not fit 64-bit nanoseconds: it is in the column's (or table's) `big`
 NS = 1_000_000_000
-_new = object.__new__
-_set = object.__setattr__
 
 Saved = tuple[Any, int, int, int, "Timestamp | None"]  # payload, time code, writer code, writer number, big time
 
@@ -104,13 +78,6 @@ class Column:
         self.wtyp: array[int] | None = None
         self.wid: array[int] | None = None
 
-    @staticmethod
-    def for_default(name: str, default: Value, names: Names, rows: int) -> Column:
-        """A column of ``rows`` cells, each at ``default``."""
-        col = _KINDS[default.__class__](name, default, names)
-        col.init(rows)
-        return col
-
     # ---------------------------------------------------------- payloads
     def init(self, rows: int) -> None:  # pragma: no cover - every kind overrides
         raise NotImplementedError
@@ -135,12 +102,25 @@ class Column:
     def _keep_payloads(self, rows: list[int]) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def payloads(self) -> Iterable[Any]:  # pragma: no cover
-        """Every row's raw payload, in row order."""
-        raise NotImplementedError
 
     def default_payload(self) -> Any:
         return self.payload_of(self.default)
+
+    def set_default(self, d: Value) -> None:
+        """The schema's default changed (same variant): new rows get ``d``,
+        existing rows keep what they hold."""
+        self.default = d
+
+    def raw(self, row: int) -> Any:
+        """What :meth:`set_raw` puts back (undo logs): the payload unless a
+        column stores it otherwise."""
+        return self.payload(row)
+
+    def set_raw(self, row: int, raw: Any) -> None:
+        self.set_payload(row, raw)
+
+    def settle(self) -> None:
+        """Between commands: tidy storage that undo records might still point into."""
 
     def payload_of(self, v: Value) -> Any:
         return v.v
@@ -213,11 +193,11 @@ class Column:
         """Everything about one cell, for an undo log."""
         code = self.time_code(row)
         wcode, wnum = self.writer_code(row)
-        return self.payload(row), code, wcode, wnum, self.big.get(row) if code == BIG else None
+        return self.raw(row), code, wcode, wnum, self.big.get(row) if code == BIG else None
 
     def load(self, row: int, saved: Saved) -> None:
         p, code, wcode, wnum, big = saved
-        self.set_payload(row, p)
+        self.set_raw(row, p)
         self.stamp_code(row, code, big, wcode, wnum)
 
     # ---------------------------------------------------------------- rows
@@ -250,231 +230,3 @@ class Column:
         """Drop what a deleted row holds on to (large payloads, big times)."""
         self.set_payload(row, self.default_payload())
         self.big.pop(row, None)
-
-
-class _ArrayColumn(Column):
-    """Payloads in a typed array (Int, Choice, Float)."""
-
-    __slots__ = ("vals",)
-    typecode = "q"
-    vals: array[Any]
-
-    def init(self, rows: int) -> None:
-        self.vals = array(self.typecode, [self.default.v]) * rows
-
-    def rows(self) -> int:
-        return len(self.vals)
-
-    def value(self, row: int) -> Value:
-        v = _new(self.cls)
-        _set(v, "v", self.vals[row])
-        return v
-
-    def put(self, row: int, v: Value) -> None:
-        self.vals[row] = v.v
-
-    def payload(self, row: int) -> Any:
-        return self.vals[row]
-
-    def set_payload(self, row: int, p: Any) -> None:
-        self.vals[row] = p
-
-    def grow(self) -> None:
-        self.vals.append(self.default.v)
-
-    def _keep_payloads(self, rows: list[int]) -> None:
-        v = self.vals
-        self.vals = array(self.typecode, [v[r] for r in rows])
-
-    def payloads(self) -> Iterable[Any]:
-        return self.vals
-
-
-class _FloatColumn(_ArrayColumn):
-    __slots__ = ()
-    typecode = "d"
-
-
-class _BoolColumn(Column):
-    __slots__ = ("vals",)
-    vals: bytearray
-
-    def init(self, rows: int) -> None:
-        self.vals = bytearray([self.default.v]) * rows
-
-    def rows(self) -> int:
-        return len(self.vals)
-
-    def value(self, row: int) -> Value:
-        return make_unchecked(Bool, self.vals[row] == 1)
-
-    def put(self, row: int, v: Value) -> None:
-        self.vals[row] = v.v
-
-    def payload(self, row: int) -> Any:
-        return self.vals[row] == 1
-
-    def set_payload(self, row: int, p: Any) -> None:
-        self.vals[row] = p
-
-    def grow(self) -> None:
-        self.vals.append(self.default.v)
-
-    def _keep_payloads(self, rows: list[int]) -> None:
-        v = self.vals
-        self.vals = bytearray([v[r] for r in rows])
-
-    def payloads(self) -> Iterable[Any]:
-        return [b == 1 for b in self.vals]
-
-
-class _ObjectColumn(Column):
-    """Payloads as Python objects in a list (String, Blob, EntityList, Timestamp)."""
-
-    __slots__ = ("vals",)
-    vals: list[Any]
-
-    def init(self, rows: int) -> None:
-        self.vals = [self.default.v] * rows
-
-    def rows(self) -> int:
-        return len(self.vals)
-
-    def value(self, row: int) -> Value:
-        v = _new(self.cls)
-        _set(v, "v", self.vals[row])
-        return v
-
-    def put(self, row: int, v: Value) -> None:
-        self.vals[row] = v.v
-
-    def payload(self, row: int) -> Any:
-        return self.vals[row]
-
-    def set_payload(self, row: int, p: Any) -> None:
-        self.vals[row] = p
-
-    def grow(self) -> None:
-        self.vals.append(self.default.v)
-
-    def _keep_payloads(self, rows: list[int]) -> None:
-        v = self.vals
-        self.vals = [v[r] for r in rows]
-
-    def payloads(self) -> Iterable[Any]:
-        return self.vals
-
-
-class _ReferenceColumn(Column):
-    """EntityReference payloads as a type code (0: null) and an entity number."""
-
-    __slots__ = ("typs", "nums")
-    typs: array[int]
-    nums: array[int]
-
-    def init(self, rows: int) -> None:
-        d = self.default.v
-        code, num = (0, 0) if d is None else (self.names.code(d.typ), d.id)
-        self.typs = array("i", [code]) * rows
-        self.nums = array("Q", [num]) * rows
-
-    def rows(self) -> int:
-        return len(self.typs)
-
-    def value(self, row: int) -> Value:
-        c = self.typs[row]
-        return make_unchecked(EntityReference, None if c == 0 else EntityId(self.names.names[c], self.nums[row]))
-
-    def put(self, row: int, v: Value) -> None:
-        e = v.v
-        if e is None:
-            self.typs[row] = 0
-            self.nums[row] = 0
-        else:
-            self.typs[row] = self.names.code(e.typ)
-            self.nums[row] = e.id
-
-    def ref(self, row: int) -> tuple[int, int]:
-        """(type code, number) of the entity referred to; code 0 for null."""
-        return self.typs[row], self.nums[row]
-
-    def payload(self, row: int) -> Any:
-        return self.typs[row], self.nums[row]
-
-    def set_payload(self, row: int, p: Any) -> None:
-        self.typs[row], self.nums[row] = p
-
-    def payload_of(self, v: Value) -> Any:
-        e = v.v
-        return (0, 0) if e is None else (self.names.code(e.typ), e.id)
-
-    def grow(self) -> None:
-        c, n = self.payload_of(self.default)
-        self.typs.append(c)
-        self.nums.append(n)
-
-    def _keep_payloads(self, rows: list[int]) -> None:
-        t, n = self.typs, self.nums
-        self.typs = array("i", [t[r] for r in rows])
-        self.nums = array("Q", [n[r] for r in rows])
-
-    def payloads(self) -> Iterable[Any]:
-        return zip(self.typs, self.nums)
-
-
-class ChildrenColumn(Column):
-    """The ``Children`` field: its values live in the store's tree
-    (:mod:`qcore.store.tree`); the column keeps only times (and writers,
-    which the store never sets: Children is not writable)."""
-
-    __slots__ = ("n",)
-    n: int
-
-    def init(self, rows: int) -> None:
-        self.n = rows
-
-    def rows(self) -> int:
-        return self.n
-
-    def value(self, row: int) -> Value:  # pragma: no cover - the store reads the tree instead
-        raise TypeError("Children values are read from the tree")
-
-    def put(self, row: int, v: Value) -> None:  # pragma: no cover
-        raise TypeError("Children values are kept by the tree")
-
-    def payload(self, row: int) -> Any:
-        return None
-
-    def set_payload(self, row: int, p: Any) -> None:
-        pass
-
-    def grow(self) -> None:
-        self.n += 1
-
-    def _keep_payloads(self, rows: list[int]) -> None:
-        self.n = len(rows)
-
-    def payloads(self) -> Iterable[Any]:  # pragma: no cover
-        return [None] * self.n
-
-
-_KINDS: dict[type[Value], Callable[[str, Value, Names], Column]] = {
-    Int: _ArrayColumn,
-    Choice: _ArrayColumn,
-    Float: _FloatColumn,
-    Bool: _BoolColumn,
-    String: _ObjectColumn,
-    Blob: _ObjectColumn,
-    EntityList: _ObjectColumn,
-    TimestampValue: _ObjectColumn,
-    EntityReference: _ReferenceColumn,
-}
-
-
-def children_column(name: str, default: Value, names: Names, rows: int) -> Column:
-    col = ChildrenColumn(name, default, names)
-    col.init(rows)
-    return col
-
-
-ReferenceColumn = _ReferenceColumn

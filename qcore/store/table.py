@@ -17,7 +17,8 @@ from array import array
 from bisect import bisect_right
 from typing import Iterator, Mapping
 
-from .columns import BIG, SAME, Column, Names, ReferenceColumn, children_column, time_of, time_code
+from .column_kinds import ReferenceColumn, new_column
+from .columns import BIG, SAME, Column, Names, time_code, time_of
 from .schema import CHILDREN, PARENT, FieldSchema
 from .types import Choice, EntityId, Timestamp
 
@@ -64,15 +65,13 @@ class Table:
             d = fs.default_value
             col = old.get(name)
             if col is not None and col.cls is d.__class__:
-                col.default = d
+                if d != col.default:
+                    col.set_default(d)
                 if d.__class__ is Choice:
                     self._clamp_choices(col, len(fs.choices or ()), now)
                 cols[name] = col
                 continue
-            if name == CHILDREN:
-                col = children_column(name, d, self.names, rows)
-            else:
-                col = Column.for_default(name, d, self.names, rows)
+            col = new_column(name, d, self.names, rows)
             if rows and now is not None:
                 for row in range(rows):
                     if self.alive[row]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .arith import add, subtract
 from .cells import cell, locate
+from .column_kinds import StringColumn
 from .columns import Column
 from .commands import (
     AdjustBehavior,
@@ -50,6 +51,7 @@ def update(store: Store, cmd: UpdateEntity, now: Timestamp) -> tuple[UpdateEntit
     undo: Undo = []
     out: list[Request] = []
     clock = tree.clock
+    texts: set[Column] = set()  # string columns written: their garbage is tidied after the batch
     reqs = cmd.request
     last = len(reqs) - 1
     i = 0
@@ -62,7 +64,9 @@ def update(store: Store, cmd: UpdateEntity, now: Timestamp) -> tuple[UpdateEntit
                 out.append(Read(r.entity_id, r.field_type, v, wt, w))
             elif c is Write:
                 # Nothing after the last request can fail, so it needs no undo records.
-                _write(store, r, now, undo if i < last else None, changes)  # type: ignore[arg-type]
+                col = _write(store, r, now, undo if i < last else None, changes)  # type: ignore[arg-type]
+                if col.__class__ is StringColumn:
+                    texts.add(col)
                 out.append(r)
             else:
                 raise Fail(f"expected a Read or Write, got {c.__name__}")
@@ -70,13 +74,20 @@ def update(store: Store, cmd: UpdateEntity, now: Timestamp) -> tuple[UpdateEntit
     except Fail as f:
         _undo(undo)
         tree.clock = clock
+        _settle(texts)
         return UpdateEntityResponse([], f"request[{i}]: {f.msg}"), []
     except BaseException:  # a caller passing non-store objects, or a bug: still all-or-nothing
         _undo(undo)
         tree.clock = clock
         raise
     tree.settle()
+    _settle(texts)
     return UpdateEntityResponse(out), changes
+
+
+def _settle(cols: set[Column]) -> None:
+    for col in cols:
+        col.settle()
 
 
 def _undo(undo: Undo) -> None:
@@ -84,7 +95,9 @@ def _undo(undo: Undo) -> None:
         fn(a, b)
 
 
-def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: list[Change]) -> None:
+def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: list[Change]) -> Column:
+    """Apply one Write; returns the column it wrote (or would have, for an
+    unchanged ``Changes`` write)."""
     t, row, name, col = locate(store.entities, store.tree, r.entity_id, r.field_type)
     v = r.value
     cls = col.cls
@@ -120,7 +133,7 @@ def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: l
                 f"(valid: 0..{len(choices) - 1}: {', '.join(choices)})"
             )
     if r.push_condition is _CHANGES and new == old:
-        return
+        return col
     if col is t.parent:
         _move(store, t, row, eid, new.v, now, undo, changes)
     wt = r.write_time or now
@@ -130,6 +143,7 @@ def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: l
     col.put(row, new)
     t.stamp(col, row, wt, w)
     changes.append(Change(eid, name, old, new, wt, w))
+    return col
 
 
 def _touch_children(t: Table, row: int, now: Timestamp, undo: Undo | None) -> None:
@@ -263,5 +277,6 @@ def delete(store: Store, cmd: DeleteEntity, now: Timestamp) -> tuple[DeleteEntit
     for t in tables:
         if t.needs_compaction():
             ents.compact(t)
+        _settle(set(t.cols.values()))
     tree.settle()
     return DeleteEntityResponse(), changes

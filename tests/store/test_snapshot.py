@@ -74,8 +74,8 @@ def test_restored_store_behaves_the_same():
     r = Store.restore(s.snapshot())
     s.apply(CreateEntity("User", EntityId("Folder", 1), "new"), T1)
     r.apply(CreateEntity("User", EntityId("Folder", 1), "new"), T1)
-    for st in (s, r):
-        st.apply(UpdateEntity([Write(EntityId("User", 2), "Email", String("!"), adjust_behavior=AdjustBehavior.Add)]), T1)
+    for store in (s, r):
+        store.apply(UpdateEntity([Write(EntityId("User", 2), "Email", String("!"), adjust_behavior=AdjustBehavior.Add)]), T1)
     assert s.snapshot() == r.snapshot()
     assert read_full(r, EntityId("User", 4), "Name").value == String("new")
 
