@@ -17,7 +17,7 @@ from typing import Any
 from pathlib import Path
 
 from qcore.cli.logs import FORMATS, configure as configure_logging
-from qcore.node import gc_policy
+from qcore.node import gc_policy, malloc_policy
 from qcore.node.bootstrap import parse_members
 from qcore.node.options import NodeOptions, read_password_file
 
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     opts, a = parse_args(argv)
     configure_logging(opts.id, a.log_level, a.log_format)
     gc_policy.install()
+    malloc_policy.install()
     try:
         import uvloop
 

@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from qcore.node import malloc_policy
 from qcore.node.errors import RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.own_snapshots import Builder
@@ -345,6 +346,7 @@ class RaftDriver:
         if snap is not None:
             await self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap)
             replica.snapshot_saved(snap)
+            malloc_policy.trim()  # the log behind the snapshot and the build's buffers are free now
         self._check_watchers()
         if self._timer is None:
             due = replica.timer_due_at()

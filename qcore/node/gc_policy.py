@@ -1,8 +1,9 @@
 """How a node uses CPython's cyclic garbage collector.
 
-A node's heap is mostly its store: millions of objects that live as long
-as the process. The collector's older generations rescan every object in
-them, with the loop (and so heartbeats and acknowledgements) stopped
+A node's heap can hold millions of objects that live as long as the
+process (the store's before it became columnar; the notification window's
+and the log's still). The collector's older generations rescan every object
+in them, with the loop (and so heartbeats and acknowledgements) stopped
 meanwhile — at a million entities for longer than an election timeout
 (docs/benchmarks.md).
 

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import orjson
 
+from qcore.node import malloc_policy
 from qcore.node.entries import Attributed, AuthCommand, Batch, decode_batch, decode_command, encode_batch, new_batch
 from qcore.protocol.values import (
     CodecError,
@@ -212,6 +213,7 @@ class StateMachine:
                 raise StoreError(f"snapshot: {exc}") from None
             data = data[start + size:]
         self.store = Store.restore(data) if data else Store()
+        malloc_policy.trim()  # the store it replaced is free now
         self.auth = auth
         self._grants.clear()
         self.applied_index = index

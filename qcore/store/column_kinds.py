@@ -19,6 +19,7 @@ from array import array
 from typing import Any, Callable, Iterable
 
 from .columns import Column, Names
+from .errors import Fail
 from .schema import CHILDREN
 from .types import (
     Blob,
@@ -198,7 +199,10 @@ class StringColumn(Column):
         if p == self.default.v:  # canonical: a value equal to the default is no text of its own
             self.set_raw(row, (0, self.dlen))
         else:
-            b = p.encode()
+            try:
+                b = p.encode()
+            except UnicodeEncodeError as e:  # lone surrogates: only embedded code can build such a str
+                raise Fail(f"{self.name}: a String must be valid Unicode text ({e.reason} at {e.start})") from None
             o = len(self.buf)
             self.buf += b
             self.set_raw(row, (o, len(b)))

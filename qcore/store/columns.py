@@ -191,8 +191,9 @@ class Column:
 
     def save(self, row: int) -> Saved:
         """Everything about one cell, for an undo log."""
-        code = self.time_code(row)
-        wcode, wnum = self.writer_code(row)
+        times, wt = self.times, self.wtyp
+        code = SAME if times is None else times[row]
+        wcode, wnum = (0, 0) if wt is None else (wt[row], self.wid[row])  # type: ignore[index]
         return self.raw(row), code, wcode, wnum, self.big.get(row) if code == BIG else None
 
     def load(self, row: int, saved: Saved) -> None:

@@ -36,7 +36,8 @@ import base64
 import gc
 import zlib
 from array import array
-from operator import sub
+from itertools import compress
+from operator import add, sub
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import orjson
@@ -178,10 +179,13 @@ def _dump_strings(col: StringColumn, rows: list[int] | None) -> Any:
         return None
     sparse = (n - off_default) * 2 < n
     chosen: Sequence[int] = [r for r in sel if off[r]] if sparse else sel
-    out = bytearray()
     text = col.text
-    for r in chosen:
-        out += text(r)
+    if rows is None and (not off_default or col.dlen == 0) and _back_to_back(off, ln):
+        out = col.buf[min(filter(None, off)) : max(map(add, off, ln))]  # the text in row order, as stored
+    else:
+        out = bytearray()
+        for r in chosen:
+            out += text(r)
     if out.isascii():
         lens = list(ln) if rows is None and not sparse else [ln[r] for r in chosen]
     else:
@@ -190,6 +194,14 @@ def _dump_strings(col: StringColumn, rows: list[int] | None) -> Any:
     if sparse:
         enc["r"] = _delta([i for i, r in enumerate(sel) if off[r]])
     return enc
+
+
+def _back_to_back(off: array[int], ln: array[int]) -> bool:
+    """Whether the rows holding text of their own hold it in row order,
+    each right after the previous one."""
+    o = array("Q", compress(off, off))
+    n = array("I", compress(ln, off))
+    return len(o) > 0 and o[1:] == array("Q", map(add, o[:-1], n[:-1]))
 
 
 def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
@@ -201,7 +213,7 @@ def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
         dc, dn = col.payload_of(col.default)
         if dc == 0:
             off = len(typs) - typs.count(0)
-            diff = [i for i, c in enumerate(typs) if c] if off * 2 < len(typs) else None
+            diff = _where(typs, 0) if off * 2 < len(typs) else None
         else:
             diff = [i for i, (c, n) in enumerate(zip(typs, nums)) if c != dc or n != dn]
             off = len(diff)
@@ -221,10 +233,10 @@ def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
         dbits = array("q")
         dbits.frombytes(array("d", [d]).tobytes())
         off = len(bits) - bits.count(dbits[0])
-        diff = [i for i, b in enumerate(bits) if b != dbits[0]] if 0 < off and off * 2 < len(bits) else None
+        diff = _where(bits, dbits[0]) if 0 < off and off * 2 < len(bits) else None
     else:
         off = len(vals) - vals.count(d)
-        diff = [i for i, p in enumerate(vals) if p != d] if 0 < off and off * 2 < len(vals) else None
+        diff = _where(vals, d) if 0 < off and off * 2 < len(vals) else None
     if off == 0:
         return None
     enc = _ENCODERS.get(cls)
@@ -261,10 +273,15 @@ def _dump_times(col: Column, rows: list[int] | None, where: dict[int, int] | Non
     if same == n:
         return None
     big = _bigs(col.big, where)
-    if same == 0 and not big:
-        out: dict[str, Any] = {"d": list(map(sub, times, created))}
+    if same * 2 < n:  # dense: an offset of 0 stands for SAME (a written time is never its row's creation time)
+        offs = list(map(sub, times, created))
+        for i in compress(range(n), map(SAME.__eq__, times)) if same else ():
+            offs[i] = 0
+        for r, _, _ in big:
+            offs[r] = 0
+        out: dict[str, Any] = {"d": offs}
     else:
-        diff = [i for i, c in enumerate(times) if c != SAME]
+        diff = _where(times, SAME)
         out = {"r": _delta(diff), "t": [0 if times[i] == BIG else times[i] - created[i] for i in diff]}
     if big:
         out["b"] = big
@@ -278,5 +295,10 @@ def _dump_writers(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
     if typs.count(0) == len(typs):
         return None
     nums = _pick(col.wid, rows)
-    diff = [i for i, c in enumerate(typs) if c]
+    diff = _where(typs, 0)
     return {"r": _delta(diff), "c": [codes[typs[i]] for i in diff], "n": [nums[i] for i in diff]}
+
+
+def _where(seq: Sequence[Any], unless: Any) -> list[int]:
+    """Positions of ``seq`` whose item is not ``unless`` (C-speed)."""
+    return list(compress(range(len(seq)), map(unless.__ne__, seq)))

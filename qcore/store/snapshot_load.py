@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 from array import array
-from itertools import accumulate
+from itertools import accumulate, compress, groupby
+from operator import lt
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .column_kinds import ReferenceColumn, StringColumn
@@ -100,11 +101,10 @@ def _load_table(ents: Entities, t: Table, complete: Mapping[str, FieldSchema], i
                 _check_code(c, ents.names)
                 col.wtyp[r] = c
                 col.wid[r] = num
-    for row, num in enumerate(ids):
-        if ents.locate(num) is not None:
-            raise StoreError(f"corrupt snapshot: entity number {num} is in two tables")
-        ents.place(num, t.code, row)
-    ents.count += n
+    try:
+        ents.place_table(t)
+    except ValueError as e:
+        raise StoreError(f"corrupt snapshot: {e}") from None
     return ids[-1]
 
 
@@ -234,7 +234,8 @@ def _load_times(col: Column, times: dict[str, Any], created: array[int], n: int)
 
 
 def _load_tree(ents: Entities, tree: Tree) -> None:
-    """Rebuild every parent's children from the Parent columns and link keys."""
+    """Rebuild every parent's children from the Parent columns and link keys:
+    the children grouped by parent, each group in link-key order."""
     links: list[int] = []
     nums: list[int] = []
     typs: list[int] = []
@@ -249,26 +250,25 @@ def _load_tree(ents: Entities, tree: Tree) -> None:
             continue
         if t.link is None:
             raise StoreError(f"corrupt snapshot: {t.typ} has parents but no link keys")
-        for row, c in enumerate(pc):
-            if c:
-                links.append(t.link[row])
-                nums.append(t.ids[row])
-                typs.append(t.code)
-                parents.append(p.nums[row])
-                pcodes.append(c)
-    order = sorted(range(len(links)), key=links.__getitem__)
-    last = 0
+        rows = list(compress(range(len(pc)), pc))
+        links.extend(map(t.link.__getitem__, rows))
+        nums.extend(map(t.ids.__getitem__, rows))
+        typs.extend([t.code] * len(rows))
+        parents.extend(map(p.nums.__getitem__, rows))
+        pcodes.extend(map(pc.__getitem__, rows))
+    by_key = sorted(range(len(links)), key=links.__getitem__)
+    keys = [links[i] for i in by_key]
+    if keys and (keys[0] <= 0 or keys[-1] > tree.clock or not all(map(lt, keys[:-1], keys[1:]))):
+        raise StoreError("corrupt snapshot: link keys are not unique and below the clock")
     lists = tree.lists
-    for i in order:
-        key = links[i]
-        if key <= last or key > tree.clock:
-            raise StoreError("corrupt snapshot: link keys are not unique and below the clock")
-        last = key
-        pnum = parents[i]
+    # stable: within a parent, still in link-key order
+    for pnum, group in groupby(sorted(by_key, key=parents.__getitem__), key=parents.__getitem__):
+        idx = list(group)
         found = ents.locate(pnum)
-        if found is None or found[0].code != pcodes[i] or found[0].children is None:
-            raise StoreError(f"corrupt snapshot: entity {nums[i]} has a Parent that cannot hold it")
-        cl = lists.get(pnum)
-        if cl is None:
-            cl = lists[pnum] = ChildList()
-        cl.append(key, nums[i], typs[i])
+        if found is None or found[0].children is None or not all(map(found[0].code.__eq__, map(pcodes.__getitem__, idx))):
+            raise StoreError(f"corrupt snapshot: entity {nums[idx[0]]} has a Parent that cannot hold it")
+        cl = lists[pnum] = ChildList()
+        cl.keys = array("q", map(links.__getitem__, idx))
+        cl.nums = array("Q", map(nums.__getitem__, idx))
+        cl.typs = array("i", map(typs.__getitem__, idx))
+        cl.live = len(idx)

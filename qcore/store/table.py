@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from itertools import compress
+from operator import ne
 from typing import Iterator, Mapping
 
 from .column_kinds import ReferenceColumn, new_column
@@ -264,6 +266,34 @@ class Entities:
         if pg[num & _PAGE_MASK] < 0:
             self.page_live[key] += 1
         pg[num & _PAGE_MASK] = (code << _ROW_BITS) | row
+
+    def place_table(self, table: Table) -> None:
+        """Map every row of a freshly loaded ``table`` (ids ascending, none
+        mapped yet): runs of consecutive ids fill page slices at once.
+        Raises ValueError if an id is mapped already."""
+        ids, code = table.ids, table.code
+        n = len(ids)
+        if not n:
+            return
+        # row indexes where a run of consecutive ids starts
+        starts = [0, *compress(range(1, n), map(ne, ids[1:], map((1).__add__, ids[:-1]))), n]
+        base = code << _ROW_BITS
+        for a, b in zip(starts, starts[1:]):
+            row, num = a, ids[a]
+            while row < b:  # split the run at page boundaries
+                key, slot = num >> _PAGE_BITS, num & _PAGE_MASK
+                k = min(b - row, _PAGE - slot)
+                pg = self.pages.get(key)
+                if pg is None:
+                    pg = self.pages[key] = array("q", [-1]) * _PAGE
+                    self.page_live[key] = 0
+                if pg[slot : slot + k].count(-1) != k:
+                    raise ValueError(f"entity number in {num}..{num + k - 1} is mapped twice")
+                pg[slot : slot + k] = array("q", range(base | row, (base | row) + k))
+                self.page_live[key] += k
+                row += k
+                num += k
+        self.count += n
 
     def remove(self, num: int) -> None:
         """Forget entity ``num`` (its table row dies; compaction comes later)."""

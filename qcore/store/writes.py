@@ -32,7 +32,7 @@ from .commands import (
 from .errors import Fail
 from .schema import CHILDREN, NAME, PARENT
 from .table import Table
-from .types import Choice, EntityId, Timestamp, Value
+from .types import U64_MAX, Choice, EntityId, EntityReference, Timestamp, Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import Store
@@ -134,10 +134,14 @@ def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: l
             )
     if r.push_condition is _CHANGES and new == old:
         return col
+    w = r.writer_id
+    if w is not None and (w.__class__ is not EntityId or not 0 <= w.id <= U64_MAX):
+        raise Fail(f"write to {eid}.{name}: writer_id must be an EntityId with an unsigned 64-bit id, got {w!r}")
+    if cls is EntityReference and new.v is not None and not 0 <= new.v.id <= U64_MAX:
+        raise Fail(f"write to {eid}.{name}: entity ids are unsigned 64-bit, got {new.v.id}")
     if col is t.parent:
         _move(store, t, row, eid, new.v, now, undo, changes)
     wt = r.write_time or now
-    w = r.writer_id
     if undo is not None:
         undo.append((col.load, row, col.save(row)))
     col.put(row, new)
@@ -234,6 +238,11 @@ def create_entity(store: Store, typ: str, parent_id: EntityId | None, name: str,
         raise Fail(f"unknown entity type {typ!r}")
     if type(name) is not str:
         raise Fail(f"name must be a string, got {type(name).__name__}")
+    if not name.isascii():
+        try:
+            name.encode()
+        except UnicodeEncodeError as e:
+            raise Fail(f"name must be valid Unicode text ({e.reason} at {e.start})") from None
     ents = store.entities
     parent = None
     if parent_id is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from qcore.store import (
+    CreateEntity,
     EntitySchema,
     Int,
     SetSchema,
@@ -86,3 +87,25 @@ def test_names_with_and_without_text(s):
     things = [create(s, "Thing", "" if i % 2 else f"t{i}") for i in range(10)]
     assert [read(s, t, "Name").v for t in things] == ["" if i % 2 else f"t{i}" for i in range(10)]
     assert s.entities.tables["Thing"].cols["Name"].used == sum(len(f"t{i}") for i in range(0, 10, 2))
+
+
+def test_text_that_is_not_unicode_is_refused_as_a_value(s):
+    u = create(s, "User", "u")
+    before = s.snapshot()
+    resp, _ = s.apply(UpdateEntity([Write(u, "Email", String("ok")), Write(u, "Email", String("\ud800"))]), T1)
+    assert resp.error.startswith("request[1]: Email: a String must be valid Unicode text")
+    resp, _ = s.apply(CreateEntity("User", None, "bad \udfff"), T1)
+    assert resp.error.startswith("name must be valid Unicode text")
+    assert s.snapshot() == before and s.check_invariants() == []
+
+
+def test_ids_beyond_64_bits_from_embedded_code_are_refused_as_values(s):
+    from qcore.store import EntityId, EntityReference
+
+    u = create(s, "User", "u")
+    before = s.snapshot()
+    resp, _ = s.apply(UpdateEntity([Write(u, "Manager", EntityReference(EntityId("User", 2**64)))]), T1)
+    assert "unsigned 64-bit" in resp.error
+    resp, _ = s.apply(UpdateEntity([Write(u, "Age", Int(1), writer_id=EntityId("User", -1))]), T1)
+    assert "writer_id must be an EntityId with an unsigned 64-bit id" in resp.error
+    assert s.snapshot() == before
