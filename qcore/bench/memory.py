@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from qcore.bench.shapes import SHAPES, fill_store
+from qcore.bench.shapes import SHAPES, Shape, fill_store
 
 
 def rss_bytes() -> int:
@@ -38,8 +38,16 @@ def rss_bytes() -> int:
 
 
 def measure(shape_name: str, count: int, traced: bool = True) -> dict[str, Any]:
-    shape = SHAPES[shape_name]
+    thresholds = gc.get_threshold()
     gc.set_threshold(100_000, 50, 100)  # as a node runs (qcore.node.gc_policy)
+    try:
+        return _measure(SHAPES[shape_name], count, traced)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _measure(shape: Shape, count: int, traced: bool) -> dict[str, Any]:
+    shape_name = shape.name
     gc.collect()
     rss0 = rss_bytes()
     t0 = time.perf_counter()
