@@ -16,7 +16,8 @@ Children            nothing: the values are the store's tree (tree.py)
 from __future__ import annotations
 
 from array import array
-from typing import Any, Callable, Iterable
+from itertools import compress
+from typing import Any, Callable
 
 from .columns import Column, Names
 from .errors import Fail
@@ -40,15 +41,18 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-class ArrayColumn(Column):
-    """Payloads in a typed array (Int, Choice, Float)."""
+class _SequenceColumn(Column):
+    """Payloads in one indexable sequence, ``vals``; a kind says how to
+    build it (``_seq``) and how a stored item reads back (``value``)."""
 
     __slots__ = ("vals",)
-    typecode = "q"
-    vals: array[Any]
+    vals: Any
+
+    def _seq(self, items: list[Any]) -> Any:  # pragma: no cover - every kind overrides
+        raise NotImplementedError
 
     def init(self, rows: int) -> None:
-        self.vals = array(self.typecode, [self.default.v]) * rows
+        self.vals = self._seq([self.default.v]) * rows
 
     def rows(self) -> int:
         return len(self.vals)
@@ -72,8 +76,17 @@ class ArrayColumn(Column):
 
     def _keep_payloads(self, rows: list[int]) -> None:
         v = self.vals
-        self.vals = array(self.typecode, [v[r] for r in rows])
+        self.vals = self._seq([v[r] for r in rows])
 
+
+class ArrayColumn(_SequenceColumn):
+    """Payloads in a typed array (Int, Choice; Float below)."""
+
+    __slots__ = ()
+    typecode = "q"
+
+    def _seq(self, items: list[Any]) -> Any:
+        return array(self.typecode, items)
 
 
 class FloatColumn(ArrayColumn):
@@ -81,70 +94,28 @@ class FloatColumn(ArrayColumn):
     typecode = "d"
 
 
-class BoolColumn(Column):
-    __slots__ = ("vals",)
-    vals: bytearray
+class BoolColumn(_SequenceColumn):
+    """Payloads as 0/1 in a ``bytearray``."""
 
-    def init(self, rows: int) -> None:
-        self.vals = bytearray([self.default.v]) * rows
+    __slots__ = ()
 
-    def rows(self) -> int:
-        return len(self.vals)
+    def _seq(self, items: list[Any]) -> Any:
+        return bytearray(items)
 
     def value(self, row: int) -> Value:
         return make_unchecked(Bool, self.vals[row] == 1)
 
-    def put(self, row: int, v: Value) -> None:
-        self.vals[row] = v.v
-
     def payload(self, row: int) -> Any:
         return self.vals[row] == 1
 
-    def set_payload(self, row: int, p: Any) -> None:
-        self.vals[row] = p
 
-    def grow(self) -> None:
-        self.vals.append(self.default.v)
+class ObjectColumn(_SequenceColumn):
+    """Payloads as Python objects in a list (Blob, EntityList, Timestamp)."""
 
-    def _keep_payloads(self, rows: list[int]) -> None:
-        v = self.vals
-        self.vals = bytearray([v[r] for r in rows])
+    __slots__ = ()
 
-
-
-class ObjectColumn(Column):
-    """Payloads as Python objects in a list (String, Blob, EntityList, Timestamp)."""
-
-    __slots__ = ("vals",)
-    vals: list[Any]
-
-    def init(self, rows: int) -> None:
-        self.vals = [self.default.v] * rows
-
-    def rows(self) -> int:
-        return len(self.vals)
-
-    def value(self, row: int) -> Value:
-        v = _new(self.cls)
-        _set(v, "v", self.vals[row])
-        return v
-
-    def put(self, row: int, v: Value) -> None:
-        self.vals[row] = v.v
-
-    def payload(self, row: int) -> Any:
-        return self.vals[row]
-
-    def set_payload(self, row: int, p: Any) -> None:
-        self.vals[row] = p
-
-    def grow(self) -> None:
-        self.vals.append(self.default.v)
-
-    def _keep_payloads(self, rows: list[int]) -> None:
-        v = self.vals
-        self.vals = [v[r] for r in rows]
-
+    def _seq(self, items: list[Any]) -> Any:
+        return items
 
 
 class StringColumn(Column):
@@ -196,16 +167,24 @@ class StringColumn(Column):
         self.set_payload(row, v.v)
 
     def set_payload(self, row: int, p: Any) -> None:
+        off, ln = self.off, self.ln
+        if off[row]:
+            self.used -= ln[row]
         if p == self.default.v:  # canonical: a value equal to the default is no text of its own
-            self.set_raw(row, (0, self.dlen))
-        else:
-            try:
-                b = p.encode()
-            except UnicodeEncodeError as e:  # lone surrogates: only embedded code can build such a str
-                raise Fail(f"{self.name}: a String must be valid Unicode text ({e.reason} at {e.start})") from None
-            o = len(self.buf)
-            self.buf += b
-            self.set_raw(row, (o, len(b)))
+            off[row] = 0
+            ln[row] = self.dlen
+            return
+        try:
+            b = p.encode()
+        except UnicodeEncodeError as e:  # lone surrogates: only embedded code can build such a str
+            if off[row]:
+                self.used += ln[row]
+            raise Fail(f"{self.name}: a String must be valid Unicode text ({e.reason} at {e.start})") from None
+        buf = self.buf
+        off[row] = len(buf)
+        ln[row] = n = len(b)
+        buf += b
+        self.used += n
 
     def set_default(self, d: Value) -> None:
         """Rows at the old default keep it, as text of their own."""
@@ -232,32 +211,31 @@ class StringColumn(Column):
     def settle(self) -> None:
         garbage = len(self.buf) - 1 - self.used
         if garbage > self._GARBAGE_MIN and garbage > self.used:
-            self._rebuild(range(len(self.off)))
+            self._repack()
 
-    def _rebuild(self, rows: Iterable[int]) -> None:
-        """A fresh buffer holding the text of ``rows`` (in order), renumbered from 0."""
+    def _repack(self) -> None:
+        """A fresh buffer with only the text rows refer to (in row order);
+        O(text in use + rows holding text)."""
         buf, off, ln = memoryview(self.buf), self.off, self.ln
         new = bytearray(1)
-        noff: list[int] = []
-        nln: list[int] = []
-        for r in rows:
-            o, n = off[r], ln[r]
-            if o:
-                noff.append(len(new))
-                new += buf[o : o + n]
-            else:
-                noff.append(0)
-            nln.append(n)
+        noff = array("Q", off)
+        for r in compress(range(len(off)), off):
+            o = off[r]
+            noff[r] = len(new)
+            new += buf[o : o + ln[r]]
         buf.release()
-        self.buf, self.off, self.ln = new, array("Q", noff), array("I", nln)
+        self.buf, self.off = new, noff
         self.used = len(new) - 1
+
+    def _keep_payloads(self, rows: list[int]) -> None:
+        """Keep ``rows`` (table compaction), their text repacked."""
+        self.off = array("Q", [self.off[r] for r in rows])
+        self.ln = array("I", [self.ln[r] for r in rows])
+        self._repack()
 
     def grow(self) -> None:
         self.off.append(0)
         self.ln.append(self.dlen)
-
-    def _keep_payloads(self, rows: list[int]) -> None:
-        self._rebuild(rows)
 
 
 

@@ -50,6 +50,11 @@ def _cursor_after(cursor: str | None) -> int:
     return int(cursor)
 
 
+def _paging(po: PageOpts | None) -> tuple[int | None, int]:
+    """(limit, position after which to start) of id- or key-cursored paging; raises Fail."""
+    return _check_limit(po), _cursor_after(po.cursor if po is not None else None)
+
+
 def _check_limit(po: PageOpts | None) -> int | None:
     if po is None:
         return None
@@ -79,8 +84,7 @@ def find(store: Store, cmd: FindEntities) -> FindEntitiesResponse:
     if types is None:
         return FindEntitiesResponse(None, f"unknown entity type {cmd.entity_type!r}")
     try:
-        limit = _check_limit(cmd.page_opts)
-        after = _cursor_after(cmd.page_opts.cursor if cmd.page_opts is not None else None)
+        limit, after = _paging(cmd.page_opts)
     except Fail as f:
         return FindEntitiesResponse(None, f.msg)
     tables = store.entities.tables
@@ -128,8 +132,7 @@ def get_children(store: Store, cmd: GetChildren) -> GetChildrenResponse:
     if found[0].children is None:
         return GetChildrenResponse(None, f"{eid} has no Children field")
     try:
-        limit = _check_limit(cmd.page_opts)
-        after = _cursor_after(cmd.page_opts.cursor if cmd.page_opts is not None else None)
+        limit, after = _paging(cmd.page_opts)
     except Fail as f:
         return GetChildrenResponse(None, f.msg)
     tree = store.tree

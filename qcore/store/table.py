@@ -20,9 +20,9 @@ from operator import ne
 from typing import Iterator, Mapping
 
 from .column_kinds import ReferenceColumn, new_column
-from .columns import BIG, SAME, Column, Names, time_code, time_of
+from .columns import BIG, NS, SAME, Column, Names, time_code, time_of
 from .schema import CHILDREN, PARENT, FieldSchema
-from .types import Choice, EntityId, Timestamp
+from .types import I64_MAX, Choice, EntityId, Timestamp
 
 _PAGE_BITS = 12
 _PAGE = 1 << _PAGE_BITS
@@ -164,7 +164,9 @@ class Table:
         """Record a write of ``col`` at ``row`` at time ``t`` by ``w``. A time
         equal to the row's creation time is stored as SAME, so that equal
         states have equal representations (and equal snapshots)."""
-        code = time_code(t)
+        code = t.secs * NS + t.nanos
+        if code > I64_MAX:
+            code = BIG
         if code == self.created[row] and (code != BIG or self.big_created[row] == t):
             code = SAME
         col.stamp(row, code, t if code == BIG else None, w)
