@@ -13,11 +13,15 @@ last/first ratio is the control for drift in the machine's load).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from qcore.bench.cluster import create_entities
 
 JSON = dict[str, Any]
+
+
+def _round_robin(parents: list[JSON], start: int) -> Callable[[int], JSON]:
+    return lambda k: parents[(start + k) % len(parents)]
 
 
 def _rate(blocks: list[tuple[int, float]]) -> float:
@@ -38,7 +42,7 @@ async def run_flat(endpoint: str, per_side: int = 100_000, parents: int = 1000, 
         await create_entities(endpoint, n, parent_of=lambda k: flat)
         one.append((n, time.perf_counter() - t0))
         t0 = time.perf_counter()
-        await create_entities(endpoint, n, parent_of=lambda k, base=done: spread[(base + k) % len(spread)])
+        await create_entities(endpoint, n, parent_of=_round_robin(spread, done))
         many.append((n, time.perf_counter() - t0))
         done += n
     edge = max(1, min(10_000, per_side // 2) // block)  # blocks in "the first / last 10,000"

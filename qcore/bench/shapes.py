@@ -100,8 +100,9 @@ def fill_store(shape: Shape, count: int) -> Any:
     def apply(cmd: JSON) -> Any:
         tick[0] += 50_000  # a new log entry's time now and then, as a node would see
         resp, _ = store.apply(decode_command_request(cmd), Timestamp.from_ns(tick[0]))
-        if getattr(resp, "error", None):
-            raise RuntimeError(f"{next(iter(cmd))} failed: {resp.error}")
+        error = getattr(resp, "error", None)
+        if error:
+            raise RuntimeError(f"{next(iter(cmd))} failed: {error}")
         return resp
 
     store.apply(load_config_text(SCHEMAS_YAML, "bench"), Timestamp.from_ns(tick[0]))

@@ -32,6 +32,7 @@ from .commands import (
     GetEntityTypes,
     GetEntityTypesResponse,
     GetSchema,
+    GetSchemaResponse,
     PageResult,
     SetSchema,
     UpdateEntity,
@@ -52,7 +53,9 @@ def type_lineage(store: Store, typ: str) -> tuple[str, ...]:
     out = [typ]
     cur: str | None = typ
     while cur is not None:
-        schema = store.query(GetSchema(cur)).response  # type: ignore[union-attr]
+        resp = store.query(GetSchema(cur))
+        assert isinstance(resp, GetSchemaResponse)
+        schema = resp.response
         cur = schema.inherit if schema is not None else None
         if cur is None or cur in out:
             break

@@ -201,7 +201,7 @@ class AuthState:
         user = self.users.get(actor)
         if user is None:
             raise AuthRefused(f"authentication required: user {actor} no longer exists", "auth_required")
-        if user.admin or (change.__class__ is UserSetPassword and change.user == actor):  # type: ignore[union-attr]
+        if user.admin or (change.__class__ is UserSetPassword and change.user == actor):
             return
         raise AuthRefused(f"permission denied: {actor} may not {change.__class__.__name__} (admin only)",
                           "permission_denied")

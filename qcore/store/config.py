@@ -50,7 +50,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .commands import LoadConfig, TreeNode
+from .commands import LoadConfig, LoadConfigResponse, TreeNode
 from .schema import EntitySchema, FieldSchema, SchemaError, resolve_complete
 from .schema_input import SchemaInputError, check_keys, describe, read_entity_schema
 from .types import (
@@ -341,6 +341,7 @@ def _load_config_text(text: str, filename: str) -> LoadConfig:
     from .state import Store
 
     resp, _ = Store().apply(cfg, Timestamp(0, 0))
+    assert isinstance(resp, LoadConfigResponse)
     if resp.error is not None:
         path, sep, reason = resp.error.partition(": ")
         if not sep or " " in path:

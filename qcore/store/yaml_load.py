@@ -72,7 +72,7 @@ def parse_yaml(text: str, loader: type[Any] = yaml.SafeLoader) -> Any:
     constructors say what scalars mean (the config file reads YAML 1.2's
     booleans, qcore.store.config); libyaml's parser is used with them.
     """
-    fast = _libyaml_twin(loader)
+    fast = _libyaml_twin(loader)  # type: ignore[arg-type]  # classes hash (mypy: type[Any] is not Hashable)
     with gc_paused():
         try:
             return _build(text, fast)
