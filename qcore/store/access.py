@@ -28,6 +28,7 @@ from .commands import (
     EntityExists,
     FieldExists,
     FindEntities,
+    GetChildren,
     GetCompleteSchema,
     GetEntityTypes,
     GetEntityTypesResponse,
@@ -187,6 +188,8 @@ def denied_query(store: Store, grants: Grants, who: str, cmd: Any) -> str | None
         return None
     if c is GetEntityTypes:
         return None  # answered with the readable types only
+    if c is GetChildren:  # a page of what a Read of Children returns
+        return denied_path(store, grants, who, cmd.entity_id, CHILDREN, "read")
     if c is EntityExists:
         typ = cmd.entity_id.typ
     elif c in (GetSchema, GetCompleteSchema, FindEntities, FieldExists):

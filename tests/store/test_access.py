@@ -14,6 +14,7 @@ from qcore.store import (
     EntityReference,
     FieldExists,
     FindEntities,
+    GetChildren,
     GetCompleteSchema,
     GetEntityTypes,
     GetSchema,
@@ -90,6 +91,13 @@ def test_queries_need_read_on_something_of_the_type() -> None:
     for cmd, typ in ((GetSchema("Folder"), "Folder"), (FindEntities("Object", None), "Object"),
                      (EntityExists(folder), "Folder"), (FieldExists("Folder", "Name"), "Folder")):
         assert denied_query(s, g, "bob", cmd) == f"permission denied: bob may not read {typ}"
+
+
+def test_get_children_needs_read_on_the_parents_children() -> None:
+    s, folder, boss, alice = setup()
+    assert denied_query(s, grants(s, ("Folder", "Children", "read")), "bob", GetChildren(folder, None)) is None
+    assert denied_query(s, grants(s, ("Folder", "Name", "read")), "bob", GetChildren(folder, None)) == \
+        "permission denied: bob may not read Folder.Children"
 
 
 @given(st.integers(1, 5), st.lists(st.sampled_from(["Object", "Folder", "User", "Admin", "*"]), max_size=3))
