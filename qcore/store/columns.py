@@ -59,9 +59,6 @@ class Names:
             self.names.append(name)
         return c
 
-    def eid(self, code: int, num: int) -> EntityId | None:
-        return None if code == 0 else EntityId(self.names[code], num)
-
 
 class Column:
     """One field of one type; ``rows`` cells, all of the variant ``cls``."""
@@ -136,12 +133,6 @@ class Column:
             return None
         c = wt[row]
         return None if c == 0 else EntityId(self.names.names[c], self.wid[row])  # type: ignore[index]
-
-    def writer_code(self, row: int) -> tuple[int, int]:
-        wt = self.wtyp
-        if wt is None:
-            return 0, 0
-        return wt[row], self.wid[row]  # type: ignore[index]
 
     def stamp(self, row: int, code: int, big: Timestamp | None, w: EntityId | None) -> None:
         """Record a write at time ``code`` (SAME, BIG with ``big``, or

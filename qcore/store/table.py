@@ -147,9 +147,6 @@ class Table:
         c = self.created[row]
         return self.big_created[row] if c == BIG else time_of(c)
 
-    def created_code(self, row: int) -> int:
-        return self.created[row]
-
     def time(self, col: Column, row: int) -> Timestamp:
         """The write time of one cell."""
         t = col.times
@@ -244,14 +241,6 @@ class Entities:
         if t.typ != eid.typ:  # type: ignore[union-attr]
             return None
         return t, v & _ROW_MASK  # type: ignore[return-value]
-
-    def exists(self, eid: EntityId) -> bool:
-        return self.find(eid) is not None
-
-    def eid(self, num: int) -> EntityId:
-        """The EntityId of an existing entity number."""
-        t, _ = self.locate(num)  # type: ignore[misc]
-        return EntityId(t.typ, num)
 
     def add(self, table: Table, num: int, now: Timestamp) -> int:
         row = table.add_row(num, now)
