@@ -29,6 +29,15 @@ class Config:
     # election timeout; followers then ignore (pre)votes while they have a
     # leader (leader stickiness).
     check_quorum: bool = True
+    # A follower whose connection to its leader went down (LINK_DOWN, from
+    # the transport) and that hears nothing from the leader for a randomised
+    # [link_down_tick, 3*link_down_tick] ticks campaigns, with pre-vote; a
+    # split vote in that campaign is retried as fast. A crashed leader's
+    # connections close at once, so the cluster need not wait an election
+    # timeout. Pre-vote and check-quorum keep a follower whose link merely
+    # flapped from deposing a leader the others still hear, so this is on
+    # only with both. 0 turns it off.
+    link_down_tick: int = 1
     # Byte cap on the entries of one APP message (at least one entry is
     # always sent, however large). Batches many entries per message.
     max_size_per_msg: int = 1 << 20
@@ -47,6 +56,8 @@ class Config:
             raise ValueError("heartbeat_tick must be > 0")
         if self.election_tick <= self.heartbeat_tick:
             raise ValueError("election_tick must be greater than heartbeat_tick")
+        if self.link_down_tick < 0:
+            raise ValueError("link_down_tick must be >= 0")
         if self.max_inflight_msgs <= 0:
             raise ValueError("max_inflight_msgs must be > 0")
         if self.max_size_per_msg <= 0:

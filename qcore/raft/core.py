@@ -3,7 +3,7 @@
 This is etcd-raft's `raft.go` in Python. Everything that happens to a node is
 a `Message`: peer messages, and local events (HUP when the election timer
 fires, BEAT when the heartbeat timer fires, CHECK_QUORUM, UNREACHABLE,
-SNAP_STATUS, a local READ_INDEX or TRANSFER_LEADER). `step()` does, in order:
+SNAP_STATUS, LINK_DOWN, a local READ_INDEX or TRANSFER_LEADER). `step()` does, in order:
 
 1. term handling, the same for every role (paper 5.1): a message from a
    higher term makes us a follower of that term (with leader stickiness and
@@ -30,6 +30,9 @@ Decisions that differ from, or choose among, etcd-raft's options:
   job.
 * ReadIndex uses the safe (heartbeat quorum) mode only, batched (see
   read_only.py).
+* A follower told that its connection to the leader went down (LINK_DOWN)
+  campaigns after `link_down_tick` ticks or so instead of an election
+  timeout (`_tick_election`); it stops defending the leader's lease then.
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ MT = MessageType
 # the one that asked for the transfer).
 CAMPAIGN_TRANSFER = b"CampaignTransfer"
 
-LOCAL_MESSAGES = frozenset({MT.HUP, MT.BEAT, MT.PROP, MT.CHECK_QUORUM, MT.UNREACHABLE, MT.SNAP_STATUS})
+LOCAL_MESSAGES = frozenset(
+    {MT.HUP, MT.BEAT, MT.PROP, MT.CHECK_QUORUM, MT.UNREACHABLE, MT.SNAP_STATUS, MT.LINK_DOWN}
+)
 _VOTE_TYPES = frozenset({MT.VOTE, MT.PRE_VOTE, MT.VOTE_RESP, MT.PRE_VOTE_RESP})
 
 
@@ -130,6 +135,13 @@ class Raft:
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = cfg.election_tick
+        # The link to the leader went down (LINK_DOWN): campaign once this
+        # many ticks pass without a word from it (0: not armed).
+        self.link_down_timeout = 0
+        self.link_down_elapsed = 0
+        # This campaign began because the leader's link went down: a split
+        # vote is retried after a short timeout, not an election timeout.
+        self.campaign_fast = False
         self.lead_transferee = NONE
         # Index of the last conf change proposed by this leader; no new
         # change is accepted until it is applied.
@@ -262,6 +274,7 @@ class Raft:
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = self.cfg.election_tick + self.rng.randrange(self.cfg.election_tick)
+        self.link_down_timeout = 0
         self.lead_transferee = NONE
         self.trk.reset_votes()
         self.trk.reset_progress(self.log.last_index() + 1, self.id, self.log.stable, self.ticks)
@@ -273,6 +286,7 @@ class Raft:
 
     def become_follower(self, term: int, lead: int) -> None:
         self._reset(term)
+        self.campaign_fast = False
         self.lead = lead
         self.role = Role.FOLLOWER
         self._step = self._step_follower
@@ -281,6 +295,8 @@ class Raft:
     def _become_candidate(self) -> None:
         assert self.role != Role.LEADER, "leader cannot become candidate"
         self._reset(self.term + 1)
+        if self.campaign_fast:
+            self.randomized_election_timeout = self._link_down_timeout()
         self.vote = self.id
         self.role = Role.CANDIDATE
         self._step = self._step_candidate
@@ -290,6 +306,7 @@ class Raft:
         assert self.role != Role.LEADER, "leader cannot become pre-candidate"
         # No term change, no vote change: a pre-vote disturbs nobody.
         self.trk.reset_votes()
+        self.link_down_timeout = 0
         self.lead = NONE
         self.role = Role.PRE_CANDIDATE
         self._step = self._step_candidate
@@ -298,6 +315,7 @@ class Raft:
     def _become_leader(self) -> None:
         assert self.role != Role.FOLLOWER, "follower cannot become leader directly"
         self._reset(self.term)
+        self.campaign_fast = False
         self.lead = self.id
         self.role = Role.LEADER
         self._step = self._step_leader
@@ -323,9 +341,44 @@ class Raft:
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
+        if self.link_down_timeout:
+            self.link_down_elapsed += 1
+            if self.link_down_elapsed >= self.link_down_timeout:
+                self.link_down_timeout = 0
+                if self.promotable():
+                    logger.info("node %d: no word from leader %d since its link went down; campaigning", self.id, self.lead)
+                    self.campaign_fast = True
+                    self.election_elapsed = 0
+                    self.step(Message(MT.HUP, frm=self.id))
+                    if self.role == Role.FOLLOWER:  # it could not campaign (an unapplied conf change)
+                        self.campaign_fast = False
+                return
         if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
+            if self.campaign_fast and self.role == Role.PRE_CANDIDATE:
+                # A fast pre-vote that did not win in time: the others still
+                # hear a leader, or cannot be reached. Back to the normal pace.
+                self.campaign_fast = False
+                self.randomized_election_timeout = self.cfg.election_tick + self.rng.randrange(self.cfg.election_tick)
             self.step(Message(MT.HUP, frm=self.id))
+
+    def _link_down_timeout(self) -> int:
+        """Randomised in [g, 2g] ticks (g = link_down_tick), so that followers
+        that lost the leader together seldom campaign at the same moment; when
+        they do, the lower id wins the pre-vote (`_handle_vote_request`)."""
+        g = self.cfg.link_down_tick
+        return g + self.rng.randrange(g + 1)
+
+    def _on_link_down(self, m: Message) -> None:
+        """A follower's connection to its leader went down: arm the early campaign."""
+        cfg = self.cfg
+        if m.frm != self.lead or self.lead == NONE or self.link_down_timeout:
+            return
+        if not (cfg.link_down_tick and cfg.pre_vote and cfg.check_quorum):
+            return
+        self.link_down_timeout = self._link_down_timeout()
+        self.link_down_elapsed = 0
+        logger.debug("node %d: link to leader %d down; campaigning in %d ticks unless it speaks", self.id, self.lead, self.link_down_timeout)
 
     def _tick_heartbeat(self) -> None:
         self.heartbeat_elapsed += 1
@@ -355,8 +408,13 @@ class Raft:
         elif m.term > self.term:
             if m.type in (MT.VOTE, MT.PRE_VOTE):
                 force = m.context == CAMPAIGN_TRANSFER
+                # A follower that lost its link to the leader (and has not
+                # heard from it since) no longer vouches for it.
                 in_lease = (
-                    self.cfg.check_quorum and self.lead != NONE and self.election_elapsed < self.cfg.election_tick
+                    self.cfg.check_quorum
+                    and self.lead != NONE
+                    and self.election_elapsed < self.cfg.election_tick
+                    and not self.link_down_timeout
                 )
                 if not force and in_lease:
                     # We heard from a live leader within the minimum election
@@ -420,6 +478,8 @@ class Raft:
             if m.type == MT.VOTE:
                 self.election_elapsed = 0
                 self.vote = m.frm
+            elif self.campaign_fast and self.role == Role.PRE_CANDIDATE and m.term == self.term + 1 and m.frm < self.id:
+                self._give_way(m.frm)
         else:
             # Tell the candidate how far we know the log is committed. A
             # candidate still counting us (its configuration change is
@@ -436,6 +496,18 @@ class Raft:
                     log_term=self.log.term(commit) or 0,
                 )
             )
+
+    def _give_way(self, other: int) -> None:
+        """Two followers that lost the leader together pre-vote for the same
+        term at once: each grants the other (pre-votes bind nobody), both would
+        become candidates and split the vote. The one with the higher id
+        withdraws; if the other does not follow up with a vote request, it
+        campaigns again a tick or two later. Pre-votes change no term and no
+        vote, so this decides only who goes first, never safety."""
+        logger.debug("node %d: giving way to %d's campaign", self.id, other)
+        self.become_follower(self.term, NONE)
+        self.link_down_timeout = self._link_down_timeout()
+        self.link_down_elapsed = 0
 
     def _learn_commit(self, index: int, term: int) -> None:
         """Another node says entry (index, term) is committed.
@@ -549,7 +621,7 @@ class Raft:
             # Wait for the follower's next answer (or a heartbeat response)
             # before probing, so a failed snapshot is not retried in a loop.
             pr.probe_sent = True
-        elif t == MT.UNREACHABLE:
+        elif t in (MT.UNREACHABLE, MT.LINK_DOWN):
             # Optimistic streaming to a peer we cannot reach only piles up
             # lost messages: fall back to one probe at a time.
             if pr.state == ProgressState.REPLICATE:
@@ -702,17 +774,16 @@ class Raft:
     def _step_follower(self, m: Message) -> None:
         t = m.type
         if t == MT.APP:
-            self.election_elapsed = 0
-            self.lead = m.frm
+            self._heard_leader(m.frm)
             self._handle_append(m)
         elif t == MT.HEARTBEAT:
-            self.election_elapsed = 0
-            self.lead = m.frm
+            self._heard_leader(m.frm)
             self._handle_heartbeat(m)
         elif t == MT.SNAP:
-            self.election_elapsed = 0
-            self.lead = m.frm
+            self._heard_leader(m.frm)
             self._handle_snapshot(m)
+        elif t == MT.LINK_DOWN:
+            self._on_link_down(m)
         elif t == MT.TRANSFER_LEADER:
             if self.lead != NONE:
                 # A copy: the caller (network, simulator) may still hold `m`.
@@ -732,6 +803,11 @@ class Raft:
                 self._send(dataclasses.replace(m, to=self.lead))
         elif t == MT.READ_INDEX_RESP:
             self.read_states.append(ReadState(index=m.index, request_ctx=m.context))
+
+    def _heard_leader(self, lead: int) -> None:
+        self.election_elapsed = 0
+        self.lead = lead
+        self.link_down_timeout = 0  # it speaks: the link is back (or only flapped)
 
     def _handle_append(self, m: Message) -> None:
         if m.index < self.log.committed:

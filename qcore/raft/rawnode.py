@@ -10,6 +10,7 @@ and carries out the outputs, in one loop that owns the RawNode:
         node.step(msg)                   # a message from a peer
         node.propose(data) / node.propose_conf_change(cc) / node.read_index(ctx)
         node.transfer_leader(to) / node.report_unreachable(to) / node.report_snapshot(to, ok)
+        node.report_link_down(peer)
 
         # 2. Output
         if node.has_ready():
@@ -65,6 +66,9 @@ Rules the runtime must keep:
   snapshot, entries after it). The configuration is the snapshot's; the
   committed entries after the snapshot are handed out again (applied index
   starts at the snapshot), and their conf changes re-applied on advance.
+* `report_link_down(peer)` when a connection to `peer` closes (not when it
+  merely goes quiet): a follower that loses its leader that way campaigns
+  within a few ticks instead of an election timeout.
 * A node with no configuration (fresh, or not yet told it is a voter) never
   campaigns, but answers votes and appends: a new node joins when the leader
   contacts it.
@@ -202,6 +206,12 @@ class RawNode:
 
     def report_unreachable(self, to: int) -> None:
         self._raft.step(Message(MessageType.UNREACHABLE, frm=to))
+
+    def report_link_down(self, peer: int) -> None:
+        """The connection to `peer` closed (its process may have died). If
+        `peer` is this follower's leader, it campaigns soon unless the leader
+        speaks again first (`Config.link_down_tick`)."""
+        self._raft.step(Message(MessageType.LINK_DOWN, frm=peer))
 
     def report_snapshot(self, to: int, ok: bool) -> None:
         self._raft.step(Message(MessageType.SNAP_STATUS, frm=to, reject=not ok))

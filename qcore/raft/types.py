@@ -158,6 +158,7 @@ class MessageType(IntEnum):
     CHECK_QUORUM = 3
     UNREACHABLE = 4
     SNAP_STATUS = 5
+    LINK_DOWN = 6  # the transport lost its connection to peer `frm`
     # Peer messages.
     APP = 10
     APP_RESP = 11

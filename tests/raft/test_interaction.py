@@ -14,7 +14,8 @@ Commands: add-nodes N [key=value config...], campaign ID, propose ID DATA,
 stabilize, process-ready ID..., deliver-msgs [ID...], tick-election ID,
 tick-heartbeat ID, tick ID N, isolate ID, heal, status ID, raft-log ID,
 read-index ID CTX, transfer-leader ID TO, conf-change ID v4 l5 r3 [joint],
-compact ID, restart ID.
+compact ID, restart ID, link-down ID PEER (the transport lost its link to PEER),
+cut FROM TO (drop messages on one link until heal).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _cfg(args: dict[str, str]) -> dict[str, object]:
         "check_quorum": ("check_quorum", lambda v: v == "true"),
         "max_inflight": ("max_inflight_msgs", int),
         "max_size": ("max_size_per_msg", int),
+        "election": ("election_tick", int),
     }
     return {names[k][0]: names[k][1](v) for k, v in args.items()}
 
@@ -100,6 +102,10 @@ def run_command(net: Transcript | None, cmd: str, pos: list[str], kw: dict[str, 
             node.tick()
     elif cmd == "isolate":
         net.isolate(ids[0])
+    elif cmd == "link-down":
+        net.nodes[ids[0]].report_link_down(ids[1])
+    elif cmd == "cut":
+        net.cut.add((ids[0], ids[1]))
     elif cmd == "heal":
         net.heal()
     elif cmd == "status":
