@@ -75,6 +75,9 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--tick-ms", type=int, default=50, help="Raft tick length in milliseconds")
     p.add_argument("--election-ticks", type=int, default=20, help="election timeout in ticks (randomised up to 2x)")
     p.add_argument("--heartbeat-ticks", type=int, default=2, help="heartbeat interval in ticks")
+    p.add_argument("--link-down-ticks", type=int, default=1,
+                   help="a follower whose connection to the leader closes campaigns after 1-3x this many "
+                        "ticks instead of an election timeout (0: off)")
     p.add_argument("--snapshot-threshold", type=int, default=20_000, help="applied entries between snapshots")
     p.add_argument("--snapshot-keep", type=int, default=2_000,
                    help="log entries kept behind a snapshot for slow followers (beyond them, a snapshot is sent)")
@@ -130,6 +133,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         p.error("--max-conn-output must be between 64 KiB and 1 GiB")
     if a.max_output < a.max_conn_output:
         p.error("--max-output must be at least --max-conn-output")
+    if a.link_down_ticks < 0:
+        p.error("--link-down-ticks must be >= 0")
     if len(a.peer_secret_file) > 2:
         p.error("--peer-secret-file may be given at most twice (new and old, while rotating)")
     if a.admin_password_file is not None:
@@ -142,6 +147,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     return NodeOptions(
         id=a.id, ws_addr=a.ws_addr, config_file=a.config_file, data_dir=a.data_dir, in_memory=a.in_memory,
         init=a.init, tick_ms=a.tick_ms, election_ticks=a.election_ticks, heartbeat_ticks=a.heartbeat_ticks,
+        link_down_ticks=a.link_down_ticks,
         snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep,
         snapshot_threshold_bytes=a.snapshot_threshold_bytes, snapshot_keep_bytes=a.snapshot_keep_bytes,
         max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, random_id
 from qcore.node.driver import RaftDriver
-from qcore.node.errors import NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
+from qcore.node.errors import LeaderChanged, NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
@@ -296,10 +296,11 @@ class Api:
             return True
 
         # On the leader the write is proposed here; on a follower the driver
-        # hands it to the leader over the Raft link (NotLeader if it cannot:
-        # then the full path waits for a leader and forwards it).
+        # hands it to the leader over the Raft link (NotLeader if it cannot,
+        # LeaderChanged if the leader went before committing it, not applied:
+        # then the full path waits for a leader and sends it there).
         def on_applied(f: "asyncio.Future[Any]") -> None:
-            if not f.cancelled() and isinstance(f.exception(), NotLeader):
+            if not f.cancelled() and isinstance(f.exception(), (NotLeader, LeaderChanged)):
                 fallback()
             else:
                 reply(_outcome(rid, f, lambda r: _perform_reply(rid, r)))
@@ -349,21 +350,30 @@ class Api:
                     return reply_type(msg.id, await local())
                 except _Refused as exc:
                     return refusal(reply_type, msg.id, exc.kind, str(exc))
-                except NotLeader:
+                except (NotLeader, LeaderChanged):
                     if forwarded:
                         raise
-                    continue  # lost leadership between check and propose: look again
+                    continue  # lost leadership between check and commit (not applied): look again
             leader = driver.leader_id()
             if forwarded:
                 raise NotLeader(leader, driver.address_of(leader) if leader else None)
+            unreachable: RequestFailed | None = None
             if leader and leader != self._opts.id:
                 addr = self._peer_address(leader)
                 if addr is not None:
-                    return await self._forward(msg, addr, deadline)
+                    try:
+                        return await self._forward(msg, addr, deadline)
+                    except RequestFailed as exc:
+                        # Not sent: the leader cannot be reached (its process may
+                        # have died). Wait for the next one rather than bounce
+                        # the client, which would back off and come back later.
+                        unreachable = exc
             wait = min(deadline - time.monotonic(), self._no_leader_after)
             if wait <= 0 or not await driver.wait_for(
                 lambda: driver.leader_id() not in (0, leader) or driver.is_leader(), wait
             ):
+                if unreachable is not None:
+                    raise unreachable
                 if driver.leader_id():
                     raise RequestFailed(f"cannot reach the leader ({driver.leader_id()})", Kind.UNAVAILABLE)
                 raise RequestFailed(_NO_LEADER, Kind.NO_LEADER)

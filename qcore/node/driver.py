@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -238,6 +239,10 @@ class RaftDriver:
         self.replica.report_snapshot(to, ok)
         self._wake.set()
 
+    def report_link_down(self, peer: int) -> None:
+        self.replica.report_link_down(peer)
+        self._wake.set()
+
     def transfer_leader(self, to: int) -> None:
         self.replica.transfer_leader(to)
         self._wake.set()
@@ -315,7 +320,9 @@ class RaftDriver:
     async def _tick_loop(self) -> None:
         interval = self._opts.tick_ms / 1000
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        # A random phase: nodes started together do not tick in step, so timers
+        # drawn in ticks (elections, the early campaign) differ within a tick too.
+        next_at = loop.time() - random.uniform(0, interval)
         while not self._stopped:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))

@@ -4,6 +4,8 @@
     ├── NotLeader        this node cannot propose; `leader_id`/`leader_addr` say where to go
     │                    (kind not_leader, or no_leader when no leader is known)
     ├── RequestFailed    definitely not applied (safe to retry); kind unavailable unless given
+    │   └── LeaderChanged  a write the leader lost or refused as leadership moved: the node
+    │                    sends it again to the next leader (within the request's deadline)
     └── OutcomeUnknown   may or may not have been applied (e.g. timed out after proposing)
 
 :func:`error_reply` turns one into the ``Error`` frame the client gets.
@@ -39,6 +41,11 @@ class RequestFailed(NodeError):
     def __init__(self, text: str, kind: Kind = Kind.UNAVAILABLE) -> None:
         super().__init__(text)
         self.kind = kind
+
+
+class LeaderChanged(RequestFailed):
+    """A write the leader did not take, or lost before committing it, because
+    leadership moved: definitely not applied."""
 
 
 class OutcomeUnknown(NodeError):

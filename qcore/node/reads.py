@@ -52,6 +52,15 @@ class ReadBatcher:
             _, waiters = self._inflight.pop(ctx)
             self.issue(waiters, now_tick)
 
+    def reissue(self, now_tick: int) -> None:
+        """A new leader is known: rounds asked of the previous one (dropped when
+        it went, or never to be answered) are asked again now, as one round."""
+        if not self._inflight:
+            return
+        waiters = [w for _, ws in self._inflight.values() for w in ws]
+        self._inflight.clear()
+        self.issue(waiters, now_tick)
+
     def on_read_state(self, ctx: bytes, index: int) -> None:
         """The core answered round `ctx`: its reads may run once `index` is applied."""
         entry = self._inflight.pop(ctx, None)

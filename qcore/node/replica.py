@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from qcore.node.commit_notices import CommitNotices
-from qcore.node.errors import NotLeader, OutcomeUnknown, RequestFailed
+from qcore.node.errors import LeaderChanged, NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.own_snapshots import Builder, OwnSnapshots
 from qcore.node.reads import ReadBatcher
 from qcore.node.stats import NodeStats
@@ -152,11 +152,18 @@ class _Forwarded:
     seqs: list[int]
 
 
+@dataclass(frozen=True, slots=True)
+class _LinkDown:
+    """The transport's report that a connection to `peer` closed."""
+
+    peer: int
+
+
 @dataclass(slots=True)
 class _Inputs:
     """What arrived since the last round; drained at the top of the next."""
 
-    inbox: list[PeerMessage] = field(default_factory=list)
+    inbox: list[PeerMessage | _LinkDown] = field(default_factory=list)
     local: list[Callable[[], None]] = field(default_factory=list)
     ticks: int = 0
     commands: list[tuple[Any, Any, Waiter]] = field(default_factory=list)
@@ -282,6 +289,12 @@ class Replica:
     def report_snapshot(self, to: int, ok: bool) -> None:
         self._in.local.append(lambda: self.raw.report_snapshot(to, ok))
 
+    def report_link_down(self, peer: int) -> None:
+        """A connection to `peer` closed (see RawNode.report_link_down). It
+        queues with the peer's messages, in order: a message that arrived
+        before the link closed must not cancel the early campaign it arms."""
+        self._in.inbox.append(_LinkDown(peer))
+
     def transfer_leader(self, to: int) -> None:
         self._in.local.append(lambda: self.raw.transfer_leader(to))
 
@@ -319,7 +332,8 @@ class Replica:
 
     def propose_command(self, command_json: Any, command: Any, waiter: Waiter) -> None:
         """A write: `waiter` gets the command's response once this replica
-        applies it, or fails (NotLeader, RequestFailed, OutcomeUnknown).
+        applies it, or fails (NotLeader, RequestFailed, OutcomeUnknown;
+        LeaderChanged, a RequestFailed, when leadership moved under it).
 
         On a follower the write is handed to the leader in a batch and
         answered when this replica applies it; NotLeader if no leader is
@@ -451,9 +465,11 @@ class Replica:
                     raw.step(msg)
                 elif type(msg) is ForwardBatch:
                     self._on_forward(msg)
-                else:
-                    assert type(msg) is BatchRefused
+                elif type(msg) is BatchRefused:
                     self._on_refused(msg)
+                else:
+                    assert type(msg) is _LinkDown
+                    raw.report_link_down(msg.peer)
         if inputs.commands:
             self._propose_commands()
         if inputs.conf_changes:
@@ -466,6 +482,7 @@ class Replica:
         raw = self.raw
         if ss.leader_id and ss.leader_id != self._last_leader:
             self.stats.leader_changes += 1
+            self._reads.reissue(self.tick_count)
         self._last_leader = ss.leader_id
         log.info("role=%s term=%d leader=%d commit=%d applied=%d",
                  ss.role, raw.term, ss.leader_id, raw.status().commit, self.applied)
@@ -576,7 +593,7 @@ class Replica:
         for fwd in self._forwarded:
             if fwd.batch == msg.batch:
                 self._forwarded.remove(fwd)
-                self._fail_seqs(fwd.seqs, RequestFailed(_NOT_TAKEN))
+                self._fail_seqs(fwd.seqs, LeaderChanged(_NOT_TAKEN))
                 return
 
     def _fail_seqs(self, seqs: list[int], err: Exception) -> None:
@@ -595,10 +612,10 @@ class Replica:
             head = fw[0]
             if head.term < lost_before:
                 fw.popleft()
-                self._fail_seqs(head.seqs, RequestFailed(_LOST))
+                self._fail_seqs(head.seqs, LeaderChanged(_LOST))
             elif all((w := waiters.get(s)) is None or w.done() for s in head.seqs):
                 fw.popleft()
-                self._fail_seqs(head.seqs, RequestFailed(_LOST))  # only drops what timed out
+                self._fail_seqs(head.seqs, LeaderChanged(_LOST))  # only drops what timed out
             else:
                 return
 
@@ -670,7 +687,7 @@ class Replica:
             self.applied = entry.index
             self.applied_bytes += len(entry.data)
             if prop is not None and prop.term != entry.term:
-                self._fail_seqs(prop.seqs, RequestFailed(_LOST))
+                self._fail_seqs(prop.seqs, LeaderChanged(_LOST))
         if forwarded:
             self._settle_forwarded(0)
         if rd.committed_entries:

@@ -152,6 +152,7 @@ class Node:
             heartbeat_tick=opts.heartbeat_ticks,
             pre_vote=True,
             check_quorum=True,
+            link_down_tick=opts.link_down_ticks,
         )
         raw = RawNode(
             cfg, rng=random.Random(), hard_state=rec.hard_state, snapshot=rec.snapshot, entries=rec.entries
@@ -238,8 +239,12 @@ class Node:
 
     def _peer_connected(self, side: PeerSide) -> None:
         """A connection is a peer's (authenticated, or with peer authentication
-        off, declared so): learn where the peer listens, and, if this node has
-        no cluster identity yet, take the peer's (cluster_identity)."""
+        off, declared so): count it as one of the peer's Raft links (the
+        transport reports the last one closing), learn where the peer
+        listens, and, if this node has no cluster identity yet, take the
+        peer's (cluster_identity)."""
+        if side.declared_id is not None and side.purpose == "raft":
+            self.transport.inbound_opened(side.declared_id)
         if side.declared_id is None or side.declared_addr is None:
             return
         self.transport.learn(side.declared_id, side.declared_addr)
@@ -334,6 +339,8 @@ class Node:
         except ConnectionClosed:
             pass
         finally:
+            if side.peer and side.purpose == "raft" and side.declared_id is not None:
+                self.transport.inbound_closed(side.declared_id)  # after every frame it carried was stepped
             self.backpressure.detach(conn)
             self.gate.close(side)
             self._connections.discard(ws)

@@ -9,7 +9,10 @@ seed's frame names (RaftVote / RaftAppend / RaftSnapshot and their
 (pipelining is the Raft core's business), and a slow or dead peer only fills
 its own bounded queue: when the queue overflows or the link drops, queued
 messages are discarded and the core is told the peer is unreachable — Raft
-retransmits what matters.
+retransmits what matters. When a peer's last Raft connection to us closes
+(its process died, or the connection was reset), after every message it
+carried has been stepped, the core is told the link went down: a follower
+that so loses its leader campaigns within a tick or two.
 
 Snapshots are the exception: they are big, so each one gets its own
 short-lived connection and travels as RaftSnapshot chunks, each acknowledged
@@ -29,7 +32,7 @@ import base64
 import ssl
 import itertools
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
@@ -251,6 +254,7 @@ class PeerTransport:
         self._chunk_bytes = chunk_bytes
         self._frame_ids = itertools.count(1)
         self._snapshot_tasks: set[asyncio.Task[None]] = set()
+        self._inbound: Counter[int] = Counter()  # peer -> its open Raft connections to us
 
     @property
     def driver(self) -> "RaftDriver":
@@ -397,6 +401,19 @@ class PeerTransport:
             msg = decode_message(assembly.header, snapshot_data=bytes(assembly.buf))
             self.driver.step(msg)
         return {"Ok": {"received": offset + len(chunk)}}
+
+    def inbound_opened(self, peer_id: int) -> None:
+        """A peer's Raft connection to us is open (and authenticated, if required)."""
+        self._inbound[peer_id] += 1
+
+    def inbound_closed(self, peer_id: int) -> None:
+        """One of them closed, after everything it carried was stepped. When
+        none is left (a snapshot's own connection closing leaves the link),
+        the peer's process may have died: report_link_down."""
+        self._inbound[peer_id] -= 1
+        if self._inbound[peer_id] <= 0:
+            del self._inbound[peer_id]
+            self.driver.report_link_down(peer_id)
 
     def on_outbound_reply(self, peer_id: int, frame: Any) -> None:
         log.debug("reply from peer %d on outbound link: %.200s", peer_id, frame)

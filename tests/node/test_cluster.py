@@ -109,6 +109,10 @@ async def test_multi_node_init_and_leader_kill(nodes):
     ns[old - 1].kill9()
     alive = [c for i, c in enumerate(conns) if i != old - 1]
     await wait_until(lambda: _new_leader(alive, old), timeout=30, what="a new leader")
+    # The dead leader's connections closed: a survivor campaigned at once
+    # (--link-down-ticks), not after an election timeout.
+    early = f"no word from leader {old} since its link went down; campaigning"
+    assert any(early in n.log_tail(400) for i, n in enumerate(ns) if i != old - 1)
     for _ in range(10):
         r = await alive[0].perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 1}, adjust="Add")]}})
         assert r["UpdateEntity"]["error"] is None
