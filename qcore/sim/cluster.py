@@ -36,7 +36,7 @@ class Cluster:
         self.trace = trace
         self.checker = Checker()
         self.now = 0
-        self.network = Network(derive_rng(opts.seed, "network"), opts.network)
+        self.network = Network(derive_rng(opts.seed, "network"), opts.network, derive_rng(opts.seed, "links"))
         self.fault_rng = derive_rng(opts.seed, "faults")
         self.clock_rng = derive_rng(opts.seed, "clock")
         self.crash_in_ready = opts.crash_in_ready
@@ -53,6 +53,9 @@ class Cluster:
         self._reports: list[tuple[int, int, bool | None]] = []
         # Own snapshots being built: (due at, node, its boot, index, builder).
         self._builds: list[tuple[int, SimNode, int, int, Builder]] = []
+        # Simulator ticks from a leader's crash to the next leader elected.
+        self.failovers: list[int] = []
+        self._leader_lost_at: int | None = None
 
     # -- membership of the simulation ----------------------------------------
 
@@ -154,10 +157,32 @@ class Cluster:
                 sender.replica.report_snapshot(to, ok)
             sender.process()
 
+    def close_links(self, node_id: int) -> None:
+        """`node_id`'s process is gone: every connection to it closes."""
+        for other in self.nodes.values():
+            if other.id != node_id and other.raw is not None:
+                self.network.close_link(node_id, other.id, self.now)
+
+    def deliver_links_closed(self) -> None:
+        """Tell nodes of their links that closed (as the transport does)."""
+        while (item := self.network.pop_link_closed(self.now)) is not None:
+            observer, peer = item
+            node = self.nodes.get(observer)
+            if node is None or node.replica is None:
+                continue
+            self.events += 1
+            self.counters["links_down"] += 1
+            self.trace.add(self.now, f"n{observer} link to n{peer} down")
+            node.replica.report_link_down(peer)
+            node.process()
+            self.flush_reports()
+
     def deliver_due(self) -> None:
+        """Every packet due, then every link closing due (after the data, as in TCP)."""
         while True:
             item = self.network.pop_due(self.now)
             if item is None:
+                self.deliver_links_closed()
                 return
             src, msg, delivered = item
             target = self.nodes.get(msg.to)
@@ -224,8 +249,16 @@ class Cluster:
                 self.flush_reports()
 
     def crash(self, node: SimNode, downtime: int) -> None:
+        if node.is_leader:
+            self._leader_lost_at = self.now
         node.crash()
         node.down_until = self.now + downtime
+
+    def on_new_leader(self) -> None:
+        """A node became leader: after a leader crash, how long that took."""
+        if self._leader_lost_at is not None:
+            self.failovers.append(self.now - self._leader_lost_at)
+            self._leader_lost_at = None
 
     def check_durable(self, what: str) -> None:
         disks = {n.id: n.disk.durable for n in self.nodes.values() if not n.retired}

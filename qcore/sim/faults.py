@@ -3,7 +3,10 @@
 Rates come from the run's options (so some seeds have none of a kind).
 Partitions are of five shapes: one node isolated, a majority/minority
 split, a one-way cut out of or into one node, and random one-way link cuts.
-Each lasts a random time and then heals. Crashed nodes come back after a
+Each lasts a random time and then heals; some close the connections they
+cut (a reset), most leave them silently open, as a real partition does.
+Now and then a link between two live nodes closes and reopens at once (a
+flap): each end is told its link went down, nothing else happens. Crashed nodes come back after a
 random downtime with whatever their disk kept. Rarely, every node crashes
 at once (a power cut: SPEC 5 says the whole cluster may be restarted
 without losing an acknowledged write).
@@ -36,6 +39,12 @@ class Faults:
             c.trace.add(now, "network heals")
         elif self.partition_until is None and self.rng.random() < self.opts.partition_rate:
             self._partition()
+        if self.opts.link_flap_rate and self.rng.random() < self.opts.link_flap_rate:
+            live = [n.id for n in c.running()]
+            if len(live) >= 2:
+                a, b = self.rng.sample(live, 2)
+                c.trace.add(now, f"link n{a}-n{b} flaps")
+                c.network.close_link(a, b, now)
         if self.rng.random() < self.opts.crash_all_rate:
             downtime = self.rng.randint(1, 2 * self.opts.restart_ticks)
             c.trace.add(now, "POWER CUT: every node crashes")
@@ -77,4 +86,9 @@ class Faults:
                         net.block(a, b)
         self.partitions += 1
         self.partition_until = c.now + rng.randint(1, 2 * self.opts.partition_ticks)
-        c.trace.add(c.now, f"partition ({shape}) until t={self.partition_until}: {net.describe_partition()}")
+        resets = rng.random() < self.opts.partition_resets
+        c.trace.add(c.now, f"partition ({shape}) until t={self.partition_until}{' (resets links)' if resets else ''}: "
+                           f"{net.describe_partition()}")
+        if resets:
+            for a, b in sorted({tuple(sorted(link)) for link in net.blocked}):
+                net.close_link(a, b, c.now)

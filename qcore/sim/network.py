@@ -8,6 +8,11 @@ and may overtake earlier packets. Partitions are sets of blocked directed
 links, so one-way (asymmetric) partitions are as easy as full ones; a packet
 is dropped if its link is blocked when it is sent or when it arrives.
 
+Connections closing are events of their own (`close_link`): the real
+transport tells the node when a link closes under it (a crashed peer's
+connections close at once; a partition alone closes nothing). Each end
+hears of it after its own random delay.
+
 The network knows nothing about Raft beyond `Message.to` / `Message.frm`;
 the cluster decides what to do with a dropped SNAP (report_snapshot) or a
 message to a crashed node. Forwarded write batches are never duplicated:
@@ -69,7 +74,8 @@ def copy_message(msg: PeerMessage) -> PeerMessage:
 
 
 class Network:
-    def __init__(self, rng: random.Random, options: NetworkOptions) -> None:
+    def __init__(self, rng: random.Random, options: NetworkOptions, link_rng: random.Random | None = None) -> None:
+        """`link_rng` draws the delays of links closing (default: `rng`)."""
         self.rng = rng
         self.options = options
         self.blocked: set[tuple[int, int]] = set()
@@ -80,6 +86,10 @@ class Network:
         self.sent = 0
         self.dropped = 0
         self.duplicated = 0
+        # (at, seq, observer, peer): `observer` learns its link to `peer` closed.
+        self._closings: list[tuple[int, int, int, int]] = []
+        self._link_rng = link_rng if link_rng is not None else rng
+        self.links_closed = 0
 
     # -- sending and delivery ------------------------------------------------
 
@@ -131,6 +141,27 @@ class Network:
 
     def in_flight(self) -> int:
         return len(self._queue)
+
+    # -- connections closing --------------------------------------------------
+
+    def close_link(self, a: int, b: int, now: int) -> None:
+        """The connection between `a` and `b` closes: each end hears of it
+        after a delay of its own (the other end may be dead: then it never
+        does), and after the packets the other end sent it first (a TCP
+        close follows the data), stragglers and reordered packets aside."""
+        for observer, peer in ((a, b), (b, a)):
+            self._seq += 1
+            at = now + self._link_rng.randint(self.options.delay_min, self.options.delay_max)
+            at = max(at, self._link_tail.get((peer, observer), 0))
+            heapq.heappush(self._closings, (at, self._seq, observer, peer))
+        self.links_closed += 1
+
+    def pop_link_closed(self, now: int) -> tuple[int, int] | None:
+        """(observer, peer) of the next link closing due at or before `now`."""
+        if not self._closings or self._closings[0][0] > now:
+            return None
+        _, _, observer, peer = heapq.heappop(self._closings)
+        return observer, peer
 
     # -- partitions ----------------------------------------------------------
 

@@ -212,6 +212,7 @@ class SimNode:
     def crash(self) -> None:
         lost = self.disk.crash()
         self.replica = None
+        self.cluster.close_links(self.id)
         self.is_leader = False
         self.cluster.checker.forget_reads(self.id)
         self.cluster.trace.add(self.cluster.now, f"n{self.id} CRASH (lost {lost} unsynced writes)")
@@ -220,6 +221,7 @@ class SimNode:
     def retire(self) -> None:
         self.retired = True
         self.replica = None
+        self.cluster.close_links(self.id)
         self.is_leader = False
         self.cluster.checker.forget_reads(self.id)
         self.cluster.trace.add(self.cluster.now, f"n{self.id} RETIRED (removed from the configuration)")
@@ -314,6 +316,7 @@ class SimNode:
             self.term = term
             c.trace.add(c.now, f"n{self.id} becomes LEADER of term {term}")
             c.checker.on_leader(self.id, term, self.log)
+            c.on_new_leader()
         elif was and not leader:
             c.trace.add(c.now, f"n{self.id} steps down (lead={lead})")
 

@@ -74,6 +74,10 @@ class SimOptions:
     snapshot_keep: int  # entries kept behind an own snapshot
     max_batch_commands: int  # client writes per log entry
     request_timeout: int  # Raft ticks before a request fails (outcome unknown)
+    # Connections closing (RawNode.report_link_down): always when a node
+    # crashes; besides, at random between live nodes (a reset, a flap) ...
+    link_flap_rate: float  # per tick: chance some live node's link to another closes
+    partition_resets: float  # ... and, with this chance, on every link a partition cuts
 
     def describe(self) -> str:
         d = asdict(self)
@@ -141,4 +145,6 @@ def derive_options(seed: int, nodes: int | None = None, steps: int | None = None
         snapshot_keep=rng.choice((0, 0, 5)),
         max_batch_commands=rng.choice((1, 4, 1024)),
         request_timeout=election_tick * rng.choice((10, 20)),
+        link_flap_rate=_rate(rng, (0.0, 0.0, 0.0005, 0.003)) / raft_tick * 10,
+        partition_resets=rng.choice((0.0, 0.5, 1.0)),
     )

@@ -185,6 +185,7 @@ class Simulation:
             "packets_dropped": c.network.dropped,
             "snapshots_installed": c.counters["snapshots_installed"],
             "crashes_in_ready": c.counters["crashes_in_ready"],
+            "links_down": c.counters["links_down"],
         }
 
 
