@@ -1,4 +1,9 @@
-"""``python -m qcore.chaos --nodes 5 --duration 1800 --seed 7``: one or more chaos runs."""
+"""``python -m qcore.chaos --nodes 5 --duration 1800 --seed 7``: one or more chaos runs.
+
+``python -m qcore.chaos --failover 20``: instead, measure the time from
+``kill -9`` of the leader to the next acknowledged write, 20 times
+(qcore.chaos.failover).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from qcore.chaos.failover import FailoverConfig, measure_failover
 from qcore.chaos.linearizability import History, check_ops, explain_robust
 from qcore.chaos.nemesis import FAULTS
 from qcore.chaos.run import RunConfig, RunReport, run
@@ -39,7 +45,8 @@ def _check_file(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qcore.chaos", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m qcore.chaos", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=5, help="voters")
     p.add_argument("--spares", type=int, default=1, help="extra nodes for membership changes")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of faults per seed")
@@ -59,10 +66,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="users on: the harness manages the cluster as admin, the workload is a user of its own")
     p.add_argument("--check", type=Path, default=None, metavar="HISTORY.jsonl",
                    help="only re-check a recorded history (a run's history.jsonl) and exit")
+    p.add_argument("--failover", type=int, default=0, metavar="KILLS",
+                   help="measure kill -9 of the leader -> next acknowledged write, KILLS times "
+                        "(with --nodes, --workers as the number of clients, --seed, --tls, --dir, --keep)")
     a = p.parse_args(argv)
     if a.check is not None:
         return _check_file(a.check)
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if a.failover:
+        fo = FailoverConfig(kills=a.failover, nodes=a.nodes, clients=a.workers, seed=a.seed, tls=a.tls,
+                            base_dir=a.dir, keep=a.keep, node_args=a.node_arg)
+        measured = asyncio.run(measure_failover(fo))
+        print(measured.render(), flush=True)
+        return 0 if measured.ok else 1
     faults = tuple(f for f in a.faults.split(",") if f)
     unknown = set(faults) - set(FAULTS)
     if unknown:
