@@ -212,12 +212,17 @@ def write_frames(ws: Any, frames: Iterable[bytes]) -> bool:
     proto = ws.protocol
     if proto.state is not State.OPEN:
         return False
-    if proto.side is SERVER and not proto.extensions and not proto.expect_continuation_frame and not proto.writes:
-        # A server's frames are unmasked: header and payload, nothing else.
+    if not proto.extensions and not proto.expect_continuation_frame and not proto.writes:
         parts: list[bytes] = []
-        for frame in frames:
-            parts.append(text_header(len(frame)))
-            parts.append(frame)
+        if proto.side is SERVER:
+            # A server's frames are unmasked: header and payload, nothing else.
+            for frame in frames:
+                parts.append(text_header(len(frame)))
+                parts.append(frame)
+        else:
+            # A client's (a node's links to its peers) are masked.
+            for frame in frames:
+                parts.append(masked_text_frame(frame))
         if parts:
             ws.transport.write(b"".join(parts))
         return True

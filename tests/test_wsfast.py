@@ -215,6 +215,42 @@ async def test_write_frames_from_a_server_reads_back_whole(size, fast, monkeypat
     assert got == [p.decode() for p in payloads]  # text frames
 
 
+@pytest.mark.parametrize("sink", [True, False], ids=["sink-server", "websockets-server"])
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+async def test_write_frames_from_a_client_reads_back_whole(size, sink):
+    """A node's links to its peers are client connections: their frames are
+    masked (RFC 6455), and websockets' own parser takes them as well as the sink."""
+    payloads = [bytes([97 + i % 26]) * size for i in range(3)]
+    got: list[bytes] = []
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        if isinstance(ws, SinkServerConnection):
+            def take(data: bytes, text: bool) -> None:
+                assert text
+                got.append(bytes(data))
+                if len(got) == len(payloads):
+                    done.set()
+            ws.sink = take
+        async for frame in ws:
+            got.append(frame.encode())
+            if len(got) == len(payloads):
+                done.set()
+
+    create = wsfast.server_connection_class() if sink else ServerConnection
+    srv = await serve(handler, "127.0.0.1", 0, compression=None, create_connection=create, max_size=None)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as ws:
+            assert write_frames(ws, payloads[:1])
+            assert write_frames(ws, payloads[1:])
+            await asyncio.wait_for(done.wait(), 5)
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    assert got == payloads
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "public-api"])
 async def test_a_server_connection_reports_replies_backing_up_and_draining(fast, monkeypatch):
     """What qcore.node.backpressure relies on, with and without the fast paths:

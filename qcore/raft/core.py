@@ -222,6 +222,8 @@ class Raft:
         pr = self.trk.progress[to]
         if pr.is_paused():
             return False
+        if not send_if_empty and pr.next > self.log.last_index():
+            return False  # up to date, the usual case: skip the lookups below
         prev = pr.next - 1
         prev_term = self.log.term(prev)
         ents = self.log.entries_from(pr.next, self.cfg.max_size_per_msg)
