@@ -7,6 +7,11 @@ quorum heartbeat; a follower asks the leader). All reads that arrive while a
 round is being set up share it: `ReadBatcher.issue` is called once per
 round of the runtime core with every read queued since the last one. A
 served read's waiter is settled with the read index it was served at.
+
+A round that goes unanswered is asked again under a new context, but the
+old one still counts: an answer to either was computed after the reads
+arrived, so whichever comes first serves them. (Dropping the old one, a
+round trip longer than the retry interval would have retried forever.)
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class ReadBatcher:
         self._prefix = prefix
         self._ctx = itertools.count(1)
         self._inflight: dict[bytes, tuple[int, Waiters]] = {}  # ctx -> (tick issued, waiters)
+        self._retried: dict[bytes, Waiters] = {}  # ctx asked again under another: its answer still serves
         self._ready: list[tuple[int, int, Waiters]] = []  # heap of (read index, tiebreak, waiters)
 
     def issue(self, waiters: Waiters, now_tick: int) -> None:
@@ -45,11 +51,15 @@ class ReadBatcher:
         """A round can be dropped (no leader, lost message): ask again after
         `retry_ticks` (a round normally takes one round trip; asking sooner
         would only add load to a busy leader). Reads are idempotent."""
+        if self._retried:
+            for ctx in [c for c, ws in self._retried.items() if all(w.done() for w in ws)]:
+                del self._retried[ctx]  # served through another round, or gave up
         if not self._inflight:
             return
         limit = now_tick - self._retry_ticks
         for ctx in [c for c, (issued, _) in self._inflight.items() if issued <= limit]:
             _, waiters = self._inflight.pop(ctx)
+            self._retried[ctx] = waiters
             self.issue(waiters, now_tick)
 
     def reissue(self, now_tick: int) -> None:
@@ -58,14 +68,17 @@ class ReadBatcher:
         if not self._inflight:
             return
         waiters = [w for _, ws in self._inflight.values() for w in ws]
+        for ctx, (_, ws) in self._inflight.items():
+            self._retried[ctx] = ws
         self._inflight.clear()
         self.issue(waiters, now_tick)
 
     def on_read_state(self, ctx: bytes, index: int) -> None:
         """The core answered round `ctx`: its reads may run once `index` is applied."""
         entry = self._inflight.pop(ctx, None)
-        if entry is not None:
-            heapq.heappush(self._ready, (index, id(entry[1]), entry[1]))
+        waiters = entry[1] if entry is not None else self._retried.pop(ctx, None)
+        if waiters is not None:
+            heapq.heappush(self._ready, (index, id(waiters), waiters))
 
     def serve(self, applied: int) -> None:
         ready = self._ready

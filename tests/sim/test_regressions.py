@@ -19,6 +19,8 @@ REGRESSIONS = {
     2007024: "simulator: same, a new voter fetching 225 entries one at a time",
     1011450: "simulator: same, 8 nodes after membership changes",
     157: "FINDINGS 4: a ReadIndex answer to a round of the node's previous boot served a new round",
+    102129: "FINDINGS 5: a ReadIndex round trip longer than the retry interval retried forever",
+    102496: "FINDINGS 5: same, 4 nodes",
 }
 
 
