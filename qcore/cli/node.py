@@ -76,7 +76,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--election-ticks", type=int, default=20, help="election timeout in ticks (randomised up to 2x)")
     p.add_argument("--heartbeat-ticks", type=int, default=2, help="heartbeat interval in ticks")
     p.add_argument("--link-down-ticks", type=int, default=1,
-                   help="a follower whose connection to the leader closes campaigns after 1-3x this many "
+                   help="a follower whose connection to the leader closes campaigns after 1-2x this many "
                         "ticks instead of an election timeout (0: off)")
     p.add_argument("--snapshot-threshold", type=int, default=20_000, help="applied entries between snapshots")
     p.add_argument("--snapshot-keep", type=int, default=2_000,

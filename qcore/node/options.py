@@ -17,7 +17,7 @@ class NodeOptions:
     tick_ms: int = 50
     election_ticks: int = 20  # election timeout: [election, 2*election) ticks
     heartbeat_ticks: int = 2
-    link_down_ticks: int = 1  # campaign [n, 3n] ticks after the leader's connection closes (0: off)
+    link_down_ticks: int = 1  # campaign [n, 2n] ticks after the leader's connection closes (0: off)
     snapshot_threshold: int = 20_000  # applied entries between snapshots
     snapshot_keep: int = 2_000  # entries kept in memory behind a snapshot for slow followers
     snapshot_threshold_bytes: int = 64 << 20  # ... or applied log bytes between snapshots (fewer for a small store)

@@ -31,7 +31,7 @@ class Config:
     check_quorum: bool = True
     # A follower whose connection to its leader went down (LINK_DOWN, from
     # the transport) and that hears nothing from the leader for a randomised
-    # [link_down_tick, 3*link_down_tick] ticks campaigns, with pre-vote; a
+    # [link_down_tick, 2*link_down_tick] ticks campaigns, with pre-vote; a
     # split vote in that campaign is retried as fast. A crashed leader's
     # connections close at once, so the cluster need not wait an election
     # timeout. Pre-vote and check-quorum keep a follower whose link merely

@@ -62,8 +62,8 @@ def test_a_new_leader_within_a_fraction_of_an_election_timeout(nodes: int) -> No
     for seed in range(12):
         took, election = _failover_ticks(seed, nodes)
         ratios.append(took / election)
-    # Link-down delay, [1, 3] Raft ticks, a pre-vote and a vote round trip;
-    # a split vote now and then, retried after [1, 3] ticks.
+    # Link-down delay, [1, 2] Raft ticks, a pre-vote and a vote round trip;
+    # a split vote now and then, retried after [1, 2] ticks.
     assert statistics.median(ratios) < 0.2, ratios
     assert max(ratios) < 0.4, ratios
 
