@@ -70,6 +70,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                         " line) and users on (docs/security.md)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-format", default="text", choices=list(FORMATS), help="text, or one JSON object per line")
+    p.add_argument("--no-console", action="store_true",
+                   help="do not serve the web console on GET / (the WebSocket protocol is unchanged)")
     p.add_argument("--no-metrics", action="store_true",
                    help="no per-request counters and no GET /metrics (to measure what they cost)")
     p.add_argument("--tick-ms", type=int, default=50, help="Raft tick length in milliseconds")
@@ -159,6 +161,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         tls_ca_file=a.tls_ca_file, peer_secret_files=a.peer_secret_file, peer_cert_auth=a.peer_cert_auth,
         handshake_timeout=a.handshake_timeout, max_conn_output=a.max_conn_output, max_output=a.max_output,
         stuck_timeout=a.stuck_timeout, admin_password_file=a.admin_password_file,
+        console=not a.no_console,
     ), a
 
 

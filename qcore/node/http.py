@@ -110,9 +110,12 @@ class HttpRoutes:
 def to_response(reply: HttpReply) -> Response:
     headers = Headers()
     headers["Content-Type"] = reply.content_type
-    headers["Content-Length"] = str(len(reply.body))
+    if reply.status != 304:  # a 304 has no body, and its length would be the 200's (RFC 9110 8.6)
+        headers["Content-Length"] = str(len(reply.body))
     headers["Connection"] = "close"
     headers["Cache-Control"] = "no-store"
     for k, v in reply.headers.items():
+        if k in headers:
+            del headers[k]  # Headers is a multidict: assigning would add a second value
         headers[k] = v
     return Response(reply.status, http.HTTPStatus(reply.status).phrase, headers, reply.body)

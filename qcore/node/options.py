@@ -46,6 +46,7 @@ class NodeOptions:
     stuck_timeout: float = 30.0  # a connection whose replies have not drained for this long is closed
     handshake_timeout: float = 10.0  # seconds for a TLS, WebSocket or peer handshake before the connection is closed
     admin_password_file: Path | None = None  # --init/--initial-cluster start with user admin and users on
+    console: bool = True  # the web console on GET / (qcore.node.console)
 
     def admin_password(self) -> str | None:
         """The password in --admin-password-file (its first line), or None without one."""

@@ -30,6 +30,7 @@ from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.backpressure import Backpressure
 from qcore.node.bootstrap_config import load_bootstrap_config
 from qcore.node.cluster_identity import ClusterIdentity, from_path
+from qcore.node.console import ConsoleFiles
 from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
 from qcore.node.exposure import security_warning
@@ -99,7 +100,8 @@ class Node:
         # (`--no-metrics` exists to measure what they cost).
         self.stats = NodeStats()
         self._request_stats = self.stats if opts.metrics else None
-        self.http = node_routes(self, Exposition(self, self.stats) if opts.metrics else None)
+        self.http = node_routes(self, Exposition(self, self.stats) if opts.metrics else None,
+                                ConsoleFiles.packaged() if opts.console else None)
         self.http.check_upgrade(self._check_peer)
         self._join_task: asyncio.Task[None] | None = None
         self._server: Server | None = None

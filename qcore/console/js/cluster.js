@@ -1,0 +1,118 @@
+// The cluster view: every member's role, term, commit/applied, lag and health,
+// from GetClusterMetrics (the connected node asks every member, and marks the
+// ones that do not answer), polled about once a second.
+
+import { clock, errorText, fill, h } from "./dom.js";
+
+const POLL_MS = 1000;
+
+function indexOf(logId) {
+  return logId && typeof logId.index === "number" ? logId.index : 0;
+}
+
+/**
+ * One row per member, as `qcore-cli status` computes them (qcore/cli/ops.py):
+ * lag is how far the member's applied index is behind the highest commit index
+ * any member reports.
+ */
+export function memberRows(view) {
+  const members = view.members || [];
+  const top = Math.max(0, ...members.map((m) => (m.metrics && m.metrics.commit_index) || 0));
+  return members.map((m) => {
+    const mt = m.metrics;
+    const row = { id: m.id, addr: m.addr, kind: m.kind, leader: m.id === view.leader };
+    if (!mt) return { ...row, up: false, role: "—", health: `down: ${m.error || "unreachable"}` };
+    const applied = indexOf(mt.last_applied);
+    let health = "ok";
+    if (mt.initialised === false) health = "not initialised";
+    else if (mt.current_leader === null || mt.current_leader === undefined) health = "no leader";
+    else if (applied < (mt.commit_index || 0)) health = "catching up";
+    return {
+      ...row, up: true, role: mt.state, term: mt.current_term, commit: mt.commit_index, applied,
+      lag: Math.max(0, top - applied), health,
+    };
+  });
+}
+
+export class ClusterView {
+  constructor(root, conn) {
+    this.root = root;
+    this.conn = conn;
+    this.timer = null;
+    this.running = false;
+    this.downSince = new Map(); // member id -> time it was first seen down
+    this.status = h("p", { class: "panel-status", "aria-live": "polite" });
+    this.table = h("table", { class: "cluster" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Node"), h("th", { scope: "col" }, "Role"),
+        h("th", { scope: "col", class: "num wide-only" }, "Term"), h("th", { scope: "col", class: "num wide-only" }, "Commit"),
+        h("th", { scope: "col", class: "num" }, "Applied"), h("th", { scope: "col", class: "num", title: "entries applied behind the highest commit index" }, "Lag"),
+        h("th", { scope: "col" }, "Health"))),
+      this.tbody = h("tbody"));
+    fill(root, h("div", { class: "panel-head" }, h("h2", {}, "Cluster"), this.status),
+      h("div", { class: "scroll-x" }, this.table));
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this._poll();
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+  }
+
+  async _poll() {
+    clearTimeout(this.timer);
+    try {
+      const view = await this.conn.result("GetClusterMetrics");
+      if (!this.running) return;
+      this.render(view);
+    } catch (err) {
+      if (!this.running) return;
+      this._showError(err);
+      if (err.kind === "auth_required" || err.kind === "permission_denied") {
+        this.stop(); // started again after a login
+        return;
+      }
+    }
+    if (this.running) this.timer = setTimeout(() => this._poll(), POLL_MS);
+  }
+
+  _showError(err) {
+    this.status.classList.add("error");
+    this.status.textContent = err.kind === "unavailable" ? "not connected to the node" : errorText(err);
+  }
+
+  render(view) {
+    const rows = memberRows(view);
+    const now = new Date();
+    this.status.classList.remove("error");
+    const leader = rows.find((r) => r.leader);
+    this.status.textContent = `${leader ? `leader: node ${leader.id}` : "no leader"} · ${rows.length} members · ` +
+      `updated ${clock(now)}`;
+    fill(this.tbody, rows.map((r) => {
+      if (r.up) this.downSince.delete(r.id);
+      else if (!this.downSince.has(r.id)) this.downSince.set(r.id, now);
+      const here = this.conn.nodeId === r.id;
+      const healthClass = r.up ? (r.health === "ok" ? "ok" : "warn") : "down";
+      const health = r.up ? r.health : `${r.health} (since ${clock(this.downSince.get(r.id))})`;
+      return h("tr", {
+        class: [r.leader ? "leader" : "", r.up ? "" : "down"].join(" ").trim() || null,
+        dataset: { nodeId: String(r.id), role: r.role, health: r.up ? r.health : "down" },
+      },
+      h("th", { scope: "row" }, String(r.id),
+        here ? h("span", { class: "badge here", title: "the node this page talks to" }, "this page") : null,
+        h("div", { class: "addr" }, r.addr || "address unknown")),
+      h("td", { class: "role" }, r.leader ? h("span", { class: "badge leader" }, "★ Leader") : r.role,
+        r.kind === "learner" ? h("span", { class: "badge" }, "learner") : null),
+      h("td", { class: "num wide-only" }, r.term ?? "—"),
+      h("td", { class: "num wide-only" }, r.commit ?? "—"),
+      h("td", { class: "num" }, r.applied ?? "—"),
+      h("td", { class: "num" }, r.lag ?? "—"),
+      h("td", { class: `health ${healthClass}` }, health));
+    }));
+  }
+}

@@ -1,0 +1,56 @@
+// Building DOM nodes without innerHTML: every text the node sends is set as
+// text, never parsed as markup, so a name like "<img onerror=...>" stays a name.
+
+/**
+ * h("button", {class: "x", onclick: fn, disabled: true}, "text", child)
+ * Attributes that are null, undefined or false are left out; true sets an empty one.
+ */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "value" || k === "checked") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+}
+
+/** Replace an element's children. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** Show an error (or clear it with null) in a message element the user is looking at. */
+export function showError(el, err) {
+  if (!err) {
+    el.hidden = true;
+    el.replaceChildren();
+    return;
+  }
+  el.hidden = false;
+  el.setAttribute("role", "alert");
+  el.textContent = errorText(err);
+}
+
+export function errorText(err) {
+  if (err && err.kind) return `${err.message} (${err.kind})`;
+  return err && err.message ? err.message : String(err);
+}
+
+/** The time of day as HH:MM:SS, for "updated at" lines. */
+export function clock(date = new Date()) {
+  return date.toTimeString().slice(0, 8);
+}
