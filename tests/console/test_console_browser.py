@@ -274,7 +274,7 @@ async def _registrations_are(cluster: Cluster, n: int) -> bool:
 async def test_a_large_folder_is_shown_a_page_at_a_time(page: Page, client: Client) -> None:
     folder = await client.create("Folder", "Many", parent="Root$1")
     await asyncio.gather(*(client.create("Device", f"d{i:03}", parent=folder) for i in range(PAGE + 20)))
-    await page.get_by_role("button", name="Reload", exact=True).first.click()  # the tree's
+    await page.locator("#tree-reload").click()
     many = page.locator(f'li[data-entity="{folder}"]')
     await page.locator('li[data-entity="Root$1"] .caret').click()
     await many.locator(".caret").click()
@@ -341,6 +341,7 @@ async def test_a_phone_sized_screen(cluster: Cluster, browser: Browser, recorded
         await expect(phone.locator("#entity .entity-id")).to_have_text(SENSOR)
         await expect(phone.locator('li[data-entity="Root$1"]')).to_be_visible()
         await expect(phone.locator("table.cluster tbody tr")).to_have_count(3)
+        await expect(phone.locator("table.cluster td.health").first).to_be_in_viewport(ratio=1)
         # Nothing wider than the screen: no sideways scrolling of the page.
         assert await phone.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
         await phone.evaluate("() => window.scrollTo(0, 0)")
@@ -355,7 +356,11 @@ async def test_a_phone_sized_screen(cluster: Cluster, browser: Browser, recorded
 
 
 async def test_killing_a_follower_shows_it_down(cluster: Cluster, page: Page) -> None:
+    await page.locator("#tree-reload").click()  # as it opened: for the screenshot
+    for folder in ("Root$1", "Folder$10"):
+        await page.locator(f'li[data-entity="{folder}"] .caret').click()
     await open_entity(page, SENSOR)
+    await page.evaluate("() => window.scrollTo(0, 0)")
     leader = await cluster.leader()
     victim = next(n for n in cluster.others() if n.id != leader)
     victim.kill9()

@@ -46,7 +46,7 @@ export class ClusterView {
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Node"), h("th", { scope: "col" }, "Role"),
         h("th", { scope: "col", class: "num wide-only" }, "Term"), h("th", { scope: "col", class: "num wide-only" }, "Commit"),
-        h("th", { scope: "col", class: "num" }, "Applied"), h("th", { scope: "col", class: "num", title: "entries applied behind the highest commit index" }, "Lag"),
+        h("th", { scope: "col", class: "num wide-only" }, "Applied"), h("th", { scope: "col", class: "num", title: "entries applied behind the highest commit index" }, "Lag"),
         h("th", { scope: "col" }, "Health"))),
       this.tbody = h("tbody"));
     fill(root, h("div", { class: "panel-head" }, h("h2", {}, "Cluster"), this.status),
@@ -110,7 +110,7 @@ export class ClusterView {
         r.kind === "learner" ? h("span", { class: "badge" }, "learner") : null),
       h("td", { class: "num wide-only" }, r.term ?? "—"),
       h("td", { class: "num wide-only" }, r.commit ?? "—"),
-      h("td", { class: "num" }, r.applied ?? "—"),
+      h("td", { class: "num wide-only" }, r.applied ?? "—"),
       h("td", { class: "num" }, r.lag ?? "—"),
       h("td", { class: `health ${healthClass}` }, health));
     }));
