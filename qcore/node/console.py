@@ -35,11 +35,10 @@ CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
-    ".txt": "text/plain; charset=utf-8",
 }
 
 # A host header we may repeat inside the policy (a name or address and a port).
-_HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$")
+_HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}(:\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +53,7 @@ def content_security_policy(host: str | None) -> str:
     too, where the request's Host header allows it: CSP3 lets 'self' cover
     them, older browsers need them spelled out."""
     connect = "'self'"
-    if host is not None and _HOST.match(host):
+    if host is not None and _HOST.fullmatch(host):
         connect += f" ws://{host} wss://{host}"
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
             f"connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

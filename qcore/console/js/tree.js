@@ -27,6 +27,8 @@ class Item {
     this.children = [];
     this.li = null;
     this.group = null;
+    this.epoch = 0; // bumped when its children are read again: a load still under way is dropped
+    this.loading = false;
   }
 }
 
@@ -51,13 +53,13 @@ export class EntityTree {
   // ------------------------------------------------------------------ loading
 
   async loadRoots() {
+    this.top.epoch++;
+    this.top.loading = false;
     this._forget(this.top);
     this.top.loaded = false;
     this.top.cursor = null;
     this.ul.replaceChildren();
     await this._loadPage(this.top);
-    const first = this.ul.querySelector('li[role="treeitem"]');
-    if (first && !this.ul.querySelector('li[tabindex="0"]')) first.tabIndex = 0;
   }
 
   async _pageOf(item) {
@@ -112,14 +114,18 @@ export class EntityTree {
   }
 
   async _loadPage(item) {
+    if (item.loading) return;
+    const epoch = item.epoch;
     const group = item.group;
     for (const old of group.querySelectorAll(":scope > li.more, :scope > li.note")) old.remove();
     const busy = h("li", { class: "note", role: "none" }, "loading…");
     group.append(busy);
+    item.loading = true;
     try {
       const page = await this._pageOf(item);
       const described = await this._describe(page.ids);
       busy.remove();
+      if (item.epoch !== epoch) return;
       for (const d of described) {
         const child = new Item(d.eid, item.level + 1, item);
         child.name = d.name;
@@ -143,9 +149,14 @@ export class EntityTree {
       } else if (item.children.length === 0) {
         group.append(h("li", { class: "note", role: "none" }, item === this.top ? "no entities" : "no children"));
       }
+      this._keepTabStop();
     } catch (err) {
       busy.remove();
-      group.append(h("li", { class: "note error", role: "alert" }, `could not load: ${errorText(err)}`));
+      if (item.epoch === epoch) {
+        group.append(h("li", { class: "note error", role: "alert" }, `could not load: ${errorText(err)}`));
+      }
+    } finally {
+      if (item.epoch === epoch) item.loading = false;
     }
   }
 
@@ -228,6 +239,8 @@ export class EntityTree {
     const item = this.items.get(idText(eid));
     if (!item) return;
     const wasExpanded = item.expanded || expand;
+    item.epoch++;
+    item.loading = false;
     this._forget(item);
     item.loaded = false;
     item.cursor = null;
@@ -260,6 +273,13 @@ export class EntityTree {
 
   _visible() {
     return Array.from(this.ul.querySelectorAll('li[role="treeitem"]')).filter((li) => !li.parentElement.closest("[hidden]"));
+  }
+
+  /** One item is always reachable with Tab (roving tabindex), even after the one that was is gone. */
+  _keepTabStop() {
+    if (this.ul.querySelector('li[tabindex="0"]')) return;
+    const first = this.ul.querySelector('li[role="treeitem"]');
+    if (first) first.tabIndex = 0;
   }
 
   _focus(li) {
