@@ -71,8 +71,8 @@ export class ClusterView {
       if (!this.running) return;
       this.render(view);
     } catch (err) {
-      if (!this.running) return;
       this._showError(err);
+      if (!this.running) return;
       if (err.kind === "auth_required" || err.kind === "permission_denied") {
         this.stop(); // started again after a login
         return;

@@ -53,12 +53,13 @@ export class EntityView {
     this.fields = new Map();
     this.deleted = false;
     this.error = h("p", { class: "error", hidden: true });
-    fill(this.root, h("div", { class: "panel-head" }, h("h2", {}, idText(eid))), h("p", { class: "muted" }, "loading…"),
-      this.error);
+    const loading = h("p", { class: "muted" }, "loading…");
+    fill(this.root, h("div", { class: "panel-head" }, h("h2", {}, idText(eid))), loading, this.error);
     try {
       await this._load(eid, gen);
     } catch (err) {
       if (gen !== this.gen) return;
+      loading.remove();
       showError(this.error, err);
     }
   }
