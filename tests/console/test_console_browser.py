@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from qcore.client import Client
 from qcore.local_procs import free_ports
 from qcore.store.types import EntityId
-from tests.console.browser import DESKTOP, PHONE, Recorded, launch, screenshot
+from tests.console.browser import DESKTOP, PHONE, Recorded, screenshot
 from tests.node.harness import Conn, NodeProc, wait_serving, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -76,21 +76,6 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     finally:
         for n in nodes:
             n.kill9()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await launch(pw)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-@pytest.fixture(scope="module")
-def recorded() -> Recorded:
-    return Recorded()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from qcore.client import Client
-from tests.console.browser import DESKTOP, Recorded, launch, screenshot
+from tests.console.browser import DESKTOP, Recorded, screenshot
 from tests.node.harness import NodeProc, wait_serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -44,21 +44,6 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NodePr
         yield n
     finally:
         n.kill9()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await launch(pw)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-@pytest.fixture(scope="module")
-def recorded() -> Recorded:
-    return Recorded()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
