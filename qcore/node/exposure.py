@@ -13,11 +13,13 @@ def security_warning(addr: str, tls: bool, peer_auth: bool) -> str | None:
         return None
     if not tls and not peer_auth:
         return (f"listening on {addr} with neither TLS nor peer authentication: anyone who can reach this port can "
-                "read and change every entity, Init the node, add or remove members, and depose the leader or "
-                "rewrite the log with forged Raft messages, and everything travels in clear text (docs/security.md)")
+                "read and change every entity (users on or not: forwarded requests carry any user's name), Init the "
+                "node, add or remove members, and depose the leader or rewrite the log with forged Raft messages, "
+                "and everything travels in clear text (docs/security.md)")
     if not peer_auth:
         return (f"listening on {addr} without peer authentication: anyone who can reach this port can depose the "
-                "leader or rewrite the log with forged Raft messages (--peer-secret-file or --peer-cert-auth; "
+                "leader or rewrite the log with forged Raft messages, and relay requests in any user's name, so "
+                "users and permissions do not hold either (--peer-secret-file or --peer-cert-auth; "
                 "docs/security.md)")
     if not tls:
         return f"listening on {addr} without TLS: data and requests travel in clear text (docs/security.md)"
