@@ -44,6 +44,7 @@ from .commands import (
     GetSchema,
     GetSchemaResponse,
 )
+from .errors import StoreError
 from .schema import EntitySchema, FieldSchema
 from .state import Store
 from .types import (
@@ -206,10 +207,18 @@ def _roots(store: Store, schemas: list[EntitySchema]) -> list[EntityId]:
         if s.inherit is not None:
             continue  # FindEntities on a type finds its descendants' entities too
         for e in _find(store, s.entity_type):
-            cells = store.entity_fields(e)
-            if cells is None or "Parent" not in cells or cells["Parent"][0].v is None:
+            if _structure(store, e, "Parent") is None:
                 roots.append(e)
     return sorted(roots, key=lambda e: e.id)
+
+
+def _structure(store: Store, e: EntityId, field: str) -> Any:
+    """One of an entity's structural fields, None where its type has none:
+    one cell read, not the entity's every cell (the walks visit each entity)."""
+    try:
+        return store.read_path(e, field)[0].v
+    except StoreError:
+        return None
 
 
 def _preorder(store: Store, roots: list[EntityId]) -> tuple[list[EntityId], dict[int, list[EntityId]]]:
@@ -222,9 +231,8 @@ def _preorder(store: Store, roots: list[EntityId]) -> tuple[list[EntityId], dict
     while stack:
         e = stack.pop()
         order.append(e)
-        cells = store.entity_fields(e)
-        kids = [k for k in (cells["Children"][0].v if cells and "Children" in cells else ())
-                if k.id not in seen and store.entity_fields(k) is not None]
+        kids = [k for k in (_structure(store, e, "Children") or ())
+                if k.id not in seen and store.entities.find(k) is not None]
         seen.update(k.id for k in kids)
         if kids:
             kids_of[e.id] = kids
