@@ -2,7 +2,7 @@
 
 A node writes a frame for every reply and every Raft message and reads one
 for every request, so per-message costs of websockets' asyncio layer show in
-every benchmark (docs/benchmarks.md has the figures). Four bypasses, used by
+every benchmark (docs/benchmarks.md has the figures). Five bypasses, used by
 the node (server, peer transport, forwarder) and by the bench:
 
 - `write_frames`: many text frames, one `transport.write`; on a server
@@ -15,7 +15,11 @@ the node (server, peer transport, forwarder) and by the bench:
   generator-based parser; anything else still goes to websockets, which
   parses or refuses it as it always does;
 - `ReplyConnection`: the bench client's counterpart, handing the next reply
-  to a waiting future.
+  to a waiting future;
+- `TlsReadBuffer`: over TLS, a connection's reads are decrypted into one
+  buffer that is reused (asyncio's buffered-protocol API) rather than into
+  a fresh 256 KiB object per TLS record, which the allocator of a node
+  (qcore.node.malloc_policy) maps and unmaps each time (~12 µs a read).
 
 They rely on websockets' sans-I/O layering (a connection's `protocol`, the
 protocol's reader and size-limit state, `Connection.process_event`). At
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -48,8 +53,10 @@ __all__ = [
     "WHY_NOT",
     "FlowServerConnection",
     "MessageSink",
+    "PeerClientConnection",
     "ReplyConnection",
     "SinkServerConnection",
+    "TlsReadBuffer",
     "masked_text_frame",
     "must_drain",
     "send_frames",
@@ -304,16 +311,81 @@ async def _send_in_order(ws: Any, lock: asyncio.Lock, frames: list[bytes]) -> No
             _waiting[ws] -= left
 
 
+# -- reading over TLS ------------------------------------------------------------------
+
+
+class _ReadBuffer(threading.local):
+    """Where TLS reads are decrypted to: one buffer per thread (an event loop
+    runs in one thread, and a read is copied out before anything else runs)."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(256 << 10))
+
+
+_read_buffer = _ReadBuffer()
+
+
+class _BufferedTlsReads(asyncio.BufferedProtocol):
+    """The protocol a TLS transport calls in place of a websockets
+    connection (set by `TlsReadBuffer`): reads arrive through
+    `get_buffer`/`buffer_updated` into the thread's buffer and go on to the
+    connection as bytes of their own size; every other callback is the
+    connection's."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._conn.data_received(_read_buffer.view[:nbytes].tobytes())
+
+    def eof_received(self) -> None:
+        self._conn.eof_received()  # returns None: the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._conn.resume_writing()
+
+
+class TlsReadBuffer:
+    """Mixin for websockets connections (listed before the connection class):
+    on a TLS transport, reads go through `_BufferedTlsReads`.
+
+    Why: given a plain protocol, the TLS transports of asyncio and uvloop ask
+    ``ssl`` for up to 256 KiB per record, and ``ssl`` allocates that much and
+    shrinks it to the record's size; above the node's fixed mmap threshold
+    (qcore.node.malloc_policy) that is an mmap, mremap and munmap per read.
+    Given a buffered protocol they decrypt into its buffer. Plain TCP
+    transports read into a buffer of their own already: nothing changes there.
+    Uses asyncio's public transport and protocol API only (`set_protocol`,
+    `BufferedProtocol`); off with the other fast paths."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        if FAST and transport.get_extra_info("ssl_object") is not None:
+            transport.set_protocol(_BufferedTlsReads(self))  # type: ignore[arg-type]
+
+
 # -- connections ----------------------------------------------------------------
 
 
-class FlowServerConnection(ServerConnection):
+class FlowServerConnection(TlsReadBuffer, ServerConnection):
     """A server connection that tells ``on_writing`` when its transport's write
     buffer crosses the high-water mark (True) and drains below the low one
     (False): asyncio's own flow-control callbacks, which websockets' connection
     implements, passed on after websockets has seen them (qcore.node.backpressure
     stops reading a connection whose replies are not read). Public API only:
-    this is the server connection without the fast paths too."""
+    this is the server connection without the fast paths too (where
+    `TlsReadBuffer` leaves the transport's own reads alone)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -377,7 +449,12 @@ def server_connection_class() -> type[FlowServerConnection]:
     return SinkServerConnection if FAST else FlowServerConnection
 
 
-class ReplyConnection(ClientConnection):
+class PeerClientConnection(TlsReadBuffer, ClientConnection):
+    """websockets' client connection with `TlsReadBuffer`: a node's
+    connections to its peers (Raft links, forwarding, snapshots)."""
+
+
+class ReplyConnection(TlsReadBuffer, ClientConnection):
     """A client connection that hands the next whole message to `waiter`,
     a future, instead of queueing it for ``recv()``: the bench client has
     one request in flight and wants only the next reply. A read that is one

@@ -3,13 +3,17 @@ common WebSocket frame agrees byte for byte with websockets' (RFC 6455) and
 leaves every other frame to websockets; the sink connection hands every
 message over once, whole and in order, and refuses what websockets refuses;
 and with the fast paths off (another websockets, or QCORE_WS_FASTPATH=0)
-the same calls work through websockets' public API."""
+the same calls work through websockets' public API. The connection tests
+run over TLS too, where reads reach the connection through a reused buffer
+(wsfast.TlsReadBuffer)."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import websockets
@@ -20,6 +24,8 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from qcore import wsfast
+from qcore.bench.conns import WsConn
+from qcore.local_tls import LocalTls, make_local_tls
 from qcore.wsfast import SinkServerConnection, masked_text_frame, text_header, whole_frame, write_frames
 
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
@@ -110,8 +116,35 @@ def client_frame(payload: bytes, opcode: Opcode = Opcode.TEXT, fin: bool = True)
 needs_fast = pytest.mark.skipif(not wsfast.FAST, reason=f"fast paths off: {wsfast.WHY_NOT}")
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> LocalTls:
+    return make_local_tls(Path(tmp_path_factory.mktemp("wsfast-tls")))
+
+
+class Tls:
+    """How the tests' servers and clients connect: plain (``ws``) or over
+    TLS (``wss``, a CA made for the test)."""
+
+    def __init__(self, certs: LocalTls | None) -> None:
+        self.scheme = "wss" if certs is not None else "ws"
+        self.server: ssl.SSLContext | None = None
+        self.client: ssl.SSLContext | None = None
+        if certs is not None:
+            self.server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.server.load_cert_chain(certs.cert, certs.key)
+            self.client = certs.client()
+
+    def uri(self, srv: websockets.Server) -> str:
+        return f"{self.scheme}://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+
+
+@pytest.fixture(params=["ws", "wss"])
+def tls(request: pytest.FixtureRequest, certs: LocalTls) -> Tls:
+    return Tls(certs if request.param == "wss" else None)
+
+
 @pytest.fixture
-async def server():
+async def server(tls: Tls):
     """A server whose connections record what reaches their sink and echo
     each message back with write_frames."""
     received: list[tuple[bytes, bool]] = []
@@ -132,9 +165,8 @@ async def server():
             pass
 
     srv = await serve(handler, "127.0.0.1", 0, compression=None, max_size=MAX_SIZE,
-                      create_connection=SinkServerConnection)
-    port = srv.sockets[0].getsockname()[1]
-    yield f"ws://127.0.0.1:{port}", received
+                      create_connection=SinkServerConnection, ssl=tls.server)
+    yield tls.uri(srv), received
     srv.close()
     await srv.wait_closed()
 
@@ -144,10 +176,10 @@ async def recv_n(ws, n: int) -> list[bytes]:
 
 
 @needs_fast
-async def test_every_message_arrives_once_whole_and_in_order(server):
+async def test_every_message_arrives_once_whole_and_in_order(server, tls):
     uri, received = server
     sizes = [0, 5, 125, 126, 1000, MAX_SIZE]
-    async with connect(uri, compression=None, max_size=None) as ws:
+    async with connect(uri, compression=None, max_size=None, ssl=tls.client) as ws:
         raw = ws.transport
         for n in sizes:  # one whole frame per write: unwrapped by the node
             raw.write(client_frame(b"a" * n))
@@ -169,6 +201,27 @@ async def test_every_message_arrives_once_whole_and_in_order(server):
     assert replies == [b"echo:" + p for p in expected]
 
 
+@needs_fast
+async def test_tls_reads_go_through_a_reused_buffer_and_stay_apart(server, tls):
+    """Over TLS the transport fills wsfast's buffer (a buffered protocol) and
+    each connection still gets exactly its own bytes; plain TCP transports
+    keep their own reads. The bench's reply client reads the same way."""
+    uri, received = server
+    conns = [await WsConn.open(uri.split("://", 1)[1], tls.client) for _ in range(4)]
+    try:
+        for c in conns:
+            proto = c._ws.transport.get_protocol()  # noqa: SLF001
+            assert isinstance(proto, asyncio.BufferedProtocol) == (tls.client is not None)
+        for rnd in range(3):
+            frames = [b"%d-%d:" % (i, rnd) + bytes([65 + i]) * (100 * i + rnd) for i in range(len(conns))]
+            replies = await asyncio.gather(*(c.call(f) for c, f in zip(conns, frames)))
+            assert replies == [b"echo:" + f for f in frames]
+    finally:
+        for c in conns:
+            await c.close()
+    assert len(received) == 12
+
+
 @pytest.mark.parametrize(
     "bad, code",
     [
@@ -179,9 +232,9 @@ async def test_every_message_arrives_once_whole_and_in_order(server):
     ids=["unmasked", "reserved-bit", "too-big"],
 )
 @needs_fast
-async def test_frames_websockets_refuses_are_still_refused(server, bad, code):
+async def test_frames_websockets_refuses_are_still_refused(server, tls, bad, code):
     uri, received = server
-    async with connect(uri, compression=None, max_size=None) as ws:
+    async with connect(uri, compression=None, max_size=None, ssl=tls.client) as ws:
         ws.transport.write(bad)
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
@@ -252,7 +305,7 @@ async def test_write_frames_from_a_client_reads_back_whole(size, sink):
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "public-api"])
-async def test_a_server_connection_reports_replies_backing_up_and_draining(fast, monkeypatch):
+async def test_a_server_connection_reports_replies_backing_up_and_draining(fast, tls, monkeypatch):
     """What qcore.node.backpressure relies on, with and without the fast paths:
     replies a client does not read cross the transport's high-water mark
     (on_writing(True)) and are counted by unsent_bytes, frames waiting for
@@ -286,11 +339,10 @@ async def test_a_server_connection_reports_replies_backing_up_and_draining(fast,
         await ws.wait_closed()
 
     srv = await serve(handler, "127.0.0.1", 0, compression=None, write_limit=32768,
-                      create_connection=wsfast.server_connection_class())
-    port = srv.sockets[0].getsockname()[1]
+                      create_connection=wsfast.server_connection_class(), ssl=tls.server)
     try:
         # max_queue=1: the client stops reading its socket after one unread message
-        async with connect(f"ws://127.0.0.1:{port}", compression=None, max_queue=1, max_size=None) as ws:
+        async with connect(tls.uri(srv), compression=None, max_queue=1, max_size=None, ssl=tls.client) as ws:
             await ws.send("go")
             await asyncio.wait_for(queued.wait(), 10)
             got = 0

@@ -14,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from qcore.node.peer_auth import Dialler, PeerKeys
 from qcore.tls import scheme
+from qcore.wsfast import PeerClientConnection
 
 __all__ = ["PeerAuthFailed", "PeerDialer"]
 
@@ -38,7 +39,8 @@ class PeerDialer:
         ``expect``: the node id that must answer there (None: any member).
         Raises OSError (PeerAuthFailed, ssl.SSLCertVerificationError), TimeoutError
         or a websockets error."""
-        ws = await connect(self.uri(addr, path), ssl=self.tls, proxy=None, compression=None, **kwargs)
+        ws = await connect(self.uri(addr, path), ssl=self.tls, proxy=None, compression=None,
+                           create_connection=PeerClientConnection, **kwargs)
         if self.keys is None:
             return ws
         try:

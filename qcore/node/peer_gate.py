@@ -137,15 +137,18 @@ class PeerGate:
     # ------------------------------------------------------------ frames
     def refusal(self, ws: Any, side: PeerSide, tag: str, rid: Any) -> m.Error | None:
         """Why this frame may not be served on this connection (None: it may).
-        Call only while `enabled`."""
+        ``rid``: the frame's request id (None: it has none, the refusal gets a
+        fresh one; made only then, as this runs for every frame). Call only
+        while `enabled`."""
         if side.kind is ConnKind.PEER:
             if tag in PEER_TAGS or side.purpose == "forward":
                 return None
-            return error(rid, Kind.INVALID, f"{tag}: a peer's Raft connection carries only peer messages")
+            return error(m.new_id() if rid is None else rid, Kind.INVALID,
+                         f"{tag}: a peer's Raft connection carries only peer messages")
         if tag not in PEER_TAGS and side.purpose is None:
             return None  # a client's request on a client's connection
         self._log_refusal(ws, f"{tag} refused: {NOT_A_PEER}")
-        return error(rid, Kind.UNAUTHENTICATED_PEER, f"{tag}: {NOT_A_PEER}")
+        return error(m.new_id() if rid is None else rid, Kind.UNAUTHENTICATED_PEER, f"{tag}: {NOT_A_PEER}")
 
     def handshake(self, ws: Any, side: PeerSide, msg: m.PeerAuth) -> tuple[m.PeerAuthResponse, bool]:
         """The reply to one step of the secret handshake, and whether the

@@ -443,7 +443,7 @@ class Node:
             if close:
                 self._loop.call_soon(lambda: asyncio.ensure_future(conn.ws.close(1008, "peer handshake failed")))
             return True
-        refused = self.gate.refusal(conn.ws, side, msg.TAG, getattr(msg, "id", m.new_id()))
+        refused = self.gate.refusal(conn.ws, side, msg.TAG, getattr(msg, "id", None))
         if refused is not None:
             self._reply(conn, refused)
             return True
