@@ -53,7 +53,7 @@ __all__ = [
     "WHY_NOT",
     "FlowServerConnection",
     "MessageSink",
-    "PeerClientConnection",
+    "TlsClientConnection",
     "ReplyConnection",
     "SinkServerConnection",
     "TlsReadBuffer",
@@ -449,9 +449,10 @@ def server_connection_class() -> type[FlowServerConnection]:
     return SinkServerConnection if FAST else FlowServerConnection
 
 
-class PeerClientConnection(TlsReadBuffer, ClientConnection):
+class TlsClientConnection(TlsReadBuffer, ClientConnection):
     """websockets' client connection with `TlsReadBuffer`: a node's
-    connections to its peers (Raft links, forwarding, snapshots)."""
+    connections to its peers (Raft links, forwarding, snapshots) and the
+    client library's."""
 
 
 class ReplyConnection(TlsReadBuffer, ClientConnection):

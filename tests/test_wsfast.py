@@ -216,10 +216,15 @@ async def test_tls_reads_go_through_a_reused_buffer_and_stay_apart(server, tls):
             frames = [b"%d-%d:" % (i, rnd) + bytes([65 + i]) * (100 * i + rnd) for i in range(len(conns))]
             replies = await asyncio.gather(*(c.call(f) for c, f in zip(conns, frames)))
             assert replies == [b"echo:" + f for f in frames]
+        # websockets' own client connection (peer links, the client library) reads the same way
+        async with connect(uri, compression=None, ssl=tls.client, create_connection=wsfast.TlsClientConnection) as ws:
+            assert isinstance(ws.transport.get_protocol(), asyncio.BufferedProtocol) == (tls.client is not None)
+            await ws.send("through websockets")
+            assert await asyncio.wait_for(ws.recv(), 5) == "echo:through websockets"
     finally:
         for c in conns:
             await c.close()
-    assert len(received) == 12
+    assert len(received) == 13
 
 
 @pytest.mark.parametrize(

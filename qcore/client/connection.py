@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from qcore.protocol.messages import Message, Notification, ProtocolError, decode_message, encode_message
+from qcore.wsfast import TlsClientConnection
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ class Connection:
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
             close_timeout=2,
+            # Over TLS, records are decrypted into a reused buffer (qcore.wsfast).
+            create_connection=TlsClientConnection,
         )
         return cls(ws, address, on_notification, on_close)
 

@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from qcore.node.peer_auth import Dialler, PeerKeys
 from qcore.tls import scheme
-from qcore.wsfast import PeerClientConnection
+from qcore.wsfast import TlsClientConnection
 
 __all__ = ["PeerAuthFailed", "PeerDialer"]
 
@@ -40,7 +40,7 @@ class PeerDialer:
         Raises OSError (PeerAuthFailed, ssl.SSLCertVerificationError), TimeoutError
         or a websockets error."""
         ws = await connect(self.uri(addr, path), ssl=self.tls, proxy=None, compression=None,
-                           create_connection=PeerClientConnection, **kwargs)
+                           create_connection=TlsClientConnection, **kwargs)
         if self.keys is None:
             return ws
         try:
