@@ -18,6 +18,8 @@ Subcommands (``run`` is the default):
 - ``users-cost``: the same with users on (every request's permissions
   checked) against users off. ``run --users`` also measures a cluster with
   users on (system ``qcore-users``) in the full rotation.
+- ``tls-cost``: the same with TLS and a peer secret against plain; ``run
+  --tls`` measures ``qcore-tls`` in the full rotation.
 - ``export``: import (``qcore --config-file F --init``) and export
   (``qcore-cli export``) of a 1M-entity tree, end to end.
 """
@@ -119,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--quick", action="store_true", help="small sizes for a smoke run (1k, 5k; 5k wide and flat)")
 
     for name, what in (("metrics-cost", "write throughput with and without per-request metrics"),
-                       ("users-cost", "write throughput with users on (permissions checked) and off")):
+                       ("users-cost", "write throughput with users on (permissions checked) and off"),
+                       ("tls-cost", "write throughput with TLS and a peer secret on and off")):
         cost = sub.add_parser(name, help=what)
         _common(cost)
         cost.add_argument("--nodes", type=int, default=3)
@@ -167,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
             results = run_async(_ceiling(args, workdir, args.workloads, args.concurrency))
             print(report.table(results))
             rc = 1 if any(r.failed for r in results) else 0
-        elif args.command in ("metrics-cost", "users-cost"):
-            from qcore.bench.feature_cost import run_metrics_cost, run_users_cost
+        elif args.command in ("metrics-cost", "users-cost", "tls-cost"):
+            from qcore.bench.feature_cost import run_metrics_cost, run_tls_cost, run_users_cost
 
             if args.quick:
                 args.rounds, args.duration, args.warmup, args.concurrency = 2, 2.0, 0.5, [64]
-            cost = run_metrics_cost if args.command == "metrics-cost" else run_users_cost
+            cost = {"metrics-cost": run_metrics_cost, "users-cost": run_users_cost,
+                    "tls-cost": run_tls_cost}[args.command]
             rc = run_async(cost(args, workdir))
         elif args.command == "export":
             from qcore.bench.export_import import run_export_import

@@ -6,10 +6,13 @@
   generator authenticated as a user whose role allows the workload, so every
   request's permissions are checked, against one with users off; goal: at
   most 10% of 3-node write throughput.
+* ``qcore bench tls-cost``: a cluster serving TLS with a peer secret (SPEC
+  8.1/8.2, the load generator verifying the CA) against a plain one; goal:
+  at most 15% of 3-node write throughput.
 
 The same workload alternates between the two, round after round, so that
-other load on the machine falls on both alike. The figure is the median
-ops/s of each and the relative difference.
+other load on the machine falls on both alike. The figures are the median
+ops/s and p50 of each and the relative difference in ops/s.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from qcore.bench import report
 from qcore.bench.cluster import QcoreCluster
 from qcore.bench.machine import describe, one_line
 from qcore.bench.runner import RunResult, measure
+from qcore.local_tls import make_local_tls
 
 
 async def run_metrics_cost(args: argparse.Namespace, workdir: Path) -> int:
@@ -37,6 +41,12 @@ async def run_users_cost(args: argparse.Namespace, workdir: Path) -> int:
     users = QcoreCluster(args.nodes, workdir / "users-on", list(args.qcore_arg), users=True)
     plain = QcoreCluster(args.nodes, workdir / "users-off", list(args.qcore_arg))
     return await _compare(args, feature=users, without=plain, what="users", name="users_cost")
+
+
+async def run_tls_cost(args: argparse.Namespace, workdir: Path) -> int:
+    tls = QcoreCluster(args.nodes, workdir / "tls-on", list(args.qcore_arg), tls=make_local_tls(workdir / "tls"))
+    plain = QcoreCluster(args.nodes, workdir / "tls-off", list(args.qcore_arg))
+    return await _compare(args, feature=tls, without=plain, what="TLS", name="tls_cost")
 
 
 async def _compare(args: argparse.Namespace, *, feature: QcoreCluster, without: QcoreCluster, what: str,
@@ -70,7 +80,8 @@ async def _compare(args: argparse.Namespace, *, feature: QcoreCluster, without: 
     print()
     for row in summary:
         print(f"{args.nodes} nodes, {args.workload}, {row['concurrency']} clients: with {what} {row['with']:.0f} ops/s, "
-              f"without {row['without']:.0f} ops/s (medians of {row['runs']}): cost {row['cost_pct']:+.1f}%")
+              f"without {row['without']:.0f} ops/s; p50 {row['with_p50_ms']:.2f} against {row['without_p50_ms']:.2f} ms "
+              f"(medians of {row['runs']}): cost {row['cost_pct']:+.1f}%")
     report.write_json(args.out / f"{name}.json", {
         "kind": f"qcore-bench-{name.replace('_', '-')}", "machine": machine,
         "config": {"nodes": args.nodes, "workload": args.workload, "concurrency": args.concurrency,
@@ -85,12 +96,13 @@ def summarise(results: list[RunResult], concurrency: list[int], feature: str = "
               without: str = "qcore-no-metrics") -> list[dict[str, Any]]:
     rows = []
     for conc in concurrency:
-        def med(system: str) -> tuple[float, int]:
-            xs = [r.figures["ops_per_s"] for r in results
+        def med(system: str, figure: str) -> tuple[float, int]:
+            xs = [r.figures[figure] for r in results
                   if r.system == system and r.concurrency == conc and not r.failed]
             return (statistics.median(xs) if xs else 0.0), len(xs)
-        with_, n = med(feature)
-        base, _ = med(without)
+        with_, n = med(feature, "ops_per_s")
+        base, _ = med(without, "ops_per_s")
         cost = 100.0 * (base - with_) / base if base else 0.0
-        rows.append({"concurrency": conc, "with": with_, "without": base, "runs": n, "cost_pct": cost})
+        rows.append({"concurrency": conc, "with": with_, "without": base, "runs": n, "cost_pct": cost,
+                     "with_p50_ms": med(feature, "p50_ms")[0], "without_p50_ms": med(without, "p50_ms")[0]})
     return rows

@@ -204,3 +204,18 @@ def test_without_matplotlib_there_are_no_charts_but_a_table(monkeypatch, tmp_pat
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
     assert report.charts([r], tmp_path) == []
     assert "qcore" in report.table([r])
+
+
+def test_feature_cost_takes_the_median_of_each_side_and_leaves_out_failed_rounds():
+    from qcore.bench.feature_cost import summarise as cost_summary
+
+    def run(system: str, ops: float, p50: float, failed: str | None = None) -> RunResult:
+        return RunResult(system, 3, "write", 64, figures={"ops_per_s": ops, "p50_ms": p50}, failed=failed)
+
+    results = [run("qcore-tls", 800, 9.0), run("qcore", 1000, 7.0), run("qcore-tls", 900, 8.0),
+               run("qcore", 1100, 6.0), run("qcore-tls", 700, 10.0), run("qcore", 1200, 5.0),
+               run("qcore-tls", 0, 0.0, failed="boom")]
+    [row] = cost_summary(results, [64], "qcore-tls", "qcore")
+    assert (row["with"], row["without"], row["runs"]) == (800, 1100, 3)
+    assert (row["with_p50_ms"], row["without_p50_ms"]) == (9.0, 6.0)
+    assert row["cost_pct"] == pytest.approx(100 * 300 / 1100)
