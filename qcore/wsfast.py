@@ -18,8 +18,8 @@ the node (server, peer transport, forwarder) and by the bench:
   to a waiting future;
 - `TlsReadBuffer`: over TLS, a connection's reads are decrypted into one
   buffer that is reused (asyncio's buffered-protocol API) rather than into
-  a fresh 256 KiB object per TLS record, which the allocator of a node
-  (qcore.node.malloc_policy) maps and unmaps each time (~12 µs a read).
+  a fresh 256 KiB object per TLS record, which the allocator maps and
+  unmaps each time.
 
 They rely on websockets' sans-I/O layering (a connection's `protocol`, the
 protocol's reader and size-limit state, `Connection.process_event`). At
@@ -53,9 +53,9 @@ __all__ = [
     "WHY_NOT",
     "FlowServerConnection",
     "MessageSink",
-    "TlsClientConnection",
     "ReplyConnection",
     "SinkServerConnection",
+    "TlsClientConnection",
     "TlsReadBuffer",
     "masked_text_frame",
     "must_drain",
@@ -362,8 +362,9 @@ class TlsReadBuffer:
 
     Why: given a plain protocol, the TLS transports of asyncio and uvloop ask
     ``ssl`` for up to 256 KiB per record, and ``ssl`` allocates that much and
-    shrinks it to the record's size; above the node's fixed mmap threshold
-    (qcore.node.malloc_policy) that is an mmap, mremap and munmap per read.
+    shrinks it to the record's size: with a node's fixed mmap threshold
+    (qcore.node.malloc_policy), and with glibc's default one too (the shrunk
+    block it frees never raises it), an mmap, mremap and munmap per read.
     Given a buffered protocol they decrypt into its buffer. Plain TCP
     transports read into a buffer of their own already: nothing changes there.
     Uses asyncio's public transport and protocol API only (`set_protocol`,
