@@ -52,6 +52,8 @@ async def run_flat(endpoint: str, per_side: int = 100_000, parents: int = 1000, 
         "one_first_per_s": _rate(one[:edge]), "one_last_per_s": _rate(one[-edge:]),
         "spread_first_per_s": _rate(many[:edge]), "spread_last_per_s": _rate(many[-edge:]),
         "edge_entities": edge * block,
+        # every block's rate, in order: a slow block in "first" or "last" can be told from a trend
+        "one_blocks_per_s": [round(n / t) for n, t in one], "spread_blocks_per_s": [round(n / t) for n, t in many],
     }
     out["one_vs_spread"] = out["one_parent_per_s"] / out["spread_per_s"] if out["spread_per_s"] else 0.0
     out["one_last_vs_first"] = out["one_last_per_s"] / out["one_first_per_s"] if out["one_first_per_s"] else 0.0
