@@ -46,7 +46,7 @@ async def run_flat(endpoint: str, per_side: int = 100_000, parents: int = 1000, 
         many.append((n, time.perf_counter() - t0))
         done += n
     edge = max(1, min(10_000, per_side // 2) // block)  # blocks in "the first / last 10,000"
-    out = {
+    out: dict[str, Any] = {
         "per_side": per_side, "parents": parents, "block": block,
         "one_parent_per_s": _rate(one), "spread_per_s": _rate(many),
         "one_first_per_s": _rate(one[:edge]), "one_last_per_s": _rate(one[-edge:]),

@@ -46,9 +46,16 @@ class Child:
 
     def rss_bytes(self) -> int:
         """Resident set size now (Linux /proc), 0 if unknown."""
+        return self._status_bytes("VmRSS:")
+
+    def peak_rss_bytes(self) -> int:
+        """The largest resident set size so far (a snapshot build's copy included), 0 if unknown."""
+        return self._status_bytes("VmHWM:")
+
+    def _status_bytes(self, key: str) -> int:
         try:
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
         except OSError:
             pass
@@ -111,6 +118,9 @@ class ChildGroup:
 
     def rss_bytes(self) -> list[int]:
         return [c.rss_bytes() for c in self.children]
+
+    def peak_rss_bytes(self) -> list[int]:
+        return [c.peak_rss_bytes() for c in self.children]
 
     def check_alive(self) -> None:
         for c in self.children:

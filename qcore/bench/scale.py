@@ -41,7 +41,7 @@ RATIO_LIMIT = 0.8
 
 def scale_table(rows: list[dict[str, Any]]) -> str:
     head = (f"{'entities':>10} {'fill/s':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-            f"{'max RSS MiB':>12} {'RSS B/ent':>10} {'traced B/ent':>13} {'snap B/ent':>11} {'restore s':>10}")
+            f"{'max RSS MiB':>12} {'peak MiB':>9} {'RSS B/ent':>10} {'traced B/ent':>13} {'snap B/ent':>11} {'restore s':>10}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r.get("failed"):
@@ -50,7 +50,8 @@ def scale_table(rows: list[dict[str, Any]]) -> str:
         m = r.get("in_process") or {}
         lines.append(
             f"{r['entities']:>10} {r['fill_per_s']:>8.0f} {r['ops_per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-            f"{int(r['errors']):>7} {max(r['rss_bytes']) / 2**20:>12.0f} {r['rss_per_entity']:>10.0f} "
+            f"{int(r['errors']):>7} {max(r['rss_bytes']) / 2**20:>12.0f} "
+            f"{max(r.get('peak_rss_bytes') or [0]) / 2**20:>9.0f} {r['rss_per_entity']:>10.0f} "
             f"{m.get('traced_bytes_per_entity', float('nan')):>13.0f} {m.get('snapshot_bytes_per_entity', float('nan')):>11.0f} "
             f"{m.get('restore_s', float('nan')):>10.2f}"
         )
@@ -85,6 +86,7 @@ async def _size_row(args: argparse.Namespace, workdir: Path, size: int) -> dict[
         else:
             row.update(r.figures)
         row["rss_bytes"] = cluster.rss_bytes()
+        row["peak_rss_bytes"] = cluster.peak_rss_bytes()
     except Exception as exc:  # noqa: BLE001 - report and go on to the next size
         row["failed"] = f"{type(exc).__name__}: {exc}"
     finally:
