@@ -78,6 +78,9 @@ class _SequenceColumn(Column):
         v = self.vals
         self.vals = self._seq([v[r] for r in rows])
 
+    def _clone_payloads(self, into: Any) -> None:
+        into.vals = self.vals[:]  # array, bytearray or list of immutable payloads
+
 
 class ArrayColumn(_SequenceColumn):
     """Payloads in a typed array (Int, Choice; Float below)."""
@@ -237,6 +240,10 @@ class StringColumn(Column):
         self.off.append(0)
         self.ln.append(self.dlen)
 
+    def _clone_payloads(self, into: Any) -> None:
+        into.buf, into.off, into.ln = bytearray(self.buf), self.off[:], self.ln[:]
+        into.used, into.dlen = self.used, self.dlen
+
 
 
 class ReferenceColumn(Column):
@@ -292,6 +299,9 @@ class ReferenceColumn(Column):
         self.typs = array("i", [t[r] for r in rows])
         self.nums = array("Q", [n[r] for r in rows])
 
+    def _clone_payloads(self, into: Any) -> None:
+        into.typs, into.nums = self.typs[:], self.nums[:]
+
 
 
 class ChildrenColumn(Column):
@@ -325,6 +335,9 @@ class ChildrenColumn(Column):
 
     def _keep_payloads(self, rows: list[int]) -> None:
         self.n = len(rows)
+
+    def _clone_payloads(self, into: Any) -> None:
+        into.n = self.n
 
 
 

@@ -59,6 +59,11 @@ class Names:
             self.names.append(name)
         return c
 
+    def clone(self) -> Names:
+        n = Names.__new__(Names)
+        n.names, n.codes = self.names.copy(), self.codes.copy()
+        return n
+
 
 class Column:
     """One field of one type; ``rows`` cells, all of the variant ``cls``."""
@@ -99,6 +104,21 @@ class Column:
     def _keep_payloads(self, rows: list[int]) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def _clone_payloads(self, into: Any) -> None:  # pragma: no cover
+        """Set ``into``'s payload slots to copies of this column's."""
+        raise NotImplementedError
+
+    def clone(self, names: Names) -> Column:
+        """A copy that shares nothing mutable with this column (its type
+        names are ``names``); C-level copies of the arrays, no loop per row."""
+        c: Column = object.__new__(self.__class__)
+        c.name, c.cls, c.default, c.names = self.name, self.cls, self.default, names
+        c.times = None if self.times is None else self.times[:]
+        c.big = self.big.copy()
+        c.wtyp = None if self.wtyp is None else self.wtyp[:]
+        c.wid = None if self.wid is None else self.wid[:]
+        self._clone_payloads(c)
+        return c
 
     def default_payload(self) -> Any:
         return self.payload_of(self.default)

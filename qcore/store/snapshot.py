@@ -57,11 +57,15 @@ VERSION = 2
 MAGIC = b"QCSTORE2z"  # then the zlib stream of the JSON document
 
 
-def dump(store: Store) -> bytes:
+def dump(store: Store, consume: bool = False) -> bytes:
+    """The snapshot bytes of ``store``; ``consume``: release its state part
+    by part as it is encoded, so the document being built can reuse the
+    memory (for a clone that exists only to be written out: it is left
+    unusable)."""
     was_enabled = gc.isenabled()
     gc.disable()  # building the document makes no cycles; don't scan the heap meanwhile
     try:
-        return MAGIC + zlib.compress(_dump(store), 1)
+        return MAGIC + zlib.compress(_dump(store, consume), 1)
     finally:
         if was_enabled:
             gc.enable()
@@ -122,14 +126,18 @@ class _Codes(dict[int, int]):
         return c
 
 
-def _dump(store: Store) -> bytes:
+def _dump(store: Store, consume: bool) -> bytes:
     codes = _Codes(store.entities.names)
     tables = []
     ents = store.entities
+    if consume:  # what snapshots do not hold (the tree is in the links), and the last references but one to the tables
+        store.tree.lists.clear()
+        ents.pages.clear()
+        ents.by_code.clear()
     for typ in sorted(ents.tables):
-        t = ents.tables[typ]
+        t = ents.tables.pop(typ) if consume else ents.tables[typ]
         if t.live:
-            tables.append(_dump_table(t, codes))
+            tables.append(_dump_table(t, codes, consume))
     return orjson.dumps({
         "v": VERSION,
         "next_id": store.next_id,
@@ -144,7 +152,7 @@ def _pick(seq: Any, rows: list[int] | None) -> Any:
     return seq if rows is None else [seq[r] for r in rows]
 
 
-def _dump_table(t: Table, codes: _Codes) -> list[Any]:
+def _dump_table(t: Table, codes: _Codes, consume: bool) -> list[Any]:
     rows = None if t.live == len(t.ids) else list(t.live_rows())
     where = None if rows is None else {r: i for i, r in enumerate(rows)}
     created = _pick(t.created, rows)
@@ -154,9 +162,14 @@ def _dump_table(t: Table, codes: _Codes) -> list[Any]:
         keys = _pick(t.link, rows)
         if any(keys):
             link = _delta(keys)
-    cols = [[name, None if col.__class__ is ChildrenColumn else _dump_values(col, rows, codes),
-             _dump_times(col, rows, where, created), _dump_writers(col, rows, codes)]
-            for name, col in sorted(t.cols.items())]
+    if consume:  # then each column goes once encoded
+        t.children = t.parent = t.link = None
+    cols = []
+    for name in sorted(t.cols):
+        col = t.cols.pop(name) if consume else t.cols[name]
+        cols.append([name, None if col.__class__ is ChildrenColumn else _dump_values(col, rows, codes),
+                     _dump_times(col, rows, where, created), _dump_writers(col, rows, codes)])
+        del col
     return [t.typ, _delta(_pick(t.ids, rows)), _delta(created), big_created, link, cols]
 
 

@@ -139,6 +139,19 @@ class Table:
             self.link = array("q", [0]) * len(self.ids)
         self.link[row] = key
 
+    def clone(self, names: Names) -> Table:
+        """A copy that shares nothing mutable with this table."""
+        t = Table(self.typ, self.code, names)
+        t.cols = {name: col.clone(names) for name, col in self.cols.items()}
+        t.ids, t.alive, t.created = self.ids[:], self.alive[:], self.created[:]
+        t.big_created = self.big_created.copy()
+        t.link = None if self.link is None else self.link[:]
+        t.live = self.live
+        t.children = t.cols.get(CHILDREN)
+        p = t.cols.get(PARENT)
+        t.parent = p if isinstance(p, ReferenceColumn) else None
+        return t
+
     def link_of(self, row: int) -> int:
         return 0 if self.link is None else self.link[row]
 
@@ -206,6 +219,17 @@ class Entities:
         self.pages: dict[int, array[int]] = {}
         self.page_live: dict[int, int] = {}
         self.count = 0
+
+    def clone(self) -> Entities:
+        """A copy that shares nothing mutable with these entities (not even
+        the type names: a reference column's default may add one)."""
+        e = Entities(self.names.clone())
+        e.tables = {typ: t.clone(e.names) for typ, t in self.tables.items()}
+        e.by_code = [None if t is None else e.tables[t.typ] for t in self.by_code]
+        e.pages = {key: pg[:] for key, pg in self.pages.items()}
+        e.page_live = self.page_live.copy()
+        e.count = self.count
+        return e
 
     def table(self, typ: str) -> Table:
         """The table of ``typ``, created empty if the type has none yet."""

@@ -63,6 +63,11 @@ class _Fenwick:
             i -= i & -i
         return s
 
+    def clone(self) -> _Fenwick:
+        f = _Fenwick.__new__(_Fenwick)
+        f.tree = self.tree[:]
+        return f
+
     def append(self, flag: int) -> None:
         j = len(self.tree)
         self.tree.append(flag + self.prefix(j - 1) - self.prefix(j - (j & -j)))
@@ -92,6 +97,14 @@ class ChildList:
         self.gone: array[int] | None = None
         self.live = 0
         self.fen: _Fenwick | None = None
+
+    def clone(self) -> ChildList:
+        c = ChildList.__new__(ChildList)
+        c.keys, c.nums, c.typs = self.keys[:], self.nums[:], self.typs[:]
+        c.gone = None if self.gone is None else self.gone[:]
+        c.live = self.live
+        c.fen = None if self.fen is None else self.fen.clone()
+        return c
 
     def append(self, key: int, num: int, code: int) -> None:
         self.keys.append(key)
@@ -213,6 +226,14 @@ class Tree:
         self.clock = 0
         self.names = names
         self.touched: set[int] = set()  # parents with removals since the last settle()
+
+    def clone(self, names: Names) -> Tree:
+        """A copy that shares nothing mutable with this tree (type names: ``names``)."""
+        t = Tree(names)
+        t.lists = {p: cl.clone() for p, cl in self.lists.items()}
+        t.clock = self.clock
+        t.touched = self.touched.copy()
+        return t
 
     def attach(self, parent: int, child: int, code: int) -> int:
         """Append ``child`` (type code ``code``) to ``parent``'s children; its link key."""
