@@ -1,15 +1,17 @@
 """A node's own snapshots, built while Raft goes on.
 
 When `snapshot_threshold` entries, or `snapshot_threshold_bytes` bytes of
-log, were applied since the last snapshot, applying is paused (`RawNode.pause_apply`) so the application stays at the
-index the snapshot is taken at, and the runtime serialises it off the
-round (`start_build`; the asyncio driver uses a thread of its own, the
-simulator a few ticks of simulated time); meanwhile the node goes on
-persisting, acknowledging, sending heartbeats and voting, so that a large
-store's seconds of serialising never cost the cluster its quorum. Once the
-bytes are handed back (`built`), applying resumes and, at the end of a
-round, the snapshot is recorded in the core, saved by the runtime and the
-log compacted (`saved`). Sans-I/O: no threads, no clock here.
+log, were applied since the last snapshot, the application hands over a
+builder holding a copy of its state at the applied index (taken within the
+round, so it cannot move), and the runtime serialises it off the round
+(`start_build`; the asyncio driver uses a thread of its own, the simulator
+a few ticks of simulated time); meanwhile the node goes on applying,
+answering, persisting, acknowledging and voting, so that a large store's
+seconds of serialising cost neither writes nor the cluster's quorum. Once
+the bytes are handed back (`built`), at the end of a round, the snapshot is
+recorded in the core (at its index, behind the applied one by now), saved
+by the runtime and the log compacted (`saved`). One build runs at a time.
+Sans-I/O: no threads, no clock here.
 
 `request(min_index, waiter)` asks for a snapshot at `min_index` or later (a
 backup, `SnapshotSave`): the latest one if it is new enough, else one built
@@ -59,8 +61,9 @@ class OwnSnapshots:
     def __init__(
         self, opts: SnapshotPolicy, raw: RawNode, start_build: Callable[[int, Builder], None], stats: NodeStats
     ) -> None:
-        """`start_build(index, builder)` runs `builder` (the application as
-        of `index`) away from the round and hands the bytes to `built`."""
+        """`start_build(index, builder)` runs `builder` (a copy of the
+        application as of `index`) away from the round and hands the bytes
+        to `built`."""
         self._opts = opts
         self._raw = raw
         self._start_build = start_build
@@ -131,7 +134,6 @@ class OwnSnapshots:
         if self.building is not None or not (due or wanted):
             return None
         self._bytes_mark = applied_bytes
-        self._raw.pause_apply(True)
         self.building = applied
         self._start_build(applied, builder())
         return None
@@ -141,7 +143,6 @@ class OwnSnapshots:
         if self.building != index:
             return
         self.building = None
-        self._raw.pause_apply(False)
         if data is None:
             log.error("building a snapshot at index %d failed; applying goes on, the next attempt is due in %d entries",
                       index, self._opts.snapshot_threshold)

@@ -74,7 +74,8 @@ class Application(Protocol):
 
     def snapshot_builder(self) -> Builder:
         """A function that serialises the state as it is now, safe to run
-        while the replica goes on (applying is paused meanwhile)."""
+        on another thread while the replica goes on applying (so it holds
+        a copy of the state, or of what it needs of it)."""
         ...
 
     def size(self) -> int:

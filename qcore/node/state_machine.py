@@ -192,10 +192,15 @@ class StateMachine:
 
     def snapshot_builder(self) -> Callable[[], bytes]:
         """A function that serialises the state as it is now, for another
-        thread to run: it keeps to this store object even if `restore`
-        replaces it meanwhile (a snapshot installed from the leader). The
-        auth state is small and serialised here, at once."""
-        store_snapshot = self.store.snapshot
+        thread to run, once, while this one goes on applying: it holds a
+        copy of the store taken here (`Store.clone`: a small fraction of
+        what serialising costs), released as it is serialised. The auth
+        state is small and serialised here, at once."""
+        clone = self.store.clone()
+
+        def store_snapshot() -> bytes:
+            return clone.snapshot(consume=True)
+
         if self.auth.empty:
             return store_snapshot
         doc = orjson.dumps(self.auth.to_json())

@@ -59,9 +59,6 @@ Rules the runtime must keep:
   snapshot; cutting it into `RaftSnapshot` frames and reassembling them
   before `step()` is the transport's job, and it must call
   `report_snapshot(to, ok)` when the transfer ends.
-* `pause_apply(True)` holds committed entries back from Readies (the
-  runtime copies its state machine meanwhile); `pause_apply(False)` lets
-  them through again.
 * Restart: build the RawNode from what storage recovered (hard state,
   snapshot, entries after it). The configuration is the snapshot's; the
   committed entries after the snapshot are handed out again (applied index
@@ -137,7 +134,6 @@ class RawNode:
         self._prev_hard = HardState(hs.term, hs.vote, hs.commit)
         self._prev_soft = self._soft_state()
         self._outstanding: Ready | None = None
-        self._apply_paused = False
 
     @property
     def id(self) -> int:
@@ -216,19 +212,6 @@ class RawNode:
     def report_snapshot(self, to: int, ok: bool) -> None:
         self._raft.step(Message(MessageType.SNAP_STATUS, frm=to, reject=not ok))
 
-    def pause_apply(self, paused: bool) -> None:
-        """While paused, Readies hand out no committed entries; everything
-        else (persisting, sending, acknowledging, electing) goes on.
-
-        The runtime pauses while it serialises its state machine for a
-        snapshot on another thread, so that the state it copies stays put
-        without stopping Raft: a node that stopped answering for the seconds
-        a large snapshot takes would be voted out or lose its quorum. Raft
-        allows applying to lag committing; configuration changes take effect
-        when applied, so they wait too.
-        """
-        self._apply_paused = paused
-
     # -- outputs -------------------------------------------------------------
 
     def _soft_state(self) -> SoftState:
@@ -251,7 +234,7 @@ class RawNode:
             or r.read_states
             or log.stable < log.last_index()
             or log.pending_snapshot is not None
-            or (not self._apply_paused and log.has_next_committed_entries())
+            or log.has_next_committed_entries()
             or r.hard_state() != self._prev_hard
             or self._soft_state() != self._prev_soft
         )
@@ -271,8 +254,7 @@ class RawNode:
         rd.entries = r.log.unstable_entries()
         rd.snapshot = r.log.pending_snapshot
         rd.messages, r.msgs = r.msgs, []
-        if not self._apply_paused:
-            rd.committed_entries = r.log.next_committed_entries(r.cfg.max_committed_size_per_ready)
+        rd.committed_entries = r.log.next_committed_entries(r.cfg.max_committed_size_per_ready)
         rd.read_states, r.read_states = r.read_states, []
         rd.must_sync = (
             bool(rd.entries)

@@ -15,6 +15,7 @@ the real node's batches.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
@@ -114,6 +115,6 @@ class RegisterApp:
         return 1  # one register: its snapshots are tiny
 
     def snapshot_builder(self) -> Callable[[], bytes]:
-        # Applying is paused while a build runs, and a restore replaces the
-        # register object: this one stays as it is now.
-        return self.register.snapshot_data
+        # Applying goes on while a build runs: the build gets a copy of the
+        # register as it is now (the node's store is cloned likewise).
+        return dataclasses.replace(self.register).snapshot_data

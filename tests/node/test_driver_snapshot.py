@@ -1,10 +1,11 @@
-"""A node keeps taking part in Raft while it builds a snapshot
-(qcore.node.own_snapshots run by the replica, qcore.raft RawNode.pause_apply).
+"""A node keeps taking part in Raft, and keeps applying and answering,
+while it builds a snapshot (qcore.node.own_snapshots run by the replica;
+the builder serialises a `Store.clone()` taken at the snapshot's index).
 
 Three RaftDrivers in one event loop over in-memory storage, wired by the
-in-process network of test_forwarded_writes. Follower 2's store blocks in
-`snapshot()` until the test lets it go, standing in for the seconds a
-million-entity store takes to serialise.
+in-process network of test_forwarded_writes. A node's store (and so its
+clone) blocks in `snapshot()` until the test lets it go, standing in for
+the seconds a million-entity store takes to serialise.
 """
 
 from __future__ import annotations
@@ -17,43 +18,59 @@ from pathlib import Path
 import pytest
 
 from qcore.node.driver import RaftDriver
+from qcore.node.state_machine import StateMachine
+from qcore.protocol.values import decode_command_request
 from qcore.raft.types import Message
 from qcore.store import Store
 from tests.node.test_forwarded_writes import _cluster, _command, _stop
 
 
 def _gate(store: Store) -> tuple[threading.Event, threading.Event]:
-    """Make `store.snapshot()` wait for the returned `release` event; the
-    `started` event is set when it begins."""
+    """Make `store.snapshot()` (and its clones') wait for the returned
+    `release` event; the `started` event is set when it begins."""
     started, release = threading.Event(), threading.Event()
 
     class GatedStore(Store):
         __slots__ = ()
 
-        def snapshot(self) -> bytes:
+        def snapshot(self, consume: bool = False) -> bytes:
             started.set()
             assert release.wait(10), "the test never released the snapshot"
-            return super().snapshot()
+            return super().snapshot(consume)
 
     store.__class__ = GatedStore
     return started, release
 
 
-async def _start_building(follower: RaftDriver, leader: RaftDriver, started: threading.Event) -> int:
-    """Make `follower` start a snapshot; returns the index it is taken at."""
-    follower.replica.opts.snapshot_threshold = 3  # noqa: SLF001
+async def _start_building(node: RaftDriver, leader: RaftDriver, started: threading.Event) -> int:
+    """Make `node` start a snapshot; returns the index it is taken at."""
+    node.replica.opts.snapshot_threshold = 3  # noqa: SLF001
     for i in range(3):
         await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
-    assert await follower.wait_for(started.is_set, 5), "the follower never started a snapshot"
+    assert await node.wait_for(started.is_set, 5), "the node never started a snapshot"
     # One build is what the tests follow: with the threshold left at 3, the
-    # follower could start another as soon as it has applied three of the
-    # entries it acknowledged meanwhile (before it learns the last commit),
-    # and move its snapshot index past the build under test.
-    follower.replica.opts.snapshot_threshold = 10**9  # noqa: SLF001
-    return follower.applied
+    # node could start another once the build under test is done, and move
+    # its snapshot index past it.
+    node.replica.opts.snapshot_threshold = 10**9  # noqa: SLF001
+    building = node.replica._snapshots.building  # noqa: SLF001
+    assert building is not None
+    return building
 
 
-async def test_a_follower_building_a_snapshot_still_acknowledges_and_resumes_applying(tmp_path: Path) -> None:
+def _exists(store: Store, entity: object) -> bool:
+    return bool(store.query(decode_command_request({"EntityExists": {"entity_id": entity}})).response)
+
+
+def _snapshot_store(node: RaftDriver) -> Store:
+    """The store held by `node`'s latest snapshot."""
+    snap = node.raw.latest_snapshot
+    assert snap is not None
+    sm = StateMachine()
+    sm.restore(snap.data, snap.meta.index)
+    return sm.store
+
+
+async def test_a_follower_building_a_snapshot_still_acknowledges_and_applies(tmp_path: Path) -> None:
     net, drivers = await _cluster(tmp_path)
     leader, follower = drivers[1], drivers[2]
     started, release = _gate(follower.replica._app.store)  # type: ignore[attr-defined]  # noqa: SLF001
@@ -61,15 +78,47 @@ async def test_a_follower_building_a_snapshot_still_acknowledges_and_resumes_app
         at = await _start_building(follower, leader, started)
         # Cut node 3 off: from now on every commit needs node 2's acknowledgement.
         net.drop = lambda m: 3 in (m.to, m.frm)
+        created = []
         for i in range(5):
             reply = await asyncio.wait_for(leader.propose_command(*_command(f"during-{i}")), 5)
             assert reply["CreateEntity"]["error"] is None
+            created.append(reply["CreateEntity"]["response"])
         assert follower.persisted_index >= leader.applied  # it wrote and acknowledged them...
-        assert follower.applied == at  # ...but applied nothing while its store was being copied
+        # ...and applies them while its copy of the store is being serialised
+        assert await follower.wait_for(lambda: follower.applied == leader.applied, 5)
+        assert not release.is_set() and follower.replica._snapshots.building == at  # noqa: SLF001
+        assert all(_exists(follower.replica._app.store, e) for e in created)  # type: ignore[attr-defined]  # noqa: SLF001
         assert follower.snapshot_index < at
         release.set()
-        assert await follower.wait_for(lambda: follower.snapshot_index == at and follower.applied == leader.applied, 5)
+        assert await follower.wait_for(lambda: follower.snapshot_index == at, 5)
+        # The snapshot holds the state at its index: none of the later writes.
+        assert not any(_exists(_snapshot_store(follower), e) for e in created)
         assert follower.is_leader() is False and leader.is_leader()
+    finally:
+        release.set()
+        await _stop(drivers)
+
+
+async def test_a_leader_building_its_own_snapshot_answers_writes_meanwhile(tmp_path: Path) -> None:
+    """The point of building from a clone: a leader's snapshot of a large
+    store no longer stops its writes for the seconds serialising takes."""
+    _, drivers = await _cluster(tmp_path)
+    leader = drivers[1]
+    started, release = _gate(leader.replica._app.store)  # type: ignore[attr-defined]  # noqa: SLF001
+    try:
+        at = await _start_building(leader, leader, started)
+        created = []
+        for i in range(5):
+            reply = await asyncio.wait_for(leader.propose_command(*_command(f"during-{i}")), 5)
+            assert reply["CreateEntity"]["error"] is None
+            created.append(reply["CreateEntity"]["response"])
+        assert not release.is_set() and leader.replica._snapshots.building == at  # noqa: SLF001
+        assert leader.applied > at
+        store = leader.replica._app.store  # type: ignore[attr-defined]  # noqa: SLF001
+        assert all(_exists(store, e) for e in created)
+        release.set()
+        assert await leader.wait_for(lambda: leader.snapshot_index == at, 5)
+        assert not any(_exists(_snapshot_store(leader), e) for e in created)  # the state at its index
     finally:
         release.set()
         await _stop(drivers)
@@ -90,11 +139,13 @@ async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, ca
         leader.replica.opts.snapshot_keep = 0  # noqa: SLF001
         for i in range(3):
             await asyncio.wait_for(leader.propose_command(*_command(f"after-{i}")), 5)
-        assert await leader.wait_for(lambda: leader.snapshot_index > at, 5)
+        has = follower.persisted_index
+        assert await leader.wait_for(lambda: leader.snapshot_index == leader.applied > has, 5)
         leader.replica.opts.snapshot_threshold = 10**9  # noqa: SLF001
         target = leader.snapshot_index
         net.drop = lambda m: False
         assert await follower.wait_for(lambda: follower.applied >= target, 10)
+        assert follower.replica.stats.snapshots_installed == 1
         release.set()  # the old build finishes after the newer snapshot was installed
         assert await follower.wait_for(follower.replica.snapshots_idle, 5)
         assert follower.snapshot_index >= target > at

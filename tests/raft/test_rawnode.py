@@ -130,27 +130,3 @@ def test_status_of_leader_reports_progress_and_quorum_ack() -> None:
     net.tick_all(3)
     assert net.status(1).ticks_since_quorum_ack == 3
     assert net.status(2).ticks_since_quorum_ack is None
-
-
-def test_paused_apply_holds_committed_entries_back_and_nothing_else() -> None:
-    node = single_node()
-    while node.has_ready():
-        node.advance(node.ready())
-    node.campaign()
-    while node.has_ready():
-        node.advance(node.ready())
-    node.pause_apply(True)
-    _, index = node.propose(b"held")
-    rd = node.ready()
-    assert [e.data for e in rd.entries] == [b"held"]  # still persisted
-    node.advance(rd)
-    rd = node.ready()  # the entry is committed now, but not handed out
-    assert rd.hard_state is not None and rd.hard_state.commit == index
-    assert rd.committed_entries == []
-    node.advance(rd)
-    assert not node.has_ready()
-    node.pause_apply(False)
-    assert node.has_ready()
-    rd = node.ready()
-    assert [e.data for e in rd.committed_entries] == [b"held"]
-    node.advance(rd)
