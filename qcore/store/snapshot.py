@@ -130,7 +130,7 @@ def _dump(store: Store, consume: bool) -> bytes:
     codes = _Codes(store.entities.names)
     tables = []
     ents = store.entities
-    if consume:  # what snapshots do not hold (the tree is in the links), and the last references but one to the tables
+    if consume:  # what snapshots do not hold (the tree is in the links), and other references to the tables
         store.tree.lists.clear()
         ents.pages.clear()
         ents.by_code.clear()

@@ -87,7 +87,8 @@ async def test_a_follower_building_a_snapshot_still_acknowledges_and_applies(tmp
         # ...and applies them while its copy of the store is being serialised
         assert await follower.wait_for(lambda: follower.applied == leader.applied, 5)
         assert not release.is_set() and follower.replica._snapshots.building == at  # noqa: SLF001
-        assert all(_exists(follower.replica._app.store, e) for e in created)  # type: ignore[attr-defined]  # noqa: SLF001
+        store = follower.replica._app.store  # type: ignore[attr-defined]  # noqa: SLF001
+        assert all(_exists(store, e) for e in created)
         assert follower.snapshot_index < at
         release.set()
         assert await follower.wait_for(lambda: follower.snapshot_index == at, 5)
