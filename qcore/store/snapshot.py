@@ -65,7 +65,9 @@ def dump(store: Store, consume: bool = False) -> bytes:
     was_enabled = gc.isenabled()
     gc.disable()  # building the document makes no cycles; don't scan the heap meanwhile
     try:
-        return MAGIC + zlib.compress(_dump(store, consume), 1)
+        out = _Out()
+        _dump(store, consume, out)
+        return out.done()
     finally:
         if was_enabled:
             gc.enable()
@@ -126,51 +128,108 @@ class _Codes(dict[int, int]):
         return c
 
 
-def _dump(store: Store, consume: bool) -> bytes:
+class _Out:
+    """The document, compressed as it is written piece by piece: at most one
+    column's values are ever held as Python objects and JSON at once, not the
+    whole document (at 1M entities that was ~400 MB on top of the store)."""
+
+    _BATCH = 1 << 16  # small pieces are gathered before they reach zlib
+
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(1)
+        self._parts = [MAGIC]
+        self._small = bytearray()
+
+    def raw(self, piece: bytes) -> None:
+        if len(piece) < self._BATCH:
+            self._small += piece
+            if len(self._small) < self._BATCH:
+                return
+            piece, self._small = bytes(self._small), bytearray()
+        elif self._small:
+            self._parts.append(self._z.compress(self._small))
+            self._small = bytearray()
+        self._parts.append(self._z.compress(piece))
+
+    def json(self, value: Any) -> None:
+        self.raw(orjson.dumps(value))
+
+    def done(self) -> bytes:
+        self._parts.append(self._z.compress(self._small))
+        self._parts.append(self._z.flush())
+        return b"".join(self._parts)
+
+
+def _dump(store: Store, consume: bool, out: _Out) -> None:
+    """``{"v", "next_id", "clock", "schemas", "tables", "names"}``, written
+    as orjson would write the whole document at once."""
     codes = _Codes(store.entities.names)
-    tables = []
     ents = store.entities
     if consume:  # what snapshots do not hold (the tree is in the links), and other references to the tables
         store.tree.lists.clear()
         ents.pages.clear()
         ents.by_code.clear()
-    for typ in sorted(ents.tables):
-        t = ents.tables.pop(typ) if consume else ents.tables[typ]
-        if t.live:
-            tables.append(_dump_table(t, codes, consume))
-    return orjson.dumps({
+    head = orjson.dumps({
         "v": VERSION,
         "next_id": store.next_id,
         "clock": store.tree.clock,
         "schemas": dump_schemas(store.catalog),
-        "tables": tables,
-        "names": codes.out,
     })
+    out.raw(head[:-1] + b',"tables":[')
+    first = True
+    for typ in sorted(ents.tables):
+        t = ents.tables.pop(typ) if consume else ents.tables[typ]
+        if t.live:
+            if not first:
+                out.raw(b",")
+            first = False
+            _dump_table(t, codes, consume, out)
+    out.raw(b'],"names":')
+    out.json(codes.out)
+    out.raw(b"}")
 
 
 def _pick(seq: Any, rows: list[int] | None) -> Any:
     return seq if rows is None else [seq[r] for r in rows]
 
 
-def _dump_table(t: Table, codes: _Codes, consume: bool) -> list[Any]:
+def _dump_table(t: Table, codes: _Codes, consume: bool, out: _Out) -> None:
+    """``[type, ids, created, created_big, links, [[field, values, times, writers], ...]]``"""
     rows = None if t.live == len(t.ids) else list(t.live_rows())
     where = None if rows is None else {r: i for i, r in enumerate(rows)}
     created = _pick(t.created, rows)
-    big_created = _bigs(t.big_created, where)
+    out.raw(b"[")
+    out.json(t.typ)
+    out.raw(b",")
+    out.json(_delta(_pick(t.ids, rows)))
+    out.raw(b",")
+    out.json(_delta(created))
+    out.raw(b",")
+    out.json(_bigs(t.big_created, where))
     link = None
     if t.link is not None and t.parent is not None:
         keys = _pick(t.link, rows)
         if any(keys):
             link = _delta(keys)
+    out.raw(b",")
+    out.json(link)
+    del link
     if consume:  # then each column goes once encoded
         t.children = t.parent = t.link = None
-    cols = []
-    for name in sorted(t.cols):
+    out.raw(b",[")
+    for i, name in enumerate(sorted(t.cols)):
         col = t.cols.pop(name) if consume else t.cols[name]
-        cols.append([name, None if col.__class__ is ChildrenColumn else _dump_values(col, rows, codes),
-                     _dump_times(col, rows, where, created), _dump_writers(col, rows, codes)])
+        out.raw(b",[" if i else b"[")
+        out.json(name)
+        out.raw(b",")
+        out.json(None if col.__class__ is ChildrenColumn else _dump_values(col, rows, codes))
+        out.raw(b",")
+        out.json(_dump_times(col, rows, where, created))
+        out.raw(b",")
+        out.json(_dump_writers(col, rows, codes))
+        out.raw(b"]")
         del col
-    return [t.typ, _delta(_pick(t.ids, rows)), _delta(created), big_created, link, cols]
+    out.raw(b"]]")
 
 
 def _bigs(big: dict[int, Timestamp], where: dict[int, int] | None) -> list[list[int]]:
