@@ -36,12 +36,11 @@ import base64
 import gc
 import zlib
 from array import array
-from itertools import compress
-from operator import add, sub
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import orjson
 
+from . import slices
 from .column_kinds import ChildrenColumn, ReferenceColumn, StringColumn
 from .columns import BIG, SAME, Column, Names
 from .errors import StoreError
@@ -95,14 +94,6 @@ def load(data: bytes) -> Store:
             gc.enable()
 
 
-def _delta(seq: Sequence[int]) -> list[int]:
-    if not seq:
-        return []
-    out = [seq[0]]
-    out.extend(map(sub, seq[1:], seq[:-1]))
-    return out
-
-
 # ------------------------------------------------------------------ dump
 
 
@@ -126,6 +117,19 @@ class _Codes(dict[int, int]):
             self.out.append(name)
             c = self.by_name[name] = len(self.out)
         return c
+
+
+_TEXT_SLICE = 1 << 20
+
+
+def _long(value: Any) -> bool:
+    """Whether encoding ``value`` in one call would hold the GIL long."""
+    t = type(value)
+    if t is list:
+        return len(value) > slices.SLICE or (len(value) <= 8 and any(map(_long, value)))
+    if t is str:
+        return len(value) > _TEXT_SLICE
+    return t is dict and any(map(_long, value.values()))
 
 
 class _Out:
@@ -152,7 +156,32 @@ class _Out:
         self._parts.append(self._z.compress(piece))
 
     def json(self, value: Any) -> None:
-        self.raw(orjson.dumps(value))
+        """``orjson.dumps(value)``, a slice at a time where ``value`` holds
+        long lists or text (see slices.py: the GIL is let go between them)."""
+        t = type(value)
+        if t is list and len(value) > slices.SLICE:
+            step = slices.SLICE
+            self.raw(b"[")
+            for i in range(0, len(value), step):
+                self.raw((b"," if i else b"") + orjson.dumps(value[i:i + step])[1:-1])
+            self.raw(b"]")
+        elif t is str and len(value) > _TEXT_SLICE:
+            self.raw(b'"')
+            for i in range(0, len(value), _TEXT_SLICE):
+                self.raw(orjson.dumps(value[i:i + _TEXT_SLICE])[1:-1])  # JSON escapes one character at a time
+            self.raw(b'"')
+        elif t is dict and any(map(_long, value.values())):
+            for k, (key, v) in enumerate(value.items()):
+                self.raw((b"," if k else b"{") + orjson.dumps(key) + b":")
+                self.json(v)
+            self.raw(b"}")
+        elif t is list and len(value) <= 8 and any(map(_long, value)):
+            for k, v in enumerate(value):
+                self.raw(b"," if k else b"[")
+                self.json(v)
+            self.raw(b"]")
+        else:
+            self.raw(orjson.dumps(value))
 
     def done(self) -> bytes:
         self._parts.append(self._z.compress(self._small))
@@ -201,16 +230,16 @@ def _dump_table(t: Table, codes: _Codes, consume: bool, out: _Out) -> None:
     out.raw(b"[")
     out.json(t.typ)
     out.raw(b",")
-    out.json(_delta(_pick(t.ids, rows)))
+    out.json(slices.delta(_pick(t.ids, rows)))
     out.raw(b",")
-    out.json(_delta(created))
+    out.json(slices.delta(created))
     out.raw(b",")
     out.json(_bigs(t.big_created, where))
     link = None
     if t.link is not None and t.parent is not None:
         keys = _pick(t.link, rows)
         if any(keys):
-            link = _delta(keys)
+            link = slices.delta(keys)
     out.raw(b",")
     out.json(link)
     del link
@@ -246,34 +275,27 @@ def _dump_strings(col: StringColumn, rows: list[int] | None) -> Any:
     off, ln = col.off, col.ln
     sel: Sequence[int] = range(len(off)) if rows is None else rows
     n = len(sel)
-    off_default = off.count(0) if rows is None else sum(1 for r in rows if off[r] == 0)
+    off_default = slices.count(off, 0) if rows is None else sum(1 for r in rows if off[r] == 0)
     if off_default == n:
         return None
     sparse = (n - off_default) * 2 < n
     chosen: Sequence[int] = [r for r in sel if off[r]] if sparse else sel
     text = col.text
-    if rows is None and (not off_default or col.dlen == 0) and _back_to_back(off, ln):
-        out = col.buf[min(filter(None, off)) : max(map(add, off, ln))]  # the text in row order, as stored
+    if rows is None and (not off_default or col.dlen == 0) and slices.back_to_back(off, ln):
+        lo, hi = slices.text_span(off, ln)
+        out = col.buf[lo:hi]  # the text in row order, as stored
     else:
         out = bytearray()
         for r in chosen:
             out += text(r)
     if out.isascii():
-        lens = list(ln) if rows is None and not sparse else [ln[r] for r in chosen]
+        lens = slices.as_list(ln) if rows is None and not sparse else [ln[r] for r in chosen]
     else:
         lens = [len(bytes(text(r)).decode()) for r in chosen]
     enc: dict[str, Any] = {"s": out.decode(), "l": lens}
     if sparse:
-        enc["r"] = _delta([i for i, r in enumerate(sel) if off[r]])
+        enc["r"] = slices.delta([i for i, r in enumerate(sel) if off[r]])
     return enc
-
-
-def _back_to_back(off: array[int], ln: array[int]) -> bool:
-    """Whether the rows holding text of their own hold it in row order,
-    each right after the previous one."""
-    o = array("Q", compress(off, off))
-    n = array("I", compress(ln, off))
-    return len(o) > 0 and o[1:] == array("Q", map(add, o[:-1], n[:-1]))
 
 
 def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
@@ -284,8 +306,8 @@ def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
         nums = _pick(col.nums, rows)
         dc, dn = col.payload_of(col.default)
         if dc == 0:
-            off = len(typs) - typs.count(0)
-            diff = _where(typs, 0) if off * 2 < len(typs) else None
+            off = len(typs) - slices.count(typs, 0)
+            diff = slices.where_not(typs, 0) if off * 2 < len(typs) else None
         else:
             diff = [i for i, (c, n) in enumerate(zip(typs, nums)) if c != dc or n != dn]
             off = len(diff)
@@ -294,8 +316,8 @@ def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
         if off == 0:
             return None
         if diff is None:
-            return [[codes[c] for c in typs], list(nums)]
-        return {"r": _delta(diff), "v": [[codes[typs[i]] for i in diff], [nums[i] for i in diff]]}
+            return [[codes[c] for c in typs], slices.as_list(nums)]
+        return {"r": slices.delta(diff), "v": [[codes[typs[i]] for i in diff], [nums[i] for i in diff]]}
     vals = _pick(col.vals, rows)  # type: ignore[attr-defined]
     cls = col.cls
     d = col.default.v
@@ -304,17 +326,17 @@ def _dump_values(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
         bits.frombytes(array("d", vals).tobytes())
         dbits = array("q")
         dbits.frombytes(array("d", [d]).tobytes())
-        off = len(bits) - bits.count(dbits[0])
-        diff = _where(bits, dbits[0]) if 0 < off and off * 2 < len(bits) else None
+        off = len(bits) - slices.count(bits, dbits[0])
+        diff = slices.where_not(bits, dbits[0]) if 0 < off and off * 2 < len(bits) else None
     else:
-        off = len(vals) - vals.count(d)
-        diff = _where(vals, d) if 0 < off and off * 2 < len(vals) else None
+        off = len(vals) - slices.count(vals, d)
+        diff = slices.where_not(vals, d) if 0 < off and off * 2 < len(vals) else None
     if off == 0:
         return None
     enc = _ENCODERS.get(cls)
-    chosen: Iterable[Any] = vals if diff is None else [vals[i] for i in diff]
-    out = list(chosen) if enc is None else enc(chosen, codes)
-    return out if diff is None else {"r": _delta(diff), "v": out}
+    chosen: list[Any] = slices.as_list(vals) if diff is None else [vals[i] for i in diff]
+    out = chosen if enc is None else enc(chosen, codes)
+    return out if diff is None else {"r": slices.delta(diff), "v": out}
 
 
 def _enc_list(vals: Iterable[tuple[EntityId, ...]], codes: _Codes) -> list[list[int]]:
@@ -341,20 +363,20 @@ def _dump_times(col: Column, rows: list[int] | None, where: dict[int, int] | Non
         return None
     times = _pick(col.times, rows)
     n = len(times)
-    same = times.count(SAME)
+    same = slices.count(times, SAME)
     if same == n:
         return None
     big = _bigs(col.big, where)
     if same * 2 < n:  # dense: an offset of 0 stands for SAME (a written time is never its row's creation time)
-        offs = list(map(sub, times, created))
-        for i in compress(range(n), map(SAME.__eq__, times)) if same else ():
+        offs = slices.differences(times, created)
+        for i in slices.where_is(times, SAME) if same else ():
             offs[i] = 0
         for r, _, _ in big:
             offs[r] = 0
         out: dict[str, Any] = {"d": offs}
     else:
-        diff = _where(times, SAME)
-        out = {"r": _delta(diff), "t": [0 if times[i] == BIG else times[i] - created[i] for i in diff]}
+        diff = slices.where_not(times, SAME)
+        out = {"r": slices.delta(diff), "t": [0 if times[i] == BIG else times[i] - created[i] for i in diff]}
     if big:
         out["b"] = big
     return out
@@ -364,13 +386,8 @@ def _dump_writers(col: Column, rows: list[int] | None, codes: _Codes) -> Any:
     if col.wtyp is None:
         return None
     typs = _pick(col.wtyp, rows)
-    if typs.count(0) == len(typs):
+    if slices.count(typs, 0) == len(typs):
         return None
     nums = _pick(col.wid, rows)
-    diff = _where(typs, 0)
-    return {"r": _delta(diff), "c": [codes[typs[i]] for i in diff], "n": [nums[i] for i in diff]}
-
-
-def _where(seq: Sequence[Any], unless: Any) -> list[int]:
-    """Positions of ``seq`` whose item is not ``unless`` (C-speed)."""
-    return list(compress(range(len(seq)), map(unless.__ne__, seq)))
+    diff = slices.where_not(typs, 0)
+    return {"r": slices.delta(diff), "c": [codes[typs[i]] for i in diff], "n": [nums[i] for i in diff]}
