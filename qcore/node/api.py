@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from qcore.node.backpressure import Backpressure
 from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, random_id
 from qcore.node.driver import RaftDriver
 from qcore.node.errors import LeaderChanged, NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 _REMOVED = "this node has been removed from the cluster; send requests to a member"
 _NOT_INITIALISED = "node is not initialised: send Init, or add it to a cluster"
 _NO_LEADER = "no leader: none is elected; is a majority of the voters up? (not applied)"
+_GONE = "the connection closed before the read ran"
 
 
 class _Refused(Exception):
@@ -61,6 +63,7 @@ class ConnContext:
     inflight: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # per-connection scratch (snapshot assembly)
     outbox: list[bytes] = field(default_factory=list)  # replies waiting for this loop iteration's flush
+    outbox_bytes: int = 0  # their size (a read waits while it is over the connection's output limit)
     peer: Any = None  # qcore.node.peer_gate.PeerSide: is this a peer's connection, and for what
     flow: Any = None  # qcore.node.backpressure.ConnFlow: paused while its replies are not read
     user: Any = None  # qcore.node.users.Session once the connection authenticated (SPEC 8.3)
@@ -86,6 +89,7 @@ class Api:
         forwarder: Forwarder,
         cluster_identity: ClusterIdentity,
         users: Users,
+        backpressure: Backpressure,
         *,
         peer_address: Callable[[int], str | None],
         metrics: Callable[[], dict[str, Any]],
@@ -97,8 +101,10 @@ class Api:
         `metrics()`: the GetMetrics object; `bootstrap_config()`: the config
         file for Init (raises ConfigError), `bootstrapped()`: Init is done;
         `more_handlers`: the operations requests (qcore.node.ops_api); `users`:
-        who a connection is and what it may do (qcore.node.users, SPEC 8.3)."""
+        who a connection is and what it may do (qcore.node.users, SPEC 8.3);
+        `backpressure`: a read runs once its connection has room for its reply."""
         self._opts = opts
+        self._backpressure = backpressure
         self._driver = driver
         self._sm = state_machine
         self._forwarder = forwarder
@@ -252,6 +258,8 @@ class Api:
             return error(msg.id, Kind.REMOVED, _REMOVED)
         if Store.is_read_only(command):
             await self.read_barrier()
+            if conn is not None:
+                await self._backpressure.drained(conn)
             return self._users.read_reply(msg.id, conn, command)
         return await self.propose(msg.id, conn, entry, decoded)
 
@@ -288,9 +296,16 @@ class Api:
             if not driver.leader_id():
                 return False  # the full path says "no leader" once it is sure, before the client gives up
             read_reply = self._users.read_reply
+            backpressure = self._backpressure
+
+            def run(f: "asyncio.Future[int]") -> None:
+                reply(_outcome(rid, f, lambda _: read_reply(rid, conn, command), read=True))
 
             def on_barrier(f: "asyncio.Future[int]") -> None:
-                reply(_outcome(rid, f, lambda _: read_reply(rid, conn, command), read=True))
+                if backpressure.no_room(conn):  # its reply may be large: wait until the connection drains
+                    backpressure.run_read(conn, lambda: run(f), lambda: reply(error(rid, Kind.UNAVAILABLE, _GONE)))
+                else:
+                    run(f)
 
             driver.read_barrier().add_done_callback(on_barrier)
             return True

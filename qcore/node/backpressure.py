@@ -27,6 +27,18 @@ it had already read held unserved — for any of three reasons:
 A client that reads its replies holds at most a frame or two and has far
 less than a megabyte of requests in flight, so it never notices; other
 connections are served while the paused ones wait.
+
+A small request can have a large reply (a read of a 16 MiB value is ~100
+bytes), so WORK alone lets a client that pipelines reads and never reads
+replies make the node build hundreds of large replies at once. So a read
+(and any request whose reply can be large, see ``run_read``/``drained``)
+runs only while its connection has room for its reply: not while it is
+paused for OUTPUT or NODE, nor while this loop iteration's replies to it
+(not yet written) exceed ``conn_limit``. Otherwise it waits, in order, on the
+connection and runs once the connection drains (each one looking again), so
+a connection holds at most about one large reply beyond its limit. A closed
+connection answers its waiting reads with an error nobody reads, which
+releases their in-flight accounting, without building their replies.
 """
 
 from __future__ import annotations
@@ -38,12 +50,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from qcore.node.errors import RequestFailed
 from qcore.node.remote import remote_of
 from qcore.wsfast import unsent_bytes
 
 log = logging.getLogger(__name__)
 
 OUTPUT, WORK, NODE = 1, 2, 4
+GONE = 8  # detached: nothing is read or run for it again
+_NO_ROOM = OUTPUT | NODE | GONE  # a read waits while any of these holds
 _SMALL = 64 << 10  # output a connection may hold without counting toward the node's total
 _LOG_EVERY = 10.0
 _RECHECK = 0.05  # seconds between looks at the node's total while it is over the limit
@@ -52,14 +67,15 @@ _RECHECK = 0.05  # seconds between looks at the node's total while it is over th
 class ConnFlow:
     """A connection's flow-control state (kept on its ConnContext)."""
 
-    __slots__ = ("paused", "held", "held_bytes", "work", "timer")
+    __slots__ = ("paused", "held", "held_bytes", "work", "timer", "deferred")
 
     def __init__(self) -> None:
-        self.paused = 0  # reasons (OUTPUT | WORK | NODE); 0: read and served
+        self.paused = 0  # reasons (OUTPUT | WORK | NODE | GONE); 0: read and served
         self.held: deque[Any] = deque()  # frames read but not served while paused
         self.held_bytes = 0
         self.work = 0  # bytes of the requests in flight
         self.timer: asyncio.TimerHandle | None = None  # stuck_timeout while OUTPUT
+        self.deferred: deque[tuple[Callable[[], None], Callable[[], None]]] = deque()  # reads waiting: (run, drop)
 
 
 class Backpressure:
@@ -92,9 +108,13 @@ class Backpressure:
 
     def detach(self, conn: Any) -> None:
         flow: ConnFlow = conn.flow
+        flow.paused |= GONE
         if flow.timer is not None:
             flow.timer.cancel()
         flow.held.clear()
+        deferred, flow.deferred = flow.deferred, deque()
+        for _, drop in deferred:
+            drop()
         self._node_paused.discard(conn)
         if self._holding.pop(conn, None) is not None and self._over_total:
             self._check_total()
@@ -132,7 +152,8 @@ class Backpressure:
             self._unpause(conn, WORK)
 
     def written(self, conn: Any) -> None:
-        """The server just wrote to ``conn``: count what it holds toward the node's total."""
+        """The server just wrote ``conn``'s outbox: count what it holds toward the
+        node's total; reads that waited for the outbox to go out may run."""
         size = unsent_bytes(conn.ws)
         if size > _SMALL:
             self._holding[conn] = size
@@ -140,6 +161,49 @@ class Backpressure:
                 self._check_total()
         elif conn in self._holding:
             del self._holding[conn]
+        if conn.flow.deferred:
+            self._run_deferred(conn)
+
+    # ------------------------------------------------------------ reads
+    def no_room(self, conn: Any) -> bool:
+        """Must a request with a possibly large reply wait before it runs on ``conn``?"""
+        flow: ConnFlow = conn.flow
+        return bool(flow.paused & _NO_ROOM or flow.deferred or conn.outbox_bytes > self.conn_limit)
+
+    def run_read(self, conn: Any, run: Callable[[], None], drop: Callable[[], None]) -> None:
+        """Run ``run`` (which replies) once ``conn`` has room for a large reply;
+        ``drop`` instead (it must reply too, cheaply) if the connection closes first."""
+        if not self.no_room(conn):
+            run()
+        elif conn.flow.paused & GONE:
+            drop()
+        else:
+            conn.flow.deferred.append((run, drop))
+
+    async def drained(self, conn: Any) -> None:
+        """Until ``conn`` has room for a large reply (``run_read`` for a task: the
+        reply must be queued in the same step as this returns). Raises
+        RequestFailed if the connection closes first."""
+        if not self.no_room(conn):
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            fut: asyncio.Future[None] = loop.create_future()
+            self.run_read(conn, lambda: _settle(fut, None), lambda: _settle(fut, RequestFailed("the connection closed")))
+            await fut
+            if not self._full(conn):  # others woken with it may have filled it
+                return
+
+    def _full(self, conn: Any) -> bool:
+        return bool(conn.flow.paused & _NO_ROOM or conn.outbox_bytes > self.conn_limit)
+
+    def _run_deferred(self, conn: Any) -> None:
+        """Run waiting reads, in order, while ``conn`` has room (each reply it
+        queues counts: a large one leaves the rest waiting for the next flush)."""
+        deferred = conn.flow.deferred
+        while deferred and not self._full(conn):
+            run, _ = deferred.popleft()
+            run()
 
     def _on_writing(self, conn: Any, paused: bool) -> None:
         """asyncio's pause_writing (True) / resume_writing (False) for ``conn``'s transport."""
@@ -176,6 +240,8 @@ class Backpressure:
         if not flow.paused & reason:
             return
         flow.paused &= ~reason
+        if flow.deferred and reason != WORK:  # before the held frames, which came later
+            self._run_deferred(conn)
         if flow.paused:
             return
         transport = conn.ws.transport
@@ -235,3 +301,12 @@ class Backpressure:
         if now - self._logged_at >= _LOG_EVERY:
             self._logged_at = now
             log.warning("%s", what)
+
+
+def _settle(fut: "asyncio.Future[None]", exc: BaseException | None) -> None:
+    if fut.done():  # the waiting task was cancelled
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)

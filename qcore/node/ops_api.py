@@ -133,6 +133,8 @@ class OpsApi:
         data = snap.data
         if msg.offset > len(data):
             return ops.SnapshotReadResponse(msg.id, m.err(f"offset {msg.offset} is past the end ({len(data)})"))
+        if conn is not None:  # a ~100-byte request, a reply of up to 5.4 MiB: wait for room for it
+            await self._node.backpressure.drained(conn)
         chunk = data[msg.offset : msg.offset + msg.length]
         return ops.SnapshotReadResponse(msg.id, m.ok({
             "offset": msg.offset, "data": base64.b64encode(chunk).decode("ascii"),

@@ -179,7 +179,7 @@ class Node:
             log.info("initialised: the config file is not read (the cluster's log has its schemas)")
         self.api = Api(
             opts, self.driver, self.state_machine, self.notifications, self.forwarder, self.cluster_identity,
-            self.users, peer_address=self.transport.address_of,
+            self.users, self.backpressure, peer_address=self.transport.address_of,
             metrics=lambda: build_metrics(self),
             bootstrap_config=self.bootstrap_config_json,
             bootstrapped=self.bootstrapped,
@@ -489,11 +489,13 @@ class Node:
                 self._loop.call_soon(self._flush)
             self._dirty.append(conn)
         conn.outbox.append(data)
+        conn.outbox_bytes += len(data)
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
             frames, conn.outbox = conn.outbox, []
+            conn.outbox_bytes = 0
             # On a closed connection this writes nothing: the client went
             # away, and its requests were still carried out. The in-flight
             # limit bounds what a client that does not read can make us buffer.

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 from websockets.asyncio.client import connect
 
-from tests.node.harness import Conn, wait_serving
+from tests.node.harness import Conn, eid, read, wait_serving, write
 
 READ = {"Read": {"entity_id": {"typ": "Root", "id": 1}, "field_type": "Name", "value": None, "write_time": None,
                  "writer_id": None}}
@@ -98,3 +99,55 @@ async def test_a_slow_reader_gets_every_reply_and_a_stuck_one_is_closed(nodes):
     c = await Conn.open(n.addr)
     assert (await c.metrics())["id"] == 1
     await c.close()
+
+
+BLOB = bytes(range(256)) * 4096  # 1 MiB: each read of it is answered with ~3.6 MiB of JSON
+FIRMWARE = {"UpdateEntity": {"request": [read(eid("Device", 11), "Firmware")]}}
+
+
+async def _pipeline_reads(addr: str, prefix: str, n: int) -> Any:
+    """A connection that sends ``n`` reads of the 1 MiB Blob (~170 bytes each,
+    well under the in-flight limit) and reads nothing until told to."""
+    ws = await connect(f"ws://{addr}", max_queue=1, max_size=None, ping_interval=None, open_timeout=10)
+    for i in range(n):
+        await ws.send(orjson.dumps({"Perform": {"id": f"{prefix}-{i}", "request": FIRMWARE}}).decode())
+    return ws
+
+
+async def test_pipelined_reads_of_a_large_value_wait_for_their_connection_to_drain(nodes):
+    """A small request can have a large reply: reads of a 1 MiB Blob that a
+    client pipelines and never reads run one by one as its connection drains,
+    not all at once when their read barrier completes."""
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    assert n.proc is not None
+    c = await Conn.open(n.addr)
+    r = await c.perform({"UpdateEntity": {"request": [write(eid("Device", 11), "Firmware", {"Blob": list(BLOB)})]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    await c.close()
+    base = rss_mib(n.proc.pid)
+    # 4 x 64 reads: before this deferral all ran at once (~0.9 GiB of replies buffered).
+    attackers = [await _pipeline_reads(n.addr, f"a{i}", 64) for i in range(4)]
+    slow = await _pipeline_reads(n.addr, "slow", 16)
+    peak = base
+    for _ in range(10):  # a fresh client is served meanwhile; its read comes after all of theirs
+        c = await Conn.open(n.addr)
+        assert (await c.metrics())["id"] == 1
+        r = await c.perform(FIRMWARE, timeout=20)
+        assert bytes(r["UpdateEntity"]["response"][0]["Read"]["value"]["Blob"]) == BLOB
+        await c.close()
+        peak = max(peak, rss_mib(n.proc.pid))
+    assert peak - base < 100, f"RSS grew from {base} to {peak} MiB"
+    # The slow reader's reads ran as it drained: every one is answered, with the value.
+    answered = set()
+    while len(answered) < 16:
+        body = orjson.loads(await asyncio.wait_for(slow.recv(), 20))["PerformResponse"]
+        assert bytes(body["response"]["UpdateEntity"]["response"][0]["Read"]["value"]["Blob"]) == BLOB
+        answered.add(body["id"])
+    await slow.close()
+    for ws in attackers:  # closing drops their waiting reads; the node keeps serving
+        ws.transport.abort()
+    c = await Conn.open(n.addr)
+    assert (await c.metrics())["id"] == 1
+    await c.close()
+    assert "Traceback" not in n.log_path.read_text()

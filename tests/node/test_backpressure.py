@@ -1,0 +1,144 @@
+"""qcore.node.backpressure's deferral of reads: a read whose reply may be large
+waits, in order, while its connection has no room, runs once it drains, and
+is dropped (its accounting released) when the connection closes. The
+connection's transport is a stand-in that records what is asked of it;
+asyncio's pause_writing/resume_writing are the connection's ``on_writing``.
+(Real processes: tests/node/test_hostile_clients.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import pytest
+
+from qcore.node.api import ConnContext
+from qcore.node.backpressure import Backpressure
+from qcore.node.errors import RequestFailed
+
+LIMIT = 256 << 10
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.reading = True
+        self.buffered = 0
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def abort(self) -> None:
+        pass
+
+
+class _Ws:
+    def __init__(self) -> None:
+        self.transport = _Transport()
+        self.on_writing: Callable[[bool], None] | None = None
+
+
+def _conn(bp: Backpressure) -> Any:
+    conn = ConnContext(_Ws())
+    bp.attach(conn)
+    return conn
+
+
+def _bp() -> Backpressure:
+    return Backpressure(LIMIT, 32 << 20, 30.0, 1 << 20, serve_held=lambda conn, frame: None)
+
+
+async def test_reads_wait_in_order_while_the_connection_is_backed_up_and_run_when_it_drains() -> None:
+    bp, ran = _bp(), []
+    conn = _conn(bp)
+    bp.run_read(conn, lambda: ran.append(0), lambda: ran.append(-1))
+    assert ran == [0]  # room: runs at once
+    conn.ws.on_writing(True)  # over the high-water mark: OUTPUT
+    for i in (1, 2, 3):
+        bp.run_read(conn, lambda i=i: ran.append(i), lambda: ran.append(-1))
+    assert ran == [0] and bp.no_room(conn)
+    conn.ws.on_writing(False)
+    assert ran == [0, 1, 2, 3] and not bp.no_room(conn)
+
+
+async def test_each_waiting_read_looks_again_so_only_one_large_reply_is_built_per_drain() -> None:
+    bp, ran = _bp(), []
+    conn = _conn(bp)
+
+    def large(i: int) -> None:  # the reply it queues (not yet written) is over the limit
+        ran.append(i)
+        conn.outbox_bytes += LIMIT + 1
+
+    conn.ws.on_writing(True)
+    for i in range(4):
+        bp.run_read(conn, lambda i=i: large(i), lambda: ran.append(-1))
+    conn.ws.on_writing(False)
+    assert ran == [0]  # the rest wait for its reply to be written
+    bp.run_read(conn, lambda: ran.append(99), lambda: ran.append(-1))
+    assert ran == [0]  # a later read waits behind them
+    # The flush writes it and the transport backs up again: nothing more runs.
+    conn.outbox_bytes, conn.ws.transport.buffered = 0, LIMIT + 1
+    conn.ws.on_writing(True)
+    bp.written(conn)
+    assert ran == [0]
+    conn.ws.transport.buffered = 0
+    conn.ws.on_writing(False)
+    assert ran == [0, 1]
+    # A client reading fast: the flush leaves nothing unsent, so the next runs at once.
+    conn.outbox_bytes = 0
+    bp.written(conn)
+    assert ran == [0, 1, 2]
+    conn.outbox_bytes = 0
+    bp.written(conn)
+    conn.outbox_bytes = 0
+    bp.written(conn)
+    assert ran == [0, 1, 2, 3, 99] and not conn.flow.deferred
+
+
+async def test_a_closed_connection_drops_its_waiting_reads_and_releases_their_work() -> None:
+    bp, events = _bp(), []
+    conn = _conn(bp)
+    size = 30_000  # three of them are over the WORK limit (a quarter of LIMIT)
+
+    def read(i: int) -> None:
+        bp.started(conn, size)
+        bp.run_read(conn, lambda: events.append(("ran", i)),
+                    lambda: (events.append(("dropped", i)), bp.finished(conn, size)))
+
+    conn.ws.on_writing(True)
+    for i in range(3):
+        read(i)
+    assert conn.flow.work == 3 * size
+    bp.detach(conn)
+    assert events == [("dropped", 0), ("dropped", 1), ("dropped", 2)]
+    assert conn.flow.work == 0 and not conn.flow.deferred
+    read(3)  # a read whose barrier completes after the close is dropped at once, never run
+    assert events[-1] == ("dropped", 3) and conn.flow.work == 0
+    conn.ws.on_writing(False)  # nothing runs for a closed connection
+    assert all(what == "dropped" for what, _ in events)
+
+
+async def test_a_task_waits_for_room_and_fails_if_the_connection_closes() -> None:
+    bp = _bp()
+    conn = _conn(bp)
+    await asyncio.wait_for(bp.drained(conn), 1)  # room: returns at once
+    conn.ws.on_writing(True)
+    waiting = asyncio.ensure_future(bp.drained(conn))
+    await asyncio.sleep(0)
+    assert not waiting.done() and len(conn.flow.deferred) == 1
+    conn.ws.on_writing(False)
+    await asyncio.wait_for(waiting, 1)
+    conn.ws.on_writing(True)
+    waiting = asyncio.ensure_future(bp.drained(conn))
+    await asyncio.sleep(0)
+    bp.detach(conn)
+    with pytest.raises(RequestFailed, match="connection closed"):
+        await asyncio.wait_for(waiting, 1)
