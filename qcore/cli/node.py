@@ -87,6 +87,9 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                    help="also take a snapshot once this many bytes of log were applied since the last (a store of n entities: 64*n bytes, at least 8 MiB, at most this)")
     p.add_argument("--snapshot-keep-bytes", type=int, default=16 << 20,
                    help="keep at most this many bytes of log behind a snapshot (with --snapshot-keep; at most a quarter of the byte threshold)")
+    p.add_argument("--snapshot-build", choices=("process", "thread"), default="process",
+                   help="serialise the node's own snapshots in a forked child process at a lower CPU priority "
+                        "(default; the node's loop keeps the interpreter to itself) or on a thread of the node")
     p.add_argument("--max-frame-bytes", type=int, default=16 << 20, help="largest accepted client frame")
     p.add_argument("--max-inflight", type=int, default=4096, help="requests in flight per connection")
     p.add_argument("--max-connections", type=int, default=10_000)
@@ -152,6 +155,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         link_down_ticks=a.link_down_ticks,
         snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep,
         snapshot_threshold_bytes=a.snapshot_threshold_bytes, snapshot_keep_bytes=a.snapshot_keep_bytes,
+        snapshot_build=a.snapshot_build,
         max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
         max_connections=a.max_connections, request_timeout=a.request_timeout, peer_overrides=dict(a.peer_override),
         notify_retain=a.notify_retain, notify_max_per_conn=a.notify_max_per_conn,

@@ -20,11 +20,13 @@ import asyncio
 import logging
 import os
 import random
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Callable
 
-from qcore.node import malloc_policy
+from qcore.node import malloc_policy, snapshot_child
 from qcore.node.errors import RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.own_snapshots import Builder
@@ -121,6 +123,7 @@ class RaftDriver:
         # Serialising the store: its own thread, so that storage work never queues behind it.
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"qcore-snap-{opts.id}")
         self._build_task: asyncio.Task[None] | None = None
+        self._child: int | None = None  # the pid of a snapshot build's child process (snapshot_child)
         self.replica = Replica(
             replica_options(opts), raw, storage, state_machine, send,
             origin=f"{opts.id}:{os.urandom(4).hex()}",
@@ -172,6 +175,12 @@ class RaftDriver:
         await asyncio.get_running_loop().run_in_executor(self._io, self._storage.close)
         self._io.shutdown(wait=True)
         self._builder.shutdown(wait=False)  # a build in progress is simply dropped
+        child = self._child
+        if child is not None:  # ... and its child process with it
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     # ------------------------------------------------------------ observers
     @property
@@ -395,8 +404,14 @@ class RaftDriver:
         data: bytes | None = None
         try:
             t0 = time.perf_counter()
-            data = await self._loop.run_in_executor(self._builder, builder)
-            self.stats.snapshot_build.observe(time.perf_counter() - t0)
+            run: Builder = builder
+            if self._opts.snapshot_build == "process" and snapshot_child.available():
+                run = partial(snapshot_child.build_in_child, builder, self._child_is)
+            data = await self._loop.run_in_executor(self._builder, run)
+            took = time.perf_counter() - t0
+            self.stats.snapshot_build.observe(took)
+            log.info("serialised the snapshot at index %d in %.2f s (%s)", index, took,
+                     "on a thread" if run is builder else "in a child process")
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -404,6 +419,9 @@ class RaftDriver:
         self._build_task = None
         self.replica.snapshot_built(index, data)
         self._wake.set()
+
+    def _child_is(self, pid: int | None) -> None:  # on the builder's thread
+        self._child = pid
 
     def _check_watchers(self) -> None:
         if not self._watchers:

@@ -23,6 +23,7 @@ class NodeOptions:
     snapshot_threshold_bytes: int = 64 << 20  # ... or applied log bytes between snapshots (fewer for a small store)
     snapshot_keep_bytes: int = 16 << 20  # ... and at most this many bytes of them
     snapshot_chunk_bytes: int = 1 << 20
+    snapshot_build: str = "process"  # serialise own snapshots in a forked child ("process") or a thread ("thread")
     max_frame_bytes: int = 16 << 20  # larger client frames get an Error reply
     max_inflight_per_conn: int = 4096
     max_connections: int = 10_000

@@ -44,6 +44,7 @@ def _gate(store: Store) -> tuple[threading.Event, threading.Event]:
 
 async def _start_building(node: RaftDriver, leader: RaftDriver, started: threading.Event) -> int:
     """Make `node` start a snapshot; returns the index it is taken at."""
+    node._opts.snapshot_build = "thread"  # noqa: SLF001 (the gate is an event of this process)
     node.replica.opts.snapshot_threshold = 3  # noqa: SLF001
     for i in range(3):
         await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
