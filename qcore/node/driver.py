@@ -20,16 +20,14 @@ import asyncio
 import logging
 import os
 import random
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, Callable
 
 from qcore.node import malloc_policy, snapshot_child
 from qcore.node.errors import RequestFailed
 from qcore.node.options import NodeOptions
-from qcore.node.own_snapshots import Builder
+from qcore.node.own_snapshots import Builder, MakeBuilder
 from qcore.node.replica import Replica, ReplicaOptions, Send
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
@@ -123,7 +121,7 @@ class RaftDriver:
         # Serialising the store: its own thread, so that storage work never queues behind it.
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"qcore-snap-{opts.id}")
         self._build_task: asyncio.Task[None] | None = None
-        self._child: int | None = None  # the pid of a snapshot build's child process (snapshot_child)
+        self._child: snapshot_child.ChildBuild | None = None  # a snapshot build's child process
         self.replica = Replica(
             replica_options(opts), raw, storage, state_machine, send,
             origin=f"{opts.id}:{os.urandom(4).hex()}",
@@ -175,12 +173,8 @@ class RaftDriver:
         await asyncio.get_running_loop().run_in_executor(self._io, self._storage.close)
         self._io.shutdown(wait=True)
         self._builder.shutdown(wait=False)  # a build in progress is simply dropped
-        child = self._child
-        if child is not None:  # ... and its child process with it
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if self._child is not None:  # ... and its child process with it
+            self._child.kill()
 
     # ------------------------------------------------------------ observers
     @property
@@ -397,31 +391,40 @@ class RaftDriver:
         if due is not None and not self._stopped:
             self._timer = self._loop.call_at(due, self._on_timer)
 
-    def _start_build(self, index: int, builder: Builder) -> None:
-        self._build_task = asyncio.create_task(self._build(index, builder), name=f"snapshot-{self._opts.id}")
+    def _start_build(self, index: int, make_builder: MakeBuilder) -> None:
+        """Within the round: fork the build's child now (it sees the state at
+        `index`), or take a builder holding a copy for the builder thread."""
+        child = None
+        if self._opts.snapshot_build == "process" and snapshot_child.available():
+            try:
+                child = snapshot_child.ChildBuild.start(make_builder(False))
+            except OSError:
+                log.exception("could not fork a process to build the snapshot at index %d; using a thread", index)
+        run: Builder
+        if child is not None:
+            self._child = child
+            run, where = child.collect, "in a child process"
+        else:
+            run, where = make_builder(True), "on a thread"
+        self._build_task = asyncio.create_task(self._build(index, run, where), name=f"snapshot-{self._opts.id}")
 
-    async def _build(self, index: int, builder: Builder) -> None:
+    async def _build(self, index: int, run: Builder, where: str) -> None:
         data: bytes | None = None
         try:
             t0 = time.perf_counter()
-            run: Builder = builder
-            if self._opts.snapshot_build == "process" and snapshot_child.available():
-                run = partial(snapshot_child.build_in_child, builder, self._child_is)
             data = await self._loop.run_in_executor(self._builder, run)
             took = time.perf_counter() - t0
             self.stats.snapshot_build.observe(took)
-            log.info("serialised the snapshot at index %d in %.2f s (%s)", index, took,
-                     "on a thread" if run is builder else "in a child process")
+            log.info("serialised the snapshot at index %d in %.2f s (%s)", index, took, where)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("building a snapshot at index %d failed", index)
+        finally:
+            self._child = None
         self._build_task = None
         self.replica.snapshot_built(index, data)
         self._wake.set()
-
-    def _child_is(self, pid: int | None) -> None:  # on the builder's thread
-        self._child = pid
 
     def _check_watchers(self) -> None:
         if not self._watchers:

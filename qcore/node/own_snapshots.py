@@ -40,6 +40,10 @@ from qcore.raft.types import Snapshot
 log = logging.getLogger(__name__)
 
 Builder = Callable[[], bytes]
+# make_builder(copy): a Builder of the state now. copy=True: it holds a copy,
+# safe to run while applying goes on (a thread, simulated ticks); copy=False:
+# it reads the live state, for a runtime that froze it (a forked child).
+MakeBuilder = Callable[[bool], Builder]
 
 # A state of n items (entities) snapshots after at most 64 * n bytes of log
 # (between 8 MiB and snapshot_threshold_bytes): building a snapshot costs
@@ -59,11 +63,11 @@ class SnapshotPolicy(Protocol):
 
 class OwnSnapshots:
     def __init__(
-        self, opts: SnapshotPolicy, raw: RawNode, start_build: Callable[[int, Builder], None], stats: NodeStats
+        self, opts: SnapshotPolicy, raw: RawNode, start_build: Callable[[int, MakeBuilder], None], stats: NodeStats
     ) -> None:
-        """`start_build(index, builder)` runs `builder` (a copy of the
-        application as of `index`) away from the round and hands the bytes
-        to `built`."""
+        """`start_build(index, make_builder)` makes, within the round, a
+        builder of the application as of `index` and runs it away from the
+        round; the bytes go to `built`."""
         self._opts = opts
         self._raw = raw
         self._start_build = start_build
@@ -104,7 +108,7 @@ class OwnSnapshots:
         """Neither building a snapshot nor holding one to install."""
         return self.building is None and self._built is None
 
-    def step(self, applied: int, snapshot_index: int, builder: Callable[[], Builder],
+    def step(self, applied: int, snapshot_index: int, make_builder: MakeBuilder,
              applied_bytes: int = 0, size: int = 0) -> Snapshot | None:
         """Once per round: a snapshot built meanwhile, recorded in the core,
         for the runtime to save (then `saved`); or start building one if
@@ -135,7 +139,7 @@ class OwnSnapshots:
             return None
         self._bytes_mark = applied_bytes
         self.building = applied
-        self._start_build(applied, builder())
+        self._start_build(applied, make_builder)
         return None
 
     def built(self, index: int, data: bytes | None) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Protocol
 
 from qcore.node.commit_notices import CommitNotices
 from qcore.node.errors import LeaderChanged, NotLeader, OutcomeUnknown, RequestFailed
-from qcore.node.own_snapshots import Builder, OwnSnapshots
+from qcore.node.own_snapshots import Builder, MakeBuilder, OwnSnapshots
 from qcore.node.reads import ReadBatcher
 from qcore.node.stats import NodeStats
 from qcore.node.waiting import Deadlines, Waiter
@@ -72,10 +72,11 @@ class Application(Protocol):
         """Replace the state with a snapshot's, taken at `index`."""
         ...
 
-    def snapshot_builder(self) -> Builder:
-        """A function that serialises the state as it is now, safe to run
-        on another thread while the replica goes on applying (so it holds
-        a copy of the state, or of what it needs of it)."""
+    def snapshot_builder(self, copy: bool = True) -> Builder:
+        """A function that serialises the state as it is now: with `copy`,
+        safe to run on another thread while the replica goes on applying
+        (so it holds a copy of the state, or of what it needs of it);
+        without, it reads the live state (for a process forked now)."""
         ...
 
     def size(self) -> int:
@@ -183,7 +184,7 @@ class Replica:
         *,
         origin: str,
         clock: Callable[[], float],
-        start_build: Callable[[int, Builder], None],
+        start_build: Callable[[int, MakeBuilder], None],
         reachable: Callable[[int], bool] = lambda peer: True,
         applied: int = 0,
         snapshot_index: int = 0,

@@ -2,11 +2,13 @@
 
 On a thread, the encoder shares the interpreter lock with the node's loop:
 at 1M entities ~1.6 s of CPU during which every request waits its turn for
-the lock. A child forked from the builder thread holds a copy-on-write
-image of the state's copy (`Store.clone`, taken in the round), encodes it
-at a lower CPU priority (`NICE`) and hands the bytes back through a pipe,
-while the loop keeps the interpreter to itself: the child takes CPU the
-node's loop leaves idle first (Redis writes its snapshots the same way).
+the lock, and the thread needs a copy of the state (`Store.clone`, ~0.1 s
+and ~190 B per entity) since applying goes on. A child forked within the
+round instead holds a copy-on-write image of the state at the snapshot's
+index (forking a 600 MB node takes 4-15 ms), encodes it at a lower CPU
+priority (`NICE`) and hands the bytes back through a pipe, while the loop
+keeps the interpreter to itself and the child takes CPU the loop leaves
+idle first (Redis writes its snapshots the same way).
 
 The child does nothing but the build: it closes every inherited descriptor
 but the pipe's (so sockets, the data dir's lock and the log close when the
@@ -17,6 +19,8 @@ node does, even mid-build), never logs, never returns to the caller's code
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from typing import Callable
 
 NICE = 10  # below the node's own loop: CFS gives it about a tenth of a busy CPU's time
@@ -31,34 +35,55 @@ def available() -> bool:
     return hasattr(os, "fork") and hasattr(os, "waitstatus_to_exitcode")
 
 
-def build_in_child(builder: Callable[[], bytes], child: Callable[[int | None], None] = lambda pid: None) -> bytes:
-    """What `builder()` returns, computed in a forked child. `child` gets its
-    pid once it runs and None before it is reaped (until then the pid is
-    the child's, to kill if the node stops first). Call it from a thread of
-    its own: it blocks until the child is done."""
-    r, w = os.pipe()
-    try:
-        pid = os.fork()
-    except BaseException:
-        os.close(r)
+class ChildBuild:
+    """A build running in a child forked by `start`: `collect` (on a thread:
+    it blocks) returns its bytes; `kill` ends it early."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self._fd = fd
+        self._reaped = False
+        self._lock = threading.Lock()  # kill (the loop) against reaping (the builder thread)
+
+    @classmethod
+    def start(cls, builder: Callable[[], bytes]) -> ChildBuild:
+        """Fork now: the child runs `builder` on its image of this moment."""
+        r, w = os.pipe()
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(r)
+            os.close(w)
+            raise
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            _child(builder, r, w)
         os.close(w)
-        raise
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        _child(builder, r, w)
-    os.close(w)
-    child(pid)
-    chunks = []
-    try:
-        while chunk := os.read(r, _READ):
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-        child(None)
-        _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise ChildBuildFailed(f"the snapshot's child process {pid} ended with {code}")
-    return b"".join(chunks)
+        return cls(pid, r)
+
+    def collect(self) -> bytes:
+        chunks = []
+        try:
+            while chunk := os.read(self._fd, _READ):
+                chunks.append(chunk)
+        finally:
+            os.close(self._fd)
+            with self._lock:  # the pipe is at its end: the child is exiting, this is short
+                _, status = os.waitpid(self.pid, 0)
+                self._reaped = True
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise ChildBuildFailed(f"the snapshot's child process {self.pid} ended with {code}")
+        return b"".join(chunks)
+
+    def kill(self) -> None:
+        """End the child (the node stops); `collect` then fails. A child
+        already reaped is left alone: its pid may be another process's."""
+        with self._lock:
+            if not self._reaped:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def _child(builder: Callable[[], bytes], r: int, w: int) -> None:  # pragma: no cover

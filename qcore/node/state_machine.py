@@ -190,16 +190,21 @@ class StateMachine:
         """Entities in the store (own snapshots come sooner for a small store)."""
         return self.store.entity_count()
 
-    def snapshot_builder(self) -> Callable[[], bytes]:
-        """A function that serialises the state as it is now, for another
-        thread to run, once, while this one goes on applying: it holds a
-        copy of the store taken here (`Store.clone`: a small fraction of
-        what serialising costs), released as it is serialised. The auth
-        state is small and serialised here, at once."""
-        clone = self.store.clone()
+    def snapshot_builder(self, copy: bool = True) -> Callable[[], bytes]:
+        """A function that serialises the state as it is now, run once. With
+        `copy`, for another thread while this one goes on applying: it holds
+        a copy of the store taken here (`Store.clone`: a small fraction of
+        what serialising costs), released as it is serialised; without, it
+        serialises the store itself (in a child process forked now, whose
+        image of it nothing changes). The auth state is small and
+        serialised here, at once."""
+        if copy:
+            clone = self.store.clone()
 
-        def store_snapshot() -> bytes:
-            return clone.snapshot(consume=True)
+            def store_snapshot() -> bytes:
+                return clone.snapshot(consume=True)
+        else:
+            store_snapshot = self.store.snapshot
 
         if self.auth.empty:
             return store_snapshot

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from qcore.node.own_snapshots import Builder
+from qcore.node.own_snapshots import MakeBuilder
 from qcore.node.replica import Replica, ReplicaOptions
 from qcore.protocol.raft_codec import PeerMessage
 from qcore.raft.config import Config
@@ -272,8 +272,8 @@ class SimNode:
         for m in msgs:
             self.cluster.send(self.id, m)
 
-    def _start_build(self, index: int, builder: Builder) -> None:
-        self.cluster.schedule_build(self, index, builder)
+    def _start_build(self, index: int, make_builder: MakeBuilder) -> None:
+        self.cluster.schedule_build(self, index, make_builder(True))
 
     def _after_ready(self) -> None:
         """After `advance`: configurations applied in this Ready are in effect."""

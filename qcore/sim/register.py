@@ -114,7 +114,7 @@ class RegisterApp:
     def size(self) -> int:
         return 1  # one register: its snapshots are tiny
 
-    def snapshot_builder(self) -> Callable[[], bytes]:
+    def snapshot_builder(self, copy: bool = True) -> Callable[[], bytes]:
         # Applying goes on while a build runs: the build gets a copy of the
         # register as it is now (the node's store is cloned likewise).
-        return dataclasses.replace(self.register).snapshot_data
+        return (dataclasses.replace(self.register) if copy else self.register).snapshot_data

@@ -1,5 +1,5 @@
-"""qcore.node.snapshot_child: a node's own snapshot serialised in a forked
-child process, with nothing of the node's but the pipe back."""
+"""qcore.node.snapshot_child: a node's own snapshot serialised in a child
+forked within the round, with nothing of the node's but the pipe back."""
 
 from __future__ import annotations
 
@@ -10,30 +10,38 @@ import threading
 import pytest
 
 from qcore.node import snapshot_child
+from qcore.node.state_machine import StateMachine
 from qcore.store import Store
 
 from tests.store.helpers import create, make_store
 
 pytestmark = pytest.mark.skipif(not snapshot_child.available(), reason="needs os.fork")
 
+ChildBuild = snapshot_child.ChildBuild
 
-def test_the_child_returns_the_bytes_of_the_builder_and_runs_apart() -> None:
+
+def test_the_child_serialises_the_state_of_the_moment_it_was_forked() -> None:
     s = make_store()
     root = create(s, "Folder", "root")
     for i in range(2000):
         create(s, "User", f"u{i}", root)
-    clone = s.clone()
-    pids: list[int | None] = []
-    data = snapshot_child.build_in_child(lambda: clone.snapshot(consume=True), pids.append)
-    assert data == s.snapshot()
-    assert Store.restore(data).snapshot() == data
-    assert pids[0] not in (None, os.getpid()) and pids[1:] == [None]
-    assert len(clone.entities.tables) > 0  # consumed in the child's image only
+    sm = StateMachine()
+    sm.store = s
+    expected = sm.snapshot_builder(copy=True)()
+    child = ChildBuild.start(sm.snapshot_builder(copy=False))
+    for i in range(50):  # the parent goes on changing its state: the child's image does not move
+        create(s, "User", f"later{i}", root)
+    data = child.collect()
+    assert data == expected
+    assert child.pid != os.getpid()
+    restored = StateMachine()
+    restored.restore(data, 7)
+    assert restored.store.snapshot() == Store.restore(expected).snapshot()
 
 
-def test_a_builder_of_more_than_a_pipe_buffer_comes_back_whole() -> None:
+def test_more_than_a_pipe_buffer_comes_back_whole() -> None:
     big = os.urandom(3 << 20)
-    assert snapshot_child.build_in_child(lambda: big) == big
+    assert ChildBuild.start(lambda: big).collect() == big
 
 
 def test_a_failing_builder_is_an_error_not_a_second_node() -> None:
@@ -41,7 +49,7 @@ def test_a_failing_builder_is_an_error_not_a_second_node() -> None:
         raise ValueError("broken")
 
     with pytest.raises(snapshot_child.ChildBuildFailed, match="ended with 1"):
-        snapshot_child.build_in_child(boom)
+        ChildBuild.start(boom).collect()
 
 
 def test_the_child_holds_none_of_the_nodes_descriptors() -> None:
@@ -58,27 +66,20 @@ def test_the_child_holds_none_of_the_nodes_descriptors() -> None:
             except OSError:
                 return b"closed"
 
-        assert snapshot_child.build_in_child(probe) == b"closed"
+        assert ChildBuild.start(probe).collect() == b"closed"
     finally:
         a.close()
         b.close()
 
 
-def test_a_killed_child_ends_the_build_with_an_error() -> None:
+def test_a_killed_child_ends_the_build_with_an_error_and_is_not_killed_twice() -> None:
     """What a node that stops mid-build does to its child (driver.stop)."""
-    release = threading.Event()
-    pids: list[int | None] = []
-
-    def kill_when_started(pid: int | None) -> None:
-        pids.append(pid)
-        if pid is not None:
-            os.kill(pid, 9)
-            release.set()
-
     def forever() -> bytes:
         threading.Event().wait()  # never returns on its own
         return b""
 
+    child = ChildBuild.start(forever)
+    child.kill()
     with pytest.raises(snapshot_child.ChildBuildFailed, match="-9"):
-        snapshot_child.build_in_child(forever, kill_when_started)
-    assert release.is_set() and pids[-1] is None
+        child.collect()
+    child.kill()  # reaped: its pid is left alone
