@@ -14,7 +14,7 @@ from __future__ import annotations
 from array import array
 from itertools import compress
 from operator import add, sub
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 SLICE = 1 << 16
 
@@ -58,21 +58,19 @@ def delta(seq: Sequence[int]) -> list[int]:
 
 def where_not(seq: Sequence[Any], unless: Any) -> list[int]:
     """Positions of ``seq`` whose item is not ``unless``."""
-    out: list[int] = []
-    ne = unless.__ne__
-    n = len(seq)
-    for i in _bounds(n):
-        out.extend(compress(range(i, min(n, i + SLICE)), map(ne, seq[i:i + SLICE])))
-    return out
+    return _positions(seq, unless.__ne__)
 
 
 def where_is(seq: Sequence[Any], value: Any) -> list[int]:
     """Positions of ``seq`` whose item is ``value``."""
+    return _positions(seq, value.__eq__)
+
+
+def _positions(seq: Sequence[Any], test: Callable[[Any], Any]) -> list[int]:
     out: list[int] = []
-    eq = value.__eq__
     n = len(seq)
     for i in _bounds(n):
-        out.extend(compress(range(i, min(n, i + SLICE)), map(eq, seq[i:i + SLICE])))
+        out.extend(compress(range(i, min(n, i + SLICE)), map(test, seq[i:i + SLICE])))
     return out
 
 
