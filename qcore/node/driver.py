@@ -156,6 +156,8 @@ class RaftDriver:
             return
         self._stopped = True
         self._wake.set()
+        if self._child is not None:  # a build in progress is dropped, its child process with it
+            self._child.kill()
         for task in (self._ticker, self._task, self._build_task):
             if task is not None:
                 task.cancel()
@@ -173,8 +175,6 @@ class RaftDriver:
         await asyncio.get_running_loop().run_in_executor(self._io, self._storage.close)
         self._io.shutdown(wait=True)
         self._builder.shutdown(wait=False)  # a build in progress is simply dropped
-        if self._child is not None:  # ... and its child process with it
-            self._child.kill()
 
     # ------------------------------------------------------------ observers
     @property

@@ -11,12 +11,14 @@ the seconds a million-entity store takes to serialise.
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import threading
 from pathlib import Path
 
 import pytest
 
+from qcore.node import snapshot_child
 from qcore.node.driver import RaftDriver
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import decode_command_request
@@ -124,6 +126,53 @@ async def test_a_leader_building_its_own_snapshot_answers_writes_meanwhile(tmp_p
     finally:
         release.set()
         await _stop(drivers)
+
+
+@pytest.mark.skipif(not snapshot_child.available(), reason="needs os.fork")
+async def test_a_leader_building_in_a_child_answers_writes_and_a_stop_ends_the_child(tmp_path: Path) -> None:
+    """The default build (a child forked in the round, serialising its image
+    of the state): the leader applies and answers meanwhile, and a node
+    stopped mid-build kills the child instead of waiting for it."""
+    net, drivers = await _cluster(tmp_path)
+    leader = drivers[1]
+    assert leader._opts.snapshot_build == "process"  # noqa: SLF001
+
+    class Stuck(Store):  # the child never finishes: the test ends it
+        __slots__ = ()
+
+        def snapshot(self, consume: bool = False) -> bytes:
+            threading.Event().wait()
+            return b""
+
+    leader.replica._app.store.__class__ = Stuck  # type: ignore[attr-defined]  # noqa: SLF001
+    try:
+        leader.replica.opts.snapshot_threshold = 3  # noqa: SLF001
+        for i in range(3):
+            await asyncio.wait_for(leader.propose_command(*_command(f"before-{i}")), 5)
+        assert await leader.wait_for(lambda: leader._child is not None, 5)  # noqa: SLF001
+        leader.replica.opts.snapshot_threshold = 10**9  # noqa: SLF001
+        child = leader._child  # noqa: SLF001
+        assert child is not None
+        for i in range(5):
+            reply = await asyncio.wait_for(leader.propose_command(*_command(f"during-{i}")), 5)
+            assert reply["CreateEntity"]["error"] is None
+        assert leader._child is child  # noqa: SLF001  (still building)
+    finally:
+        await _stop(drivers)
+    try:  # the builder's thread reaps the child once it is killed
+        await asyncio.wait_for(asyncio.to_thread(leader._builder.shutdown, True), 5)  # noqa: SLF001
+    finally:
+        gone = _gone(child.pid)
+        child.kill()  # whatever happened, leave no process behind
+    assert gone
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 async def test_a_snapshot_overtaken_by_the_leaders_is_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
