@@ -403,9 +403,10 @@ class Api:
 
 
 def _perform_reply(rid: Any, response: Any) -> Reply:
-    """A command's response, or an Error frame if applying it failed internally."""
-    if "Error" in response and len(response) == 1:
-        return error(rid, Kind.INTERNAL, str(response["Error"]))
+    """A command's response, or an Error frame if applying it failed internally
+    (or its reply was too large to build: qcore.node.state_machine)."""
+    if "Error" in response:
+        return error(rid, Kind(response.get("kind", Kind.INTERNAL)), str(response["Error"]))
     return m.PerformResponse(rid, response)
 
 

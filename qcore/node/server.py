@@ -88,7 +88,7 @@ class Node:
         # Users (SPEC 8.3): who a client connection is and what it may send.
         self.users = Users(lambda: self.state_machine, self._registration_barrier,
                            lambda rid, conn, entry, decoded: self.api.propose(rid, conn, entry, decoded),
-                           lambda: self.driver.initialised())
+                           lambda: self.driver.initialised(), max_reply=opts.max_frame_bytes)
         self.notifications = NotificationHub(
             retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
             store=lambda: self.state_machine.store,
@@ -143,7 +143,8 @@ class Node:
         self._loop = asyncio.get_running_loop()  # cached: one getpid() syscall per call on 3.11
         storage = self._open_storage()
         rec = storage.recover()
-        self.state_machine = StateMachine(on_changes=self.notifications.publish, on_restore=self.notifications.on_restore)
+        self.state_machine = StateMachine(on_changes=self.notifications.publish,
+                                          on_restore=self.notifications.on_restore, max_reply=opts.max_frame_bytes)
         snap_index = 0
         if rec.snapshot is not None and not rec.snapshot.is_empty():
             self.state_machine.restore(rec.snapshot.data, rec.snapshot.meta.index)

@@ -27,6 +27,7 @@ import orjson
 
 from qcore.node import malloc_policy
 from qcore.node.entries import Attributed, AuthCommand, Batch, decode_batch, decode_command, encode_batch, new_batch
+from qcore.protocol.reply_size import over_limit
 from qcore.protocol.values import (
     CodecError,
     decode_load_config,
@@ -53,13 +54,17 @@ class StateMachine:
         store: Store | None = None,
         on_changes: ChangeSink | None = None,
         on_restore: Callable[[int], None] | None = None,
+        max_reply: int = 16 << 20,
     ) -> None:
+        """``max_reply``: bytes; a larger response to a command this node proposed is not
+        built (the node's --max-frame-bytes: a reply is one frame)."""
         self.store = store if store is not None else Store()
         self.auth = AuthState()
         self._grants = GrantsCache(lambda: self.store)
         self._on_changes = on_changes
         self._on_restore = on_restore
         self.applied_index = 0
+        self.max_reply = max_reply
 
     def set_change_sink(self, sink: ChangeSink | None) -> None:
         self._on_changes = sink
@@ -126,7 +131,7 @@ class StateMachine:
             if changes:
                 all_changes.extend(changes)
             if mine:
-                results.append((seq, response if type(response) is dict else encode_command_response(response)))
+                results.append((seq, response if type(response) is dict else self._reply(response, index)))
         self.applied_index = index
         if all_changes and self._on_changes is not None:
             try:
@@ -134,6 +139,16 @@ class StateMachine:
             except Exception:
                 log.exception("notification delivery failed for entry %d", index)
         return results
+
+    def _reply(self, response: Any, index: int) -> dict[str, Any]:
+        """A command's response JSON; an ``Error`` instead, before anything large is
+        encoded, if it could be larger than a frame may be (a batch's Reads can ask
+        for the same large value many times). The batch was applied all the same."""
+        why = over_limit(response, self.max_reply)
+        if why is None:
+            return encode_command_response(response)
+        log.info("the reply to a command applied at index %d is not sent: %s", index, why)
+        return {"Error": f"the batch was applied (log index {index}), but its {why}", "kind": "invalid"}
 
     def _apply_command(self, command: Any, now: Timestamp, index: int) -> tuple[Any, list[Change]]:
         """(response: a store response, or JSON already encoded; changes)."""
@@ -182,9 +197,6 @@ class StateMachine:
     def grants_of(self, user: User) -> Grants:
         """What `user` may do now (kept until roles or schemas change)."""
         return self._grants.of(self.auth, user)
-
-    def query(self, command: Any) -> Any:
-        return encode_command_response(self.store.query(command))
 
     def size(self) -> int:
         """Entities in the store (own snapshots come sooner for a small store)."""

@@ -48,10 +48,10 @@ from qcore.protocol.auth import (
     decode_admin_request,
 )
 from qcore.protocol.errors import Kind, error, refusal
+from qcore.protocol.reply_size import perform_reply
 from qcore.protocol.values import (
     CodecError,
     decode_command_request,
-    encode_command_response,
     encode_entity_id,
     encode_refusal,
 )
@@ -136,8 +136,10 @@ Propose = Callable[[Any, Any, Any, Any], Awaitable[Any]]  # (request id, conn, e
 class Users:
     def __init__(self, state_machine: Callable[[], StateMachine], barrier: Callable[[], Awaitable[None]],
                  propose: Propose, initialised: Callable[[], bool], passwords: Passwords | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_reply: int = 16 << 20) -> None:
+        """``max_reply``: the largest read reply, in bytes (the node's --max-frame-bytes)."""
         self._sm = state_machine
+        self._max_reply = max_reply
         self._barrier = barrier
         self._propose = propose
         self._initialised = initialised
@@ -210,10 +212,11 @@ class Users:
         return command, attributed(s.name, request), Attributed(s.name, command)
 
     def read_reply(self, rid: Any, conn: Any, command: Any) -> Any:
-        """The reply to a read, served here after its barrier, as the connection's user may see it."""
+        """The reply to a read, served here after its barrier, as the connection's user may see it;
+        an Error, before anything large is encoded, if it would be larger than a frame may be."""
         sm = self._sm()
         if not sm.auth.enabled or conn is None or conn.forwarded:
-            return m.PerformResponse(rid, sm.query(command))
+            return perform_reply(rid, sm.store.query(command), self._max_reply)
         user = self.user_of(conn)
         if user is None:
             return error(rid, Kind.AUTH_REQUIRED, _AUTH_REQUIRED)
@@ -224,8 +227,8 @@ class Users:
                 return error(rid, Kind.PERMISSION_DENIED, why)
             return m.PerformResponse(rid, encode_refusal(command, why, Kind.PERMISSION_DENIED.value))
         if command.__class__ is GetEntityTypes:
-            return m.PerformResponse(rid, encode_command_response(readable_types(sm.store, grants, command)))
-        return m.PerformResponse(rid, sm.query(command))
+            return perform_reply(rid, readable_types(sm.store, grants, command), self._max_reply)
+        return perform_reply(rid, sm.store.query(command), self._max_reply)
 
     # ------------------------------------------------------------------ notifications
 

@@ -151,3 +151,40 @@ async def test_pipelined_reads_of_a_large_value_wait_for_their_connection_to_dra
     assert (await c.metrics())["id"] == 1
     await c.close()
     assert "Traceback" not in n.log_path.read_text()
+
+
+async def test_a_reply_larger_than_a_frame_is_refused_before_it_is_built(nodes):
+    """A ~17 KB request naming a 1 MiB Blob 100 times would be answered with
+    ~360 MiB of JSON, built at once (as ~800 MiB of Python lists first): it gets
+    an ``invalid`` Error naming the limit (--max-frame-bytes, 16 MiB) and the
+    node grows by nothing like that; a batch that fits is answered; a batch that
+    also writes is applied, and says so, with its reply refused the same way."""
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    assert n.proc is not None
+    c = await Conn.open(n.addr)
+    r = await c.perform({"UpdateEntity": {"request": [write(eid("Device", 11), "Firmware", {"Blob": list(BLOB)})]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    base = rss_mib(n.proc.pid)
+    reads = [read(eid("Device", 11), "Firmware")] * 100
+    reply = await c.call("Perform", request={"UpdateEntity": {"request": reads}})
+    refused = reply["Error"]
+    assert refused["kind"] == "invalid", reply
+    assert "over the limit of 16777216 (--max-frame-bytes)" in refused["error"], refused
+    assert "read fewer values per request" in refused["error"]
+    grown = rss_mib(n.proc.pid) - base
+    assert grown < 50, f"RSS grew by {grown} MiB"
+    # Four copies (~14.3 MiB of JSON) fit in a frame: answered.
+    r = await c.perform({"UpdateEntity": {"request": reads[:4]}}, timeout=60)
+    assert [bytes(x["Read"]["value"]["Blob"]) for x in r["UpdateEntity"]["response"]] == [BLOB] * 4
+    # A write with the reads: applied (its value is there after), the reply refused all the same.
+    mixed = [write(eid("Device", 11), "Uptime", {"Int": 7}), *reads]
+    reply = await c.call("Perform", request={"UpdateEntity": {"request": mixed}})
+    assert reply["Error"]["kind"] == "invalid", reply
+    assert "the batch was applied (log index" in reply["Error"]["error"], reply
+    r = await c.perform({"UpdateEntity": {"request": [read(eid("Device", 11), "Uptime")]}})
+    assert r["UpdateEntity"]["response"][0]["Read"]["value"] == {"Int": 7}
+    assert rss_mib(n.proc.pid) - base < 100
+    assert (await c.metrics())["id"] == 1
+    await c.close()
+    assert "Traceback" not in n.log_path.read_text()

@@ -1,0 +1,93 @@
+"""qcore.protocol.reply_size against the real encoder: the estimate is never
+below the encoded size of a response and at most a few tens of bytes per value
+above it."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qcore.protocol import messages as m
+from qcore.protocol.reply_size import blob_size, perform_reply, response_size, text_size, value_size
+from qcore.protocol.values import encode_command_response, encode_value
+from qcore.store import (
+    Blob,
+    EntityId,
+    EntityList,
+    PageResult,
+    Read,
+    String,
+    UpdateEntityResponse,
+)
+from qcore.store.commands import GetChildrenResponse
+from tests.protocol.test_values_props import responses, values
+
+SLACK = 64  # bytes the estimate may exceed a value's encoding by
+
+
+def encoded(obj: object) -> int:
+    return len(orjson.dumps(obj))
+
+
+@given(responses)
+def test_a_response_is_never_larger_than_its_estimate(resp):
+    assert response_size(resp) >= encoded(encode_command_response(resp))
+
+
+@given(values)
+def test_a_value_is_estimated_within_a_few_bytes(v):
+    actual = encoded(encode_value(v))
+    assert actual <= value_size(v) <= actual + SLACK
+
+
+@given(st.text())  # every code point hypothesis draws: control characters, quotes, non-ASCII
+def test_text_is_counted_exactly(s):
+    assert text_size(s) == encoded(s)
+
+
+@given(st.binary(max_size=2000))
+def test_a_blob_is_counted_exactly(b):
+    assert blob_size(b) == encoded(list(b))
+
+
+def test_large_values_of_every_shape_are_estimated_tightly():
+    big = [
+        Blob(bytes(range(256)) * 4096),  # 1 MiB, every byte value
+        Blob(bytes(1 << 20)),  # 1 MiB of zeros: 2 bytes of JSON each
+        String("x" * (1 << 20)),
+        String("\u00e9\u2028\"\\\n\x01" * 50_000),
+        EntityList(tuple(EntityId("Device", i) for i in range(50_000))),
+    ]
+    for v in big:
+        actual = encoded(encode_value(v))
+        assert actual <= value_size(v) <= actual + SLACK, v.__class__.__name__
+
+
+def test_a_batch_naming_one_value_many_times_is_estimated_per_copy():
+    blob = Blob(bytes(range(256)) * 1024)
+    resp = UpdateEntityResponse([Read(EntityId("Device", 11), "Firmware", blob) for _ in range(100)])
+    actual = encoded(encode_command_response(resp))
+    assert actual <= response_size(resp) <= actual + 100 * 128
+
+
+def test_a_page_of_ids_is_estimated_tightly():
+    resp = GetChildrenResponse(PageResult([EntityId("Sensor", i) for i in range(100_000)], 100_000, "c" * 40))
+    actual = encoded(encode_command_response(resp))
+    assert actual <= response_size(resp) <= actual + 256
+
+
+def test_a_reply_over_the_limit_is_an_error_saying_by_how_much_and_what_to_do():
+    blob = Blob(bytes(range(256)) * 1024)  # ~913 KiB of JSON
+    reads = [Read(EntityId("Device", 11), "Firmware", blob) for _ in range(4)]
+    fits = perform_reply("r1", UpdateEntityResponse(reads), 4 << 20)
+    assert fits.__class__ is m.PerformResponse
+    size = len(m.encode_message(fits))
+    assert size <= 4 << 20
+    over = perform_reply("r1", UpdateEntityResponse(reads * 2), 4 << 20)
+    assert over.__class__ is m.Error and over.kind == "invalid" and over.id == "r1"
+    assert f"over the limit of {4 << 20} (--max-frame-bytes); read fewer values per request" in over.error
+    too_big = int(over.error.split("about ")[1].split(" bytes")[0])
+    assert 2 * size - 200 <= too_big <= 2 * size + 8 * 128  # twice the batch that fitted, give or take the ids
+    page = perform_reply(7, GetChildrenResponse(PageResult([EntityId("Sensor", i) for i in range(1000)], 1000)), 1000)
+    assert page.__class__ is m.Error and "ask for smaller pages" in page.error
