@@ -27,7 +27,7 @@ import orjson
 
 from qcore.node import malloc_policy
 from qcore.node.entries import Attributed, AuthCommand, Batch, decode_batch, decode_command, encode_batch, new_batch
-from qcore.protocol.reply_size import over_limit
+from qcore.protocol.reply_size import ReadMeter, over_limit
 from qcore.protocol.values import (
     CodecError,
     decode_load_config,
@@ -35,7 +35,7 @@ from qcore.protocol.values import (
     encode_refusal,
 )
 from qcore.raft.types import Entry, EntryType
-from qcore.store import Change, LoadConfig, SetSchema, Store, StoreError, Timestamp
+from qcore.store import Change, LoadConfig, Read, SetSchema, Store, StoreError, Timestamp, UpdateEntity
 from qcore.store.access import GrantsCache, denied_change, stamp_writer
 from qcore.store.auth import AuthRefused, AuthState, InitAdmin, User
 from qcore.store.permissions import Grants
@@ -46,6 +46,17 @@ ChangeSink = Callable[[int, list[Change]], None]
 
 _SNAPSHOT_MAGIC = b"QCSM1\n"
 _SCHEMA_CHANGES = (SetSchema, LoadConfig)  # inheritance may change: decisions are worked out again
+
+
+def _meter(command: Any, limit: int) -> ReadMeter | None:
+    """What counts the reply to a batch this node proposed as the store makes it."""
+    inner = command.command if command.__class__ is Attributed else command
+    return ReadMeter(inner.request, limit) if inner.__class__ is UpdateEntity else None
+
+
+def _unanswered(read: Read) -> bool:
+    """Another node's batch: its reply is not built here, so its Reads need not be answered."""
+    return True
 
 
 class StateMachine:
@@ -127,11 +138,12 @@ class StateMachine:
                 if mine:
                     results.append((seq, {"Error": str(exc)}))
                 continue
-            response, changes = self._apply_command(command, now, index)
+            meter = _meter(command, self.max_reply) if mine else None
+            response, changes = self._apply_command(command, now, index, meter.add if meter else _unanswered)
             if changes:
                 all_changes.extend(changes)
             if mine:
-                results.append((seq, response if type(response) is dict else self._reply(response, index)))
+                results.append((seq, response if type(response) is dict else self._reply(response, index, meter)))
         self.applied_index = index
         if all_changes and self._on_changes is not None:
             try:
@@ -140,34 +152,37 @@ class StateMachine:
                 log.exception("notification delivery failed for entry %d", index)
         return results
 
-    def _reply(self, response: Any, index: int) -> dict[str, Any]:
+    def _reply(self, response: Any, index: int, meter: ReadMeter | None) -> dict[str, Any]:
         """A command's response JSON; an ``Error`` instead, before anything large is
         encoded, if it could be larger than a frame may be (a batch's Reads can ask
         for the same large value many times). The batch was applied all the same."""
-        why = over_limit(response, self.max_reply)
+        why = over_limit(response, self.max_reply, meter=meter)
         if why is None:
             return encode_command_response(response)
         log.info("the reply to a command applied at index %d is not sent: %s", index, why)
         return {"Error": f"the batch was applied (log index {index}), but its {why}", "kind": "invalid"}
 
-    def _apply_command(self, command: Any, now: Timestamp, index: int) -> tuple[Any, list[Change]]:
-        """(response: a store response, or JSON already encoded; changes)."""
+    def _apply_command(self, command: Any, now: Timestamp, index: int,
+                       stop: Callable[[Read], bool]) -> tuple[Any, list[Change]]:
+        """(response: a store response, or JSON already encoded; changes). ``stop``: when
+        a batch's response has enough Reads (Store.apply)."""
         c = command.__class__
         if c is Attributed:
             if self.auth.enabled:
-                return self._as_user(command.user, command.command, now)
+                return self._as_user(command.user, command.command, now, stop)
             command = command.command  # users off: as if no user had made it
             c = command.__class__
         elif c is AuthCommand:
             return self._change_auth(command, index), []
         elif self.auth.enabled:
             return encode_refusal(command, "authentication required", "auth_required"), []
-        response, changes = self.store.apply(command, now)
+        response, changes = self.store.apply(command, now, stop)
         if c in _SCHEMA_CHANGES:
             self._grants.clear()
         return response, changes
 
-    def _as_user(self, name: str, command: Any, now: Timestamp) -> tuple[Any, list[Change]]:
+    def _as_user(self, name: str, command: Any, now: Timestamp,
+                 stop: Callable[[Read], bool]) -> tuple[Any, list[Change]]:
         user = self.auth.users.get(name)
         if user is None:
             return encode_refusal(command, f"authentication required: user {name} no longer exists",
@@ -176,7 +191,7 @@ class StateMachine:
         if why is not None:
             return encode_refusal(command, why, "permission_denied"), []
         stamp_writer(command, user.entity)
-        response, changes = self.store.apply(command, now)
+        response, changes = self.store.apply(command, now, stop)
         if command.__class__ in _SCHEMA_CHANGES:
             self._grants.clear()
         return response, changes

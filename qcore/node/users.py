@@ -48,14 +48,14 @@ from qcore.protocol.auth import (
     decode_admin_request,
 )
 from qcore.protocol.errors import Kind, error, refusal
-from qcore.protocol.reply_size import perform_reply
+from qcore.protocol.reply_size import ReadMeter, perform_reply
 from qcore.protocol.values import (
     CodecError,
     decode_command_request,
     encode_entity_id,
     encode_refusal,
 )
-from qcore.store import Change, EntityExists, FieldExists, GetEntityTypes, NotifyConfigEntityId, Store
+from qcore.store import Change, EntityExists, FieldExists, GetEntityTypes, NotifyConfigEntityId, Store, UpdateEntity
 from qcore.store.access import denied_path, denied_query, readable_types
 from qcore.store.auth import ADMIN, User, UserAdd, UserSetPassword
 from qcore.store.permissions import FULL_ACCESS, Grants, permissions_json
@@ -216,7 +216,7 @@ class Users:
         an Error, before anything large is encoded, if it would be larger than a frame may be."""
         sm = self._sm()
         if not sm.auth.enabled or conn is None or conn.forwarded:
-            return perform_reply(rid, sm.store.query(command), self._max_reply)
+            return self._answer(rid, sm.store, command)
         user = self.user_of(conn)
         if user is None:
             return error(rid, Kind.AUTH_REQUIRED, _AUTH_REQUIRED)
@@ -228,7 +228,14 @@ class Users:
             return m.PerformResponse(rid, encode_refusal(command, why, Kind.PERMISSION_DENIED.value))
         if command.__class__ is GetEntityTypes:
             return perform_reply(rid, readable_types(sm.store, grants, command), self._max_reply)
-        return perform_reply(rid, sm.store.query(command), self._max_reply)
+        return self._answer(rid, sm.store, command)
+
+    def _answer(self, rid: Any, store: Store, command: Any) -> Any:
+        """The store's answer, cut short once it is over the reply limit and then refused."""
+        if command.__class__ is not UpdateEntity:
+            return perform_reply(rid, store.query(command), self._max_reply)
+        meter = ReadMeter(command.request, self._max_reply)
+        return perform_reply(rid, store.query(command, meter.add), self._max_reply, meter)
 
     # ------------------------------------------------------------------ notifications
 

@@ -4,19 +4,24 @@ answer, before it is encoded.
 A small request can have a huge reply: a ``Read`` batch naming a 1 MiB Blob a
 thousand times is answered with a thousand copies of it, and a Blob goes on the
 wire as a list of byte values (``list(v)``: ~8 bytes of pointers in memory and
-up to 4 bytes of JSON per byte). :func:`response_size` costs a few C-speed
-passes over each distinct value (a Blob's bytes, a String's characters) and
-builds nothing per byte, so a node refuses a reply over its frame limit
-before it encodes anything large (qcore.node.users, docs/security.md).
+up to 4 bytes of JSON per byte). Measuring costs a few C-speed passes over a
+large value (a Blob's bytes once per batch, a String's characters) and builds
+nothing per byte, so a node refuses a reply over its frame limit before it
+encodes anything large (:func:`perform_reply`; qcore.node.users for reads,
+qcore.node.state_machine for batches that write; docs/security.md). A
+:class:`ReadMeter` measures a batch's Reads as the store makes them, so that
+the store stops making them once the reply is over the limit: a String is
+decoded afresh by every read of it.
 
-It is never below ``len(orjson.dumps(encode_command_response(resp)))`` and
-above it by a few tens of bytes per value (a float's and a timestamp's digits
-are counted at their longest; Blobs, Strings and ids exactly):
+The size is never below ``len(orjson.dumps(encode_command_response(resp)))``;
+Blobs, long Strings, names and page ids are counted exactly, the rest at its
+longest (ids, numbers, timestamps: up to ~100 bytes a Read over):
 tests/protocol/test_reply_size.py holds it to both.
 """
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from qcore.protocol import messages as m
@@ -24,16 +29,20 @@ from qcore.protocol.errors import Kind, error
 from qcore.protocol.values import encode_command_response
 from qcore.store import (
     Blob,
+    Bool,
+    Choice,
     EntityId,
     EntityList,
     EntityReference,
     EntitySchema,
     Float,
+    Int,
     PageResult,
     Read,
     String,
     TimestampValue,
     Value,
+    Write,
 )
 from qcore.store.commands import (
     CreateEntityResponse,
@@ -45,19 +54,26 @@ from qcore.store.commands import (
     UpdateEntityResponse,
 )
 
-__all__ = ["over_limit", "perform_reply", "response_size", "value_size", "text_size", "blob_size"]
+__all__ = ["ReadMeter", "over_limit", "perform_reply", "response_size", "value_size", "text_size", "blob_size"]
 
 _NUMBER = 24  # the longest int (i64/u64: 20 chars) or float orjson writes (e.g. -2.2250738585072014e-308)
 _TAG = 24  # {"EntityReference": } and the like around a value
 _TIMESTAMP = len('{"Timestamp":{"secs_since_epoch":,"nanos_since_epoch":}}') + 2 * _NUMBER
 _OPT_TIMESTAMP = len('{"secs_since_epoch":,"nanos_since_epoch":}') + 2 * _NUMBER
 _EID = len('{"typ":,"id":}')  # plus the type name's text and the id's digits
-_READ = len('{"Read":{"entity_id":,"field_type":,"value":,"write_time":,"writer_id":}},') + _OPT_TIMESTAMP
+_READ = len('{"Read":{"entity_id":{"typ":,"id":},"field_type":,"value":,"write_time":,"writer_id":}},') \
+    + _NUMBER + _OPT_TIMESTAMP
 _WRITE = _READ + len('"Write""push_condition":"Changes","adjust_behavior":"Subtract",')
 _FIELD_SCHEMA = len('"":{"field_type":,"default_value":,"rank":,"read_permission":,"write_permission":,"choices":},') \
     + _NUMBER
 _FRAME = 64  # {"PerformResponse":{"id":,"response":}} around it (the id is counted apart)
 _ENVELOPE = 96  # {"UpdateEntity":{"response":[],"error":null,"kind":"rejected"}} and the like
+#: A value whose size does not depend on its payload, at its longest (None: ``null``).
+_FIXED: dict[type, int] = {Int: _TAG + _NUMBER, Float: _TAG + _NUMBER, Choice: _TAG + _NUMBER, Bool: _TAG + 5,
+                           TimestampValue: _TIMESTAMP, type(None): 4}
+_SHORT = 32  # a String this short is counted at 6 bytes a character (its longest), not scanned
+_FIELD = attrgetter("field_type")
+_TYPE = attrgetter("entity_id.typ")
 _CONTROL = {c: None for c in range(0x20)}  # str.translate table that drops what JSON escapes as \uXXXX
 _SHORT_ESCAPES = "\b\t\n\f\r"  # control characters JSON writes in 2 bytes, not 6
 _ONE_DIGIT = bytes(range(10))
@@ -107,14 +123,49 @@ def value_size(v: Value | None) -> int:
     return _TAG + len(str(v.v))  # Int, Choice, Bool (True: 4, False: 5)
 
 
-def _request_size(r: Any, memo: dict[int, int]) -> int:
-    v = r.value
-    key = id(v)
-    size = memo.get(key)  # a batch naming one value many times measures it once
-    if size is None:
-        size = memo[key] = value_size(v)
-    return ((_READ if r.__class__ is Read else _WRITE) + size + _eid_size(r.entity_id)
-            + text_size(r.field_type) + _eid_size(r.writer_id))
+class ReadMeter:
+    """Adds up the JSON size of a batch's Reads (or Writes) as the store makes them:
+    :meth:`add` is ``Store.query``'s ``stop``, True once over ``limit``, so a batch
+    asking for too much is cut short before it builds it all (a String is decoded
+    afresh by every read of it). What does not depend on the values read (the
+    names each request echoes, the keys, ids and timestamps at their longest) is
+    counted for the whole batch at once, from ``requests``; a large payload that
+    recurs is measured once."""
+
+    __slots__ = ("size", "limit", "_names", "_payloads")
+
+    def __init__(self, requests: list[Any], limit: int = -1) -> None:
+        self.limit = limit
+        names = self._names = {s: text_size(s) for s in set(map(_FIELD, requests)) | set(map(_TYPE, requests))}
+        lookup = names.__getitem__
+        self.size = (len(requests) * _READ + list(map(type, requests)).count(Write) * (_WRITE - _READ)
+                     + sum(map(lookup, map(_FIELD, requests))) + sum(map(lookup, map(_TYPE, requests))))
+        self._payloads: dict[int, int] = {}  # id of a Blob's or EntityList's payload (kept alive by its Read)
+
+    def add(self, r: Any) -> bool:
+        v = r.value
+        c = v.__class__
+        if c is String:
+            p = v.v
+            n = _TAG + 2 + 6 * len(p) if len(p) <= _SHORT else _TAG + text_size(p)
+        elif c is Blob or c is EntityList:
+            key = id(v.v)
+            n = self._payloads.get(key)  # type: ignore[assignment]
+            if n is None:
+                n = self._payloads[key] = value_size(v)
+        elif c is EntityReference:
+            n = _TAG + (4 if v.v is None else _EID + _NUMBER + self._name(v.v.typ))
+        else:
+            n = _FIXED[c]
+        w = r.writer_id
+        self.size += n + (4 if w is None else _EID + _NUMBER + self._name(w.typ))
+        return self.size > self.limit
+
+    def _name(self, s: str) -> int:
+        n = self._names.get(s)
+        if n is None:
+            n = self._names[s] = text_size(s)
+        return n
 
 
 def _page_size(p: PageResult | None, ids: bool) -> int:
@@ -138,14 +189,18 @@ def _schema_size(s: EntitySchema | None) -> int:
     return size
 
 
-def response_size(resp: Any) -> int:
-    """Never less than the bytes of ``orjson.dumps(encode_command_response(resp))``."""
+def response_size(resp: Any, meter: ReadMeter | None = None) -> int:
+    """Never less than the bytes of ``orjson.dumps(encode_command_response(resp))``;
+    ``meter``: what a ReadMeter already counted of ``resp``'s Reads as they were made."""
     c = resp.__class__
     error = getattr(resp, "error", None)
     size = _ENVELOPE + (0 if error is None else text_size(error))
     if c is UpdateEntityResponse:
-        memo: dict[int, int] = {}
-        return size + sum(_request_size(r, memo) for r in resp.response)
+        if meter is None:
+            meter = ReadMeter(resp.response)
+            for r in resp.response:
+                meter.add(r)
+        return size + meter.size
     if c is FindEntitiesResponse or c is GetChildrenResponse:
         return size + _page_size(resp.response, True)
     if c is GetEntityTypesResponse:
@@ -157,19 +212,20 @@ def response_size(resp: Any) -> int:
     return size + _NUMBER  # EntityExists, FieldExists, DeleteEntity, SetSchema, LoadConfig: a few fields
 
 
-def over_limit(resp: Any, limit: int, rid: Any = "") -> str | None:
+def over_limit(resp: Any, limit: int, rid: Any = "", meter: ReadMeter | None = None) -> str | None:
     """Why a ``PerformResponse`` frame carrying ``resp`` (to request ``rid``) must not
-    be built: it could be over ``limit`` bytes; None if it fits."""
-    size = response_size(resp) + _FRAME + text_size(str(rid))
+    be built: it could be over ``limit`` bytes; None if it fits. With a ``meter`` that
+    cut the batch short, ``resp`` is only the part that was read: "at least"."""
+    size = response_size(resp, meter) + _FRAME + text_size(str(rid))
     if size <= limit:
         return None
-    return (f"reply too large: it would be about {size} bytes, {size - limit} over the limit of {limit}"
-            f" (--max-frame-bytes); {_advice(resp)}")
+    return (f"reply too large: it would be at least {size} bytes, over the limit of {limit}"
+            f" (--max-frame-bytes) by {size - limit}; {_advice(resp, meter)}")
 
 
-def _advice(resp: Any) -> str:
+def _advice(resp: Any, meter: ReadMeter | None) -> str:
     c = resp.__class__
-    if c is UpdateEntityResponse and len(resp.response) > 1:
+    if c is UpdateEntityResponse and (len(resp.response) > 1 or meter is not None and meter.size > meter.limit):
         return "read fewer values per request"
     if c in (FindEntitiesResponse, GetChildrenResponse, GetEntityTypesResponse):
         return "ask for smaller pages (page_opts.limit)"
@@ -177,11 +233,12 @@ def _advice(resp: Any) -> str:
     return "read fewer values per request; one value this large needs a node with a larger --max-frame-bytes"
 
 
-def perform_reply(rid: Any, resp: Any, limit: int) -> m.PerformResponse | m.Error:
+def perform_reply(rid: Any, resp: Any, limit: int, meter: ReadMeter | None = None) -> m.PerformResponse | m.Error:
     """The ``PerformResponse`` frame for the store's answer ``resp``, encoded only
     if it fits in ``limit`` bytes; otherwise an ``invalid`` Error saying by how
-    much it is over (re-sending the request as it is cannot help)."""
-    why = over_limit(resp, limit, rid)
+    much it is over (re-sending the request as it is cannot help). ``meter``: the
+    ReadMeter the store's query was given as its ``stop``."""
+    why = over_limit(resp, limit, rid, meter)
     if why is not None:
         return error(rid, Kind.INVALID, why)
     return m.PerformResponse(rid, encode_command_response(resp))

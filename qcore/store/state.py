@@ -82,8 +82,14 @@ class Store:
 
     # ------------------------------------------------------------------ API
 
-    def apply(self, cmd: CommandRequest, now: Timestamp) -> tuple[CommandResponse, list[Change]]:
-        """Apply one command at proposal time ``now``; deterministic."""
+    def apply(self, cmd: CommandRequest, now: Timestamp,
+              stop: Callable[[Read], bool] | None = None) -> tuple[CommandResponse, list[Change]]:
+        """Apply one command at proposal time ``now``; deterministic. A batch's
+        Reads are shown to ``stop`` as they are made; once it says True, the
+        response holds no more of them (the state changes alike: only the reply
+        is cut short, for a caller's size limit)."""
+        if cmd.__class__ is UpdateEntity:
+            return writes.update(self, cmd, now, stop)
         h = _APPLY.get(cmd.__class__)
         if h is None:
             q = _QUERY.get(cmd.__class__)
@@ -92,11 +98,13 @@ class Store:
             return q(self, cmd), []
         return h(self, cmd, now)
 
-    def query(self, cmd: CommandRequest) -> CommandResponse:
-        """Answer a read-only command (see :meth:`is_read_only`) without mutating."""
+    def query(self, cmd: CommandRequest, stop: Callable[[Read], bool] | None = None) -> CommandResponse:
+        """Answer a read-only command (see :meth:`is_read_only`) without mutating.
+        For a Read batch, ``stop`` is shown each read as it is made; True ends the
+        batch there, answered with the reads made so far (a caller's size limit)."""
         c = cmd.__class__
         if c is UpdateEntity:
-            return self._read_batch(cmd)  # type: ignore[arg-type]
+            return self._read_batch(cmd, stop)  # type: ignore[arg-type]
         q = _QUERY.get(c)
         if q is None:
             raise StoreError(f"{c.__name__} is not a read-only command; use apply()")
@@ -216,7 +224,7 @@ class Store:
 
     # ----------------------------------------------------------------- reads
 
-    def _read_batch(self, cmd: UpdateEntity) -> UpdateEntityResponse:
+    def _read_batch(self, cmd: UpdateEntity, stop: Callable[[Read], bool] | None) -> UpdateEntityResponse:
         out: list[Request] = []
         ents, tree = self._entities, self._tree
         i = 0
@@ -226,8 +234,11 @@ class Store:
                     raise StoreError(f"request[{i}] is a {r.__class__.__name__}: query() serves only Reads; use apply()")
                 t, row, _, col = locate(ents, tree, r.entity_id, r.field_type)
                 v, wt, w = cell(tree, t, row, col)
-                out.append(Read(r.entity_id, r.field_type, v, wt, w))
+                read = Read(r.entity_id, r.field_type, v, wt, w)
+                out.append(read)
                 i += 1
+                if stop is not None and stop(read):
+                    break
         except Fail as f:
             return UpdateEntityResponse([], f"request[{i}]: {f.msg}")
         return UpdateEntityResponse(out)

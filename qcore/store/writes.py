@@ -45,7 +45,10 @@ _SUB = AdjustBehavior.Subtract
 _CHANGES = PushCondition.Changes
 
 
-def update(store: Store, cmd: UpdateEntity, now: Timestamp) -> tuple[UpdateEntityResponse, list[Change]]:
+def update(store: Store, cmd: UpdateEntity, now: Timestamp,
+           stop: Callable[[Read], bool] | None = None) -> tuple[UpdateEntityResponse, list[Change]]:
+    """Apply a batch, all or nothing; once ``stop`` says True of a Read, later Reads
+    are checked but not answered (Store.apply)."""
     ents, tree = store.entities, store.tree
     changes: list[Change] = []
     undo: Undo = []
@@ -55,13 +58,18 @@ def update(store: Store, cmd: UpdateEntity, now: Timestamp) -> tuple[UpdateEntit
     reqs = cmd.request
     last = len(reqs) - 1
     i = 0
+    answering = True
     try:
         for r in reqs:
             c = r.__class__
             if c is Read:
                 t, row, _, col = locate(ents, tree, r.entity_id, r.field_type)
-                v, wt, w = cell(tree, t, row, col)
-                out.append(Read(r.entity_id, r.field_type, v, wt, w))
+                if answering:
+                    v, wt, w = cell(tree, t, row, col)
+                    read = Read(r.entity_id, r.field_type, v, wt, w)
+                    out.append(read)
+                    if stop is not None and stop(read):
+                        answering = False
             elif c is Write:
                 # Nothing after the last request can fail, so it needs no undo records.
                 col = _write(store, r, now, undo if i < last else None, changes)  # type: ignore[arg-type]

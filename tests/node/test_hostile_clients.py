@@ -105,6 +105,17 @@ BLOB = bytes(range(256)) * 4096  # 1 MiB: each read of it is answered with ~3.6 
 FIRMWARE = {"UpdateEntity": {"request": [read(eid("Device", 11), "Firmware")]}}
 
 
+async def _node_with_blob(nodes: Any) -> tuple[Any, Conn]:
+    """A single node whose Device 11 holds BLOB in Firmware, and a connection to it."""
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    assert n.proc is not None
+    c = await Conn.open(n.addr)
+    r = await c.perform({"UpdateEntity": {"request": [write(eid("Device", 11), "Firmware", {"Blob": list(BLOB)})]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    return n, c
+
+
 async def _pipeline_reads(addr: str, prefix: str, n: int) -> Any:
     """A connection that sends ``n`` reads of the 1 MiB Blob (~170 bytes each,
     well under the in-flight limit) and reads nothing until told to."""
@@ -118,12 +129,7 @@ async def test_pipelined_reads_of_a_large_value_wait_for_their_connection_to_dra
     """A small request can have a large reply: reads of a 1 MiB Blob that a
     client pipelines and never reads run one by one as its connection drains,
     not all at once when their read barrier completes."""
-    n = nodes(1, "--init", "--in-memory").start()
-    await wait_serving(n)
-    assert n.proc is not None
-    c = await Conn.open(n.addr)
-    r = await c.perform({"UpdateEntity": {"request": [write(eid("Device", 11), "Firmware", {"Blob": list(BLOB)})]}})
-    assert r["UpdateEntity"]["error"] is None, r
+    n, c = await _node_with_blob(nodes)
     await c.close()
     base = rss_mib(n.proc.pid)
     # 4 x 64 reads: before reads waited for room, all ran at once (+950 MiB; now +20 to +50).
@@ -155,16 +161,12 @@ async def test_pipelined_reads_of_a_large_value_wait_for_their_connection_to_dra
 
 async def test_a_reply_larger_than_a_frame_is_refused_before_it_is_built(nodes):
     """A ~17 KB request naming a 1 MiB Blob 100 times would be answered with
-    ~360 MiB of JSON, built at once (as ~800 MiB of Python lists first): it gets
-    an ``invalid`` Error naming the limit (--max-frame-bytes, 16 MiB) and the
-    node grows by nothing like that; a batch that fits is answered; a batch that
-    also writes is applied, and says so, with its reply refused the same way."""
-    n = nodes(1, "--init", "--in-memory").start()
-    await wait_serving(n)
-    assert n.proc is not None
-    c = await Conn.open(n.addr)
-    r = await c.perform({"UpdateEntity": {"request": [write(eid("Device", 11), "Firmware", {"Blob": list(BLOB)})]}})
-    assert r["UpdateEntity"]["error"] is None, r
+    ~360 MiB of JSON, built at once (as ~800 MiB of Python lists first), and one
+    naming a 1 MiB String 1,000 times with 1 GiB: each gets an ``invalid`` Error
+    naming the limit (--max-frame-bytes, 16 MiB) and the node grows by nothing
+    like that; a batch that fits is answered; a batch that also writes is
+    applied, and says so, with its reply refused the same way."""
+    n, c = await _node_with_blob(nodes)
     base = rss_mib(n.proc.pid)
     reads = [read(eid("Device", 11), "Firmware")] * 100
     reply = await c.call("Perform", request={"UpdateEntity": {"request": reads}})
@@ -172,6 +174,11 @@ async def test_a_reply_larger_than_a_frame_is_refused_before_it_is_built(nodes):
     assert refused["kind"] == "invalid", reply
     assert "over the limit of 16777216 (--max-frame-bytes)" in refused["error"], refused
     assert "read fewer values per request" in refused["error"]
+    # Every read of a String decodes it afresh: 1,000 reads of 1 MiB stop after the few that reach the limit.
+    r = await c.perform({"UpdateEntity": {"request": [write(eid("Device", 11), "Name", {"String": "x" * (1 << 20)})]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    reply = await c.call("Perform", request={"UpdateEntity": {"request": [read(eid("Device", 11), "Name")] * 1000}})
+    assert reply["Error"]["kind"] == "invalid" and "read fewer values per request" in reply["Error"]["error"], reply
     grown = rss_mib(n.proc.pid) - base
     assert grown < 50, f"RSS grew by {grown} MiB"
     # Four copies (~14.3 MiB of JSON) fit in a frame: answered.

@@ -9,10 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qcore.protocol import messages as m
-from qcore.protocol.reply_size import blob_size, perform_reply, response_size, text_size, value_size
+from qcore.protocol.reply_size import ReadMeter, blob_size, perform_reply, response_size, text_size, value_size
 from qcore.protocol.values import encode_command_response, encode_value
 from qcore.store import (
     Blob,
+    UpdateEntity,
+    Write,
     EntityId,
     EntityList,
     PageResult,
@@ -22,6 +24,7 @@ from qcore.store import (
 )
 from qcore.store.commands import GetChildrenResponse
 from tests.protocol.test_values_props import responses, values
+from tests.store.helpers import T0, create, make_store
 
 SLACK = 64  # bytes the estimate may exceed a value's encoding by
 
@@ -86,8 +89,28 @@ def test_a_reply_over_the_limit_is_an_error_saying_by_how_much_and_what_to_do():
     assert size <= 4 << 20
     over = perform_reply("r1", UpdateEntityResponse(reads * 2), 4 << 20)
     assert over.__class__ is m.Error and over.kind == "invalid" and over.id == "r1"
-    assert f"over the limit of {4 << 20} (--max-frame-bytes); read fewer values per request" in over.error
-    too_big = int(over.error.split("about ")[1].split(" bytes")[0])
+    assert f"over the limit of {4 << 20} (--max-frame-bytes) by " in over.error
+    assert over.error.endswith("; read fewer values per request")
+    too_big = int(over.error.split("at least ")[1].split(" bytes")[0])
     assert 2 * size - 200 <= too_big <= 2 * size + 8 * 128  # twice the batch that fitted, give or take the ids
     page = perform_reply(7, GetChildrenResponse(PageResult([EntityId("Sensor", i) for i in range(1000)], 1000)), 1000)
     assert page.__class__ is m.Error and "ask for smaller pages" in page.error
+
+
+def test_a_meter_cuts_a_read_batch_short_once_it_is_over_the_limit():
+    """Every read of a String decodes it afresh: a batch of 1,000 reads of 1 MiB
+    stops after the few that reach the limit, and is refused saying "at least"."""
+    s = make_store()
+    user = create(s, "User", "u")
+    text = String("x" * (1 << 20))
+    resp, _ = s.apply(UpdateEntity([Write(user, "Email", text)]), T0)
+    assert resp.error is None
+    batch = UpdateEntity([Read(user, "Email")] * 1000)
+    meter = ReadMeter(batch.request, 4 << 20)
+    partial = s.query(batch, meter.add)
+    assert len(partial.response) == 4  # the fourth copy takes it over 4 MiB
+    assert meter.size > 4 << 20
+    refused = perform_reply("r", partial, 4 << 20, meter)
+    assert refused.__class__ is m.Error and "at least" in refused.error and "read fewer values" in refused.error
+    whole = s.query(UpdateEntity(batch.request[:10]), ReadMeter(batch.request[:10], 16 << 20).add)
+    assert len(whole.response) == 10 and whole.response[-1].value == text  # under the limit: not cut
