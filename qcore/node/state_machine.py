@@ -49,12 +49,15 @@ _SCHEMA_CHANGES = (SetSchema, LoadConfig)  # inheritance may change: decisions a
 
 
 def _meter(command: Any, limit: int) -> ReadMeter | None:
-    """What counts the reply to a batch this node proposed as the store makes it."""
+    """What counts the reply to a batch with Reads this node proposed, as the store
+    makes it (other replies echo at most their request, a frame at most)."""
     inner = command.command if command.__class__ is Attributed else command
-    return ReadMeter(inner.request, limit) if inner.__class__ is UpdateEntity else None
+    if inner.__class__ is not UpdateEntity or Read not in map(type, inner.request):
+        return None
+    return ReadMeter(inner.request, limit)
 
 
-def _unanswered(read: Read) -> bool:
+def _unanswered(request: Any) -> bool:
     """Another node's batch: its reply is not built here, so its Reads need not be answered."""
     return True
 
@@ -139,7 +142,8 @@ class StateMachine:
                     results.append((seq, {"Error": str(exc)}))
                 continue
             meter = _meter(command, self.max_reply) if mine else None
-            response, changes = self._apply_command(command, now, index, meter.add if meter else _unanswered)
+            stop = _unanswered if not mine else None if meter is None else meter.add
+            response, changes = self._apply_command(command, now, index, stop)
             if changes:
                 all_changes.extend(changes)
             if mine:
@@ -153,17 +157,18 @@ class StateMachine:
         return results
 
     def _reply(self, response: Any, index: int, meter: ReadMeter | None) -> dict[str, Any]:
-        """A command's response JSON; an ``Error`` instead, before anything large is
-        encoded, if it could be larger than a frame may be (a batch's Reads can ask
-        for the same large value many times). The batch was applied all the same."""
-        why = over_limit(response, self.max_reply, meter=meter)
+        """A command's response JSON; for a batch with Reads (``meter``), an ``Error``
+        instead, before anything large is encoded, if it could be larger than a frame
+        may be (its Reads can ask for one large value many times). The batch was
+        applied all the same."""
+        why = None if meter is None else over_limit(response, self.max_reply, meter=meter)
         if why is None:
             return encode_command_response(response)
         log.info("the reply to a command applied at index %d is not sent: %s", index, why)
         return {"Error": f"the batch was applied (log index {index}), but its {why}", "kind": "invalid"}
 
     def _apply_command(self, command: Any, now: Timestamp, index: int,
-                       stop: Callable[[Read], bool]) -> tuple[Any, list[Change]]:
+                       stop: Callable[[Any], bool] | None) -> tuple[Any, list[Change]]:
         """(response: a store response, or JSON already encoded; changes). ``stop``: when
         a batch's response has enough Reads (Store.apply)."""
         c = command.__class__
@@ -182,7 +187,7 @@ class StateMachine:
         return response, changes
 
     def _as_user(self, name: str, command: Any, now: Timestamp,
-                 stop: Callable[[Read], bool]) -> tuple[Any, list[Change]]:
+                 stop: Callable[[Any], bool] | None) -> tuple[Any, list[Change]]:
         user = self.auth.users.get(name)
         if user is None:
             return encode_refusal(command, f"authentication required: user {name} no longer exists",

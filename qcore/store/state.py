@@ -83,11 +83,11 @@ class Store:
     # ------------------------------------------------------------------ API
 
     def apply(self, cmd: CommandRequest, now: Timestamp,
-              stop: Callable[[Read], bool] | None = None) -> tuple[CommandResponse, list[Change]]:
+              stop: Callable[[Request], bool] | None = None) -> tuple[CommandResponse, list[Change]]:
         """Apply one command at proposal time ``now``; deterministic. A batch's
-        Reads are shown to ``stop`` as they are made; once it says True, the
-        response holds no more of them (the state changes alike: only the reply
-        is cut short, for a caller's size limit)."""
+        requests are shown to ``stop`` as their answers are made; once it says
+        True, the response answers no more Reads (the state changes alike: only
+        the reply is cut short, for a caller's size limit)."""
         if cmd.__class__ is UpdateEntity:
             return writes.update(self, cmd, now, stop)
         h = _APPLY.get(cmd.__class__)

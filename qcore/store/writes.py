@@ -46,9 +46,10 @@ _CHANGES = PushCondition.Changes
 
 
 def update(store: Store, cmd: UpdateEntity, now: Timestamp,
-           stop: Callable[[Read], bool] | None = None) -> tuple[UpdateEntityResponse, list[Change]]:
-    """Apply a batch, all or nothing; once ``stop`` says True of a Read, later Reads
-    are checked but not answered (Store.apply)."""
+           stop: Callable[[Any], bool] | None = None) -> tuple[UpdateEntityResponse, list[Change]]:
+    """Apply a batch, all or nothing. Each answered Read and each Write (echoed as
+    written) is shown to ``stop``; once it says True, later Reads are checked but
+    not answered (Store.apply)."""
     ents, tree = store.entities, store.tree
     changes: list[Change] = []
     undo: Undo = []
@@ -76,6 +77,8 @@ def update(store: Store, cmd: UpdateEntity, now: Timestamp,
                 if col.__class__ is StringColumn:
                     texts.add(col)
                 out.append(r)
+                if answering and stop is not None and stop(r):
+                    answering = False
             else:
                 raise Fail(f"expected a Read or Write, got {c.__name__}")
             i += 1

@@ -114,3 +114,15 @@ def test_a_meter_cuts_a_read_batch_short_once_it_is_over_the_limit():
     assert refused.__class__ is m.Error and "at least" in refused.error and "read fewer values" in refused.error
     whole = s.query(UpdateEntity(batch.request[:10]), ReadMeter(batch.request[:10], 16 << 20).add)
     assert len(whole.response) == 10 and whole.response[-1].value == text  # under the limit: not cut
+
+
+def test_a_meter_counts_what_a_batch_that_writes_echoes():
+    s = make_store()
+    user = create(s, "User", "u")
+    batch = UpdateEntity([Write(user, "Email", String("y" * 100_000)), *[Read(user, "Email")] * 3,
+                          Write(user, "Avatar", Blob(bytes(range(256)) * 100)), Read(user, "Avatar")])
+    meter = ReadMeter(batch.request, 16 << 20)
+    resp, _ = s.apply(batch, T0, meter.add)
+    assert len(resp.response) == 6
+    actual = encoded(encode_command_response(resp))
+    assert actual <= response_size(resp, meter) <= actual + 6 * 128
