@@ -132,10 +132,11 @@ class ReadMeter:
     counted for the whole batch at once, from ``requests``; a large payload that
     recurs is measured once."""
 
-    __slots__ = ("size", "limit", "_names", "_payloads")
+    __slots__ = ("size", "limit", "requests", "_names", "_payloads")
 
     def __init__(self, requests: list[Any], limit: int = -1) -> None:
         self.limit = limit
+        self.requests = len(requests)
         names = self._names = {s: text_size(s) for s in set(map(_FIELD, requests)) | set(map(_TYPE, requests))}
         lookup = names.__getitem__
         self.size = (len(requests) * _READ + list(map(type, requests)).count(Write) * (_WRITE - _READ)
@@ -225,7 +226,7 @@ def over_limit(resp: Any, limit: int, rid: Any = "", meter: ReadMeter | None = N
 
 def _advice(resp: Any, meter: ReadMeter | None) -> str:
     c = resp.__class__
-    if c is UpdateEntityResponse and (len(resp.response) > 1 or meter is not None and meter.size > meter.limit):
+    if c is UpdateEntityResponse and (len(resp.response) if meter is None else meter.requests) > 1:
         return "read fewer values per request"
     if c in (FindEntitiesResponse, GetChildrenResponse, GetEntityTypesResponse):
         return "ask for smaller pages (page_opts.limit)"

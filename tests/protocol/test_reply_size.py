@@ -126,3 +126,13 @@ def test_a_meter_counts_what_a_batch_that_writes_echoes():
     assert len(resp.response) == 6
     actual = encoded(encode_command_response(resp))
     assert actual <= response_size(resp, meter) <= actual + 6 * 128
+
+
+def test_one_value_over_the_limit_is_told_apart_from_too_many():
+    s = make_store()
+    user = create(s, "User", "u")
+    s.apply(UpdateEntity([Write(user, "Email", String("z" * 5000))]), T0)
+    one = UpdateEntity([Read(user, "Email")])
+    meter = ReadMeter(one.request, 4096)
+    refused = perform_reply(1, s.query(one, meter.add), 4096, meter)
+    assert refused.__class__ is m.Error and "one value this large needs a node with a larger" in refused.error
