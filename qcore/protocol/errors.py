@@ -20,7 +20,8 @@ The kinds fall in three families, which :func:`retry_class` names:
 * **unknown** (``"unknown"``): ``outcome_unknown`` — it may or may not have
   been applied; only a request that is safe to repeat may be sent again;
 * **final** (``"final"``): the answer to this request — ``invalid`` (the
-  request is malformed or not allowed as asked), ``rejected`` (a command the
+  request is malformed or not allowed as asked, or its reply would be larger
+  than a frame: qcore.protocol.reply_size), ``rejected`` (a command the
   state machine refused: type mismatch, no such entity...), ``not_found``,
   ``compacted`` (history no longer retained), ``fell_behind`` (a connection
   cut off for not reading its notifications), ``internal`` (a bug in the
