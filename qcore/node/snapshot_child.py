@@ -13,17 +13,20 @@ idle first (Redis writes its snapshots the same way).
 The child does nothing but the build: it closes every inherited descriptor
 but the pipe's (so sockets, the data dir's lock and the log close when the
 node does, even mid-build), never logs, never returns to the caller's code
-(`os._exit`), and dies with a broken pipe if the node went away.
+(`os._exit`), and dies with the node (on Linux at once, `PR_SET_PDEATHSIG`;
+elsewhere with a broken pipe once it has its bytes).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import threading
 from typing import Callable
 
 NICE = 10  # below the node's own loop: CFS gives it about a tenth of a busy CPU's time
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 _READ = 1 << 20
 
 
@@ -49,6 +52,7 @@ class ChildBuild:
     def start(cls, builder: Callable[[], bytes]) -> ChildBuild:
         """Fork now: the child runs `builder` on its image of this moment."""
         r, w = os.pipe()
+        parent = os.getpid()
         try:
             pid = os.fork()
         except BaseException:
@@ -56,7 +60,7 @@ class ChildBuild:
             os.close(w)
             raise
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            _child(builder, r, w)
+            _child(builder, r, w, parent)
         os.close(w)
         return cls(pid, r)
 
@@ -86,9 +90,10 @@ class ChildBuild:
                     pass
 
 
-def _child(builder: Callable[[], bytes], r: int, w: int) -> None:  # pragma: no cover
+def _child(builder: Callable[[], bytes], r: int, w: int, parent: int) -> None:  # pragma: no cover
     code = 1
     try:
+        _die_with_parent(parent)
         os.close(r)
         os.closerange(3, w)
         os.closerange(w + 1, _max_fd())
@@ -99,6 +104,20 @@ def _child(builder: Callable[[], bytes], r: int, w: int) -> None:  # pragma: no 
         code = 0
     finally:
         os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:  # pragma: no cover
+    """On Linux, the kernel kills the child when the node's process ends (a
+    kill -9 included) instead of letting it finish a build nobody will read.
+    The signal follows the thread that forked: the round's, which lives as
+    long as the node."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the child ends when it writes to the closed pipe
+    if os.getppid() != parent:  # the node died before the call above
+        os._exit(1)
 
 
 def _max_fd() -> int:

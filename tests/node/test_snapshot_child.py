@@ -4,7 +4,10 @@ forked within the round, with nothing of the node's but the pipe back."""
 from __future__ import annotations
 
 import os
+import select
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -83,3 +86,35 @@ def test_a_killed_child_ends_the_build_with_an_error_and_is_not_killed_twice() -
     with pytest.raises(snapshot_child.ChildBuildFailed, match="-9"):
         child.collect()
     child.kill()  # reaped: its pid is left alone
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open") or not sys.platform.startswith("linux"), reason="Linux pidfds")
+def test_a_node_killed_mid_build_takes_its_child_with_it() -> None:
+    """kill -9 of the node: the kernel ends the build's child at once
+    (PR_SET_PDEATHSIG) rather than letting it serialise for nobody."""
+    code = (
+        "import sys, threading\n"
+        "from qcore.node.snapshot_child import ChildBuild\n"
+        "def forever():\n"
+        "    threading.Event().wait()\n"
+        "    return b''\n"
+        "child = ChildBuild.start(forever)\n"
+        "print(child.pid, flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    node = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        pid = int(node.stdout.readline())
+        pidfd = os.pidfd_open(pid)
+    finally:
+        node.kill()
+        node.wait()
+    ready: list[int] = []
+    try:
+        ready, _, _ = select.select([pidfd], [], [], 10)  # readable once the process has ended
+    finally:
+        if not ready:
+            os.kill(pid, 9)  # leave nothing behind
+        os.close(pidfd)
+    assert ready, "the build's child outlived its node"
