@@ -166,9 +166,9 @@ class Backpressure:
 
     # ------------------------------------------------------------ reads
     def no_room(self, conn: Any) -> bool:
-        """Must a request with a possibly large reply wait before it runs on ``conn``?"""
-        flow: ConnFlow = conn.flow
-        return bool(flow.paused & _NO_ROOM or flow.deferred or conn.outbox_bytes > self.conn_limit)
+        """Must a request with a possibly large reply wait before it runs on ``conn``?
+        (Also behind reads already waiting there: they run first, in order.)"""
+        return bool(conn.flow.deferred) or self._full(conn)
 
     def run_read(self, conn: Any, run: Callable[[], None], drop: Callable[[], None]) -> None:
         """Run ``run`` (which replies) once ``conn`` has room for a large reply;
@@ -195,6 +195,7 @@ class Backpressure:
                 return
 
     def _full(self, conn: Any) -> bool:
+        """No room on ``conn`` for another large reply now."""
         return bool(conn.flow.paused & _NO_ROOM or conn.outbox_bytes > self.conn_limit)
 
     def _run_deferred(self, conn: Any) -> None:
