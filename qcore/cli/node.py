@@ -91,6 +91,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                    help="serialise the node's own snapshots in a forked child process at a lower CPU priority "
                         "(default; the node's loop keeps the interpreter to itself) or on a thread of the node")
     p.add_argument("--max-frame-bytes", type=int, default=16 << 20, help="largest accepted client frame")
+    p.add_argument("--max-batch-copy", type=int, default=64 << 20, metavar="BYTES",
+                   help="bytes (or list elements) a batch's Add/Subtract writes may copy (default 64 MiB)")
     p.add_argument("--max-inflight", type=int, default=4096, help="requests in flight per connection")
     p.add_argument("--max-connections", type=int, default=10_000)
     p.add_argument("--max-conn-output", type=int, default=256 << 10, metavar="BYTES",
@@ -106,6 +108,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--notify-max-per-conn", type=int, default=1_000, help="notification registrations per connection")
     p.add_argument("--notify-queue-limit", type=int, default=10_000,
                    help="undelivered notifications per connection before it reads from the retained window")
+    p.add_argument("--notify-queue-bytes", type=int, default=16 << 20, metavar="BYTES",
+                   help="... or bytes of undelivered notifications (default 16 MiB)")
     p.add_argument("--peer-override", type=_peer_override, action="append", default=[], metavar="ID=HOST:PORT",
                    help="reach peer ID at this address instead of its membership address (testing proxies)")
     sec = p.add_argument_group("security (docs/security.md)")
@@ -156,10 +160,11 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         snapshot_threshold=a.snapshot_threshold, snapshot_keep=a.snapshot_keep,
         snapshot_threshold_bytes=a.snapshot_threshold_bytes, snapshot_keep_bytes=a.snapshot_keep_bytes,
         snapshot_build=a.snapshot_build,
-        max_frame_bytes=a.max_frame_bytes, max_inflight_per_conn=a.max_inflight,
+        max_frame_bytes=a.max_frame_bytes, max_batch_copy=a.max_batch_copy, max_inflight_per_conn=a.max_inflight,
         max_connections=a.max_connections, request_timeout=a.request_timeout, peer_overrides=dict(a.peer_override),
         notify_retain=a.notify_retain, notify_max_per_conn=a.notify_max_per_conn,
-        notify_queue_limit=a.notify_queue_limit, initial_cluster=a.initial_cluster, join=a.join,
+        notify_queue_limit=a.notify_queue_limit, notify_queue_bytes=a.notify_queue_bytes,
+        initial_cluster=a.initial_cluster, join=a.join,
         join_as_learner=a.join_as_learner, metrics=not a.no_metrics,
         tls_cert_file=a.tls_cert_file, tls_key_file=a.tls_key_file,
         tls_ca_file=a.tls_ca_file, peer_secret_files=a.peer_secret_file, peer_cert_auth=a.peer_cert_auth,

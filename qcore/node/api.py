@@ -26,6 +26,7 @@ from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
+from qcore.node.write_cost import WriteCost
 from qcore.node.users import MEMBERSHIP, Users
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
@@ -107,6 +108,7 @@ class Api:
         self._backpressure = backpressure
         self._driver = driver
         self._sm = state_machine
+        self._write_cost = WriteCost(lambda: state_machine.store, opts.max_batch_copy)
         self._forwarder = forwarder
         self._identity = cluster_identity
         self._peer_address = peer_address
@@ -261,6 +263,9 @@ class Api:
             if conn is not None:
                 await self._backpressure.drained(conn)
             return self._users.read_reply(msg.id, conn, command)
+        too_costly = self._write_cost.refusal(command)
+        if too_costly is not None:
+            return error(msg.id, Kind.INVALID, too_costly)
         return await self.propose(msg.id, conn, entry, decoded)
 
     async def propose(self, rid: Any, conn: ConnContext | None, entry: Any, decoded: Any) -> Reply:
@@ -302,12 +307,14 @@ class Api:
                 reply(_outcome(rid, f, lambda _: read_reply(rid, conn, command), read=True))
 
             def on_barrier(f: "asyncio.Future[int]") -> None:
-                if backpressure.no_room(conn):  # its reply may be large: wait until the connection drains
-                    backpressure.run_read(conn, lambda: run(f), lambda: reply(error(rid, Kind.UNAVAILABLE, _GONE)))
-                else:
-                    run(f)
+                # Its reply may be large: it waits until the connection drains (and for a turn).
+                backpressure.run_read(conn, lambda: run(f), lambda: reply(error(rid, Kind.UNAVAILABLE, _GONE)))
 
             driver.read_barrier().add_done_callback(on_barrier)
+            return True
+        too_costly = self._write_cost.refusal(command)
+        if too_costly is not None:
+            reply(error(rid, Kind.INVALID, too_costly))
             return True
 
         # On the leader the write is proposed here; on a follower the driver

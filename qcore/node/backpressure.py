@@ -6,7 +6,7 @@ connection's transport. A client that sends and never reads would make it
 buffer replies without end and keep it busy serving requests nobody reads
 (issue 19: 16 such connections grew a node by ~900 MiB and starved every
 other client). So a connection is paused — its transport not read, frames
-it had already read held unserved — for any of three reasons:
+it had already read held unserved — for any of four reasons:
 
 - OUTPUT: its transport holds more than ``conn_limit`` bytes of unsent
   replies (asyncio calls the connection's ``pause_writing`` at that
@@ -22,7 +22,14 @@ it had already read held unserved — for any of three reasons:
   unsent output; every connection holding more than `_SMALL` waits until
   the total is under half of it (looked at again every `_RECHECK` seconds
   while over: a connection below its own high-water mark gets no
-  ``resume_writing`` to say it drained).
+  ``resume_writing`` to say it drained);
+- TURN: this loop iteration has already spent ``turn_budget`` seconds
+  serving frames and reads; the connection waits, in order with the others waiting,
+  for the next iteration. Without it one iteration serves a large batch
+  from every busy connection (16 batches of 2,000 reads: ~100 ms), and a
+  fresh client needs several iterations to connect and be answered; with it
+  the loop polls its sockets again after each budget, and connections take
+  turns.
 
 A client that reads its replies holds at most a frame or two and has far
 less than a megabyte of requests in flight, so it never notices; other
@@ -56,31 +63,33 @@ from qcore.wsfast import unsent_bytes
 
 log = logging.getLogger(__name__)
 
-OUTPUT, WORK, NODE = 1, 2, 4
+OUTPUT, WORK, NODE, TURN = 1, 2, 4, 16
 GONE = 8  # detached: nothing is read or run for it again
 _NO_ROOM = OUTPUT | NODE | GONE  # a read waits while any of these holds
 _SMALL = 64 << 10  # output a connection may hold without counting toward the node's total
 _LOG_EVERY = 10.0
 _RECHECK = 0.05  # seconds between looks at the node's total while it is over the limit
+TURN_BUDGET = 0.01  # seconds of serving frames per loop iteration before the rest wait a turn
 
 
 class ConnFlow:
     """A connection's flow-control state (kept on its ConnContext)."""
 
-    __slots__ = ("paused", "held", "held_bytes", "work", "timer", "deferred")
+    __slots__ = ("paused", "held", "held_bytes", "work", "timer", "deferred", "queued")
 
     def __init__(self) -> None:
-        self.paused = 0  # reasons (OUTPUT | WORK | NODE | GONE); 0: read and served
+        self.paused = 0  # reasons (OUTPUT | WORK | NODE | TURN | GONE); 0: read and served
         self.held: deque[Any] = deque()  # frames read but not served while paused
         self.held_bytes = 0
         self.work = 0  # bytes of the requests in flight
         self.timer: asyncio.TimerHandle | None = None  # stuck_timeout while OUTPUT
         self.deferred: deque[tuple[Callable[[], None], Callable[[], None]]] = deque()  # reads waiting: (run, drop)
+        self.queued = False  # in Backpressure._waiting: held frames or reads wait for the next turn
 
 
 class Backpressure:
     def __init__(self, conn_limit: int, total_limit: int, stuck_timeout: float, max_held: int,
-                 serve_held: Callable[[Any, Any], None]) -> None:
+                 serve_held: Callable[[Any, Any], None], turn_budget: float = TURN_BUDGET) -> None:
         """``serve_held(conn, frame)`` serves a frame that was held while ``conn`` was paused."""
         self.conn_limit = conn_limit
         self.work_limit = conn_limit // 4
@@ -93,6 +102,12 @@ class Backpressure:
         self._over_total = False
         self._recheck: asyncio.TimerHandle | None = None
         self._logged_at = -_LOG_EVERY
+        self.turn_budget = turn_budget
+        self.over_budget = False  # this loop iteration has spent its turn_budget: frames wait a turn
+        self._spent = 0.0  # seconds spent serving frames in this loop iteration
+        self._turn: asyncio.Handle | None = None  # the next iteration's new turn, once anything was spent
+        self._waiting: deque[Any] = deque()  # connections with frames or reads waiting for a turn, in order
+        self._timing = False  # in timed(): what it serves in turn is counted with the outer call
         self.pauses = 0  # times a connection was paused
         self.closed = 0  # connections closed for not reading
 
@@ -108,7 +123,7 @@ class Backpressure:
 
     def detach(self, conn: Any) -> None:
         flow: ConnFlow = conn.flow
-        flow.paused |= GONE
+        flow.paused |= GONE  # (a turn it still waits for finds it GONE and does nothing)
         if flow.timer is not None:
             flow.timer.cancel()
         flow.held.clear()
@@ -121,10 +136,12 @@ class Backpressure:
 
     # ------------------------------------------------------------ events
     def admit(self, conn: Any, frame: Any) -> bool:
-        """May ``frame``, just read from ``conn``, be served now? If not, it is held."""
+        """May ``frame``, just read from ``conn``, be served now? If not, it is held.
+        (Called while ``conn`` is paused, or this iteration is ``over_budget``.)"""
         flow: ConnFlow = conn.flow
         if not flow.paused:
-            return True
+            self._pause(conn, TURN)
+            self._wait_turn(conn)
         flow.held.append(frame)
         flow.held_bytes += len(frame)
         if flow.held_bytes > self.max_held:
@@ -164,21 +181,69 @@ class Backpressure:
         if conn.flow.deferred:
             self._run_deferred(conn)
 
+    # ------------------------------------------------------------ turns
+    def timed(self, serve: Callable[..., None], *args: Any) -> None:
+        """``serve(*args)`` (a frame, or a read), its time spent from this
+        iteration's budget (once: what it serves in turn is counted with it)."""
+        if self._timing:
+            serve(*args)
+            return
+        self._timing = True
+        started = time.perf_counter()
+        try:
+            serve(*args)
+        finally:
+            self._timing = False
+            self._spend(time.perf_counter() - started)
+
+    def _spend(self, seconds: float) -> None:
+        self._spent += seconds
+        if self._turn is None:
+            self._turn = asyncio.get_running_loop().call_soon(self._new_turn)
+        if self._spent >= self.turn_budget:
+            self.over_budget = True
+
+    def _wait_turn(self, conn: Any) -> None:
+        """``conn`` has something (held frames, reads) waiting for the next turn."""
+        if conn.flow.queued:
+            return
+        conn.flow.queued = True
+        self._waiting.append(conn)
+
+    def _new_turn(self) -> None:
+        """A new loop iteration (it polled the sockets since the last): a fresh
+        budget, spent first on the connections that waited for it, in order."""
+        self._turn = None
+        self._spent = 0.0
+        self.over_budget = False
+        waiting = self._waiting
+        while waiting and not self.over_budget:
+            conn = waiting.popleft()
+            flow: ConnFlow = conn.flow
+            flow.queued = False
+            if flow.paused & TURN:
+                self._unpause(conn, TURN)  # its waiting reads first, then its held frames
+            elif flow.deferred:
+                self._run_deferred(conn)
+
     # ------------------------------------------------------------ reads
     def no_room(self, conn: Any) -> bool:
         """Must a request with a possibly large reply wait before it runs on ``conn``?
         (Also behind reads already waiting there: they run first, in order.)"""
-        return bool(conn.flow.deferred) or self._full(conn)
+        return bool(conn.flow.deferred) or self.over_budget or self._full(conn)
 
     def run_read(self, conn: Any, run: Callable[[], None], drop: Callable[[], None]) -> None:
-        """Run ``run`` (which replies) once ``conn`` has room for a large reply;
-        ``drop`` instead (it must reply too, cheaply) if the connection closes first."""
+        """Run ``run`` (which replies) once ``conn`` has room for a large reply
+        and the loop has budget; ``drop`` instead (it must reply too, cheaply)
+        if the connection closes first."""
         if not self.no_room(conn):
-            run()
+            self.timed(run)
         elif conn.flow.paused & GONE:
             drop()
         else:
             conn.flow.deferred.append((run, drop))
+            if self.over_budget:
+                self._wait_turn(conn)
 
     async def drained(self, conn: Any) -> None:
         """Until ``conn`` has room for a large reply (``run_read`` for a task: the
@@ -200,11 +265,15 @@ class Backpressure:
 
     def _run_deferred(self, conn: Any) -> None:
         """Run waiting reads, in order, while ``conn`` has room (each reply it
-        queues counts: a large one leaves the rest waiting for the next flush)."""
+        queues counts: a large one leaves the rest waiting for the next flush)
+        and the loop has budget (the rest wait for the next turn)."""
         deferred = conn.flow.deferred
         while deferred and not self._full(conn):
+            if self.over_budget:
+                self._wait_turn(conn)
+                return
             run, _ = deferred.popleft()
-            run()
+            self.timed(run)
 
     def _on_writing(self, conn: Any, paused: bool) -> None:
         """asyncio's pause_writing (True) / resume_writing (False) for ``conn``'s transport."""
@@ -249,6 +318,10 @@ class Backpressure:
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
         while flow.held and not flow.paused:
+            if self.over_budget:
+                self._pause(conn, TURN)
+                self._wait_turn(conn)
+                return
             frame = flow.held.popleft()
             flow.held_bytes -= len(frame)
             self._serve_held(conn, frame)

@@ -63,6 +63,7 @@ __all__ = ["NotificationHub", "OVERFLOW_CLOSE_CODE"]
 OVERFLOW_CLOSE_CODE = 1013
 _YIELD_EVERY = 4096  # window records scanned by a catch-up before letting the loop run
 _BATCH = 256  # frames written to a connection at once
+_BATCH_BYTES = 1 << 20  # ... or fewer, once they add up to this many bytes
 
 _FRAME_HEAD = b'{"Notification":{"token":'
 _FRAME_MID = b',"notification":'
@@ -123,17 +124,19 @@ class _Frame:
 class _Outbox:
     """What waits to be sent on one connection, and the task sending it.
 
-    ``backlog`` counts queued frames (bounded by the hub's ``queue_limit``);
-    catch-up markers are not frames and do not count.
+    ``backlog`` counts queued frames and ``backlog_bytes`` their bodies
+    (bounded by the hub's ``queue_limit`` and ``queue_bytes``); catch-up
+    markers are not frames and do not count.
     """
 
-    __slots__ = ("conn", "regs", "queue", "backlog", "wake", "task", "closing")
+    __slots__ = ("conn", "regs", "queue", "backlog", "backlog_bytes", "wake", "task", "closing")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.regs: dict[int, _Registration] = {}
         self.queue: deque[tuple[_Registration, Any]] = deque()
         self.backlog = 0
+        self.backlog_bytes = 0
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.closing = False
@@ -144,8 +147,10 @@ class NotificationHub:
 
     ``store()`` returns the live store (a snapshot install replaces it).
     ``retain``: changes kept for ``from_index`` and catch-up;
-    ``max_per_conn``: registrations per connection; ``queue_limit``: frames
-    queued per connection before its registrations catch up from the window.
+    ``max_per_conn``: registrations per connection; ``queue_limit`` and
+    ``queue_bytes``: frames, and bytes of them, queued per connection before
+    its registrations catch up from the window (a body is shared by every
+    connection it goes to, but counts on each).
     ``retain_bytes`` also bounds the window by the approximate memory its
     records keep alive (old and new values: a large field rewritten often
     would otherwise pin ``retain`` copies of it).
@@ -160,13 +165,14 @@ class NotificationHub:
     """
 
     def __init__(self, retain: int, max_per_conn: int, queue_limit: int, store: Callable[[], Store],
-                 *, retain_bytes: int = 128 << 20, close_timeout: float = 2.0,
+                 *, retain_bytes: int = 128 << 20, queue_bytes: int = 16 << 20, close_timeout: float = 2.0,
                  barrier: Callable[[], Awaitable[None]] | None = None,
                  viewer: Callable[[Any], Any] | None = None) -> None:
         self._retain = max(0, retain)
         self._retain_bytes = retain_bytes
         self._max_per_conn = max_per_conn
         self._queue_limit = max(1, queue_limit)
+        self._queue_bytes = max(1, queue_bytes)
         self._store = store
         self._close_timeout = close_timeout
         self._barrier = barrier
@@ -264,10 +270,11 @@ class NotificationHub:
         view = self._viewer(box.conn)
         if view is not None and not view.may_read(ch.entity_id.typ, ch.field_type):
             return
-        if box.backlog >= self._queue_limit:
+        if box.backlog >= self._queue_limit or box.backlog_bytes >= self._queue_bytes:
             if not self._retain:
-                self._cut_off(box, f"{box.backlog} notifications were waiting to be sent (limit "
-                                   f"{self._queue_limit}) and no history is retained to catch up from")
+                self._cut_off(box, f"{box.backlog} notifications ({box.backlog_bytes} bytes) were waiting to be "
+                                   f"sent (limit {self._queue_limit}, {self._queue_bytes} bytes) and no history "
+                                   "is retained to catch up from")
                 return
             self.caught_up += 1
             self._start_catch_up(reg, seq)
@@ -277,6 +284,7 @@ class NotificationHub:
         if body is None:
             body = shared[key] = encode_change(index, ch, self._context(view, store, ch, reg.context))
         box.backlog += 1
+        box.backlog_bytes += len(body)
         box.queue.append((reg, body))
         box.wake.set()
 
@@ -363,8 +371,10 @@ class NotificationHub:
                             tuple(cfg.context), start)
         self._next_token += 1
         self._install(reg)
+        response = m.encode_message(m.RegisterNotificationResponse(msg.id, m.ok(reg.token)))
         box.backlog += 1
-        box.queue.append((reg, _Frame(m.encode_message(m.RegisterNotificationResponse(msg.id, m.ok(reg.token))))))
+        box.backlog_bytes += len(response)
+        box.queue.append((reg, _Frame(response)))
         if msg.from_index is not None:
             cursor = self._first_at(start)
             if cursor < self._total:
@@ -491,6 +501,7 @@ class NotificationHub:
             self._remove(reg)
         box.queue.clear()
         box.backlog = 0
+        box.backlog_bytes = 0
 
     # -------------------------------------------------------------- sending
     def _ensure_sender(self, box: _Outbox) -> None:
@@ -515,16 +526,20 @@ class NotificationHub:
                 # Every queued frame up to the next catch-up marker, checked
                 # and written with no await in between (unregister is exact).
                 frames: list[bytes] = []
-                while queue and len(frames) < _BATCH:
+                size = 0
+                while queue and len(frames) < _BATCH and size < _BATCH_BYTES:
                     reg, item = queue[0]
                     if item is _CATCH_UP:
                         break
                     queue.popleft()
+                    body = item.data if item.__class__ is _Frame else item
                     box.backlog -= 1
+                    box.backlog_bytes -= len(body)
+                    size += len(body)
                     if item.__class__ is _Frame:
-                        frames.append(item.data)
+                        frames.append(body)
                     elif reg.active:
-                        frames.append(reg.frame(item))
+                        frames.append(reg.frame(body))
                 if frames:
                     await send_frames(ws, frames)
                     self.delivered += len(frames)
@@ -555,7 +570,8 @@ class NotificationHub:
             if cur < self._oldest:  # publish normally cuts off first; belt and braces
                 self._cut_off(box, "it fell behind the retained window")
                 return
-            while cur < total and len(frames) < _BATCH and scanned < _YIELD_EVERY:
+            size = 0
+            while cur < total and len(frames) < _BATCH and size < _BATCH_BYTES and scanned < _YIELD_EVERY:
                 index, ch, _ = self._ring[cur % retain]  # type: ignore[misc]
                 cur += 1
                 scanned += 1
@@ -566,6 +582,7 @@ class NotificationHub:
                     # Context is read now: the state right after that entry is gone (docs/notifications.md).
                     ctx = self._context(view, self._store(), ch, reg.context)
                     frames.append(reg.frame(encode_change(index, ch, ctx)))
+                    size += len(frames[-1])
             reg.cursor = cur
             if frames:
                 await send_frames(ws, frames)

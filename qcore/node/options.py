@@ -25,13 +25,15 @@ class NodeOptions:
     snapshot_chunk_bytes: int = 1 << 20
     snapshot_build: str = "process"  # serialise own snapshots in a forked child ("process") or a thread ("thread")
     max_frame_bytes: int = 16 << 20  # larger client frames get an Error reply
+    max_batch_copy: int = 64 << 20  # bytes (list elements) a batch's Add/Subtract may copy (qcore.node.write_cost)
     max_inflight_per_conn: int = 4096
     max_connections: int = 10_000
     request_timeout: float = 10.0
     max_batch_commands: int = 1024  # commands per log entry (group commit)
     notify_retain: int = 100_000  # committed changes kept for RegisterNotification.from_index
     notify_max_per_conn: int = 1_000  # registrations per connection
-    notify_queue_limit: int = 10_000  # undelivered notifications per connection before it is cut off
+    notify_queue_limit: int = 10_000  # undelivered notifications per connection before it reads from the window
+    notify_queue_bytes: int = 16 << 20  # ... or bytes of them
     peer_overrides: dict[int, str] = field(default_factory=dict)  # reach peer J at this address
     initial_cluster: dict[int, str] | None = None  # form this cluster on first start (no Init)
     join: list[str] = field(default_factory=list)  # ask the cluster at these addresses to take this node in

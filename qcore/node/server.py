@@ -66,6 +66,12 @@ _LEADING_ID = re.compile(r'\s*\{\s*"(\w+)"\s*:\s*\{\s*"id"\s*:\s*(?:"([^"\\]{0,2
 _RAFT_TAGS = PEER_TAGS  # frames for the peer transport (only from peers when peer authentication is on)
 
 
+def _raft_peer(conn: ConnContext) -> bool:
+    """Raft's own traffic never waits a turn behind clients' (qcore.node.backpressure TURN)."""
+    side = conn.peer
+    return side is not None and side.peer and side.purpose == "raft"
+
+
 class Node:
     def __init__(self, opts: NodeOptions) -> None:
         self.opts = opts
@@ -91,6 +97,7 @@ class Node:
                            lambda: self.driver.initialised(), max_reply=opts.max_frame_bytes)
         self.notifications = NotificationHub(
             retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
+            queue_bytes=opts.notify_queue_bytes,
             store=lambda: self.state_machine.store,
             barrier=self._registration_barrier,
             viewer=self.users.viewer,
@@ -361,8 +368,12 @@ class Node:
         self._on_frame(conn, frame)
 
     def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
-        if conn.flow.paused and not self.backpressure.admit(conn, frame):
-            return  # held until its replies drain (qcore.node.backpressure)
+        bp = self.backpressure
+        if (conn.flow.paused or bp.over_budget and not _raft_peer(conn)) and not bp.admit(conn, frame):
+            return  # held until its replies drain or its turn comes (qcore.node.backpressure)
+        bp.timed(self._serve_frame, conn, frame)
+
+    def _serve_frame(self, conn: ConnContext, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
             self._reply(conn, error(m.new_id(), Kind.INVALID,
                                     "binary frames are not accepted: send one JSON object per text frame"))

@@ -142,3 +142,74 @@ async def test_a_task_waits_for_room_and_fails_if_the_connection_closes() -> Non
     bp.detach(conn)
     with pytest.raises(RequestFailed, match="connection closed"):
         await asyncio.wait_for(waiting, 1)
+
+
+def _turns() -> tuple[Backpressure, list[tuple[str, str]], Callable[[Any, str], None]]:
+    """A Backpressure whose budget is spent by any one frame or read (0 s), a
+    log of what was served, and the node's frame entry (Node._on_frame's gate)."""
+    served: list[tuple[str, str]] = []
+
+    def on_frame(conn: Any, frame: str) -> None:
+        if (conn.flow.paused or bp.over_budget) and not bp.admit(conn, frame):
+            return
+        bp.timed(served.append, (conn.state["name"], frame))
+
+    bp = Backpressure(LIMIT, 32 << 20, 30.0, 1 << 20, serve_held=on_frame, turn_budget=0.0)
+    return bp, served, on_frame
+
+
+def _named(bp: Backpressure, name: str) -> Any:
+    conn = _conn(bp)
+    conn.state["name"] = name
+    return conn
+
+
+async def test_frames_over_the_loop_iterations_budget_wait_their_turn_in_order() -> None:
+    bp, served, on_frame = _turns()
+    a, b, c = (_named(bp, n) for n in "abc")
+    on_frame(a, "a1")  # spends this iteration's budget
+    on_frame(b, "b1")
+    on_frame(a, "a2")
+    on_frame(c, "c1")
+    on_frame(b, "b2")
+    assert served == [("a", "a1")]
+    assert not any(x.ws.transport.reading for x in (a, b, c))  # each waits for a turn, not read meanwhile
+    await asyncio.sleep(0)  # the next loop iteration: one turn, to the first that waited
+    assert served == [("a", "a1"), ("b", "b1")]
+    for _ in range(4):
+        await asyncio.sleep(0)
+    # Connections take turns in the order they came to wait; each keeps its frames in order.
+    assert served == [("a", "a1"), ("b", "b1"), ("a", "a2"), ("c", "c1"), ("b", "b2")]
+    assert all(x.ws.transport.reading and not x.flow.paused for x in (a, b, c))
+    await asyncio.sleep(0)
+    on_frame(c, "c2")  # a new iteration with nobody waiting: served at once
+    assert served[-1] == ("c", "c2")
+
+
+async def test_reads_over_the_budget_wait_their_turn_and_a_closed_connection_drops_them() -> None:
+    bp, served, on_frame = _turns()
+    a, b = _named(bp, "a"), _named(bp, "b")
+    ran: list[str] = []
+    on_frame(a, "a1")
+    bp.run_read(b, lambda: ran.append("b-read"), lambda: ran.append("b-dropped"))
+    bp.run_read(a, lambda: ran.append("a-read"), lambda: ran.append("a-dropped"))
+    assert ran == [] and bp.no_room(a) and b.ws.transport.reading  # a read waiting does not stop reading
+    await asyncio.sleep(0)
+    assert ran == ["b-read"]
+    bp.run_read(b, lambda: ran.append("b-read2"), lambda: ran.append("b-dropped2"))
+    bp.detach(a)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert ran == ["b-read", "a-dropped", "b-read2"]
+
+
+async def test_a_waiting_connections_reads_run_before_its_held_frames() -> None:
+    bp, served, on_frame = _turns()
+    a = _named(bp, "a")
+    events: list[str] = []
+    on_frame(a, "a1")
+    bp.run_read(a, lambda: events.append("read"), lambda: events.append("dropped"))
+    on_frame(a, "a2")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert events == ["read"] and served == [("a", "a1"), ("a", "a2")]

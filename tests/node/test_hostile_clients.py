@@ -205,3 +205,18 @@ async def test_a_reply_larger_than_a_frame_is_refused_before_it_is_built(nodes):
     assert (await c.metrics())["id"] == 1
     await c.close()
     assert "Traceback" not in n.log_path.read_text()
+
+
+async def test_a_batch_of_appends_to_a_long_value_is_refused_before_it_is_proposed(nodes):
+    """A batch of 100 one-byte Adds to a 1 MiB Blob would make every node copy
+    ~100 MiB (a 16 MiB frame holds ~100,000 of them): refused with ``invalid``
+    over --max-batch-copy (64 MiB), the value untouched; ten are applied."""
+    n, c = await _node_with_blob(nodes)
+    append = write(eid("Device", 11), "Firmware", {"Blob": [7]}, adjust="Add")
+    reply = await c.call("Perform", request={"UpdateEntity": {"request": [append] * 100}})
+    assert reply["Error"]["kind"] == "invalid", reply
+    assert "over the limit of 67108864 (--max-batch-copy)" in reply["Error"]["error"], reply
+    r = await c.perform({"UpdateEntity": {"request": [append] * 10}})
+    assert r["UpdateEntity"]["error"] is None, r
+    r = await c.perform({"UpdateEntity": {"request": [read(eid("Device", 11), "Firmware")]}})
+    assert bytes(r["UpdateEntity"]["response"][0]["Read"]["value"]["Blob"]) == BLOB + bytes([7] * 10)

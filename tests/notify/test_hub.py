@@ -273,6 +273,29 @@ async def test_a_burst_larger_than_the_queue_is_caught_up_from_the_window_exactl
     assert h.hub.stats()["catching_up"] == 0
 
 
+async def test_a_queue_full_in_bytes_catches_up_from_the_window_and_holds_at_most_about_its_limit() -> None:
+    """Large values: the queue is bounded in bytes too, not only in frames."""
+    limit = 64 << 10
+    h = Harness(retain=1000, queue_limit=10_000, queue_bytes=limit)
+    u = h.create("User", "u")
+    c = h.connect()
+    t = await h.token(c, on_entity(u, "Email"))
+    c.ws.stall()
+    expected, peak = [], 0
+    for i in range(40):
+        expected.append(h.write(u, "Email", String(f"{i}:" + "x" * 10_000)))
+        box = h.hub._outboxes[c]
+        peak = max(peak, box.backlog_bytes)
+    # Without the byte bound all 40 (~400 KB) would wait in the queue.
+    assert h.hub.stats()["caught_up"] >= 1 and h.hub.stats()["cut_off"] == 0
+    assert limit <= peak < limit + 11_000
+    c.ws.resume()
+    await c.ws.wait_frames(40)
+    assert [n["log_index"] for n in c.ws.notifications(t)] == expected
+    assert [n["current_value"]["String"].split(":")[0] for n in c.ws.notifications(t)] == [str(i) for i in range(40)]
+    assert h.hub._outboxes[c].backlog_bytes == 0
+
+
 async def test_without_a_window_a_full_queue_cuts_the_connection_off() -> None:
     h = Harness(retain=0, queue_limit=3)
     u = h.create("User", "u")
