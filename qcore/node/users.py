@@ -48,6 +48,7 @@ from qcore.protocol.auth import (
     decode_admin_request,
 )
 from qcore.protocol.errors import Kind, error, refusal
+from qcore.protocol.page_cap import capped_page, page_too_large
 from qcore.protocol.reply_size import ReadMeter, perform_reply
 from qcore.protocol.values import (
     CodecError,
@@ -233,7 +234,11 @@ class Users:
     def _answer(self, rid: Any, store: Store, command: Any) -> Any:
         """The store's answer, cut short once it is over the reply limit and then refused."""
         if command.__class__ is not UpdateEntity:
-            return perform_reply(rid, store.query(command), self._max_reply)
+            capped = capped_page(command, self._max_reply)
+            if capped is None:
+                return perform_reply(rid, store.query(command), self._max_reply)
+            resp = store.query(capped)  # no more ids than a frame can hold
+            return page_too_large(rid, capped, resp, self._max_reply) or perform_reply(rid, resp, self._max_reply)
         meter = ReadMeter(command.request, self._max_reply)
         return perform_reply(rid, store.query(command, meter.add), self._max_reply, meter)
 

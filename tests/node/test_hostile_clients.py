@@ -220,3 +220,27 @@ async def test_a_batch_of_appends_to_a_long_value_is_refused_before_it_is_propos
     assert r["UpdateEntity"]["error"] is None, r
     r = await c.perform({"UpdateEntity": {"request": [read(eid("Device", 11), "Firmware")]}})
     assert bytes(r["UpdateEntity"]["response"][0]["Read"]["value"]["Blob"]) == BLOB + bytes([7] * 10)
+
+
+async def test_a_page_without_a_limit_is_listed_only_as_far_as_a_frame_holds(nodes):
+    """GetChildren and FindEntities without page_opts: the node asks the store
+    for no more ids than --max-frame-bytes can hold (40,000 bytes: 2,105), so
+    a folder of 2,200 is refused without listing them all; 1,000 are answered whole."""
+    n = nodes(1, "--init", "--in-memory", "--max-frame-bytes", "40000").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    made = await asyncio.gather(*(c.perform({"CreateEntity": {"entity_type": "Sensor", "parent_id": eid("Folder", 10),
+                                                               "name": f"s{i}"}}) for i in range(1000)))
+    assert all(r["CreateEntity"]["error"] is None for r in made)
+    r = await c.perform({"GetChildren": {"entity_id": eid("Folder", 10), "page_opts": None}})
+    page = r["GetChildren"]["response"]
+    assert len(page["items"]) == page["total"] >= 1000 and page["next_cursor"] is None
+    await asyncio.gather(*(c.perform({"CreateEntity": {"entity_type": "Sensor", "parent_id": eid("Folder", 10),
+                                                       "name": f"t{i}"}}) for i in range(1200)))
+    for request in ({"GetChildren": {"entity_id": eid("Folder", 10), "page_opts": None}},
+                    {"FindEntities": {"entity_type": "Sensor", "page_opts": {"limit": 5000, "cursor": None}}}):
+        reply = await c.call("Perform", request=request)
+        assert reply["Error"]["kind"] == "invalid", reply
+        assert "more than 2105 entity ids" in reply["Error"]["error"], reply
+    r = await c.perform({"FindEntities": {"entity_type": "Sensor", "page_opts": {"limit": 500, "cursor": None}}})
+    assert len(r["FindEntities"]["response"]["items"]) == 500
