@@ -108,7 +108,8 @@ class Backpressure:
         self._turn: asyncio.Handle | None = None  # the next iteration's new turn, once anything was spent
         self._waiting: deque[Any] = deque()  # connections with frames or reads waiting for a turn, in order
         self._timing = False  # in timed(): what it serves in turn is counted with the outer call
-        self.pauses = 0  # times a connection was paused
+        self.pauses = 0  # times a connection stopped being read for OUTPUT, WORK or NODE
+        self.turn_waits = 0  # times a connection's frames or reads waited for a turn
         self.closed = 0  # connections closed for not reading
 
     def write_limits(self) -> tuple[int, int]:
@@ -209,6 +210,7 @@ class Backpressure:
             return
         conn.flow.queued = True
         self._waiting.append(conn)
+        self.turn_waits += 1
 
     def _new_turn(self) -> None:
         """A new loop iteration (it polled the sockets since the last): a fresh
@@ -294,8 +296,9 @@ class Backpressure:
             self._node_paused.add(conn)
         was = flow.paused
         flow.paused |= reason
-        if not was:
+        if reason != TURN and not was & ~TURN:
             self.pauses += 1
+        if not was:
             transport = conn.ws.transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()

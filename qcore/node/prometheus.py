@@ -100,8 +100,19 @@ class NodeCollector(Collector):
         yield _counter("qcore_invalid_frames", "Frames that were not a valid request (answered with Error).",
                        stats.invalid_frames)
         yield _gauge("qcore_connections", "Open WebSocket connections (clients and peers).", node.connection_count())
+        bp = node.backpressure
+        yield _counter("qcore_connections_paused", "Times a connection stopped being read: its replies were not "
+                       "read, its requests in flight were too large, or all output was over --max-output.", bp.pauses)
+        yield _counter("qcore_connections_closed_stuck", "Connections closed because their replies did not drain "
+                       "within --stuck-timeout (or they sent too much while paused).", bp.closed)
+        yield _counter("qcore_turn_waits", "Times a connection's requests waited for the next loop iteration "
+                       "because this one had spent its serving budget.", bp.turn_waits)
         hub = node.notifications.stats()
         yield _counter("qcore_notifications_sent", "Notifications pushed to clients.", hub["delivered"])
+        yield _counter("qcore_notifications_caught_up", "Times a connection's notification queue was full and "
+                       "its registrations caught up from the retained window.", hub["caught_up"])
+        yield _counter("qcore_notifications_cut_off", "Notification connections closed because they fell behind "
+                       "the retained window.", hub["cut_off"])
         yield _gauge("qcore_notification_registrations", "Notification registrations.", hub["registrations"])
         yield _gauge("qcore_store_entities", "Entities in the store.", node.state_machine.store.entity_count())
         yield _counter("qcore_snapshots", "Snapshots this node took of its store.", stats.snapshots)

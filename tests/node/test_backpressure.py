@@ -64,7 +64,7 @@ async def test_reads_wait_in_order_while_the_connection_is_backed_up_and_run_whe
     conn.ws.on_writing(True)  # over the high-water mark: OUTPUT
     for i in (1, 2, 3):
         bp.run_read(conn, lambda i=i: ran.append(i), lambda: ran.append(-1))
-    assert ran == [0] and bp.no_room(conn)
+    assert ran == [0] and bp.no_room(conn) and bp.pauses == 1
     conn.ws.on_writing(False)
     assert ran == [0, 1, 2, 3] and not bp.no_room(conn)
 
@@ -174,6 +174,7 @@ async def test_frames_over_the_loop_iterations_budget_wait_their_turn_in_order()
     on_frame(b, "b2")
     assert served == [("a", "a1")]
     assert not any(x.ws.transport.reading for x in (a, b, c))  # each waits for a turn, not read meanwhile
+    assert bp.turn_waits == 3 and bp.pauses == 0  # (the metrics: waiting a turn is not a flow-control pause)
     await asyncio.sleep(0)  # the next loop iteration: one turn, to the first that waited
     assert served == [("a", "a1"), ("b", "b1")]
     for _ in range(4):

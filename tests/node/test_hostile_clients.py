@@ -12,6 +12,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from tests.node.harness import Conn, eid, read, wait_serving, write
+from tests.node.test_http_endpoints import scrape
 
 READ = {"Read": {"entity_id": {"typ": "Root", "id": 1}, "field_type": "Name", "value": None, "write_time": None,
                  "writer_id": None}}
@@ -66,6 +67,8 @@ async def test_connections_that_never_read_leave_memory_bounded_and_others_serve
     assert peak - base < 100, f"RSS grew from {base} to {peak} MiB"
     latencies.sort()
     assert latencies[len(latencies) // 2] < 1.0 and latencies[-1] < 5.0, latencies
+    flow = await scrape(n)  # what an operator sees of it
+    assert flow[("qcore_connections_paused_total", ())] >= 16 and flow[("qcore_turn_waits_total", ())] > 0, flow
     log = n.log_path.read_text()
     assert "Traceback" not in log
 
@@ -96,6 +99,7 @@ async def test_a_slow_reader_gets_every_reply_and_a_stuck_one_is_closed(nodes):
         pass
     assert time.monotonic() < with_deadline, "the stuck connection was not closed"
     assert "replies have not drained for 2s" in n.log_path.read_text()
+    assert (await scrape(n))[("qcore_connections_closed_stuck_total", ())] == 1
     c = await Conn.open(n.addr)
     assert (await c.metrics())["id"] == 1
     await c.close()

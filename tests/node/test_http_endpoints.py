@@ -39,7 +39,9 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     for name in ("qcore_raft_term", "qcore_raft_commit_index", "qcore_raft_applied_index", "qcore_raft_is_leader",
                  "qcore_raft_leader_changes_total", "qcore_raft_proposals_total", "qcore_connections",
                  "qcore_notifications_sent_total", "qcore_store_entities", "qcore_snapshots_total",
-                 "qcore_snapshot_size_bytes", "qcore_wal_fsync_duration_seconds_count"):
+                 "qcore_snapshot_size_bytes", "qcore_wal_fsync_duration_seconds_count", "qcore_connections_paused_total",
+                 "qcore_connections_closed_stuck_total", "qcore_turn_waits_total",
+                 "qcore_notifications_caught_up_total", "qcore_notifications_cut_off_total"):
         assert (name, ()) in before, name
     assert before[("qcore_raft_is_leader", ())] == 1
     assert before[("qcore_store_entities", ())] == 12  # schemas.yaml's tree
