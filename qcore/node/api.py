@@ -262,7 +262,7 @@ class Api:
             await self.read_barrier()
             if conn is not None:
                 await self._backpressure.drained(conn)
-            return self._users.read_reply(msg.id, conn, command)
+            return self._backpressure.timed(self._users.read_reply, msg.id, conn, command)
         too_costly = self._write_cost.refusal(command)
         if too_costly is not None:
             return error(msg.id, Kind.INVALID, too_costly)

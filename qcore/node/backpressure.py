@@ -55,13 +55,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from qcore.node.errors import RequestFailed
 from qcore.node.remote import remote_of
 from qcore.wsfast import unsent_bytes
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 OUTPUT, WORK, NODE, TURN = 1, 2, 4, 16
 GONE = 8  # detached: nothing is read or run for it again
@@ -183,16 +184,15 @@ class Backpressure:
             self._run_deferred(conn)
 
     # ------------------------------------------------------------ turns
-    def timed(self, serve: Callable[..., None], *args: Any) -> None:
+    def timed(self, serve: Callable[..., _T], *args: Any) -> _T:
         """``serve(*args)`` (a frame, or a read), its time spent from this
         iteration's budget (once: what it serves in turn is counted with it)."""
         if self._timing:
-            serve(*args)
-            return
+            return serve(*args)
         self._timing = True
         started = time.perf_counter()
         try:
-            serve(*args)
+            return serve(*args)
         finally:
             self._timing = False
             self._spend(time.perf_counter() - started)

@@ -214,3 +214,17 @@ async def test_a_waiting_connections_reads_run_before_its_held_frames() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert events == ["read"] and served == [("a", "a1"), ("a", "a2")]
+
+
+async def test_a_task_waits_for_a_turn_and_what_it_serves_then_is_counted() -> None:
+    """The full request path: ``drained`` waits for a turn too, and ``timed`` hands back the reply."""
+    bp, served, on_frame = _turns()
+    a = _named(bp, "a")
+    waiting = asyncio.ensure_future(bp.drained(a))  # it runs first in the next iteration
+    on_frame(a, "a1")  # the budget is spent
+    await asyncio.sleep(0)
+    assert bp.turn_waits == 1  # it found the budget spent and waited
+    await asyncio.wait_for(waiting, 1)  # its turn came
+    assert not bp.over_budget
+    assert bp.timed(lambda x: x * 2, 21) == 42
+    assert bp.over_budget  # what it served was spent from the budget
