@@ -369,7 +369,7 @@ class Node:
 
     def _on_frame(self, conn: ConnContext, frame: str | bytes) -> None:
         bp = self.backpressure
-        if (conn.flow.paused or bp.over_budget and not _raft_peer(conn)) and not bp.admit(conn, frame):
+        if (conn.flow.paused or (bp.over_budget and not _raft_peer(conn))) and not bp.admit(conn, frame):
             return  # held until its replies drain or its turn comes (qcore.node.backpressure)
         bp.timed(self._serve_frame, conn, frame)
 
