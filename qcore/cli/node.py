@@ -109,7 +109,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--notify-queue-limit", type=int, default=10_000,
                    help="undelivered notifications per connection before it reads from the retained window")
     p.add_argument("--notify-queue-bytes", type=int, default=16 << 20, metavar="BYTES",
-                   help="... or bytes of undelivered notifications (default 16 MiB)")
+                   help="undelivered notification bytes per connection before it reads from the retained window "
+                        "(default 16 MiB)")
     p.add_argument("--peer-override", type=_peer_override, action="append", default=[], metavar="ID=HOST:PORT",
                    help="reach peer ID at this address instead of its membership address (testing proxies)")
     sec = p.add_argument_group("security (docs/security.md)")
