@@ -55,6 +55,14 @@ def test_a_failing_builder_is_an_error_not_a_second_node() -> None:
         ChildBuild.start(boom).collect()
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_child_runs_only_on_cpu_time_nothing_else_wants() -> None:
+    """SCHED_IDLE: a node woken by its disk or a peer preempts the build at once."""
+    policy = ChildBuild.start(lambda: str(os.sched_getscheduler(0)).encode()).collect()
+    assert int(policy) == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the node's own is untouched
+
+
 def test_the_child_holds_none_of_the_nodes_descriptors() -> None:
     """A socket the node holds is closed in the child, so a peer sees it
     close when the node closes it (or dies) even while a build runs."""
