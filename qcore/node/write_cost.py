@@ -32,8 +32,9 @@ class WriteCost:
 
     def refusal(self, command: Any) -> str | None:
         """Why ``command`` may not be proposed (it would copy too much), or None."""
-        if command.__class__ is not UpdateEntity:
-            return None
+        if command.__class__ is not UpdateEntity or not any(
+                r.__class__ is Write and r.adjust_behavior is not _SET for r in command.request):
+            return None  # nothing copies (the common batch: Reads and Sets)
         lengths: dict[tuple[Any, str], int] = {}  # (entity, field) -> its length after the writes so far
         copied = 0
         for r in command.request:
