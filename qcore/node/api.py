@@ -26,8 +26,8 @@ from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
-from qcore.node.write_cost import WriteCost
 from qcore.node.users import MEMBERSHIP, Users
+from qcore.node.write_cost import WriteCost
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError
