@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import ssl
 import sys
 from pathlib import Path
 
@@ -40,6 +41,9 @@ async def test_tools_speak_wss_with_a_ca_file_and_refuse_others(
         await example.main(f"wss://{addr}", str(tls.ca))
         out = capsys.readouterr().out
         assert '"response": "Ok"' in out and '"GetMetricsResponse"' in out
+        with pytest.raises(ssl.SSLCertVerificationError):  # a node certified by another CA
+            await example.main(f"wss://{addr}", str(other.ca))
+        assert ">>" not in capsys.readouterr().out  # refused before anything was sent
 
         async with Client(f"wss://{addr}", tls_ca=str(tls.ca), request_timeout=20) as c:
             user = await c.create("User", "tls-user", parent=(await c.find("Folder", limit=1))[0])

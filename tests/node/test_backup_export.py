@@ -1,11 +1,15 @@
 """Backups and exports with real processes (SPEC 9): a snapshot saved from a
 follower during writes restores into a new 3-node cluster with every entity
-and value; a damaged snapshot is refused; export -> import round-trips a tree
-with every value type."""
+and value; `snapshot status` prints what the file holds; users and roles come
+back through `qcore snapshot restore` run as a command; a damaged snapshot is
+refused; export -> import round-trips a tree with every value type."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +22,32 @@ from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_value
 from qcore.storage.backup_file import BackupError, read_backup
 from qcore.store import EntityId, FindEntities, GetEntityTypes, GetSchema
-from tests.node.harness import Conn, NodeProc, eid, read, wait_serving, wait_until, write
+from tests.node.harness import REPO, Conn, NodeProc, eid, read, wait_serving, wait_until, write
+from tests.node.test_http_endpoints import scrape
 
 
 async def cli(*argv: str) -> int:
     return await cli_run(build_parser().parse_args(list(argv)))
+
+
+_STATUS = re.compile(r"index +(\d+) \(term \d+\)\nsize +(\d+) bytes\nentities +(\d+)\n"
+                     r"sha256 +([0-9a-f]{64}) \(checked\)\n")
+
+
+async def snapshot_status(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """What `qcore-cli snapshot status FILE` prints, as {index, size, entities, sha256}."""
+    capsys.readouterr()
+    assert await cli("snapshot", "status", str(path)) == 0
+    out = capsys.readouterr().out
+    found = _STATUS.search(out)
+    assert found is not None, out
+    index, size, entities, sha256 = found.groups()
+    return {"index": int(index), "size": int(size), "entities": int(entities), "sha256": sha256}
+
+
+def payload_of(path: Path) -> bytes:
+    """The snapshot data in a backup file: everything after its two header lines."""
+    return path.read_bytes().split(b"\n", 2)[2]
 
 
 async def start_cluster(nodes_: list[NodeProc], *extra: str) -> None:
@@ -69,7 +94,8 @@ async def read_fields(c: Conn, e: EntityId, fields: list[str]) -> dict[str, Any]
     return {f: x["Read"]["value"] for f, x in zip(fields, r["UpdateEntity"]["response"])}
 
 
-async def test_snapshot_from_a_follower_during_writes_restores_into_a_new_cluster(nodes, tmp_path: Path) -> None:
+async def test_snapshot_from_a_follower_during_writes_restores_into_a_new_cluster(
+        nodes, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = [nodes(i) for i in (1, 2, 3)]
     await start_cluster(old, "--snapshot-threshold", "200")
     source = await follower_of(old)
@@ -109,7 +135,10 @@ async def test_snapshot_from_a_follower_during_writes_restores_into_a_new_cluste
     assert header.entities == store.entity_count() > 12 + len(before)
     for e in before:
         assert store.entity_fields(EntityId(e["typ"], e["id"])) is not None, e
-    assert await cli("snapshot", "status", str(backup)) == 0
+    payload = payload_of(backup)
+    assert await snapshot_status(backup, capsys) == {"index": header.index, "size": len(payload),
+                                                      "entities": store.entity_count(),
+                                                      "sha256": hashlib.sha256(payload).hexdigest()}
 
     for n in old:
         n.kill9()
@@ -143,6 +172,84 @@ async def test_snapshot_from_a_follower_during_writes_restores_into_a_new_cluste
 
 async def _at_least(items: list, n: int) -> bool:
     return len(items) >= n
+
+
+ADMIN_PW = "backup-admin-pw-51c3"
+ALICE_PW = "backup-alice-pw-0d9e"
+
+
+async def restore_command(backup: Path, node: NodeProc, initial_cluster: str) -> tuple[int, str, str]:
+    """`qcore snapshot restore FILE --data-dir DIR --id N --initial-cluster ...`, run as an operator would."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "qcore", "snapshot", "restore", str(backup), "--data-dir", str(node.data_dir),
+        "--id", str(node.id), "--initial-cluster", initial_cluster,
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_users_and_roles_come_back_through_the_restore_command(
+        nodes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    pw_file = tmp_path / "admin-password"
+    pw_file.write_text(ADMIN_PW + "\n")
+    old = nodes(1, "--init", "--admin-password-file", str(pw_file)).start()
+    await wait_serving(old)
+    admin = await Conn.login(old.addr, "admin", ADMIN_PW)
+    try:
+        for request in (
+            {"RoleAdd": {"role": "feed", "permissions": [{"entity_type": "Sensor", "field": "*", "access": ["read"]},
+                                                         {"entity_type": "Sensor", "field": "Reading",
+                                                          "access": ["write"]}]}},
+            {"UserAdd": {"user": "alice", "password": ALICE_PW, "roles": ["feed"], "entity": None}},
+        ):
+            reply = await admin.call("AuthAdmin", request=request)
+            assert "Ok" in reply["AuthAdminResponse"]["response"], reply
+        r = await admin.perform({"UpdateEntity": {"request": [write(eid("Sensor", 12), "Reading", {"Float": 4.5})]}})
+        assert r["UpdateEntity"]["error"] is None, r
+    finally:
+        await admin.close()
+
+    backup = tmp_path / "users.snap"
+    monkeypatch.setenv("QCORE_PASSWORD", ADMIN_PW)
+    assert await cli("--addr", old.addr, "--user", "admin", "snapshot", "save", str(backup)) == 0
+    at_save = await scrape(old)  # nothing was written since: the node is where the backup is
+    payload = payload_of(backup)
+    status = await snapshot_status(backup, capsys)
+    assert status == {"index": int(at_save[("qcore_raft_applied_index", ())]), "size": len(payload),
+                      "entities": int(at_save[("qcore_store_entities", ())]),
+                      "sha256": hashlib.sha256(payload).hexdigest()}
+    old.kill9()
+
+    new = nodes(7)  # a member of a new one-node cluster, on its own port and data dir
+    members = f"7={new.addr}"
+    code, out, err = await restore_command(backup, new, members)
+    assert code == 0, err
+    assert (f"(index {status['index']}, {status['entities']} entities, {status['size']} bytes) "
+            f"into {new.data_dir} as node 7 of {members}") in out, out
+    code, out, err = await restore_command(backup, new, members)
+    assert code == 1 and f"{new.data_dir} is not empty" in err, (out, err)
+    new.start()
+    await wait_serving(new)
+
+    anonymous = await Conn.open(new.addr)
+    alice = await Conn.login(new.addr, "alice", ALICE_PW)
+    try:
+        assert (await anonymous.call("GetMetrics"))["Error"]["kind"] == "auth_required"  # users are still on
+
+        async def led() -> bool:
+            return (await alice.metrics())["current_leader"] == 7
+        await wait_until(led, what="the restored member leads")
+        sensor = eid("Sensor", 12)
+        r = await alice.perform({"UpdateEntity": {"request": [read(sensor, "Reading")]}})
+        assert r["UpdateEntity"]["response"][0]["Read"]["value"] == {"Float": 4.5}, r
+        r = await alice.perform({"UpdateEntity": {"request": [write(sensor, "Reading", {"Float": 5.5})]}})
+        assert r["UpdateEntity"]["error"] is None, r
+        r = await alice.perform({"UpdateEntity": {"request": [write(sensor, "Unit", {"String": "K"})]}})
+        assert r["UpdateEntity"]["error"] == "permission denied: alice may not write Sensor.Unit", r
+    finally:
+        await alice.close()
+        await anonymous.close()
 
 
 async def test_a_damaged_snapshot_is_refused(nodes, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

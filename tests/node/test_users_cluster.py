@@ -5,12 +5,22 @@ test opens its own connections. The matrix sends every request type as every
 role, to every node in turn, and checks it is allowed or refused as SPEC 8.3's
 table says; the other tests follow a change of rights through the log:
 a mixed batch, revoke-then-write on every node, writer_id, notifications and
-their context, a deleted user, a changed password, guessed passwords."""
+their context, a deleted user, a changed password, guessed passwords. Last,
+qcore-cli's user, role and auth commands, its password prompts at a real
+terminal (a pty), and users turned off and on again."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import io
 import itertools
+import os
+import pty
+import select
+import subprocess
+import sys
+import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +35,7 @@ from websockets.asyncio.client import connect
 from qcore.cli.client import build_parser, run as cli_run
 
 from qcore.node.login_throttle import BASE, backoff
-from tests.node.harness import Conn, NodeProc, read, wait_serving, wait_until, write
+from tests.node.harness import REPO, Conn, NodeProc, read, wait_serving, wait_until, write
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -159,6 +169,11 @@ async def _own_password(c: Cluster, user: str) -> Request:  # set to the same on
     return "AuthAdmin", {"request": {"UserSetPassword": {"user": user, "password": PASSWORDS[user]}}}
 
 
+async def _others_password(c: Cluster, user: str) -> Request:
+    other = "svc" if user == "dash" else "dash"
+    return "AuthAdmin", {"request": {"UserSetPassword": {"user": other, "password": PASSWORDS[other]}}}
+
+
 def notify(c: Cluster, context: list[str]) -> dict[str, Any]:
     return {"EntityId": {"entity_id": c.meter, "field_type": "Value", "trigger_on_change": False, "context": context}}
 
@@ -197,8 +212,10 @@ MATRIX: dict[str, tuple[Make, tuple[str, str, str, str, str]]] = {
     "cluster-metrics": (msg("GetClusterMetrics"), (Y, N, N, N, N)),
     "snapshot-save": (msg("SnapshotSave"), (Y, N, N, N, N)),
     "user-list": (msg("AuthAdmin", request={"UserList": {}}), (Y, N, N, N, N)),
+    "role-list": (msg("AuthAdmin", request={"RoleList": {}}), (Y, N, N, N, N)),
     "role-add": (_role_add, (Y, N, N, N, N)),
     "own-password": (_own_password, (Y, Y, Y, Y, Y)),
+    "others-password": (_others_password, (Y, N, N, N, N)),
     "auth-status": (msg("AuthAdmin", request={"AuthStatus": {}}), (Y, Y, Y, Y, Y)),
 }
 
@@ -436,13 +453,24 @@ async def test_a_relayed_request_keeps_its_user_and_a_client_cannot_claim_one(cl
     assert reply["Error"]["kind"] == "invalid" and "unknown CommandRequest variant 'Attributed'" in reply["Error"]["error"]
 
 
+async def run_cli(monkeypatch: pytest.MonkeyPatch, addr: str, user: str | None, password: str | None, *argv: str,
+                  stdin: str | None = None) -> int:
+    """`qcore-cli --addr ADDR [--user USER] ARGV...` in this process: the password from QCORE_PASSWORD,
+    `stdin` (if given) as standard input that is not a terminal (a pipe's)."""
+    monkeypatch.delenv("QCORE_PASSWORD", raising=False)
+    if password is not None:
+        monkeypatch.setenv("QCORE_PASSWORD", password)
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    return await cli_run(build_parser().parse_args(["--addr", addr, *(["--user", user] if user else []), *argv]))
+
+
 async def test_qcore_cli_manages_users_and_roles(cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     addr = cluster.nodes[2].addr
 
     async def cli(user: str, password: str, *argv: str) -> int:
-        monkeypatch.setenv("QCORE_PASSWORD", password)
-        return await cli_run(build_parser().parse_args(["--addr", addr, "--user", user, *argv]))
+        return await run_cli(monkeypatch, addr, user, password, *argv)
 
     pw_file = tmp_path / "pw"
     pw_file.write_text("cli-user-pw-42\n")
@@ -466,3 +494,151 @@ async def test_qcore_cli_manages_users_and_roles(cluster: Cluster, tmp_path: Pat
     assert await cli("cliuser", "cli-user-pw-42", "write", meter, "Unit", "V") == 1
     assert await cli("admin", ADMIN_PW, "user", "delete", "cliuser") == 0
     assert await cli("admin", ADMIN_PW, "role", "delete", "units") == 0
+
+
+async def test_qcore_cli_grants_sets_permissions_and_passwords(cluster: Cluster, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    addr = cluster.nodes[1].addr
+    meter = f"Meter${cluster.meter['id']}"
+
+    async def cli(user: str, password: str, *argv: str, stdin: str | None = None) -> int:
+        return await run_cli(monkeypatch, addr, user, password, *argv, stdin=stdin)
+
+    pw_file = tmp_path / "pw"
+    pw_file.write_text("gauge-pw-1\n")
+    assert await cli("admin", ADMIN_PW, "role", "add", "gauges", "Meter.Value=read") == 0
+    assert await cli("admin", ADMIN_PW, "user", "add", "gauge", "--password-file", str(pw_file)) == 0
+    capsys.readouterr()
+    assert await cli("gauge", "gauge-pw-1", "read", meter, "Value") == 1
+    assert "permission denied: gauge may not read Meter.Value" in capsys.readouterr().err
+    assert await cli("admin", ADMIN_PW, "user", "grant", "gauge", "gauges") == 0
+    assert "granted gauges to gauge" in capsys.readouterr().out
+    assert await cli("gauge", "gauge-pw-1", "read", meter, "Value") == 0
+    assert await cli("gauge", "gauge-pw-1", "write", meter, "Value", "2.5") == 1
+    assert "permission denied: gauge may not write Meter.Value" in capsys.readouterr().err
+    assert await cli("admin", ADMIN_PW, "role", "set", "gauges", "Meter.Value=read,write") == 0
+    assert "set the permissions of gauges" in capsys.readouterr().out
+    assert await cli("gauge", "gauge-pw-1", "write", meter, "Value", "2.5") == 0
+    capsys.readouterr()
+    assert await cli("gauge", "gauge-pw-1", "read", meter, "Value") == 0
+    assert "2.5" in capsys.readouterr().out
+    assert await cli("admin", ADMIN_PW, "role", "set", "gauges", "Meter.Value=fly") == 1
+    assert "permission 'Meter.Value=fly'.access[0]: expected one of" in capsys.readouterr().err
+    assert await cli("admin", ADMIN_PW, "role", "list") == 0
+    assert "gauges               Meter.Value=read,write\n" in capsys.readouterr().out  # the bad set changed nothing
+
+    # Their own password, from a pipe (`echo NEW | qcore-cli --user gauge user passwd gauge`).
+    assert await cli("gauge", "gauge-pw-1", "user", "passwd", "gauge", stdin="gauge-pw-2\n") == 0
+    assert "set the password of gauge" in capsys.readouterr().out
+    assert await cli("gauge", "gauge-pw-1", "auth", "status") == 1
+    assert "invalid user or password" in capsys.readouterr().err
+    assert await cli("gauge", "gauge-pw-2", "user", "passwd", "dash", stdin="dash-pw-mine\n") == 1
+    assert "permission denied: gauge may not UserSetPassword (admin only)" in capsys.readouterr().err
+    pw_file.write_text("gauge-pw-3\n")  # an admin sets anyone's
+    assert await cli("admin", ADMIN_PW, "user", "passwd", "gauge", "--password-file", str(pw_file)) == 0
+    capsys.readouterr()
+    assert await cli("gauge", "gauge-pw-3", "--json", "auth", "status") == 0
+    assert orjson.loads(capsys.readouterr().out)["roles"] == ["gauges"]
+    await cluster.login("dash", 1)  # dash's password is as it was
+
+
+class Terminal:
+    """The controlling terminal of a child process, typed at as a person would (a pty)."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.seen = b""
+        self._done = 0  # self.seen up to here has been matched
+
+    def _read_until(self, text: bytes, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (at := self.seen.find(text, self._done)) < 0:
+            ready, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"no {text!r} on the terminal after {timeout}s: {self.seen!r}")
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"the terminal closed before {text!r}: {self.seen!r}")
+            self.seen += chunk
+        self._done = at + len(text)
+
+    async def expect(self, text: str, timeout: float = 30) -> None:
+        await asyncio.to_thread(self._read_until, text.encode(), timeout)
+
+    async def answer(self, prompt: str, line: str) -> None:
+        await self.expect(prompt)
+        os.write(self.master, line.encode() + b"\n")
+
+
+def _take_terminal() -> None:
+    """In the child, a session leader after setsid: make its standard input its controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+async def test_qcore_cli_asks_for_passwords_at_a_terminal(cluster: Cluster) -> None:
+    await cluster.admin_call({"UserAdd": {"user": "typist", "password": "typist-pw-old", "roles": ["reader"],
+                                          "entity": None}})
+    env = {k: v for k, v in os.environ.items() if k not in ("QCORE_PASSWORD", "QCORE_USER")}
+
+    async def passwd(typed: list[tuple[str, str]], last: str) -> tuple[int, Terminal]:
+        """Run `qcore-cli --user admin user passwd typist` at a terminal: answer each prompt, then read up to `last`."""
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qcore.cli.client", "--addr", cluster.nodes[2].addr, "--user", "admin",
+             "user", "passwd", "typist"],
+            stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env, start_new_session=True,
+            preexec_fn=_take_terminal)
+        os.close(slave)
+        term = Terminal(master)
+        try:
+            for prompt, line in typed:
+                await term.answer(prompt, line)
+            await term.expect(last)
+            return await asyncio.to_thread(proc.wait, 30), term
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+
+    login = ("password for admin: ", ADMIN_PW)
+    code, term = await passwd([login, ("new password for typist: ", "typist-pw-new"), ("again: ", "typist-pw-typo")],
+                              "the passwords do not match")
+    assert code == 1, term.seen
+    code, term = await passwd([login, ("new password for typist: ", "typist-pw-new"), ("again: ", "typist-pw-new")],
+                              "set the password of typist")
+    assert code == 0, term.seen
+    for typed in (ADMIN_PW, "typist-pw-new"):
+        assert typed.encode() not in term.seen  # not echoed
+    await cluster.login("typist", 0, "typist-pw-new")
+
+
+async def test_qcore_cli_turns_users_off_and_on(cluster: Cluster, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Last in the module: users are off for a moment."""
+    addr = cluster.nodes[0].addr
+    meter = f"Meter${cluster.meter['id']}"
+    monkeypatch.delenv("QCORE_USER", raising=False)
+
+    async def cli(user: str | None, *argv: str) -> int:
+        return await run_cli(monkeypatch, addr, user, ADMIN_PW if user else None, *argv)
+
+    capsys.readouterr()
+    assert await cli(None, "auth", "disable") == 1
+    assert "authentication required" in capsys.readouterr().err
+    assert await cli("admin", "auth", "disable") == 0
+    try:
+        assert "users are off" in capsys.readouterr().out
+        assert await cli(None, "--json", "auth", "status") == 0
+        status = orjson.loads(capsys.readouterr().out)
+        assert (status["enabled"], status["user"]) == (False, None), status
+        assert await cli(None, "write", meter, "Unit", "open") == 0  # anyone may do anything
+    finally:
+        assert await cli("admin", "auth", "enable") == 0
+    assert "users are on" in capsys.readouterr().out
+    assert await cli(None, "read", meter, "Unit") == 1
+    assert "authentication required" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 cluster formed by --initial-cluster with --admin-password-file, kill -9 of
 every node, a snapshot installed on a new learner, a restart; no plaintext
 password in any byte of any data dir or log; and the other ways to turn
-users on (--init, AuthEnable on a running node)."""
+users on (--init, AuthEnable on a running node), with the client library's
+role and password calls (a client that changed its own password logs in with
+the new one when it reconnects)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ ADMIN_PW = "adm-durable-4c7e21"
 ALICE_PW = "alice-durable-93bd0a"
 BOB_PW = "bob-durable-1f6e58"
 ROOT_PW = "root-running-77c2d9"
+ROOT_PW_2 = "root-running-2-0be4a1"
+ANN_PW = "ann-running-5d31c8"
+SENSOR = "Sensor$12"  # in schemas.yaml's tree
 SMALL_SNAPSHOTS = ("--snapshot-threshold", "30", "--snapshot-keep", "5")
 
 
@@ -165,6 +170,24 @@ async def test_users_turned_on_and_off_on_a_running_node(nodes) -> None:
         async with Client([n.addr], user="root", password=ROOT_PW) as root:
             assert (await root.auth_status())["enabled"] is True
             assert [u["user"] for u in await root.users()] == ["root"]
+            await root.role_add("viewer", ["Sensor.Unit=read"])
+            await root.user_add("ann", ANN_PW)
+            async with Client([n.addr], user="ann", password=ANN_PW) as ann:
+                with pytest.raises(CommandError, match="ann may not read Sensor.Unit"):
+                    await ann.read(SENSOR, "Unit")
+                await root.user_grant_role("ann", "viewer")
+                assert (await ann.read(SENSOR, "Unit"))[0].v == "C"
+                await root.role_set_permissions("viewer", ["Sensor.Reading=read"])  # replaces the role's permissions
+                assert (await ann.read(SENSOR, "Reading"))[0].v == 21.5
+                with pytest.raises(CommandError, match="ann may not read Sensor.Unit"):
+                    await ann.read(SENSOR, "Unit")
+            await root.user_set_password("root", ROOT_PW_2)  # its own: what the client logs in with from now on
+            assert n.terminate() == 0
+            n.start()
+            await wait_serving(n)
+            assert (await root.auth_status())["user"] == "root"  # reconnected, and authenticated again
+            with pytest.raises(AuthenticationFailed):
+                await Client.connect([n.addr], user="root", password=ROOT_PW)
             await root.auth_disable()
         assert (await anyone.metrics())["id"] == 1  # open again
     finally:
