@@ -101,7 +101,11 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--max-output", type=int, default=32 << 20, metavar="BYTES",
                    help="unsent reply bytes on all connections before the slow ones are paused (default 32 MiB)")
     p.add_argument("--stuck-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="close a connection whose replies have not drained for this long (default 30)")
+                   help="close a connection whose replies have not drained for this long, or a link to a peer "
+                        "that read nothing of it for this long (default 30)")
+    p.add_argument("--max-peer-output", type=int, default=64 << 20, metavar="BYTES",
+                   help="unsent bytes to one peer before further Raft messages to it are dropped and it is "
+                        "probed (default 64 MiB)")
     p.add_argument("--request-timeout", type=float, default=10.0, help="seconds before a request fails")
     p.add_argument("--notify-retain", type=int, default=100_000,
                    help="committed changes kept so a watch can resume with from_index")
@@ -143,6 +147,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         p.error("--max-conn-output must be between 64 KiB and 1 GiB")
     if a.max_output < a.max_conn_output:
         p.error("--max-output must be at least --max-conn-output")
+    if not 1 << 20 <= a.max_peer_output <= 1 << 34:
+        p.error("--max-peer-output must be between 1 MiB and 16 GiB")
     if a.link_down_ticks < 0:
         p.error("--link-down-ticks must be >= 0")
     if len(a.peer_secret_file) > 2:
@@ -170,7 +176,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
         tls_cert_file=a.tls_cert_file, tls_key_file=a.tls_key_file,
         tls_ca_file=a.tls_ca_file, peer_secret_files=a.peer_secret_file, peer_cert_auth=a.peer_cert_auth,
         handshake_timeout=a.handshake_timeout, max_conn_output=a.max_conn_output, max_output=a.max_output,
-        stuck_timeout=a.stuck_timeout, admin_password_file=a.admin_password_file,
+        stuck_timeout=a.stuck_timeout, max_peer_output=a.max_peer_output, admin_password_file=a.admin_password_file,
         console=not a.no_console,
     ), a
 

@@ -47,6 +47,7 @@ class NodeOptions:
     max_conn_output: int = 256 << 10  # unsent reply bytes on one connection before it is no longer read
     max_output: int = 32 << 20  # unsent reply bytes on all connections together before the slow ones pause
     stuck_timeout: float = 30.0  # a connection whose replies have not drained for this long is closed
+    max_peer_output: int = 64 << 20  # unsent bytes to one peer before further messages to it are dropped
     handshake_timeout: float = 10.0  # seconds for a TLS, WebSocket or peer handshake before the connection is closed
     admin_password_file: Path | None = None  # --init/--initial-cluster start with user admin and users on
     console: bool = True  # the web console on GET / (qcore.node.console)

@@ -169,7 +169,8 @@ class Node:
         )
         self.transport = PeerTransport(
             opts.id, opts.ws_addr, lambda: self.driver, opts.peer_overrides, opts.snapshot_chunk_bytes,
-            self.cluster_identity, self.dialer,
+            self.cluster_identity, self.dialer, max_output=opts.max_peer_output,
+            stuck_timeout=opts.stuck_timeout,
         )
         self.driver = RaftDriver(
             opts, raw, storage, self.state_machine, self.transport.send,

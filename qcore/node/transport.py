@@ -7,9 +7,12 @@ message for that peer on it, requests and responses alike, tagged with the
 seed's frame names (RaftVote / RaftAppend / RaftSnapshot and their
 *Response). Nothing waits for a reply, so many RPCs are in flight per link
 (pipelining is the Raft core's business), and a slow or dead peer only fills
-its own bounded queue: when the queue overflows or the link drops, queued
-messages are discarded and the core is told the peer is unreachable — Raft
-retransmits what matters. When a peer's last Raft connection to us closes
+its own bounded backlog: what its connection has not sent plus what waits to
+be written stays within `--max-peer-output` bytes (and 8,192 queued frames).
+Messages beyond that are dropped, as are the queued ones when the link drops,
+and the core is told the peer is unreachable — Raft probes it and retransmits
+what matters. A connection whose peer reads nothing for --stuck-timeout is
+aborted and dialled again. When a peer's last Raft connection to us closes
 (its process died, or the connection was reset), after every message it
 carried has been stepped, the core is told the link went down: a follower
 that so loses its leader campaigns within a tick or two.
@@ -32,6 +35,7 @@ import base64
 import ssl
 import itertools
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
@@ -56,16 +60,16 @@ from qcore.protocol.raft_codec import (
     frame_tag,
 )
 from qcore.raft.types import Message, MessageType
-from qcore.wsfast import must_drain, write_frames
+from qcore.wsfast import must_drain, unsent_bytes, write_frames
 
 if TYPE_CHECKING:
     from qcore.node.driver import RaftDriver
 
 log = logging.getLogger(__name__)
 
-_MAX_QUEUE = 8192  # frames queued for a peer that is not keeping up ...
-_MAX_QUEUE_BYTES = 64 << 20  # ... or their bytes, whichever comes first: then the queue is dropped
+_MAX_QUEUE = 8192  # frames queued for a peer that is not keeping up; beyond them (or --max-peer-output) they are dropped
 _PEER_FRAME_LIMIT = 64 << 20
+_LOG_EVERY = 10.0  # seconds between warnings about one peer's dropped messages
 
 
 def peer_identity(path: str) -> tuple[int, str] | None:
@@ -100,6 +104,8 @@ class PeerLink:
         self._ws: Any = None  # set while the connection is open and the link is pumping
         self._draining = False
         self._refused: str | None = None  # the last handshake/TLS failure logged
+        self._dropped = [0, 0]  # frames, bytes dropped since the last warning
+        self._warned_at = -_LOG_EVERY
         self._task = asyncio.create_task(self._run(), name=f"peer-{transport.node_id}->{peer_id}")
 
     @property
@@ -107,22 +113,55 @@ class PeerLink:
         return self._ws is not None
 
     def send_frames(self, frames: list[bytes]) -> None:
+        """Write ``frames`` now, or queue them while connecting or while the peer
+        is slow. Those that would take the link's unsent bytes (its transport's
+        buffer and the queue) past --max-peer-output are dropped, in order from
+        the first that does not fit, and the peer is reported unreachable: Raft
+        then probes it and resends from what it acknowledges. (One frame is
+        always taken when nothing is unsent, so an entry larger than the bound
+        still goes.)"""
         ws = self._ws
-        if ws is not None and not self._queue and not self._draining:
-            if write_frames(ws, frames):
-                if must_drain(ws):
-                    self._draining = True
-                    self._ready.set()
-                return
+        direct = ws is not None and not self._queue and not self._draining
+        unsent = self._queued_bytes + (unsent_bytes(ws) if ws is not None else 0)
         size = sum(map(len, frames))
-        if len(self._queue) + len(frames) > _MAX_QUEUE or self._queued_bytes + size > _MAX_QUEUE_BYTES:
-            # Peer is not keeping up (or is down): drop the backlog, let Raft resend.
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._transport.driver.report_unreachable(self.peer_id)
+        if unsent + size > self._transport.max_output or (not direct and len(self._queue) + len(frames) > _MAX_QUEUE):
+            frames, size = self._fit(frames, unsent, direct)
+            if not frames:
+                return
+        if direct and write_frames(ws, frames):
+            if must_drain(ws):
+                self._draining = True
+                self._ready.set()
+            return
         self._queue.extend(frames)
         self._queued_bytes += size
         self._ready.set()
+
+    def _fit(self, frames: list[bytes], unsent: int, direct: bool) -> tuple[list[bytes], int]:
+        """The frames that fit (and their bytes); the rest are dropped."""
+        room = self._transport.max_output - unsent
+        slots = len(frames) if direct else _MAX_QUEUE - len(self._queue)
+        taken, size = min(len(frames), max(0, slots)), 0
+        for i in range(taken):
+            if size + len(frames[i]) > room and (unsent or i):
+                taken = i
+                break
+            size += len(frames[i])
+        self._drop(frames[taken:])
+        return frames[:taken], size
+
+    def _drop(self, frames: list[bytes]) -> None:
+        """The peer is not keeping up (or is down): these frames go nowhere."""
+        self._dropped[0] += len(frames)
+        self._dropped[1] += sum(map(len, frames))
+        self._transport.driver.report_unreachable(self.peer_id)
+        now = time.monotonic()
+        if now - self._warned_at >= _LOG_EVERY:
+            self._warned_at = now
+            log.warning("peer %d is not keeping up: dropped %d messages (%d bytes) over --max-peer-output %d; "
+                        "Raft resends what it needs once it answers", self.peer_id, self._dropped[0],
+                        self._dropped[1], self._transport.max_output)
+            self._dropped = [0, 0]
 
     async def close(self) -> None:
         self._closed = True
@@ -196,7 +235,7 @@ class PeerLink:
         while not self._closed:
             if self._draining or must_drain(ws):
                 self._draining = True
-                await ws.drain()
+                await self._drain(ws)
                 self._draining = False
             if queue:
                 frames = list(queue)
@@ -216,6 +255,26 @@ class PeerLink:
                 waiter.cancel()
             if self._transport.address_of(self.peer_id) != addr:
                 return  # the peer moved: reconnect to the new address
+
+    async def _drain(self, ws: Any) -> None:
+        """Until the connection's buffer is below its low-water mark. A peer that
+        reads nothing for --stuck-timeout (its process stopped, its network
+        gone quiet) has its connection aborted: what it holds is freed and the
+        link dials again. (Keepalive cannot notice: its ping waits behind the
+        same full buffer.)"""
+        timeout = self._transport.stuck_timeout
+        before = unsent_bytes(ws)
+        while True:
+            try:
+                await asyncio.wait_for(ws.drain(), timeout)
+                return
+            except asyncio.TimeoutError:
+                now = unsent_bytes(ws)
+                if now < before:  # slow, not stuck
+                    before = now
+                    continue
+            ws.transport.abort()  # a close handshake would wait behind the unsent bytes
+            raise asyncio.TimeoutError(f"it read nothing for {timeout:g}s ({now + self._queued_bytes} bytes unsent)")
 
     async def _drain_replies(self, ws: Any) -> None:
         """The peer answers only with Error frames here; log them."""
@@ -242,8 +301,14 @@ class PeerTransport:
         chunk_bytes: int = 1 << 20,
         identity: ClusterIdentity | None = None,
         dialer: PeerDialer | None = None,
+        max_output: int = 64 << 20,
+        stuck_timeout: float = 30.0,
     ) -> None:
+        """``max_output``: unsent bytes per peer link (--max-peer-output); a link
+        whose peer reads none of them for ``stuck_timeout`` seconds is closed."""
         self.node_id = node_id
+        self.max_output = max_output
+        self.stuck_timeout = stuck_timeout
         self.identity = identity if identity is not None else ClusterIdentity(node_id, None)
         self.dialer = dialer if dialer is not None else PeerDialer(node_id, None, None)
         self.self_addr = self_addr
