@@ -1,5 +1,6 @@
 """The bench's launchers against real servers: a 1-node qcore cluster (default),
-etcd and PySyncObj (opt-in with QCORE_SLOW=1, skipped when not installed)."""
+one with users on, a 2-node one over TLS with a peer secret, etcd and
+PySyncObj (opt-in with QCORE_SLOW=1, skipped when not installed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from qcore.bench.cli import _systems, build_parser
 from qcore.bench.cluster import QcoreCluster
 from qcore.bench.etcd import EtcdCluster, etcd_binary
 from qcore.bench.peers import PysyncobjCluster, pysyncobj_installed
@@ -45,6 +47,20 @@ async def test_qcore_with_users_on_serves_every_workload_as_a_checked_user(tmp_p
     assert params["login"][0] == "bench"  # not admin: every request's permissions are checked
     log = (tmp_path / "qcore-users-1" / "node-1.log").read_text()
     assert "users: UserAdd bench by admin" in log and "user bench authenticated" in log
+
+
+async def test_run_tls_measures_a_cluster_that_serves_tls_and_proves_the_peer_secret(tmp_path: Path):
+    """`qcore bench run --tls`'s system (qcore-tls): two nodes serving wss:// form a
+    cluster only once their peer links pass the secret's handshake, and the load
+    generator, verifying the CA, gets answers without errors."""
+    args = build_parser().parse_args(["run", "--tls", "--nodes", "2"])
+    [cluster] = [s for s in _systems(args, 2, tmp_path, []) if s.system == "qcore-tls"]
+    params = await _smoke(cluster, 10, ["write", "read"])
+    assert params["tls_ca"] == str(tmp_path / "tls" / "ca.pem")
+    for me, peer in ((1, 2), (2, 1)):
+        log = (tmp_path / "qcore-tls-2" / f"node-{me}.log").read_text()
+        assert "serving on wss://" in log and "(peer authentication: peer secret;" in log, log
+        assert f"connected to peer {peer} at" in log, log  # a link is up only after the handshake passed
 
 
 @slow
