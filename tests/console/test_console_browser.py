@@ -140,6 +140,36 @@ async def test_cluster_view_shows_every_member_and_the_leader(cluster: Cluster, 
     await screenshot(page.locator("#cluster"), "cluster")
 
 
+async def test_cluster_view_shows_what_each_member_reports(cluster: Cluster, page: Page, client: Client) -> None:
+    """Role, term, commit, applied and lag of every row are what that node's
+    GetMetrics says, after a write has moved commit and applied on: the page
+    polls once a second, so the two are compared until they agree (an idle
+    cluster stands still once the write is applied everywhere)."""
+    await client.write(SENSOR, "Uptime", 1)  # acknowledged: committed; the others apply it within a poll or two
+    written = max([int((await _metrics(n))["commit_index"]) for n in cluster.nodes])
+    seen: list[Any] = []
+
+    async def agree() -> bool:
+        reported = {n.id: await _metrics(n) for n in cluster.nodes}
+        top = max(int(mt["commit_index"]) for mt in reported.values())
+        expected = {}
+        for node_id, mt in reported.items():
+            applied = int(mt["last_applied"]["index"])
+            leader = mt["state"] == "Leader"
+            expected[str(node_id)] = [mt["state"], "★ Leader" if leader else mt["state"], str(mt["current_term"]),
+                                      str(mt["commit_index"]), str(applied), str(top - applied)]
+        shown = await page.locator("table.cluster tbody tr").evaluate_all("""rows => Object.fromEntries(rows.map(r =>
+            [r.dataset.nodeId, [r.dataset.role, ...["role", "term", "commit", "applied", "lag"].map(
+                c => r.querySelector(`td.${c}`).textContent)]]))""")
+        seen[:] = [expected, shown]
+        return top >= written and shown == expected
+
+    try:
+        await wait_until(agree, timeout=10, what="the cluster view to show what the members report")
+    except AssertionError:
+        raise AssertionError(f"reported vs shown: {seen}") from None
+
+
 async def test_keyboard_expands_the_tree_down_to_a_nested_entity(page: Page) -> None:
     root = page.locator('li[data-entity="Root$1"]')
     await expect(root).to_contain_text("Root")
@@ -238,6 +268,17 @@ async def test_a_write_from_another_client_shows_live(page: Page, client: Client
     for reading in (77.5, -3.25):
         await client.write(SENSOR, "Reading", reading)  # acknowledged: committed and applied
         await expect(value).to_have_text(str(reading), timeout=LIVE_MS)
+    # The row's write time and writer are the ones the write stored (the node's clock, to the nanosecond).
+    await client.write(SENSOR, "Reading", 12.5, writer_id="User$4")
+    await expect(value).to_have_text("12.5", timeout=LIVE_MS)
+    _, stamp, writer = await client.read(SENSOR, "Reading")
+    assert writer == EntityId("User", 4)
+    at = dt.datetime.fromtimestamp(stamp.secs, dt.timezone.utc)
+    assert abs(at - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)  # it is the time of this write
+    shown = field_row(page, "Reading").locator("td.time time")
+    await expect(shown).to_have_text(f"{at:%Y-%m-%d %H:%M:%S}.{stamp.nanos // 1_000_000:03d} UTC")
+    await expect(shown).to_have_attribute("title", f"{at:%Y-%m-%d %H:%M:%S}.{stamp.nanos:09d} UTC")
+    await expect(field_row(page, "Reading").locator("td.writer")).to_have_text("User$4")
     await client.write(SENSOR, "Name", "temp-one")
     await expect(page.locator("#entity .entity-name")).to_have_text("temp-one", timeout=LIVE_MS)
     await expect(page.locator(f'li[data-entity="{SENSOR}"] .tree-name')).to_have_text("temp-one", timeout=LIVE_MS)
@@ -250,6 +291,14 @@ async def test_moving_on_unregisters_the_notifications(cluster: Cluster, page: P
     await wait_until(lambda: _registrations_are(cluster, 14), what="14 registrations")
     await open_entity(page, "Folder$10")  # Name, Parent, Children, Description and its parent's Children
     await wait_until(lambda: _registrations_are(cluster, 5), what="5 registrations")
+
+
+async def _metrics(node: NodeProc) -> dict[str, Any]:
+    c = await Conn.open(node.addr)
+    try:
+        return await c.metrics()
+    finally:
+        await c.close()
 
 
 async def _registrations_are(cluster: Cluster, n: int) -> bool:

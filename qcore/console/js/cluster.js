@@ -108,10 +108,10 @@ export class ClusterView {
         h("div", { class: "addr" }, r.addr || "address unknown")),
       h("td", { class: "role" }, r.leader ? h("span", { class: "badge leader" }, "★ Leader") : r.role,
         r.kind === "learner" ? h("span", { class: "badge" }, "learner") : null),
-      h("td", { class: "num wide-only" }, r.term ?? "—"),
-      h("td", { class: "num wide-only" }, r.commit ?? "—"),
-      h("td", { class: "num wide-only" }, r.applied ?? "—"),
-      h("td", { class: "num" }, r.lag ?? "—"),
+      h("td", { class: "num wide-only term" }, r.term ?? "—"),
+      h("td", { class: "num wide-only commit" }, r.commit ?? "—"),
+      h("td", { class: "num wide-only applied" }, r.applied ?? "—"),
+      h("td", { class: "num lag" }, r.lag ?? "—"),
       h("td", { class: `health ${healthClass}` }, health));
     }));
   }
