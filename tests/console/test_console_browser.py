@@ -21,7 +21,7 @@ from qcore.client import Client
 from qcore.local_procs import free_ports
 from qcore.store.types import EntityId
 from tests.console.browser import DESKTOP, PHONE, Recorded, screenshot
-from tests.node.harness import Conn, NodeProc, wait_serving, wait_until
+from tests.node.harness import Conn, NodeProc, node_metrics, wait_serving, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -51,11 +51,7 @@ class Cluster:
             await c.close()
 
     async def registrations(self, node: NodeProc) -> int:
-        c = await Conn.open(node.addr)
-        try:
-            return int((await c.metrics())["notifications"]["registrations"])
-        finally:
-            await c.close()
+        return int((await node_metrics(node))["notifications"]["registrations"])
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -146,11 +142,11 @@ async def test_cluster_view_shows_what_each_member_reports(cluster: Cluster, pag
     polls once a second, so the two are compared until they agree (an idle
     cluster stands still once the write is applied everywhere)."""
     await client.write(SENSOR, "Uptime", 1)  # acknowledged: committed; the others apply it within a poll or two
-    written = max([int((await _metrics(n))["commit_index"]) for n in cluster.nodes])
+    written = max([int((await node_metrics(n))["commit_index"]) for n in cluster.nodes])
     seen: list[Any] = []
 
     async def agree() -> bool:
-        reported = {n.id: await _metrics(n) for n in cluster.nodes}
+        reported = {n.id: await node_metrics(n) for n in cluster.nodes}
         top = max(int(mt["commit_index"]) for mt in reported.values())
         expected = {}
         for node_id, mt in reported.items():
@@ -291,14 +287,6 @@ async def test_moving_on_unregisters_the_notifications(cluster: Cluster, page: P
     await wait_until(lambda: _registrations_are(cluster, 14), what="14 registrations")
     await open_entity(page, "Folder$10")  # Name, Parent, Children, Description and its parent's Children
     await wait_until(lambda: _registrations_are(cluster, 5), what="5 registrations")
-
-
-async def _metrics(node: NodeProc) -> dict[str, Any]:
-    c = await Conn.open(node.addr)
-    try:
-        return await c.metrics()
-    finally:
-        await c.close()
 
 
 async def _registrations_are(cluster: Cluster, n: int) -> bool:

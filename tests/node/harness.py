@@ -134,6 +134,15 @@ class Conn:
         self._reader.cancel()
 
 
+async def node_metrics(node: NodeProc) -> dict[str, Any]:
+    """The node's GetMetrics, asked on a connection of its own."""
+    c = await Conn.open(node.addr, node.ssl)
+    try:
+        return await c.metrics()
+    finally:
+        await c.close()
+
+
 async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
     """Until the node answers GetMetrics (the process is up and serving; with
     users on, its "authentication required" counts as an answer)."""

@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Any
 
-from tests.node.harness import Conn, eid, read, wait_until, write
+from tests.node.harness import Conn, eid, node_metrics, read, wait_until, write
 from tests.node.test_cluster import init_cluster
 from tests.node.test_hostile_clients import rss_mib
 
@@ -30,14 +30,6 @@ NODE_ARGS = ("--in-memory", "--notify-retain", "16", "--max-peer-output", str(PE
 
 def value(i: int) -> str:
     return f"{i:08d}" * (VALUE // 8)
-
-
-async def _metrics(node: Any) -> dict[str, Any]:
-    c = await Conn.open(node.addr)
-    try:
-        return await c.metrics()
-    finally:
-        await c.close()
 
 
 async def _logged(node: Any, text: str) -> bool:
@@ -65,7 +57,7 @@ async def test_a_frozen_follower_leaves_the_leader_bounded_and_catches_up(nodes)
     assert leader.proc is not None and live.proc is not None and frozen.proc is not None
     base = {n.id: rss_mib(n.proc.pid) for n in (leader, live)}
     peak = dict(base)
-    committed = int((await _metrics(leader))["commit_index"])
+    committed = int((await node_metrics(leader))["commit_index"])
     frozen.proc.send_signal(signal.SIGSTOP)
     try:
         latencies: list[float] = []
@@ -96,7 +88,7 @@ async def test_a_frozen_follower_leaves_the_leader_bounded_and_catches_up(nodes)
         elapsed = time.monotonic() - started
         done.set()
         await prober
-        mt = await _metrics(leader)
+        mt = await node_metrics(leader)
         assert mt["state"] == "Leader" and int(mt["commit_index"]) >= committed + WRITES, mt
         behind = mt["replication"][str(frozen.id)]
         assert behind is None or behind["index"] <= committed, mt  # it really took no part
@@ -120,7 +112,7 @@ async def test_a_frozen_follower_leaves_the_leader_bounded_and_catches_up(nodes)
     last = WRITES + len(FIELDS) - 1
 
     async def caught_up() -> bool:
-        ms = [await _metrics(n) for n in ns]
+        ms = [await node_metrics(n) for n in ns]
         return len({_applied(m) for m in ms}) == 1 and _applied(ms[0]) >= committed + WRITES
 
     await wait_until(caught_up, timeout=60, what="the frozen follower to catch up")
