@@ -9,6 +9,7 @@ while any of that is false; the JSON `reason` says which.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +18,21 @@ if TYPE_CHECKING:
 
 def health(node: "Node") -> dict[str, Any]:
     return {"status": "ok", "id": node.opts.id, "addr": node.opts.ws_addr}
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessFacts:
+    """What /ready decides from, read off the node at one moment."""
+
+    stopping: bool
+    initialised: bool
+    removed: bool
+    leader_id: int  # 0: none known
+    term: int
+    role: str
+    refusals: tuple[str, ...]  # peers of another cluster refused lately (cluster_identity)
+    applied: int
+    commit: int
 
 
 def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
@@ -31,25 +47,30 @@ def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
         "commit": st.commit,
         "applied": driver.applied,
     }
-    reason = _not_ready_because(node, st)
+    facts = ReadinessFacts(
+        stopping=node.stopping, initialised=driver.initialised(), removed=driver.removed(),
+        leader_id=st.leader_id, term=st.term, role=str(st.role),
+        refusals=() if st.leader_id else tuple(node.cluster_identity.refusals()),
+        applied=driver.applied, commit=st.commit,
+    )
+    reason = not_ready_because(facts)
     if reason is None:
         return True, {"status": "ready", **body}
     return False, {"status": "not ready", "reason": reason, **body}
 
 
-def _not_ready_because(node: "Node", st: Any) -> str | None:
-    driver = node.driver
-    if node.stopping:
+def not_ready_because(f: ReadinessFacts) -> str | None:
+    """Why a node with these facts is not ready, the first reason that holds; None if it is."""
+    if f.stopping:
         return "shutting down"
-    if not driver.initialised():
+    if not f.initialised:
         return "not initialised: send Init, start with --initial-cluster or --join, or add it to a cluster"
-    if driver.removed():
+    if f.removed:
         return "removed from the cluster"
-    if not st.leader_id:
-        refused = node.cluster_identity.refusals()
-        if refused:
-            return "no leader known; " + "; ".join(refused)
-        return f"no leader known (term {st.term}, role {st.role}): the cluster may have lost its quorum"
-    if driver.applied < st.commit:
-        return f"catching up: applied {driver.applied} of {st.commit} known to be committed"
+    if not f.leader_id:
+        if f.refusals:
+            return "no leader known; " + "; ".join(f.refusals)
+        return f"no leader known (term {f.term}, role {f.role}): the cluster may have lost its quorum"
+    if f.applied < f.commit:
+        return f"catching up: applied {f.applied} of {f.commit} known to be committed"
     return None

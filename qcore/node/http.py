@@ -8,6 +8,11 @@ connection is closed. So HTTP shares the port, and whatever TLS the server
 gets, with the WebSocket protocol, and adds nothing to a request's path
 once the WebSocket is open.
 
+Only GET is served (SPEC 9: anything else over HTTP is 404, so 404 rather
+than 405): any other method gets 404 whatever its path, upgrade or not, and
+a HEAD's 404 has no body. websockets 17 hands every method here; older
+releases close such a connection without a reply before we see it.
+
 Routes are exact paths or path prefixes (for a directory of static files):
 
     routes = HttpRoutes()
@@ -87,6 +92,9 @@ class HttpRoutes:
 
     async def process_request(self, connection: Any, request: Request) -> Response | None:
         """websockets' hook: None lets a WebSocket handshake go on."""
+        method = getattr(request, "method", "GET")  # websockets < 17 has no method: it takes only GETs
+        if method != "GET":
+            return to_response(ONLY_GET, body=method != "HEAD")
         if is_websocket_upgrade(request):
             for check in self._upgrade_checks:
                 refusal = check(request)
@@ -107,10 +115,17 @@ class HttpRoutes:
         return to_response(reply)
 
 
-def to_response(reply: HttpReply) -> Response:
+ONLY_GET = HttpReply.text(404, "404 not found: only GET is served over HTTP here\n")
+
+
+def to_response(reply: HttpReply, body: bool = True) -> Response:
+    """`body` False: a reply to HEAD, sent without its body and without a
+    Content-Length (which would have to be the length a GET would get,
+    RFC 9110 8.6); Connection: close ends it all the same."""
     headers = Headers()
     headers["Content-Type"] = reply.content_type
-    if reply.status != 304:  # a 304 has no body, and its length would be the 200's (RFC 9110 8.6)
+    # A 304 has no body, and its length would be the 200's (RFC 9110 8.6).
+    if reply.status != 304 and body:
         headers["Content-Length"] = str(len(reply.body))
     headers["Connection"] = "close"
     headers["Cache-Control"] = "no-store"
@@ -118,4 +133,4 @@ def to_response(reply: HttpReply) -> Response:
         if k in headers:
             del headers[k]  # Headers is a multidict: assigning would add a second value
         headers[k] = v
-    return Response(reply.status, http.HTTPStatus(reply.status).phrase, headers, reply.body)
+    return Response(reply.status, http.HTTPStatus(reply.status).phrase, headers, reply.body if body else b"")

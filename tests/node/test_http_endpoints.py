@@ -7,7 +7,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.node.harness import Conn, NodeProc, eid, wait_serving, wait_until, write
-from tests.node.http_get import http_get
+from tests.node.http_get import METHODS_REACH_THE_NODE, http_exchange, http_get, parse_response
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -39,7 +39,8 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     for name in ("qcore_raft_term", "qcore_raft_commit_index", "qcore_raft_applied_index", "qcore_raft_is_leader",
                  "qcore_raft_leader_changes_total", "qcore_raft_proposals_total", "qcore_connections",
                  "qcore_notifications_sent_total", "qcore_store_entities", "qcore_snapshots_total",
-                 "qcore_snapshot_size_bytes", "qcore_wal_fsync_duration_seconds_count", "qcore_connections_paused_total",
+                 "qcore_snapshot_size_bytes", "qcore_snapshot_duration_seconds_count",
+                 "qcore_wal_fsync_duration_seconds_count", "qcore_connections_paused_total",
                  "qcore_connections_closed_stuck_total", "qcore_turn_waits_total",
                  "qcore_notifications_caught_up_total", "qcore_notifications_cut_off_total"):
         assert (name, ()) in before, name
@@ -70,6 +71,40 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     assert after[("qcore_raft_proposals_total", ())] >= before[("qcore_raft_proposals_total", ())] + 21
     assert after[("qcore_wal_fsync_duration_seconds_count", ())] > before[("qcore_wal_fsync_duration_seconds_count", ())]
     assert after[("qcore_raft_commit_index", ())] >= before[("qcore_raft_commit_index", ())] + 21
+
+
+async def _unanswered(n: NodeProc, method: str, path: str, headers: str, body: bytes = b"") -> bool:
+    try:
+        return await http_exchange(n.addr, method, path, headers=headers, body=body) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_only_get_is_served_any_other_method_gets_404(nodes) -> None:
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    await wait_until(lambda: _ready(n), what="/ready 200")
+    for path in ("/health", "/ready", "/metrics", "/", "/console/console.css", "/forward", "/nope"):
+        for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
+            # No body (as `curl -X POST`); an upgrade header changes nothing either.
+            upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\n" if path == "/forward" else ""
+            headers = upgrade + "Content-Length: 0\r\n"
+            if not METHODS_REACH_THE_NODE:
+                assert await _unanswered(n, method, path, headers), (method, path)
+                continue
+            data = await http_exchange(n.addr, method, path, headers=headers)
+            status, got, body = parse_response(data)
+            assert status == 404, (method, path, data)
+            if method == "HEAD":  # nothing after the header, and no length it would have to match
+                assert data.endswith(b"\r\n\r\n") and body == b"" and "content-length" not in got, data
+            else:
+                assert body == b"404 not found: only GET is served over HTTP here\n", (method, path, data)
+                assert got["content-length"] == str(len(body))
+        assert (await http_get(n.addr, path))[0] == (404 if path in ("/forward", "/nope") else 200), path
+    # A request with a body is not HTTP the port speaks: websockets closes it unanswered.
+    assert await _unanswered(n, "POST", "/health", "Content-Length: 2\r\n", b"{}")
+    assert (await http_get(n.addr, "/health"))[0] == 200
+    assert not METHODS_REACH_THE_NODE or "Traceback" not in n.log_path.read_text()
 
 
 async def test_no_metrics_turns_metrics_off(nodes) -> None:

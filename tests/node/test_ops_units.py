@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,20 @@ from websockets.http11 import Request
 from qcore.cli.logs import JsonFormatter
 from qcore.node.bootstrap import parse_members
 from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, derived_id, from_path
+from qcore.node.health import ReadinessFacts, not_ready_because
 from qcore.node.http import HttpReply, HttpRoutes
 from qcore.node.stats import Histogram, NodeStats, classify
 from qcore.protocol import messages as m
 from qcore.storage.backup_file import BackupError, BackupHeader, read_backup, write_backup
+from tests.node.http_get import METHODS_REACH_THE_NODE
 
 
-def request(path: str, upgrade: bool = False) -> Request:
+def request(path: str, upgrade: bool = False, method: str = "GET") -> Request:
     headers = Headers({"Host": "x"})
     if upgrade:
         headers["Upgrade"] = "websocket"
         headers["Connection"] = "Upgrade"
-    return Request(path, headers)
+    return Request(path, headers) if method == "GET" else Request(path, headers, method)
 
 
 async def test_router_answers_gets_and_lets_websocket_handshakes_through() -> None:
@@ -56,6 +59,32 @@ async def test_router_answers_gets_and_lets_websocket_handshakes_through() -> No
     routes.add("/boom", lambda r: 1 / 0)  # type: ignore[arg-type,return-value]
     resp = await routes.process_request(None, request("/boom"))
     assert resp is not None and resp.status_code == 500
+
+
+@pytest.mark.skipif(not METHODS_REACH_THE_NODE, reason="websockets < 17 has no Request.method: only GETs reach the node")
+async def test_router_answers_any_other_method_404_and_head_without_a_body() -> None:
+    routes = HttpRoutes()
+    routes.add("/health", lambda r: HttpReply.json(200, {"status": "ok"}))
+    for method in ("POST", "DELETE"):  # SPEC 9: anything but GET is 404, upgrade or not
+        for upgrade in (False, True):
+            resp = await routes.process_request(None, request("/health", upgrade, method))
+            assert resp is not None and resp.status_code == 404 and b"only GET" in resp.body
+    resp = await routes.process_request(None, request("/health", method="HEAD"))
+    assert resp is not None and resp.status_code == 404 and resp.body == b"" and "Content-Length" not in resp.headers
+
+
+def test_ready_only_when_initialised_led_and_applied_up_to_commit() -> None:
+    ready = ReadinessFacts(stopping=False, initialised=True, removed=False, leader_id=2, term=7, role="Follower",
+                           refusals=(), applied=120, commit=120)
+    assert not_ready_because(ready) is None
+    assert not_ready_because(replace(ready, applied=90)) == "catching up: applied 90 of 120 known to be committed"
+    assert not_ready_because(replace(ready, leader_id=0, role="PreCandidate")) == (
+        "no leader known (term 7, role PreCandidate): the cluster may have lost its quorum")
+    assert not_ready_because(replace(ready, leader_id=0, refusals=("refusing node 3", "refusing node 4"))) == (
+        "no leader known; refusing node 3; refusing node 4")
+    assert not_ready_because(replace(ready, removed=True, applied=90)) == "removed from the cluster"
+    assert (not_ready_because(replace(ready, initialised=False, leader_id=0)) or "").startswith("not initialised: ")
+    assert not_ready_because(replace(ready, stopping=True, initialised=False)) == "shutting down"
 
 
 def test_histogram_buckets_are_prometheus_le_buckets() -> None:
