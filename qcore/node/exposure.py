@@ -1,10 +1,16 @@
-"""What a node's security settings leave open, said once at start-up (SPEC 8):
-a node that anyone else can reach, without TLS or peer authentication,
-logs what anyone who can reach its port can do (docs/security.md)."""
+"""What a node's security settings leave open, said once (SPEC 8,
+docs/security.md): at start-up, a node that anyone else can reach without
+TLS or peer authentication logs what anyone who can reach its port can do;
+and a node with users on but peer authentication off logs, whatever its
+address, that users can be bypassed (a /forward connection is trusted as a
+peer's, and a peer's requests name their own user)."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def security_warning(addr: str, tls: bool, peer_auth: bool) -> str | None:
@@ -33,3 +39,24 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: assume others can reach it
+
+
+class UsersExposure:
+    """Warns, once per process, when users are on (SPEC 8.3) and peer
+    authentication is off: then users do not hold against anyone who can
+    reach the port. Told by the state machine when users go from off to on
+    (at start-up, as the log or a snapshot is recovered, or by an applied
+    AuthEnable or Init), never per request."""
+
+    def __init__(self, addr: str, peer_auth: bool) -> None:
+        self._addr = addr
+        self._said = peer_auth  # with peer authentication there is nothing to say
+
+    def users_on(self, index: int) -> None:
+        if self._said:
+            return
+        self._said = True
+        log.warning("users are on (log index %d) but peer authentication is off: anyone who can reach %s can "
+                    "bypass them and act as any user, by connecting as a peer on /forward and relaying requests "
+                    "in that user's name; start every node with --peer-secret-file or --peer-cert-auth "
+                    "(docs/security.md)", index, self._addr)

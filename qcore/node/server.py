@@ -33,7 +33,7 @@ from qcore.node.cluster_identity import ClusterIdentity, from_path
 from qcore.node.console import ConsoleFiles
 from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
-from qcore.node.exposure import security_warning
+from qcore.node.exposure import UsersExposure, security_warning
 from qcore.node.errors import NodeError, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.http import HttpReply
@@ -151,7 +151,8 @@ class Node:
         storage = self._open_storage()
         rec = storage.recover()
         self.state_machine = StateMachine(on_changes=self.notifications.publish,
-                                          on_restore=self.notifications.on_restore, max_reply=opts.max_frame_bytes)
+                                          on_restore=self.notifications.on_restore, max_reply=opts.max_frame_bytes,
+                                          on_users_on=UsersExposure(opts.ws_addr, self.gate.enabled).users_on)
         snap_index = 0
         if rec.snapshot is not None and not rec.snapshot.is_empty():
             self.state_machine.restore(rec.snapshot.data, rec.snapshot.meta.index)

@@ -69,14 +69,17 @@ class StateMachine:
         on_changes: ChangeSink | None = None,
         on_restore: Callable[[int], None] | None = None,
         max_reply: int = 16 << 20,
+        on_users_on: Callable[[int], None] | None = None,
     ) -> None:
         """``max_reply``: bytes; a larger response to a command this node proposed is not
-        built (the node's --max-frame-bytes: a reply is one frame)."""
+        built (the node's --max-frame-bytes: a reply is one frame). ``on_users_on(index)``:
+        users went from off to on, by an applied entry or a restored snapshot."""
         self.store = store if store is not None else Store()
         self.auth = AuthState()
         self._grants = GrantsCache(lambda: self.store)
         self._on_changes = on_changes
         self._on_restore = on_restore
+        self._on_users_on = on_users_on
         self.applied_index = 0
         self.max_reply = max_reply
 
@@ -204,6 +207,7 @@ class StateMachine:
     def _change_auth(self, command: AuthCommand, index: int) -> dict[str, Any]:
         """Apply a change to users and roles; its result as AuthAdmin's ``{"Ok"}``/``{"Err"}``."""
         change = command.change
+        was_on = self.auth.enabled
         try:
             self.auth.apply(change, command.user)
         except AuthRefused as exc:
@@ -212,6 +216,8 @@ class StateMachine:
         target = getattr(change, "user", None) or getattr(change, "role", None)
         log.info("users: %s%s by %s at index %d (revision %d)", change.__class__.__name__,
                  f" {target}" if target else "", command.user or "no user", index, self.auth.revision)
+        if self.auth.enabled and not was_on and self._on_users_on is not None:
+            self._on_users_on(index)
         return {"AuthAdmin": {"response": {"Ok": {"revision": self.auth.revision}}, "kind": None}}
 
     def grants_of(self, user: User) -> Grants:
@@ -256,8 +262,10 @@ class StateMachine:
             data = data[start + size:]
         self.store = Store.restore(data) if data else Store()
         malloc_policy.trim()  # the store it replaced is free now
-        self.auth = auth
+        was_on, self.auth = self.auth.enabled, auth
         self._grants.clear()
         self.applied_index = index
         if self._on_restore is not None:
             self._on_restore(index)
+        if auth.enabled and not was_on and self._on_users_on is not None:
+            self._on_users_on(index)

@@ -12,6 +12,7 @@ import sys
 import orjson
 from websockets.asyncio.client import connect
 
+from qcore.local_procs import free_port
 from qcore.node.entries import encode_batch, new_batch
 from qcore.node.exposure import security_warning
 from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
@@ -148,6 +149,30 @@ def test_start_up_warning_on_a_reachable_address() -> None:
     w = security_warning("db1.example.net:8080", tls=False, peer_auth=True)
     assert w is not None and "clear text" in w
     assert security_warning("10.1.2.3:8080", tls=True, peer_auth=True) is None
+
+
+async def test_a_reachable_node_says_once_what_it_leaves_open(nodes, tmp_path) -> None:
+    """Bound to 0.0.0.0 with neither TLS nor peer authentication, a node says so in one line at
+    start-up, and, with users on, in one more that users can be bypassed; with a peer secret, neither."""
+    pw = tmp_path / "admin-pw"
+    pw.write_text("admin-pw-0c4d1e\n")
+    secret = make_secret(tmp_path)
+
+    def reachable(node_id: int, *extra: str):
+        port = free_port()
+        return nodes(node_id, "--init", "--in-memory", "--admin-password-file", str(pw), *extra,
+                     "--ws-addr", f"0.0.0.0:{port}", port=port).start()
+
+    exposed, guarded = reachable(1), reachable(2, "--peer-secret-file", str(secret))
+    for n in (exposed, guarded):
+        await wait_serving(n)
+        await wait_until(lambda n=n: _logged(n, "users: InitAdmin"), what=f"node {n.id} turns users on")
+    log = exposed.log_path.read_text()
+    assert log.count("listening on 0.0.0.0:") == 1 and log.count("neither TLS nor peer authentication") == 1, log
+    assert log.count("users are on (log index") == 1 and "act as any user" in log, log
+    log = guarded.log_path.read_text()
+    assert "neither TLS nor peer authentication" not in log and "users are on" not in log, log
+    assert log.count("listening on 0.0.0.0:") == 1 and "without TLS" in log, log  # what the secret leaves open
 
 
 def test_unusable_secret_or_tls_files_stop_the_start_up(tmp_path) -> None:

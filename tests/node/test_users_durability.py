@@ -23,6 +23,7 @@ ROOT_PW_2 = "root-running-2-0be4a1"
 ANN_PW = "ann-running-5d31c8"
 SENSOR = "Sensor$12"  # in schemas.yaml's tree
 SMALL_SNAPSHOTS = ("--snapshot-threshold", "30", "--snapshot-keep", "5")
+USERS_BYPASSABLE = "users are on (log index"
 
 
 def schema(entity_type: str, fields: dict) -> dict:
@@ -125,6 +126,9 @@ async def test_users_survive_kill9_snapshot_install_and_restart_and_no_password_
 
     for n in [*ns, learner]:
         n.kill9()
+        # Without peer authentication, each run warned once that users can be bypassed: as the
+        # admin was created, at recovery, as a snapshot was installed (qcore.node.exposure).
+        assert n.log_path.read_text().count(USERS_BYPASSABLE) == 2, n.id
     stored = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.suffix == ".log" for p in stored) and any("node-4" in str(p) for p in stored)
     for p in stored:
@@ -163,7 +167,10 @@ async def test_users_turned_on_and_off_on_a_running_node(nodes) -> None:
             await anyone.auth_enable()
         assert "without a user with role admin" in refused.value.message
         await anyone.user_add("root", ROOT_PW, roles=["admin"])  # users off: anyone may
+        assert USERS_BYPASSABLE not in n.log_path.read_text()
         await anyone.auth_enable()
+        # Applied (it was answered): a loopback node says it too, once, that users can be bypassed.
+        assert n.log_path.read_text().count(USERS_BYPASSABLE) == 1
         with pytest.raises(ServerError) as refused:
             await anyone.metrics()
         assert refused.value.kind == "auth_required"
