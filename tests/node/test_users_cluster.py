@@ -36,6 +36,7 @@ from qcore.cli.client import build_parser, run as cli_run
 
 from qcore.node.login_throttle import BASE, backoff
 from tests.node.harness import REPO, Conn, NodeProc, read, wait_serving, wait_until, write
+from tests.node.http_get import http_get
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -275,6 +276,22 @@ async def test_a_connection_that_has_not_authenticated_may_send_only_authenticat
                                    "kind": "auth_required"}}
     finally:
         await c.close()
+
+
+async def test_health_ready_and_metrics_need_no_user(cluster: Cluster) -> None:
+    """SPEC 9: probes and scrapers have no user; over the WebSocket, the same node asks for a login
+    first (the test above)."""
+    addr = cluster.nodes[2].addr
+    status, _, body = await http_get(addr, "/health")
+    assert status == 200 and orjson.loads(body)["status"] == "ok"
+
+    async def ready() -> bool:
+        status, _, body = await http_get(addr, "/ready")
+        return status == 200 and orjson.loads(body)["status"] == "ready"
+
+    await wait_until(ready, what="/ready 200 without a login")
+    status, headers, body = await http_get(addr, "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain") and b"\nqcore_raft_term " in body
 
 
 async def test_types_are_listed_as_far_as_they_can_be_read(cluster: Cluster) -> None:
