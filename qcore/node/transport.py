@@ -147,7 +147,8 @@ class PeerLink:
                 taken = i
                 break
             size += len(frames[i])
-        self._drop(frames[taken:])
+        if taken < len(frames):  # (a lone frame over the bound with nothing unsent drops nothing)
+            self._drop(frames[taken:])
         return frames[:taken], size
 
     def _drop(self, frames: list[bytes]) -> None:
