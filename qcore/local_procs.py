@@ -10,23 +10,59 @@ Those live here, once.
 
 from __future__ import annotations
 
+import random
 import socket
 import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["free_port", "free_ports", "node_argv", "log_tail"]
+__all__ = ["ephemeral_range", "free_port", "free_ports", "node_argv", "log_tail"]
+
+
+#: Ports below this are left to well-known services.
+_PORT_FLOOR = 10000
+_EPHEMERAL_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default where it cannot be read)."""
+    try:
+        low, high = (int(x) for x in _EPHEMERAL_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _listen_pool() -> range | None:
+    """Where to choose listening ports: outside the ephemeral range, so no
+    outgoing connection can hold a node's port while the node is down
+    between a kill and its restart (its bind would then fail)."""
+    low, high = ephemeral_range()
+    below, above = range(_PORT_FLOOR, low), range(high + 1, 65536)
+    best = max(below, above, key=len)
+    return best if len(best) >= 1000 else None
 
 
 def free_ports(count: int) -> list[int]:
-    """Loopback ports the kernel says are free now, all distinct (they are
-    bound together before any is released). Another process could take one
-    before the caller binds it; on a test machine that is rare enough."""
+    """Loopback ports that are free now, all distinct (they are bound
+    together before any is released), chosen at random outside the kernel's
+    ephemeral range (`_listen_pool`). Another process could still take one
+    before the caller binds it; choosing at random makes that rare."""
+    pool = _listen_pool()
+    pick = random.SystemRandom()  # not the global RNG, which tests may seed alike
     socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        misses = 0
+        while len(socks) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", pick.choice(pool) if pool is not None else 0))
+            except OSError:
+                s.close()
+                misses += 1
+                if misses > 1000:
+                    raise
+                continue
             socks.append(s)
         return [int(s.getsockname()[1]) for s in socks]
     finally:

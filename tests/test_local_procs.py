@@ -6,7 +6,7 @@ import socket
 import sys
 from pathlib import Path
 
-from qcore.local_procs import free_port, free_ports, log_tail, node_argv
+from qcore.local_procs import ephemeral_range, free_port, free_ports, log_tail, node_argv
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
@@ -21,6 +21,33 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     finally:
         for s in socks:
             s.close()
+
+
+def test_free_ports_are_outside_the_range_outgoing_connections_take() -> None:
+    """A node's port must not be one a client's or proxy's connection can be
+    given as its local port while the node is down between kill and restart."""
+    low, high = ephemeral_range()
+    ports = free_ports(50)
+    assert not [p for p in ports if low <= p <= high]
+    assert len(set(ports)) == 50
+
+
+def test_a_port_held_by_an_outgoing_connection_is_not_chosen() -> None:
+    """What the rule prevents: a listener cannot bind a port that a connected
+    socket holds, so a restarted node would fail to start."""
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as out:
+        held = out.getsockname()[1]
+        assert ephemeral_range()[0] <= held <= ephemeral_range()[1]
+        with socket.socket() as again:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                again.bind(("127.0.0.1", held))
+                again.listen()
+                clash = False
+            except OSError:
+                clash = True
+        assert clash
+        assert held not in free_ports(50)
 
 
 def test_node_argv_is_the_spec_command_line(tmp_path: Path) -> None:
