@@ -54,6 +54,17 @@ def test_seed_frames_decode_and_reencode_byte_identically(frame: dict[str, Any])
     assert encode_message(msg) == raw
 
 
+@pytest.mark.parametrize("cls", sorted({c for c in m.MESSAGE_TYPES.values() if not hasattr(c, "OMIT")}, key=lambda c: c.TAG),
+                         ids=lambda c: c.TAG)
+def test_encoding_matches_orjsons_own_dataclass_output(cls: type[Any]) -> None:
+    """encode_message builds the body itself (a fast path); it must write what
+    orjson writes for the dataclass, field for field and in order (types
+    with fields left out at their default: the tests below)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    msg = cls(*[[i, {"nested": name}] for i, name in enumerate(names)])
+    assert encode_message(msg) == orjson.dumps({cls.TAG: msg})
+
+
 def test_init_nodes_become_pairs() -> None:
     msg = decode_message(b'{"Init":{"id":"a","nodes":[[1,"h:1"],[2,"h:2"]]}}')
     assert msg == m.Init("a", [(1, "h:1"), (2, "h:2")])
