@@ -6,6 +6,8 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from qcore.local_procs import ephemeral_range, free_port, free_ports, log_tail, node_argv
 
 
@@ -27,6 +29,8 @@ def test_free_ports_are_outside_the_range_outgoing_connections_take() -> None:
     """A node's port must not be one a client's or proxy's connection can be
     given as its local port while the node is down between kill and restart."""
     low, high = ephemeral_range()
+    if low - 10000 < 1000 and 65535 - high < 1000:
+        pytest.skip(f"the ephemeral range {low}-{high} leaves no room for listening ports")
     ports = free_ports(50)
     assert not [p for p in ports if low <= p <= high]
     assert len(set(ports)) == 50
