@@ -216,8 +216,7 @@ class StateMachine:
         target = getattr(change, "user", None) or getattr(change, "role", None)
         log.info("users: %s%s by %s at index %d (revision %d)", change.__class__.__name__,
                  f" {target}" if target else "", command.user or "no user", index, self.auth.revision)
-        if self.auth.enabled and not was_on and self._on_users_on is not None:
-            self._on_users_on(index)
+        self._tell_users_on(was_on, index)
         return {"AuthAdmin": {"response": {"Ok": {"revision": self.auth.revision}}, "kind": None}}
 
     def grants_of(self, user: User) -> Grants:
@@ -267,5 +266,9 @@ class StateMachine:
         self.applied_index = index
         if self._on_restore is not None:
             self._on_restore(index)
-        if auth.enabled and not was_on and self._on_users_on is not None:
+        self._tell_users_on(was_on, index)
+
+    def _tell_users_on(self, was_on: bool, index: int) -> None:
+        """Call ``on_users_on`` if users went from off to on at ``index``."""
+        if self.auth.enabled and not was_on and self._on_users_on is not None:
             self._on_users_on(index)
