@@ -143,6 +143,11 @@ async def node_metrics(node: NodeProc) -> dict[str, Any]:
         await c.close()
 
 
+async def logged(node: NodeProc, text: str) -> bool:
+    """Has the node logged `text` yet (for `wait_until`)?"""
+    return text in node.log_path.read_text()
+
+
 async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
     """Until the node answers GetMetrics (the process is up and serving; with
     users on, its "authentication required" counts as an answer)."""

@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Any
 
-from tests.node.harness import Conn, eid, node_metrics, read, wait_until, write
+from tests.node.harness import Conn, eid, logged, node_metrics, read, wait_until, write
 from tests.node.test_cluster import init_cluster
 from tests.node.test_hostile_clients import rss_mib
 
@@ -30,10 +30,6 @@ NODE_ARGS = ("--in-memory", "--notify-retain", "16", "--max-peer-output", str(PE
 
 def value(i: int) -> str:
     return f"{i:08d}" * (VALUE // 8)
-
-
-async def _logged(node: Any, text: str) -> bool:
-    return text in node.log_path.read_text()
 
 
 def _applied(mt: dict[str, Any]) -> int:
@@ -103,7 +99,7 @@ async def test_a_frozen_follower_leaves_the_leader_bounded_and_catches_up(nodes)
         assert f"peer {frozen.id} is not keeping up: dropped" in leader.log_path.read_text()
         # A link whose peer reads nothing is aborted after --stuck-timeout (keepalive cannot tell:
         # its ping waits behind the full buffer) and dialled again.
-        await wait_until(lambda: _logged(leader, f"lost connection to peer {frozen.id} at {frozen.addr}: "
+        await wait_until(lambda: logged(leader, f"lost connection to peer {frozen.id} at {frozen.addr}: "
                                                  f"it read nothing for {STUCK}s"), timeout=STUCK + 10,
                          what="the link to the frozen follower to be closed")
     finally:

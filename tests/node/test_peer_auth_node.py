@@ -16,7 +16,7 @@ from qcore.local_procs import free_port
 from qcore.node.entries import encode_batch, new_batch
 from qcore.node.exposure import security_warning
 from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
-from tests.node.harness import Conn, eid, read, wait_serving, wait_until, write
+from tests.node.harness import Conn, eid, logged, read, wait_serving, wait_until, write
 from tests.node.test_cluster import init_cluster
 from tests.node.tls_files import make_secret
 
@@ -128,14 +128,10 @@ async def test_a_node_with_the_wrong_secret_cannot_join(nodes, tmp_path):
     cb = await Conn.open(b.addr)
     m = await cb.metrics()
     assert m["last_log_index"] in (0, None) and m["current_leader"] is None, m
-    await wait_until(lambda: _logged(a, "peer handshake failed"), what="the leader logs the failed handshake")
-    await wait_until(lambda: _logged(b, "peer handshake failed"), what="the stranger logs its failure")
+    await wait_until(lambda: logged(a, "peer handshake failed"), what="the leader logs the failed handshake")
+    await wait_until(lambda: logged(b, "peer handshake failed"), what="the stranger logs its failure")
     await c.close()
     await cb.close()
-
-
-async def _logged(n, text: str) -> bool:
-    return text in n.log_path.read_text()
 
 
 def test_start_up_warning_on_a_reachable_address() -> None:
@@ -166,7 +162,7 @@ async def test_a_reachable_node_says_once_what_it_leaves_open(nodes, tmp_path) -
     exposed, guarded = reachable(1), reachable(2, "--peer-secret-file", str(secret))
     for n in (exposed, guarded):
         await wait_serving(n)
-        await wait_until(lambda n=n: _logged(n, "users: InitAdmin"), what=f"node {n.id} turns users on")
+        await wait_until(lambda n=n: logged(n, "users: InitAdmin"), what=f"node {n.id} turns users on")
     log = exposed.log_path.read_text()
     assert log.count("listening on 0.0.0.0:") == 1 and log.count("neither TLS nor peer authentication") == 1, log
     assert log.count("users are on (log index") == 1 and "act as any user" in log, log
