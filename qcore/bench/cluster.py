@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from qcore.bench.procs import Child, ChildGroup, wait_listening
 from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD
-from qcore.bench.wire import AdminConn, WireError, check_ok
+from qcore.bench.admin_conn import AdminConn, AdminError, check_ok
 from qcore.local_procs import free_ports, node_argv
 from qcore.local_tls import LocalTls
 
@@ -141,7 +141,7 @@ class QcoreCluster(ChildGroup):
             if metrics.get("state") == "Leader":
                 return
             if time.monotonic() > deadline:
-                raise WireError(f"node 1 did not become leader: {metrics}")
+                raise AdminError(f"node 1 did not become leader: {metrics}")
             await asyncio.sleep(0.05)  # polling metrics: the protocol has no leader-elected event
 
     async def prepare(self, entities: int) -> dict[str, Any]:
@@ -191,7 +191,7 @@ async def create_entities(
             for attempt in range(10):
                 try:
                     return await conn.perform(command, timeout=120, **fields)
-                except WireError:
+                except AdminError:
                     if attempt == 9:
                         raise
                     retries += 1

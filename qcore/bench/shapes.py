@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from qcore.bench.cluster import BENCH_SCHEMA, create_entities
 from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD, payload, write_op
-from qcore.bench.wire import AdminConn
+from qcore.bench.admin_conn import AdminConn
 
 JSON = dict[str, Any]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qcore.chaos.proxy import Network
-from qcore.chaos.wire import WireClient
+from qcore.chaos.raw_client import RawClient
 from qcore.local_procs import free_ports, log_tail, node_argv
 
 logger = logging.getLogger(__name__)
@@ -195,13 +195,13 @@ class Cluster:
         self.size = nodes  # the number of voters the nemesis keeps coming back to
         self.voters: set[int] = set(range(1, nodes + 1))
         self.members: set[int] = set(self.voters)  # voters and learners
-        self._admin: dict[int, WireClient] = {}
+        self._admin: dict[int, RawClient] = {}
 
     # --- process control ---------------------------------------------------------------
 
-    def admin(self, node: int) -> WireClient:
+    def admin(self, node: int) -> RawClient:
         if node not in self._admin:
-            self._admin[node] = WireClient(self.nodes[node].addr, name=f"admin{node}", tls=self.client_tls,
+            self._admin[node] = RawClient(self.nodes[node].addr, name=f"admin{node}", tls=self.client_tls,
                                            login=self.logins.admin if self.logins else None)
         return self._admin[node]
 

@@ -33,7 +33,7 @@ from typing import Any
 from qcore.chaos.cluster import Cluster, Logins
 from qcore.chaos.linearizability import CheckResult, SearchBudgetExceeded, check_ops, explain_robust
 from qcore.chaos.nemesis import FAULTS, Nemesis
-from qcore.chaos.wire import WireClient, read_value
+from qcore.chaos.raw_client import RawClient, read_value
 from qcore.chaos.workload import Workload
 from qcore.local_tls import make_local_tls
 
@@ -135,7 +135,7 @@ class RunReport:
         return "\n".join(lines)
 
 
-async def _register_ids(client: WireClient) -> list[int]:
+async def _register_ids(client: RawClient) -> list[int]:
     """The ids of every Register entity, paging through FindEntities."""
     ids: list[int] = []
     cursor: Any = None
@@ -155,7 +155,7 @@ async def _register_ids(client: WireClient) -> list[int]:
 async def _liveness(cluster: Cluster, workload: Workload, key: int, timeout: float) -> float | None:
     """Seconds until a write succeeds after healing, or None."""
     start = time.monotonic()
-    clients = {n: WireClient(cluster.nodes[n].addr, name=f"live{n}", tls=cluster.client_tls, login=cluster.worker_login)
+    clients = {n: RawClient(cluster.nodes[n].addr, name=f"live{n}", tls=cluster.client_tls, login=cluster.worker_login)
                for n in sorted(cluster.voters)}
     try:
         while time.monotonic() - start < timeout:
@@ -193,7 +193,7 @@ async def _final_reads(cluster: Cluster, workload: Workload, keys: list[int], re
     values: dict[int, dict[int, int | None]] = {k: {} for k in keys}
 
     async def through(n: int) -> None:
-        client = WireClient(cluster.nodes[n].addr, name=f"final{n}", tls=cluster.client_tls, login=cluster.worker_login)
+        client = RawClient(cluster.nodes[n].addr, name=f"final{n}", tls=cluster.client_tls, login=cluster.worker_login)
         failures = 0
         try:
             for key in keys:

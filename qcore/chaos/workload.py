@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from qcore.chaos.linearizability import History, Kind
-from qcore.chaos.wire import Reply, WireClient, read_request, read_value, write_request
+from qcore.chaos.raw_client import RawClient, Reply, read_request, read_value, write_request
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +85,13 @@ class Workload:
         self._values = itertools.count(1)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._clients: list[WireClient] = []
+        self._clients: list[RawClient] = []
 
     def start(self) -> None:
         nodes = sorted(self.addrs)
         for p in range(self.workers):
             node = nodes[p % len(nodes)]
-            client = WireClient(self.addrs[node], name=f"p{p}", tls=self.tls, login=self.login)
+            client = RawClient(self.addrs[node], name=f"p{p}", tls=self.tls, login=self.login)
             self._clients.append(client)
             self._tasks.append(asyncio.create_task(self._worker(p, client, random.Random(self.rng.random()))))
 
@@ -101,7 +101,7 @@ class Workload:
         for c in self._clients:
             await c.close()
 
-    async def _worker(self, p: int, client: WireClient, rng: random.Random) -> None:
+    async def _worker(self, p: int, client: RawClient, rng: random.Random) -> None:
         while not self._stop.is_set():
             key = self.rotation.pick()
             r = rng.random()
@@ -117,7 +117,7 @@ class Workload:
             if reply.outcome == "unknown":
                 await client.close()  # a fresh connection, as a crashed Jepsen process would
 
-    async def run_op(self, p: int | str, client: WireClient, key: int, kind: Kind, arg: int | None,
+    async def run_op(self, p: int | str, client: RawClient, key: int, kind: Kind, arg: int | None,
                      timeout: float | None = None) -> Reply:
         """One operation, recorded in the history."""
         op_id = self.history.invoke(p, str(key), kind, arg, time.monotonic())

@@ -39,7 +39,7 @@ import orjson
 from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
 from qcore.cli.text_values import VALUE_TYPES, UsageError
-from qcore.client import Client, QcoreError, member_addresses, wire
+from qcore.client import Client, QcoreError, command_json, member_addresses
 from qcore.protocol import messages as m
 from qcore.storage.backup_file import BackupError
 from qcore.tls import env_files as tls_env_files
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--type", choices=VALUE_TYPES, help="the value's type (default: the field's, from the schema)")
     g.add_argument("--json", dest="value_json", action="store_true", help='the value is tagged JSON, e.g. \'{"Int": 5}\'')
-    s.add_argument("--adjust", choices=wire.ADJUST_BEHAVIORS, default="Set",
+    s.add_argument("--adjust", choices=command_json.ADJUST_BEHAVIORS, default="Set",
                    help="Add/Subtract: prints the resulting value")
     s.add_argument("--changes-only", action="store_true", help="push_condition Changes: skip if the value is the same")
     s.add_argument("--writer", metavar="ID", help="writer_id to record")

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from qcore.cli.text_values import UsageError, format_eid, format_time, format_value, guess_value, parse_value
-from qcore.client import Client, CommandError, convert, notify_on_entity, notify_on_type, tree, wire
+from qcore.client import Client, CommandError, command_json, convert, notify_on_entity, notify_on_type, tree
 from qcore.client.field_values import FieldInfo
 
 __all__ = ["COMMANDS", "emit"]
@@ -42,7 +42,7 @@ async def _entity(c: Client, target: str) -> dict[str, Any]:
         if node is None:
             raise UsageError("/ is the list of roots, not an entity: name one, e.g. /Plant")
         return node.entity_id
-    return wire.entity_id(target)
+    return command_json.entity_id(target)
 
 
 def _read_line(r: dict[str, Any], info: FieldInfo | None) -> str:
@@ -51,38 +51,38 @@ def _read_line(r: dict[str, Any], info: FieldInfo | None) -> str:
 
 
 async def create(c: Client, args: argparse.Namespace) -> None:
-    body = wire.unwrap(await c.perform(wire.create_entity(args.type, args.name, args.parent)), "CreateEntity")
+    body = await c.command(command_json.create_entity(args.type, args.name, args.parent))
     emit(args, body.get("response"), format_eid(body.get("response")))
 
 
 async def read(c: Client, args: argparse.Namespace) -> None:
     eid = await _entity(c, args.id)
-    body = wire.unwrap(await c.perform(wire.update_entity([wire.read_request(eid, args.field)])), "UpdateEntity")
+    body = await c.command(command_json.update_entity([command_json.read_request(eid, args.field)]))
     r = (body.get("response") or [{}])[0].get("Read", {})
     emit(args, {k: r.get(k) for k in ("value", "write_time", "writer_id")}, _read_line(r, await _info(c, eid, args.field)))
 
 
 async def write(c: Client, args: argparse.Namespace) -> None:
     eid = await _entity(c, args.id)
-    where = f"{wire.entity_id_text(eid)}.{args.field}"
+    where = f"{command_json.entity_id_text(eid)}.{args.field}"
     info = await _info(c, eid, args.field)
     if args.value_json:
         try:
-            val = wire.value(orjson.loads(args.value))
+            val = command_json.value(orjson.loads(args.value))
         except (orjson.JSONDecodeError, ValueError, TypeError) as e:
             raise UsageError(f"bad JSON value {args.value!r}: {e}") from None
     else:
         typ = args.type or (info.tag if info is not None else None)
         choices = info.choices if info is not None else None
         val = parse_value(args.value, typ, choices, where) if typ else guess_value(args.value)
-    req = wire.write_request(eid, args.field, val, push_condition="Changes" if args.changes_only else "Always",
+    req = command_json.write_request(eid, args.field, val, push_condition="Changes" if args.changes_only else "Always",
                              adjust=args.adjust, writer_id=args.writer)
     if args.adjust == "Set":
-        wire.unwrap(await c.perform(wire.update_entity([req])), "UpdateEntity")
+        await c.command(command_json.update_entity([req]))
         emit(args, req, f"{where} <- {format_value(val, info)}")
         return
     # Add/Subtract: the resulting value, read in the same atomic batch as the write.
-    body = wire.unwrap(await c.perform(wire.update_entity([req, wire.read_request(eid, args.field)])), "UpdateEntity")
+    body = await c.command(command_json.update_entity([req, command_json.read_request(eid, args.field)]))
     r = body["response"][1]["Read"]
     emit(args, {k: r.get(k) for k in ("value", "write_time", "writer_id")},
          f"{where} = {format_value(r.get('value'), info)}  ({args.adjust} {format_value(val, info)})")
@@ -90,12 +90,12 @@ async def write(c: Client, args: argparse.Namespace) -> None:
 
 async def delete(c: Client, args: argparse.Namespace) -> None:
     eid = await _entity(c, args.id)
-    wire.unwrap(await c.perform(wire.delete_entity(eid)), "DeleteEntity")
-    emit(args, None, f"deleted {wire.entity_id_text(eid)}")
+    await c.command(command_json.delete_entity(eid))
+    emit(args, None, f"deleted {command_json.entity_id_text(eid)}")
 
 
 async def exists(c: Client, args: argparse.Namespace) -> None:
-    body = wire.unwrap(await c.perform(wire.entity_exists(args.id)), "EntityExists")
+    body = await c.command(command_json.entity_exists(args.id))
     emit(args, bool(body.get("response")), "yes" if body.get("response") else "no")
 
 
@@ -109,7 +109,7 @@ async def get(c: Client, args: argparse.Namespace) -> None:
     shown = {name: format_value(v, infos.get(name)) for name, (v, _, _) in rows.items()}
     name_w = max((len(n) for n in rows), default=0)
     value_w = max((len(v) for v in shown.values()), default=0)
-    lines = [wire.entity_id_text(eid)]
+    lines = [command_json.entity_id_text(eid)]
     for name, (_, t, w) in rows.items():
         lines.append(f"  {name:<{name_w}}  {shown[name]:<{value_w}}  written {format_time(t)} by {format_eid(w)}")
     emit(args, {n: {"value": v, "write_time": t, "writer_id": w} for n, (v, t, w) in rows.items()}, "\n".join(lines))
@@ -129,13 +129,13 @@ async def ls(c: Client, args: argparse.Namespace) -> None:
 
 async def find(c: Client, args: argparse.Namespace) -> None:
     if args.limit is None:
-        out = [wire.entity_id(i) for i in await c.find(args.type)]
+        out = [command_json.entity_id(i) for i in await c.find(args.type)]
     else:
-        page = wire.unwrap(await c.perform(wire.find_entities(args.type, args.limit)), "FindEntities")["response"]
+        page = (await c.command(command_json.find_entities(args.type, args.limit)))["response"]
         out, total = page.get("items") or [], page.get("total")
         if type(total) is int and total > len(out):
             print(f"... and {total - len(out)} more ({total} in all): raise --limit to see them", file=sys.stderr)
-    emit(args, out, "\n".join(wire.entity_id_text(i) for i in out) or "(none)")
+    emit(args, out, "\n".join(command_json.entity_id_text(i) for i in out) or "(none)")
 
 
 async def children(c: Client, args: argparse.Namespace) -> None:
@@ -145,15 +145,15 @@ async def children(c: Client, args: argparse.Namespace) -> None:
     if args.limit is None:
         if args.page_size < 1:
             raise UsageError("--page-size must be at least 1")
-        out = [wire.entity_id(i) for i in await c.children(eid, page_size=args.page_size)]
+        out = [command_json.entity_id(i) for i in await c.children(eid, page_size=args.page_size)]
     else:
         if args.limit < 1:
             raise UsageError("--limit must be at least 1")
-        page = wire.unwrap(await c.perform(wire.get_children(eid, args.limit)), "GetChildren")["response"]
+        page = (await c.command(command_json.get_children(eid, args.limit)))["response"]
         out, total = page.get("items") or [], page.get("total")
         if type(total) is int and total > len(out):
             print(f"... and {total - len(out)} more ({total} in all): raise --limit to see them", file=sys.stderr)
-    emit(args, out, "\n".join(wire.entity_id_text(i) for i in out) or "(none)")
+    emit(args, out, "\n".join(command_json.entity_id_text(i) for i in out) or "(none)")
 
 
 async def types(c: Client, args: argparse.Namespace) -> None:
@@ -162,8 +162,8 @@ async def types(c: Client, args: argparse.Namespace) -> None:
 
 
 async def schema(c: Client, args: argparse.Namespace) -> None:
-    req = wire.get_complete_schema(args.type) if args.complete else wire.get_schema(args.type)
-    s = wire.unwrap(await c.perform(req), next(iter(req))).get("response")
+    req = command_json.get_complete_schema(args.type) if args.complete else command_json.get_schema(args.type)
+    s = (await c.command(req)).get("response")
     if s is None:
         raise UsageError(f"no schema for type {args.type!r}")
     emit(args, s, format_schema(s))
@@ -188,7 +188,7 @@ def format_schema(s: dict[str, Any]) -> str:
 async def set_schema(c: Client, args: argparse.Namespace) -> None:
     schemas = read_schema_file(args.file)
     for s in schemas:
-        wire.unwrap(await c.perform(wire.set_schema(s)), "SetSchema")
+        await c.command(command_json.set_schema(s))
     emit(args, [s["entity_type"] for s in schemas], "set schema " + ", ".join(s["entity_type"] for s in schemas))
 
 
@@ -220,7 +220,7 @@ async def watch(c: Client, args: argparse.Namespace) -> None:
                              f"to watch {args.field} of every {args.target}, add --type-wide")
         eid = await _entity(c, args.target)
         config = notify_on_entity(eid, args.field, trigger_on_change=args.changes_only, context=ctx)
-        what = wire.entity_id_text(eid)
+        what = command_json.entity_id_text(eid)
     w = await c.watch(config, from_index=args.from_index, decode=False)
     if not args.json:
         print(f"watching {what} {args.field} (Ctrl-C to stop)", file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from qcore.cli.entity_commands import emit
 from qcore.cli.progress import Progress
-from qcore.client import Client, wire
+from qcore.client import Client, command_json
 from qcore.client.errors import ServerError
 from qcore.client.snapshot import FetchedSnapshot, fetch_snapshot
 from qcore.protocol import messages as m
@@ -119,7 +119,7 @@ async def status(c: Client, args: argparse.Namespace) -> None:
 
 async def tree(c: Client, args: argparse.Namespace) -> None:
     if args.entity:
-        starts = [wire.entity_id(args.entity)]
+        starts = [command_json.entity_id(args.entity)]
     else:
         starts = await _roots(c)
     lines: list[str] = []
@@ -129,9 +129,9 @@ async def tree(c: Client, args: argparse.Namespace) -> None:
     while stack:
         e, depth, siblings = stack.pop()
         name, kids = await _name_and_children(c, e)
-        node: dict[str, Any] = {"id": wire.entity_id_text(e), "name": name, "children": []}
+        node: dict[str, Any] = {"id": command_json.entity_id_text(e), "name": name, "children": []}
         siblings.append(node)
-        lines.append(f"{'  ' * depth}{wire.entity_id_text(e)}  {name!r}" + (f"  ({len(kids)} children)" if kids and args.depth is not None and depth >= args.depth else ""))
+        lines.append(f"{'  ' * depth}{command_json.entity_id_text(e)}  {name!r}" + (f"  ({len(kids)} children)" if kids and args.depth is not None and depth >= args.depth else ""))
         if args.depth is None or depth < args.depth:
             stack.extend((k, depth + 1, node["children"]) for k in reversed(kids))
     emit(args, out, "\n".join(lines) or "(no entities)")
@@ -141,7 +141,7 @@ async def _name_and_children(c: Client, e: dict[str, Any]) -> tuple[str, list[An
     """An entity's Name and Children; a type without them (not an Object) has neither."""
     values: list[Any] = []
     for fields in (("Name", "Children"), ("Name",)):
-        body = await c.perform(wire.update_entity([wire.read_request(e, f) for f in fields]))
+        body = await c.perform(command_json.update_entity([command_json.read_request(e, f) for f in fields]))
         inner = body.get("UpdateEntity") or {}
         if inner.get("error") is None:
             values = [(r.get("Read") or {}).get("value") or {} for r in inner.get("response") or []]
@@ -155,13 +155,13 @@ async def _roots(c: Client) -> list[Any]:
     """Entities whose Parent is null, by id."""
     roots = []
     for typ in await c.entity_types():
-        schema = wire.unwrap(await c.perform(wire.get_schema(typ)), "GetSchema").get("response") or {}
+        schema = (await c.command(command_json.get_schema(typ))).get("response") or {}
         if schema.get("inherit") is not None:
             continue  # found through the type it inherits from
-        ids = [wire.entity_id(i) for i in await c.find(typ)]
+        ids = [command_json.entity_id(i) for i in await c.find(typ)]
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
-            body = await c.perform(wire.update_entity([wire.read_request(i, "Parent") for i in batch]))
+            body = await c.perform(command_json.update_entity([command_json.read_request(i, "Parent") for i in batch]))
             res = (body.get("UpdateEntity") or {}).get("response") or []
             for i, r in zip(batch, res):
                 value = (r.get("Read") or {}).get("value")

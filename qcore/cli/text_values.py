@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from qcore.client import wire
+from qcore.client import command_json
 from qcore.client.field_values import FieldInfo
 
 __all__ = ["UsageError", "VALUE_TYPES", "parse_value", "guess_value", "parse_time", "format_value",
@@ -99,7 +99,7 @@ def _payload(text: str, typ: str, choices: tuple[str, ...] | None) -> Any:
 
 def _entity_id(text: str) -> dict[str, Any]:
     try:
-        return wire.entity_id(text)
+        return command_json.entity_id(text)
     except ValueError:
         raise _Unfit from None
 
@@ -107,7 +107,7 @@ def _entity_id(text: str) -> dict[str, Any]:
 def parse_time(text: str) -> dict[str, int]:
     """``now``, seconds since the epoch (``1700000000.5``) or ISO 8601 (UTC unless it says)."""
     if text == "now":
-        return wire.timestamp(datetime.datetime.now(datetime.timezone.utc))
+        return command_json.timestamp(datetime.datetime.now(datetime.timezone.utc))
     try:
         secs = float(text)
     except ValueError:
@@ -115,14 +115,14 @@ def parse_time(text: str) -> dict[str, int]:
     else:
         if not math.isfinite(secs) or secs < 0:
             raise _Unfit
-        return wire.timestamp(secs)
+        return command_json.timestamp(secs)
     try:
         dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise _Unfit from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.timezone.utc)
-    return wire.timestamp(dt)
+    return command_json.timestamp(dt)
 
 
 def guess_value(text: str) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def guess_value(text: str) -> dict[str, Any]:
         except UsageError:
             pass
     try:
-        return {"EntityReference": wire.entity_id(text)}
+        return {"EntityReference": command_json.entity_id(text)}
     except ValueError:
         return {"String": text}
 
@@ -156,9 +156,9 @@ def format_value(v: Any, info: FieldInfo | None = None) -> str:
     if tag == "String":
         text = orjson.dumps(p).decode()
     elif tag == "EntityReference":
-        text = "null" if p is None else wire.entity_id_text(p)
+        text = "null" if p is None else command_json.entity_id_text(p)
     elif tag == "EntityList":
-        text = "[" + ", ".join(wire.entity_id_text(e) for e in p) + "]"
+        text = "[" + ", ".join(command_json.entity_id_text(e) for e in p) + "]"
     elif tag == "Blob":
         text = "0x" + bytes(p).hex()
     elif tag == "Timestamp":
@@ -174,4 +174,4 @@ def format_value(v: Any, info: FieldInfo | None = None) -> str:
 
 
 def format_eid(e: Any) -> str:
-    return "null" if e is None else wire.entity_id_text(e)
+    return "null" if e is None else command_json.entity_id_text(e)

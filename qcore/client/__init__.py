@@ -26,7 +26,7 @@ from qcore.client.errors import (
 )
 from qcore.client.users import permission
 from qcore.client.watch import Watch, notify_on_entity, notify_on_type
-from qcore.client.wire import entity_id, entity_id_text, read_request, value, write_request
+from qcore.client.command_json import entity_id, entity_id_text, read_request, value, write_request
 
 __all__ = [
     "Client",

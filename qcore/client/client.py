@@ -1,7 +1,7 @@
 """The client library's front: :class:`Client`, friendly helpers over :class:`Session`.
 
 Helpers take friendly arguments (``"User$7"``, ``42``) or the store's types,
-build the wire JSON with :mod:`qcore.client.wire`, fit a written value to its
+build the wire JSON with :mod:`qcore.client.command_json`, fit a written value to its
 field's type by the schema (:mod:`qcore.client.field_values`), and return the
 store's types decoded with :mod:`qcore.client.convert`. The retry rules are
 in :mod:`qcore.client.session`.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from qcore.client import convert, wire
+from qcore.client import command_json, convert
 from qcore.client.errors import CommandError, ConnectionFailed, InvalidValue, QcoreError
 from qcore.client.field_values import FieldInfo, conform, fields_of_schema, python_value
 from qcore.client.session import MEMBERSHIP_TIMEOUT, is_idempotent, member_addresses, parse_addresses
@@ -80,7 +80,7 @@ class Client(UserAdmin):
 
     async def read(self, entity_id: Any, field: str) -> tuple[Any, Any, Any]:
         """``(value, write_time, writer_id)`` of a field (or ``->`` path)."""
-        body = await self._command(wire.update_entity([wire.read_request(entity_id, field)]))
+        body = await self.command(command_json.update_entity([command_json.read_request(entity_id, field)]))
         r = _read_body(body)
         return (convert.decode_value(r.get("value")), convert.decode_timestamp(r.get("write_time")),
                 convert.decode_entity_id(r.get("writer_id")))
@@ -95,11 +95,11 @@ class Client(UserAdmin):
     async def get(self, entity_id: Any) -> dict[str, tuple[Any, Any, Any]]:
         """Every field of an entity, in schema order (rank, then name): field ->
         ``(value, write_time, writer_id)``, read in one atomic batch."""
-        typ = wire.entity_id(entity_id)["typ"]
+        typ = command_json.entity_id(entity_id)["typ"]
         async with self.deadline():
-            schema = (await self._command(wire.get_complete_schema(typ))).get("response") or {}
+            schema = (await self.command(command_json.get_complete_schema(typ))).get("response") or {}
             fields = sorted((schema.get("fields") or {}).items(), key=lambda kv: (kv[1].get("rank", 0), kv[0]))
-            body = await self._command(wire.update_entity([wire.read_request(entity_id, n) for n, _ in fields]))
+            body = await self.command(command_json.update_entity([command_json.read_request(entity_id, n) for n, _ in fields]))
         out: dict[str, tuple[Any, Any, Any]] = {}
         for (name, _), req in zip(fields, body.get("response") or []):
             r = req.get("Read") or {}
@@ -111,16 +111,16 @@ class Client(UserAdmin):
         """Field -> FieldInfo (value type, choice names) of a type's complete schema; cached."""
         infos = self._field_infos.get(entity_type)
         if infos is None:
-            schema = (await self._command(wire.get_complete_schema(entity_type))).get("response")
+            schema = (await self.command(command_json.get_complete_schema(entity_type))).get("response")
             infos = self._field_infos[entity_type] = fields_of_schema(schema)
         return infos
 
     async def field_info(self, entity_id: Any, field: str) -> FieldInfo | None:
         """The written field's type, or None for a ``->`` path or an unknown type (the node will say)."""
-        if wire.PATH_SEP in field:
+        if command_json.PATH_SEP in field:
             return None
         try:
-            return (await self.field_types(wire.entity_id(entity_id)["typ"])).get(field)
+            return (await self.field_types(command_json.entity_id(entity_id)["typ"])).get(field)
         except CommandError:
             return None
 
@@ -129,7 +129,7 @@ class Client(UserAdmin):
         value = write.get("value")
         if value is None:
             return
-        where = f"{wire.entity_id_text(write['entity_id'])}.{write['field_type']}"
+        where = f"{command_json.entity_id_text(write['entity_id'])}.{write['field_type']}"
         info = await self.field_info(write["entity_id"], write["field_type"])
         write["value"] = conform(value, info, where) if info is not None else _plain(value, where)
 
@@ -146,20 +146,20 @@ class Client(UserAdmin):
     ) -> None:
         """Write one field; ``value`` is tagged JSON, a store Value, or a plain Python value,
         fitted to the field's type (``25`` for a Float, ``"Manual"`` for a Choice, an EntityId)."""
-        req = wire.write_request(entity_id, field, None, push_condition=push_condition, adjust=adjust,
+        req = command_json.write_request(entity_id, field, None, push_condition=push_condition, adjust=adjust,
                                  writer_id=writer_id, write_time=write_time)
         req["Write"]["value"] = value
         await self._update([req])
 
     async def update(self, requests: Iterable[Any]) -> list[Any]:
-        """One atomic batch of Read/Write requests (``wire.read_request``/``write_request``);
+        """One atomic batch of Read/Write requests (``command_json.read_request``/``write_request``);
         written values are fitted to their fields' types; returns the requests echoed back
         with reads filled in."""
         body = await self._update(requests)
         return [convert.decode_request(r) for r in body.get("response") or []]
 
     async def _update(self, requests: Iterable[Any]) -> dict[str, Any]:
-        command = wire.update_entity(requests)
+        command = command_json.update_entity(requests)
         writes = []
         for r in command["UpdateEntity"]["request"]:
             if "Write" in r:
@@ -169,38 +169,38 @@ class Client(UserAdmin):
             for w in writes:
                 await self._fit(w)
             try:
-                return await self._command(command)
+                return await self.command(command)
             except CommandError:
                 for w in writes:  # a schema may have changed under the cache: look again next time
-                    self._field_infos.pop(wire.entity_id(w["entity_id"])["typ"], None)
+                    self._field_infos.pop(command_json.entity_id(w["entity_id"])["typ"], None)
                 raise
 
     async def create(self, entity_type: str, name: str, parent: Any = None) -> Any:
         """Create an entity; returns its id."""
-        body = await self._command(wire.create_entity(entity_type, name, parent))
+        body = await self.command(command_json.create_entity(entity_type, name, parent))
         return convert.decode_entity_id(body.get("response"))
 
     async def delete(self, entity_id: Any) -> None:
         """Delete an entity and, recursively, its children."""
-        await self._command(wire.delete_entity(entity_id))
+        await self.command(command_json.delete_entity(entity_id))
 
     async def set_schema(self, schema: Any) -> None:
         self._field_infos.clear()  # derived types change with it
-        await self._command(wire.set_schema(schema))
+        await self.command(command_json.set_schema(schema))
 
     async def get_schema(self, entity_type: str) -> Any:
-        return convert.decode_schema((await self._command(wire.get_schema(entity_type))).get("response"))
+        return convert.decode_schema((await self.command(command_json.get_schema(entity_type))).get("response"))
 
     async def get_complete_schema(self, entity_type: str) -> Any:
         """The schema with inherited fields resolved."""
-        return convert.decode_schema((await self._command(wire.get_complete_schema(entity_type))).get("response"))
+        return convert.decode_schema((await self.command(command_json.get_complete_schema(entity_type))).get("response"))
 
     async def _iter_pages(self, request: Callable[[Any], Any]) -> AsyncIterator[Any]:
         """The items of a paged command, page by page; ``request(cursor)`` builds each."""
         cursor: Any = None
         seen_cursors: set[Any] = set()
         while True:
-            body = await self._command(request(cursor))
+            body = await self.command(request(cursor))
             page = body.get("response") or {}
             for item in page.get("items") or []:
                 yield convert.decode_entity_id(item)
@@ -222,7 +222,7 @@ class Client(UserAdmin):
 
     def iter_find(self, entity_type: str, *, page_size: int = 500) -> AsyncIterator[Any]:
         """Every entity of a type (and of derived types), page by page."""
-        return self._iter_pages(lambda cursor: wire.find_entities(entity_type, page_size, cursor))
+        return self._iter_pages(lambda cursor: command_json.find_entities(entity_type, page_size, cursor))
 
     async def find(self, entity_type: str, *, limit: int | None = None, page_size: int = 500) -> list[Any]:
         """The ids of entities of a type, at most ``limit`` of them (all pages)."""
@@ -232,7 +232,7 @@ class Client(UserAdmin):
     def iter_children(self, entity_id: Any, *, page_size: int = 500) -> AsyncIterator[Any]:
         """An entity's children in ``Children`` order, page by page
         (``GetChildren``): a folder of any size, without one giant reply."""
-        return self._iter_pages(lambda cursor: wire.get_children(entity_id, page_size, cursor))
+        return self._iter_pages(lambda cursor: command_json.get_children(entity_id, page_size, cursor))
 
     async def children(self, entity_id: Any, *, limit: int | None = None, page_size: int = 500) -> list[Any]:
         """The ids of an entity's children, at most ``limit`` of them (all pages)."""
@@ -244,7 +244,7 @@ class Client(UserAdmin):
         cursor: Any = None
         seen: set[str] = set()
         while True:
-            page = (await self._command(wire.get_entity_types(page_size, cursor))).get("response") or {}
+            page = (await self.command(command_json.get_entity_types(page_size, cursor))).get("response") or {}
             out.extend(page.get("items") or [])
             cursor = page.get("next_cursor")
             if cursor is None or repr(cursor) in seen:
@@ -252,10 +252,10 @@ class Client(UserAdmin):
             seen.add(repr(cursor))
 
     async def entity_exists(self, entity_id: Any) -> bool:
-        return bool((await self._command(wire.entity_exists(entity_id))).get("response"))
+        return bool((await self.command(command_json.entity_exists(entity_id))).get("response"))
 
     async def field_exists(self, entity_type: str, field: str) -> bool:
-        return bool((await self._command(wire.field_exists(entity_type, field))).get("response"))
+        return bool((await self.command(command_json.field_exists(entity_type, field))).get("response"))
 
     # ------------------------------------------------------------ notifications
 
@@ -293,9 +293,9 @@ class Client(UserAdmin):
 
 
 def _plain(value: Any, where: str) -> dict[str, Any]:
-    """A value with no schema to fit it to (a ``->`` path): the obvious reading (wire.value)."""
+    """A value with no schema to fit it to (a ``->`` path): the obvious reading (command_json.value)."""
     try:
-        return wire.value(value)
+        return command_json.value(value)
     except (TypeError, ValueError) as e:
         raise InvalidValue(f"{where}: {e}") from None
 

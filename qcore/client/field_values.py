@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qcore.client import convert, wire
+from qcore.client import command_json, convert
 from qcore.client.errors import InvalidValue
 
 __all__ = ["FieldInfo", "fields_of_schema", "conform", "python_value", "describe_python"]
@@ -102,7 +102,7 @@ def conform(value: Any, info: FieldInfo, where: str) -> dict[str, Any]:
 def _tagged(x: Any) -> dict[str, Any] | None:
     """Tagged JSON of ``x`` if it is tagged JSON or a store value already, else None."""
     if isinstance(x, Mapping):
-        if len(x) == 1 and next(iter(x)) in wire.VALUE_TAGS:
+        if len(x) == 1 and next(iter(x)) in command_json.VALUE_TAGS:
             ((tag, payload),) = x.items()
             return {tag: payload}
         return None
@@ -130,10 +130,10 @@ def _convert(x: Any, info: FieldInfo, where: str) -> Any:
         elif tag == "Choice":
             return _choice(x, info, where)
         elif tag == "EntityReference":
-            return None if x is None else wire.entity_id(x)
+            return None if x is None else command_json.entity_id(x)
         elif tag == "EntityList":
             if not isinstance(x, (str, bytes, Mapping)) and hasattr(x, "__iter__"):
-                return [wire.entity_id(e) for e in x]
+                return [command_json.entity_id(e) for e in x]
         elif tag == "Blob":
             if isinstance(x, (bytes, bytearray, memoryview)):
                 return list(bytes(x))
@@ -144,7 +144,7 @@ def _convert(x: Any, info: FieldInfo, where: str) -> Any:
                 raise InvalidValue(f"{where} is a Timestamp field: {describe_python(x)} has no timezone; "
                                    "give it one, e.g. datetime.now(timezone.utc)")
             if not isinstance(x, bool):
-                return wire.timestamp(x)
+                return command_json.timestamp(x)
     except InvalidValue:
         raise
     except (ValueError, TypeError, KeyError):

@@ -49,7 +49,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Self
 
-from qcore.client import wire
+from qcore.client import command_json
 from qcore.client.connection import Connection, ConnectionLost, ReplyHook
 from qcore.client.errors import (
     AuthenticationFailed,
@@ -118,7 +118,7 @@ def parse_addresses(addresses: str | Iterable[str]) -> list[str]:
 def is_idempotent(msg: Message) -> bool:
     """True if sending ``msg`` twice has the effect of sending it once."""
     if type(msg) is Perform:
-        return wire.is_read_only(msg.request)
+        return command_json.is_read_only(msg.request)
     if type(msg) is AuthAdmin:
         return len(msg.request) == 1 and next(iter(msg.request)) in _ADMIN_READS
     return isinstance(msg, _IDEMPOTENT)
@@ -480,10 +480,10 @@ class Session:
             raise ServerError(f"unexpected reply to Perform: {type(reply).__name__}")
         return reply.response
 
-    async def _command(self, request: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    async def command(self, request: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Perform and return the response body; a non-null ``error`` raises CommandError."""
         (tag,) = request
-        return wire.unwrap(await self.perform(request, timeout=timeout), tag)
+        return command_json.unwrap(await self.perform(request, timeout=timeout), tag)
 
     async def _management(self, msg: Message, timeout: float | None = None) -> Any:
         reply = await self.request(msg, timeout=timeout)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qcore.client import wire
+from qcore.client import command_json
 from qcore.client.errors import QcoreError
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Node:
 
     @property
     def text_id(self) -> str:
-        return wire.entity_id_text(self.entity_id)
+        return command_json.entity_id_text(self.entity_id)
 
 
 async def _describe(c: Client, ids: Sequence[dict[str, Any]]) -> list[tuple[Node, dict[str, Any] | None]]:
@@ -47,8 +47,8 @@ async def _describe(c: Client, ids: Sequence[dict[str, Any]]) -> list[tuple[Node
     out: list[tuple[Node, dict[str, Any] | None]] = []
     for start in range(0, len(ids), _PAGE):
         page = ids[start:start + _PAGE]
-        reqs = [wire.read_request(e, f) for e in page for f in ("Name", "Parent", "Children")]
-        body = wire.unwrap(await c.perform(wire.update_entity(reqs)), "UpdateEntity")
+        reqs = [command_json.read_request(e, f) for e in page for f in ("Name", "Parent", "Children")]
+        body = await c.command(command_json.update_entity(reqs))
         values = [(r.get("Read") or {}).get("value") or {} for r in body.get("response") or []]
         for i, e in enumerate(page):
             name, parent, kids = values[3 * i:3 * i + 3]
@@ -59,13 +59,13 @@ async def _describe(c: Client, ids: Sequence[dict[str, Any]]) -> list[tuple[Node
 
 async def roots(c: Client) -> list[Node]:
     """The entities with no parent, in id order."""
-    ids = [wire.entity_id(e) for e in await c.find("Object")]
+    ids = [command_json.entity_id(e) for e in await c.find("Object")]
     return [n for n, parent in await _describe(c, sorted(ids, key=lambda e: e["id"])) if parent is None]
 
 
 async def children(c: Client, entity_id: Any) -> list[Node]:
     """An entity's children, in their order in its ``Children`` list (paged: GetChildren)."""
-    kids = [wire.entity_id(k) for k in await c.children(entity_id, page_size=_PAGE)]
+    kids = [command_json.entity_id(k) for k in await c.children(entity_id, page_size=_PAGE)]
     return [n for n, _ in await _describe(c, kids)]
 
 
@@ -78,7 +78,7 @@ async def resolve(c: Client, path: str) -> Node | None:
     node: Node | None = None
     if not path.startswith("/"):
         try:
-            eid = wire.entity_id(first)
+            eid = command_json.entity_id(first)
         except ValueError:
             pass
         else:

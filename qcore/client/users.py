@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from qcore.client import wire
+from qcore.client import command_json
 from qcore.client.errors import ServerError
 from qcore.client.session import Session
 from qcore.protocol.auth import AuthAdmin, AuthAdminResponse
@@ -55,7 +55,7 @@ class UserAdmin(Session):
     async def user_add(self, user: str, password: str, *, roles: Iterable[str] = (), entity: Any = None) -> Any:
         """Add a user (``entity``: the entity its writes are recorded as written by)."""
         return await self._auth_admin("UserAdd", {"user": user, "password": password, "roles": list(roles),
-                                                  "entity": None if entity is None else wire.entity_id(entity)})
+                                                  "entity": None if entity is None else command_json.entity_id(entity)})
 
     async def user_delete(self, user: str) -> Any:
         return await self._auth_admin("UserDelete", {"user": user})

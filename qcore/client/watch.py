@@ -48,7 +48,7 @@ def notify_on_entity(
     entity_id: Any, field: str, *, trigger_on_change: bool = False, context: list[str] | tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """A ``NotifyConfig`` for one field (or ``->`` path) of one entity."""
-    from qcore.client.wire import entity_id as eid_json
+    from qcore.client.command_json import entity_id as eid_json
 
     return {
         "EntityId": {

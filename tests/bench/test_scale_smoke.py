@@ -10,7 +10,7 @@ from qcore.bench.cluster import QcoreCluster
 from qcore.bench.flat import run_flat
 from qcore.bench.memory import measure
 from qcore.bench.shapes import SHAPES, fill, fill_store
-from qcore.bench.wire import AdminConn
+from qcore.bench.admin_conn import AdminConn
 
 
 async def test_shapes_fill_a_node_as_they_fill_a_store_and_flat_folders_run(tmp_path: Path) -> None:

@@ -66,6 +66,11 @@ async def test_example_library_and_cli_against_a_real_node(
         # The node's own check, for a raw request: type mismatch.
         raw = await c.perform({"UpdateEntity": {"request": [write_request(user, "LoginCount", "seven")]}})
         assert "mismatch" in raw["UpdateEntity"]["error"]
+        # command(): the same request's body, its error raised with its kind
+        with pytest.raises(CommandError, match="mismatch") as bad:
+            await c.command({"UpdateEntity": {"request": [write_request(user, "LoginCount", "seven")]}})
+        assert bad.value.kind == "rejected"
+        assert await c.command({"EntityExists": {"entity_id": {"typ": "User", "id": user.id}}}) == {"response": True}
         schema = await c.get_complete_schema("User")
         assert "LoginCount" in schema.fields and "Name" in schema.fields
 

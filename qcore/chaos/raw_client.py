@@ -37,7 +37,7 @@ from qcore.protocol.errors import retry_class
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WireClient", "Outcome", "Reply", "register_id", "read_request", "write_request"]
+__all__ = ["RawClient", "Outcome", "Reply", "register_id", "read_request", "write_request"]
 
 Outcome = Literal["ok", "fail", "unknown"]
 
@@ -53,7 +53,7 @@ class _NotSent(Exception):
     pass
 
 
-class WireClient:
+class RawClient:
     """One WebSocket connection to one node, (re)opened on demand; requests may overlap."""
 
     _ids = itertools.count(1)

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
-class WireError(RuntimeError):
+class AdminError(RuntimeError):
     """A request got an error reply, or no reply."""
 
 
@@ -58,7 +58,7 @@ class AdminConn:
         except Exception as exc:  # noqa: BLE001 - connection gone: fail everyone waiting
             for fut in self._waiting.values():
                 if not fut.done():
-                    fut.set_exception(WireError(f"{self.endpoint}: connection lost: {exc!r}"))
+                    fut.set_exception(AdminError(f"{self.endpoint}: connection lost: {exc!r}"))
             self._waiting.clear()
 
     async def request(self, kind: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
@@ -71,10 +71,10 @@ class AdminConn:
             msg = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError as exc:
             self._waiting.pop(rid, None)
-            raise WireError(f"{self.endpoint}: no reply to {kind} within {timeout}s") from exc
+            raise AdminError(f"{self.endpoint}: no reply to {kind} within {timeout}s") from exc
         reply_kind, body = next(iter(msg.items()))
         if reply_kind == "Error":
-            raise WireError(f"{self.endpoint}: {kind} -> {body.get('error')}")
+            raise AdminError(f"{self.endpoint}: {kind} -> {body.get('error')}")
         return body
 
     async def perform(self, command: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
@@ -83,9 +83,9 @@ class AdminConn:
         resp = body.get("response") or {}
         inner = resp.get(command, {}) if isinstance(resp, dict) else {}
         if not isinstance(inner, dict):
-            raise WireError(f"{self.endpoint}: unexpected reply to {command}: {body}")
+            raise AdminError(f"{self.endpoint}: unexpected reply to {command}: {body}")
         if inner.get("error") is not None:
-            raise WireError(f"{self.endpoint}: {command} -> {inner['error']}")
+            raise AdminError(f"{self.endpoint}: {command} -> {inner['error']}")
         return inner
 
     async def close(self) -> None:
@@ -103,6 +103,6 @@ def check_ok(what: str, response: Any) -> Any:
     if isinstance(response, dict) and "Ok" in response:
         return response["Ok"]
     if isinstance(response, dict) and "Err" in response:
-        raise WireError(f"{what}: {response['Err']}")
-    raise WireError(f"{what}: unexpected response {response!r}")
+        raise AdminError(f"{what}: {response['Err']}")
+    raise AdminError(f"{what}: unexpected response {response!r}")
 
