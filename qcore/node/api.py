@@ -15,9 +15,11 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeAlias
 
-from qcore.node.backpressure import Backpressure
+from websockets.asyncio.server import ServerConnection
+
+from qcore.node.backpressure import Backpressure, ConnFlow
 from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, random_id
 from qcore.node.driver import RaftDriver
 from qcore.node.errors import LeaderChanged, NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
@@ -26,7 +28,7 @@ from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
-from qcore.node.users import MEMBERSHIP, Users
+from qcore.node.users import MEMBERSHIP, Session, Users
 from qcore.node.write_cost import WriteCost
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
@@ -34,6 +36,9 @@ from qcore.protocol.values import CodecError
 from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
 from qcore.store import Store
 from qcore.store.config import ConfigError
+
+if TYPE_CHECKING:
+    from qcore.node.peer_gate import PeerSide
 
 
 log = logging.getLogger(__name__)
@@ -52,22 +57,19 @@ class _Refused(Exception):
         self.kind = kind
 
 
-Reply = Any  # one of the qcore.protocol.messages dataclasses, a RawReply, or None if already queued
-
-
 @dataclass(slots=True, eq=False)
 class ConnContext:
     """One client or peer connection, as the handlers see it."""
 
-    ws: Any  # websockets ServerConnection
+    ws: ServerConnection
     forwarded: bool = False  # a /forward connection from a follower: never forward again
     inflight: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # per-connection scratch (snapshot assembly)
     outbox: list[bytes] = field(default_factory=list)  # replies waiting for this loop iteration's flush
     outbox_bytes: int = 0  # their size (a read waits while it is over the connection's output limit)
-    peer: Any = None  # qcore.node.peer_gate.PeerSide: is this a peer's connection, and for what
-    flow: Any = None  # qcore.node.backpressure.ConnFlow: paused while its replies are not read
-    user: Any = None  # qcore.node.users.Session once the connection authenticated (SPEC 8.3)
+    peer: PeerSide | None = None  # is this a peer's connection, and for what
+    flow: ConnFlow = field(default_factory=ConnFlow)  # paused while its replies are not read
+    user: Session | None = None  # once the connection authenticated (SPEC 8.3)
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class RawReply:
     frame: dict[str, Any]
 
 
+Reply: TypeAlias = "m.Message | RawReply | None"  # None: the reply is already queued
 Handler = Callable[[Any, "ConnContext | None"], Awaitable[Reply]]
 
 

@@ -119,7 +119,6 @@ class Backpressure:
 
     # ------------------------------------------------------------ connections
     def attach(self, conn: Any) -> None:
-        conn.flow = ConnFlow()
         if hasattr(conn.ws, "on_writing"):
             conn.ws.on_writing = lambda paused: self._on_writing(conn, paused)
 

@@ -211,6 +211,7 @@ class Node:
             # Before the port opens: nobody else's Init can come first (with
             # --admin-password-file, one without users), nor find users not yet on.
             reply = await self.api.init(m.Init("startup", [], admin_password=opts.admin_password()), None)
+            assert isinstance(reply, m.InitResponse)
             log.info("--init: %s", reply.response)
         self._server = await serve(
             self._connection,
@@ -450,6 +451,7 @@ class Node:
         """Peer authentication (qcore.node.peer_gate): answer a handshake step,
         or refuse a frame this connection may not carry. True if answered here."""
         side = conn.peer
+        assert side is not None  # every served connection has one (PeerGate.open)
         if msg.TAG == "PeerAuth":
             reply, close = self.gate.handshake(conn.ws, side, msg)
             conn.forwarded = side.peer and side.purpose == "forward"
