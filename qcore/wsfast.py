@@ -469,6 +469,13 @@ class ReplyConnection(TlsReadBuffer, ClientConnection):
         self.waiter: asyncio.Future[bytes] | None = None
         self._parts: list[bytes] | None = None  # a fragmented reply being put together
 
+    def call(self, frame: bytes) -> "asyncio.Future[bytes]":
+        """Send ``frame`` as one masked text frame; the future gets the next message."""
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.waiter = waiter
+        self.transport.write(masked_text_frame(frame))
+        return waiter
+
     def data_received(self, data: bytes) -> None:
         waiter = self.waiter
         if waiter is not None:

@@ -227,6 +227,35 @@ async def test_tls_reads_go_through_a_reused_buffer_and_stay_apart(server, tls):
     assert len(received) == 13
 
 
+@needs_fast
+async def test_the_reply_connection_hands_over_whole_and_fragmented_replies(tls):
+    """ReplyConnection.call: each call's future gets exactly the next message,
+    whether it came as one frame (unwrapped in data_received) or in fragments
+    (put together from websockets' frames)."""
+
+    async def handler(ws: ServerConnection) -> None:
+        async for msg in ws:
+            data = msg.encode() if isinstance(msg, str) else msg
+            if data.startswith(b"frag"):
+                await ws.send([b"part1:", data, b":part3"])  # three frames: TEXT, CONT, CONT
+            else:
+                await ws.send(b"whole:" + data, text=True)
+
+    srv = await serve(handler, "127.0.0.1", 0, compression=None, ssl=tls.server)
+    try:
+        conn = await WsConn.open(tls.uri(srv).split("://", 1)[1], tls.client)
+        try:
+            assert isinstance(conn._ws, wsfast.ReplyConnection)  # noqa: SLF001
+            for frame in [b"one", b"frag-a", b"x" * 70000, b"frag-b", b"two"]:
+                want = b"part1:" + frame + b":part3" if frame.startswith(b"frag") else b"whole:" + frame
+                assert await asyncio.wait_for(conn.call(frame), 5) == want
+        finally:
+            await conn.close()
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
 @pytest.mark.parametrize(
     "bad, code",
     [

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from qcore.wsfast import FAST, ReplyConnection, masked_text_frame
+from qcore.wsfast import FAST, ReplyConnection
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ class WsConn:
 
     def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
-        self._loop = asyncio.get_running_loop()
 
     @classmethod
     async def open(cls, endpoint: str, tls: ssl.SSLContext | None = None) -> "WsConn":
@@ -62,10 +61,7 @@ class WsConn:
                 return await ws.recv(decode=False)
             except ConnectionClosed:
                 raise EOFError("connection closed") from None
-        waiter: asyncio.Future[bytes] = self._loop.create_future()
-        ws.waiter = waiter
-        ws.transport.write(masked_text_frame(frame))
-        return await waiter
+        return await ws.call(frame)
 
     async def send(self, frame: bytes) -> None:
         await self._ws.send(frame, text=True)
