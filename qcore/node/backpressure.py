@@ -55,11 +55,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qcore.node.errors import RequestFailed
 from qcore.node.remote import remote_of
 from qcore.wsfast import unsent_bytes
+
+if TYPE_CHECKING:
+    from qcore.node.api import ConnContext
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -118,11 +121,11 @@ class Backpressure:
         return self.conn_limit, self.conn_limit // 4
 
     # ------------------------------------------------------------ connections
-    def attach(self, conn: Any) -> None:
+    def attach(self, conn: ConnContext) -> None:
         if hasattr(conn.ws, "on_writing"):
             conn.ws.on_writing = lambda paused: self._on_writing(conn, paused)
 
-    def detach(self, conn: Any) -> None:
+    def detach(self, conn: ConnContext) -> None:
         flow: ConnFlow = conn.flow
         flow.paused |= GONE  # (a turn it still waits for finds it GONE and does nothing)
         if flow.timer is not None:
@@ -136,7 +139,7 @@ class Backpressure:
             self._check_total()
 
     # ------------------------------------------------------------ events
-    def admit(self, conn: Any, frame: Any) -> bool:
+    def admit(self, conn: ConnContext, frame: Any) -> bool:
         """May ``frame``, just read from ``conn``, be served now? If not, it is held.
         (Called while ``conn`` is paused, or this iteration is ``over_budget``.)"""
         flow: ConnFlow = conn.flow
@@ -155,21 +158,21 @@ class Backpressure:
             transport.pause_reading()
         return False
 
-    def started(self, conn: Any, size: int) -> None:
+    def started(self, conn: ConnContext, size: int) -> None:
         """A request of ``size`` bytes is in flight on ``conn``."""
         flow: ConnFlow = conn.flow
         flow.work += size
         if flow.work > self.work_limit and not flow.paused & WORK:
             self._pause(conn, WORK)
 
-    def finished(self, conn: Any, size: int) -> None:
+    def finished(self, conn: ConnContext, size: int) -> None:
         """A request of ``size`` bytes was answered."""
         flow: ConnFlow = conn.flow
         flow.work -= size
         if flow.paused & WORK and flow.work <= self.work_limit // 2:
             self._unpause(conn, WORK)
 
-    def written(self, conn: Any) -> None:
+    def written(self, conn: ConnContext) -> None:
         """The server just wrote ``conn``'s outbox: count what it holds toward the
         node's total; reads that waited for the outbox to go out may run."""
         size = unsent_bytes(conn.ws)
@@ -203,7 +206,7 @@ class Backpressure:
         if self._spent >= self.turn_budget:
             self.over_budget = True
 
-    def _wait_turn(self, conn: Any) -> None:
+    def _wait_turn(self, conn: ConnContext) -> None:
         """``conn`` has something (held frames, reads) waiting for the next turn."""
         if conn.flow.queued:
             return
@@ -228,12 +231,12 @@ class Backpressure:
                 self._run_deferred(conn)
 
     # ------------------------------------------------------------ reads
-    def no_room(self, conn: Any) -> bool:
+    def no_room(self, conn: ConnContext) -> bool:
         """Must a request with a possibly large reply wait before it runs on ``conn``?
         (Also behind reads already waiting there: they run first, in order.)"""
         return bool(conn.flow.deferred) or self.over_budget or self._full(conn)
 
-    def run_read(self, conn: Any, run: Callable[[], None], drop: Callable[[], None]) -> None:
+    def run_read(self, conn: ConnContext, run: Callable[[], None], drop: Callable[[], None]) -> None:
         """Run ``run`` (which replies) once ``conn`` has room for a large reply
         and the loop has budget; ``drop`` instead (it must reply too, cheaply)
         if the connection closes first."""
@@ -246,7 +249,7 @@ class Backpressure:
             if self.over_budget:
                 self._wait_turn(conn)
 
-    async def drained(self, conn: Any) -> None:
+    async def drained(self, conn: ConnContext) -> None:
         """Until ``conn`` has room for a large reply (``run_read`` for a task: the
         reply must be queued in the same step as this returns). Raises
         RequestFailed if the connection closes first."""
@@ -260,11 +263,11 @@ class Backpressure:
             if not self._full(conn):  # others woken with it may have filled it
                 return
 
-    def _full(self, conn: Any) -> bool:
+    def _full(self, conn: ConnContext) -> bool:
         """No room on ``conn`` for another large reply now."""
         return bool(conn.flow.paused & _NO_ROOM or conn.outbox_bytes > self.conn_limit)
 
-    def _run_deferred(self, conn: Any) -> None:
+    def _run_deferred(self, conn: ConnContext) -> None:
         """Run waiting reads, in order, while ``conn`` has room (each reply it
         queues counts: a large one leaves the rest waiting for the next flush)
         and the loop has budget (the rest wait for the next turn)."""
@@ -276,7 +279,7 @@ class Backpressure:
             run, _ = deferred.popleft()
             self.timed(run)
 
-    def _on_writing(self, conn: Any, paused: bool) -> None:
+    def _on_writing(self, conn: ConnContext, paused: bool) -> None:
         """asyncio's pause_writing (True) / resume_writing (False) for ``conn``'s transport."""
         if paused:
             self._pause(conn, OUTPUT)
@@ -287,7 +290,7 @@ class Backpressure:
             self._check_total()
 
     # ------------------------------------------------------------ pausing
-    def _pause(self, conn: Any, reason: int) -> None:
+    def _pause(self, conn: ConnContext, reason: int) -> None:
         flow: ConnFlow = conn.flow
         if reason == OUTPUT and flow.timer is None:
             flow.timer = asyncio.get_running_loop().call_later(self.stuck_timeout, self._stuck, conn)
@@ -302,7 +305,7 @@ class Backpressure:
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()
 
-    def _unpause(self, conn: Any, reason: int) -> None:
+    def _unpause(self, conn: ConnContext, reason: int) -> None:
         flow: ConnFlow = conn.flow
         if reason == OUTPUT and flow.timer is not None:
             flow.timer.cancel()
@@ -355,14 +358,14 @@ class Backpressure:
         if self._over_total:
             self._recheck = asyncio.get_running_loop().call_later(_RECHECK, self._check_total)
 
-    def _stuck(self, conn: Any) -> None:
+    def _stuck(self, conn: ConnContext) -> None:
         flow: ConnFlow = conn.flow
         flow.timer = None
         if flow.paused & OUTPUT:
             waiting = unsent_bytes(conn.ws)
             self._close(conn, f"its replies have not drained for {self.stuck_timeout:g}s ({waiting} bytes waiting)")
 
-    def _close(self, conn: Any, why: str) -> None:
+    def _close(self, conn: ConnContext, why: str) -> None:
         self.closed += 1
         self._log(f"closing the connection from {remote_of(conn.ws)}: {why}")
         flow: ConnFlow = conn.flow

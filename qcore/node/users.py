@@ -63,6 +63,7 @@ from qcore.store.permissions import FULL_ACCESS, Grants, permissions_json
 from qcore.store.schema import PATH_SEP
 
 if TYPE_CHECKING:
+    from qcore.node.api import ConnContext
     from qcore.node.state_machine import StateMachine
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class Users:
     def enabled(self) -> bool:
         return bool(self._sm().auth.enabled)
 
-    def user_of(self, conn: Any) -> User | None:
+    def user_of(self, conn: ConnContext) -> User | None:
         """The connection's user as the auth state has it now; None (and unbound)
         if it never authenticated or its user has since been deleted."""
         s = conn.user
@@ -169,7 +170,7 @@ class Users:
 
     # ------------------------------------------------------------------ every frame
 
-    def gate(self, conn: Any, msg: Any) -> m.Error | None:
+    def gate(self, conn: ConnContext, msg: Any) -> m.Error | None:
         """With users on: may this client connection send this message at all?"""
         tag = msg.TAG
         if tag == "Authenticate":
@@ -186,7 +187,7 @@ class Users:
         barrier, so that a follower that has not yet applied users going on, or a
         revoke, does not let it through on a stale view. Not while users were never
         added: then nothing changes from before users existed."""
-        async def guarded(msg: Any, conn: Any) -> Any:
+        async def guarded(msg: Any, conn: ConnContext | None) -> Any:
             if conn is not None and not conn.forwarded and not self._sm().auth.empty:
                 await self._barrier()
                 if self.enabled:
@@ -198,7 +199,7 @@ class Users:
 
     # ------------------------------------------------------------------ Perform
 
-    def prepare(self, conn: Any, request: Any) -> tuple[Any, Any, Any]:
+    def prepare(self, conn: ConnContext | None, request: Any) -> tuple[Any, Any, Any]:
         """(the store command, the entry JSON to propose, its decoded form) for a Perform's
         request; CodecError if it is not one. A peer's relayed request may be an envelope."""
         if conn is not None and conn.forwarded:
@@ -212,7 +213,7 @@ class Users:
             return command, request, command
         return command, attributed(s.name, request), Attributed(s.name, command)
 
-    def read_reply(self, rid: Any, conn: Any, command: Any) -> Any:
+    def read_reply(self, rid: Any, conn: ConnContext | None, command: Any) -> Any:
         """The reply to a read, served here after its barrier, as the connection's user may see it;
         an Error, before anything large is encoded, if it would be larger than a frame may be."""
         sm = self._sm()
@@ -244,7 +245,7 @@ class Users:
 
     # ------------------------------------------------------------------ notifications
 
-    def viewer(self, conn: Any) -> Viewer | None:
+    def viewer(self, conn: ConnContext) -> Viewer | None:
         """What `conn` may see; None: everything (users off, or a peer's connection)."""
         sm = self._sm()
         if not sm.auth.enabled or conn.forwarded:
@@ -260,7 +261,7 @@ class Users:
 
     # ------------------------------------------------------------------ Authenticate
 
-    async def authenticate(self, msg: Authenticate, conn: Any) -> Any:
+    async def authenticate(self, msg: Authenticate, conn: ConnContext | None) -> Any:
         rid = msg.id
         if conn is None or conn.forwarded:
             return refusal(AuthenticateResponse, rid, Kind.INVALID,
@@ -325,7 +326,7 @@ class Users:
 
     # ------------------------------------------------------------------ AuthAdmin
 
-    async def auth_admin(self, msg: AuthAdmin, conn: Any) -> Any:
+    async def auth_admin(self, msg: AuthAdmin, conn: ConnContext | None) -> Any:
         rid = msg.id
         try:
             req, password = decode_admin_request(msg.request)
@@ -350,7 +351,7 @@ class Users:
         reply = await self._propose(rid, conn, auth_command(name, req), AuthCommand(name, req))
         return _admin_reply(rid, reply)
 
-    def _admin_read(self, rid: Any, conn: Any, req: Any) -> Any:
+    def _admin_read(self, rid: Any, conn: ConnContext | None, req: Any) -> Any:
         auth = self._sm().auth
         actor = self.user_of(conn) if conn is not None else None
         if req.__class__ is AuthStatus:
