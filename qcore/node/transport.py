@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ssl
 import itertools
 import logging
+import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError, InvalidStatus, WebSocketException
 
 from qcore.node.cluster_identity import ClusterIdentity
@@ -101,7 +102,7 @@ class PeerLink:
         self._ready = asyncio.Event()
         self._closed = False
         self._connected = False
-        self._ws: Any = None  # set while the connection is open and the link is pumping
+        self._ws: ClientConnection | None = None  # set while the connection is open and the link is pumping
         self._draining = False
         self._refused: str | None = None  # the last handshake/TLS failure logged
         self._dropped = [0, 0]  # frames, bytes dropped since the last warning
@@ -229,7 +230,7 @@ class PeerLink:
             await asyncio.sleep(backoff)
             backoff = min(1.0, backoff * 2)
 
-    async def _pump(self, ws: Any, addr: str, reader: asyncio.Task[None]) -> None:
+    async def _pump(self, ws: ClientConnection, addr: str, reader: asyncio.Task[None]) -> None:
         """Write the backlog, wait out slow peers, notice a dead connection or a moved peer."""
         queue = self._queue
         self._ws = ws
@@ -257,7 +258,7 @@ class PeerLink:
             if self._transport.address_of(self.peer_id) != addr:
                 return  # the peer moved: reconnect to the new address
 
-    async def _drain(self, ws: Any) -> None:
+    async def _drain(self, ws: ClientConnection) -> None:
         """Until the connection's buffer is below its low-water mark. A peer that
         reads nothing for --stuck-timeout (its process stopped, its network
         gone quiet) has its connection aborted: what it holds is freed and the
@@ -277,7 +278,7 @@ class PeerLink:
             ws.transport.abort()  # a close handshake would wait behind the unsent bytes
             raise asyncio.TimeoutError(f"it read nothing for {timeout:g}s ({now + self._queued_bytes} bytes unsent)")
 
-    async def _drain_replies(self, ws: Any) -> None:
+    async def _drain_replies(self, ws: ClientConnection) -> None:
         """The peer answers only with Error frames here; log them."""
         async for frame in ws:
             self._transport.on_outbound_reply(self.peer_id, frame)
