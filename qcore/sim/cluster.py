@@ -107,7 +107,7 @@ class Cluster:
         so removed nodes are never needed again). Not earlier: a voter that
         does not know the change committed still counts the removed nodes
         (in the old or the joint configuration) and could never win an
-        election without them (see FINDINGS.md)."""
+        election without them (docs/simulator-findings.md)."""
         pending = self._retire_at
         if pending is None or node.applied < pending[0]:
             return

@@ -1,4 +1,4 @@
-"""Seeds that once found a bug (see qcore/sim/FINDINGS.md); each must stay clean."""
+"""Seeds that once found a bug (see docs/simulator-findings.md); each must stay clean."""
 
 from __future__ import annotations
 
