@@ -107,3 +107,14 @@ async def test_example_library_and_cli_against_a_real_node(
     assert f"and {len(kids) - 1} more ({len(kids)} in all)" in shown.err
     assert await cli.run(cli.build_parser().parse_args([*base, "children", str(folder), "--page-size", "1"])) == 0
     assert capsys.readouterr().out.splitlines() == [str(k) for k in kids]
+
+    # 8. exists, the schema as the node merges it, delete: each command's body, or its error and exit code 1
+    assert await cli.run(cli.build_parser().parse_args([*base, "exists", amy])) == 0
+    assert capsys.readouterr().out.strip() == "yes"
+    assert await cli.run(cli.build_parser().parse_args([*base, "schema", "User", "--complete", "--json"])) == 0
+    assert "LoginCount" in capsys.readouterr().out
+    assert await cli.run(cli.build_parser().parse_args([*base, "delete", amy])) == 0
+    assert await cli.run(cli.build_parser().parse_args([*base, "exists", amy])) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "no"
+    assert await cli.run(cli.build_parser().parse_args([*base, "create", "User", "x", "--parent", amy])) == 1
+    assert "does not exist" in capsys.readouterr().err
