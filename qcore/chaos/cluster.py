@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qcore.chaos.proxy import Network
-from qcore.chaos.raw_client import RawClient
+from qcore.chaos.raw_client import NodeRemoved, RawClient
 from qcore.local_procs import free_ports, log_tail, node_argv
 
 logger = logging.getLogger(__name__)
@@ -231,6 +231,8 @@ class Cluster:
                 raise RuntimeError(f"node {node} is not running:\n{self.nodes[node].tail()}")
             try:
                 return await self.metrics(node, timeout=2.0)
+            except NodeRemoved:
+                return {}  # it answers; that it was removed is all it can say (users on)
             except Exception as e:  # noqa: BLE001 - any failure means "not yet"
                 await self._drop_admin(node)
                 if time.monotonic() > deadline:

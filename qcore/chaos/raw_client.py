@@ -53,6 +53,11 @@ class _NotSent(Exception):
     pass
 
 
+class NodeRemoved(_NotSent):
+    """The node answers, but only that it was removed from the cluster: with
+    users on, nobody can log in there (qcore.node.removal)."""
+
+
 class RawClient:
     """One WebSocket connection to one node, (re)opened on demand; requests may overlap."""
 
@@ -105,6 +110,8 @@ class RawClient:
         if tag == "Error" and body.get("kind") == "not_initialised":
             return  # no users yet: talk to it as it is (auth_required later drops the connection)
         await self._drop(ws)
+        if tag == "Error" and body.get("kind") == "removed":
+            raise NodeRemoved(f"authenticate at {self.addr}: {body}")
         raise _NotSent(f"authenticate at {self.addr}: {body}")
 
     async def _drop(self, ws: ClientConnection) -> None:

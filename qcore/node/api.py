@@ -335,8 +335,11 @@ class Api:
 
     async def read_barrier(self) -> None:
         """Until local state is linearizable; RequestFailed ``no_leader`` once this node has
-        known no leader for a while (a ReadIndex round then cannot complete)."""
+        known no leader for a while (a ReadIndex round then cannot complete); ``removed`` at
+        once on a node removed from the cluster (no leader will ever answer it)."""
         driver = self._driver
+        if driver.removed():
+            raise RequestFailed(_REMOVED, Kind.REMOVED)
         fut = driver.read_barrier()
         try:
             while True:

@@ -29,6 +29,7 @@ from qcore.node.errors import RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.own_snapshots import Builder, MakeBuilder
 from qcore.node.replica import Replica, ReplicaOptions, Send
+from qcore.node.removal import RemovalNotice
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
 from qcore.node.entries import encode_init
@@ -135,6 +136,7 @@ class RaftDriver:
             stats=stats,
         )
         self.stats = self.replica.stats  # read by /metrics
+        self.removal = RemovalNotice()  # peers saying this node was removed while it was down
         self._wake = asyncio.Event()
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
@@ -224,7 +226,8 @@ class RaftDriver:
         return self.replica.initialised()
 
     def removed(self) -> bool:
-        return self.replica.removed()
+        """Removed by a configuration this node applied, or, as peers say, by one it never received."""
+        return self.replica.removed() or self.removal.reason(self.replica.applied) is not None
 
     def address_of(self, node_id: int) -> str | None:
         return self.replica.address_of(node_id)

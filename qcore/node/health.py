@@ -33,6 +33,7 @@ class ReadinessFacts:
     refusals: tuple[str, ...]  # peers of another cluster refused lately (cluster_identity)
     applied: int
     commit: int
+    removed_why: str | None = None  # a peer's word, for a node removed while it was down (removal.py)
 
 
 def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
@@ -51,7 +52,7 @@ def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
         stopping=node.stopping, initialised=driver.initialised(), removed=driver.removed(),
         leader_id=st.leader_id, term=st.term, role=str(st.role),
         refusals=() if st.leader_id else tuple(node.cluster_identity.refusals()),
-        applied=driver.applied, commit=st.commit,
+        applied=driver.applied, commit=st.commit, removed_why=driver.removal.reason(driver.applied),
     )
     reason = not_ready_because(facts)
     if reason is None:
@@ -66,7 +67,7 @@ def not_ready_because(f: ReadinessFacts) -> str | None:
     if not f.initialised:
         return "not initialised: send Init, start with --initial-cluster or --join, or add it to a cluster"
     if f.removed:
-        return "removed from the cluster"
+        return "removed from the cluster" + (f" ({f.removed_why})" if f.removed_why else "")
     if not f.leader_id:
         if f.refusals:
             return "no leader known; " + "; ".join(f.refusals)

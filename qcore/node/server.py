@@ -25,7 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from qcore import wsfast
-from qcore.node import bootstrap
+from qcore.node import bootstrap, removal
 from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.backpressure import Backpressure
 from qcore.node.bootstrap_config import load_bootstrap_config
@@ -329,7 +329,16 @@ class Node:
             return None
         why = self.cluster_identity.check_inbound(identity[0], identity[1], from_path(request.path),
                                                   trusted=not self.gate.enabled)
-        return HttpReply.text(403, why) if why is not None else None
+        if why is not None:
+            return HttpReply.text(403, why)
+        applied = self.driver.applied
+        gone = removal.refusal(self.opts.id, identity[0], removal.declared(request.path), applied,
+                               self.driver.conf_state())
+        if gone is None:
+            return None
+        reply = HttpReply.text(removal.STATUS, gone)
+        reply.headers[removal.APPLIED_HEADER] = str(applied)
+        return reply
 
     async def _connection(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"

@@ -45,6 +45,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError, InvalidStatus, WebSocketException
 
+from qcore.node import removal
 from qcore.node.cluster_identity import ClusterIdentity
 from qcore.node.peer_dial import PeerAuthFailed, PeerDialer
 from qcore.protocol.raft_codec import (
@@ -209,8 +210,13 @@ class PeerLink:
             except asyncio.CancelledError:
                 raise
             except InvalidStatus as exc:
-                if exc.response.status_code == 403:  # of another cluster (see cluster_identity)
-                    self._transport.identity.note_refused_by(self.peer_id, exc.response.body.decode(errors="replace"))
+                status, why = exc.response.status_code, exc.response.body.decode(errors="replace")
+                if status == 403:  # of another cluster (see cluster_identity)
+                    self._transport.identity.note_refused_by(self.peer_id, why)
+                elif status == removal.STATUS:
+                    index = exc.response.headers.get(removal.APPLIED_HEADER, "")
+                    if index.isdigit():
+                        self._transport.driver.removal.heard(self.peer_id, int(index), why)
                 else:
                     log.debug("peer %d at %s refused the connection: %s", self.peer_id, addr, exc)
             except (PeerAuthFailed, ssl.SSLError) as exc:
@@ -328,8 +334,11 @@ class PeerTransport:
         return self._driver_ref()
 
     def raft_path(self) -> str:
-        """The path of our connections to peers: who we are, where we listen, our cluster."""
-        return f"/raft?from={self.node_id}&addr={self.self_addr}{self.identity.query()}"
+        """The path of our connections to peers: who we are, where we listen, our cluster,
+        how far we have applied and whether we are a member there (qcore.node.removal)."""
+        driver = self.driver
+        return (f"/raft?from={self.node_id}&addr={self.self_addr}{self.identity.query()}"
+                f"{removal.declaration(driver.applied, driver.conf_state(), self.node_id)}")
 
     def address_of(self, peer_id: int) -> str | None:
         if peer_id in self._overrides:

@@ -83,6 +83,8 @@ def test_ready_only_when_initialised_led_and_applied_up_to_commit() -> None:
     assert not_ready_because(replace(ready, leader_id=0, refusals=("refusing node 3", "refusing node 4"))) == (
         "no leader known; refusing node 3; refusing node 4")
     assert not_ready_because(replace(ready, removed=True, applied=90)) == "removed from the cluster"
+    assert not_ready_because(replace(ready, removed=True, leader_id=0, removed_why="node 2 says so")) == (
+        "removed from the cluster (node 2 says so)")
     assert (not_ready_because(replace(ready, initialised=False, leader_id=0)) or "").startswith("not initialised: ")
     assert not_ready_because(replace(ready, stopping=True, initialised=False)) == "shutting down"
 

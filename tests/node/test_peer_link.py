@@ -25,6 +25,7 @@ from websockets.uri import parse_uri
 from qcore import wsfast
 from qcore.node import transport as transport_module
 from qcore.node.transport import PeerLink, PeerTransport
+from qcore.raft.types import ConfState
 
 BOUND = 1000  # --max-peer-output, in bytes
 PEER = 2
@@ -43,8 +44,13 @@ def frame(i: int, size: int = 300) -> bytes:
 
 
 class _Driver:
+    applied = 0  # what the link's path declares (qcore.node.removal)
+
     def __init__(self) -> None:
         self.unreachable: list[int] = []
+
+    def conf_state(self) -> ConfState:
+        return ConfState()
 
     def report_unreachable(self, peer_id: int) -> None:
         self.unreachable.append(peer_id)
