@@ -25,6 +25,7 @@ import orjson
 
 from qcore.bench.stats import Histogram
 from qcore.bench.targets import Target, make_target
+from qcore.local_procs import cancel_on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +173,14 @@ def loop_name() -> str:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on uvloop when available, without changing the global loop policy."""
+    """``asyncio.run`` on uvloop when available, without changing the global loop policy;
+    SIGTERM cancels ``coro`` as Ctrl-C does."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coro)
+        return asyncio.run(cancel_on_sigterm(coro))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+        return runner.run(cancel_on_sigterm(coro))
 
 
 def main(argv: list[str] | None = None) -> int:
