@@ -10,18 +10,14 @@ Those live here, once.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Awaitable, Sequence, TypeVar
+from typing import Sequence
 
-__all__ = ["ephemeral_range", "free_port", "free_ports", "node_argv", "log_tail", "cancel_on_sigterm"]
+__all__ = ["ephemeral_range", "free_port", "free_ports", "node_argv", "log_tail"]
 
-
-T = TypeVar("T")
 
 #: Ports below this are left to well-known services.
 _PORT_FLOOR = 10000
@@ -107,16 +103,3 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-async def cancel_on_sigterm(coro: Awaitable[T]) -> T:
-    """Await ``coro``; SIGTERM cancels it as Ctrl-C does, so that its cleanup stops
-    the nodes it started instead of leaving them running after it."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
-        return await coro
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)

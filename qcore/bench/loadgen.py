@@ -25,7 +25,6 @@ import orjson
 
 from qcore.bench.stats import Histogram
 from qcore.bench.targets import Target, make_target
-from qcore.local_procs import cancel_on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -173,14 +172,13 @@ def loop_name() -> str:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on uvloop when available, without changing the global loop policy;
-    SIGTERM cancels ``coro`` as Ctrl-C does."""
+    """``asyncio.run`` on uvloop when available, without changing the global loop policy."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(cancel_on_sigterm(coro))
+        return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(cancel_on_sigterm(coro))
+        return runner.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ from qcore.chaos.failover import FailoverConfig, measure_failover
 from qcore.chaos.linearizability import History, check_ops, explain_robust
 from qcore.chaos.nemesis import FAULTS
 from qcore.chaos.run import RunConfig, RunReport, run
-from qcore.local_procs import cancel_on_sigterm
 
 
 def _dump_tasks() -> None:
@@ -29,9 +28,8 @@ def _dump_tasks() -> None:
 
 
 async def _run_with_dump(cfg: RunConfig) -> RunReport:
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-    return await cancel_on_sigterm(run(cfg))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    return await run(cfg)
 
 
 def _check_file(path: Path) -> int:
@@ -74,19 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.check is not None:
         return _check_file(a.check)
-    try:
-        return _run(p, a)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("python -m qcore.chaos: interrupted; its nodes and clients are stopped", file=sys.stderr)
-        return 130
-
-
-def _run(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.failover:
         fo = FailoverConfig(kills=a.failover, nodes=a.nodes, clients=a.workers, seed=a.seed, tls=a.tls,
                             base_dir=a.dir, keep=a.keep, node_args=a.node_arg)
-        measured = asyncio.run(cancel_on_sigterm(measure_failover(fo)))
+        measured = asyncio.run(measure_failover(fo))
         print(measured.render(), flush=True)
         return 0 if measured.ok else 1
     faults = tuple(f for f in a.faults.split(",") if f)
