@@ -30,7 +30,6 @@ import argparse
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -166,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="qcore-bench-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
     workdir.mkdir(parents=True, exist_ok=True)
     rc = 1
-    signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.command == "ceiling":
             results = run_async(_ceiling(args, workdir, args.workloads, args.concurrency))
@@ -195,19 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rc = run_async(_run(args, workdir))
         return rc
-    except KeyboardInterrupt:
-        print("qcore bench: interrupted; its servers and load generators are stopped", file=sys.stderr)
-        return 130
     finally:
         if args.keep_workdir or rc != 0:
             print(f"data dirs and server logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM ends a run as Ctrl-C does: the servers and generators it started are stopped."""
-    raise KeyboardInterrupt
 
 
 def _redraw(path: Path) -> int:
