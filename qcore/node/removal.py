@@ -36,7 +36,7 @@ _LOG_EVERY = 30.0
 
 def declaration(applied: int, conf: ConfState, me: int) -> str:
     """What a node's peer connections add to their path (`&applied=...&member=...`)."""
-    return f"&applied={applied}&member={int(is_member(conf, me))}"
+    return f"&applied={applied}&member={int(me in conf.members())}"
 
 
 def declared(path: str) -> tuple[int, bool] | None:
@@ -46,10 +46,6 @@ def declared(path: str) -> tuple[int, bool] | None:
         return int(query["applied"][0]), query["member"][0] == "1"
     except (KeyError, IndexError, ValueError):
         return None
-
-
-def is_member(conf: ConfState, node_id: int) -> bool:
-    return node_id in (*conf.voters, *conf.voters_outgoing, *conf.learners, *conf.learners_next)
 
 
 def refusal(me: int, peer: int, theirs: tuple[int, bool] | None, applied: int, conf: ConfState) -> str | None:
@@ -62,7 +58,7 @@ def refusal(me: int, peer: int, theirs: tuple[int, bool] | None, applied: int, c
     if theirs is None or not (conf.voters or conf.voters_outgoing):
         return None
     their_applied, member = theirs
-    if not member or their_applied >= applied or is_member(conf, peer):
+    if not member or their_applied >= applied or peer in conf.members():
         return None
     return (f"node {peer} was removed from the cluster: node {me}'s configuration at applied index "
             f"{applied} does not include it (node {peer} has applied only up to {their_applied})")

@@ -252,8 +252,7 @@ class Replica:
 
     def removed(self) -> bool:
         """Was this node part of the cluster and has since been removed?"""
-        cs = self.raw.conf_state
-        members = (*cs.voters, *cs.voters_outgoing, *cs.learners)
+        members = self.raw.conf_state.members()
         return bool(members) and self.opts.id not in members
 
     def address_of(self, node_id: int) -> str | None:

@@ -60,6 +60,11 @@ class ConfState:
     auto_leave: bool = False
     addresses: dict[int, str] = field(default_factory=dict)
 
+    def members(self) -> tuple[int, ...]:
+        """Every node in the configuration: voters and learners, incoming and outgoing
+        (a tuple, cheap to build on a request's path; a node may appear twice)."""
+        return (*self.voters, *self.voters_outgoing, *self.learners, *self.learners_next)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "voters": list(self.voters),

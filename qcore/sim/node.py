@@ -352,4 +352,4 @@ def address(node_id: int) -> str:
 def members(conf: ConfState | None) -> set[int]:
     if conf is None:
         return set()
-    return set(conf.voters) | set(conf.voters_outgoing) | set(conf.learners) | set(conf.learners_next)
+    return set(conf.members())
