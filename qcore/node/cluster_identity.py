@@ -137,7 +137,8 @@ class ClusterIdentity:
         return why
 
     def note_refused_by(self, peer_id: int, why: str) -> None:
-        """A peer refused our connection for not being of its cluster."""
+        """A peer refused our connection: for not being of its cluster, or for having
+        been removed from it (qcore.node.removal)."""
         self._note(peer_id, f"node {peer_id} refuses our Raft messages: {why}")
 
     def _note(self, peer_id: int, why: str) -> None:

@@ -19,19 +19,15 @@ holds.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from qcore.raft.types import ConfState
 
-log = logging.getLogger(__name__)
-
 STATUS = 410
 APPLIED_HEADER = "X-Qcore-Applied"
 _REMEMBER = 60.0  # seconds a peer's refusal counts
-_LOG_EVERY = 30.0
 
 
 def declaration(applied: int, conf: ConfState, me: int) -> str:
@@ -70,14 +66,10 @@ class RemovalNotice:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._heard: dict[int, tuple[float, int, str]] = {}  # peer -> (when, its applied index, why)
-        self._logged = -_LOG_EVERY
 
     def heard(self, peer: int, index: int, why: str) -> None:
-        now = self._clock()
-        self._heard[peer] = (now, index, why)
-        if now - self._logged >= _LOG_EVERY:
-            self._logged = now
-            log.error("node %d refuses our Raft messages: %s", peer, why)
+        """(Logged by the transport with every other refusal: ClusterIdentity.note_refused_by.)"""
+        self._heard[peer] = (self._clock(), index, why)
 
     def reason(self, applied: int) -> str | None:
         """Why this node counts as removed, having applied up to ``applied``; None if it does not."""

@@ -211,13 +211,13 @@ class PeerLink:
                 raise
             except InvalidStatus as exc:
                 status, why = exc.response.status_code, exc.response.body.decode(errors="replace")
-                if status == 403:  # of another cluster (see cluster_identity)
+                if status in (403, removal.STATUS):  # of another cluster (cluster_identity), or removed
                     self._transport.identity.note_refused_by(self.peer_id, why)
-                elif status == removal.STATUS:
+                if status == removal.STATUS:
                     index = exc.response.headers.get(removal.APPLIED_HEADER, "")
                     if index.isdigit():
                         self._transport.driver.removal.heard(self.peer_id, int(index), why)
-                else:
+                elif status != 403:
                     log.debug("peer %d at %s refused the connection: %s", self.peer_id, addr, exc)
             except (PeerAuthFailed, ssl.SSLError) as exc:
                 # Misconfiguration, not a transient failure: say so (once per change of reason).
