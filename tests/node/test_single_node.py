@@ -204,6 +204,7 @@ async def test_bad_config_file_is_a_clear_startup_error(tmp_path):
         p = subprocess.run(
             [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--config-file", str(cfg)],
             capture_output=True, text=True, timeout=30,
+            cwd=tmp_path,  # its default data dir, not the checkout's ./data (where a README node may run)
         )
         assert p.returncode != 0
         assert needle in p.stderr, p.stderr
