@@ -48,6 +48,7 @@ from qcore.bench.peers import PYSYNCOBJ_INSTALL_HINT, NoopServer, PysyncobjClust
 from qcore.bench.runner import RunResult, measure
 from qcore.bench.targets import WORKLOADS, make_target
 from qcore.local_tls import make_local_tls
+from qcore.run_guard import children_die_with_run
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with children_die_with_run("qcore bench"):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
         args_list.insert(0, "run")

@@ -18,6 +18,7 @@ from qcore.chaos.failover import FailoverConfig, measure_failover
 from qcore.chaos.linearizability import History, check_ops, explain_robust
 from qcore.chaos.nemesis import FAULTS
 from qcore.chaos.run import RunConfig, RunReport, run
+from qcore.run_guard import children_die_with_run
 
 
 def _dump_tasks() -> None:
@@ -45,6 +46,11 @@ def _check_file(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with children_die_with_run("python -m qcore.chaos"):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m qcore.chaos", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=5, help="voters")
