@@ -285,7 +285,7 @@ def _parse_node(d: Any, path: str, complete: Mapping[str, Mapping[str, FieldSche
 
 def _load_yaml(text: str, filename: str) -> Any:
     try:
-        return parse_yaml(text, _Loader)
+        return parse_yaml(text, _Loader, unique_keys=True)
     except RecursionError:
         raise ConfigError(filename, "", "the document is nested too deeply") from None
     except yaml.YAMLError as e:

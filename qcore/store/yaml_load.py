@@ -10,6 +10,10 @@ that are neither strings nor plain integers, so values come out exactly as
 (`<<`) or explicitly tagged collections (`!!set`, `!!omap`) is handed to
 `yaml.load` whole.
 
+With ``unique_keys`` a mapping that gives a key twice is an error (YAML
+requires keys to be unique; PyYAML keeps the last value silently), on both
+paths; keys a merge (`<<`) brings in may still be overridden.
+
 The cyclic garbage collector is paused meanwhile (`gc_paused`, which
 `qcore.store.config` also holds while it builds and checks the config): a
 big document allocates millions of containers that all survive, and each
@@ -27,7 +31,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import (
     AliasEvent,
     DocumentStartEvent,
@@ -38,7 +42,7 @@ from yaml.events import (
     SequenceStartEvent,
     StreamEndEvent,
 )
-from yaml.nodes import ScalarNode
+from yaml.nodes import MappingNode, ScalarNode
 
 __all__ = ["parse_yaml", "gc_paused"]
 
@@ -65,43 +69,67 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_yaml(text: str, loader: type[Any] = yaml.SafeLoader) -> Any:
+def parse_yaml(text: str, loader: type[Any] = yaml.SafeLoader, unique_keys: bool = False) -> Any:
     """The single YAML document in `text`, as `yaml.load(text, Loader=loader)` returns it.
 
     `loader` is a SafeLoader (sub)class: its implicit resolvers and
     constructors say what scalars mean (the config file reads YAML 1.2's
     booleans, qcore.store.config); libyaml's parser is used with them.
+    `unique_keys`: a key given twice in one mapping raises a ConstructorError
+    (at the second one) instead of the last value winning.
     """
-    fast = _libyaml_twin(loader)  # type: ignore[arg-type]  # classes hash (mypy: type[Any] is not Hashable)
+    fast = _libyaml_twin(loader, unique_keys)  # type: ignore[arg-type]  # classes hash (mypy: type[Any] is not Hashable)
     with gc_paused():
         try:
-            return _build(text, fast)
+            return _build(text, fast, unique_keys)
         except _UseSafeLoad:
             return yaml.load(text, Loader=fast)
 
 
 @functools.cache
-def _libyaml_twin(loader: type[Any]) -> type[Any]:
-    """`loader`'s resolvers and constructors on libyaml's parser (when PyYAML has it)."""
+def _libyaml_twin(loader: type[Any], unique_keys: bool = False) -> type[Any]:
+    """`loader`'s resolvers and constructors on libyaml's parser (when PyYAML has it);
+    with `unique_keys`, its mappings refuse a key given twice."""
     base = getattr(yaml, "CSafeLoader", None)
+    extra: dict[str, Any] = {"construct_mapping": _construct_unique_mapping} if unique_keys else {}
     if base is None:
-        return loader
+        return type(f"Unique{loader.__name__}", (loader,), extra) if unique_keys else loader
     return type(f"CParser{loader.__name__}", (base,), {
         "yaml_implicit_resolvers": loader.yaml_implicit_resolvers,
         "yaml_constructors": loader.yaml_constructors,
         "yaml_multi_constructors": loader.yaml_multi_constructors,
+        **extra,
     })
 
 
-def _build(text: str, loader_cls: type[Any]) -> Any:
+def _construct_unique_mapping(self: Any, node: Any, deep: bool = False) -> Any:
+    """SafeConstructor.construct_mapping, refusing a key the mapping itself gives twice."""
+    if isinstance(node, MappingNode):
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: construct_mapping says so
+                continue
+            if duplicate:
+                raise ConstructorError("while constructing a mapping", node.start_mark,
+                                       f"found duplicate key {key!r}", key_node.start_mark)
+    return SafeConstructor.construct_mapping(self, node, deep)
+
+
+def _build(text: str, loader_cls: type[Any], unique_keys: bool = False) -> Any:
     loader = loader_cls(text)
     try:
-        return _events_to_data(loader)
+        return _events_to_data(loader, unique_keys)
     finally:
         loader.dispose()
 
 
-def _events_to_data(loader: Any) -> Any:
+def _events_to_data(loader: Any, unique_keys: bool = False) -> Any:
     sc = loader  # the loader is its own (Safe)Constructor: its constructors are the ones to use
     resolve = loader.resolve
     # The first characters an implicit (bool, int, float, null, timestamp, ...)
@@ -170,6 +198,9 @@ def _events_to_data(loader: Any) -> Any:
         elif top[2] is _NO_KEY:
             if v.__class__ in (dict, list):
                 raise ConstructorError("while constructing a mapping", top[3], "found unhashable key", ev.start_mark)
+            if unique_keys and v in top[0]:
+                raise ConstructorError("while constructing a mapping", top[3], f"found duplicate key {v!r}",
+                                       ev.start_mark)
             top[2] = v
         else:
             top[0][top[2]] = v

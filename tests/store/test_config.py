@@ -166,6 +166,11 @@ tree:
         (HEADER + "  - entity_type: U\n    inherit: Object\n    fields:\n      N: {default_value: 0}\ntree:\n  - entity_type: U\n    attributes: {N: abc}\n", "tree[0].attributes.N", "expected an integer, got string 'abc'"),
         (HEADER + "tree:\n  - entity_type: Object\n    children:\n      - entity_type: Object\n        attributes: {Parent: null}\n", "tree[0].children[0].attributes.Parent", "set by the tree itself"),
         (HEADER + "tree:\n  - entity_type: Object\n    children: [...]\n", "tree[0].children[0]", "expected a mapping"),
+        # a key given twice is invalid YAML, not "the last one wins": a copy-pasted field or attribute
+        (HEADER + "  - entity_type: U\n    fields:\n      N: {default_value: 0}\n      N: {default_value: x}\n",
+         "line 12, column 7", "invalid YAML: found duplicate key 'N'"),
+        (HEADER + "tree:\n  - entity_type: Object\n    name: a\n    name: b\n", "line 12, column 5",
+         "found duplicate key 'name'"),
     ],
 )
 def test_errors_name_file_path_and_reason(body, path, reason):

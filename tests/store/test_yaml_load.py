@@ -40,6 +40,24 @@ def test_errors_are_pyyaml_errors() -> None:
             parse_yaml(bad)
 
 
+@pytest.mark.parametrize("text,key,line", [
+    ("dup: 1\ndup: 2\n", "dup", 2),
+    ("a: {x: 1, 'x': 2}\n", "x", 1),
+    ("1: a\n01: b\n", 1, 2),
+    ("base: &b {k: 1}\nother:\n  <<: *b\n  j: 3\n  j: 4\n", "j", 5),  # a merge: yaml.load's path
+])
+def test_unique_keys_refuses_a_key_given_twice(text: str, key: object, line: int) -> None:
+    with pytest.raises(yaml.constructor.ConstructorError) as ei:
+        parse_yaml(text, unique_keys=True)
+    assert ei.value.problem == f"found duplicate key {key!r}"
+    assert ei.value.problem_mark is not None and ei.value.problem_mark.line + 1 == line
+
+
+def test_unique_keys_lets_a_merge_be_overridden() -> None:
+    for text in ("base: &b {k: 1}\nother:\n  <<: *b\n  k: 3\n", "shared: &s {a: 1}\nagain: *s\n", "!!set {a, b}\n"):
+        assert parse_yaml(text, unique_keys=True) == yaml.safe_load(text)
+
+
 json_like = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10),
               st.floats(allow_nan=False), st.datetimes(timezones=st.just(datetime.timezone.utc))),
