@@ -26,7 +26,7 @@ from qcore.node.errors import LeaderChanged, NodeError, NotLeader, OutcomeUnknow
 from qcore.node.forwarder import Forwarder
 from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
-from qcore.node.options import NodeOptions
+from qcore.node.options import NodeOptions, addr_problem
 from qcore.node.state_machine import StateMachine
 from qcore.node.users import MEMBERSHIP, Session, Users
 from qcore.node.write_cost import WriteCost
@@ -163,6 +163,10 @@ class Api:
             return refuse(Kind.INVALID, f"nodes must include this node ({opts.id})")
         if any(i == 0 for i in addresses):
             return refuse(Kind.INVALID, "nodes: node id 0 is reserved")
+        for node_id, addr in msg.nodes:  # (this node's own --ws-addr was checked at start-up)
+            problem = addr_problem(addr)
+            if problem is not None:
+                return refuse(Kind.INVALID, f"nodes: node {node_id}'s address: {problem}")
         try:
             config_json = self._bootstrap_config()
             auth = await self._users.admin_entry(msg.admin_password) if msg.admin_password is not None else None
@@ -185,6 +189,10 @@ class Api:
 
     # -------------------------------------------------------- membership
     async def add_learner(self, msg: m.AddLearner, conn: ConnContext | None) -> Reply:
+        problem = addr_problem(msg.node_addr)
+        if problem is not None:  # refused before anything is proposed: a member's address cannot be changed
+            return refusal(m.AddLearnerResponse, msg.id, Kind.INVALID, f"node_addr: {problem}")
+
         async def local() -> Any:
             driver = self._driver
             cs = driver.conf_state()

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def addr_problem(addr: str) -> str | None:
+    """Why `addr` is not a HOST:PORT that peers can dial, or None: a host without
+    spaces or '/', a port 1-65535 (a member's address is stored for good)."""
+    host, sep, port = addr.rpartition(":")
+    if (not sep or not host or any(c.isspace() or c == "/" for c in host)
+            or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
+        return f"expected HOST:PORT with a port 1-65535, got {addr!r}"
+    return None
+
+
 @dataclass(slots=True)
 class NodeOptions:
     id: int

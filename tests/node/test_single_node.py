@@ -47,6 +47,25 @@ async def test_uninitialised_node_then_init(nodes):
     await c.close()
 
 
+async def test_init_and_add_learner_refuse_an_address_peers_cannot_dial(nodes):
+    """A member's address is stored for good (a learner cannot be re-added elsewhere):
+    one that is not HOST:PORT is refused before anything is written."""
+    n = nodes(1).start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    bad = await c.call("Init", nodes=[[1, n.addr], [2, "127.0.0.1 8082"]])
+    assert bad["InitResponse"]["kind"] == "invalid"
+    assert "node 2's address: expected HOST:PORT" in bad["InitResponse"]["response"]["Err"], bad
+    assert (await c.metrics())["initialised"] is False
+    await init_single(c)
+    for addr in ("not an addr", "127.0.0.1:99999", "127.0.0.1:", "ws://127.0.0.1:8082", ":8082"):
+        r = await c.call("AddLearner", node_id=2, node_addr=addr)
+        assert r["AddLearnerResponse"]["kind"] == "invalid", r
+        assert r["AddLearnerResponse"]["response"]["Err"].startswith("node_addr: expected HOST:PORT"), r
+    assert (await c.metrics())["membership_config"]["membership"]["nodes"] == {"1": n.addr}
+    await c.close()
+
+
 async def test_every_application_request(nodes):
     n = nodes(1, "--init").start()
     await wait_serving(n)
