@@ -219,7 +219,8 @@ class Api:
                     f"node {msg.node_id} was added as a learner but has not caught up to index {target} yet;"
                     " is it running at that address?"
                 )
-            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.conf_state())})
+            return m.ok({"log_id": log_id(term, index, self._opts.id),  # proposed here, by the leader
+                         "membership": membership_json(driver.conf_state())})
 
         return await self._leader_only(msg, conn, local, m.AddLearnerResponse)
 
@@ -250,7 +251,8 @@ class Api:
             if not await driver.wait_for(settled, self._opts.request_timeout):
                 raise _Refused(Kind.OUTCOME_UNKNOWN,
                                "the joint configuration was entered but has not been left yet; check GetMetrics")
-            return m.ok({"log_id": log_id(term, index), "membership": membership_json(driver.conf_state())})
+            return m.ok({"log_id": log_id(term, index, self._opts.id),  # proposed here, by the leader
+                         "membership": membership_json(driver.conf_state())})
 
         return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
 

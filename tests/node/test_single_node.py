@@ -66,6 +66,17 @@ async def test_init_and_add_learner_refuse_an_address_peers_cannot_dial(nodes):
     await c.close()
 
 
+async def test_a_membership_reply_names_the_leader_in_its_log_id(nodes):
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader")
+    again = await c.call("AddLearner", node_id=1, node_addr=n.addr)  # already a member there: idempotent
+    log_id = again["AddLearnerResponse"]["response"]["Ok"]["log_id"]
+    assert log_id["leader_id"]["node_id"] == 1, again  # the leader that answered, never the reserved 0
+    await c.close()
+
+
 async def test_every_application_request(nodes):
     n = nodes(1, "--init").start()
     await wait_serving(n)
