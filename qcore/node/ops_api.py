@@ -29,6 +29,7 @@ from qcore.node.metrics import build_metrics
 from qcore.node.peer_dial import PeerDialer
 from qcore.protocol import messages as m
 from qcore.protocol import ops
+from qcore.protocol.errors import Kind, error
 from qcore.raft.types import Snapshot
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class OpsApi:
         if conn is None:
             return ops.SnapshotSaveResponse(msg.id, m.err("SnapshotSave needs a connection to read the snapshot on"))
         if not driver.initialised():
-            return m.Error(msg.id, "node is not initialised: send Init, or add it to a cluster")
+            return error(msg.id, Kind.NOT_INITIALISED, "node is not initialised: send Init, or add it to a cluster")
         await node.api.read_barrier()
         snap: Snapshot = await driver.request_snapshot(driver.applied)
         digest = await asyncio.get_running_loop().run_in_executor(None, lambda: hashlib.sha256(snap.data).hexdigest())

@@ -34,7 +34,7 @@ from qcore.node.console import ConsoleFiles
 from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
 from qcore.node.exposure import UsersExposure, security_warning
-from qcore.node.errors import NodeError, error_reply
+from qcore.node.errors import NodeError, RequestFailed, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.http import HttpReply
 from qcore.node.metrics import build_metrics
@@ -99,7 +99,7 @@ class Node:
             retain=opts.notify_retain, max_per_conn=opts.notify_max_per_conn, queue_limit=opts.notify_queue_limit,
             queue_bytes=opts.notify_queue_bytes,
             store=lambda: self.state_machine.store,
-            barrier=self._registration_barrier,
+            barrier=self._notify_barrier,
             viewer=self.users.viewer,
         )
         self.api: Api  # built by start(), once the driver exists
@@ -136,6 +136,14 @@ class Node:
         this node has applied everything committed before it arrived."""
         if self.driver.initialised():
             await self.api.read_barrier()
+
+    async def _notify_barrier(self) -> None:
+        """The same for a notification registration, which a node that is not
+        initialised refuses as it does every application request: its empty
+        store would call every entity and type unknown, as if for good."""
+        if not self.driver.initialised():
+            raise RequestFailed("node is not initialised: send Init, or add it to a cluster", Kind.NOT_INITIALISED)
+        await self.api.read_barrier()
 
     # ------------------------------------------------------------- start-up
     def _open_storage(self) -> Storage:

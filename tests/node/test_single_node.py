@@ -32,6 +32,16 @@ async def test_uninitialised_node_then_init(nodes):
     assert m["id"] == 1 and m["initialised"] is False and m["current_leader"] is None
     reply = await c.call("Perform", request={"EntityExists": {"entity_id": eid("Root", 1)}})
     assert "not initialised" in reply["Error"]["error"]
+    # every application request, not only Perform: an empty store's "does not exist" would be final
+    for tag, body in [
+        ("RegisterNotification", {"config": {"EntityId": {"entity_id": eid("Root", 1), "field_type": "Name",
+                                                           "trigger_on_change": True, "context": []}}}),
+        ("RegisterNotification", {"config": {"EntityType": {"entity_type": "Root", "field_type": "Name",
+                                                             "trigger_on_change": True, "context": []}}}),
+        ("SnapshotSave", {}),
+    ]:
+        reply = await c.call(tag, **body)
+        assert reply["Error"]["kind"] == "not_initialised", reply
     await init_single(c)
     again = await c.call("Init", nodes=[])
     assert "already initialised" in again["InitResponse"]["response"]["Err"]
