@@ -2,7 +2,8 @@
 
 Every node — followers too — applies the same log, so every node can serve
 notifications: the driver calls :meth:`NotificationHub.publish` with the field
-changes of each applied entry, in log order. The hub
+changes of each command of an applied entry as it is applied (so context reads
+see the store as that command left it), in log order. The hub
 
 * keeps the last ``retain`` changes in a ring (the *window*), so that a client
   that lost its connection can register again with ``from_index`` and get
@@ -213,7 +214,8 @@ class NotificationHub:
 
     # ---------------------------------------------------------------- publish
     def publish(self, index: int, changes: list[Change]) -> None:
-        """The changes of the log entry at ``index`` were applied (driver task; must not block)."""
+        """The changes one command of the log entry at ``index`` made were applied; the
+        entry's next command is not yet (driver task; must not block)."""
         first = self._total
         retain = self._retain
         if retain:

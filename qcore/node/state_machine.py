@@ -42,6 +42,9 @@ from qcore.store.permissions import Grants
 
 log = logging.getLogger(__name__)
 
+# Called after each command of an entry that changed something (entry index, its changes), before
+# the next command is applied: a notification's context is read as the command left the store, not
+# as later commands group-committed into the same entry did (qcore.node.notify).
 ChangeSink = Callable[[int, list[Change]], None]
 
 _SNAPSHOT_MAGIC = b"QCSM1\n"
@@ -114,7 +117,6 @@ class StateMachine:
         now = Timestamp(batch.secs, batch.nanos)
         store = self.store
         results: list[tuple[int, Any]] = []
-        all_changes: list[Change] = []
         if batch.init is not None:
             started = time.perf_counter()
             try:
@@ -128,7 +130,7 @@ class StateMachine:
                 else:
                     log.info("applied the config file at index %d: %d entities in %.1f s",
                              index, getattr(resp, "created", 0), time.perf_counter() - started)
-                all_changes.extend(changes)
+                self._publish(index, changes)
             if batch.auth is not None:
                 self._change_auth(AuthCommand(None, InitAdmin(str(batch.auth.get("admin")))), index)
         for origin_id, seq, command_json in batch.commands:
@@ -148,16 +150,18 @@ class StateMachine:
             stop = _unanswered if not mine else None if meter is None else meter.add
             response, changes = self._apply_command(command, now, index, stop)
             if changes:
-                all_changes.extend(changes)
+                self._publish(index, changes)
             if mine:
                 results.append((seq, response if type(response) is dict else self._reply(response, index, meter)))
         self.applied_index = index
-        if all_changes and self._on_changes is not None:
+        return results
+
+    def _publish(self, index: int, changes: list[Change]) -> None:
+        if changes and self._on_changes is not None:
             try:
-                self._on_changes(index, all_changes)
+                self._on_changes(index, changes)
             except Exception:
                 log.exception("notification delivery failed for entry %d", index)
-        return results
 
     def _reply(self, response: Any, index: int, meter: ReadMeter | None) -> dict[str, Any]:
         """A command's response JSON; for a batch with Reads (``meter``), an ``Error``

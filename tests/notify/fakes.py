@@ -131,8 +131,8 @@ class Harness:
         for cmd in cmds:
             resp, ch = self.store.apply(cmd, NOW)
             changes.extend(ch)
-        if changes:  # as qcore.node.state_machine does
-            self.hub.publish(self.index, changes)
+            if ch:  # as qcore.node.state_machine does: after each command, before the next
+                self.hub.publish(self.index, ch)
         return resp, changes
 
     def create(self, typ: str, name: str = "", parent: EntityId | None = None) -> EntityId:

@@ -8,7 +8,9 @@ arrived, an earlier one that was queued would have arrived first.
 
 from __future__ import annotations
 
+from qcore.node.entries import encode_batch, new_batch
 from qcore.node.notify import OVERFLOW_CLOSE_CODE, NotificationHub
+from qcore.node.state_machine import StateMachine
 from qcore.protocol import messages as m
 from qcore.store import (
     CreateEntity,
@@ -131,6 +133,34 @@ async def test_context_reflects_the_whole_entry() -> None:
     h.apply(UpdateEntity([Write(u, "Email", String("e")), Write(u, "Name", String("new"))]))
     await c.ws.wait_frames(1)
     assert c.ws.notifications()[0]["context"] == {"Name": enc_str("new")}
+
+
+async def test_context_is_read_as_the_command_left_it_not_as_later_commands_of_its_entry_did() -> None:
+    """Group commit puts independent requests in one entry: the first request's
+    notification does not see the second's write, nor its deletion of the entity."""
+    h = Harness()
+    folder = h.create("Folder", "users")
+    u = h.create("User", "alice", folder)
+    sm = StateMachine(store=h.store, on_changes=h.hub.publish)  # as the node applies entries
+    c = h.connect()
+    await h.token(c, on_entity(u, "Email", context=["Name", "Parent->Name"]))
+    await h.token(c, on_entity(folder, "Children", context=["Name"]))
+
+    def write_json(field: str, value: str) -> dict:
+        return {"Write": {"entity_id": eid_json(u), "field_type": field, "value": enc_str(value),
+                          "push_condition": "Always", "adjust_behavior": "Set", "write_time": None, "writer_id": None}}
+
+    entry = new_batch([["1:a", 1, {"UpdateEntity": {"request": [write_json("Email", "a@x")]}}],
+                       ["2:b", 1, {"UpdateEntity": {"request": [write_json("Name", "alicia")]}}],
+                       ["2:b", 2, {"UpdateEntity": {"request": [write_json("Email", "b@x")]}}],
+                       ["1:a", 2, {"DeleteEntity": {"entity_id": eid_json(u)}}]])
+    sm.apply_entry(h.index + 1, encode_batch(entry), "3:c")
+    await c.ws.wait_frames(3)
+    first, second, deleted = c.ws.notifications()
+    assert first["context"] == {"Name": enc_str("alice"), "Parent->Name": enc_str("users")}
+    assert second["context"] == {"Name": enc_str("alicia"), "Parent->Name": enc_str("users")}
+    assert deleted["field_type"] == "Children" and deleted["current_value"] == {"EntityList": []}
+    assert first["log_index"] == second["log_index"] == deleted["log_index"] == h.index + 1
 
 
 async def test_path_registration_watches_the_field_it_reaches_at_registration() -> None:
