@@ -102,6 +102,14 @@ async def change_membership(c: Client, args: argparse.Namespace) -> None:
     emit(args, res, "voters are now " + ", ".join(map(str, sorted(set(args.members)))))
 
 
+async def remove_node(c: Client, args: argparse.Namespace) -> None:
+    res = await c.remove_node(args.node_id)
+    done = f"node {args.node_id} removed" if res.get("log_id") is not None else f"node {args.node_id} is not a member"
+    membership = res.get("membership", {})
+    voters = (membership.get("configs") or [[]])[0]
+    emit(args, res, f"{done}; voters now {voters}, learners {membership.get('learners')}")
+
+
 def fmt_index(x: Any) -> str:
     if isinstance(x, dict):
         return str(x.get("index"))
@@ -129,7 +137,7 @@ async def raw(c: Client, args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "node-status": node_status, "metrics": metrics, "init": init, "add-learner": add_learner,
-    "change-membership": change_membership, "raw": raw, **entity_commands.COMMANDS, **ops.COMMANDS,
+    "change-membership": change_membership, "remove-node": remove_node, "raw": raw, **entity_commands.COMMANDS, **ops.COMMANDS,
     **user_commands.COMMANDS,
 }
 
@@ -199,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = cmd("change-membership", "set the voters")
     s.add_argument("members", type=int, nargs="+")
     s.add_argument("--retain", action="store_true", help="keep removed voters as learners")
+    s = cmd("remove-node", "take a voter or a learner out of the cluster")
+    s.add_argument("node_id", type=int)
 
     s = cmd("create", "create an entity; prints its id")
     s.add_argument("type")

@@ -18,7 +18,7 @@ from qcore.client.field_values import FieldInfo, conform, fields_of_schema, pyth
 from qcore.client.session import MEMBERSHIP_TIMEOUT, is_idempotent, member_addresses, parse_addresses
 from qcore.client.users import UserAdmin
 from qcore.client.watch import Watch
-from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init
+from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init, RemoveNode
 
 __all__ = ["Client", "parse_addresses", "is_idempotent", "member_addresses"]
 
@@ -75,6 +75,11 @@ class Client(UserAdmin):
         return await self._management(
             ChangeMembership(self.next_id(), sorted(set(members)), retain), timeout or MEMBERSHIP_TIMEOUT
         )
+
+    async def remove_node(self, node_id: int, *, timeout: float | None = None) -> Any:
+        """Take a voter or a learner out of the cluster (the ``Ok`` value: ``log_id`` null
+        if it was not a member); a removed leader steps down once the change commits."""
+        return await self._management(RemoveNode(self.next_id(), node_id), timeout or MEMBERSHIP_TIMEOUT)
 
     # ------------------------------------------------------------ application
 

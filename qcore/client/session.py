@@ -15,7 +15,7 @@ Retry rules — the point of this module — in one place:
 * **Unknown outcome** (the request was sent and then the connection dropped,
   no reply came in time, or the kind is ``outcome_unknown``): only
   *idempotent* requests are sent again — reads, ``GetMetrics``,
-  ``SetSchema``, ``AddLearner``, ``ChangeMembership`` and notification
+  ``SetSchema``, ``AddLearner``, ``ChangeMembership``, ``RemoveNode`` and notification
   (un)registration. A write raises :exc:`~qcore.client.errors.UnknownOutcome`,
   unless the client was made with ``retry_writes=True``: then writes are sent
   again too (they may be applied twice).
@@ -75,6 +75,7 @@ from qcore.protocol.messages import (
     Perform,
     PerformResponse,
     RegisterNotification,
+    RemoveNode,
     UnregisterNotification,
 )
 
@@ -82,10 +83,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Session", "parse_addresses", "is_idempotent", "member_addresses", "MEMBERSHIP_TIMEOUT"]
 
-_IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RegisterNotification, UnregisterNotification, Authenticate)
+_IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RemoveNode, RegisterNotification, UnregisterNotification,
+               Authenticate)
 _ADMIN_READS = frozenset({"UserList", "RoleList", "AuthStatus"})
 # Slow by nature (AddLearner waits for the learner to catch up): never cut short by attempt_timeout.
-_LONG_RUNNING = (Init, AddLearner, ChangeMembership)
+_LONG_RUNNING = (Init, AddLearner, ChangeMembership, RemoveNode)
 #: Default deadline of the long-running management requests.
 MEMBERSHIP_TIMEOUT = 60.0
 

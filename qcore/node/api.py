@@ -33,7 +33,7 @@ from qcore.node.write_cost import WriteCost
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError
-from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType
+from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType, ConfState
 from qcore.store import Store
 from qcore.store.config import ConfigError
 
@@ -128,6 +128,7 @@ class Api:
             "Init": self.init,
             "AddLearner": self.add_learner,
             "ChangeMembership": self.change_membership,
+            "RemoveNode": self.remove_node,
             "Perform": self.perform,
             "RegisterNotification": notifications.register,
             "UnregisterNotification": notifications.unregister,
@@ -226,35 +227,63 @@ class Api:
 
     async def change_membership(self, msg: m.ChangeMembership, conn: ConnContext | None) -> Reply:
         async def local() -> Any:
-            driver = self._driver
             members = set(msg.members)
             if not members:
                 raise _Refused(Kind.INVALID, "members must not be empty")
+            cs = self._driver.conf_state()
+            if cs.voters_outgoing:
+                raise _Refused(Kind.UNAVAILABLE, "a membership change is already in progress")
+            unknown = sorted(members - set(cs.voters) - set(cs.learners))
+            if unknown:
+                raise _Refused(Kind.INVALID, f"node(s) {unknown} are not members; add them with AddLearner first")
+            return await self._set_voters(cs, members, msg.retain)
+
+        return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
+
+    async def remove_node(self, msg: m.RemoveNode, conn: ConnContext | None) -> Reply:
+        """Take a voter (by joint consensus, as ChangeMembership without it) or a learner
+        (one simple change) out of the configuration; a node that is not a member is
+        answered Ok with a null log_id, so that a retried request is harmless."""
+        async def local() -> Any:
+            driver = self._driver
             cs = driver.conf_state()
             if cs.voters_outgoing:
                 raise _Refused(Kind.UNAVAILABLE, "a membership change is already in progress")
-            voters, learners = set(cs.voters), set(cs.learners)
-            unknown = sorted(members - voters - learners)
-            if unknown:
-                raise _Refused(Kind.INVALID, f"node(s) {unknown} are not members; add them with AddLearner first")
-            changes = [ConfChangeSingle(ConfChangeType.ADD_NODE, n) for n in sorted(members - voters)]
-            demote = ConfChangeType.ADD_LEARNER if msg.retain else ConfChangeType.REMOVE_NODE
-            changes += [ConfChangeSingle(demote, n) for n in sorted(voters - members)]
-            if not changes:
+            gone = msg.node_id
+            if gone in cs.voters:
+                if len(cs.voters) == 1:
+                    raise _Refused(Kind.INVALID, f"node {gone} is the only voter; a cluster cannot remove its last voter")
+                return await self._set_voters(cs, set(cs.voters) - {gone}, retain=False)
+            if gone not in cs.learners:
                 return m.ok({"log_id": None, "membership": membership_json(cs)})
-            term, index = await driver.propose_conf_change(ConfChange(changes=tuple(changes)))
-
-            def settled() -> bool:
-                now = driver.conf_state()
-                return not now.voters_outgoing and set(now.voters) == members
-
-            if not await driver.wait_for(settled, self._opts.request_timeout):
-                raise _Refused(Kind.OUTCOME_UNKNOWN,
-                               "the joint configuration was entered but has not been left yet; check GetMetrics")
+            cc = ConfChange(changes=(ConfChangeSingle(ConfChangeType.REMOVE_NODE, gone),))
+            term, index = await driver.propose_conf_change(cc)  # resolves once applied
             return m.ok({"log_id": log_id(term, index, self._opts.id),  # proposed here, by the leader
                          "membership": membership_json(driver.conf_state())})
 
-        return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
+        return await self._leader_only(msg, conn, local, m.RemoveNodeResponse)
+
+    async def _set_voters(self, cs: ConfState, members: set[int], retain: bool) -> Any:
+        """Make `members` (all in `cs` already) the voters by joint consensus; voters left out
+        are removed, or kept as learners with `retain`. Runs on the leader."""
+        driver = self._driver
+        voters = set(cs.voters)
+        changes = [ConfChangeSingle(ConfChangeType.ADD_NODE, n) for n in sorted(members - voters)]
+        demote = ConfChangeType.ADD_LEARNER if retain else ConfChangeType.REMOVE_NODE
+        changes += [ConfChangeSingle(demote, n) for n in sorted(voters - members)]
+        if not changes:
+            return m.ok({"log_id": None, "membership": membership_json(cs)})
+        term, index = await driver.propose_conf_change(ConfChange(changes=tuple(changes)))
+
+        def settled() -> bool:
+            now = driver.conf_state()
+            return not now.voters_outgoing and set(now.voters) == members
+
+        if not await driver.wait_for(settled, self._opts.request_timeout):
+            raise _Refused(Kind.OUTCOME_UNKNOWN,
+                           "the joint configuration was entered but has not been left yet; check GetMetrics")
+        return m.ok({"log_id": log_id(term, index, self._opts.id),  # proposed here, by the leader
+                     "membership": membership_json(driver.conf_state())})
 
     def _matched(self, node_id: int) -> int:
         progress = self._driver.status().progress or {}

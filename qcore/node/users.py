@@ -72,10 +72,10 @@ __all__ = ["Users", "Session", "Viewer"]
 
 _AUTH_REQUIRED = "authentication required"
 #: Messages only role admin may send while users are on.
-ADMIN_ONLY = frozenset({"Init", "AddLearner", "ChangeMembership", "GetClusterMetrics", "SnapshotSave",
-                        "SnapshotRead", "SnapshotRelease"})
+ADMIN_ONLY = frozenset({"Init", "AddLearner", "ChangeMembership", "RemoveNode", "GetClusterMetrics",
+                        "SnapshotSave", "SnapshotRead", "SnapshotRelease"})
 #: ... of which these change the cluster: checked again after a barrier (Users.linearizable_admin).
-MEMBERSHIP = frozenset({"AddLearner", "ChangeMembership"})
+MEMBERSHIP = frozenset({"AddLearner", "ChangeMembership", "RemoveNode"})
 _LOG_EVERY = 10.0  # seconds between two lines about failed logins
 
 

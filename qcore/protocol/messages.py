@@ -51,6 +51,8 @@ __all__ = [
     "AddLearnerResponse",
     "ChangeMembership",
     "ChangeMembershipResponse",
+    "RemoveNode",
+    "RemoveNodeResponse",
     "GetMetrics",
     "GetMetricsResponse",
     "Perform",
@@ -363,6 +365,29 @@ class ChangeMembershipResponse:
 
 
 @dataclasses.dataclass(slots=True)
+class RemoveNode:
+    """Take a node out of the configuration, voter or learner (etcd's ``member remove``)."""
+
+    TAG: ClassVar[str] = "RemoveNode"
+    FIELDS: ClassVar[tuple[_Field, ...]] = (
+        ("id", _id, _REQUIRED),
+        ("node_id", _u64, _REQUIRED),
+    )
+    id: str | int
+    node_id: int
+
+
+@dataclasses.dataclass(slots=True)
+class RemoveNodeResponse:
+    TAG: ClassVar[str] = "RemoveNodeResponse"
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
+    id: str | int
+    response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
+
+
+@dataclasses.dataclass(slots=True)
 class GetMetrics:
     TAG: ClassVar[str] = "GetMetrics"
     FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED),)
@@ -582,6 +607,8 @@ Message: TypeAlias = Union[
     AddLearnerResponse,
     ChangeMembership,
     ChangeMembershipResponse,
+    RemoveNode,
+    RemoveNodeResponse,
     GetMetrics,
     GetMetricsResponse,
     Perform,
@@ -612,6 +639,7 @@ RESPONSE_TYPES: dict[type[Any], type[Any]] = {
     Init: InitResponse,
     AddLearner: AddLearnerResponse,
     ChangeMembership: ChangeMembershipResponse,
+    RemoveNode: RemoveNodeResponse,
     GetMetrics: GetMetricsResponse,
     Perform: PerformResponse,
     RaftVote: RaftVoteResponse,

@@ -94,7 +94,7 @@ class FakeNode:
             return m.GetMetricsResponse(msg.id, self.metrics)
         if type(msg) is m.Init:
             return m.InitResponse(msg.id, m.ok())
-        if type(msg) in (m.AddLearner, m.ChangeMembership):
+        if type(msg) in (m.AddLearner, m.ChangeMembership, m.RemoveNode):
             return m.RESPONSE_TYPES[type(msg)](msg.id, m.ok({"log_index": 11}))
         if type(msg) is m.Perform:
             return m.PerformResponse(msg.id, self.perform(msg.request))

@@ -91,6 +91,8 @@ async def test_management_commands(node: FakeNode, capsys: pytest.CaptureFixture
     assert node.of_type(m.AddLearner)[-1] == m.AddLearner(node.of_type(m.AddLearner)[-1].id, 3, "127.0.0.1:3")
     assert await run(node, "change-membership", "1", "2", "3") == 0
     assert node.of_type(m.ChangeMembership)[-1].members == [1, 2, 3]
+    assert await run(node, "remove-node", "3") == 0
+    assert node.of_type(m.RemoveNode)[-1].node_id == 3
     capsys.readouterr()
     assert await run(node, "raw", '{"GetMetrics": {}}') == 0
     assert orjson.loads(capsys.readouterr().out)["GetMetricsResponse"]["response"]["id"] == 1

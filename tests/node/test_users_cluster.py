@@ -210,6 +210,7 @@ MATRIX: dict[str, tuple[Make, tuple[str, str, str, str, str]]] = {
     "init": (msg("Init", nodes=[]), (O, N, N, N, N)),
     "add-learner": (msg("AddLearner", node_id=2, node_addr=lambda c: c.nodes[1].addr), (Y, N, N, N, N)),
     "change-membership": (msg("ChangeMembership", members=[1, 2, 3]), (Y, N, N, N, N)),
+    "remove-node": (msg("RemoveNode", node_id=9), (Y, N, N, N, N)),  # not a member: a no-op for admin
     "cluster-metrics": (msg("GetClusterMetrics"), (Y, N, N, N, N)),
     "snapshot-save": (msg("SnapshotSave"), (Y, N, N, N, N)),
     "user-list": (msg("AuthAdmin", request={"UserList": {}}), (Y, N, N, N, N)),

@@ -1,0 +1,99 @@
+"""`RemoveNode` takes a learner or a voter out of the cluster (etcd's
+``member remove``), where ChangeMembership can only change the voters: a
+learner added by mistake, or one that is gone for good, would otherwise stay
+in the configuration for ever."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.node.harness import REPO, Conn, node_metrics, wait_serving, wait_until, write
+from tests.node.test_cluster import init_cluster, make_counter, read_n
+
+
+def _members(metrics: dict) -> tuple[list[int], list[int]]:
+    membership = metrics["membership_config"]["membership"]
+    return sorted(i for config in membership["configs"] for i in config), membership["learners"]
+
+
+async def _removed_answer(c: Conn) -> dict:
+    reply = await c.call("Perform", request={"EntityExists": {"entity_id": {"typ": "Root", "id": 1}}})
+    return reply if reply.get("Error", {}).get("kind") == "removed" else {}
+
+
+def _cli(addr: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qcore.cli.client", "--addr", addr, *argv], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+async def test_a_learner_can_be_removed_through_a_follower_and_a_retry_is_harmless(nodes):
+    ns = [nodes(i) for i in (1, 2, 3)]
+    conns, leader = await init_cluster(ns)
+    learner = nodes(4).start()
+    await wait_serving(learner)
+    reply = await conns[leader - 1].call("AddLearner", node_id=4, node_addr=learner.addr, timeout=60)
+    assert "Ok" in reply["AddLearnerResponse"]["response"], reply
+    learner.kill9()  # gone for good
+
+    follower = next(c for n, c in zip(ns, conns) if n.id != leader)
+    reply = await follower.call("RemoveNode", node_id=4, timeout=60)
+    ok = reply["RemoveNodeResponse"]["response"]["Ok"]
+    assert ok["log_id"]["leader_id"]["node_id"] == leader, reply
+    assert ok["membership"]["learners"] == [] and "4" not in ok["membership"]["nodes"], reply
+    for n in ns:
+        await wait_until(lambda n=n: _without_4(n), what=f"node {n.id} to drop node 4")
+
+    again = _cli(ns[0].addr, "remove-node", "4")  # a retry: nothing left to do
+    assert again.returncode == 0, again.stderr
+    assert "node 4 is not a member" in again.stdout
+
+    ent = await make_counter(conns[leader - 1], "after")
+    r = await conns[leader - 1].perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 3})]}})
+    assert r["UpdateEntity"]["error"] is None
+    assert await read_n(follower, ent) == 3
+
+
+async def _without_4(n) -> bool:
+    voters, learners = _members(await node_metrics(n))
+    return voters == [1, 2, 3] and learners == []
+
+
+async def test_removing_the_leader_hands_over_and_it_says_it_was_removed(nodes):
+    ns = [nodes(i) for i in (1, 2, 3)]
+    conns, leader = await init_cluster(ns)
+    done = _cli(ns[leader - 1].addr, "remove-node", str(leader))
+    assert done.returncode == 0, done.stderr
+    rest = sorted(n.id for n in ns if n.id != leader)
+    assert f"node {leader} removed; voters now {rest}" in done.stdout
+
+    live = [c for n, c in zip(ns, conns) if n.id != leader]
+
+    async def new_leader() -> int | None:
+        m = await live[0].metrics()
+        return m["current_leader"] if m["current_leader"] in rest else None
+
+    await wait_until(new_leader, what="a leader among the remaining voters")
+    ent = await make_counter(live[0], "after")
+    r = await live[1].perform({"UpdateEntity": {"request": [write(ent, "N", {"Int": 7})]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    assert await read_n(live[0], ent) == 7
+    await wait_until(lambda: _removed_answer(conns[leader - 1]), what="the removed leader to say it was removed")
+
+
+async def test_the_last_voter_cannot_be_removed(nodes):
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+
+    async def refusal() -> dict:
+        reply = await c.call("RemoveNode", node_id=1)
+        response = reply.get("RemoveNodeResponse", {}).get("response")  # an Error frame until it leads
+        return reply if isinstance(response, dict) and "Err" in response else {}
+
+    reply = await wait_until(refusal, what="a refusal (once the node leads)")
+    assert reply["RemoveNodeResponse"]["kind"] == "invalid"
+    assert "only voter" in reply["RemoveNodeResponse"]["response"]["Err"]
+    assert _members(await c.metrics()) == ([1], [])
+    await c.close()
