@@ -789,6 +789,7 @@ _REFUSED_SHAPES: dict[type, Callable[[str], Any]] = {
     GetCompleteSchema: lambda t: GetCompleteSchemaResponse(None, t),
     FindEntities: lambda t: FindEntitiesResponse(None, t),
     GetEntityTypes: lambda t: GetEntityTypesResponse(None, t),
+    GetChildren: lambda t: GetChildrenResponse(None, t),
     EntityExists: lambda t: EntityExistsResponse(False),
     FieldExists: lambda t: FieldExistsResponse(False),
 }

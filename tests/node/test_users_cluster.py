@@ -201,6 +201,7 @@ MATRIX: dict[str, tuple[Make, tuple[str, str, str, str, str]]] = {
     "get-complete-schema": (perform(lambda c: {"GetCompleteSchema": {"entity_type": "SmartMeter"}}), (Y, Y, Y, N, N)),
     "find": (perform(lambda c: {"FindEntities": {"entity_type": "Meter", "page_opts": None}}), (Y, Y, Y, N, N)),
     "find-plants": (perform(lambda c: {"FindEntities": {"entity_type": "Plant", "page_opts": None}}), (Y, Y, N, N, N)),
+    "get-children": (perform(lambda c: {"GetChildren": {"entity_id": c.plant, "page_opts": None}}), (Y, Y, N, N, N)),
     "entity-exists": (perform(lambda c: {"EntityExists": {"entity_id": c.smart}}), (Y, Y, Y, N, N)),
     "field-exists": (perform(lambda c: {"FieldExists": {"entity_type": "Meter", "field_type": "Unit"}}), (Y, Y, Y, N, N)),
     "get-entity-types": (perform(lambda c: {"GetEntityTypes": {"page_opts": None}}), (Y, Y, Y, Y, Y)),  # filtered
