@@ -31,6 +31,7 @@ from qcore.node.state_machine import StateMachine
 from qcore.node.users import MEMBERSHIP, Session, Users
 from qcore.node.write_cost import WriteCost
 from qcore.protocol import messages as m
+from qcore.protocol.auth import MAX_PASSWORD
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.protocol.values import CodecError
 from qcore.raft.types import ConfChange, ConfChangeSingle, ConfChangeType, ConfState
@@ -168,6 +169,9 @@ class Api:
             problem = addr_problem(addr)
             if problem is not None:
                 return refuse(Kind.INVALID, f"nodes: node {node_id}'s address: {problem}")
+        pw = msg.admin_password
+        if pw is not None and not 0 < len(pw) <= MAX_PASSWORD:  # as UserAdd's: no admin anyone logs in as with ""
+            return refuse(Kind.INVALID, f"admin_password: expected a string of 1..{MAX_PASSWORD} characters")
         try:
             config_json = self._bootstrap_config()
             auth = await self._users.admin_entry(msg.admin_password) if msg.admin_password is not None else None

@@ -158,6 +158,24 @@ async def test_init_admin_password_file_starts_a_node_with_users_on(nodes, tmp_p
         await c.close()
 
 
+async def test_init_refuses_an_admin_password_useradd_would_refuse(nodes) -> None:
+    """An empty admin_password would start users on with an admin anyone logs in as."""
+    n = nodes(1, "--in-memory").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    try:
+        for bad in ("", "x" * 4097):
+            reply = await c.call("Init", nodes=[], admin_password=bad)
+            assert reply["InitResponse"]["response"] == {"Err": "admin_password: expected a string of 1..4096 characters"}
+        reply = await c.call("Perform", request={"GetEntityTypes": {"page_opts": None}})
+        assert reply["Error"]["kind"] == "not_initialised", reply  # nothing was started
+        assert (await ok(c, "Init", nodes=[], admin_password=ADMIN_PW)) == "Ok"
+        reply = await c.call("Authenticate", user="admin", password="")
+        assert reply["AuthenticateResponse"]["response"] == {"Err": "invalid user or password"}
+    finally:
+        await c.close()
+
+
 async def test_users_turned_on_and_off_on_a_running_node(nodes) -> None:
     n = nodes(1, "--init").start()
     await wait_serving(n)
