@@ -28,7 +28,7 @@ from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
 from qcore.node.options import NodeOptions, addr_problem
 from qcore.node.state_machine import StateMachine
-from qcore.node.users import MEMBERSHIP, Session, Users
+from qcore.node.users import Session, Users
 from qcore.node.write_cost import WriteCost
 from qcore.protocol import messages as m
 from qcore.protocol.auth import MAX_PASSWORD
@@ -138,8 +138,7 @@ class Api:
             **more_handlers,
         }
         self._users = users
-        for tag in MEMBERSHIP:  # SPEC 8.2: admin with users on, checked linearizably
-            self._handlers[tag] = self._users.linearizable_admin(self._handlers[tag])
+        users.guard(self._handlers)  # SPEC 8.2, 9: admin with users on, checked linearizably
 
     def handler_for(self, tag: str) -> Callable[[Any, ConnContext | None], Awaitable[Reply]] | None:
         return self._handlers.get(tag)

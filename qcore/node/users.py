@@ -74,8 +74,9 @@ _AUTH_REQUIRED = "authentication required"
 #: Messages only role admin may send while users are on.
 ADMIN_ONLY = frozenset({"Init", "AddLearner", "ChangeMembership", "RemoveNode", "GetClusterMetrics",
                         "SnapshotSave", "SnapshotRead", "SnapshotRelease"})
-#: ... of which these change the cluster: checked again after a barrier (Users.linearizable_admin).
-MEMBERSHIP = frozenset({"AddLearner", "ChangeMembership", "RemoveNode"})
+#: ... of which these are checked again after a barrier (Users.guard): they change the cluster,
+#: or hand out all of its data and password hashes (a backup).
+RECHECKED = frozenset({"AddLearner", "ChangeMembership", "RemoveNode", "SnapshotSave"})
 _LOG_EVERY = 10.0  # seconds between two lines about failed logins
 
 
@@ -182,11 +183,16 @@ class Users:
             return error(msg.id, Kind.PERMISSION_DENIED, f"permission denied: {user.name} may not send {tag} (admin only)")
         return None
 
+    def guard(self, handlers: dict[str, Callable[[Any, Any], Awaitable[Any]]]) -> None:
+        """Put the handlers of :data:`RECHECKED` behind :meth:`linearizable_admin` (in place)."""
+        for tag in RECHECKED:
+            handlers[tag] = self.linearizable_admin(handlers[tag])
+
     def linearizable_admin(self, handler: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
-        """`handler` (a membership change) behind an admin check made after a ReadIndex
-        barrier, so that a follower that has not yet applied users going on, or a
-        revoke, does not let it through on a stale view. Not while users were never
-        added: then nothing changes from before users existed."""
+        """`handler` (a membership change, a backup) behind an admin check made after a
+        ReadIndex barrier, so that a follower that has not yet applied users going on, a
+        revoke or a deletion does not let it through on a stale view. Not while users were
+        never added: then nothing changes from before users existed."""
         async def guarded(msg: Any, conn: ConnContext | None) -> Any:
             if conn is not None and not conn.forwarded and not self._sm().auth.empty:
                 await self._barrier()

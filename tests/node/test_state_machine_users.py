@@ -122,3 +122,35 @@ def test_the_snapshot_holds_users_and_roles_and_is_the_store_alone_without_them(
     r = Log.__new__(Log)
     r.sm, r.index = back, log.index
     assert r.run(attributed("alice", update(write(USER2, "Name", {"String": "no"}))))["UpdateEntity"]["error"]
+
+
+async def test_a_backup_or_membership_change_is_checked_again_after_the_barrier() -> None:
+    """A node that has not yet applied an admin's deletion lets the request past its first check;
+    the ReadIndex barrier brings the deletion in, and the check made after it refuses the request
+    (SPEC 8.3: a deleted user's connections lose their rights with the deletion)."""
+    from qcore.node.api import ConnContext
+    from qcore.node.users import Session, Users
+    from qcore.protocol import messages as m
+    from qcore.store.auth import UserDelete
+
+    log = started()
+
+    async def barrier() -> None:  # this node catches up: the deletion was committed before the request came
+        log.ok(auth_command("admin", UserDelete("bob")))
+
+    async def served(msg: object, conn: object) -> str:
+        return "served"
+
+    users = Users(lambda: log.sm, barrier, propose=None, initialised=lambda: True)  # type: ignore[arg-type]
+    handlers = {tag: served for tag in ("AddLearner", "ChangeMembership", "RemoveNode", "SnapshotSave", "GetMetrics")}
+    users.guard(handlers)
+    try:
+        for tag in ("AddLearner", "ChangeMembership", "RemoveNode", "SnapshotSave"):
+            log.ok(auth_command("admin", UserAdd("bob", H, ("admin",), None)))
+            bob = log.sm.auth.users["bob"]
+            conn = ConnContext(ws=None, user=Session(bob.name, bob.uid))  # type: ignore[arg-type]
+            assert users.gate(conn, m.GetMetrics(1)) is None  # still an admin here, before the barrier
+            reply = await handlers[tag](m.GetMetrics(1), conn)
+            assert isinstance(reply, m.Error) and reply.kind == "auth_required", (tag, reply)
+    finally:
+        users.close()
