@@ -27,6 +27,10 @@ ACCESS = ("read", "write", "create", "delete")
 ANY = "*"
 _ENTITY_ACCESS = frozenset({"create", "delete"})
 _MAX_NAME = 256
+#: Decisions a Grants remembers, per table. Types and fields are named by clients, so one
+#: naming ever new ones (each then refused by the store) must not grow it without bound;
+#: a full table starts over, which changes no answer.
+MAX_REMEMBERED = 1 << 14
 
 Lineage = Callable[[str], Sequence[str]]  # a type and every type it inherits from, nearest first
 
@@ -100,6 +104,8 @@ class Grants:
     def _covering(self, typ: str) -> frozenset[str]:
         lin = self._lineages.get(typ)
         if lin is None:
+            if len(self._lineages) >= MAX_REMEMBERED:
+                self._lineages.clear()
             lin = self._lineages[typ] = frozenset(self._lineage(typ))
         return lin
 
@@ -119,6 +125,8 @@ class Grants:
                     and (p.entity_type == ANY or p.entity_type in covering)
                     for p in self._perms
                 )
+            if len(self._fields) >= MAX_REMEMBERED:
+                self._fields.clear()
             self._fields[key] = decision
         return decision
 
@@ -131,6 +139,8 @@ class Grants:
         decision = self._types.get(key)
         if decision is None:
             covering = self._covering(typ)
+            if len(self._types) >= MAX_REMEMBERED:
+                self._types.clear()
             decision = self._types[key] = any(
                 access in p.access and (p.entity_type == ANY or p.entity_type in covering) for p in self._perms
             )

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from qcore.store import Store
 from qcore.store.access import type_lineage
-from qcore.store.permissions import ACCESS, ANY, Grants, Permission, parse_permission, parse_permissions
+from qcore.store.permissions import (
+    ACCESS,
+    ANY,
+    MAX_REMEMBERED,
+    Grants,
+    Permission,
+    parse_permission,
+    parse_permissions,
+)
 
 from .helpers import make_store
 
@@ -99,6 +107,17 @@ def test_lineage_from_a_store_follows_inheritance() -> None:
     assert g.allows("read", "Admin", "Email") and g.allows("read", "User", "Email")
     assert not g.allows("read", "Object", "Email") and not g.allows("write", "Admin", "Email")
     assert not g.allows("read", "Admin", "Name")
+
+
+def test_what_is_remembered_stays_bounded_whatever_names_clients_send() -> None:
+    """Every Read or Write names a type and a field, checked before the store refuses one that
+    does not exist: ever new names must not grow a user's Grants (on every node, for writes)."""
+    g = Grants([Permission("T0", ANY, frozenset({"read"}))], lambda t: (t, "T0") if t.startswith("T") else (t,))
+    for i in range(3 * MAX_REMEMBERED):
+        assert g.allows("read", "T1", f"Field{i}") and not g.allows("write", "T1", f"Field{i}")
+        assert g.on_type("read", f"T{i}") and not g.on_type("read", f"X{i}")
+    tables = (g._fields, g._types, g._lineages)  # what it remembers
+    assert all(0 < len(t) <= MAX_REMEMBERED for t in tables), [len(t) for t in tables]
 
 
 def test_parsing_says_what_is_wrong() -> None:
