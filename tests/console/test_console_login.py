@@ -23,6 +23,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ADMIN_PASSWORD = "console-admin-secret"
 BOB_PASSWORD = "console-bob-secret"
+SAM_PASSWORD = "console-sam-secret"
 SENSOR = "Sensor$12"
 # The browser itself logs a WebSocket that cannot connect (the node is restarting) as an error.
 RECONNECT_ERROR = re.compile(r"^console: WebSocket connection to 'ws://[^']+' failed")
@@ -41,6 +42,8 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NodePr
         async with Client([n.addr], user="admin", password=ADMIN_PASSWORD) as c:
             await c.role_add("viewer", ["*.*=read", "Sensor.Reading=read,write"])
             await c.user_add("bob", BOB_PASSWORD, roles=["viewer"], entity="User$4")
+            await c.role_add("sensor-reader", ["Sensor.*=read"])  # not Device, its parent type
+            await c.user_add("sam", SAM_PASSWORD, roles=["sensor-reader"])
         yield n
     finally:
         n.kill9()
@@ -135,6 +138,22 @@ async def test_log_out(page: Page) -> None:
     await page.locator("#user").get_by_role("button", name="Log out").click()
     await expect(page.locator("dialog.login")).to_be_visible()
     assert await page.evaluate("() => sessionStorage.length") == 0
+
+
+async def test_a_user_who_may_read_only_the_entity_type_sees_the_entity(node: NodeProc, browser: Browser,
+                                                                        recorded: Recorded) -> None:
+    """sam may read Sensor but not the schema of Device, its parent type: the
+    inheritance line stops there, and the fields are shown all the same."""
+    page = recorded.watch(await browser.new_page(viewport=DESKTOP))
+    try:
+        await page.goto(f"http://{node.addr}/#{SENSOR}")
+        await log_in(page, "sam", SAM_PASSWORD)
+        await expect(page.locator("#entity .entity-id")).to_have_text(SENSOR)
+        await expect(page.locator("#entity")).to_contain_text("type Sensor ← Device ← … · in Folder$10")
+        await expect(page.locator('#entity tr[data-field="Unit"] td.value')).to_have_text("C")
+        await expect(page.locator("#entity .live")).to_have_text("live: following 13 fields")
+    finally:
+        await page.close()
 
 
 async def test_no_request_to_another_host_and_no_errors(node: NodeProc, recorded: Recorded) -> None:

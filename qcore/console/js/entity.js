@@ -114,13 +114,24 @@ export class EntityView {
     }
   }
 
-  /** The type and its ancestors, "Sensor", "Device", "Object". */
+  /**
+   * The type and its ancestors, "Sensor", "Device", "Object". An ancestor's schema
+   * the user may not read (a permission on Sensor alone) ends the chain there: the
+   * entity itself is still shown.
+   */
   async _inheritance(schema) {
     const chain = [schema.entity_type];
     let parent = schema.inherit;
     while (parent && !chain.includes(parent) && chain.length < 32) {
       chain.push(parent);
-      const s = await this.conn.perform({ GetSchema: { entity_type: parent } });
+      let s;
+      try {
+        s = await this.conn.perform({ GetSchema: { entity_type: parent } });
+      } catch (err) {
+        if (err.kind !== "permission_denied") throw err;
+        chain.push("…");
+        break;
+      }
       parent = s ? s.inherit : null;
     }
     return chain;
