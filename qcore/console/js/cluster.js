@@ -84,6 +84,28 @@ export class ClusterView {
   _showError(err) {
     this.status.classList.add("error");
     this.status.textContent = err.kind === "unavailable" ? "not connected to the node" : errorText(err);
+    if (err.kind !== "auth_required" && err.kind !== "permission_denied") this._renderUnknown();
+  }
+
+  /**
+   * No answer from the page's node: what each member was is no longer known, so no
+   * row keeps claiming a role or "ok" (the page's own node may be the one down).
+   */
+  _renderUnknown() {
+    for (const tr of this.tbody.querySelectorAll("tr")) {
+      tr.classList.remove("leader");
+      tr.classList.add("down");
+      tr.dataset.role = "";
+      tr.dataset.health = "unknown";
+      for (const td of tr.querySelectorAll("td")) {
+        if (td.classList.contains("health")) {
+          td.className = "health warn";
+          td.textContent = "unknown: no answer from the node this page talks to";
+        } else {
+          td.textContent = "—";
+        }
+      }
+    }
   }
 
   render(view) {
