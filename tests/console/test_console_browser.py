@@ -352,6 +352,21 @@ async def test_create_a_child_and_delete_it(page: Page, client: Client) -> None:
     assert not await client.entity_exists(created)
 
 
+async def test_a_deleted_root_leaves_the_tree(page: Page, client: Client) -> None:
+    """A root has no parent whose children could be read again: its own item goes."""
+    other = await client.create("Root", "Second root")
+    await page.locator("#tree-reload").click()
+    item = page.locator(f'li[data-entity="{other}"]')
+    await expect(item).to_contain_text("Second root")
+    await item.locator(".tree-name").click()
+    await expect(page.locator("#entity .entity-id")).to_have_text(str(other))
+    await page.get_by_role("button", name="Delete").click()
+    await page.locator("dialog[open]").get_by_role("button", name="Delete").click()
+    await expect(item).to_have_count(0)
+    await expect(page.locator('li[data-entity="Root$1"]')).to_be_visible()
+    assert not await client.entity_exists(other)
+
+
 async def test_an_entity_deleted_elsewhere_says_so(page: Page, client: Client) -> None:
     doomed = await client.create("Sensor", "doomed", parent="Folder$10")
     await open_entity(page, str(doomed))

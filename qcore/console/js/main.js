@@ -36,6 +36,7 @@ const entity = new EntityView($("#entity"), conn, {
   onRenamed: (eid, name) => tree.rename(eid, name),
   onGone: (eid, parentId, byUs) => {
     if (parentId) tree.refresh(parentId);
+    else tree.remove(eid);
     if (byUs && parentId) openEntity(parentId);
   },
 });

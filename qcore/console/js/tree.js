@@ -261,6 +261,19 @@ export class EntityTree {
     }
   }
 
+  /** A deleted root (no parent to read again): its item goes, the rest of the tree stays as it is. */
+  remove(eid) {
+    const item = this.items.get(idText(eid));
+    if (!item) return;
+    this._forget(item);
+    this.items.delete(item.key);
+    const siblings = item.parent.children;
+    siblings.splice(siblings.indexOf(item), 1);
+    item.li.remove();
+    if (this.selected === item.li) this.selected = null;
+    this._keepTabStop();
+  }
+
   rename(eid, name) {
     const item = this.items.get(idText(eid));
     if (item) {
