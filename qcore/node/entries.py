@@ -14,10 +14,14 @@ on (SPEC 8.3).
 
 A command made by an authenticated user is logged inside an envelope naming
 the user, so that the state machine checks it against the users and roles
-at its own log position: `{"Attributed": {"user": "alice", "request":
-<CommandRequest JSON>}}`; a change to users and roles is `{"AuthAdmin":
-{"user": "alice" | null, "request": <auth change JSON>}}` (qcore.protocol.auth:
-hashes, never passwords). A bare CommandRequest is a command by no user.
+at its own log position: `{"Attributed": {"user": "alice", "uid": 7,
+"request": <CommandRequest JSON>}}`; a change to users and roles is
+`{"AuthAdmin": {"user": "alice" | null, "uid": 7, "request": <auth change
+JSON>}}` (qcore.protocol.auth: hashes, never passwords). `uid` is the user's
+number when the connection authenticated: a user deleted and added again
+under the same name has another, so a request from the old one's connection
+is refused where it is applied. Entries without `uid` are checked by name
+alone. A bare CommandRequest is a command by no user.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class Attributed:
 
     user: str
     command: Any
+    uid: int | None = None  # the user's uid when it authenticated (None: any user of that name)
 
 
 @dataclass(slots=True)
@@ -86,14 +91,26 @@ class AuthCommand:
 
     user: str | None
     change: AuthChange
+    uid: int | None = None  # as Attributed's
 
 
-def attributed(user: str, request_json: Any) -> dict[str, Any]:
-    return {"Attributed": {"user": user, "request": request_json}}
+def attributed(user: str, request_json: Any, uid: int | None = None) -> dict[str, Any]:
+    env: dict[str, Any] = {"user": user, "request": request_json}
+    if uid is not None:
+        env["uid"] = uid
+    return {"Attributed": env}
 
 
-def auth_command(user: str | None, change: AuthChange) -> dict[str, Any]:
-    return {"AuthAdmin": {"user": user, "request": encode_change(change)}}
+def auth_command(user: str | None, change: AuthChange, uid: int | None = None) -> dict[str, Any]:
+    env: dict[str, Any] = {"user": user, "request": encode_change(change)}
+    if uid is not None:
+        env["uid"] = uid
+    return {"AuthAdmin": env}
+
+
+def _uid(env: dict[str, Any]) -> int | None:
+    uid = env.get("uid")
+    return uid if type(uid) is int else None
 
 
 def decode_command(obj: Any) -> Any:
@@ -102,8 +119,9 @@ def decode_command(obj: Any) -> Any:
     if type(obj) is dict and len(obj) == 1:
         env = obj.get("Attributed")
         if type(env) is dict and type(env.get("user")) is str:
-            return Attributed(env["user"], decode_command_request(env.get("request"), "Attributed.request"))
+            return Attributed(env["user"], decode_command_request(env.get("request"), "Attributed.request"),
+                              _uid(env))
         env = obj.get("AuthAdmin")
         if type(env) is dict and (env.get("user") is None or type(env.get("user")) is str):
-            return AuthCommand(env.get("user"), decode_change(env.get("request")))
+            return AuthCommand(env.get("user"), decode_change(env.get("request")), _uid(env))
     return decode_command_request(obj)

@@ -181,7 +181,7 @@ class StateMachine:
         c = command.__class__
         if c is Attributed:
             if self.auth.enabled:
-                return self._as_user(command.user, command.command, now, stop)
+                return self._as_user(command.user, command.uid, command.command, now, stop)
             command = command.command  # users off: as if no user had made it
             c = command.__class__
         elif c is AuthCommand:
@@ -193,10 +193,10 @@ class StateMachine:
             self._grants.clear()
         return response, changes
 
-    def _as_user(self, name: str, command: Any, now: Timestamp,
+    def _as_user(self, name: str, uid: int | None, command: Any, now: Timestamp,
                  stop: Callable[[Any], bool] | None) -> tuple[Any, list[Change]]:
         user = self.auth.users.get(name)
-        if user is None:
+        if user is None or (uid is not None and user.uid != uid):  # deleted (and perhaps added again since)
             return encode_refusal(command, f"authentication required: user {name} no longer exists",
                                   "auth_required"), []
         why = denied_change(self.store, self.grants_of(user), name, command)
@@ -213,7 +213,7 @@ class StateMachine:
         change = command.change
         was_on = self.auth.enabled
         try:
-            self.auth.apply(change, command.user)
+            self.auth.apply(change, command.user, command.uid)
         except AuthRefused as exc:
             return {"AuthAdmin": {"response": {"Err": exc.text}, "kind": exc.kind}}
         self._grants.clear()

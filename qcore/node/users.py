@@ -217,7 +217,7 @@ class Users:
         s = conn.user if conn is not None else None
         if s is None:
             return command, request, command
-        return command, attributed(s.name, request), Attributed(s.name, command)
+        return command, attributed(s.name, request, s.uid), Attributed(s.name, command, s.uid)
 
     def read_reply(self, rid: Any, conn: ConnContext | None, command: Any) -> Any:
         """The reply to a read, served here after its barrier, as the connection's user may see it;
@@ -353,8 +353,9 @@ class Users:
                                f"permission denied: {actor.name} may not {req.__class__.__name__} (admin only)")
         if isinstance(req, (UserAdd, UserSetPassword)) and password is not None:
             req = dataclasses.replace(req, hash=await self.passwords.hash(password))  # the log never sees a password
-        name = conn.user.name if conn is not None and conn.user is not None else None
-        reply = await self._propose(rid, conn, auth_command(name, req), AuthCommand(name, req))
+        s = conn.user if conn is not None else None
+        name, uid = (s.name, s.uid) if s is not None else (None, None)
+        reply = await self._propose(rid, conn, auth_command(name, req, uid), AuthCommand(name, req, uid))
         return _admin_reply(rid, reply)
 
     def _admin_read(self, rid: Any, conn: ConnContext | None, req: Any) -> Any:

@@ -185,21 +185,22 @@ class AuthState:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, change: AuthChange, actor: str | None) -> None:
-        """Apply `change` made by user `actor` (None: no user); AuthRefused if it may not be."""
+    def apply(self, change: AuthChange, actor: str | None, actor_uid: int | None = None) -> None:
+        """Apply `change` made by user `actor` (None: no user) whose uid was `actor_uid` when it
+        authenticated (None: whichever user has that name); AuthRefused if it may not be."""
         if self.enabled:
-            self._authorise(change, actor)
+            self._authorise(change, actor, actor_uid)
         handler = _HANDLERS.get(change.__class__)
         if handler is None:
             raise AuthRefused(f"not an auth change: {change.__class__.__name__}", "invalid")
         handler(self, change)
         self.revision += 1
 
-    def _authorise(self, change: AuthChange, actor: str | None) -> None:
+    def _authorise(self, change: AuthChange, actor: str | None, actor_uid: int | None) -> None:
         if actor is None:
             raise AuthRefused("authentication required", "auth_required")
         user = self.users.get(actor)
-        if user is None:
+        if user is None or (actor_uid is not None and user.uid != actor_uid):
             raise AuthRefused(f"authentication required: user {actor} no longer exists", "auth_required")
         if user.admin or (change.__class__ is UserSetPassword and change.user == actor):
             return

@@ -10,7 +10,7 @@ from qcore.node.entries import auth_command, attributed, encode_batch, encode_in
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_load_config
 from qcore.store import EntityId, LoadConfig
-from qcore.store.auth import AuthDisable, RoleAdd, RoleSetPermissions, UserAdd, UserRevokeRole
+from qcore.store.auth import AuthDisable, RoleAdd, RoleSetPermissions, UserAdd, UserDelete, UserRevokeRole, UserSetPassword
 from qcore.store.permissions import Permission
 from tests.store.helpers import FOLDER, OBJECT, USER
 
@@ -154,3 +154,22 @@ async def test_a_backup_or_membership_change_is_checked_again_after_the_barrier(
             assert isinstance(reply, m.Error) and reply.kind == "auth_required", (tag, reply)
     finally:
         users.close()
+
+
+def test_a_user_deleted_and_added_again_is_another_user_to_the_old_ones_requests() -> None:
+    """Entries carry the uid the connection authenticated as: a request from the deleted bob's
+    connection, ordered after a new bob was added, is refused, not applied with the new bob's rights."""
+    log = started()
+    log.ok(auth_command("admin", UserAdd("bob", H, ("admin",), None)))
+    old = log.sm.auth.users["bob"].uid
+    log.ok(auth_command("admin", UserDelete("bob")))
+    log.ok(auth_command("admin", UserAdd("bob", H, ("folders",), None)))
+    new = log.sm.auth.users["bob"].uid
+    assert new != old
+    r = log.run(attributed("bob", update(write(FOLDER1, "Name", {"String": "stale"})), old))
+    assert r["UpdateEntity"]["kind"] == "auth_required" and "bob no longer exists" in r["UpdateEntity"]["error"]
+    r = log.run(auth_command("bob", UserSetPassword("bob", H), old))
+    assert r["AuthAdmin"]["kind"] == "auth_required", r
+    log.ok(attributed("bob", update(write(FOLDER1, "Name", {"String": "fresh"})), new))
+    log.ok(auth_command("bob", UserSetPassword("bob", H), new))
+    log.ok(attributed("bob", update(write(FOLDER1, "Name", {"String": "by name"}))))  # an entry without a uid
