@@ -29,7 +29,7 @@ from qcore.node.metrics import build_metrics
 from qcore.node.peer_dial import PeerDialer
 from qcore.protocol import messages as m
 from qcore.protocol import ops
-from qcore.protocol.errors import Kind, error
+from qcore.protocol.errors import Kind, error, refusal
 from qcore.raft.types import Snapshot
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class OpsApi:
         node = self._node
         driver = node.driver
         if conn is None:
-            return ops.SnapshotSaveResponse(msg.id, m.err("SnapshotSave needs a connection to read the snapshot on"))
+            return refusal(ops.SnapshotSaveResponse, msg.id, Kind.INVALID, "SnapshotSave needs a connection to read the snapshot on")
         if not driver.initialised():
             return error(msg.id, Kind.NOT_INITIALISED, "node is not initialised: send Init, or add it to a cluster")
         await node.api.read_barrier()
@@ -128,12 +128,12 @@ class OpsApi:
     async def snapshot_read(self, msg: ops.SnapshotRead, conn: "ConnContext | None") -> Any:
         snap = (conn.state.get("snapshots") or {}).get(msg.handle) if conn is not None else None
         if snap is None:
-            return ops.SnapshotReadResponse(msg.id, m.err(f"no snapshot {msg.handle!r} held on this connection"))
+            return refusal(ops.SnapshotReadResponse, msg.id, Kind.NOT_FOUND, f"no snapshot {msg.handle!r} held on this connection")
         if msg.length == 0 or msg.length > ops.MAX_SNAPSHOT_CHUNK:
-            return ops.SnapshotReadResponse(msg.id, m.err(f"length must be 1..{ops.MAX_SNAPSHOT_CHUNK}"))
+            return refusal(ops.SnapshotReadResponse, msg.id, Kind.INVALID, f"length must be 1..{ops.MAX_SNAPSHOT_CHUNK}")
         data = snap.data
         if msg.offset > len(data):
-            return ops.SnapshotReadResponse(msg.id, m.err(f"offset {msg.offset} is past the end ({len(data)})"))
+            return refusal(ops.SnapshotReadResponse, msg.id, Kind.INVALID, f"offset {msg.offset} is past the end ({len(data)})")
         if conn is not None:  # a ~100-byte request, a reply of up to 5.4 MiB: wait for room for it
             await self._node.backpressure.drained(conn)
         chunk = data[msg.offset : msg.offset + msg.length]
@@ -145,5 +145,5 @@ class OpsApi:
     async def snapshot_release(self, msg: ops.SnapshotRelease, conn: "ConnContext | None") -> Any:
         held = conn.state.get("snapshots") if conn is not None else None
         if not held or held.pop(msg.handle, None) is None:
-            return ops.SnapshotReleaseResponse(msg.id, m.err(f"no snapshot {msg.handle!r} held on this connection"))
+            return refusal(ops.SnapshotReleaseResponse, msg.id, Kind.NOT_FOUND, f"no snapshot {msg.handle!r} held on this connection")
         return ops.SnapshotReleaseResponse(msg.id, m.ok(None))

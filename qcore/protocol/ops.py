@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from qcore.protocol.messages import _REQUIRED, _Field, _id, _result, _str, _u64, register
+from qcore.protocol.messages import _REQUIRED, _UNION_FIELDS, _Field, _id, _str, _u64, register
 
 __all__ = [
     "GetClusterMetrics",
@@ -52,9 +52,11 @@ class GetClusterMetrics:
 @dataclasses.dataclass(slots=True)
 class GetClusterMetricsResponse:
     TAG: ClassVar[str] = "GetClusterMetricsResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -67,9 +69,11 @@ class SnapshotSave:
 @dataclasses.dataclass(slots=True)
 class SnapshotSaveResponse:
     TAG: ClassVar[str] = "SnapshotSaveResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -90,9 +94,11 @@ class SnapshotRead:
 @dataclasses.dataclass(slots=True)
 class SnapshotReadResponse:
     TAG: ClassVar[str] = "SnapshotReadResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 @dataclasses.dataclass(slots=True)
@@ -106,9 +112,11 @@ class SnapshotRelease:
 @dataclasses.dataclass(slots=True)
 class SnapshotReleaseResponse:
     TAG: ClassVar[str] = "SnapshotReleaseResponse"
-    FIELDS: ClassVar[tuple[_Field, ...]] = (("id", _id, _REQUIRED), ("response", _result, _REQUIRED))
+    FIELDS: ClassVar[tuple[_Field, ...]] = _UNION_FIELDS
+    OMIT: ClassVar[tuple[tuple[str, Any], ...]] = (("kind", None),)
     id: str | int
     response: Any
+    kind: str | None = None  # on {"Err": ...}: why, as qcore.protocol.errors.Kind
 
 
 register(GetClusterMetrics, GetClusterMetricsResponse)

@@ -87,6 +87,28 @@ async def test_a_membership_reply_names_the_leader_in_its_log_id(nodes):
     await c.close()
 
 
+async def test_backup_requests_that_fail_say_why_with_a_kind(nodes):
+    """SnapshotRead/SnapshotRelease refusals carry a kind, as every error the node sends does."""
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader")
+    saved = (await c.call("SnapshotSave"))["SnapshotSaveResponse"]["response"]["Ok"]
+    for tag, body, kind, text in [
+        ("SnapshotRead", {"handle": "nope", "offset": 0, "length": 10}, "not_found", "no snapshot 'nope'"),
+        ("SnapshotRead", {"handle": saved["handle"], "offset": 0, "length": 0}, "invalid", "length must be 1.."),
+        ("SnapshotRead", {"handle": saved["handle"], "offset": saved["size"] + 1, "length": 10}, "invalid",
+         "past the end"),
+        ("SnapshotRelease", {"handle": "nope"}, "not_found", "no snapshot 'nope'"),
+    ]:
+        reply = (await c.call(tag, **body))[f"{tag}Response"]
+        assert reply["kind"] == kind and text in reply["response"]["Err"], reply
+    released = await c.call("SnapshotRelease", handle=saved["handle"])
+    assert released["SnapshotReleaseResponse"] == {"id": released["SnapshotReleaseResponse"]["id"],
+                                                   "response": {"Ok": None}}
+    await c.close()
+
+
 async def test_every_application_request(nodes):
     n = nodes(1, "--init").start()
     await wait_serving(n)
