@@ -14,6 +14,7 @@ import pytest
 
 from qcore.client import AuthenticationFailed, Client, CommandError, ServerError
 from tests.node.harness import Conn, NodeProc, read, wait_serving, wait_until, write
+from tests.node.http_get import http_get
 
 ADMIN_PW = "adm-durable-4c7e21"
 ALICE_PW = "alice-durable-93bd0a"
@@ -52,6 +53,11 @@ async def alice_may_read_not_write(addr: str, meter: dict) -> None:
 
 
 async def _leader_known(addr: str) -> bool:
+    """Ready (a leader known, its commits applied: a restarted learner hears from the leader only
+    when the leader reaches it again), and the admin can log in there."""
+    status, _, _ = await http_get(addr, "/ready")
+    if status != 200:
+        return False
     c = await Conn.login(addr, "admin", ADMIN_PW)
     try:
         m = await c.metrics()
@@ -120,6 +126,7 @@ async def test_users_survive_kill9_snapshot_install_and_restart_and_no_password_
     assert learner.terminate() == 0
     learner.start()
     await wait_serving(learner)
+    await wait_until(lambda: _leader_known(learner.addr), timeout=30, what="node 4 back, hearing from the leader")
     await alice_may_read_not_write(learner.addr, meter)
     bob = await Conn.login(learner.addr, "bob", BOB_PW)
     await bob.close()
