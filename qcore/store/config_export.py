@@ -285,7 +285,7 @@ def export_config(
             if field in _STRUCTURE:
                 continue
             default = defaults.get(field)
-            if default is not None and value == default.default_value:
+            if default is not None and _same(value, default.default_value):
                 continue
             attrs.append(f"{scalar(field)}: {w.attribute(value)}")
         if attrs:
@@ -300,3 +300,11 @@ def export_config(
     if progress is not None:
         progress(done, total)
     return ExportResult(entities=done, schemas=len(schemas), dangling=w.dangling)
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Whether the import would give ``value`` back without writing it: equal,
+    and for floats the same sign too (-0.0 == 0.0, yet -0.0 is not the default 0.0)."""
+    if value != default:
+        return False
+    return value.__class__ is not Float or math.copysign(1.0, value.v) == math.copysign(1.0, default.v)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 import sys
 from pathlib import Path
@@ -325,5 +326,6 @@ async def test_export_then_import_round_trips_every_value_type(nodes, tmp_path: 
         assert members == {"Members": {"EntityList": [new_bob, eid("User", 3), eid("Folder", 14), eid("Device", 12)]}}
         reading = await read_fields(c, EntityId("Sensor", 13), ["Reading", "Unit"])
         assert reading == {"Reading": {"Float": -0.0}, "Unit": {"String": "yes"}}
+        assert math.copysign(1.0, reading["Reading"]["Float"]) == -1.0  # == alone takes 0.0 for -0.0
     finally:
         await c.close()

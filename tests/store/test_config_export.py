@@ -152,3 +152,22 @@ def test_float_text_reads_back_as_the_same_float(f: float) -> None:
     back = yaml.load(f"v: {float_text(f)}", Loader=yaml.SafeLoader)["v"]
     assert isinstance(back, float)
     assert repr(back) == repr(f)
+
+
+def test_a_float_of_the_other_sign_than_its_zero_default_is_exported() -> None:
+    # -0.0 == 0.0 in Python, yet they are different values: one that differs
+    # from its default only by sign must be written, or the import gives the default.
+    signed = EntitySchema("Signed", None, {"Pos": FieldSchema("Pos", Float(0.0), 0),
+                                           "Neg": FieldSchema("Neg", Float(-0.0), 1)})
+    store = Store()
+    apply(store, LoadConfig([signed], []))
+    flipped = apply(store, CreateEntity("Signed", None, "")).response  # type: ignore[attr-defined]
+    apply(store, CreateEntity("Signed", None, ""))  # left at the defaults
+    apply(store, UpdateEntity([Write(flipped, "Pos", Float(-0.0)), Write(flipped, "Neg", Float(0.0))]))
+    out = io.StringIO()
+    export_config(store, out)
+    again = Store()
+    apply(again, load_config_text(out.getvalue()))
+    signs = [[math.copysign(1.0, again.read_path(EntityId("Signed", i), f)[0].v) for f in ("Pos", "Neg")]
+             for i in (1, 2)]
+    assert signs == [[-1.0, 1.0], [1.0, -1.0]], out.getvalue()
