@@ -192,7 +192,7 @@ class NotificationHub:
         self._count = 0
         self._next_token = 1
         self._closers: set[asyncio.Task[None]] = set()
-        self.delivered = 0  # notification frames written to connections
+        self.delivered = 0  # notifications written to connections (not the registrations' responses)
         self.caught_up = 0  # switches from live to catching up because an outbox was full
         self.cut_off = 0  # connections closed because they fell behind
 
@@ -528,6 +528,7 @@ class NotificationHub:
                 # Every queued frame up to the next catch-up marker, checked
                 # and written with no await in between (unregister is exact).
                 frames: list[bytes] = []
+                notes = 0  # of the frames, notifications (not registration responses)
                 size = 0
                 while queue and len(frames) < _BATCH and size < _BATCH_BYTES:
                     reg, item = queue[0]
@@ -542,9 +543,10 @@ class NotificationHub:
                         frames.append(body)
                     elif reg.active:
                         frames.append(reg.frame(body))
+                        notes += 1
                 if frames:
                     await send_frames(ws, frames)
-                    self.delivered += len(frames)
+                    self.delivered += notes
         except ConnectionClosed:
             pass
         except asyncio.CancelledError:

@@ -3,6 +3,8 @@ against real node processes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -134,3 +136,29 @@ async def test_json_log_format_writes_one_object_per_line(nodes) -> None:
     objs = [orjson.loads(line) for line in lines]  # every line is JSON
     assert any(o["logger"] == "qcore.node.replica" and "role=Leader" in o["msg"] for o in objs)
     assert all(o["node"] == 1 and o["level"] in ("DEBUG", "INFO", "WARNING", "ERROR") for o in objs)
+
+
+async def test_notifications_sent_counts_notifications_not_registration_replies(nodes) -> None:
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    await wait_until(lambda: _ready(n), what="/ready 200")
+    sent = ("qcore_notifications_sent_total", ())
+    before = (await scrape(n))[sent]
+    c = await Conn.open(n.addr)
+    try:
+        for field in ("Reading", "Unit"):
+            config = {"EntityId": {"entity_id": eid("Sensor", 12), "field_type": field,
+                                   "trigger_on_change": False, "context": []}}
+            reply = await c.call("RegisterNotification", config=config)
+            assert "Ok" in reply["RegisterNotificationResponse"]["response"], reply
+        for i in range(3):
+            r = await c.perform({"UpdateEntity": {"request": [write(eid("Sensor", 12), "Reading", {"Float": i + 0.5})]}})
+            assert r["UpdateEntity"]["error"] is None
+        for _ in range(3):
+            assert "Notification" in await asyncio.wait_for(c.unmatched.get(), 20)
+    finally:
+        await c.close()
+
+    async def counted() -> float:
+        return (await scrape(n))[sent] - before
+    assert await wait_until(counted, what="the notifications counted") == 3  # 2 registrations, 3 changes
