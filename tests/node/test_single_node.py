@@ -270,3 +270,30 @@ async def test_bad_config_file_is_a_clear_startup_error(tmp_path):
         )
         assert p.returncode != 0
         assert needle in p.stderr, p.stderr
+
+
+async def test_out_of_range_numeric_flags_are_one_line_errors(tmp_path):
+    """A tick, count or limit below its floor, or a timeout that is not a positive
+    number of seconds, is refused before the node starts (it used to start a node
+    that spun or never elected a leader, or die with ZeroDivisionError)."""
+    import subprocess
+    import sys
+
+    cases = [("--tick-ms", "0"), ("--tick-ms", "-5"), ("--election-ticks", "0"), ("--heartbeat-ticks", "-1"),
+             ("--snapshot-threshold", "-1"), ("--snapshot-keep", "-1"), ("--snapshot-threshold-bytes", "0"),
+             ("--snapshot-keep-bytes", "-1"), ("--max-frame-bytes", "0"), ("--max-batch-copy", "-1"),
+             ("--max-inflight", "0"), ("--max-connections", "0"), ("--notify-retain", "0"),
+             ("--notify-max-per-conn", "-1"), ("--notify-queue-limit", "0"), ("--notify-queue-bytes", "0"),
+             ("--request-timeout", "0"), ("--request-timeout", "inf"), ("--stuck-timeout", "-1"),
+             ("--handshake-timeout", "nan"), ("--tick-ms", "fast")]
+    for flag, value in cases:
+        p = subprocess.run(
+            [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--in-memory", "--init",
+             flag, value], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+        last = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+        assert p.returncode == 2 and last.startswith(f"qcore: error: argument {flag}: ") and value in last, \
+            (flag, value, p.returncode, p.stderr[-500:])
+    p = subprocess.run(
+        [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--in-memory", "--init",
+         "--election-ticks", "2", "--heartbeat-ticks", "2"], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert p.returncode == 2 and "--election-ticks must be more than --heartbeat-ticks" in p.stderr, p.stderr
