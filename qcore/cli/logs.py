@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 
 import orjson
 
@@ -22,19 +23,28 @@ class JsonFormatter(logging.Formatter):
         self._node_id = node_id
 
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-        obj: dict[str, object] = {
-            "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "level": record.levelname,
-            "logger": record.name,
-            "node": self._node_id,
-            "msg": record.getMessage(),
-        }
+        exc = None
         if record.exc_info:
-            obj["exc"] = self.formatException(record.exc_info)
+            exc = self.formatException(record.exc_info)
         elif record.stack_info:
-            obj["exc"] = self.formatStack(record.stack_info)
-        return orjson.dumps(obj, default=str).decode()
+            exc = self.formatStack(record.stack_info)
+        return json_line(record.levelname, record.name, self._node_id, record.getMessage(), exc, record.created)
+
+
+def json_line(level: str, logger: str, node: int | None, msg: str, exc: str | None = None,
+              created: float | None = None) -> str:
+    """One log line of `--log-format json` (``node`` is null when the command line did not give one)."""
+    ts = datetime.datetime.fromtimestamp(time.time() if created is None else created, datetime.timezone.utc)
+    obj: dict[str, object] = {
+        "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "level": level,
+        "logger": logger,
+        "node": node,
+        "msg": msg,
+    }
+    if exc is not None:
+        obj["exc"] = exc
+    return orjson.dumps(obj, default=str).decode()
 
 
 def configure(node_id: int, level: str, fmt: str) -> None:

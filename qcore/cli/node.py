@@ -14,10 +14,10 @@ import math
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 from pathlib import Path
 
-from qcore.cli.logs import FORMATS, configure as configure_logging
+from qcore.cli.logs import FORMATS, configure as configure_logging, json_line
 from qcore.node import gc_policy, malloc_policy
 from qcore.node.bootstrap import parse_members
 from qcore.node.options import NodeOptions, read_password_file
@@ -74,8 +74,30 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _NodeParser(argparse.ArgumentParser):
+    """Usage errors as argparse writes them, or, when the command line asks for
+    `--log-format json`, as one JSON log line: every line on stderr is then JSON."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if not self.json_errors:
+            super().error(message)
+        sys.stderr.write(json_line("CRITICAL", "qcore", None, f"{message} (qcore --help shows the usage)") + "\n")
+        sys.exit(2)
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """Does the command line say `--log-format json` (read before it is parsed, for its errors)?"""
+    for i, arg in enumerate(argv):
+        if arg == "--log-format=json" or (arg == "--log-format" and argv[i + 1:i + 2] == ["json"]):
+            return True
+    return False
+
+
 def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
-    p = argparse.ArgumentParser(prog="qcore", description="Run a qcore node (or `qcore bench --help`).")
+    p = _NodeParser(prog="qcore", description="Run a qcore node (or `qcore bench --help`).")
+    p.json_errors = _asks_for_json(argv)
     p.add_argument("--id", type=int, required=True, help="this node's Raft id (u64, > 0)")
     p.add_argument("--ws-addr", type=_addr, required=True, help="host:port to serve on; peers reach this node here")
     p.add_argument("--config-file", type=Path, default=None,
@@ -248,17 +270,25 @@ def main(argv: list[str] | None = None) -> int:
     from qcore.node.tls import TlsConfigError
     from qcore.store.config import ConfigError
 
+    json_logs = a.log_format == "json"
     try:
-        return runner(_run(opts, announce=a.log_format == "text"))
+        return runner(_run(opts, announce=not json_logs))
     except (ConfigError, TlsConfigError, SecretFileError) as exc:  # read at start-up
-        print(f"qcore: {exc}", file=sys.stderr)
-        return 2
+        return _fatal(str(exc), 2, json_logs)
     except OSError as exc:
-        print(f"qcore: {exc}", file=sys.stderr)
-        return 1
+        return _fatal(str(exc), 1, json_logs)
     except Exception as exc:  # StorageError and the like: a clear one-line reason
-        print(f"qcore: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _fatal(f"{type(exc).__name__}: {exc}", 1, json_logs)
+
+
+def _fatal(message: str, code: int, json_logs: bool) -> int:
+    """Why the node stopped, in one line on stderr: `qcore: ...`, or with
+    `--log-format json` a CRITICAL log line like every other line; returns ``code``."""
+    if json_logs:
+        log.critical(message)
+    else:
+        print(f"qcore: {message}", file=sys.stderr)
+    return code
 
 
 def gen_secret(argv: list[str]) -> int:

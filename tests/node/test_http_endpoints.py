@@ -162,3 +162,28 @@ async def test_notifications_sent_counts_notifications_not_registration_replies(
     async def counted() -> float:
         return (await scrape(n))[sent] - before
     assert await wait_until(counted, what="the notifications counted") == 3  # 2 registrations, 3 changes
+
+
+def test_json_log_format_start_up_errors_are_json_lines_too(tmp_path) -> None:
+    """A node that cannot start says why in a JSON line as well (they were plain `qcore: ...` text)."""
+    import socket
+    import subprocess
+    import sys
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = f"127.0.0.1:{taken.getsockname()[1]}"
+    try:
+        for args, code, why in (
+            (["--ws-addr", "127.0.0.1:1", "--tick-ms", "0"], 2, "argument --tick-ms: must be at least 1"),
+            (["--ws-addr", "127.0.0.1:1", "--config-file", str(tmp_path / "missing.yaml")], 2, "config file not found"),
+            (["--ws-addr", busy, "--init"], 1, "address already in use"),
+        ):
+            p = subprocess.run([sys.executable, "-m", "qcore", "--id", "1", "--in-memory", "--log-format", "json", *args],
+                               capture_output=True, text=True, timeout=30, cwd=tmp_path)
+            lines = (p.stdout + p.stderr).splitlines()
+            objs = [orjson.loads(line) for line in lines]  # every line is JSON
+            assert p.returncode == code and objs[-1]["level"] == "CRITICAL" and why in objs[-1]["msg"], (args, lines)
+    finally:
+        taken.close()
