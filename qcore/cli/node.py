@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         runner: Callable[[Coroutine[Any, Any, int]], int] = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from qcore.node.cluster_identity import DataDirMismatch
     from qcore.node.peer_auth import SecretFileError
     from qcore.node.tls import TlsConfigError
     from qcore.store.config import ConfigError
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     json_logs = a.log_format == "json"
     try:
         return runner(_run(opts, announce=not json_logs))
-    except (ConfigError, TlsConfigError, SecretFileError) as exc:  # read at start-up
+    except (ConfigError, TlsConfigError, SecretFileError, DataDirMismatch) as exc:  # read at start-up
         return _fatal(str(exc), 2, json_logs)
     except OSError as exc:
         return _fatal(str(exc), 1, json_logs)

@@ -46,7 +46,7 @@ def restore_data_dir(backup: Path, data_dir: Path, node_id: int, members: dict[i
     conf = ConfState(voters=tuple(sorted(members)), addresses=dict(members))
     snap = Snapshot(SnapshotMeta(index=header.index, term=1, conf_state=conf), data)
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_identity(data_dir, Identity(derived_id(members, f"restore:{header.sha256}")))
+    write_identity(data_dir, Identity(derived_id(members, f"restore:{header.sha256}")), node_id)
     storage = FileStorage(data_dir)
     try:
         storage.save(HardState(term=1, vote=0, commit=header.index), [], snap, True)

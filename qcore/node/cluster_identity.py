@@ -13,6 +13,11 @@ A cluster's identity is fixed when it is formed and kept in the data dir
 * a node that joins (`--join`, `AddLearner`) has none and adopts the first
   one a peer's connection carries.
 
+`cluster.json` also names the node whose data dir it is: a node started
+with another `--id` on it refuses to start (`DataDirMismatch`), as etcd
+refuses a member id mismatch, since running on another member's term, vote
+and log breaks Raft's guarantees (a vote cast twice in one term).
+
 Outbound peer connections carry it in their path
 (`/raft?...&cluster=ID&config=DIGEST`); the receiver refuses a different
 one at the handshake (HTTP 403, the reason in the body) and logs why. Both
@@ -84,6 +89,10 @@ def explain(me: int, ours: Identity, peer: int, theirs: Identity) -> str:
     )
 
 
+class DataDirMismatch(Exception):
+    """The data dir holds another node's state (`cluster.json` names another id)."""
+
+
 class ClusterIdentity:
     def __init__(self, node_id: int, data_dir: Path | None) -> None:
         """`data_dir` None: kept in memory only (--in-memory)."""
@@ -97,13 +106,21 @@ class ClusterIdentity:
         if self._path is None or not self._path.exists():
             return None
         obj = orjson.loads(self._path.read_bytes())
-        return Identity(str(obj["cluster_id"]), obj.get("config_sha256"))
+        identity = Identity(str(obj["cluster_id"]), obj.get("config_sha256"))
+        owner = obj.get("node_id")
+        if owner is None:  # written before cluster.json named its node: it is this node's from now on
+            write_identity(self._path.parent, identity, self._me)
+        elif owner != self._me:
+            raise DataDirMismatch(
+                f"data dir {self._path.parent} holds the state of node {owner}, not of --id {self._me}: "
+                f"start node {owner} on it, or give node {self._me} its own data dir")
+        return identity
 
     def set(self, identity: Identity) -> None:
         """Adopt `identity` and make it durable before anything depends on it."""
         self.current = identity
         if self._path is not None:
-            write_identity(self._path.parent, identity)
+            write_identity(self._path.parent, identity, self._me)
         log.info("cluster id %s (config sha256 %s)", identity.cluster_id, identity.config_sha256)
 
     def query(self) -> str:
@@ -154,13 +171,14 @@ class ClusterIdentity:
         return [why for when, why in self._refused.values() if now - when < _REMEMBER]
 
 
-def write_identity(data_dir: Path, identity: Identity) -> None:
-    """Write `cluster.json` atomically and durably."""
+def write_identity(data_dir: Path, identity: Identity, node_id: int) -> None:
+    """Write `cluster.json`, the cluster's identity and the id of the node whose dir it is, atomically and durably."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / FILE_NAME
     tmp = path.with_name(FILE_NAME + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(orjson.dumps({"cluster_id": identity.cluster_id, "config_sha256": identity.config_sha256}))
+        f.write(orjson.dumps({"cluster_id": identity.cluster_id, "config_sha256": identity.config_sha256,
+                              "node_id": node_id}))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

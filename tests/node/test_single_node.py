@@ -297,3 +297,36 @@ async def test_out_of_range_numeric_flags_are_one_line_errors(tmp_path):
         [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--in-memory", "--init",
          "--election-ticks", "2", "--heartbeat-ticks", "2"], capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert p.returncode == 2 and "--election-ticks must be more than --heartbeat-ticks" in p.stderr, p.stderr
+
+
+
+async def test_a_data_dir_is_refused_to_a_node_of_another_id(nodes, tmp_path):
+    """A data dir holds one node's term, vote and log: started with another --id
+    (a mixed-up --data-dir) the node refuses to start, instead of voting again
+    in a term with another node's state; the node it belongs to resumes on it."""
+    import subprocess
+    import sys
+
+    from qcore.cli.client import build_parser, run as cli_run
+    from qcore.cli.restore import restore_data_dir
+
+    one = nodes(1, "--init").start()
+    await wait_serving(one)
+    backup = tmp_path / "b.snap"
+    assert await cli_run(build_parser().parse_args(["--addr", one.addr, "snapshot", "save", str(backup)])) == 0
+    assert one.terminate() == 0
+    restored = tmp_path / "restored"
+    restore_data_dir(backup, restored, 3, {3: "127.0.0.1:1"})
+    for data_dir, owner in ((one.data_dir, 1), (restored, 3)):
+        p = subprocess.run([sys.executable, "-m", "qcore", "--id", "2", "--ws-addr", "127.0.0.1:1",
+                            "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+        assert p.returncode == 2, (p.returncode, p.stderr[-800:])
+        assert f"qcore: data dir {data_dir} holds the state of node {owner}, not of --id 2" in p.stderr, p.stderr
+    one.extra = []
+    one.start()  # the node it belongs to resumes on it
+    await wait_serving(one)
+    c = await Conn.open(one.addr)
+    try:
+        await wait_until(lambda: _is_leader(c), what="node 1 leads again")
+    finally:
+        await c.close()
