@@ -47,7 +47,10 @@ def _members(text: str) -> dict[int, str]:
 
 
 def _addrs(text: str) -> list[str]:
-    return [_addr(t.strip()) for t in text.split(",") if t.strip()]
+    addrs = [_addr(t.strip()) for t in text.split(",") if t.strip()]
+    if not addrs:  # (an empty --join would start a node that never joins anything)
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT[,HOST:PORT...], got {text!r}")
+    return addrs
 
 
 def _at_least(low: int) -> Callable[[str], int]:

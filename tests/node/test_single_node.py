@@ -273,9 +273,10 @@ async def test_bad_config_file_is_a_clear_startup_error(tmp_path):
 
 
 async def test_out_of_range_numeric_flags_are_one_line_errors(tmp_path):
-    """A tick, count or limit below its floor, or a timeout that is not a positive
-    number of seconds, is refused before the node starts (it used to start a node
-    that spun or never elected a leader, or die with ZeroDivisionError)."""
+    """A tick, count or limit below its floor, a timeout that is not a positive
+    number of seconds, or a --join with no address, is refused before the node
+    starts (it used to start a node that spun, never elected a leader or never
+    joined, or die with ZeroDivisionError)."""
     import subprocess
     import sys
 
@@ -285,7 +286,7 @@ async def test_out_of_range_numeric_flags_are_one_line_errors(tmp_path):
              ("--max-inflight", "0"), ("--max-connections", "0"), ("--notify-retain", "0"),
              ("--notify-max-per-conn", "-1"), ("--notify-queue-limit", "0"), ("--notify-queue-bytes", "0"),
              ("--request-timeout", "0"), ("--request-timeout", "inf"), ("--stuck-timeout", "-1"),
-             ("--handshake-timeout", "nan"), ("--tick-ms", "fast")]
+             ("--handshake-timeout", "nan"), ("--tick-ms", "fast"), ("--join", " , ")]
     for flag, value in cases:
         p = subprocess.run(
             [sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--in-memory", "--init",
