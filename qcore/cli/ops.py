@@ -249,9 +249,13 @@ async def export(c: Client, args: argparse.Namespace) -> None:
             result = export_config(store, sys.stdout, root, lambda d, t: bar.update(d, t), comment)
         else:
             tmp = target.with_name(target.name + ".part")
-            with open(tmp, "w", encoding="utf-8", buffering=1 << 20) as f:
-                result = export_config(store, f, root, lambda d, t: bar.update(d, t), comment)
-            tmp.replace(target)
+            try:
+                with open(tmp, "w", encoding="utf-8", buffering=1 << 20) as f:
+                    result = export_config(store, f, root, lambda d, t: bar.update(d, t), comment)
+                tmp.replace(target)
+            except BaseException:  # no half-written FILE.part is left behind (an unknown --root, Ctrl-C)
+                tmp.unlink(missing_ok=True)
+                raise
     finally:
         bar.finish()
     if result.dangling:

@@ -58,13 +58,17 @@ def write_backup(path: Path, header: BackupHeader, data: bytes) -> None:
     if len(data) != header.size or hashlib.sha256(data).hexdigest() != header.sha256:
         raise BackupError("the data does not match its header (size or sha256)")
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + b" %d\n" % FORMAT)
-        f.write(orjson.dumps(header.to_json()) + b"\n")
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + b" %d\n" % FORMAT)
+            f.write(orjson.dumps(header.to_json()) + b"\n")
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # no half-written FILE.part is left behind (a full disk, PATH a directory, Ctrl-C)
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_header(f: BinaryIO, name: str) -> BackupHeader:

@@ -329,3 +329,14 @@ async def test_export_then_import_round_trips_every_value_type(nodes, tmp_path: 
         assert math.copysign(1.0, reading["Reading"]["Float"]) == -1.0  # == alone takes 0.0 for -0.0
     finally:
         await c.close()
+
+
+async def test_a_failed_save_or_export_leaves_no_part_file(nodes, tmp_path: Path) -> None:
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    out = tmp_path / "sub.yaml"
+    assert await cli("--addr", n.addr, "export", "--root", "Folder$99", str(out)) == 1  # no such entity
+    target = tmp_path / "a-directory"
+    target.mkdir()
+    assert await cli("--addr", n.addr, "snapshot", "save", str(target)) == 1  # cannot rename over a directory
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("node-")) == ["a-directory"]
