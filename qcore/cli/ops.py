@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from qcore.cli.entity_commands import emit
+from qcore.cli.entity_commands import _entity as resolve_entity, emit
 from qcore.cli.progress import Progress
 from qcore.client import Client, command_json
 from qcore.client.errors import ServerError
@@ -37,7 +37,7 @@ OFFLINE = {("snapshot", "status")}  # commands that need no node
 def add_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
     cmd("status", "every member of the cluster: role, term, commit, applied, lag, health")
     s = cmd("tree", "print the entity tree (types and names)")
-    s.add_argument("entity", nargs="?", help="start here (default: every entity without a parent)")
+    s.add_argument("entity", nargs="?", help="start here, an id or a /path (default: every entity without a parent)")
     s.add_argument("--depth", type=int, default=None, help="levels below the start to show")
     s = cmd("snapshot", "back up the cluster, or check a backup")
     snap = s.add_subparsers(dest="snapshot_command", required=True, metavar="save|status")
@@ -47,7 +47,7 @@ def add_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
     status.add_argument("file", type=Path)
     s = cmd("export", "write schemas and the entity tree as a config file (qcore --config-file F --init reads it)")
     s.add_argument("file", nargs="?", type=Path, help="default: standard output")
-    s.add_argument("--root", metavar="ENTITY", help="only the tree under this entity")
+    s.add_argument("--root", metavar="ENTITY", help="only the tree under this entity (an id or a /path)")
 
 
 def is_offline(args: argparse.Namespace) -> bool:
@@ -119,7 +119,7 @@ async def status(c: Client, args: argparse.Namespace) -> None:
 
 async def tree(c: Client, args: argparse.Namespace) -> None:
     if args.entity:
-        starts = [command_json.entity_id(args.entity)]
+        starts = [await resolve_entity(c, args.entity)]
     else:
         starts = await _roots(c)
     lines: list[str] = []
@@ -232,13 +232,14 @@ def snapshot_status(args: argparse.Namespace) -> None:
 async def export(c: Client, args: argparse.Namespace) -> None:
     from qcore.store.config_export import export_config
 
-    snap = await _fetch(c, "reading snapshot")
-    store = _decode(snap.data, snap.index)
     root = None
-    if args.root:
+    if args.root:  # an id or a path, looked up before the snapshot is taken
         from qcore.store import EntityId
 
-        root = EntityId.parse(args.root)
+        found = await resolve_entity(c, args.root)
+        root = EntityId(found["typ"], found["id"])
+    snap = await _fetch(c, "reading snapshot")
+    store = _decode(snap.data, snap.index)
     comment = (f"qcore export of {snap.node} at log index {snap.index}"
                f"{f' (tree under {args.root})' if args.root else ''}\n"
                "load with: qcore --config-file THIS_FILE --init (ids are renumbered in tree order)")

@@ -340,3 +340,19 @@ async def test_a_failed_save_or_export_leaves_no_part_file(nodes, tmp_path: Path
     target.mkdir()
     assert await cli("--addr", n.addr, "snapshot", "save", str(target)) == 1  # cannot rename over a directory
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("node-")) == ["a-directory"]
+
+
+async def test_export_root_and_tree_take_a_path_as_well_as_an_id(
+        nodes, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    by_id, by_path = tmp_path / "by-id.yaml", tmp_path / "by-path.yaml"
+    assert await cli("--addr", n.addr, "export", "--root", "Folder$10", str(by_id)) == 0
+    assert await cli("--addr", n.addr, "export", "--root", "/Root/Devices", str(by_path)) == 0
+
+    def body(p: Path) -> list[str]:
+        return [line for line in p.read_text().splitlines() if not line.startswith("#")]
+    assert body(by_path) == body(by_id) and "  name: Devices" in by_id.read_text()
+    capsys.readouterr()
+    assert await cli("--addr", n.addr, "tree", "/Root/Devices") == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Folder$10  'Devices'"
