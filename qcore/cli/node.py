@@ -257,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         from qcore.cli.restore import main as restore_main
 
         return restore_main(argv[2:])
+    if argv[:1] == ["snapshot"]:  # not a node's flags: say which tool has the other snapshot commands
+        print("qcore snapshot: the command here is `qcore snapshot restore FILE --data-dir DIR --id N "
+              "--initial-cluster ...`; `snapshot save` and `snapshot status` are qcore-cli's", file=sys.stderr)
+        return 2
     if argv and argv[0] == "gen-secret":
         return gen_secret(argv[1:])
     opts, a = parse_args(argv)

@@ -356,3 +356,12 @@ async def test_export_root_and_tree_take_a_path_as_well_as_an_id(
     capsys.readouterr()
     assert await cli("--addr", n.addr, "tree", "/Root/Devices") == 0
     assert capsys.readouterr().out.splitlines()[0] == "Folder$10  'Devices'"
+
+
+def test_qcore_snapshot_other_than_restore_names_the_tool_that_has_it() -> None:
+    import subprocess
+
+    for argv in (["snapshot"], ["snapshot", "save", "x.snap"], ["snapshot", "status", "x.snap"]):
+        p = subprocess.run([sys.executable, "-m", "qcore", *argv], capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, (argv, p.stderr)  # one line, not node usage
+        assert "`qcore snapshot restore FILE" in p.stderr and "are qcore-cli's" in p.stderr, (argv, p.stderr)
