@@ -157,7 +157,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                    help="unsent bytes to one peer before further Raft messages to it are dropped and it is "
                         "probed (default 64 MiB)")
     p.add_argument("--request-timeout", type=_seconds, default=10.0, help="seconds before a request fails")
-    p.add_argument("--notify-retain", type=_at_least(1), default=100_000,
+    p.add_argument("--notify-retain", type=_at_least(0), default=100_000,
                    help="committed changes kept so a watch can resume with from_index")
     p.add_argument("--notify-max-per-conn", type=_at_least(0), default=1_000, help="notification registrations per connection")
     p.add_argument("--notify-queue-limit", type=_at_least(1), default=10_000,

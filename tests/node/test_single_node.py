@@ -283,7 +283,7 @@ async def test_out_of_range_numeric_flags_are_one_line_errors(tmp_path):
     cases = [("--tick-ms", "0"), ("--tick-ms", "-5"), ("--election-ticks", "0"), ("--heartbeat-ticks", "-1"),
              ("--snapshot-threshold", "-1"), ("--snapshot-keep", "-1"), ("--snapshot-threshold-bytes", "0"),
              ("--snapshot-keep-bytes", "-1"), ("--max-frame-bytes", "0"), ("--max-batch-copy", "-1"),
-             ("--max-inflight", "0"), ("--max-connections", "0"), ("--notify-retain", "0"),
+             ("--max-inflight", "0"), ("--max-connections", "0"), ("--notify-retain", "-1"),
              ("--notify-max-per-conn", "-1"), ("--notify-queue-limit", "0"), ("--notify-queue-bytes", "0"),
              ("--request-timeout", "0"), ("--request-timeout", "inf"), ("--stuck-timeout", "-1"),
              ("--handshake-timeout", "nan"), ("--tick-ms", "fast"), ("--join", " , ")]
