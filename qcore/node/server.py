@@ -111,6 +111,7 @@ class Node:
                                 ConsoleFiles.packaged() if opts.console else None)
         self.http.check_upgrade(self._check_peer)
         self._join_task: asyncio.Task[None] | None = None
+        self._address_task: asyncio.Task[None] | None = None
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
         self._dirty: list[ConnContext] = []  # connections with replies to flush this loop iteration
@@ -244,8 +245,21 @@ class Node:
             open_timeout=opts.handshake_timeout,
         )
         self._log_security()
+        self._address_task = asyncio.create_task(self._check_own_address())
         if opts.join:
             self._join_task = asyncio.create_task(bootstrap.join_cluster(self, opts.join, opts.join_as_learner))
+
+    async def _check_own_address(self) -> None:
+        """Warn once the configuration names this node at another address than --ws-addr
+        (SPEC 1: it is the address peers dial), e.g. a data dir restarted or restored elsewhere."""
+        me, driver = self.opts.id, self.driver
+        while not await driver.wait_for(lambda: driver.address_of(me) is not None, 60.0):
+            pass  # not a member yet (uninitialised, or joining)
+        listed = driver.address_of(me)
+        if listed != self.opts.ws_addr:
+            log.warning("the cluster configuration names node %d at %s, but it listens on --ws-addr %s: peers "
+                        "dial %s and will not reach it; start it with --ws-addr %s, or remove it from the cluster "
+                        "and add it again at its new address", me, listed, self.opts.ws_addr, listed, listed)
 
     def _log_security(self) -> None:
         opts = self.opts
@@ -284,8 +298,9 @@ class Node:
         log.info("shutting down")
         if self._server is not None:
             self._server.close(close_connections=False)
-        if self._join_task is not None:
-            self._join_task.cancel()
+        for task in (self._join_task, self._address_task):
+            if task is not None:
+                task.cancel()
         await self._hand_over_leadership()
         # Give in-flight requests a moment to be answered by the new state.
         if self._request_tasks:

@@ -331,3 +331,19 @@ async def test_a_data_dir_is_refused_to_a_node_of_another_id(nodes, tmp_path):
         await wait_until(lambda: _is_leader(c), what="node 1 leads again")
     finally:
         await c.close()
+
+
+async def test_a_node_started_on_another_address_than_its_configuration_names_warns(nodes):
+    """SPEC 1: --ws-addr is also the address other nodes use; a data dir restarted elsewhere says so."""
+    first = nodes(1, "--init").start()
+    await wait_serving(first)
+    assert first.terminate() == 0
+    first.start()  # the same address: no warning
+    await wait_serving(first)
+    assert first.terminate() == 0
+    moved = nodes(1)  # the same data dir and log file, another port
+    moved.start()
+    await wait_serving(moved)
+    warning = f"the cluster configuration names node 1 at {first.addr}, but it listens on --ws-addr {moved.addr}"
+    assert moved.log_path.read_text().count(warning) == 1
+
