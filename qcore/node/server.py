@@ -255,8 +255,10 @@ class Node:
         me, driver = self.opts.id, self.driver
         while not await driver.wait_for(lambda: driver.address_of(me) is not None, 60.0):
             pass  # not a member yet (uninitialised, or joining)
-        listed = driver.address_of(me)
-        if listed != self.opts.ws_addr:
+        listed = driver.address_of(me) or ""
+        host, _, port = self.opts.ws_addr.rpartition(":")
+        wildcard = host.strip("[]") in ("0.0.0.0", "::", "")  # listens on every interface: the port must match
+        if listed != self.opts.ws_addr and not (wildcard and listed.rpartition(":")[2] == port):
             log.warning("the cluster configuration names node %d at %s, but it listens on --ws-addr %s: peers "
                         "dial %s and will not reach it; start it with --ws-addr %s, or remove it from the cluster "
                         "and add it again at its new address", me, listed, self.opts.ws_addr, listed, listed)

@@ -347,3 +347,21 @@ async def test_a_node_started_on_another_address_than_its_configuration_names_wa
     warning = f"the cluster configuration names node 1 at {first.addr}, but it listens on --ws-addr {moved.addr}"
     assert moved.log_path.read_text().count(warning) == 1
 
+
+async def test_a_node_listening_on_every_interface_is_named_by_its_port(nodes):
+    """--ws-addr 0.0.0.0:P serves the address the configuration names (127.0.0.1:P): no warning."""
+    wide = nodes(1)
+    wide.extra += ["--ws-addr", f"0.0.0.0:{wide.port}"]  # the last --ws-addr given wins
+    wide.start()
+    await wait_serving(wide)
+    c = await Conn.open(wide.addr)
+    reply = await c.call("Init", nodes=[[1, wide.addr]])
+    assert reply["InitResponse"]["response"] == "Ok", reply
+    await wait_until(lambda: _is_leader(c), what="leader")
+    await c.close()
+    assert wide.terminate() == 0
+    wide.start()
+    await wait_serving(wide)
+    assert wide.terminate() == 0
+    assert "the cluster configuration names node 1" not in wide.log_path.read_text()
+
