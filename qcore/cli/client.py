@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import logging
 import os
 import sys
@@ -267,9 +266,7 @@ def _password(user: str | None) -> str | None:
     if user is None:
         return None
     pw = os.environ.get("QCORE_PASSWORD")
-    if pw is None:
-        pw = getpass.getpass(f"password for {user}: ")
-    return pw
+    return user_commands.login_password(user) if pw is None else pw
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -277,8 +274,12 @@ async def run(args: argparse.Namespace) -> int:
         c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes,
                    tls_ca=args.tls_ca_file, tls_cert=args.tls_client_cert, tls_key=args.tls_client_key,
                    user=args.user, password=_password(args.user))
-    except (OSError, ValueError) as e:  # a TLS file that cannot be read
-        print(f"qcore-cli: TLS: {e}", file=sys.stderr)
+    except (UsageError, ValueError) as e:  # no password; a bad --addr; a client key without its certificate
+        print(f"qcore-cli: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a TLS file that cannot be read
+        files = ", ".join(f for f in (args.tls_ca_file, args.tls_client_cert, args.tls_client_key) if f)
+        print(f"qcore-cli: TLS: cannot use {files}: {e.strerror or e}", file=sys.stderr)
         return 1
     try:
         if ops.is_offline(args):

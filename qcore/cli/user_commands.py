@@ -12,12 +12,14 @@ A new password is read from ``--password-file`` (its first line), else from
 standard input's first line when it is not a terminal, else asked for twice
 at a prompt. It is never taken as an argument (it would show in ``ps`` and
 shell history). A permission is ``TYPE[.FIELD]=ACCESS[,ACCESS]``.
+Nothing typed at a prompt (Ctrl-D) is a one-line error, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +29,7 @@ from qcore.cli.text_values import UsageError, format_eid
 from qcore.client import Client
 from qcore.node.options import read_password_file
 
-__all__ = ["COMMANDS", "add_commands", "new_password"]
+__all__ = ["COMMANDS", "add_commands", "new_password", "login_password"]
 
 
 def add_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -75,12 +77,44 @@ def new_password(path: Path | None, name: str) -> str:
         if not line:
             raise UsageError("no password on standard input (its first line)")
         return line
-    first = getpass.getpass(f"new password for {name}: ")
+    first = _ask(f"new password for {name}: ")
     if not first:
         raise UsageError("the password may not be empty")
-    if getpass.getpass("again: ") != first:
+    if _ask("again: ") != first:
         raise UsageError("the passwords do not match")
     return first
+
+
+def login_password(user: str) -> str:
+    """The password ``--user`` logs in with when ``QCORE_PASSWORD`` is not set: asked for
+    at the terminal (not echoed) or, where there is none (a script, cron), standard
+    input's first line, as psql does."""
+    if _has_terminal():
+        pw = _ask(f"password for {user}: ")
+    else:
+        pw = sys.stdin.readline().rstrip("\r\n")
+    if not pw:
+        raise UsageError(f"no password for {user}: set QCORE_PASSWORD, type it at the prompt, "
+                         "or give it as standard input's first line")
+    return pw
+
+
+def _has_terminal() -> bool:
+    """Can getpass ask at a terminal (the controlling one, else standard input)?"""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        return True
+    except OSError:
+        return sys.stdin.isatty()
+
+
+def _ask(prompt: str) -> str:
+    """A line typed at the terminal, not echoed; Ctrl-D (end of input) is a UsageError."""
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        print(file=sys.stderr)  # end the prompt's line
+        raise UsageError(f"nothing typed at {prompt.strip()!r}") from None
 
 
 def _perm_text(p: dict[str, Any]) -> str:

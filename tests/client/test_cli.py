@@ -120,7 +120,7 @@ async def test_schema_commands(node: FakeNode, tmp_path: Path, capsys: pytest.Ca
     assert "Mode" in out and "choices: Low, High" in out and "write_permission: User$1" in out
 
 
-async def test_errors_exit_1_with_a_message(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_errors_exit_1_with_a_message(node: FakeNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert await run(node, "delete", "User$77") == 1
     assert "entity not found" in capsys.readouterr().err
     assert await run(node, "read", "User", "Name") == 1
@@ -129,6 +129,11 @@ async def test_errors_exit_1_with_a_message(node: FakeNode, capsys: pytest.Captu
     assert "User$1.Age is an Int field: cannot read 'forty'; expected an integer" in capsys.readouterr().err
     assert await run(node, "raw", '{"Nope": {}}') == 1
     assert 'unknown message type "Nope"' in capsys.readouterr().err
+    assert await cli.run(cli.build_parser().parse_args(["--addr", "localhost", "status"])) == 1
+    assert capsys.readouterr().err == "qcore-cli: bad address 'localhost': expected host:port\n"  # not "TLS: ..."
+    missing = str(tmp_path / "no-ca.pem")
+    assert await run(node, "--tls-ca-file", missing, "status") == 1
+    assert capsys.readouterr().err == f"qcore-cli: TLS: cannot use {missing}: No such file or directory\n"
     await node.stop()
     assert await run(node, "status") == 1
     assert "ConnectionFailed" in capsys.readouterr().err

@@ -634,6 +634,30 @@ async def test_qcore_cli_asks_for_passwords_at_a_terminal(cluster: Cluster) -> N
     for typed in (ADMIN_PW, "typist-pw-new"):
         assert typed.encode() not in term.seen  # not echoed
     await cluster.login("typist", 0, "typist-pw-new")
+    for typed in ([("password for admin: ", "\x04")], [login, ("new password for typist: ", "\x04")]):  # Ctrl-D
+        code, term = await passwd(typed, "qcore-cli: nothing typed")
+        assert code == 1 and b"Traceback" not in term.seen, term.seen
+
+
+async def test_qcore_cli_without_a_terminal_takes_the_password_from_standard_input(cluster: Cluster) -> None:
+    """No controlling terminal (a script, cron): the login password is standard input's first line,
+    and with none there, one line saying how to give it, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QCORE_PASSWORD", "QCORE_USER")}
+
+    async def cli(stdin: bytes) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "qcore.cli.client", "--addr", cluster.nodes[1].addr, "--user", "admin",
+            "auth", "status", cwd=REPO, env=env, start_new_session=True,  # no controlling terminal
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await cli(ADMIN_PW.encode() + b"\n")
+    assert (code, err) == (0, "") and "this connection: admin" in out, (code, out, err)
+    code, out, err = await cli(b"")
+    assert code == 1 and out == "", (out, err)
+    assert err.startswith("qcore-cli: no password for admin: set QCORE_PASSWORD") and err.count("\n") == 1, err
 
 
 async def test_qcore_cli_turns_users_off_and_on(cluster: Cluster, monkeypatch: pytest.MonkeyPatch,
