@@ -18,7 +18,9 @@ Retry rules — the point of this module — in one place:
   ``SetSchema``, ``AddLearner``, ``ChangeMembership``, ``RemoveNode`` and notification
   (un)registration. A write raises :exc:`~qcore.client.errors.UnknownOutcome`,
   unless the client was made with ``retry_writes=True``: then writes are sent
-  again too (they may be applied twice).
+  again too (they may be applied twice), and one that still fails raises
+  UnknownOutcome whatever ended its last attempt, since an earlier one may
+  have been applied.
 * Any other kind is the answer, and is raised.
 
 With ``user=`` and ``password=``, every connection the session opens sends
@@ -409,71 +411,86 @@ class Session:
         refused_by: set[str] = set()
         name = f"{type(msg).__name__} {msg.id!r}"  # type: ignore[union-attr]
         last_refusal: QcoreError | None = None
-        while True:
-            if last_refusal is not None and (
-                loop.time() >= deadline or (not resend and deadline - loop.time() < self.attempt_timeout)
-            ):
-                # Not applied, said the node; another try might not be answered in time
-                # and would turn that into "unknown".
-                raise last_refusal
-            if loop.time() >= deadline:  # (a deadline() scope that ran out): nothing sent
-                raise RequestTimeout(f"{name}: its deadline passed before it was sent")
-            conn = await self._connection(deadline)
-            wait = max(0.0, deadline - loop.time())
-            if resend and not isinstance(msg, _LONG_RUNNING):
-                wait = min(wait, self.attempt_timeout)
-            try:
-                fut = await conn.send(msg, on_reply)
-                reply = await asyncio.wait_for(fut, wait)
-            except asyncio.CancelledError:
-                conn.forget(msg.id)  # type: ignore[union-attr]  # the caller gave up: drop a late reply
-                raise
-            except ConnectionLost as e:
-                if e.sent and not resend:
-                    raise UnknownOutcome(f"{name}: {e}; it may or may not have been applied") from None
-                logger.debug("%s: %s; retrying", name, e)
-                if loop.time() >= deadline:
-                    raise last_refusal or (RequestTimeout if e.sent else ConnectionFailed)(f"{name}: {e}") from None
-                continue
-            except TimeoutError:
-                conn.forget(msg.id)  # type: ignore[union-attr]
-                if not resend:
-                    raise UnknownOutcome(f"{name}: no reply from {conn.address} in time; "
-                                         "it may or may not have been applied") from None
-                if loop.time() >= deadline:
-                    raise last_refusal or RequestTimeout(f"{name}: no reply within the request timeout") from None
-                if not await conn.answers_ping(min(self.connect_timeout, max(0.0, deadline - loop.time()))):
-                    logger.info("%s does not answer a ping: dropping the connection", conn.address)
-                    conn.abort()
-                continue
-
-            why = refusal_of(reply)
-            if why is None:
-                return reply
-            logger.debug("%s refused by %s: %s (%s)", name, conn.address, why.text, why.kind)
-            retry = why.retry
-            if retry == "final":
-                if type(reply) is Error:
-                    raise ServerError(why.text, why.kind)
-                return reply  # a union's {"Err": ...}: the caller reads it
-            if retry == "unknown" and not resend:
-                raise UnknownOutcome(f"{name}: {why.text}")
-            last_refusal = _refusal_error(why)
-            if loop.time() >= deadline:
-                raise last_refusal
-            if why.kind == Kind.NOT_LEADER and why.leader_addr and why.leader_addr != conn.address:
-                self._switch_to(why.leader_addr)
-            elif why.kind in (Kind.NOT_INITIALISED, Kind.REMOVED):
-                refused_by.add(conn.address)
-                others = [a for a in self.addresses if a not in refused_by]
-                if not others:
+        # Set once a write sent again under retry_writes may have been applied by an earlier
+        # attempt: whatever ends it then is an UnknownOutcome, never "not sent"/"not applied".
+        unknown: str | None = None
+        try:
+            while True:
+                if last_refusal is not None and (
+                    loop.time() >= deadline or (not resend and deadline - loop.time() < self.attempt_timeout)
+                ):
+                    # Not applied, said the node; another try might not be answered in time
+                    # and would turn that into "unknown".
                     raise last_refusal
-                self._switch_to(others[0])
-            elif why.kind == Kind.SHUTTING_DOWN:
-                self._switch_to(self._address_after(conn.address))
-                await backoff.sleep(deadline)
-            else:
-                await backoff.sleep(deadline)
+                if loop.time() >= deadline:  # (a deadline() scope that ran out): nothing sent
+                    raise RequestTimeout(f"{name}: its deadline passed before it was sent")
+                conn = await self._connection(deadline)
+                wait = max(0.0, deadline - loop.time())
+                if resend and not isinstance(msg, _LONG_RUNNING):
+                    wait = min(wait, self.attempt_timeout)
+                try:
+                    fut = await conn.send(msg, on_reply)
+                    reply = await asyncio.wait_for(fut, wait)
+                except asyncio.CancelledError:
+                    conn.forget(msg.id)  # type: ignore[union-attr]  # the caller gave up: drop a late reply
+                    raise
+                except ConnectionLost as e:
+                    if e.sent and not resend:
+                        raise UnknownOutcome(f"{name}: {e}; it may or may not have been applied") from None
+                    if e.sent and not idempotent:
+                        unknown = str(e)
+                    logger.debug("%s: %s; retrying", name, e)
+                    if loop.time() >= deadline:
+                        raise last_refusal or (RequestTimeout if e.sent else ConnectionFailed)(f"{name}: {e}") from None
+                    continue
+                except TimeoutError:
+                    conn.forget(msg.id)  # type: ignore[union-attr]
+                    if not resend:
+                        raise UnknownOutcome(f"{name}: no reply from {conn.address} in time; "
+                                             "it may or may not have been applied") from None
+                    if not idempotent:
+                        unknown = f"no reply from {conn.address} in time"
+                    if loop.time() >= deadline:
+                        raise last_refusal or RequestTimeout(f"{name}: no reply within the request timeout") from None
+                    if not await conn.answers_ping(min(self.connect_timeout, max(0.0, deadline - loop.time()))):
+                        logger.info("%s does not answer a ping: dropping the connection", conn.address)
+                        conn.abort()
+                    continue
+
+                why = refusal_of(reply)
+                if why is None:
+                    return reply
+                logger.debug("%s refused by %s: %s (%s)", name, conn.address, why.text, why.kind)
+                retry = why.retry
+                if retry == "final":
+                    if type(reply) is Error:
+                        raise ServerError(why.text, why.kind)
+                    return reply  # a union's {"Err": ...}: the caller reads it
+                if retry == "unknown" and not resend:
+                    raise UnknownOutcome(f"{name}: {why.text}")
+                if retry == "unknown" and not idempotent:
+                    unknown = why.text
+                last_refusal = _refusal_error(why)
+                if loop.time() >= deadline:
+                    raise last_refusal
+                if why.kind == Kind.NOT_LEADER and why.leader_addr and why.leader_addr != conn.address:
+                    self._switch_to(why.leader_addr)
+                elif why.kind in (Kind.NOT_INITIALISED, Kind.REMOVED):
+                    refused_by.add(conn.address)
+                    others = [a for a in self.addresses if a not in refused_by]
+                    if not others:
+                        raise last_refusal
+                    self._switch_to(others[0])
+                elif why.kind == Kind.SHUTTING_DOWN:
+                    self._switch_to(self._address_after(conn.address))
+                    await backoff.sleep(deadline)
+                else:
+                    await backoff.sleep(deadline)
+        except QcoreError as e:
+            if unknown is None or isinstance(e, UnknownOutcome):
+                raise
+            raise UnknownOutcome(f"{name}: an earlier attempt may have been applied ({unknown}); "
+                                 f"the last one: {type(e).__name__}: {e}") from e
 
     async def perform(self, request: Mapping[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         """Send one ``CommandRequest`` (JSON) and return the ``CommandResponse`` JSON as is."""

@@ -209,6 +209,40 @@ async def test_write_is_resent_with_retry_writes(nodes: list[FakeNode]) -> None:
     assert b.fields[("User", 1, "Name")][0] == {"String": "x"}
 
 
+async def test_a_resent_write_that_may_have_been_applied_ends_in_unknown_outcome(nodes: list[FakeNode]) -> None:
+    """With retry_writes, a write whose first attempt was applied (the reply was lost) never
+    ends in an error that says "not applied" or "not sent": NotLeader from the next node, or
+    no node left to reach, become UnknownOutcome."""
+    a, b = nodes
+
+    async def apply_then_drop(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        reply = await FakeNode.serve_store(fn, ws, msg)
+        if not is_write(msg):
+            return reply
+        ws.transport.abort()  # applied, and the reply is lost with the connection
+        return None
+
+    async def leaderless(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        return error(msg.id, Kind.NO_LEADER, "no leader: none elected") if is_write(msg) else \
+            await FakeNode.serve_store(fn, ws, msg)
+
+    a.behaviour, b.behaviour = apply_then_drop, leaderless
+    async with Client([a.address, b.address], retry_writes=True, **FAST) as c:
+        with pytest.raises(UnknownOutcome, match="may have been applied") as info:
+            await c.write("User$1", "Name", "x")
+        assert isinstance(info.value.__cause__, NotLeader)
+        assert a.fields[("User", 1, "Name")][0] == {"String": "x"}  # it was applied
+        assert [r for r in b.received if is_write(r)]  # and sent again
+
+        a.fields.clear()
+        await b.stop()  # nobody left to send it again to
+        a.behaviour = apply_then_drop
+        with pytest.raises(UnknownOutcome, match="may have been applied") as info:
+            await c.write("User$1", "Name", "y")
+        assert isinstance(info.value.__cause__, ConnectionFailed | RequestTimeout)
+        assert a.fields[("User", 1, "Name")][0] == {"String": "y"}
+
+
 async def test_timeouts_read_raises_request_timeout_write_raises_unknown_outcome(nodes: list[FakeNode]) -> None:
     async def silent(fn: FakeNode, ws: Any, msg: Any) -> Any:
         return await FakeNode.serve_store(fn, ws, msg) if is_schema_lookup(msg) else None
