@@ -51,6 +51,8 @@ import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Self
 
+from websockets.exceptions import InvalidMessage
+
 from qcore.client import command_json
 from qcore.client.connection import Connection, ConnectionLost, ReplyHook
 from qcore.client.errors import (
@@ -315,6 +317,8 @@ class Session:
                     errors[addr] = str(e) or type(e).__name__
                     if isinstance(e, ssl.SSLCertVerificationError):
                         errors[addr] = f"certificate refused: {e.verify_message or e}"
+                    elif isinstance(e, InvalidMessage | ConnectionResetError | ssl.SSLError):
+                        errors[addr] += _tls_hint(self._ssl is not None)
                     logger.debug("cannot connect to %s: %s", addr, errors[addr])
                     self._next = (self._next + 1) % len(self.addresses)
             if errors and all(e.startswith("certificate refused") for e in errors.values()):
@@ -548,6 +552,13 @@ def _refusal_error(why: Refusal) -> QcoreError:
     if why.kind == Kind.OUTCOME_UNKNOWN:
         return RequestTimeout(why.text)
     return ServerError(why.text, why.kind)
+
+
+def _tls_hint(tls: bool) -> str:
+    """What a handshake that breaks off at once most likely means: TLS on one side only."""
+    if tls:
+        return " (is the node serving plain ws://, without TLS?)"
+    return " (is the node serving TLS? then connect with wss:// and its CA file)"
 
 
 def member_addresses(metrics: Mapping[str, Any]) -> dict[int, str]:

@@ -16,6 +16,7 @@ import pytest
 from qcore.client import Client
 from qcore.client.errors import ConnectionFailed
 from tests.client.conftest import REPO, running_node
+from tests.client.fake_node import FakeNode
 from tests.node.tls_files import make_tls
 
 
@@ -61,3 +62,15 @@ async def test_tools_speak_wss_with_a_ca_file_and_refuse_others(
         with pytest.raises(ConnectionFailed, match="certificate refused"):
             async with Client(addr, tls_ca=str(other.ca), request_timeout=3) as c:
                 await c.metrics()
+
+        # TLS on one side only: the error says so, in one line.
+        code, out, err = await _cli("--addr", addr, "--timeout", "1", "status", env={"QCORE_TLS_CA": ""})
+        assert code == 1 and err.count("\n") == 1, (out, err)
+        assert "is the node serving TLS? then connect with wss:// and its CA file" in err, err
+    plain = FakeNode(1)
+    await plain.start()
+    try:
+        with pytest.raises(ConnectionFailed, match=r"is the node serving plain ws://, without TLS\?"):
+            await Client.connect(plain.address, tls_ca=str(tls.ca), request_timeout=1)
+    finally:
+        await plain.stop()
