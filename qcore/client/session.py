@@ -192,6 +192,7 @@ class Session:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._retired: set[Connection] = set()  # moved away from, still finishing requests in flight
         self._closed = False
+        self._closing = asyncio.Event()  # set by close(): a connection being made is abandoned
 
     # ------------------------------------------------------------ lifecycle
 
@@ -219,8 +220,11 @@ class Session:
         await self.close()
 
     async def close(self) -> None:
-        """End every watch, close the connection, stop background tasks (idempotent)."""
+        """End every watch, close the connection, stop background tasks (idempotent).
+        Requests still waiting for a connection fail at once with ConnectionFailed;
+        no connection is opened after this."""
         self._closed = True
+        self._closing.set()
         for w in list(self._watches):
             w.fail(ConnectionFailed("client closed"))
         self._watches.clear()
@@ -279,12 +283,30 @@ class Session:
                 # The connection died: try the next node first (this one may be down).
                 self._next = self.addresses.index(self._address_after(conn.address))
                 self._conn = None
-            conn = await self._dial(deadline)
+            conn = await self._dial_unless_closed(deadline)
             self._conn = conn
             logger.info("connected to %s", conn.address)
             if self._watches:
                 self._spawn(self._resubscribe(conn))
             return conn
+
+    async def _dial_unless_closed(self, deadline: float) -> Connection:
+        """``_dial``, abandoned as soon as the client is closed (whose connection it would leak)."""
+        loop = asyncio.get_running_loop()
+        dial = loop.create_task(self._dial(deadline))
+        closing = loop.create_task(self._closing.wait())
+        try:
+            await asyncio.wait((dial, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # the caller may have been cancelled too
+            closing.cancel()
+            if not dial.done():
+                dial.cancel()
+                await asyncio.gather(dial, return_exceptions=True)
+        if self._closed:
+            if not dial.cancelled() and dial.exception() is None:
+                await dial.result().close()
+            raise ConnectionFailed("client is closed")
+        return dial.result()
 
     async def _dial(self, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()

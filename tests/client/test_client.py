@@ -399,6 +399,34 @@ async def test_unknown_outcome_reply_fails_a_write_but_a_read_is_retried(nodes: 
     assert len(node.of_type(m.Perform)) == 4  # the schema, the write, the read twice
 
 
+async def test_close_ends_a_request_that_is_still_connecting_and_leaves_no_connection() -> None:
+    """close() while a request waits for a connection (here a node that accepts TCP and never
+    completes the handshake): the request fails at once with ConnectionFailed, and the
+    half-made connection is dropped instead of outliving the closed client."""
+    dialled = asyncio.Event()
+    dropped = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        dialled.set()
+        await reader.read()  # until the client hangs up
+        dropped.set()
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        c = Client([f"127.0.0.1:{port}"], request_timeout=60, connect_timeout=30)
+        pending = asyncio.create_task(c.read("User$1", "Name"))
+        await dialled.wait()
+        await c.close()
+        with pytest.raises(ConnectionFailed, match="client is closed"):
+            await asyncio.wait_for(pending, 10)  # not after its 60 s deadline
+        await asyncio.wait_for(dropped.wait(), 10)  # not after the 30 s handshake timeout
+        assert c.address is None
+    finally:
+        server.close()
+
+
 async def test_a_cancelled_request_frees_its_id(nodes: list[FakeNode]) -> None:
     arrived = asyncio.Event()
 
