@@ -10,12 +10,12 @@ in :mod:`qcore.client.session`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from qcore.client import command_json, convert
 from qcore.client.errors import CommandError, ConnectionFailed, InvalidValue, QcoreError
 from qcore.client.field_values import FieldInfo, conform, fields_of_schema, python_value
-from qcore.client.session import MEMBERSHIP_TIMEOUT, is_idempotent, member_addresses, parse_addresses
+from qcore.client.session import MEMBERSHIP_TIMEOUT, SessionOptions, is_idempotent, member_addresses, parse_addresses
 from qcore.client.users import UserAdmin
 from qcore.client.watch import Watch
 from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init, RemoveNode
@@ -32,7 +32,7 @@ class Client(UserAdmin):
     it opens; the user and role helpers are :class:`qcore.client.users.UserAdmin`'s.
     """
 
-    def __init__(self, addresses: str | Iterable[str], **options: Any) -> None:
+    def __init__(self, addresses: str | Iterable[str], **options: Unpack[SessionOptions]) -> None:
         super().__init__(addresses, **options)
         # Complete schemas by type, for fitting values to fields; dropped when this client sets
         # a schema or a write by them fails (another client may have changed the schema).

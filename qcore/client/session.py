@@ -49,7 +49,7 @@ import itertools
 import logging
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 from websockets.exceptions import InvalidMessage
 
@@ -85,7 +85,7 @@ from qcore.protocol.messages import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Session", "parse_addresses", "is_idempotent", "member_addresses", "MEMBERSHIP_TIMEOUT"]
+__all__ = ["Session", "SessionOptions", "parse_addresses", "is_idempotent", "member_addresses", "MEMBERSHIP_TIMEOUT"]
 
 _IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RemoveNode, RegisterNotification, UnregisterNotification,
                Authenticate)
@@ -138,6 +138,24 @@ class _Backoff:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, min(self.delay, deadline - loop.time())))
         self.delay = min(self.delay * 2, 1.0)
+
+
+class SessionOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Session` (and so of ``Client`` and ``connect``), for
+    type checkers; kept equal to ``Session.__init__``'s by tests/client/test_client.py."""
+
+    request_timeout: float
+    attempt_timeout: float
+    connect_timeout: float
+    retry_writes: bool
+    max_frame_size: int | None
+    ping_interval: float | None
+    tls_ca: str | Any
+    tls_cert: str | Any
+    tls_key: str | Any
+    ssl_context: ssl.SSLContext | None
+    user: str | None
+    password: str | None
 
 
 class Session:
@@ -197,7 +215,7 @@ class Session:
     # ------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def connect(cls, addresses: str | Iterable[str], **options: Any) -> Self:
+    async def connect(cls, addresses: str | Iterable[str], **options: Unpack[SessionOptions]) -> Self:
         """A connected client; raises ConnectionFailed if no address answers within ``request_timeout``."""
         client = cls(addresses, **options)
         await client.open()

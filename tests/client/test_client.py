@@ -470,3 +470,19 @@ async def test_connect_to_leader_follows_metrics(nodes: list[FakeNode]) -> None:
         assert (await c.metrics())["id"] == 2
     finally:
         await c.close()
+
+
+def test_client_and_connect_declare_every_keyword_argument_for_type_checkers() -> None:
+    """`Client(addrs, request_timeout=..., user=...)` is checked by mypy: its options are a
+    TypedDict equal to Session.__init__'s keyword arguments, not `**options: Any`."""
+    import inspect
+    import typing
+
+    from qcore.client.session import Session, SessionOptions
+
+    params = inspect.signature(Session.__init__).parameters
+    session_hints = typing.get_type_hints(Session.__init__)
+    keywords = {n: session_hints[n] for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    assert typing.get_type_hints(SessionOptions) == keywords
+    for f in (Client.__init__, Client.connect):
+        assert typing.get_type_hints(f, include_extras=True)["options"] == typing.Unpack[SessionOptions], f
