@@ -51,7 +51,8 @@ def _read_line(r: dict[str, Any], info: FieldInfo | None) -> str:
 
 
 async def create(c: Client, args: argparse.Namespace) -> None:
-    body = await c.command(command_json.create_entity(args.type, args.name, args.parent))
+    parent = await _entity(c, args.parent) if args.parent else None
+    body = await c.command(command_json.create_entity(args.type, args.name, parent))
     emit(args, body.get("response"), format_eid(body.get("response")))
 
 
@@ -75,8 +76,9 @@ async def write(c: Client, args: argparse.Namespace) -> None:
         typ = args.type or (info.tag if info is not None else None)
         choices = info.choices if info is not None else None
         val = parse_value(args.value, typ, choices, where) if typ else guess_value(args.value)
+    writer = await _entity(c, args.writer) if args.writer else None
     req = command_json.write_request(eid, args.field, val, push_condition="Changes" if args.changes_only else "Always",
-                             adjust=args.adjust, writer_id=args.writer)
+                             adjust=args.adjust, writer_id=writer)
     if args.adjust == "Set":
         await c.command(command_json.update_entity([req]))
         emit(args, req, f"{where} <- {format_value(val, info)}")
@@ -95,7 +97,14 @@ async def delete(c: Client, args: argparse.Namespace) -> None:
 
 
 async def exists(c: Client, args: argparse.Namespace) -> None:
-    body = await c.command(command_json.entity_exists(args.id))
+    try:
+        eid = await _entity(c, args.id)
+    except tree.PathNotFound as e:
+        if e.ambiguous:
+            raise
+        emit(args, False, "no")  # no entity at that path
+        return
+    body = await c.command(command_json.entity_exists(eid))
     emit(args, bool(body.get("response")), "yes" if body.get("response") else "no")
 
 

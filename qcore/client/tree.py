@@ -26,7 +26,11 @@ _PAGE = 500
 
 
 class PathNotFound(QcoreError):
-    """No entity at that path, or a name that more than one sibling has."""
+    """No entity at that path, or (``ambiguous``) a name that more than one sibling has."""
+
+    def __init__(self, message: str, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,5 +104,5 @@ def _one(nodes: list[Node], name: str, where: str) -> Node:
         raise PathNotFound(f"{where} has no child named {name!r} (children: {names})")
     if len(found) > 1:
         ids = ", ".join(n.text_id for n in found)
-        raise PathNotFound(f"{where} has {len(found)} children named {name!r} ({ids}): use the id")
+        raise PathNotFound(f"{where} has {len(found)} children named {name!r} ({ids}): use the id", ambiguous=True)
     return found[0]

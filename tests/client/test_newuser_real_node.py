@@ -140,6 +140,23 @@ async def test_cli_commands_for_people(ready_node: str, node_addr: str, capsys: 
     assert await cli_run(ready_node, "ls", "/Plant/Line2") == 1
     assert "/Plant has no child named 'Line2' (children: Line1)" in capsys.readouterr().err
 
+    # every command that takes an ID takes a path too (docs/client.md)
+    assert await cli_run(ready_node, "create", "Machine", "drill", "--parent", "/Plant/Line1") == 0
+    drill = capsys.readouterr().out.strip()
+    assert await cli_run(ready_node, "write", "/Plant/Line1/drill", "Count", "3", "--writer", "/Plant/Line1/press") == 0
+    assert await cli_run(ready_node, "read", drill, "Count") == 0
+    assert f"by {machine}" in capsys.readouterr().out
+    assert await cli_run(ready_node, "exists", "/Plant/Line1/drill") == 0
+    assert await cli_run(ready_node, "exists", "/Plant/Line1/saw") == 0
+    assert capsys.readouterr().out.split() == ["yes", "no"]
+    assert await cli_run(ready_node, "tree", "/Plant/Line1") == 0
+    assert f"{drill}  'drill'" in capsys.readouterr().out
+    assert await cli_run(ready_node, "export", "--root", "/Plant/Line1") == 0
+    exported = capsys.readouterr().out
+    assert "name: drill" in exported and "name: Plant" not in exported, exported
+    assert await cli_run(ready_node, "delete", "/Plant/Line1/drill") == 0
+    capsys.readouterr()
+
     # find --limit says there are more
     assert await cli_run(ready_node, "find", "Machine", "--limit", "2") == 0
     cap = capsys.readouterr()
