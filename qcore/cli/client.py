@@ -15,7 +15,8 @@ With users on (SPEC 8.3) give ``--user NAME``; the password comes from
 
 Output is for people by default; ``--json`` prints JSON for scripts. Exit
 status 0 on success, 1 on any error (the message goes to stderr), 141 if
-stdout was closed early (``| head``). Values are parsed by the field's type,
+stdout was closed early (``| head``), 130 if Ctrl-C stopped a command before
+it finished (a watch, which Ctrl-C ends, exits 0). Values are parsed by the field's type,
 looked up in the schema, so ``write User$5 Age 42`` writes an Int and
 ``write Machine$10 Mode Manual`` a Choice; ``--type`` forces a type and
 ``--json`` after ``write`` takes the value in tagged JSON (``{"Int": 42}``).
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_ADDR = os.environ.get("QCORE_ADDR", "127.0.0.1:8080")
 #: Exit status when stdout was closed early (``qcore-cli find User | head``): SIGPIPE's, as other tools.
 BROKEN_PIPE_EXIT = 141
+#: Exit status of a command stopped by Ctrl-C before it finished: SIGINT's, as other tools.
+INTERRUPTED_EXIT = 130
 
 
 # ------------------------------------------------------------------ cluster commands
@@ -303,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
-        return 0
+        # Ctrl-C is how a watch ends (exit 0); any other command did not finish.
+        return 0 if args.command == "watch" else INTERRUPTED_EXIT
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly. Python would still try to flush
         # stdout at exit and print another error, so point it at /dev/null first.

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import signal
 import sys
 
 import pytest
 
 from qcore.cli import client as cli
+from qcore.local_procs import free_port
 from qcore.client import Client, InvalidValue, read_request, write_request
 from qcore.store.types import Blob, Choice, EntityId, EntityList, EntityReference, Float, TimestampValue
 from tests.client.conftest import REPO, running_node
@@ -184,3 +186,29 @@ async def test_cli_output_into_a_closed_pipe_exits_quietly(ready_node: str) -> N
     os.close(write_end)
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert err.decode() == "" and proc.returncode == cli.BROKEN_PIPE_EXIT
+
+
+async def test_ctrl_c_ends_a_watch_with_0_and_interrupts_any_other_command_with_130(ready_node: str) -> None:
+    """An interrupted command did not succeed: exit 130 (SIGINT's), not 0; a watch, which
+    Ctrl-C is documented to stop, exits 0. Neither prints a traceback."""
+    nobody = f"127.0.0.1:{free_port()}"
+
+    async def interrupted(*argv: str, started: bytes) -> tuple[int, bytes]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "qcore.cli.client", *argv, cwd=REPO,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        assert proc.stderr is not None
+        seen = b""
+        while started not in seen:  # under way (Python's SIGINT handler is in place)
+            line = await asyncio.wait_for(proc.stderr.readline(), 60)
+            assert line, seen
+            seen += line
+        proc.send_signal(signal.SIGINT)
+        seen += await asyncio.wait_for(proc.stderr.read(), 60)
+        return await proc.wait(), seen
+
+    # a snapshot save that is still looking for a node (-vv logs each attempt)
+    code, err = await interrupted("--addr", nobody, "-vv", "snapshot", "save", os.devnull, started=b"cannot connect")
+    assert code == 130 and b"Traceback" not in err, err
+    code, err = await interrupted("--addr", ready_node, "watch", "User$3", "Email", started=b"Ctrl-C to stop")
+    assert code == 0 and b"Traceback" not in err, err
