@@ -115,6 +115,11 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
         reply = await first.call("Init", nodes=[[n.id, n.addr] for n in nodes], admin_password=ADMIN_PW)
         assert reply["InitResponse"]["response"] == "Ok", reply
         await first.close()
+
+        async def ready() -> bool:  # a leader elected: Authenticate waits for a read barrier
+            return (await http_get(nodes[0].addr, "/ready"))[0] == 200
+
+        await wait_until(ready, what="a leader")
         admin = await Conn.login(nodes[0].addr, "admin", ADMIN_PW)
         await wait_until(lambda: _leader_known(admin), what="a leader")
         c = Cluster(nodes, {}, {}, {}, admin)
