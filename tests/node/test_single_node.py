@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from tests.node.harness import Conn, eid, read, wait_serving, wait_until, write
+from tests.node.harness import Conn, NodeProc, eid, read, wait_serving, wait_until, write
 
 STR = {"String": ""}
 
@@ -77,10 +77,7 @@ async def test_init_and_add_learner_refuse_an_address_peers_cannot_dial(nodes):
 
 
 async def test_a_membership_reply_names_the_leader_in_its_log_id(nodes):
-    n = nodes(1, "--init").start()
-    await wait_serving(n)
-    c = await Conn.open(n.addr)
-    await wait_until(lambda: _is_leader(c), what="leader")
+    n, c = await _single_leader(nodes)
     again = await c.call("AddLearner", node_id=1, node_addr=n.addr)  # already a member there: idempotent
     log_id = again["AddLearnerResponse"]["response"]["Ok"]["log_id"]
     assert log_id["leader_id"]["node_id"] == 1, again  # the leader that answered, never the reserved 0
@@ -89,10 +86,7 @@ async def test_a_membership_reply_names_the_leader_in_its_log_id(nodes):
 
 async def test_backup_requests_that_fail_say_why_with_a_kind(nodes):
     """SnapshotRead/SnapshotRelease refusals carry a kind, as every error the node sends does."""
-    n = nodes(1, "--init").start()
-    await wait_serving(n)
-    c = await Conn.open(n.addr)
-    await wait_until(lambda: _is_leader(c), what="leader")
+    n, c = await _single_leader(nodes)
     saved = (await c.call("SnapshotSave"))["SnapshotSaveResponse"]["response"]["Ok"]
     for tag, body, kind, text in [
         ("SnapshotRead", {"handle": "nope", "offset": 0, "length": 10}, "not_found", "no snapshot 'nope'"),
@@ -110,10 +104,7 @@ async def test_backup_requests_that_fail_say_why_with_a_kind(nodes):
 
 
 async def test_every_application_request(nodes):
-    n = nodes(1, "--init").start()
-    await wait_serving(n)
-    c = await Conn.open(n.addr)
-    await wait_until(lambda: _is_leader(c), what="leader")
+    n, c = await _single_leader(nodes)
     r = await c.perform({"SetSchema": schema("Gadget", "Object", {"Size": {"Int": 0}, "Label": STR})})
     assert r == {"SetSchema": {"error": None}}
     r = await c.perform({"GetSchema": {"entity_type": "Gadget"}})
@@ -163,11 +154,17 @@ async def _is_leader(c: Conn) -> bool:
     return (await c.metrics())["state"] == "Leader"
 
 
-async def test_pipelined_requests_answer_by_id(nodes):
+async def _single_leader(nodes) -> tuple[NodeProc, Conn]:
+    """A one-node cluster (--init) and a connection to it, once it leads."""
     n = nodes(1, "--init").start()
     await wait_serving(n)
     c = await Conn.open(n.addr)
     await wait_until(lambda: _is_leader(c), what="leader")
+    return n, c
+
+
+async def test_pipelined_requests_answer_by_id(nodes):
+    n, c = await _single_leader(nodes)
     r = await c.perform({"SetSchema": schema("Counter", "Object", {"N": {"Int": 0}})})
     r = await c.perform({"CreateEntity": {"entity_type": "Counter", "parent_id": None, "name": "c"}})
     ent = r["CreateEntity"]["response"]
@@ -180,10 +177,7 @@ async def test_pipelined_requests_answer_by_id(nodes):
 
 
 async def test_restart_resumes_without_init_and_keeps_acknowledged_writes(nodes):
-    n = nodes(1, "--init").start()
-    await wait_serving(n)
-    c = await Conn.open(n.addr)
-    await wait_until(lambda: _is_leader(c), what="leader")
+    n, c = await _single_leader(nodes)
     await c.perform({"SetSchema": schema("Note", "Object", {"Text": STR})})
     r = await c.perform({"CreateEntity": {"entity_type": "Note", "parent_id": None, "name": "n"}})
     note = r["CreateEntity"]["response"]
