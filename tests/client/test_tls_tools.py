@@ -74,3 +74,35 @@ async def test_tools_speak_wss_with_a_ca_file_and_refuse_others(
             await Client.connect(plain.address, tls_ca=str(tls.ca), request_timeout=1)
     finally:
         await plain.stop()
+
+
+async def _example(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "examples" / "websocket_client.py"), *args, cwd=REPO,
+        env={**os.environ, "QCORE_TLS_CA": "", **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_example_script_takes_a_ca_as_qcore_cli_does_and_fails_in_one_line(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path)
+    other = make_tls(tmp_path, "other")
+    async with running_node(*tls.node_args(secret=False)) as addr:
+        # A CA file means TLS, whatever the scheme written (qcore-cli does the same).
+        code, out, err = await _example(f"ws://{addr}", "--tls-ca-file", str(tls.ca))
+        assert code == 0 and '"GetMetricsResponse"' in out, (out, err)
+        code, out, err = await _example(f"ws://{addr}", env={"QCORE_TLS_CA": str(tls.ca)})
+        assert code == 0 and '"GetMetricsResponse"' in out, (out, err)
+        # Refused: one line on stderr, non-zero exit, nothing sent.
+        code, out, err = await _example(f"wss://{addr}", "--tls-ca-file", str(other.ca))
+        assert code == 1 and err.count("\n") == 1 and "certificate verify failed" in err, (out, err)
+        assert ">>" not in out
+        code, out, err = await _example(f"wss://{addr}")  # the system's CAs do not know this one
+        assert code == 1 and err.count("\n") == 1 and "certificate verify failed" in err, (out, err)
+        code, out, err = await _example(addr)  # plain ws:// to a TLS node
+        assert code == 1 and err.count("\n") == 1, (out, err)
+        assert "is the node serving TLS? then connect with wss:// and its CA file" in err, err
+        code, out, err = await _example(addr, "--tls-ca-file", str(tmp_path / "missing.pem"))
+        assert code == 1 and err.count("\n") == 1 and "missing.pem" in err, (out, err)
