@@ -26,7 +26,7 @@ from qcore.node.errors import LeaderChanged, NodeError, NotLeader, OutcomeUnknow
 from qcore.node.forwarder import Forwarder
 from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
-from qcore.node.options import NodeOptions, addr_problem
+from qcore.node.options import NodeOptions, addr_problem, reached_at
 from qcore.node.state_machine import StateMachine
 from qcore.node.users import Session, Users
 from qcore.node.write_cost import WriteCost
@@ -168,6 +168,9 @@ class Api:
             problem = addr_problem(addr)
             if problem is not None:
                 return refuse(Kind.INVALID, f"nodes: node {node_id}'s address: {problem}")
+        if not reached_at(addresses[opts.id], opts.ws_addr):  # peers would dial an address it does not serve
+            return refuse(Kind.INVALID, f"nodes: gives node {opts.id} the address {addresses[opts.id]}, "
+                                        f"but it serves on --ws-addr {opts.ws_addr}")
         pw = msg.admin_password
         if pw is not None and not 0 < len(pw) <= MAX_PASSWORD:  # as UserAdd's: no admin anyone logs in as with ""
             return refuse(Kind.INVALID, f"admin_password: expected a string of 1..{MAX_PASSWORD} characters")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from qcore.node.cluster_identity import Identity, config_digest, derived_id
 from qcore.node.errors import NodeError
+from qcore.node.options import reached_at
 from qcore.node.passwords import hash_with_salt
 from qcore.protocol import messages as m
 
@@ -73,7 +74,7 @@ async def form_initial_cluster(node: "Node", members: dict[int, str]) -> None:
         return
     if node.opts.id not in members:
         raise NodeError(f"--initial-cluster does not list this node's id {node.opts.id}")
-    if members[node.opts.id] != node.opts.ws_addr:
+    if not reached_at(members[node.opts.id], node.opts.ws_addr):
         raise NodeError(
             f"--initial-cluster gives node {node.opts.id} the address {members[node.opts.id]}, "
             f"but it serves on --ws-addr {node.opts.ws_addr}"

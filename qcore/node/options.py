@@ -16,6 +16,15 @@ def addr_problem(addr: str) -> str | None:
     return None
 
 
+def reached_at(listed: str, ws_addr: str) -> bool:
+    """True if peers dialling ``listed`` (this node's address in the cluster configuration)
+    reach a node serving on ``ws_addr``: the same address or, when ``ws_addr`` is every
+    interface (``0.0.0.0:P``, ``[::]:P``), any host with the same port."""
+    host, _, port = ws_addr.rpartition(":")
+    wildcard = host.strip("[]") in ("0.0.0.0", "::", "")
+    return listed == ws_addr or (wildcard and listed.rpartition(":")[2] == port)
+
+
 @dataclass(slots=True)
 class NodeOptions:
     id: int

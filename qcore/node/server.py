@@ -40,7 +40,7 @@ from qcore.node.http import HttpReply
 from qcore.node.metrics import build_metrics
 from qcore.node.ops_api import ops_handlers
 from qcore.node.notify import NotificationHub
-from qcore.node.options import NodeOptions
+from qcore.node.options import NodeOptions, reached_at
 from qcore.node.peer_auth import PeerKeys
 from qcore.node.peer_dial import PeerDialer
 from qcore.node.peer_gate import PEER_TAGS, PeerGate, PeerSide
@@ -256,9 +256,7 @@ class Node:
         while not await driver.wait_for(lambda: driver.address_of(me) is not None, 60.0):
             pass  # not a member yet (uninitialised, or joining)
         listed = driver.address_of(me) or ""
-        host, _, port = self.opts.ws_addr.rpartition(":")
-        wildcard = host.strip("[]") in ("0.0.0.0", "::", "")  # listens on every interface: the port must match
-        if listed != self.opts.ws_addr and not (wildcard and listed.rpartition(":")[2] == port):
+        if not reached_at(listed, self.opts.ws_addr):
             log.warning("the cluster configuration names node %d at %s, but it listens on --ws-addr %s: peers "
                         "dial %s and will not reach it; start it with --ws-addr %s, or remove it from the cluster "
                         "and add it again at its new address", me, listed, self.opts.ws_addr, listed, listed)

@@ -76,6 +76,23 @@ async def test_init_and_add_learner_refuse_an_address_peers_cannot_dial(nodes):
     await c.close()
 
 
+async def test_init_refuses_a_list_naming_the_node_elsewhere_than_its_ws_addr(nodes):
+    """Peers dial the address Init gives the node; one it does not serve on is refused
+    (as --initial-cluster refuses it) before anything is written."""
+    n = nodes(1).start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    port = n.addr.rpartition(":")[2]
+    for elsewhere in (f"127.0.0.2:{port}", "127.0.0.1:1"):
+        bad = await c.call("Init", nodes=[[1, elsewhere], [2, "127.0.0.1:2"]])
+        assert bad["InitResponse"]["kind"] == "invalid", bad
+        assert bad["InitResponse"]["response"]["Err"] == (
+            f"nodes: gives node 1 the address {elsewhere}, but it serves on --ws-addr {n.addr}"), bad
+    assert (await c.metrics())["initialised"] is False
+    await init_single(c)
+    await c.close()
+
+
 async def test_a_membership_reply_names_the_leader_in_its_log_id(nodes):
     n, c = await _single_leader(nodes)
     again = await c.call("AddLearner", node_id=1, node_addr=n.addr)  # already a member there: idempotent
@@ -349,6 +366,8 @@ async def test_a_node_listening_on_every_interface_is_named_by_its_port(nodes):
     wide.start()
     await wait_serving(wide)
     c = await Conn.open(wide.addr)
+    bad = await c.call("Init", nodes=[[1, "127.0.0.1:1"]])  # on every interface, but not on this port
+    assert bad["InitResponse"]["kind"] == "invalid", bad
     reply = await c.call("Init", nodes=[[1, wide.addr]])
     assert reply["InitResponse"]["response"] == "Ok", reply
     await wait_until(lambda: _is_leader(c), what="leader")
@@ -359,3 +378,13 @@ async def test_a_node_listening_on_every_interface_is_named_by_its_port(nodes):
     assert wide.terminate() == 0
     assert "the cluster configuration names node 1" not in wide.log_path.read_text()
 
+
+async def test_initial_cluster_names_a_node_listening_on_every_interface_by_its_port(nodes):
+    """--ws-addr 0.0.0.0:P --initial-cluster 1=127.0.0.1:P forms, as Init takes that list."""
+    wide = nodes(1)
+    wide.extra += ["--ws-addr", f"0.0.0.0:{wide.port}", "--initial-cluster", f"1={wide.addr}"]
+    wide.start()
+    await wait_serving(wide)
+    c = await Conn.open(wide.addr)
+    await wait_until(lambda: _is_leader(c), what="leader")
+    await c.close()
