@@ -37,7 +37,7 @@ def install_schemas(store: Store, new: list[EntitySchema], now: Timestamp, where
     for i, s in enumerate(new):
         if s.__class__ is not EntitySchema:
             raise Fail(f"{where(i)}: expected an EntitySchema")
-        err = validate_own(s)
+        err = validate_own(s) or _stray_choices(s)
         if err is not None:
             raise Fail(f"{where(i)}: {err}")
         if s.entity_type in index:
@@ -76,6 +76,20 @@ def install_schemas(store: Store, new: list[EntitySchema], now: Timestamp, where
         ents.table(t)
     for t in affected:
         ents.table(t).set_fields(cat.complete[t], now)
+
+
+def _stray_choices(schema: EntitySchema) -> str | None:
+    """Choices on a field that is not a Choice would mean nothing: refused in a new schema.
+    (Not in validate_own, which snapshots are loaded with: a store that took one before keeps loading.)"""
+    for name, fs in schema.fields.items():
+        if fs.choices is not None and fs.default_value.__class__ is not Choice:
+            return (f"field {name!r} of {schema.entity_type!r}: only a Choice field has choices; "
+                    f"this one is {_article(fs.default_value.tag)} {fs.default_value.tag} field")
+    return None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "AEIOU" else "a"
 
 
 def load_config(store: Store, cmd: LoadConfig, now: Timestamp) -> tuple[LoadConfigResponse, list[Change]]:

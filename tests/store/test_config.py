@@ -160,6 +160,8 @@ tree:
         (HEADER + "  - entity_type: U\n    fields:\n      R: {default_value: {EntityReference: 'User-3'}}\n", "schemas[1].fields.R.default_value.EntityReference", "invalid entity id"),
         (HEADER + "  - entity_type: U\n    fields:\n      C: {default_value: z, choices: [a]}\n", "schemas[1].fields.C.default_value", "'z' is not one of the field's choices"),
         (HEADER + "  - entity_type: U\n    fields:\n      C: {default_value: {Choice: 3}, choices: [a]}\n", "schemas[1]", "out of range"),
+        (HEADER + "  - entity_type: U\n    fields:\n      N: {default_value: {Int: 5}, choices: [a]}\n", "schemas[1]",
+         "field 'N' of 'U': only a Choice field has choices; this one is an Int field"),
         (HEADER + "  - entity_type: Object\n", "schemas[1]", "given twice"),
         (HEADER + "tree:\n  - entity_type: Object\n    attributes: {Nope: 1}\n", "tree[0].attributes.Nope", "type 'Object' has no field 'Nope'"),
         (HEADER + "  - entity_type: U\n    inherit: Object\n    fields:\n      N: {default_value: 0}\ntree:\n  - entity_type: U\n    attributes: {N: {String: x}}\n", "tree[0].attributes.N", "type mismatch: field is Int, got String"),
