@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         runner = asyncio.run
     from qcore.node.cluster_identity import DataDirMismatch
+    from qcore.node.options import StartupError
     from qcore.node.peer_auth import SecretFileError
     from qcore.node.tls import TlsConfigError
     from qcore.store.config import ConfigError
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     json_logs = a.log_format == "json"
     try:
         return runner(_run(opts, announce=not json_logs))
-    except (ConfigError, TlsConfigError, SecretFileError, DataDirMismatch) as exc:  # read at start-up
+    except (ConfigError, TlsConfigError, SecretFileError, DataDirMismatch, StartupError) as exc:  # read at start-up
         return _fatal(str(exc), 2, json_logs)
     except OSError as exc:
         return _fatal(str(exc), 1, json_logs)

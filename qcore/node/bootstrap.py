@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from qcore.node.cluster_identity import Identity, config_digest, derived_id
 from qcore.node.errors import NodeError
-from qcore.node.options import reached_at
+from qcore.node.options import StartupError, reached_at
 from qcore.node.passwords import hash_with_salt
 from qcore.protocol import messages as m
 
@@ -66,19 +66,24 @@ def formation_identity(members: dict[int, str], load_config_json: Any) -> Identi
     return Identity(derived_id(members, digest), digest)
 
 
+def initial_cluster_problem(members: dict[int, str], node_id: int, ws_addr: str) -> str | None:
+    """Why this node cannot form a cluster from ``members``, or None."""
+    if node_id not in members:
+        return f"--initial-cluster does not list this node's id {node_id}"
+    if not reached_at(members[node_id], ws_addr):
+        return f"--initial-cluster gives node {node_id} the address {members[node_id]}, but it serves on --ws-addr {ws_addr}"
+    return None
+
+
 async def form_initial_cluster(node: "Node", members: dict[int, str]) -> None:
     """Write this member's first entries, unless its data dir has a log already."""
     driver = node.driver
     if driver.initialised():
         log.info("--initial-cluster ignored: this node's data dir already holds a cluster")
         return
-    if node.opts.id not in members:
-        raise NodeError(f"--initial-cluster does not list this node's id {node.opts.id}")
-    if not reached_at(members[node.opts.id], node.opts.ws_addr):
-        raise NodeError(
-            f"--initial-cluster gives node {node.opts.id} the address {members[node.opts.id]}, "
-            f"but it serves on --ws-addr {node.opts.ws_addr}"
-        )
+    problem = initial_cluster_problem(members, node.opts.id, node.opts.ws_addr)
+    if problem is not None:
+        raise StartupError(problem)
     config_json = node.bootstrap_config_json()
     identity = formation_identity(members, config_json)
     auth = None

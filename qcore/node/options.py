@@ -16,6 +16,11 @@ def addr_problem(addr: str) -> str | None:
     return None
 
 
+class StartupError(Exception):
+    """A start-up option the node cannot run with (an --initial-cluster that does not
+    name it at its --ws-addr, a --data-dir that cannot be a directory): exit 2."""
+
+
 def reached_at(listed: str, ws_addr: str) -> bool:
     """True if peers dialling ``listed`` (this node's address in the cluster configuration)
     reach a node serving on ``ws_addr``: the same address or, when ``ws_addr`` is every

@@ -40,7 +40,7 @@ from qcore.node.http import HttpReply
 from qcore.node.metrics import build_metrics
 from qcore.node.ops_api import ops_handlers
 from qcore.node.notify import NotificationHub
-from qcore.node.options import NodeOptions, reached_at
+from qcore.node.options import NodeOptions, StartupError, reached_at
 from qcore.node.peer_auth import PeerKeys
 from qcore.node.peer_dial import PeerDialer
 from qcore.node.peer_gate import PEER_TAGS, PeerGate, PeerSide
@@ -148,10 +148,23 @@ class Node:
 
     # ------------------------------------------------------------- start-up
     def _open_storage(self) -> Storage:
-        if self.opts.in_memory:
+        opts = self.opts
+        if opts.in_memory:
             return MemoryStorage()
-        data_dir = self.opts.resolved_data_dir()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = opts.resolved_data_dir()
+        if not data_dir.exists():  # a new node: a start-up error leaves no empty data dir behind
+            if not opts.join:
+                self.bootstrap_config_json()  # ConfigError
+            if opts.initial_cluster:
+                problem = bootstrap.initial_cluster_problem(opts.initial_cluster, opts.id, opts.ws_addr)
+                if problem is not None:
+                    raise StartupError(problem)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if data_dir.exists() and not data_dir.is_dir():
+                raise StartupError(f"data dir {data_dir} is a file, not a directory (--data-dir)") from None
+            raise StartupError(f"cannot create data dir {data_dir} (--data-dir): {e.strerror or e}") from None
         return FileStorage(data_dir)
 
     async def start(self) -> None:

@@ -283,6 +283,33 @@ async def test_bad_config_file_is_a_clear_startup_error(tmp_path):
         assert needle in p.stderr, p.stderr
 
 
+async def test_start_up_errors_are_one_line_exit_2_and_leave_no_data_dir_behind(tmp_path):
+    """A bad config file or --initial-cluster is found before a new data dir is made; a
+    --data-dir that is a file is named as such (it was `[Errno 17] File exists`)."""
+    import subprocess
+    import sys
+
+    def qcore(*args: str) -> tuple[int, str]:
+        p = subprocess.run([sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", *args],
+                           capture_output=True, text=True, timeout=30, cwd=tmp_path)  # default data dir: ./data/node-1
+        return p.returncode, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+
+    assert qcore("--config-file", "missing.yaml") == (2, "qcore: missing.yaml: config file not found")
+    assert not (tmp_path / "data").exists()
+    for members, reason in (
+        ("2=127.0.0.1:2", "--initial-cluster does not list this node's id 1"),
+        ("1=127.0.0.1:2", "--initial-cluster gives node 1 the address 127.0.0.1:2, but it serves on --ws-addr 127.0.0.1:1"),
+    ):
+        assert qcore("--initial-cluster", members) == (2, f"qcore: {reason}")
+        assert qcore("--initial-cluster", members, "--in-memory") == (2, f"qcore: {reason}")
+        assert not (tmp_path / "data").exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert qcore("--data-dir", str(a_file)) == (2, f"qcore: data dir {a_file} is a file, not a directory (--data-dir)")
+    assert qcore("--data-dir", str(a_file / "sub")) == (
+        2, f"qcore: cannot create data dir {a_file / 'sub'} (--data-dir): Not a directory")
+
+
 async def test_out_of_range_numeric_flags_are_one_line_errors(tmp_path):
     """A tick, count or limit below its floor, a timeout that is not a positive
     number of seconds, or a --join with no address, is refused before the node
