@@ -21,7 +21,7 @@ from playwright.async_api import Browser, Page, expect
 
 from qcore.client import Client
 from qcore.local_procs import free_ports
-from qcore.store.types import EntityId
+from qcore.store.types import EntityId, Timestamp
 from tests.console.browser import DESKTOP, PHONE, Recorded, screenshot
 from tests.node.harness import Conn, NodeProc, node_metrics, wait_serving, wait_until
 
@@ -241,6 +241,22 @@ async def test_editing_fields_changes_them_on_another_node(page: Page, client: C
     assert await client.read_value("Group$6", "Members") == [EntityId("User", 4), EntityId("User", 3), EntityId("User", 4)]
     await open_entity(page, SENSOR)
     await screenshot(page.locator("#entity"), "entity")
+
+
+async def test_saving_an_unchanged_timestamp_keeps_its_nanoseconds(page: Page, client: Client) -> None:
+    """The date-time input holds milliseconds; saved as it was shown, the value
+    keeps the nanoseconds below them instead of being cut to the millisecond."""
+    exact = Timestamp(1_795_629_501, 123_456_789)  # 2026-11-25 17:58:21.123456789 UTC
+    await client.write(SENSOR, "LastSeen", exact)
+    await open_entity(page, SENSOR)
+    row = field_row(page, "LastSeen")
+    await expect(row.locator("td.value")).to_have_text("2026-11-25 17:58:21.123 UTC")
+    _, before, _ = await client.read(SENSOR, "LastSeen")
+    await edit(page, "LastSeen", lambda row: asyncio.sleep(0))  # the input untouched
+    await expect(row.locator("button.edit")).to_be_visible()  # the editor closed: the write was acknowledged
+    value, after, _ = await client.read(SENSOR, "LastSeen")
+    assert after != before  # it was written again
+    assert value.v == exact
 
 
 async def test_a_wrong_value_shows_an_error_and_changes_nothing(page: Page, client: Client) -> None:

@@ -131,6 +131,12 @@ const EDITORS = {
       async read() {
         const ts = fromDatetimeLocal(box.value);
         if (!ts) throw new Error("Timestamp: enter a date and time (UTC)");
+        // The input holds milliseconds: one left at the current value's millisecond saves
+        // that value exactly, nanoseconds below the millisecond included.
+        if (current && ts.secs_since_epoch === current.secs_since_epoch
+            && ts.nanos_since_epoch === Math.floor(current.nanos_since_epoch / 1e6) * 1e6) {
+          return { Timestamp: current };
+        }
         return { Timestamp: ts };
       },
     };
