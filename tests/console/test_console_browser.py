@@ -448,6 +448,27 @@ async def test_killing_a_follower_shows_it_down(cluster: Cluster, page: Page) ->
     await screenshot(page, "console")
 
 
+async def test_an_entity_that_failed_to_load_can_be_reloaded(cluster: Cluster, page: Page) -> None:
+    """A follower is down since the previous test; with the leader down too, the
+    page's node has no quorum and opening an entity fails. Once the cluster is
+    back, the entity panel's Reload opens it, without going through the tree."""
+    cluster.by_id(await cluster.leader()).kill9()
+    down = [n for n in cluster.nodes if not n.alive()]
+    await page.fill("#open-id", "Device$11")
+    await page.press("#open-id", "Enter")
+    entity = page.locator("#entity")
+    await expect(entity.locator(".entity-id")).to_have_count(0)
+    await expect(entity.locator("p.error")).to_contain_text("no_leader", timeout=15_000)
+    for n in down:
+        n.start()
+    for n in down:
+        await wait_serving(n)
+    await wait_until(cluster.leader, what="a leader again")
+    await entity.get_by_role("button", name="Reload").click()
+    await expect(entity.locator(".entity-id")).to_have_text("Device$11")
+    await expect(field_row(page, "Name").locator("td.value")).to_have_text("gateway-1")
+
+
 async def test_nothing_left_for_another_host_and_no_errors(cluster: Cluster, recorded: Recorded) -> None:
     """Over every page of this module: each request went to the node that served it."""
     assert any(u.startswith("ws://") for u in recorded.urls), recorded.urls

@@ -54,13 +54,16 @@ export class EntityView {
     this.deleted = false;
     this.error = h("p", { class: "error", hidden: true });
     const loading = h("p", { class: "muted" }, "loading…");
-    fill(this.root, h("div", { class: "panel-head" }, h("h2", {}, idText(eid))), loading, this.error);
+    const head = h("div", { class: "panel-head" }, h("h2", {}, idText(eid)));
+    fill(this.root, head, loading, this.error);
     try {
       await this._load(eid, gen);
     } catch (err) {
       if (gen !== this.gen) return;
       loading.remove();
       showError(this.error, err);
+      // A failed load (no leader, the node away) can be tried again once the cause is gone.
+      head.append(h("div", { class: "actions" }, h("button", { type: "button", onclick: () => this.reload() }, "Reload")));
     }
   }
 
