@@ -469,6 +469,24 @@ async def test_an_entity_that_failed_to_load_can_be_reloaded(cluster: Cluster, p
     await expect(field_row(page, "Name").locator("td.value")).to_have_text("gateway-1")
 
 
+async def test_a_learner_says_so_once(cluster: Cluster, page: Page) -> None:
+    """A fourth node joins as a learner: its role cell reads "Learner", once."""
+    learner = NodeProc(4, cluster.nodes[0].data_dir.parent, port=free_ports(1)[0])
+    cluster.nodes.append(learner)  # the fixture kills it with the others
+    learner.start()
+    await wait_serving(learner)
+    leader = await wait_until(cluster.leader, what="a leader")
+    c = await Conn.open(cluster.by_id(leader).addr)
+    try:
+        reply = await c.call("AddLearner", node_id=learner.id, node_addr=learner.addr, timeout=60)
+        assert "Ok" in reply["AddLearnerResponse"]["response"], reply
+    finally:
+        await c.close()
+    row = page.locator(f'table.cluster tr[data-node-id="{learner.id}"]')
+    await expect(row).to_have_attribute("data-role", "Learner", timeout=15_000)
+    await expect(row.locator("td.role")).to_have_text("Learner")
+
+
 async def test_nothing_left_for_another_host_and_no_errors(cluster: Cluster, recorded: Recorded) -> None:
     """Over every page of this module: each request went to the node that served it."""
     assert any(u.startswith("ws://") for u in recorded.urls), recorded.urls

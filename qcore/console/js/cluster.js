@@ -129,7 +129,8 @@ export class ClusterView {
         here ? h("span", { class: "badge here", title: "the node this page talks to" }, "this page") : null,
         h("div", { class: "addr" }, r.addr || "address unknown")),
       h("td", { class: "role" }, r.leader ? h("span", { class: "badge leader" }, "★ Leader") : r.role,
-        r.kind === "learner" ? h("span", { class: "badge" }, "learner") : null),
+        // A learner that answers says so as its role; the badge is for one that does not.
+        r.kind === "learner" && r.role !== "Learner" ? h("span", { class: "badge" }, "learner") : null),
       h("td", { class: "num wide-only term" }, r.term ?? "—"),
       h("td", { class: "num wide-only commit" }, r.commit ?? "—"),
       h("td", { class: "num wide-only applied" }, r.applied ?? "—"),
