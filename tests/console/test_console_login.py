@@ -24,6 +24,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 ADMIN_PASSWORD = "console-admin-secret"
 BOB_PASSWORD = "console-bob-secret"
 SAM_PASSWORD = "console-sam-secret"
+DORA_PASSWORD = "console-dora-secret"
 SENSOR = "Sensor$12"
 # The browser itself logs a WebSocket that cannot connect (the node is restarting) as an error.
 RECONNECT_ERROR = re.compile(r"^console: WebSocket connection to 'ws://[^']+' failed")
@@ -152,6 +153,27 @@ async def test_a_user_who_may_read_only_the_entity_type_sees_the_entity(node: No
         await expect(page.locator("#entity")).to_contain_text("type Sensor ← Device ← … · in Folder$10")
         await expect(page.locator('#entity tr[data-field="Unit"] td.value')).to_have_text("C")
         await expect(page.locator("#entity .live")).to_have_text("live: following 13 fields")
+    finally:
+        await page.close()
+
+
+async def test_a_deleted_users_page_stops_claiming_to_be_live(node: NodeProc, browser: Browser, recorded: Recorded,
+                                                             admin: Client) -> None:
+    """The node drops a deleted user's rights without a word (its notifications
+    just stop): the page finds out at its next request, says the entity is no
+    longer followed and asks for a login, instead of claiming to be live."""
+    await admin.user_add("dora", DORA_PASSWORD, roles=["viewer"])
+    page = recorded.watch(await browser.new_page(viewport=DESKTOP))
+    try:
+        await page.goto(f"http://{node.addr}/#{SENSOR}")
+        await log_in(page, "dora", DORA_PASSWORD)
+        live = page.locator("#entity .live")
+        await expect(live).to_have_text("live: following 13 fields")
+        await admin.user_delete("dora")
+        await admin.write(SENSOR, "Reading", 99.5)
+        await expect(page.locator("dialog.login")).to_be_visible(timeout=15_000)
+        await expect(live).to_have_text("not following changes: authentication required (auth_required)")
+        await expect(page.locator('#entity tr[data-field="Reading"] td.value')).not_to_have_text("99.5")
     finally:
         await page.close()
 

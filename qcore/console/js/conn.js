@@ -7,6 +7,9 @@
 const REQUEST_TIMEOUT_MS = 15000;
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
+// While logged in, a request at least this often: the node drops a deleted user's rights
+// without a word (its notifications just stop), and only a refused request says so.
+const SESSION_CHECK_MS = 3000;
 
 /** An error the node (or the connection) reported: `kind` is the protocol's error kind. */
 export class QcoreError extends Error {
@@ -51,6 +54,7 @@ export class Connection extends EventTarget {
     this._pending = new Map(); // request id -> {resolve, reject, timer}
     this._watchers = new Map(); // notification token -> callback
     this._retryTimer = null;
+    this._sessionTimer = null;
   }
 
   start() {
@@ -135,7 +139,7 @@ export class Connection extends EventTarget {
       return;
     }
     const p = body && this._pending.get(body.id);
-    if (tag === "Error" && body && body.kind === "auth_required") this._emit("auth-required", body);
+    if (tag === "Error" && body && body.kind === "auth_required") this._authRequired(new QcoreError(body.error, body.kind, body));
     if (!p) {
       if (tag === "Error") this._emit("node-error", new QcoreError(body.error, body.kind, body));
       return;
@@ -183,7 +187,7 @@ export class Connection extends EventTarget {
     const r = body.response[variant];
     if (r.error !== null && r.error !== undefined) {
       const err = new QcoreError(r.error, r.kind || "rejected");
-      if (err.kind === "auth_required") this._emit("auth-required", err);
+      if (err.kind === "auth_required") this._authRequired(err);
       throw err;
     }
     return r.response;
@@ -193,7 +197,7 @@ export class Connection extends EventTarget {
     try {
       return fn();
     } catch (err) {
-      if (err.kind === "auth_required") this._emit("auth-required", err);
+      if (err.kind === "auth_required") this._authRequired(err);
       throw err;
     }
   }
@@ -221,7 +225,33 @@ export class Connection extends EventTarget {
     const { body } = await this._send("Authenticate", { user, password });
     this.session = unwrapResult(body);
     this.credentials = { user, password };
+    this._checkSession();
     return this.session;
+  }
+
+  /** The node refused a request for want of a login (never logged in, or the user was deleted). */
+  _authRequired(err) {
+    clearTimeout(this._sessionTimer); // a login starts the checks again
+    this._emit("auth-required", err);
+  }
+
+  /**
+   * While a user is logged in and the connection is up, a GetMetrics (cheap, local, allowed
+   * to every user) every SESSION_CHECK_MS: if the user was deleted meanwhile, its refusal
+   * ("auth-required", from _onFrame) is how the page learns it.
+   */
+  _checkSession() {
+    clearTimeout(this._sessionTimer);
+    this._sessionTimer = setTimeout(async () => {
+      if (!this.session || this.state !== "ready") return; // a re-login after a reconnect starts it again
+      try {
+        await this.request("GetMetrics");
+      } catch (err) {
+        if (err.kind === "auth_required") return; // reported by _onFrame; a login starts the checks again
+        // Anything else (a lost connection) is shown by the state events.
+      }
+      if (this.session) this._checkSession();
+    }, SESSION_CHECK_MS);
   }
 
   /** Log in on this connection; the password stays in memory for re-logins after a reconnect. */
@@ -233,6 +263,7 @@ export class Connection extends EventTarget {
 
   /** Forget the user and start a fresh, unauthenticated connection. */
   logout() {
+    clearTimeout(this._sessionTimer);
     this.credentials = null;
     this.session = null;
     this.reconnect();

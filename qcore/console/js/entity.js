@@ -202,6 +202,18 @@ export class EntityView {
     }
   }
 
+  /**
+   * The node refused this connection for want of a login (its user was deleted): it sends
+   * the open entity's changes no more, so the page stops saying it follows them.
+   * The registrations are unregistered when the entity is opened again, after a login.
+   */
+  notFollowing(err) {
+    if (!this.eid || !this.live || this.deleted) return;
+    this.live.className = "error";
+    this.live.setAttribute("role", "alert");
+    this.live.textContent = `not following changes: ${errorText(err)}`;
+  }
+
   async _unwatchAll() {
     const tokens = this.tokens;
     this.tokens = [];

@@ -124,6 +124,7 @@ conn.addEventListener("state", (e) => {
 });
 conn.addEventListener("auth-required", (e) => {
   cluster.stop();
+  entity.notFollowing(e.detail);
   login.prompt(e.detail);
 });
 conn.addEventListener("node-error", (e) => {
