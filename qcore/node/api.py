@@ -22,7 +22,8 @@ from websockets.asyncio.server import ServerConnection
 from qcore.node.backpressure import Backpressure, ConnFlow
 from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, random_id
 from qcore.node.driver import RaftDriver
-from qcore.node.errors import LeaderChanged, NodeError, NotLeader, OutcomeUnknown, RequestFailed, error_reply
+from qcore.node.errors import (NO_LEADER_TEXT, LeaderChanged, NodeError, NotLeader, OutcomeUnknown, RequestFailed,
+                               error_reply)
 from qcore.node.forwarder import Forwarder
 from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 _REMOVED = "this node has been removed from the cluster; send requests to a member"
 _NOT_INITIALISED = "node is not initialised: send Init, or add it to a cluster"
-_NO_LEADER = "no leader: none is elected; is a majority of the voters up? (not applied)"
+_NO_LEADER = NO_LEADER_TEXT
 _GONE = "the connection closed before the read ran"
 
 

@@ -20,6 +20,10 @@ from qcore.protocol.errors import Kind
 from qcore.protocol.messages import Error
 
 
+#: Why a request that needs a leader failed when none has been elected for a while.
+NO_LEADER_TEXT = "no leader: none is elected; is a majority of the voters up? (not applied)"
+
+
 class NodeError(Exception):
     kind: Kind = Kind.UNAVAILABLE
 

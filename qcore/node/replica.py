@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from qcore.node.commit_notices import CommitNotices
-from qcore.node.errors import LeaderChanged, NotLeader, OutcomeUnknown, RequestFailed
+from qcore.node.errors import NO_LEADER_TEXT, LeaderChanged, NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.own_snapshots import Builder, MakeBuilder, OwnSnapshots
 from qcore.node.reads import ReadBatcher
 from qcore.node.stats import NodeStats
@@ -91,6 +91,7 @@ class ReplicaOptions:
     timeout_ticks: int  # a request not settled within this many ticks fails: outcome unknown
     timeout_s: float  # the same, as said in the error
     read_retry_ticks: int  # a ReadIndex round unanswered this long is asked again
+    no_leader_ticks: int = 0  # a read this old fails (no_leader) if no leader is known then (0: only at the deadline)
     max_batch_commands: int = 1024  # commands per log entry (group commit)
     snapshot_threshold: int = 20_000  # applied entries between own snapshots
     snapshot_keep: int = 2_000  # entries kept in memory behind a snapshot, for slow followers
@@ -227,6 +228,9 @@ class Replica:
         self._conf_proposed: dict[int, tuple[int, Waiter]] = {}  # index -> (term, waiter)
         self._local_cmds: dict[int, Any] = {}  # seq -> decoded command, so the proposer decodes once
         self._last_leader = 0
+        # (tick, read waiter): at that tick a read still waiting fails if no leader is known (then
+        # a ReadIndex round cannot complete), else it is looked at again no_leader_ticks later.
+        self._leader_checks: deque[tuple[int, Waiter]] = deque()
         # Called once a Ready's committed entries are applied: the node
         # flushes the replies their waiters queued.
         self.after_apply: Callable[[], None] = lambda: None
@@ -356,6 +360,8 @@ class Replica:
         new as the cluster's commit index at the time of the call (ReadIndex)."""
         self._in.reads.append(waiter)
         self._deadlines.add(waiter, "could not confirm a linearizable read (no leader?)", self.tick_count)
+        if self.opts.no_leader_ticks:
+            self._leader_checks.append((self.tick_count + self.opts.no_leader_ticks, waiter))
 
     def request_snapshot(self, min_index: int, waiter: Waiter) -> None:
         """`waiter` gets a snapshot at `min_index` or later (for a backup)."""
@@ -424,6 +430,9 @@ class Replica:
         self._resolve_conf_waiters()
         self._reads.serve(self.applied)
         self._deadlines.forget_settled()
+        checks = self._leader_checks
+        while checks and checks[0][1].done():  # served reads, in about the order they came
+            checks.popleft()
         if rd.soft_state is not None:
             self._observe(rd.soft_state)
 
@@ -454,6 +463,7 @@ class Replica:
                 raw.tick()
                 self.tick_count += 1
             self._reads.retry_stale(self.tick_count)
+            self._check_reads_have_leader()
             self._deadlines.expire(self.tick_count)
         if inputs.local:
             local, inputs.local = inputs.local, []
@@ -478,6 +488,22 @@ class Replica:
         if inputs.reads:
             waiters, inputs.reads = inputs.reads, []
             self._reads.issue(waiters, self.tick_count)
+
+    def _check_reads_have_leader(self) -> None:
+        """A read that has waited `no_leader_ticks` (an election would have ended) while no
+        leader is known fails as not applied, so its client can go elsewhere instead of waiting
+        out the request deadline (also one asked of a leader that died since); with a leader
+        known it waits on, looked at again as often. (Api.read_barrier does the same for the
+        reads it waits on itself.)"""
+        checks, now, limit = self._leader_checks, self.tick_count, self.opts.no_leader_ticks
+        while checks and checks[0][0] <= now:
+            _, waiter = checks.popleft()
+            if waiter.done():
+                continue
+            if self._last_leader:
+                checks.append((now + limit, waiter))
+            else:
+                waiter.set_exception(RequestFailed(NO_LEADER_TEXT, Kind.NO_LEADER))
 
     def _observe(self, ss: SoftState) -> None:
         raw = self.raw

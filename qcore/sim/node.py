@@ -160,6 +160,7 @@ class SimNode:
             timeout_ticks=o.request_timeout,
             timeout_s=o.request_timeout,
             read_retry_ticks=o.election_tick,
+            no_leader_ticks=min(o.request_timeout, 2 * o.election_tick),  # as the node's driver sets it
             max_batch_commands=o.max_batch_commands,
             snapshot_threshold=o.snapshot_threshold,
             snapshot_keep=o.snapshot_keep,
