@@ -20,6 +20,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from qcore.local_procs import free_port, log_tail, node_argv
+from tests.node.http_get import http_get
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas.yaml"
@@ -168,6 +169,18 @@ async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
             last = exc
         await asyncio.sleep(0.05)
     raise AssertionError(f"node {node.id} not serving after {timeout}s ({last}):\n{node.log_tail()}")
+
+
+async def wait_ready(node: NodeProc, timeout: float = 20) -> None:
+    """Until the node's GET /ready is 200: it knows a leader and has applied what it knows to be
+    committed. A node just started, restarted or added does not know the leader yet (the leader may
+    still be backing off from dialling it), and until it does a read, a login (Authenticate waits
+    for a read barrier) or a forwarded write there is answered no_leader after two election timeouts."""
+
+    async def ready() -> bool:
+        return (await http_get(node.addr, "/ready", ssl=node.ssl))[0] == 200
+
+    await wait_until(ready, timeout, what=f"node {node.id} ready (a leader known)")
 
 
 async def wait_until(predicate: Any, timeout: float = 20, what: str = "condition") -> Any:

@@ -23,7 +23,7 @@ from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_value
 from qcore.storage.backup_file import BackupError, read_backup
 from qcore.store import EntityId, FindEntities, GetEntityTypes, GetSchema
-from tests.node.harness import REPO, Conn, NodeProc, eid, read, wait_serving, wait_until, write
+from tests.node.harness import REPO, Conn, NodeProc, eid, read, wait_ready, wait_serving, wait_until, write
 from tests.node.test_http_endpoints import scrape
 
 
@@ -151,11 +151,10 @@ async def test_snapshot_from_a_follower_during_writes_restores_into_a_new_cluste
         n.start()
     for n in new:
         await wait_serving(n)
+    for n in new:  # every one reads below: each must know the leader (else no_leader once the read waited 2 timeouts)
+        await wait_ready(n)
     conns = [await Conn.open(n.addr) for n in new]
     try:
-        async def led() -> bool:
-            return (await conns[0].metrics())["current_leader"] is not None
-        await wait_until(led, what="the restored cluster elects a leader")
         entities = all_entities(store)
         assert len(entities) == store.entity_count()
         for k, e in enumerate(entities):
@@ -196,6 +195,7 @@ async def test_users_and_roles_come_back_through_the_restore_command(
     pw_file.write_text(ADMIN_PW + "\n")
     old = nodes(1, "--init", "--admin-password-file", str(pw_file)).start()
     await wait_serving(old)
+    await wait_ready(old)  # Authenticate waits for a read barrier: a leader first
     admin = await Conn.login(old.addr, "admin", ADMIN_PW)
     try:
         for request in (
@@ -232,6 +232,7 @@ async def test_users_and_roles_come_back_through_the_restore_command(
     assert code == 1 and f"{new.data_dir} is not empty" in err, (out, err)
     new.start()
     await wait_serving(new)
+    await wait_ready(new)
 
     anonymous = await Conn.open(new.addr)
     alice = await Conn.login(new.addr, "alice", ALICE_PW)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qcore.client import AuthenticationFailed, Client, CommandError, ServerError
-from tests.node.harness import Conn, NodeProc, read, wait_serving, wait_until, write
+from tests.node.harness import Conn, NodeProc, read, wait_ready, wait_serving, wait_until, write
 from tests.node.http_get import http_get
 
 ADMIN_PW = "adm-durable-4c7e21"
@@ -153,6 +153,7 @@ async def test_init_admin_password_file_starts_a_node_with_users_on(nodes, tmp_p
     pw_file.write_text(ADMIN_PW)
     n = nodes(1, "--init", "--admin-password-file", str(pw_file)).start()
     await wait_serving(n)
+    await wait_ready(n)  # Authenticate waits for a read barrier: a leader first
     c = await Conn.open(n.addr)
     try:
         assert (await c.call("GetMetrics"))["Error"]["kind"] == "auth_required"
@@ -177,6 +178,7 @@ async def test_init_refuses_an_admin_password_useradd_would_refuse(nodes) -> Non
         reply = await c.call("Perform", request={"GetEntityTypes": {"page_opts": None}})
         assert reply["Error"]["kind"] == "not_initialised", reply  # nothing was started
         assert (await ok(c, "Init", nodes=[], admin_password=ADMIN_PW)) == "Ok"
+        await wait_ready(n)  # Authenticate waits for a read barrier: a leader first
         reply = await c.call("Authenticate", user="admin", password="")
         assert reply["AuthenticateResponse"]["response"] == {"Err": "invalid user or password"}
     finally:
