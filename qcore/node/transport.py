@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 _MAX_QUEUE = 8192  # frames queued for a peer that is not keeping up; beyond them (or --max-peer-output) they are dropped
 _PEER_FRAME_LIMIT = 64 << 20
 _LOG_EVERY = 10.0  # seconds between warnings about one peer's dropped messages
+_FIRST_BACKOFF, _MAX_BACKOFF = 0.05, 1.0  # seconds between dials of a peer that cannot be reached, doubling
 
 
 def peer_identity(path: str) -> tuple[int, str] | None:
@@ -101,6 +102,8 @@ class PeerLink:
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._ready = asyncio.Event()
+        # Set when the peer proves it is up (it dialled us): the next dial need not wait out the backoff.
+        self._redial = asyncio.Event()
         self._closed = False
         self._connected = False
         self._ws: ClientConnection | None = None  # set while the connection is open and the link is pumping
@@ -113,6 +116,14 @@ class PeerLink:
     @property
     def connected(self) -> bool:
         return self._ws is not None
+
+    def redial(self) -> None:
+        """The peer is up (its own Raft connection to us opened): if this link is waiting to dial
+        it again, dial now. A peer restarted while the backoff had grown to its 1 s cap would
+        otherwise hear nothing from us, its leader, for up to that long, and answer its clients
+        no_leader meanwhile once two (short) election timeouts have passed."""
+        if self._ws is None:
+            self._redial.set()
 
     def send_frames(self, frames: list[bytes]) -> None:
         """Write ``frames`` now, or queue them while connecting or while the peer
@@ -175,7 +186,7 @@ class PeerLink:
             pass
 
     async def _run(self) -> None:
-        backoff = 0.05
+        backoff = _FIRST_BACKOFF
         while not self._closed:
             addr = self._transport.address_of(self.peer_id)
             if addr is None:
@@ -183,6 +194,7 @@ class PeerLink:
                 self._queued_bytes = 0
                 await asyncio.sleep(0.2)
                 continue
+            self._redial.clear()  # a wake from now on cuts the backoff after this attempt short
             try:
                 ws = await self._transport.dialer.open(
                     addr, self._transport.raft_path(), expect=self.peer_id,
@@ -197,7 +209,7 @@ class PeerLink:
                         log.info("connected to peer %d at %s", self.peer_id, addr)
                     self._connected = True
                     self._refused = None
-                    backoff = 0.05
+                    backoff = _FIRST_BACKOFF
                     reader = asyncio.create_task(self._drain_replies(ws))
                     try:
                         await self._pump(ws, addr, reader)
@@ -233,8 +245,11 @@ class PeerLink:
             self._queue.clear()
             self._queued_bytes = 0
             self._transport.driver.report_unreachable(self.peer_id)
-            await asyncio.sleep(backoff)
-            backoff = min(1.0, backoff * 2)
+            try:
+                await asyncio.wait_for(self._redial.wait(), backoff)
+                backoff = _FIRST_BACKOFF  # the peer dialled us: it is up
+            except TimeoutError:
+                backoff = min(_MAX_BACKOFF, backoff * 2)
 
     async def _pump(self, ws: ClientConnection, addr: str, reader: asyncio.Task[None]) -> None:
         """Write the backlog, wait out slow peers, notice a dead connection or a moved peer."""
@@ -479,8 +494,12 @@ class PeerTransport:
         return {"Ok": {"received": offset + len(chunk)}}
 
     def inbound_opened(self, peer_id: int) -> None:
-        """A peer's Raft connection to us is open (and authenticated, if required)."""
+        """A peer's Raft connection to us is open (and authenticated, if required): it is up,
+        so a link to it waiting to dial again dials now."""
         self._inbound[peer_id] += 1
+        link = self._links.get(peer_id)
+        if link is not None:
+            link.redial()
 
     def inbound_closed(self, peer_id: int) -> None:
         """One of them closed, after everything it carried was stepped. When

@@ -118,11 +118,20 @@ class _PeerWs:
 
 
 class _Dialer:
-    def __init__(self, ws: _PeerWs) -> None:
+    """Refuses the first ``refuse`` dials (nothing listens yet), then connects when the test says so."""
+
+    def __init__(self, ws: _PeerWs, refuse: int = 0) -> None:
         self.ws = ws
         self.accept = asyncio.Event()
+        self.refuse = refuse
+        self.dials = 0
+        self.refused = asyncio.Event()
 
     async def open(self, addr: str, path: str, expect: int | None = None, **kwargs: Any) -> _PeerWs:
+        self.dials += 1
+        if self.dials <= self.refuse:
+            self.refused.set()
+            raise ConnectionRefusedError(f"nothing listens at {addr}")
         await self.accept.wait()
         return self.ws
 
@@ -130,13 +139,13 @@ class _Dialer:
 class _Peer:
     """A real PeerLink to node 2, still connecting until ``connect()``."""
 
-    def __init__(self, max_output: int = BOUND) -> None:
+    def __init__(self, max_output: int = BOUND, refuse: int = 0) -> None:
         self.driver = _Driver()
         self.ws = _PeerWs()
-        self.dialer = _Dialer(self.ws)
-        transport = PeerTransport(1, "127.0.0.1:1", lambda: self.driver, overrides={PEER: "127.0.0.1:2"},
-                                  dialer=self.dialer, max_output=max_output)
-        self.link = PeerLink(transport, PEER)
+        self.dialer = _Dialer(self.ws, refuse)
+        self.transport = PeerTransport(1, "127.0.0.1:1", lambda: self.driver, overrides={PEER: "127.0.0.1:2"},
+                                       dialer=self.dialer, max_output=max_output)
+        self.link = PeerLink(self.transport, PEER)
 
     async def connect(self) -> None:
         """Hand the link its connection; return once it is pumping."""
@@ -295,3 +304,23 @@ async def test_the_frame_cap_holds_while_the_link_drains_a_slow_peer(roomy_peer:
     roomy_peer.ws.peer_reads()
     await roomy_peer.flushed()
     assert roomy_peer.ws.received() == [b"0"] + tiny[:MAX_QUEUE]
+
+
+# -- dialling again ----------------------------------------------------------------
+
+
+async def test_a_peer_that_dials_us_is_dialled_again_at_once_not_after_the_backoff(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restarted peer is up once its own Raft connection to us opens: a link backing off from it
+    dials it then, so the peer hears from its leader at once (it answered its clients no_leader for
+    up to the 1 s backoff cap, over two election timeouts of 20 ms ticks)."""
+    monkeypatch.setattr(transport_module, "_FIRST_BACKOFF", 3600.0)  # a backoff no test outlasts
+    p = _Peer(refuse=1)
+    try:
+        p.transport._links[PEER] = p.link  # noqa: SLF001 (the transport makes its links as it sends)
+        await asyncio.wait_for(p.dialer.refused.wait(), WAIT)  # the first dial failed: backing off
+        p.transport.inbound_opened(PEER)  # the peer dialled us
+        await p.connect()
+        assert p.dialer.dials == 2
+    finally:
+        await p.link.close()
