@@ -104,14 +104,23 @@ async def test_snapshot_from_a_follower_during_writes_restores_into_a_new_cluste
     acked: list[dict] = []
     stop = asyncio.Event()
 
+    async def perform(request: dict) -> dict:
+        """A write, sent again while it is refused as not applied (an election under load)."""
+        while True:
+            reply = await writer.call("Perform", request=request)
+            if "PerformResponse" in reply:
+                return reply["PerformResponse"]["response"]
+            assert reply["Error"]["kind"] in ("no_leader", "not_leader", "unavailable"), reply
+            await asyncio.sleep(0.05)  # a client's back-off
+
     async def write_load() -> None:
         i = 0
         while not stop.is_set():
             i += 1
-            r = await writer.perform({"CreateEntity": {"entity_type": "Sensor", "parent_id": eid("Folder", 10),
-                                                      "name": f"s{i}"}})
+            r = await perform({"CreateEntity": {"entity_type": "Sensor", "parent_id": eid("Folder", 10),
+                                                "name": f"s{i}"}})
             e = r["CreateEntity"]["response"]
-            r = await writer.perform({"UpdateEntity": {"request": [
+            r = await perform({"UpdateEntity": {"request": [
                 write(e, "Reading", {"Float": i / 7}), write(e, "Firmware", {"Blob": [i % 256, 0, 255]}),
                 write(e, "LastSeen", {"Timestamp": {"secs_since_epoch": 1_700_000_000 + i, "nanos_since_epoch": i}}),
                 write(e, "Owner", {"EntityReference": eid("User", 3)}), write(e, "Kind", {"Choice": i % 3}),
