@@ -104,6 +104,7 @@ class Simulation:
             c.workload.change_membership()
         if rng.random() < o.transfer_rate:
             c.workload.transfer()
+        c.workload.follow_up()
         c.flush_reports()
 
     def _liveness(self) -> None:
@@ -180,6 +181,7 @@ class Simulation:
             "crashes": self.faults.crashes,
             "partitions": self.faults.partitions,
             "conf_changes": c.workload.conf_changes,
+            "learners_removed": c.workload.learners_removed,
             "leaders": len(c.checker.leaders),
             "packets": c.network.sent,
             "packets_dropped": c.network.dropped,

@@ -10,14 +10,20 @@ linearizable-read checker.
 
 Membership changes keep the cluster sane: never fewer than one voter, only
 one change at a time (the core refuses a second; the workload also avoids
-asking), new nodes get fresh ids that are never reused.
+asking), new nodes get fresh ids that are never reused. Learners are
+removed as `RemoveNode` does (one simple change, or now and then a joint
+one), and on purpose in the awkward states: one that has not caught up, one
+that is down or cut off from the leader, one crashed just before, and one
+added and removed again before it has anything of the log.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import TYPE_CHECKING
 
+from qcore.raft.confchange import enters_joint
 from qcore.raft.types import (
     ConfChange,
     ConfChangeSingle,
@@ -46,6 +52,13 @@ class Workload:
         self.conf_changes = 0
         self.extra_nodes = 0
         self.membership_changes = True
+        self.learners_removed = 0  # accepted removals of a learner (simple or joint)
+        # The same by (simple or joint, the learner's state as the leader saw it):
+        # "down", "cut off", "empty" (nothing replicated), "behind", "caught up".
+        self.learner_removals: Counter[tuple[str, str]] = Counter()
+        # A learner added to be removed again before it catches up: its id
+        # and the tick after which the workload stops waiting for its addition.
+        self.quick_remove: tuple[int, int] | None = None
 
     # -- writes --------------------------------------------------------------
 
@@ -130,8 +143,9 @@ class Workload:
         if leave_joint_only or not self.membership_changes:
             return
         cc, new_id = self._pick_change(leader)
-        if cc is not None:
-            self._propose_cc(leader, cc, new_id)
+        if cc is not None and not self._propose_cc(leader, cc, new_id):
+            if self.quick_remove is not None and self.quick_remove[0] == new_id:
+                self.quick_remove = None  # its addition was refused
 
     def _pick_change(self, leader: SimNode) -> tuple[ConfChange | None, int | None]:
         conf = leader.conf
@@ -143,9 +157,11 @@ class Workload:
         transition = rng.choice(list(ConfChangeTransition))
         choices = []
         if can_add:
-            choices += ["add_learner", "add_learner", "add_voter"]
+            choices += ["add_learner", "add_learner", "add_voter", "add_remove_learner"]
         if learners:
-            choices += ["promote", "promote", "remove_learner"]
+            choices += ["promote", "promote", "remove_learner", "remove_learner"]
+            if self.cluster.opts.crash_rate:
+                choices += ["crash_remove_learner"]
         if len(voters) > 1:
             choices += ["remove_voter", "demote"]
         if learners and len(voters) > 1:
@@ -156,14 +172,32 @@ class Workload:
         new_id = None
         changes: list[ConfChangeSingle] = []
         addresses: dict[int, str] = {}
-        if kind in ("add_learner", "add_voter"):
+        if kind in ("add_learner", "add_voter", "add_remove_learner"):
             new_id = self.cluster.next_id
-            changes.append(ConfChangeSingle(ADD_LEARNER if kind == "add_learner" else ADD_NODE, new_id))
+            changes.append(ConfChangeSingle(ADD_NODE if kind == "add_voter" else ADD_LEARNER, new_id))
             addresses[new_id] = address(new_id)
+            if kind == "add_remove_learner":
+                transition = ConfChangeTransition.AUTO
+                self.quick_remove = (new_id, self.cluster.now + 10 * self._election_ticks())
         elif kind == "promote":
             changes.append(ConfChangeSingle(ADD_NODE, rng.choice(learners)))
         elif kind == "remove_learner":
-            changes.append(ConfChangeSingle(REMOVE, rng.choice(learners)))
+            # As RemoveNode does it (one simple change), two times in three;
+            # half the time a learner the leader cannot reach or that lags.
+            stragglers = self._stragglers(leader, learners)
+            pick = stragglers if stragglers and rng.random() < 0.5 else learners
+            changes.append(ConfChangeSingle(REMOVE, rng.choice(pick)))
+            transition = rng.choice((ConfChangeTransition.AUTO, ConfChangeTransition.AUTO, transition))
+        elif kind == "crash_remove_learner":
+            # Remove a learner that is down: the leader's configuration
+            # drops it while it cannot hear about it.
+            gone = self.cluster.nodes[rng.choice(learners)]
+            if gone.raw is not None:
+                c = self.cluster
+                c.trace.add(c.now, f"n{gone.id} crashed by the workload, to be removed while down")
+                c.crash(gone, rng.randint(1, 2 * c.opts.restart_ticks))
+            changes.append(ConfChangeSingle(REMOVE, gone.id))
+            transition = ConfChangeTransition.AUTO
         elif kind == "remove_voter":
             changes.append(ConfChangeSingle(REMOVE, rng.choice(voters)))
         elif kind == "demote":
@@ -175,12 +209,60 @@ class Workload:
                 transition = ConfChangeTransition.JOINT_IMPLICIT
         return ConfChange(tuple(changes), transition, addresses), new_id
 
-    def _propose_cc(self, leader: SimNode, cc: ConfChange, new_id: int | None) -> None:
+    def _election_ticks(self) -> int:
+        """One election timeout, in simulator ticks."""
+        return self.cluster.opts.election_tick * self.cluster.opts.raft_tick
+
+    def _stragglers(self, leader: SimNode, learners: list[int]) -> list[int]:
+        """The learners that are down, cut off from the leader, or behind its log."""
+        assert leader.raw is not None
+        progress = leader.raw.status().progress or {}
+        last = leader.raw.status().last_log_index
+        out = []
+        for nid in learners:
+            node = self.cluster.nodes[nid]
+            pr = progress.get(nid)
+            if node.raw is None or not self.cluster.network.reachable(leader.id, nid) or pr is None or pr.match < last:
+                out.append(nid)
+        return out
+
+    def follow_up(self) -> None:
+        """Every tick of the safety phase: remove the learner added to be
+        removed again, once its addition is in effect on the leader and as
+        long as the leader has not seen it catch up (then it is too late)."""
+        if self.quick_remove is None:
+            return
+        new_id, give_up_at = self.quick_remove
+        c = self.cluster
+        leader = c.leader()
+        if c.now > give_up_at or not self.membership_changes:
+            self.quick_remove = None
+            return
+        if leader is None or leader.raw is None or leader.conf is None or leader.conf.voters_outgoing:
+            return
+        if new_id not in leader.conf.learners:
+            return  # not applied yet on this leader (or never will be: give_up_at)
+        status = leader.raw.status()
+        pr = (status.progress or {}).get(new_id)
+        if pr is not None and pr.match >= status.last_log_index:
+            c.trace.add(c.now, f"n{new_id} caught up before its quick removal")
+            self.quick_remove = None
+            return
+        cc = ConfChange((ConfChangeSingle(REMOVE, new_id),), ConfChangeTransition.AUTO, {})
+        if self._propose_cc(leader, cc, None):
+            self.quick_remove = None
+
+    def _propose_cc(self, leader: SimNode, cc: ConfChange, new_id: int | None) -> bool:
+        """Propose `cc` at `leader`; whether the leader accepted it."""
         assert leader.replica is not None
         c = self.cluster
         desc = ", ".join(f"{ch.type.name} {ch.node_id}" for ch in cc.changes) or "leave joint"
         waiter = SimWaiter(lambda at: c.trace.add(c.now, f"n{leader.id} applied conf change [{desc}] at {at[1]}/t{at[0]}"))
         c.trace.add(c.now, f"n{leader.id} proposes conf change [{desc}] {cc.transition.name}")
+        learners = {
+            ch.node_id: self._learner_state(leader, ch.node_id) for ch in cc.changes
+            if ch.type == REMOVE and leader.conf is not None and ch.node_id in leader.conf.learners
+        }
         leader.replica.propose_conf_change(cc, waiter)
         if new_id is not None:
             # Before the round: the change may be applied within it, and the
@@ -191,6 +273,25 @@ class Workload:
         leader.process()
         if waiter.error is not None:
             c.trace.add(c.now, f"n{leader.id} refuses conf change [{desc}]: {waiter.error}")
-        else:
-            self.conf_changes += 1
+            return False
+        self.conf_changes += 1
+        kind = "joint" if enters_joint(cc) else "simple"
+        for state in learners.values():
+            self.learners_removed += 1
+            self.learner_removals[kind, state] += 1
+        return True
+
+    def _learner_state(self, leader: SimNode, nid: int) -> str:
+        """How learner `nid` stands, as far as the simulation and `leader` know."""
+        assert leader.raw is not None
+        node = self.cluster.nodes[nid]
+        status = leader.raw.status()
+        pr = (status.progress or {}).get(nid)
+        if node.raw is None:
+            return "down"
+        if not self.cluster.network.reachable(leader.id, nid):
+            return "cut off"
+        if pr is None or pr.match == 0:
+            return "empty"
+        return "behind" if pr.match < status.last_log_index else "caught up"
 

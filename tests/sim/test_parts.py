@@ -221,3 +221,23 @@ def test_options_are_a_function_of_the_seed() -> None:
     assert sizes == {1, 2, 3, 4, 5}
     assert derive_options(7, nodes=3, steps=99).nodes == 3
     assert derive_rng(1, "a").random() != derive_rng(1, "b").random()
+
+
+def test_the_membership_workload_removes_learners_in_awkward_states() -> None:
+    """Learners are removed by one simple change (as RemoveNode does):
+    one the leader never replicated anything to (added and removed again at
+    once), one behind the leader's log, and one that is down. These seeds
+    (any cluster size) happen to cover all three; a workload that stopped
+    doing any of it would fail here."""
+    from collections import Counter
+
+    from qcore.sim.runner import Simulation
+    from qcore.sim.trace import Trace
+
+    seen: Counter[tuple[str, str]] = Counter()
+    for seed in (9, 10, 11):
+        sim = Simulation(derive_options(seed), Trace(keep=1))
+        sim.run()  # raises on a safety or liveness failure
+        seen += sim.cluster.workload.learner_removals
+    for state in ("empty", "behind", "down"):
+        assert seen["simple", state], (state, seen)
