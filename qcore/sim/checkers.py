@@ -5,12 +5,19 @@ so a violation is reported at the step that caused it. The properties are
 those of the Raft paper's Figure 3 plus what a database client relies on:
 
 - election safety: at most one leader per term; one vote per node and term,
-  and terms never go back, also across crashes;
+  and terms never go back, also across crashes; a leader is a voter of its
+  configuration (a learner, or a node that applied its removal, never leads);
 - log matching: two logs with an entry of the same index and term hold the
   same entry and the same prefix (checked via prefix hash chains);
 - leader completeness: a new leader's log holds every entry committed so far;
 - state machine safety: no two nodes apply different entries at one index,
   and no value is applied at two indexes;
+- commit quorum: a leader commits an entry only once a majority of the
+  voters of its configuration (of each half, when joint) hold it on disk;
+  learners and removed nodes never count;
+- replication: a leader's core sends appends, snapshots, heartbeats and
+  TimeoutNow only to members of its configuration (so not to a node it
+  removed, once the change is in effect);
 - durability: a committed entry never changes or disappears, also across
   crashes (a node's commit index never points at an entry that differs from
   the committed one; after a crash some surviving disk still holds the
@@ -29,12 +36,17 @@ on the core's objects, so tests can feed them broken histories directly.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from qcore.raft.types import Entry, Message, MessageType
 from qcore.sim.disk import DiskImage
 from qcore.sim.logview import LogView
+
+
+# What only a leader sends, to the members it replicates to.
+_REPLICATION = frozenset({MessageType.APP, MessageType.SNAP, MessageType.HEARTBEAT, MessageType.TIMEOUT_NOW})
 
 
 class SafetyViolation(Exception):
@@ -69,12 +81,63 @@ class Checker:
 
     # -- elections -----------------------------------------------------------
 
-    def on_leader(self, node: int, term: int, log: LogView) -> None:
-        """`node` became leader of `term` with log `log`."""
+    def on_leader(self, node: int, term: int, log: LogView, voters: Collection[int] | None = None) -> None:
+        """`node` became leader of `term` with log `log`, and `voters` (both
+        halves of a joint configuration) in the configuration it campaigned
+        with, if known."""
         other = self.leaders.setdefault(term, node)
         if other != node:
             raise SafetyViolation("election safety", f"term {term} has leaders {other} and {node}")
+        if voters is not None and node not in voters:
+            raise SafetyViolation(
+                "election safety", f"node {node} became leader of term {term} but is not a voter of {sorted(voters)}"
+            )
         self._check_complete(node, term, log)
+
+    def check_replication(self, node: int, msgs: Sequence[Message], members: Collection[int]) -> None:
+        """`node`'s core hands out `msgs`; only members of its configuration
+        (`members`: as of now and before the change applied last round) may
+        be sent a leader's replication messages."""
+        for msg in msgs:
+            if msg.type in _REPLICATION and msg.to not in members:
+                raise SafetyViolation(
+                    "replication",
+                    f"node {node} sends {msg.type.name} to {msg.to}, not a member of its configuration "
+                    f"{sorted(members)}",
+                )
+
+    def check_commit_quorum(
+        self, node: int, commit: int, voters: Collection[int], voters_outgoing: Collection[int],
+        disks: dict[int, DiskImage],
+    ) -> None:
+        """Leader `node` advanced its commit index to `commit` under a
+        configuration with these voters: a majority of each (non-empty)
+        half must hold the committed entry on disk. Nobody else counts."""
+        want = self.committed.get(commit)
+        if want is None:
+            return
+        for half in (voters, voters_outgoing):
+            if not half:
+                continue
+            holders = sorted(v for v in half if v in disks and self._holds(disks[v], commit, want))
+            if 2 * len(holders) <= len(half):
+                raise SafetyViolation(
+                    "commit quorum",
+                    f"leader {node} committed index {commit} with only {holders} of the voters "
+                    f"{sorted(half)} holding it on disk",
+                )
+
+    def _holds(self, disk: DiskImage, index: int, want: bytes) -> bool:
+        """Does `disk` durably hold entry `index` with the history `want`
+        (or a snapshot past it)?"""
+        snap_index = disk.snapshot.meta.index if disk.snapshot is not None else 0
+        if snap_index >= index:
+            return True
+        pos = index - snap_index - 1
+        if pos < len(disk.entries):
+            e = disk.entries[pos]
+            return self.entries.get((e.index, e.term)) == want
+        return False
 
     def _check_complete(self, node: int, term: int, log: LogView) -> None:
         c = self.commit_index

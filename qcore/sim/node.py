@@ -25,7 +25,7 @@ from qcore.node.own_snapshots import MakeBuilder
 from qcore.node.replica import Replica, ReplicaOptions
 from qcore.protocol.raft_codec import PeerMessage
 from qcore.raft.config import Config
-from qcore.raft.rawnode import RawNode, Role, SoftState
+from qcore.raft.rawnode import RawNode, Ready, Role, SoftState
 from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Snapshot
 from qcore.sim.checkers import SafetyViolation
 from qcore.sim.disk import SimDisk
@@ -131,6 +131,9 @@ class SimNode:
     conf: ConfState | None = None
     conf_applied: int = 0  # a configuration was applied at this index in the current Ready
     conf_restored: bool = False  # a snapshot brought its configuration in the current Ready
+    # Members of the configuration before the one applied in the last Ready:
+    # what the core handed out in that Ready was addressed under it.
+    conf_before: set[int] = field(default_factory=set)
     no_crash_once: bool = False
 
     @property
@@ -209,6 +212,7 @@ class SimNode:
         self.lead = 0
         self.is_leader = False
         self.conf_applied, self.conf_restored = 0, False
+        self.conf_before = set()
 
     def crash(self) -> None:
         lost = self.disk.crash()
@@ -244,10 +248,13 @@ class SimNode:
                     raise SafetyViolation(
                         "ready contract", f"node {self.id} still has a Ready after {MAX_READY_ROUNDS} in a row"
                     )
+                self._check_replication(rd)
                 self._crash_point(0)
                 replica.before_persist(rd)
                 self._crash_point(1)
+                commit_before = self.commit
                 replica.save(rd)
+                self._check_commit_quorum(rd, commit_before)
                 self._crash_point(2)
                 replica.after_persist(rd)
                 self.no_crash_once = False
@@ -259,6 +266,21 @@ class SimNode:
         except CrashNow:
             c = self.cluster
             c.crash(self, c.fault_rng.randint(1, 2 * self.opts.restart_ticks))
+
+    def _check_replication(self, rd: Ready) -> None:
+        if self.conf is not None and rd.messages:
+            self.cluster.checker.check_replication(self.id, rd.messages, members(self.conf) | self.conf_before)
+
+    def _check_commit_quorum(self, rd: Ready, commit_before: int) -> None:
+        """A commit index this node advanced as leader (with the
+        configuration it had applied by the last round) is on a majority
+        of the voters' disks."""
+        leading = rd.soft_state.role == Role.LEADER if rd.soft_state is not None else self.is_leader
+        if not leading or self.commit <= commit_before or self.conf is None:
+            return
+        conf, nodes = self.conf, self.cluster.nodes
+        disks = {v: nodes[v].disk.durable for v in (*conf.voters, *conf.voters_outgoing)}
+        self.cluster.checker.check_commit_quorum(self.id, self.commit, conf.voters, conf.voters_outgoing, disks)
 
     def _crash_point(self, point: int) -> None:
         rate = self.cluster.crash_in_ready
@@ -278,8 +300,10 @@ class SimNode:
 
     def _after_ready(self) -> None:
         """After `advance`: configurations applied in this Ready are in effect."""
+        self.conf_before = set()
         if self.conf_applied or self.conf_restored:
             assert self.raw is not None
+            self.conf_before = members(self.conf)
             self.conf = dataclasses.replace(self.raw.conf_state, addresses=dict(self.raw.conf_state.addresses))
             self.conf_restored = False
         if self.conf_applied:
@@ -316,7 +340,8 @@ class SimNode:
             term = self.raw.term if self.raw is not None else self.term
             self.term = term
             c.trace.add(c.now, f"n{self.id} becomes LEADER of term {term}")
-            c.checker.on_leader(self.id, term, self.log)
+            voters = None if self.conf is None else (*self.conf.voters, *self.conf.voters_outgoing)
+            c.checker.on_leader(self.id, term, self.log, voters)
             c.on_new_leader()
         elif was and not leader:
             c.trace.add(c.now, f"n{self.id} steps down (lead={lead})")

@@ -200,3 +200,42 @@ def test_term_goes_back_after_a_crash() -> None:
     ck.on_hard_state(1, 5, 1)
     with pytest.raises(SafetyViolation, match="durability"):
         ck.on_hard_state(1, 4, 0)
+
+
+def test_a_commit_without_a_majority_of_voters_on_disk() -> None:
+    """A learner (or a removed node) holding the entry does not make it
+    committed: only the voters of each half of the configuration count."""
+    from qcore.raft.types import HardState
+    from qcore.sim.disk import DiskImage
+
+    ck = Checker()
+    log = LogView()
+    write(ck, 1, log, ents(1, 5))
+    ck.on_commit(1, 5, log)
+    full, short = DiskImage(HardState(), None, ents(1, 5)), DiskImage(HardState(), None, ents(1, 3))
+    ck.check_commit_quorum(1, 5, (1, 2, 3), (), {1: full, 2: full, 3: short})
+    with pytest.raises(SafetyViolation, match="commit quorum"):  # node 4, a learner, holds it too
+        ck.check_commit_quorum(1, 5, (1, 2, 3), (), {1: full, 2: short, 3: short, 4: full})
+    with pytest.raises(SafetyViolation, match="commit quorum"):  # the outgoing half has no majority
+        ck.check_commit_quorum(1, 5, (1, 2), (1, 3, 4), {1: full, 2: full, 3: short, 4: short})
+    other = DiskImage(HardState(), None, ents(1, 5, term=2, tag="x"))  # another entry at index 5
+    with pytest.raises(SafetyViolation, match="commit quorum"):
+        ck.check_commit_quorum(1, 5, (1, 2, 3), (), {1: full, 2: other, 3: other})
+
+
+def test_a_leader_that_is_not_a_voter() -> None:
+    ck = Checker()
+    ck.on_leader(1, 1, LogView(), voters=(1, 2, 3))
+    with pytest.raises(SafetyViolation, match="not a voter"):  # 4 is a learner, or was removed
+        ck.on_leader(4, 2, LogView(), voters=(1, 2, 3))
+
+
+def test_replicating_to_a_node_outside_the_configuration() -> None:
+    from qcore.raft.types import Message, MessageType
+
+    ck = Checker()
+    ck.check_replication(1, [Message(MessageType.APP, to=2), Message(MessageType.HEARTBEAT, to=3)], {1, 2, 3})
+    ck.check_replication(1, [Message(MessageType.VOTE_RESP, to=4)], {1, 2, 3})  # an answer: anyone may get one
+    for kind in (MessageType.APP, MessageType.SNAP, MessageType.HEARTBEAT, MessageType.TIMEOUT_NOW):
+        with pytest.raises(SafetyViolation, match="replication"):
+            ck.check_replication(1, [Message(kind, to=4)], {1, 2, 3})

@@ -15,14 +15,17 @@ from qcore.node import replica
 from qcore.raft import Ready
 from qcore.raft import core as raft_core
 from qcore.raft import log as raft_log
+from qcore.raft import quorum as raft_quorum
 from qcore.raft import rawnode as raft_rawnode
+from qcore.raft import tracker as raft_tracker
+from qcore.raft.types import ConfState
 from qcore.sim.runner import ExitCode, RunResult, run_seed
 
 MAX_SEEDS = 150
 
 
-def first_failure(nodes: int | None = 3) -> RunResult | None:
-    for seed in range(MAX_SEEDS):
+def first_failure(nodes: int | None = 3, start: int = 0) -> RunResult | None:
+    for seed in range(start, start + MAX_SEEDS):
         result = run_seed(seed, nodes=nodes)
         if not result.ok:
             return result
@@ -81,3 +84,47 @@ def test_sending_before_persisting_in_the_runtime_core_is_caught(monkeypatch: py
     result = first_failure()
     assert result is not None and result.code == ExitCode.SAFETY, result and result.message
     assert "persist before send" in result.message
+
+
+# Membership: the learner and removal paths. Any-size clusters from seed 0,
+# whose seeds add and remove learners early.
+
+
+def test_learners_counted_towards_the_commit_quorum_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leader counts learners' acknowledgements as if they were voters'."""
+    def committed(self: raft_tracker.ProgressTracker) -> int:
+        acked = {nid: pr.match for nid, pr in self.progress.items()}
+        voters = (*self.conf.voters, *self.conf.learners)
+        return raft_quorum.joint_committed(voters, self.conf.voters_outgoing, acked)
+
+    monkeypatch.setattr(raft_tracker.ProgressTracker, "committed", committed)
+    result = first_failure(nodes=None)
+    assert result is not None and result.code == ExitCode.SAFETY, result and result.message
+    assert "commit quorum" in result.message
+
+
+def test_replicating_to_removed_nodes_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new configuration keeps the progress of the members it removed, so
+    the leader goes on sending them appends and heartbeats."""
+    real_set_conf = raft_tracker.ProgressTracker.set_conf
+
+    def set_conf(self: raft_tracker.ProgressTracker, conf: ConfState, next_index: int) -> None:
+        old = dict(self.progress)
+        real_set_conf(self, conf, next_index)
+        for nid, pr in old.items():
+            self.progress.setdefault(nid, pr)
+
+    monkeypatch.setattr(raft_tracker.ProgressTracker, "set_conf", set_conf)
+    result = first_failure(nodes=None)
+    assert result is not None and result.code == ExitCode.SAFETY, result and result.message
+    assert "replication" in result.message
+
+
+def test_a_learner_that_campaigns_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every member, learners included, may campaign."""
+    monkeypatch.setattr(
+        raft_core.Raft, "promotable", lambda self: self.id in self.trk.members() and self.log.pending_snapshot is None
+    )
+    result = first_failure(nodes=None)
+    assert result is not None and result.code == ExitCode.SAFETY, result and result.message
+    assert "not a voter" in result.message
