@@ -124,6 +124,10 @@ class Connection:
             await self._ws.send(encode_message(msg), text=True)
         except ConnectionClosed as e:
             self._pending.pop(rid, None)
+            if fut.done():
+                fut.exception()  # failed by the reader as the connection went: the error raised here says it
+            else:
+                fut.cancel()
             raise ConnectionLost(f"connection to {self.address} lost while sending: {e}", sent=True) from None
         return fut
 
