@@ -60,8 +60,11 @@ async def node_status(c: Client, args: argparse.Namespace) -> None:
     mt = await c.metrics()
     leader = mt.get("current_leader")
     state = str(mt.get("state"))
+    members = member_addresses(mt)
     if mt.get("initialised") is False:
         state = "not initialised: run `qcore-cli init` (or init --node ...), or add it to a cluster with add-learner"
+    elif members and mt.get("id") not in members:
+        state = "removed from the cluster (its configuration does not include it): stop it, or add it again"
     lines = [
         f"node      {mt.get('id')} at {c.address}",
         f"state     {state}",
@@ -69,7 +72,7 @@ async def node_status(c: Client, args: argparse.Namespace) -> None:
         f"leader    {leader if leader is not None else 'none'}",
         f"log       last {fmt_index(mt.get('last_log_index'))}, applied {fmt_index(mt.get('last_applied'))}",
     ]
-    nodes = sorted(member_addresses(mt).items())
+    nodes = sorted(members.items())
     if nodes:
         lines.append("members   " + ", ".join(f"{i}={a}" for i, a in nodes))
     emit(args, mt, "\n".join(lines))

@@ -80,6 +80,8 @@ async def test_removing_the_leader_hands_over_and_it_says_it_was_removed(nodes):
     assert r["UpdateEntity"]["error"] is None, r
     assert await read_n(live[0], ent) == 7
     await wait_until(lambda: _removed_answer(conns[leader - 1]), what="the removed leader to say it was removed")
+    status = _cli(ns[leader - 1].addr, "node-status")
+    assert status.returncode == 0 and "state     removed from the cluster" in status.stdout, status
 
 
 async def test_the_last_voter_cannot_be_removed(nodes):
