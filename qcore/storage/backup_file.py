@@ -4,14 +4,18 @@ Layout, version 1::
 
     qcore-snapshot 1\\n
     {"format": 1, "index": I, "term": T, "size": N, "sha256": "<hex>", "entities": E,
-     "saved_at": "...Z", "source": {...}}\\n
+     "saved_at": "...Z", "source": {...}, "check": "<hex>"}\\n
     <N bytes: the state machine's snapshot, exactly as a node's own snapshot holds it>
 
 The payload is whatever the node's state machine serialises
 (`StateMachine.snapshot_builder`), so everything replicated — the store
 today, users and roles once they exist — is in a backup without this file
-knowing. `sha256` covers the payload; a file whose magic, version, header,
-size or checksum is wrong is refused with `BackupError` saying which.
+knowing. `sha256` covers the payload and `check` the header fields a
+restore relies on (`header_check`: index, term, size, sha256, entities); a
+file whose magic, version, header, size or checksums are wrong is refused
+with `BackupError` saying which. Files written before `check` existed have
+none and are read as before (format 1 either way: readers ignore keys they
+do not know).
 """
 
 from __future__ import annotations
@@ -50,7 +54,14 @@ class BackupHeader:
         return {
             "format": FORMAT, "index": self.index, "term": self.term, "size": self.size, "sha256": self.sha256,
             "entities": self.entities, "saved_at": self.saved_at, "source": self.source,
+            "check": header_check(self),
         }
+
+
+def header_check(header: BackupHeader) -> str:
+    """A checksum of what a restore takes from the header (the payload's own sha256 covers the rest)."""
+    fields = orjson.dumps([header.index, header.term, header.size, header.sha256, header.entities])
+    return hashlib.sha256(fields).hexdigest()
 
 
 def write_backup(path: Path, header: BackupHeader, data: bytes) -> None:
@@ -92,6 +103,10 @@ def read_header(f: BinaryIO, name: str) -> BackupHeader:
         raise BackupError(f"{name}: the header is corrupt ({exc})") from None
     if len(header.sha256) != 64:
         raise BackupError(f"{name}: the header's sha256 is malformed")
+    check = h.get("check")
+    if check is not None and check != header_check(header):
+        raise BackupError(f"{name}: corrupt: the header's check does not match its index, term, size, "
+                          "sha256 and entities")
     return header
 
 

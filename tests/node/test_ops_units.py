@@ -21,7 +21,7 @@ from qcore.node.health import ReadinessFacts, not_ready_because
 from qcore.node.http import HttpReply, HttpRoutes
 from qcore.node.stats import Histogram, NodeStats, classify
 from qcore.protocol import messages as m
-from qcore.storage.backup_file import BackupError, BackupHeader, read_backup, write_backup
+from qcore.storage.backup_file import BackupError, BackupHeader, header_check, read_backup, write_backup
 from tests.node.http_get import METHODS_REACH_THE_NODE
 
 
@@ -181,6 +181,7 @@ def test_backup_file_round_trip_and_refusals(tmp_path: Path) -> None:
         "truncated": raw[:-1],
         "bytes after": raw + b"x",
         "sha256 is": raw[:-1] + b"X",
+        "header's check does not match": raw.replace(b'"index":7', b'"index":8', 1),
     }
     for why, content in cases.items():
         path.write_bytes(content)
@@ -188,6 +189,9 @@ def test_backup_file_round_trip_and_refusals(tmp_path: Path) -> None:
             read_backup(path)
     with pytest.raises(BackupError, match="does not match"):
         write_backup(path, header, data + b"!")
+    # A file from before the header had a check is read as it was.
+    path.write_bytes(raw.replace(b',"check":"' + header_check(header).encode() + b'"', b"", 1))
+    assert read_backup(path) == (header, data)
 
 
 def test_json_log_lines() -> None:
