@@ -58,3 +58,4 @@ def configure(node_id: int, level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level))
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python's warnings too go out as log lines (logger py.warnings), JSON ones with json

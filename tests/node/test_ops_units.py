@@ -194,6 +194,18 @@ def test_backup_file_round_trip_and_refusals(tmp_path: Path) -> None:
     assert read_backup(path) == (header, data)
 
 
+def test_python_warnings_are_log_lines_in_the_json_format_too() -> None:
+    import subprocess
+    import sys
+
+    script = ("import warnings; from qcore.cli.logs import configure; configure(4, 'INFO', 'json'); "
+              "warnings.warn('something is deprecated', DeprecationWarning)")
+    run = subprocess.run([sys.executable, "-W", "always", "-c", script], capture_output=True, text=True, timeout=60)
+    lines = [json.loads(line) for line in run.stderr.splitlines()]  # every line is JSON
+    assert [(o["logger"], o["level"], o["node"]) for o in lines] == [("py.warnings", "WARNING", 4)], run.stderr
+    assert "something is deprecated" in lines[0]["msg"]
+
+
 def test_json_log_lines() -> None:
     fmt = JsonFormatter(3)
     rec = logging.LogRecord("qcore.node.driver", logging.INFO, __file__, 1, "role=%s term=%d", ("Leader", 4), None)
