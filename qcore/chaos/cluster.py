@@ -277,6 +277,12 @@ class Cluster:
         await self._leader_call("ChangeMembership", {"members": voters}, timeout)
         self.voters = set(voters)
 
+    async def remove_node(self, node: int, timeout: float = 60.0) -> None:
+        """RemoveNode: a voter by joint consensus, as change_membership without it would."""
+        await self._leader_call("RemoveNode", {"node_id": node}, timeout)
+        self.voters.discard(node)
+        self.members.discard(node)
+
     async def _leader_call(self, msg: str, fields: dict[str, Any], timeout: float) -> Any:
         """Send a management write to any live voter (the node forwards it)."""
         last: Exception | None = None

@@ -203,8 +203,11 @@ class Nemesis:
                 await self.cluster.restart(add)
             await self.cluster.add_learner(add)
             await self.cluster.change_membership(sorted(self.cluster.voters | {add}))
-        if remove is not None:
-            await self.cluster.change_membership(sorted(self.cluster.voters - {remove}))
+        if remove is not None:  # by either request: both take a voter out by joint consensus
+            if self.rng.random() < 0.5:
+                await self.cluster.remove_node(remove)
+            else:
+                await self.cluster.change_membership(sorted(self.cluster.voters - {remove}))
 
     async def _membership_kill(self, ev: FaultEvent) -> None:
         change = asyncio.create_task(self._membership(ev))
