@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from qcore.cli.entity_commands import _entity as resolve_entity, emit
 from qcore.cli.progress import Progress
+from qcore.cli.text_values import UsageError
 from qcore.client import Client, command_json
 from qcore.client.errors import ServerError
 from qcore.client.snapshot import FetchedSnapshot, fetch_snapshot
@@ -189,8 +190,18 @@ def _decode(data: bytes, index: int) -> Any:
     return sm.store
 
 
+def _writable(path: Path) -> None:
+    """Refuse, before a snapshot is fetched, a FILE that cannot be written (named as given,
+    not as the FILE.part it is written through)."""
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not path.absolute().parent.is_dir():
+        raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+
+
 async def snapshot_save(c: Client, args: argparse.Namespace) -> None:
     path: Path = args.file
+    _writable(path)
     snap = await _fetch(c, f"saving {path.name}")
     try:
         store = _decode(snap.data, snap.index)
@@ -232,6 +243,8 @@ def snapshot_status(args: argparse.Namespace) -> None:
 async def export(c: Client, args: argparse.Namespace) -> None:
     from qcore.store.config_export import export_config
 
+    if args.file is not None:
+        _writable(args.file)
     root = None
     if args.root:  # an id or a path, looked up before the snapshot is taken
         from qcore.store import EntityId

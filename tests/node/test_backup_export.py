@@ -341,14 +341,21 @@ async def test_export_then_import_round_trips_every_value_type(nodes, tmp_path: 
         await c.close()
 
 
-async def test_a_failed_save_or_export_leaves_no_part_file(nodes, tmp_path: Path) -> None:
+async def test_a_failed_save_or_export_leaves_no_part_file(nodes, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     n = nodes(1, "--init").start()
     await wait_serving(n)
     out = tmp_path / "sub.yaml"
     assert await cli("--addr", n.addr, "export", "--root", "Folder$99", str(out)) == 1  # no such entity
     target = tmp_path / "a-directory"
     target.mkdir()
+    capsys.readouterr()
     assert await cli("--addr", n.addr, "snapshot", "save", str(target)) == 1  # cannot rename over a directory
+    assert f"cannot write {target}: it is a directory" in capsys.readouterr().err
+    for argv in (["snapshot", "save"], ["export"]):  # the file named as given, not as FILE.part
+        missing = tmp_path / "no-such-dir" / "f"
+        assert await cli("--addr", n.addr, *argv, str(missing)) == 1
+        assert f"cannot write {missing}: directory {missing.parent} does not exist" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("node-")) == ["a-directory"]
 
 

@@ -189,6 +189,11 @@ def test_backup_file_round_trip_and_refusals(tmp_path: Path) -> None:
             read_backup(path)
     with pytest.raises(BackupError, match="does not match"):
         write_backup(path, header, data + b"!")
+    # A write that fails at the end (here: FILE is a directory) leaves no FILE.part behind.
+    (tmp_path / "dir.snap").mkdir()
+    with pytest.raises(OSError):
+        write_backup(tmp_path / "dir.snap", header, data)
+    assert not (tmp_path / "dir.snap.part").exists()
     # A file from before the header had a check is read as it was.
     path.write_bytes(raw.replace(b',"check":"' + header_check(header).encode() + b'"', b"", 1))
     assert read_backup(path) == (header, data)
