@@ -22,8 +22,8 @@ from websockets.asyncio.server import ServerConnection
 from qcore.node.backpressure import Backpressure, ConnFlow
 from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, random_id
 from qcore.node.driver import RaftDriver
-from qcore.node.errors import (NO_LEADER_TEXT, LeaderChanged, NodeError, NotLeader, OutcomeUnknown, RequestFailed,
-                               error_reply)
+from qcore.node.errors import (NO_LEADER_TEXT, NOT_INITIALISED_TEXT, LeaderChanged, NodeError, NotLeader,
+                               OutcomeUnknown, RequestFailed, error_reply)
 from qcore.node.forwarder import Forwarder
 from qcore.node.metrics import log_id, membership_json
 from qcore.node.notify import NotificationHub
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REMOVED = "this node has been removed from the cluster; send requests to a member"
-_NOT_INITIALISED = "node is not initialised: send Init, or add it to a cluster"
-_NO_LEADER = NO_LEADER_TEXT
 _GONE = "the connection closed before the read ran"
 
 
@@ -304,7 +302,7 @@ class Api:
         except CodecError as exc:
             return error(msg.id, Kind.INVALID, f"Perform.request: {exc}")
         if not self._driver.initialised():
-            return error(msg.id, Kind.NOT_INITIALISED, _NOT_INITIALISED)
+            return error(msg.id, Kind.NOT_INITIALISED, NOT_INITIALISED_TEXT)
         if self._driver.removed():
             return error(msg.id, Kind.REMOVED, _REMOVED)
         if Store.is_read_only(command):
@@ -394,7 +392,7 @@ class Api:
                     return
                 except TimeoutError:
                     if not driver.leader_id():
-                        raise RequestFailed(_NO_LEADER, Kind.NO_LEADER) from None
+                        raise RequestFailed(NO_LEADER_TEXT, Kind.NO_LEADER) from None
         except OutcomeUnknown as exc:  # a read has no effect: it simply failed
             raise _read_failed(str(exc), driver.leader_id()) from None
         finally:
@@ -414,7 +412,7 @@ class Api:
         driver = self._driver
         forwarded = conn is not None and conn.forwarded
         if not driver.initialised():
-            return error(msg.id, Kind.NOT_INITIALISED, _NOT_INITIALISED)
+            return error(msg.id, Kind.NOT_INITIALISED, NOT_INITIALISED_TEXT)
         if driver.removed():
             return error(msg.id, Kind.REMOVED, _REMOVED)
         deadline = time.monotonic() + self._opts.request_timeout
@@ -450,7 +448,7 @@ class Api:
                     raise unreachable
                 if driver.leader_id():
                     raise RequestFailed(f"cannot reach the leader ({driver.leader_id()})", Kind.UNAVAILABLE)
-                raise RequestFailed(_NO_LEADER, Kind.NO_LEADER)
+                raise RequestFailed(NO_LEADER_TEXT, Kind.NO_LEADER)
 
     async def _forward(self, msg: Any, addr: str, deadline: float) -> Reply:
         body = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg) if f.name != "id"}

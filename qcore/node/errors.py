@@ -22,6 +22,8 @@ from qcore.protocol.messages import Error
 
 #: Why a request that needs a leader failed when none has been elected for a while.
 NO_LEADER_TEXT = "no leader: none is elected; is a majority of the voters up? (not applied)"
+#: Why a node that belongs to no cluster yet refuses a request that needs one.
+NOT_INITIALISED_TEXT = "node is not initialised: send Init, or add it to a cluster"
 
 
 class NodeError(Exception):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import orjson
 from websockets.exceptions import WebSocketException
 
+from qcore.node.errors import NOT_INITIALISED_TEXT
 from qcore.node.metrics import build_metrics
 from qcore.node.peer_dial import PeerDialer
 from qcore.protocol import messages as m
@@ -110,7 +111,7 @@ class OpsApi:
         if conn is None:
             return refusal(ops.SnapshotSaveResponse, msg.id, Kind.INVALID, "SnapshotSave needs a connection to read the snapshot on")
         if not driver.initialised():
-            return error(msg.id, Kind.NOT_INITIALISED, "node is not initialised: send Init, or add it to a cluster")
+            return error(msg.id, Kind.NOT_INITIALISED, NOT_INITIALISED_TEXT)
         await node.api.read_barrier()
         snap: Snapshot = await driver.request_snapshot(driver.applied)
         digest = await asyncio.get_running_loop().run_in_executor(None, lambda: hashlib.sha256(snap.data).hexdigest())

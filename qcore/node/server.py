@@ -34,7 +34,7 @@ from qcore.node.console import ConsoleFiles
 from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
 from qcore.node.exposure import UsersExposure, security_warning
-from qcore.node.errors import NodeError, RequestFailed, error_reply
+from qcore.node.errors import NOT_INITIALISED_TEXT, NodeError, RequestFailed, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.http import HttpReply
 from qcore.node.metrics import build_metrics
@@ -143,7 +143,7 @@ class Node:
         initialised refuses as it does every application request: its empty
         store would call every entity and type unknown, as if for good."""
         if not self.driver.initialised():
-            raise RequestFailed("node is not initialised: send Init, or add it to a cluster", Kind.NOT_INITIALISED)
+            raise RequestFailed(NOT_INITIALISED_TEXT, Kind.NOT_INITIALISED)
         await self.api.read_barrier()
 
     # ------------------------------------------------------------- start-up

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qcore.node.entries import Attributed, AuthCommand, attributed, auth_command, decode_command
+from qcore.node.errors import NOT_INITIALISED_TEXT
 from qcore.node.login_throttle import LoginThrottle
 from qcore.node.notify_reads import context_of
 from qcore.node.passwords import Passwords
@@ -276,7 +277,7 @@ class Users:
             return refusal(AuthenticateResponse, rid, Kind.OVERLOADED,
                            "an Authenticate is already in progress on this connection")
         if not self._initialised():
-            return error(rid, Kind.NOT_INITIALISED, "node is not initialised: send Init, or add it to a cluster")
+            return error(rid, Kind.NOT_INITIALISED, NOT_INITIALISED_TEXT)
         source = _source(conn.ws)
         conn.state["authenticating"] = True
         try:
@@ -339,7 +340,7 @@ class Users:
         except CodecError as exc:
             return refusal(AuthAdminResponse, rid, Kind.INVALID, str(exc))
         if not self._initialised():
-            return error(rid, Kind.NOT_INITIALISED, "node is not initialised: send Init, or add it to a cluster")
+            return error(rid, Kind.NOT_INITIALISED, NOT_INITIALISED_TEXT)
         if isinstance(req, (UserList, RoleList, AuthStatus)):
             await self._barrier()
             return self._admin_read(rid, conn, req)
