@@ -118,11 +118,7 @@ class Api:
         self._metrics = metrics
         self._bootstrap_config = bootstrap_config
         self._bootstrapped = bootstrapped
-        # How long a request waits for a leader to be elected before this node answers
-        # no_leader (not applied): two election timeouts ride out an election, and the
-        # client, which retries such answers, hears the truth well before its deadline.
-        election_s = opts.election_ticks * opts.tick_ms / 1000
-        self._no_leader_after = min(opts.request_timeout, 2 * election_s)
+        self._no_leader_after = opts.no_leader_ticks() * opts.tick_ms / 1000  # seconds
         self._handlers: dict[str, Callable[[Any, ConnContext | None], Awaitable[Reply]]] = {
             "GetMetrics": self.get_metrics,
             "Init": self.init,
@@ -378,26 +374,17 @@ class Api:
         return True
 
     async def read_barrier(self) -> None:
-        """Until local state is linearizable; RequestFailed ``no_leader`` once this node has
-        known no leader for a while (a ReadIndex round then cannot complete); ``removed`` at
-        once on a node removed from the cluster (no leader will ever answer it)."""
+        """Until local state is linearizable; RequestFailed ``no_leader`` once the read has
+        waited NodeOptions.no_leader_ticks with no leader known (the runtime core checks every
+        read, the fast path's too: Replica._check_reads_have_leader); ``removed`` at once on a
+        node removed from the cluster (no leader will ever answer it)."""
         driver = self._driver
         if driver.removed():
             raise RequestFailed(_REMOVED, Kind.REMOVED)
-        fut = driver.read_barrier()
         try:
-            while True:
-                try:
-                    await asyncio.wait_for(asyncio.shield(fut), self._no_leader_after)
-                    return
-                except TimeoutError:
-                    if not driver.leader_id():
-                        raise RequestFailed(NO_LEADER_TEXT, Kind.NO_LEADER) from None
+            await driver.read_barrier()  # (cancelled with its caller)
         except OutcomeUnknown as exc:  # a read has no effect: it simply failed
             raise _read_failed(str(exc), driver.leader_id()) from None
-        finally:
-            if not fut.done():
-                fut.cancel()
 
     # -------------------------------------------------------------- shared
 

@@ -88,11 +88,10 @@ class SettledNow(asyncio.Future[Any]):
 def replica_options(opts: NodeOptions) -> ReplicaOptions:
     return ReplicaOptions(
         id=opts.id,
-        timeout_ticks=max(1, int(opts.request_timeout * 1000 / opts.tick_ms)),
+        timeout_ticks=opts.ticks(opts.request_timeout),
         timeout_s=opts.request_timeout,
         read_retry_ticks=opts.election_ticks,
-        # as Api's wait for a leader: two election timeouts ride out an election
-        no_leader_ticks=max(1, min(int(opts.request_timeout * 1000 / opts.tick_ms), 2 * opts.election_ticks)),
+        no_leader_ticks=opts.no_leader_ticks(),
         max_batch_commands=opts.max_batch_commands,
         snapshot_threshold=opts.snapshot_threshold,
         snapshot_keep=opts.snapshot_keep,

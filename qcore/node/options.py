@@ -90,6 +90,16 @@ class NodeOptions:
     def port(self) -> int:
         return int(self.ws_addr.rsplit(":", 1)[1])
 
+    def ticks(self, seconds: float) -> int:
+        """`seconds` as a whole number of Raft ticks, at least one."""
+        return max(1, int(seconds * 1000 / self.tick_ms))
+
+    def no_leader_ticks(self) -> int:
+        """How long a request waits for a leader to be elected before the node answers no_leader
+        (not applied): two election timeouts ride out an election, and the client, which retries
+        such answers, hears the truth well before its deadline (never past the request timeout)."""
+        return min(self.ticks(self.request_timeout), 2 * self.election_ticks)
+
     def resolved_data_dir(self) -> Path:
         return self.data_dir if self.data_dir is not None else Path("data") / f"node-{self.id}"
 

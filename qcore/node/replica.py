@@ -493,8 +493,7 @@ class Replica:
         """A read that has waited `no_leader_ticks` (an election would have ended) while no
         leader is known fails as not applied, so its client can go elsewhere instead of waiting
         out the request deadline (also one asked of a leader that died since); with a leader
-        known it waits on, looked at again as often. (Api.read_barrier does the same for the
-        reads it waits on itself.)"""
+        known it waits on, looked at again as often."""
         checks, now, limit = self._leader_checks, self.tick_count, self.opts.no_leader_ticks
         while checks and checks[0][0] <= now:
             _, waiter = checks.popleft()
