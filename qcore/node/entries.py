@@ -95,17 +95,19 @@ class AuthCommand:
 
 
 def attributed(user: str, request_json: Any, uid: int | None = None) -> dict[str, Any]:
-    env: dict[str, Any] = {"user": user, "request": request_json}
-    if uid is not None:
-        env["uid"] = uid
-    return {"Attributed": env}
+    return _envelope("Attributed", user, uid, request_json)
 
 
 def auth_command(user: str | None, change: AuthChange, uid: int | None = None) -> dict[str, Any]:
-    env: dict[str, Any] = {"user": user, "request": encode_change(change)}
+    return _envelope("AuthAdmin", user, uid, encode_change(change))
+
+
+def _envelope(tag: str, user: str | None, uid: int | None, request_json: Any) -> dict[str, Any]:
+    """`{tag: {"user", "uid", "request"}}`, without `uid` when there is none (entries as before it)."""
+    env: dict[str, Any] = {"user": user, "request": request_json}
     if uid is not None:
         env["uid"] = uid
-    return {"AuthAdmin": env}
+    return {tag: env}
 
 
 def _uid(env: dict[str, Any]) -> int | None:
