@@ -35,7 +35,7 @@ async def _info(c: Client, entity_id: Any, field: str) -> FieldInfo | None:
         return None
 
 
-async def _entity(c: Client, target: str) -> dict[str, Any]:
+async def entity_arg(c: Client, target: str) -> dict[str, Any]:
     """An entity given as an id (``Line$5``) or a tree path (``/Plant/Line1``)."""
     if "/" in target:
         node = await tree.resolve(c, target)
@@ -51,20 +51,20 @@ def _read_line(r: dict[str, Any], info: FieldInfo | None) -> str:
 
 
 async def create(c: Client, args: argparse.Namespace) -> None:
-    parent = await _entity(c, args.parent) if args.parent else None
+    parent = await entity_arg(c, args.parent) if args.parent else None
     body = await c.command(command_json.create_entity(args.type, args.name, parent))
     emit(args, body.get("response"), format_eid(body.get("response")))
 
 
 async def read(c: Client, args: argparse.Namespace) -> None:
-    eid = await _entity(c, args.id)
+    eid = await entity_arg(c, args.id)
     body = await c.command(command_json.update_entity([command_json.read_request(eid, args.field)]))
     r = (body.get("response") or [{}])[0].get("Read", {})
     emit(args, {k: r.get(k) for k in ("value", "write_time", "writer_id")}, _read_line(r, await _info(c, eid, args.field)))
 
 
 async def write(c: Client, args: argparse.Namespace) -> None:
-    eid = await _entity(c, args.id)
+    eid = await entity_arg(c, args.id)
     where = f"{command_json.entity_id_text(eid)}.{args.field}"
     info = await _info(c, eid, args.field)
     if args.value_json:
@@ -76,7 +76,7 @@ async def write(c: Client, args: argparse.Namespace) -> None:
         typ = args.type or (info.tag if info is not None else None)
         choices = info.choices if info is not None else None
         val = parse_value(args.value, typ, choices, where) if typ else guess_value(args.value)
-    writer = await _entity(c, args.writer) if args.writer else None
+    writer = await entity_arg(c, args.writer) if args.writer else None
     req = command_json.write_request(eid, args.field, val, push_condition="Changes" if args.changes_only else "Always",
                              adjust=args.adjust, writer_id=writer)
     if args.adjust == "Set":
@@ -91,14 +91,14 @@ async def write(c: Client, args: argparse.Namespace) -> None:
 
 
 async def delete(c: Client, args: argparse.Namespace) -> None:
-    eid = await _entity(c, args.id)
+    eid = await entity_arg(c, args.id)
     await c.command(command_json.delete_entity(eid))
     emit(args, None, f"deleted {command_json.entity_id_text(eid)}")
 
 
 async def exists(c: Client, args: argparse.Namespace) -> None:
     try:
-        eid = await _entity(c, args.id)
+        eid = await entity_arg(c, args.id)
     except tree.PathNotFound as e:
         if e.ambiguous:
             raise
@@ -110,7 +110,7 @@ async def exists(c: Client, args: argparse.Namespace) -> None:
 
 async def get(c: Client, args: argparse.Namespace) -> None:
     """Every field of an entity: type and value, write time, writer (Redis's HGETALL)."""
-    eid = await _entity(c, args.id)
+    eid = await entity_arg(c, args.id)
     fields = await c.get(eid)
     infos = await c.field_types(eid["typ"])
     rows = {name: (convert.encode_value(v), convert.encode_timestamp(t) if t is not None else None,
@@ -150,7 +150,7 @@ async def find(c: Client, args: argparse.Namespace) -> None:
 async def children(c: Client, args: argparse.Namespace) -> None:
     """An entity's children in order, fetched a page at a time (GetChildren):
     a folder of any size without one giant reply."""
-    eid = await _entity(c, args.id)
+    eid = await entity_arg(c, args.id)
     if args.limit is None:
         if args.page_size < 1:
             raise UsageError("--page-size must be at least 1")
@@ -227,7 +227,7 @@ async def watch(c: Client, args: argparse.Namespace) -> None:
         if "$" not in args.target and "/" not in args.target:
             raise UsageError(f"{args.target!r} is not an entity id (Type$number) or a path (/Plant/Line1); "
                              f"to watch {args.field} of every {args.target}, add --type-wide")
-        eid = await _entity(c, args.target)
+        eid = await entity_arg(c, args.target)
         config = notify_on_entity(eid, args.field, trigger_on_change=args.changes_only, context=ctx)
         what = command_json.entity_id_text(eid)
     w = await c.watch(config, from_index=args.from_index, decode=False)

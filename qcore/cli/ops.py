@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from qcore.cli.entity_commands import _entity as resolve_entity, emit
+from qcore.cli.entity_commands import emit, entity_arg
 from qcore.cli.progress import Progress
 from qcore.cli.text_values import UsageError
 from qcore.client import Client, command_json
@@ -120,7 +120,7 @@ async def status(c: Client, args: argparse.Namespace) -> None:
 
 async def tree(c: Client, args: argparse.Namespace) -> None:
     if args.entity:
-        starts = [await resolve_entity(c, args.entity)]
+        starts = [await entity_arg(c, args.entity)]
     else:
         starts = await _roots(c)
     lines: list[str] = []
@@ -249,7 +249,7 @@ async def export(c: Client, args: argparse.Namespace) -> None:
     if args.root:  # an id or a path, looked up before the snapshot is taken
         from qcore.store import EntityId
 
-        found = await resolve_entity(c, args.root)
+        found = await entity_arg(c, args.root)
         root = EntityId(found["typ"], found["id"])
     snap = await _fetch(c, "reading snapshot")
     store = _decode(snap.data, snap.index)

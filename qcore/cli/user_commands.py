@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from qcore.cli.entity_commands import _entity, emit
+from qcore.cli.entity_commands import emit, entity_arg
 from qcore.cli.text_values import UsageError, format_eid
 from qcore.client import Client
 from qcore.node.options import read_password_file
@@ -125,7 +125,7 @@ async def user(c: Client, args: argparse.Namespace) -> None:
     verb = args.user_command
     name: str = getattr(args, "name", "")
     if verb == "add":
-        entity = await _entity(c, args.entity) if args.entity else None
+        entity = await entity_arg(c, args.entity) if args.entity else None
         res = await c.user_add(name, new_password(args.password_file, name), roles=args.role, entity=entity)
         emit(args, res, f"added user {name}" + (f" with roles {', '.join(args.role)}" if args.role else ""))
     elif verb == "delete":
