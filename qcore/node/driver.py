@@ -32,7 +32,7 @@ from qcore.node.replica import Replica, ReplicaOptions, Send
 from qcore.node.removal import RemovalNotice
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
-from qcore.node.entries import encode_init
+from qcore.node.entries import LevelUnsupported, encode_init
 from qcore.raft import RawNode, Ready, Status
 from qcore.raft.types import ConfChange, ConfState, HardState, Snapshot
 from qcore.protocol.errors import Kind
@@ -44,17 +44,18 @@ log = logging.getLogger(__name__)
 #: Exit codes when the node stops itself (docs/operations.md).
 EXIT_BROKEN_INVARIANT = 70  # EX_SOFTWARE: an exception inside a round
 EXIT_STORAGE_FAILED = 74  # EX_IOERR: a write or fsync of Raft state failed
+EXIT_NEEDS_UPGRADE = 78  # EX_CONFIG: a committed entry needs a newer qcore (qcore.node.entries)
 # How long a leader may hold a commit-only append (see commit_notices.py).
 _COMMIT_NOTICE_DELAY = 0.002
 # asyncio may run a timer up to its clock resolution early.
 _TIMER_SLACK = 0.0001
 
 
-def stop_process(code: int, what: str) -> None:
-    """Log `what` (with the exception being handled) and exit at once, as
-    etcd panics: nothing more may be promised, and a restart recovers from
-    what is durable."""
-    log.critical("%s; stopping the node (exit %d)", what, code, exc_info=True)
+def stop_process(code: int, what: str, trace: bool = True) -> None:
+    """Log `what` (with the exception being handled, if `trace`) and exit at
+    once, as etcd panics: nothing more may be promised, and a restart
+    recovers from what is durable."""
+    log.critical("%s; stopping the node (exit %d)", what, code, exc_info=trace)
     logging.shutdown()
     os._exit(code)
 
@@ -344,6 +345,10 @@ class RaftDriver:
                 await self._round()
             except asyncio.CancelledError:
                 raise
+            except LevelUnsupported as exc:
+                # Applying it by older rules could diverge from the nodes that
+                # know its level: stop before it, and again at each restart.
+                stop_process(EXIT_NEEDS_UPGRADE, str(exc), trace=False)
             except Exception:
                 # The core's state is unknown after a failed step (it may
                 # have changed before raising): stop rather than go on.

@@ -1,14 +1,24 @@
 """The payload of qcore's NORMAL log entries.
 
 One entry carries a group-committed batch of commands proposed together:
-`{"t": [secs, nanos], "c": [[origin, seq, <CommandRequest JSON>], ...]}`.
+`{"t": [secs, nanos], "v": 2, "c": [[origin, seq, <CommandRequest JSON>], ...]}`.
 `t` is the proposal time that fills in default write times, fixed before the
 entry enters the log so that apply stays deterministic. `origin` is the
 proposing process (node id plus a per-boot nonce, so a restarted node never
 mistakes an old entry for one of its new requests) and `seq` its request
 number; only the proposer uses them, to answer its waiters.
 
-The entry written by Init is `{"t": [...], "init": <LoadConfig JSON>}`, with
+`v` is the entry's semantics level: which rules apply it. This build
+writes ENTRY_LEVEL; an entry without `v` was written before levels existed
+and is level 1. Every node applies an entry by its level's rules, whatever
+its own build, so nodes of two versions in one cluster (a rolling upgrade)
+reach the same state; a node that meets an entry of a level above its own
+refuses it (:class:`LevelUnsupported`) and stops rather than guess.
+Level 2 (this build): with users on, CreateEntity and DeleteEntity record
+the user's entity as the writer of what they change, and UserAdd refuses an
+entity that does not exist. Level 1: neither (the rules before levels).
+
+The entry written by Init is `{"t": [...], "v": 2, "init": <LoadConfig JSON>}`, with
 `"auth": {"admin": "<password hash>"}` when it starts the cluster with users
 on (SPEC 8.3).
 
@@ -36,6 +46,21 @@ from qcore.protocol.auth import decode_change, encode_change
 from qcore.protocol.values import decode_command_request
 from qcore.store.auth import AuthChange
 
+#: The semantics level of the entries this build writes, and the highest it can apply.
+ENTRY_LEVEL = 2
+#: An entry without ``"v"``: written by a build from before levels existed.
+LEVEL_BEFORE_LEVELS = 1
+
+
+class LevelUnsupported(Exception):
+    """An entry needs rules newer than this build's: it must not be applied, nor anything after it."""
+
+    def __init__(self, index: int, level: Any) -> None:
+        super().__init__(f"log entry {index} needs qcore semantics level {level!r}; "
+                         f"this node supports up to {ENTRY_LEVEL}: upgrade this node")
+        self.index = index
+        self.level = level
+
 
 @dataclass(slots=True)
 class Batch:
@@ -44,6 +69,7 @@ class Batch:
     commands: list[list[Any]]  # [origin, seq, command JSON]
     init: Any = None
     auth: Any = None  # with init: {"admin": hash} to start with users on
+    level: Any = ENTRY_LEVEL  # the rules that apply it (as logged: an int, unless the entry is corrupt)
 
 
 def now_pair() -> tuple[int, int]:
@@ -58,22 +84,29 @@ def new_batch(commands: list[list[Any]]) -> Batch:
 
 
 def encode_batch(batch: Batch) -> bytes:
-    return orjson.dumps({"t": [batch.secs, batch.nanos], "c": batch.commands})
+    if batch.level == LEVEL_BEFORE_LEVELS:  # as written before levels existed
+        return orjson.dumps({"t": [batch.secs, batch.nanos], "c": batch.commands})
+    return orjson.dumps({"t": [batch.secs, batch.nanos], "v": batch.level, "c": batch.commands})
 
 
 def encode_init(load_config_json: Any, at: tuple[int, int] | None = None, auth: Any = None) -> bytes:
     """The config file's entry, stamped `at` (secs, nanos) or now; `auth` starts users on."""
     secs, nanos = at if at is not None else now_pair()
-    entry: dict[str, Any] = {"t": [secs, nanos], "init": load_config_json}
+    entry: dict[str, Any] = {"t": [secs, nanos], "v": ENTRY_LEVEL, "init": load_config_json}
     if auth is not None:
         entry["auth"] = auth
     return orjson.dumps(entry)
 
 
+def supported(level: Any) -> bool:
+    """Can this build apply an entry of `level`?"""
+    return level.__class__ is int and 1 <= level <= ENTRY_LEVEL
+
+
 def decode_batch(data: bytes) -> Batch:
     obj = orjson.loads(data)
     secs, nanos = obj["t"]
-    return Batch(secs, nanos, obj.get("c", []), obj.get("init"), obj.get("auth"))
+    return Batch(secs, nanos, obj.get("c", []), obj.get("init"), obj.get("auth"), obj.get("v", LEVEL_BEFORE_LEVELS))
 
 
 @dataclass(slots=True)

@@ -11,6 +11,12 @@ command ordered after it, on every node alike. A refused command changes
 nothing and its response says why; a write's ``writer_id`` becomes the
 user's linked entity.
 
+An entry is applied by the rules of its semantics level (qcore.node.entries),
+not this build's: a node of a newer build following an older leader makes
+what the older nodes make. An entry of a level above this build's raises
+LevelUnsupported before it changes anything; the node stops on it (the
+driver), with the entry still unapplied, and stops on it again after a restart.
+
 The state machine's snapshot is the store's snapshot alone while the auth
 state was never changed (as before users existed); otherwise
 ``QCSM1\n``, the auth state's JSON length (8 bytes, big-endian), that JSON,
@@ -26,7 +32,17 @@ from typing import Any, Callable
 import orjson
 
 from qcore.node import malloc_policy
-from qcore.node.entries import Attributed, AuthCommand, Batch, decode_batch, decode_command, encode_batch, new_batch
+from qcore.node.entries import (
+    Attributed,
+    AuthCommand,
+    Batch,
+    LevelUnsupported,
+    decode_batch,
+    decode_command,
+    encode_batch,
+    new_batch,
+    supported,
+)
 from qcore.protocol.reply_size import ReadMeter, over_limit
 from qcore.protocol.values import (
     CodecError,
@@ -35,7 +51,7 @@ from qcore.protocol.values import (
     encode_refusal,
 )
 from qcore.raft.types import Entry, EntryType
-from qcore.store import Change, LoadConfig, Read, SetSchema, Store, StoreError, Timestamp, UpdateEntity
+from qcore.store import Change, EntityExists, EntityId, LoadConfig, Read, SetSchema, Store, StoreError, Timestamp, UpdateEntity
 from qcore.store.access import GrantsCache, denied_change, stamp_writer
 from qcore.store.auth import AuthRefused, AuthState, InitAdmin, User
 from qcore.store.permissions import Grants
@@ -114,6 +130,9 @@ class StateMachine:
         """
         if batch is None:
             batch = decode_batch(data)
+        level = batch.level
+        if not supported(level):
+            raise LevelUnsupported(index, level)
         now = Timestamp(batch.secs, batch.nanos)
         store = self.store
         results: list[tuple[int, Any]] = []
@@ -132,7 +151,7 @@ class StateMachine:
                              index, getattr(resp, "created", 0), time.perf_counter() - started)
                 self._publish(index, changes)
             if batch.auth is not None:
-                self._change_auth(AuthCommand(None, InitAdmin(str(batch.auth.get("admin")))), index)
+                self._change_auth(AuthCommand(None, InitAdmin(str(batch.auth.get("admin")))), index, level)
         for origin_id, seq, command_json in batch.commands:
             mine = origin_id == origin
             command = decoded.pop(seq, None) if (mine and decoded) else None
@@ -148,7 +167,7 @@ class StateMachine:
                 continue
             meter = _meter(command, self.max_reply) if mine else None
             stop = _unanswered if not mine else None if meter is None else meter.add
-            response, changes = self._apply_command(command, now, index, stop)
+            response, changes = self._apply_command(command, now, index, stop, level)
             if changes:
                 self._publish(index, changes)
             if mine:
@@ -175,17 +194,17 @@ class StateMachine:
         return {"Error": f"the batch was applied (log index {index}), but its {why}", "kind": "invalid"}
 
     def _apply_command(self, command: Any, now: Timestamp, index: int,
-                       stop: Callable[[Any], bool] | None) -> tuple[Any, list[Change]]:
+                       stop: Callable[[Any], bool] | None, level: int) -> tuple[Any, list[Change]]:
         """(response: a store response, or JSON already encoded; changes). ``stop``: when
-        a batch's response has enough Reads (Store.apply)."""
+        a batch's response has enough Reads (Store.apply). ``level``: the entry's."""
         c = command.__class__
         if c is Attributed:
             if self.auth.enabled:
-                return self._as_user(command.user, command.uid, command.command, now, stop)
+                return self._as_user(command.user, command.uid, command.command, now, stop, level)
             command = command.command  # users off: as if no user had made it
             c = command.__class__
         elif c is AuthCommand:
-            return self._change_auth(command, index), []
+            return self._change_auth(command, index, level), []
         elif self.auth.enabled:
             return encode_refusal(command, "authentication required", "auth_required"), []
         response, changes = self.store.apply(command, now, stop)
@@ -194,7 +213,7 @@ class StateMachine:
         return response, changes
 
     def _as_user(self, name: str, uid: int | None, command: Any, now: Timestamp,
-                 stop: Callable[[Any], bool] | None) -> tuple[Any, list[Change]]:
+                 stop: Callable[[Any], bool] | None, level: int) -> tuple[Any, list[Change]]:
         user = self.auth.users.get(name)
         if user is None or (uid is not None and user.uid != uid):  # deleted (and perhaps added again since)
             return encode_refusal(command, f"authentication required: user {name} no longer exists",
@@ -202,18 +221,19 @@ class StateMachine:
         why = denied_change(self.store, self.grants_of(user), name, command)
         if why is not None:
             return encode_refusal(command, why, "permission_denied"), []
-        stamp_writer(command, user.entity)
+        stamp_writer(command, user.entity, writes_only=level < 2)  # level 1: creates and deletes by no one
         response, changes = self.store.apply(command, now, stop)
         if command.__class__ in _SCHEMA_CHANGES:
             self._grants.clear()
         return response, changes
 
-    def _change_auth(self, command: AuthCommand, index: int) -> dict[str, Any]:
-        """Apply a change to users and roles; its result as AuthAdmin's ``{"Ok"}``/``{"Err"}``."""
+    def _change_auth(self, command: AuthCommand, index: int, level: int) -> dict[str, Any]:
+        """Apply a change to users and roles; its result as AuthAdmin's ``{"Ok"}``/``{"Err"}``.
+        From level 2 on, a user is linked only to an entity that exists."""
         change = command.change
         was_on = self.auth.enabled
         try:
-            self.auth.apply(change, command.user, command.uid)
+            self.auth.apply(change, command.user, command.uid, self._entity_exists if level >= 2 else None)
         except AuthRefused as exc:
             return {"AuthAdmin": {"response": {"Err": exc.text}, "kind": exc.kind}}
         self._grants.clear()
@@ -222,6 +242,9 @@ class StateMachine:
                  f" {target}" if target else "", command.user or "no user", index, self.auth.revision)
         self._tell_users_on(was_on, index)
         return {"AuthAdmin": {"response": {"Ok": {"revision": self.auth.revision}}, "kind": None}}
+
+    def _entity_exists(self, eid: EntityId) -> bool:
+        return self.store.query(EntityExists(eid)).response is True  # type: ignore[union-attr]
 
     def grants_of(self, user: User) -> Grants:
         """What `user` may do now (kept until roles or schemas change)."""

@@ -213,11 +213,16 @@ def readable_types(store: Store, grants: Grants, cmd: GetEntityTypes) -> Any:
     return GetEntityTypesResponse(PageResult(items, len(types), nxt))
 
 
-def stamp_writer(cmd: Any, writer: EntityId | None) -> None:
+def stamp_writer(cmd: Any, writer: EntityId | None, writes_only: bool = False) -> None:
     """Every Write of `cmd` records `writer` (the user's linked entity): with users on,
-    a client cannot write in another's name. `cmd` is this apply's own decoded copy."""
-    if cmd.__class__ is UpdateEntity:
+    a client cannot write in another's name. So do a CreateEntity's and a DeleteEntity's
+    changes, unless `writes_only` (the rules of log entries before level 2:
+    qcore.node.entries). `cmd` is this apply's own decoded copy."""
+    c = cmd.__class__
+    if c is UpdateEntity:
         for r in cmd.request:
             if r.__class__ is Write:
                 r.writer_id = writer
+    elif (c is CreateEntity or c is DeleteEntity) and not writes_only:
+        cmd.writer_id = writer
 

@@ -24,7 +24,7 @@ nothing. The state round-trips through :meth:`AuthState.to_json` (versioned).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from .permissions import Permission, parse_permissions, permissions_json
 from .types import EntityId
@@ -185,15 +185,21 @@ class AuthState:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, change: AuthChange, actor: str | None, actor_uid: int | None = None) -> None:
+    def apply(self, change: AuthChange, actor: str | None, actor_uid: int | None = None,
+              entity_exists: Callable[[EntityId], bool] | None = None) -> None:
         """Apply `change` made by user `actor` (None: no user) whose uid was `actor_uid` when it
-        authenticated (None: whichever user has that name); AuthRefused if it may not be."""
+        authenticated (None: whichever user has that name); AuthRefused if it may not be.
+        With `entity_exists` (the entity store's answer at this log position), a user may be
+        linked only to an entity that exists; without, to any (log entries before level 2)."""
         if self.enabled:
             self._authorise(change, actor, actor_uid)
         handler = _HANDLERS.get(change.__class__)
         if handler is None:
             raise AuthRefused(f"not an auth change: {change.__class__.__name__}", "invalid")
-        handler(self, change)
+        if change.__class__ is UserAdd:
+            self._user_add(change, entity_exists)
+        else:
+            handler(self, change)
         self.revision += 1
 
     def _authorise(self, change: AuthChange, actor: str | None, actor_uid: int | None) -> None:
@@ -222,13 +228,15 @@ class AuthState:
             raise AuthRefused(f"{losing} is the last user with role admin while users are on; "
                               "make another admin first, or turn users off")
 
-    def _user_add(self, c: UserAdd) -> None:
+    def _user_add(self, c: UserAdd, entity_exists: Callable[[EntityId], bool] | None = None) -> None:
         name = _checked(c.user, "user")
         if name in self.users:
             raise AuthRefused(f"user {name!r} already exists")
         roles = tuple(sorted(set(c.roles)))
         for r in roles:
             self._role(r)
+        if c.entity is not None and entity_exists is not None and not entity_exists(c.entity):
+            raise AuthRefused(f"entity {c.entity} does not exist", "not_found")
         self.users[name] = User(name, _check_hash(c.hash), roles, c.entity, self.next_uid)
         self.next_uid += 1
 

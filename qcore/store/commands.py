@@ -96,14 +96,22 @@ class UpdateEntity:
 
 @dataclass(slots=True)
 class CreateEntity:
+    """``writer_id``: the writer every field of the new entity and the parent's
+    ``Children`` record (None: no writer). Not on the wire: the node sets it
+    from the user who made the command (SPEC 8.3)."""
+
     entity_type: str
     parent_id: EntityId | None = None
     name: str = ""
+    writer_id: EntityId | None = None
 
 
 @dataclass(slots=True)
 class DeleteEntity:
+    """``writer_id``: the writer the parent's ``Children`` records, as CreateEntity's."""
+
     entity_id: EntityId
+    writer_id: EntityId | None = None
 
 
 @dataclass(slots=True)

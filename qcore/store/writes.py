@@ -161,16 +161,17 @@ def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: l
     return col
 
 
-def _touch_children(t: Table, row: int, now: Timestamp, undo: Undo | None) -> None:
-    """Stamp a parent's Children cell: written now, by no one."""
+def _touch_children(t: Table, row: int, now: Timestamp, undo: Undo | None, writer: EntityId | None) -> None:
+    """Stamp a parent's Children cell: written now, by ``writer``."""
     col: Column = t.children  # type: ignore[assignment]
     if undo is not None:
         undo.append((col.load, row, col.save(row)))
-    t.stamp(col, row, now, None)
+    t.stamp(col, row, now, writer)
 
 
-def _detach(store: Store, t: Table, row: int, now: Timestamp, undo: Undo | None, changes: list[Change]) -> None:
-    """Take the entity at ``t[row]`` out of its parent's Children (if it has a parent)."""
+def _detach(store: Store, t: Table, row: int, now: Timestamp, undo: Undo | None, changes: list[Change],
+            writer: EntityId | None = None) -> None:
+    """Take the entity at ``t[row]`` out of its parent's Children (if it has a parent), by ``writer``."""
     code, pnum = t.parent_of(row)
     if code == 0:
         return
@@ -183,13 +184,13 @@ def _detach(store: Store, t: Table, row: int, now: Timestamp, undo: Undo | None,
     slot = tree.detach(pnum, t.link_of(row))
     if undo is not None:
         undo.append((tree.undo_detach, pnum, slot))
-    _touch_children(pt, prow, now, undo)
-    changes.append(Change(EntityId(pt.typ, pnum), CHILDREN, before, tree.view(pnum), now, None))
+    _touch_children(pt, prow, now, undo, writer)
+    changes.append(Change(EntityId(pt.typ, pnum), CHILDREN, before, tree.view(pnum), now, writer))
 
 
 def _attach(store: Store, t: Table, row: int, pt: Table, prow: int, now: Timestamp, undo: Undo | None,
-            changes: list[Change]) -> None:
-    """Append the entity at ``t[row]`` to the Children of the one at ``pt[prow]``."""
+            changes: list[Change], writer: EntityId | None = None) -> None:
+    """Append the entity at ``t[row]`` to the Children of the one at ``pt[prow]``, by ``writer``."""
     tree = store.tree
     pnum = pt.ids[prow]
     before = tree.view(pnum)
@@ -198,8 +199,8 @@ def _attach(store: Store, t: Table, row: int, pt: Table, prow: int, now: Timesta
         undo.append((tree.undo_attach, pnum, None))
         undo.append((t.set_link, row, t.link_of(row)))
     t.set_link(row, key)
-    _touch_children(pt, prow, now, undo)
-    changes.append(Change(EntityId(pt.typ, pnum), CHILDREN, before, tree.view(pnum), now, None))
+    _touch_children(pt, prow, now, undo, writer)
+    changes.append(Change(EntityId(pt.typ, pnum), CHILDREN, before, tree.view(pnum), now, writer))
 
 
 def _move(store: Store, t: Table, row: int, eid: EntityId, new_parent: EntityId | None, now: Timestamp,
@@ -235,15 +236,22 @@ def _move(store: Store, t: Table, row: int, eid: EntityId, new_parent: EntityId 
 def create(store: Store, cmd: CreateEntity, now: Timestamp) -> tuple[CreateEntityResponse, list[Change]]:
     changes: list[Change] = []
     try:
-        eid = create_entity(store, cmd.entity_type, cmd.parent_id, cmd.name, now, changes)
+        eid = create_entity(store, cmd.entity_type, cmd.parent_id, cmd.name, now, changes, cmd.writer_id)
     except Fail as f:
         return CreateEntityResponse(None, f.msg), []
     return CreateEntityResponse(eid), changes
 
 
+def _check_writer(w: EntityId | None, what: str) -> None:
+    if w is not None and (w.__class__ is not EntityId or not 0 <= w.id <= U64_MAX):
+        raise Fail(f"{what}: writer_id must be an EntityId with an unsigned 64-bit id, got {w!r}")
+
+
 def create_entity(store: Store, typ: str, parent_id: EntityId | None, name: str, now: Timestamp,
-                  changes: list[Change]) -> EntityId:
-    """Create one entity (CreateEntity, or a node of a config tree); raises Fail, changing nothing."""
+                  changes: list[Change], writer: EntityId | None = None) -> EntityId:
+    """Create one entity (CreateEntity, or a node of a config tree); raises Fail, changing nothing.
+    Every field of the new entity, and the parent's Children, are written now by ``writer``."""
+    _check_writer(writer, f"create {typ}")
     cs = store.catalog.complete.get(typ)
     if cs is None:
         raise Fail(f"unknown entity type {typ!r}")
@@ -272,10 +280,13 @@ def create_entity(store: Store, typ: str, parent_id: EntityId | None, name: str,
     name_col = t.cols.get(NAME)
     if name_col is not None:
         name_col.set_payload(row, name)
+    if writer is not None:
+        for col in t.cols.values():
+            t.stamp(col, row, now, writer)
     if parent is not None:
         pt, prow = parent
         t.parent.set_payload(row, (pt.code, pt.ids[prow]))  # type: ignore[union-attr]
-        _attach(store, t, row, pt, prow, now, None, changes)
+        _attach(store, t, row, pt, prow, now, None, changes, writer)
     return EntityId(typ, num)
 
 
@@ -284,8 +295,12 @@ def delete(store: Store, cmd: DeleteEntity, now: Timestamp) -> tuple[DeleteEntit
     found = ents.find(cmd.entity_id)
     if found is None:
         return DeleteEntityResponse(f"entity {cmd.entity_id} does not exist"), []
+    try:
+        _check_writer(cmd.writer_id, f"delete {cmd.entity_id}")
+    except Fail as f:
+        return DeleteEntityResponse(f.msg), []
     changes: list[Change] = []
-    _detach(store, found[0], found[1], now, None, changes)
+    _detach(store, found[0], found[1], now, None, changes, cmd.writer_id)
     tables: set[Table] = set()
     stack = [cmd.entity_id.id]
     while stack:

@@ -347,6 +347,51 @@ async def test_writer_id_is_the_writing_users_entity(cluster: Cluster) -> None:
     assert r["UpdateEntity"]["response"][0]["Write"]["writer_id"] is None  # admin has no entity
 
 
+async def test_creates_and_deletes_are_by_the_users_entity_which_must_exist(cluster: Cluster) -> None:
+    """SPEC 8.3's writer_id for what a CreateEntity and a DeleteEntity write: the new entity's
+    fields and the parent's Children record the user's entity, on every node and in the
+    notification; a user cannot be linked to an entity that does not exist."""
+    workshop = await cluster.create("Plant", "workshop")
+    badge = await cluster.create("Plant", "maker's badge")  # the user's entity: any entity will do
+    await cluster.admin_call({"RoleAdd": {"role": "maker", "permissions": [
+        perm("Plant.*=read"), perm("Meter.*=read"), perm("Meter=create,delete")]}})
+    reply = await cluster.admin.call("AuthAdmin", request={"UserAdd": {
+        "user": "maker", "password": "maker-pw-5b1e", "roles": ["maker"], "entity": {"typ": "Meter", "id": 999999}}})
+    assert {k: v for k, v in reply["AuthAdminResponse"].items() if k != "id"} == {
+        "response": {"Err": "entity Meter$999999 does not exist"}, "kind": "not_found"}
+    await cluster.admin_call({"UserAdd": {"user": "maker", "password": "maker-pw-5b1e", "roles": ["maker"],
+                                          "entity": badge}})
+    maker = await cluster.login("maker", 2, "maker-pw-5b1e")
+    reg = await maker.call("RegisterNotification", config={"EntityId": {
+        "entity_id": workshop, "field_type": "Children", "trigger_on_change": False, "context": []}})
+    token = reg["RegisterNotificationResponse"]["response"]["Ok"]
+
+    async def next_change() -> dict[str, Any]:
+        while True:
+            n = (await asyncio.wait_for(maker.unmatched.get(), 20))["Notification"]
+            if n["token"] == token:
+                return n["notification"]  # type: ignore[no-any-return]
+
+    r = await maker.perform({"CreateEntity": {"entity_type": "Meter", "parent_id": workshop, "name": "made"}})
+    assert r["CreateEntity"]["error"] is None, r
+    made = r["CreateEntity"]["response"]
+    n = await next_change()
+    assert n["current_value"] == {"EntityList": [made]} and n["writer_id"] == badge
+    for seen in await value_everywhere(cluster, made, "Name"):
+        assert seen["value"] == {"String": "made"} and seen["writer_id"] == badge
+    for seen in await value_everywhere(cluster, workshop, "Children"):
+        assert seen["value"] == {"EntityList": [made]} and seen["writer_id"] == badge
+    r = await cluster.admin.perform({"CreateEntity": {"entity_type": "Meter", "parent_id": workshop, "name": "adm"}})
+    assert (await next_change())["writer_id"] is None  # admin has no entity
+
+    r = await maker.perform({"DeleteEntity": {"entity_id": made}})
+    assert r["DeleteEntity"]["error"] is None, r
+    n = await next_change()
+    assert made not in n["current_value"]["EntityList"] and n["writer_id"] == badge
+    for seen in await value_everywhere(cluster, workshop, "Children"):
+        assert seen["writer_id"] == badge
+
+
 async def test_a_revoke_holds_for_every_write_after_it_on_every_node(cluster: Cluster) -> None:
     await cluster.admin_call({"UserAdd": {"user": "temp", "password": "temp-pw-3c1d", "roles": ["meter_writer"],
                                           "entity": None}})

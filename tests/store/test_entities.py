@@ -48,6 +48,33 @@ def test_new_entity_has_every_field_at_default_with_name_and_parent(s):
     assert changes == [Change(root, "Children", EntityList(()), EntityList((a,)), T1, None)]
 
 
+def test_a_create_and_a_delete_by_a_writer_record_it_where_they_write(s):
+    """CreateEntity's and DeleteEntity's ``writer_id`` (set by the node from the user, SPEC 8.3):
+    every field of the new entity and the parent's Children are written by it, changes too."""
+    root = create(s, "Folder", "root")
+    w = EntityId("User", 77)
+    resp, changes = s.apply(CreateEntity("Admin", root, "ann", writer_id=w), T1)
+    a = resp.response
+    fields = s.entity_fields(a)
+    assert {f: (t, who) for f, (_, t, who) in fields.items()} == dict.fromkeys(fields, (T1, w))
+    assert fields["Name"] == (String("ann"), T1, w)
+    assert read_full(s, root, "Children").writer_id == w
+    assert changes == [Change(root, "Children", EntityList(()), EntityList((a,)), T1, w)]
+    assert Store.restore(s.snapshot()).snapshot() == s.snapshot()
+    assert Store.restore(s.snapshot()).entity_fields(a) == fields
+    resp, changes = s.apply(DeleteEntity(a, writer_id=w), T0)
+    assert resp.error is None
+    assert changes == [Change(root, "Children", EntityList((a,)), EntityList(()), T0, w)]
+    assert read_full(s, root, "Children").writer_id == w
+    before = s.snapshot()
+    bad = EntityId("User", 1 << 64)
+    assert s.apply(CreateEntity("Folder", root, "x", writer_id=bad), T1)[0].error == (
+        f"create Folder: writer_id must be an EntityId with an unsigned 64-bit id, got {bad!r}")
+    assert s.apply(DeleteEntity(root, writer_id=bad), T1)[0].error == (
+        f"delete {root}: writer_id must be an EntityId with an unsigned 64-bit id, got {bad!r}")
+    assert s.snapshot() == before and s.next_id == 3
+
+
 def test_children_keep_creation_order(s):
     root = create(s, "Folder", "root")
     kids = [create(s, "User", f"u{i}", root) for i in range(5)]

@@ -1,0 +1,180 @@
+"""Log entries' semantics level (qcore.node.entries): an entry is applied by
+its level's rules, not by the applying build's, so that old and new nodes in
+one cluster (a rolling upgrade) reach the same bytes; an entry of a level
+above this build's is not applied, and the node stops on it.
+
+Level 1 (no "v": entries of builds before levels) keeps the old rules; level
+2 records a user's entity as the writer of creates and deletes and refuses
+UserAdd of an entity that does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from qcore.node.entries import (
+    ENTRY_LEVEL,
+    Batch,
+    LevelUnsupported,
+    attributed,
+    auth_command,
+    encode_batch,
+    encode_init,
+    new_batch,
+)
+from qcore.node.state_machine import StateMachine
+from qcore.protocol.values import encode_load_config
+from qcore.store import Change, EntityId, LoadConfig
+from qcore.store.auth import RoleAdd, UserAdd
+from qcore.store.permissions import Permission
+from tests.store.helpers import FOLDER, OBJECT, USER
+
+H = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+ORIGIN = "1:test"
+E = EntityId("User", 2)  # bob's entity
+FOLDER1 = {"typ": "Folder", "id": 1}
+
+
+def entry(command: Any, level: int) -> bytes:
+    """One command in an entry of `level`, as a build of that level writes it (level 1: no "v")."""
+    b = new_batch([[ORIGIN, 1, command]])
+    return encode_batch(Batch(b.secs, b.nanos, b.commands, level=level))
+
+
+def create(parent: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    return {"CreateEntity": {"entity_type": "Folder", "parent_id": parent, "name": name}}
+
+
+class Node:
+    """A state machine fed entries one by one, as the driver feeds it, recording its changes."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[int, Change]] = []
+        self.sm = StateMachine(on_changes=lambda index, cs: self.changes.extend((index, c) for c in cs))
+        self.index = 0
+
+    def apply(self, data: bytes) -> Any:
+        self.index += 1
+        return [r for _, r in self.sm.apply_entry(self.index, data, ORIGIN)]
+
+    def cell(self, eid: EntityId, field: str) -> Any:
+        return self.sm.store.read_path(eid, field)
+
+    def snapshot(self) -> bytes:
+        return self.sm.snapshot_builder()()
+
+
+def log_for(level: int) -> list[bytes]:
+    """Init; bob (linked to User$2, with create and delete on Folder) creates Folder$3 under
+    Folder$1 and deletes it; UserAdd of a user linked to an entity that does not exist."""
+    init = encode_init(encode_load_config(LoadConfig([OBJECT, FOLDER, USER], [])), (1, 0), {"admin": H})
+    if level == 1:  # as a build before levels wrote it
+        init = orjson.dumps({k: v for k, v in orjson.loads(init).items() if k != "v"})
+    folders = Permission("Folder", "*", frozenset({"read", "write", "create", "delete"}))
+    return [init] + [entry(c, level) for c in (
+        auth_command("admin", RoleAdd("folders", (folders,))),
+        attributed("admin", create(None, "f")),
+        attributed("admin", {"CreateEntity": {"entity_type": "User", "parent_id": None, "name": "bob"}}),
+        auth_command("admin", UserAdd("bob", H, ("folders",), E)),
+        attributed("bob", create(FOLDER1, "made by bob")),
+        attributed("bob", {"DeleteEntity": {"entity_id": {"typ": "Folder", "id": 3}}}),
+        auth_command("admin", UserAdd("ghost", H, (), EntityId("Sensor", 99))),
+    )]
+
+
+def replay(level: int) -> tuple[Node, list[Any]]:
+    node = Node()
+    return node, [node.apply(data) for data in log_for(level)]
+
+
+def test_this_build_writes_its_level_and_an_entry_without_one_is_level_1() -> None:
+    assert orjson.loads(entry({"GetEntityTypes": {"page_opts": None}}, ENTRY_LEVEL))["v"] == ENTRY_LEVEL == 2
+    assert orjson.loads(encode_init({"schemas": [], "tree": []}))["v"] == ENTRY_LEVEL
+    assert "v" not in orjson.loads(entry({"GetEntityTypes": {"page_opts": None}}, 1))
+
+
+def test_level_1_entries_are_applied_by_the_old_rules() -> None:
+    node, replies = replay(1)
+    created = replies[5][0]["CreateEntity"]
+    assert created == {"response": {"typ": "Folder", "id": 3}, "error": None}
+    # created by bob, recorded as by no one (as every build before levels did)
+    children = [(i, c) for i, c in node.changes if c.field_type == "Children"]
+    assert [(i, c.writer_id) for i, c in children] == [(6, None), (7, None)]
+    assert node.cell(EntityId("Folder", 1), "Children")[2] is None
+    # a user linked to an entity that does not exist: accepted
+    assert replies[7] == [{"AuthAdmin": {"response": {"Ok": {"revision": 4}}, "kind": None}}]
+    assert node.sm.auth.users["ghost"].entity == EntityId("Sensor", 99)
+
+
+def test_level_2_entries_record_the_users_entity_and_refuse_a_missing_one() -> None:
+    node, replies = replay(2)
+    assert replies[5][0]["CreateEntity"]["error"] is None
+    children = [(i, c) for i, c in node.changes if c.field_type == "Children"]
+    assert [(i, c.writer_id) for i, c in children] == [(6, E), (7, E)]  # the notifications' writer_id
+    assert node.cell(EntityId("Folder", 1), "Children")[2] == E  # by the delete, last
+    assert replies[7] == [{"AuthAdmin": {"response": {"Err": "entity Sensor$99 does not exist"},
+                                         "kind": "not_found"}}]
+    assert "ghost" not in node.sm.auth.users
+
+
+def test_every_field_a_level_2_create_sets_is_by_the_user() -> None:
+    node = Node()
+    for data in log_for(2)[:6]:  # up to bob's create
+        node.apply(data)
+    made = EntityId("Folder", 3)
+    fields = node.sm.store.entity_fields(made)
+    assert fields is not None and set(fields) == {"Name", "Parent", "Children", "Description"}
+    assert {f: w for f, (_, _, w) in fields.items()} == dict.fromkeys(fields, E)
+    assert node.cell(made, "Name")[0].v == "made by bob"
+    assert node.cell(EntityId("Folder", 1), "Children")[2] == E
+    # by admin (no entity): no writer, as with users off
+    node.apply(entry(attributed("admin", create(FOLDER1, "by admin")), 2))
+    assert {w for _, _, w in node.sm.store.entity_fields(EntityId("Folder", 4)).values()} == {None}  # type: ignore[union-attr]
+    assert node.cell(EntityId("Folder", 1), "Children")[2] is None
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_two_nodes_fed_the_same_entries_reach_the_same_bytes(level: int) -> None:
+    a, b = Node(), Node()
+    for data in log_for(level):
+        assert a.apply(data) == b.apply(data)
+    assert a.snapshot() == b.snapshot()
+    assert [(i, c) for i, c in a.changes] == [(i, c) for i, c in b.changes]
+
+
+def test_a_mixed_log_is_applied_entry_by_entry_by_each_ones_rules() -> None:
+    """Entries written by an old leader then by a new one (a rolling upgrade), replayed."""
+    old, new = log_for(1), log_for(2)
+    a, b = Node(), Node()
+    for data in old[:5] + new[5:]:
+        a.apply(data)
+        b.apply(data)
+    assert a.snapshot() == b.snapshot()
+    assert [c.writer_id for _, c in a.changes if c.field_type == "Children"] == [E, E]
+    assert "ghost" not in a.sm.auth.users
+
+
+def test_an_entry_of_a_newer_level_is_not_applied_and_says_so() -> None:
+    node = Node()
+    for data in log_for(2)[:3]:
+        node.apply(data)
+    before, applied = node.snapshot(), node.sm.applied_index
+    future = orjson.loads(entry(attributed("admin", create(None, "from the future")), 2))
+    future["v"] = ENTRY_LEVEL + 1
+    with pytest.raises(LevelUnsupported) as raised:
+        node.apply(orjson.dumps(future))
+    assert str(raised.value) == ("log entry 4 needs qcore semantics level 3; "
+                                 "this node supports up to 2: upgrade this node")
+    assert node.sm.applied_index == applied == 3 and node.snapshot() == before
+    assert not [c for i, c in node.changes if i == 4]
+    future["v"] = "2"  # not a level at all: not guessed at either
+    with pytest.raises(LevelUnsupported, match="log entry 5 needs qcore semantics level '2'"):
+        node.apply(orjson.dumps(future))
+    assert node.sm.applied_index == 3 and node.snapshot() == before
+    init = orjson.loads(encode_init({"schemas": [], "tree": []}))
+    init["v"] = 7  # an Init entry too
+    with pytest.raises(LevelUnsupported, match="needs qcore semantics level 7"):
+        node.apply(orjson.dumps(init))
+
