@@ -36,6 +36,7 @@ alone. A bare CommandRequest is a command by no user.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,22 @@ def encode_init(load_config_json: Any, at: tuple[int, int] | None = None, auth: 
     if auth is not None:
         entry["auth"] = auth
     return orjson.dumps(entry)
+
+
+# The head of a batch as encode_batch writes it (with or without "v"): its level, read without the rest.
+_HEAD = re.compile(rb'\{"t":\[\d+,\d+\],(?:"v":(\d+),)?"c":')
+
+
+def entry_level(data: bytes) -> Any:
+    """The level of an entry payload (a follower's batch, before the leader appends it);
+    None if it does not decode at all."""
+    m = _HEAD.match(data)
+    if m is not None:
+        return LEVEL_BEFORE_LEVELS if m.group(1) is None else int(m.group(1))
+    try:
+        return decode_batch(data).level
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def supported(level: Any) -> bool:

@@ -61,6 +61,11 @@ class Application(Protocol):
         and the decoded batch, handed back to `apply` for that entry."""
         ...
 
+    def cannot_apply(self, data: bytes) -> str | None:
+        """Why this node could not apply an entry of payload `data` (None: it could). A leader
+        does not append a follower's batch it could not apply (a newer build's, mid-upgrade)."""
+        ...
+
     def apply(self, entry: Entry, origin: str, decoded: dict[int, Any], own: Any) -> list[tuple[int, Any]]:
         """Apply a committed entry (any type); return (seq, response) for the
         requests of `origin` in it. `decoded` holds requests this replica
@@ -223,6 +228,7 @@ class Replica:
         self._seq = itertools.count(1)
         self._waiters: dict[int, Waiter] = {}  # seq -> a write's waiter
         self._proposed: dict[int, _Proposal] = {}  # index -> what this leader proposed there
+        self._refused: set[tuple[int, str]] = set()  # (follower, why) of batches this leader could not apply
         self._forwarded: deque[_Forwarded] = deque()  # handed to the leader, oldest first (terms never decrease)
         self._batch_ids = itertools.count(1)
         self._conf_proposed: dict[int, tuple[int, Waiter]] = {}  # index -> (term, waiter)
@@ -603,9 +609,16 @@ class Replica:
         self._forwarded.append(_Forwarded(term, batch_id, seqs))
 
     def _on_forward(self, msg: ForwardBatch) -> None:
-        """A follower's batch: append it if we lead exactly its term."""
+        """A follower's batch: append it if we lead exactly its term and can apply it."""
         raw = self.raw
         if raw.is_leader and raw.term == msg.term:
+            why = self._app.cannot_apply(msg.data)
+            if why is not None:
+                if (msg.frm, why) not in self._refused:  # once per follower and reason: not per batch
+                    self._refused.add((msg.frm, why))
+                    log.warning("refused a batch of writes from node %d: %s", msg.frm, why)
+                self._send([BatchRefused(msg.frm, self.opts.id, msg.term, msg.batch)])
+                return
             try:
                 _, index = raw.propose(msg.data)
                 self._notices.note_forwarded(msg.frm, index)

@@ -33,6 +33,7 @@ import orjson
 
 from qcore.node import malloc_policy
 from qcore.node.entries import (
+    ENTRY_LEVEL,
     Attributed,
     AuthCommand,
     Batch,
@@ -40,6 +41,7 @@ from qcore.node.entries import (
     decode_batch,
     decode_command,
     encode_batch,
+    entry_level,
     new_batch,
     supported,
 )
@@ -110,6 +112,17 @@ class StateMachine:
         """The entry payload for `commands`, stamped with the proposal time."""
         batch = new_batch(commands)
         return encode_batch(batch), batch
+
+    def cannot_apply(self, data: bytes) -> str | None:
+        """Why this node could not apply an entry of payload `data` (a follower's batch, which
+        a leader then does not append: its own apply, and its followers', would stop on it)."""
+        level = entry_level(data)
+        if level is None:
+            return "it does not decode"
+        if not supported(level):
+            return (f"it needs qcore semantics level {level!r}; this node supports up to {ENTRY_LEVEL}: "
+                    "upgrade this node")
+        return None
 
     def apply(self, entry: Entry, origin: str, decoded: dict[int, Any], own: Batch | None) -> list[tuple[int, Any]]:
         """Apply a committed entry: only NORMAL entries with data change the store."""

@@ -94,6 +94,9 @@ class RegisterApp:
     def encode_batch(self, commands: list[list[Any]]) -> tuple[bytes, list[list[Any]]]:
         return json.dumps(commands, separators=(",", ":")).encode(), commands
 
+    def cannot_apply(self, data: bytes) -> str | None:
+        return None  # any payload: one that does not decode holds no writes
+
     def apply(self, entry: Entry, origin: str, decoded: dict[int, Any], own: Any) -> list[tuple[int, Any]]:
         """Apply `entry`; each write of `origin` in it is answered with the
         index it was applied at."""

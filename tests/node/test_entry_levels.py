@@ -178,3 +178,15 @@ def test_an_entry_of_a_newer_level_is_not_applied_and_says_so() -> None:
     with pytest.raises(LevelUnsupported, match="needs qcore semantics level 7"):
         node.apply(orjson.dumps(init))
 
+
+def test_a_leader_can_tell_a_batch_it_could_not_apply_from_its_head() -> None:
+    sm = StateMachine()
+    assert sm.cannot_apply(entry(create(None, "x"), 1)) is None
+    assert sm.cannot_apply(entry(create(None, "x"), 2)) is None
+    newer = entry(create(None, "x"), 3)
+    assert newer.startswith(b'{"t":[') and b'"v":3,' in newer
+    why = "it needs qcore semantics level 3; this node supports up to 2: upgrade this node"
+    assert sm.cannot_apply(newer) == why
+    reordered = orjson.dumps({"c": [], "v": 3, "t": [1, 0]})  # another layout: read whole
+    assert sm.cannot_apply(reordered) == why
+    assert sm.cannot_apply(b"not json") == "it does not decode"

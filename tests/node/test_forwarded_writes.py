@@ -184,3 +184,43 @@ async def test_no_reachable_leader_is_not_leader(tmp_path: Path) -> None:
             await asyncio.wait_for(drivers[2].propose_command(request, command), 5)
     finally:
         await _stop(drivers)
+
+
+async def test_a_batch_of_a_newer_level_is_refused_and_nothing_stops(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follower of a newer build (mid-upgrade: followers first) forwards a batch of a semantics
+    level the leader does not know (qcore.node.entries). Appended, it would stop the leader and
+    every node of its build when applied; the leader refuses it instead, as a definite failure."""
+    import orjson
+
+    from qcore.node import driver as driver_module
+    from qcore.node.entries import ENTRY_LEVEL
+
+    stopped: list[str] = []
+    monkeypatch.setattr(driver_module, "stop_process", lambda code, what, trace=True: stopped.append(what))
+    net, drivers = await _cluster(tmp_path)
+    try:
+        follower = drivers[3]
+        original = net.sender()
+
+        def newer(m: PeerMessage) -> PeerMessage:
+            if type(m) is not ForwardBatch:
+                return m
+            batch = orjson.loads(m.data)
+            batch["v"] = ENTRY_LEVEL + 1
+            return dataclasses.replace(m, data=orjson.dumps(batch))
+
+        follower.replica._send = lambda msgs: original([newer(m) for m in msgs])  # noqa: SLF001
+        applied = drivers[1].applied
+        request, command = _command("from a newer build")
+        with pytest.raises(RequestFailed) as info:
+            await asyncio.wait_for(follower.propose_command(request, command), 5)
+        assert retry_class(info.value.kind) == "definite", str(info.value)
+        assert [(m.frm, m.to) for m in net.seen if type(m) is BatchRefused] == [(1, 3)]
+        # the leader goes on, and takes writes of its own level
+        request, command = _command("from the leader")
+        response = await asyncio.wait_for(drivers[1].propose_command(request, command), 5)
+        assert response["CreateEntity"]["error"] is None
+        assert drivers[1].applied == applied + 1 and stopped == []
+    finally:
+        await _stop(drivers)
