@@ -327,8 +327,12 @@ class Session:
         return dial.result()
 
     async def _dial(self, deadline: float) -> Connection:
+        """A connection (authenticated, with a user) to the first address that gives one before
+        ``deadline``; else ConnectionFailed, or the last refusal a node answered Authenticate
+        with (such as ``no_leader``), as a request raises the node's answer at its deadline."""
         loop = asyncio.get_running_loop()
         errors: dict[str, str] = {}
+        last_refusal: QcoreError | None = None
         backoff = _Backoff()
         while True:
             for _ in range(len(self.addresses)):
@@ -354,6 +358,8 @@ class Session:
                 except AuthenticationFailed:
                     raise
                 except Exception as e:  # refused, unreachable, handshake failed, timed out...
+                    if isinstance(e, _AuthenticateRefused):  # the node answered, but not now
+                        last_refusal = _refusal_error(e.why)
                     errors[addr] = str(e) or type(e).__name__
                     if isinstance(e, ssl.SSLCertVerificationError):
                         errors[addr] = f"certificate refused: {e.verify_message or e}"
@@ -366,6 +372,8 @@ class Session:
             if deadline - loop.time() <= 0:
                 break
             await backoff.sleep(deadline)
+        if last_refusal is not None:
+            raise last_refusal
         detail = "; ".join(f"{a}: {e}" for a, e in errors.items()) or "no time left"
         raise ConnectionFailed(f"cannot connect to any of {', '.join(self.addresses)} ({detail})")
 
@@ -386,8 +394,9 @@ class Session:
         await conn.close()
         if why is not None and why.kind == Kind.INVALID_CREDENTIALS:
             raise AuthenticationFailed(f"{self.user}: {why.text}", why.kind)
-        raise ServerError(f"cannot authenticate at {conn.address}: {why.text if why else reply!r}",
-                          why.kind if why else None)
+        if why is not None:
+            raise _AuthenticateRefused(conn.address, why)
+        raise ServerError(f"cannot authenticate at {conn.address}: {reply!r}")
 
     def _switch_to(self, address: str) -> None:
         """Make ``address`` the next node; the current connection finishes its in-flight requests."""
@@ -583,6 +592,14 @@ class Session:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+class _AuthenticateRefused(ServerError):
+    """A node refused ``Authenticate`` for now (no leader, shutting down, ...); ``why`` is its answer."""
+
+    def __init__(self, address: str, why: Refusal) -> None:
+        super().__init__(f"cannot authenticate at {address}: {why.text}", why.kind)
+        self.why = why
 
 
 def _refusal_error(why: Refusal) -> QcoreError:

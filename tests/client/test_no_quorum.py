@@ -12,7 +12,8 @@ import pytest
 
 from qcore.cli import client as cli
 from qcore.client import Client, NotLeader
-from tests.node.harness import Conn, NodeProc, wait_until
+from tests.node.harness import Conn, NodeProc, wait_serving, wait_until
+from tests.node.http_get import http_get
 from tests.node.test_cluster import form_cluster, leader_of, make_counter
 
 
@@ -55,3 +56,44 @@ async def test_without_a_quorum_writes_and_reads_say_no_leader_within_their_dead
     assert "NotLeader: no leader" in err and "UnknownOutcome" not in err, err
     for c in conns:
         await c.close()
+
+
+async def test_with_users_on_a_client_that_connects_without_a_quorum_hears_no_leader(
+    nodes, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """With users on, connecting includes Authenticate, which waits for a read barrier: a
+    node without a quorum answers it `no_leader`. A new client (or qcore-cli) must say
+    that when its deadline passes, as it does for a request, not that no node could be
+    reached: the node was reached, and it answered."""
+    password = "admin-pw-123"
+    ns: list[NodeProc] = [nodes(i).start() for i in (1, 2, 3)]
+    for n in ns:
+        await wait_serving(n)
+    first = await Conn.open(ns[0].addr)
+    reply = await first.call("Init", nodes=[[n.id, n.addr] for n in ns], admin_password=password)
+    assert reply["InitResponse"]["response"] == "Ok", reply
+    await first.close()
+
+    async def ready() -> bool:
+        return (await http_get(ns[0].addr, "/ready"))[0] == 200
+
+    await wait_until(ready, what="a leader")
+    survivor = ns[0]
+    for n in ns[1:]:
+        n.kill9()
+
+    async def no_leader() -> bool:
+        status, _, body = await http_get(survivor.addr, "/ready")
+        return status == 503 and b"no leader known" in body
+
+    await wait_until(no_leader, what="the survivor to know it has no leader")
+
+    with pytest.raises(NotLeader) as refused:
+        await Client.connect([survivor.addr], user="admin", password=password, request_timeout=2.0)
+    assert refused.value.kind == "no_leader" and "no leader" in str(refused.value)
+
+    monkeypatch.setenv("QCORE_PASSWORD", password)
+    argv = ["--addr", survivor.addr, "--timeout", "2", "--user", "admin", "write", "User$3", "Email", "x@y"]
+    assert await cli.run(cli.build_parser().parse_args(argv)) == 1
+    err = capsys.readouterr().err
+    assert "NotLeader: no leader" in err and "ConnectionFailed" not in err, err
