@@ -339,17 +339,19 @@ class Node:
 
     async def _hand_over_leadership(self) -> None:
         """A leader with peers transfers leadership before it goes, so the
-        cluster does not wait an election timeout for a new one."""
+        cluster does not wait an election timeout for a new one: to the most
+        up-to-date voter it has a live link to (a dead one would only run the
+        transfer into its timeout), else to the most up-to-date one."""
         st = self.driver.status()
         if st.role != Role.LEADER or not st.progress:
             return
         candidates = [
-            (pr.match, pid) for pid, pr in st.progress.items()
+            (self.transport.connected(pid), pr.match, pid) for pid, pr in st.progress.items()
             if pid != self.opts.id and pid in st.conf_state.voters
         ]
         if not candidates:
             return
-        _, target = max(candidates)
+        _, _, target = max(candidates)
         log.info("transferring leadership to %d before shutdown", target)
         self.driver.transfer_leader(target)
         timeout = self.opts.tick_ms * self.opts.election_ticks * 2 / 1000

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from qcore import wsfast
-from tests.node.harness import Conn, NodeProc, read, wait_serving, wait_until, write
+from tests.node.harness import Conn, NodeProc, logged, read, wait_serving, wait_until, write
 
 
 async def leader_of(conns: list[Conn]) -> int:
@@ -221,3 +221,21 @@ async def test_sigterm_on_leader_hands_over_and_answers_in_flight_requests(nodes
     await wait_until(lambda: _new_leader(others, lid), timeout=10, what="new leader after transfer")
     ok = sum(1 for r in answered if r["UpdateEntity"]["error"] is None)
     assert await read_n(others[0], ent) >= ok
+
+
+async def test_sigterm_on_leader_hands_over_to_a_live_voter_not_a_dead_one(nodes):
+    """A leader stopping hands leadership to a voter it can reach: with the other followers
+    equally up to date, a dead one (its link lost) is passed over, as etcd's server picks
+    the longest-connected member. Picking it cost the transfer's timeout, writes refused."""
+    ns = [nodes(i) for i in (1, 2, 3)]
+    for n in ns:
+        n.start()
+    conns = await form_cluster(ns)
+    lid = await wait_until(lambda: leader_of(conns), what="a leader")
+    followers = [n for n in ns if n.id != lid]
+    dead, live = max(followers, key=lambda n: n.id), min(followers, key=lambda n: n.id)
+    dead.kill9()  # the higher id: the old choice, max((match, id)), took it on a tie
+    leader = ns[lid - 1]
+    await wait_until(lambda: logged(leader, f"lost connection to peer {dead.id} "), what="the leader to lose its link")
+    assert await asyncio.to_thread(leader.terminate) == 0
+    assert f"transferring leadership to {live.id} before shutdown" in leader.log_path.read_text(), leader.log_tail()
