@@ -125,7 +125,10 @@ class PeerGate:
     def _become_peer(self, side: PeerSide, how: str) -> None:
         side.kind = ConnKind.PEER
         self.close(side)
-        log.info("node %s (%s) authenticated as a peer by %s", side.declared_id, side.declared_addr, how)
+        if side.declared_id is not None:  # a node's Raft link: one per peer and reconnection
+            log.info("node %s (%s) authenticated as a peer by %s", side.declared_id, side.declared_addr, how)
+        else:  # a /forward connection (a relay, or one per member per GetClusterMetrics): not worth a line each
+            log.debug("a /%s connection authenticated as a peer by %s", side.purpose, how)
         self._on_peer(side)
 
     def _expire(self, ws: Any, side: PeerSide) -> None:

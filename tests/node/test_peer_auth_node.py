@@ -209,3 +209,24 @@ async def test_cluster_identity_is_learnt_only_from_an_authenticated_peer(nodes,
     ours = orjson.loads((a.data_dir / "cluster.json").read_bytes())["cluster_id"]
     assert orjson.loads((b.data_dir / "cluster.json").read_bytes())["cluster_id"] == ours
     await c.close()
+
+
+async def test_cluster_status_connections_do_not_log_each_authentication_at_info(nodes, tmp_path):
+    """GetClusterMetrics (qcore-cli status; the console asks about once a second) opens a
+    peer connection to every member per call. Each authenticates by the secret but declares
+    no node, so each used to log 'node None (None) authenticated as a peer' at INFO on every
+    member: a line per member per second with a console open. Raft links still log theirs."""
+    secret = make_secret(tmp_path)
+    ns = [nodes(i, "--peer-secret-file", str(secret)) for i in (1, 2, 3)]
+    conns, leader = await init_cluster(ns)
+    asker = next(c for i, c in enumerate(conns, 1) if i != leader)
+    for _ in range(3):
+        reply = await asker.call("GetClusterMetrics")
+        members = reply["GetClusterMetricsResponse"]["response"]["Ok"]["members"]
+        assert all(m["error"] is None for m in members), members
+    for n in ns:
+        text = n.log_path.read_text()
+        assert "authenticated as a peer" in text  # the Raft links, by their node
+        assert "node None" not in text, n.log_tail()
+    for c in conns:
+        await c.close()
