@@ -99,7 +99,9 @@ def _asks_for_json(argv: list[str]) -> bool:
 
 
 def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
-    p = _NodeParser(prog="qcore", description="Run a qcore node (or `qcore bench --help`).")
+    p = _NodeParser(prog="qcore", description="Run a qcore node. Other commands: `qcore bench ...` (benchmarks), "
+                    "`qcore snapshot restore FILE ...` (a new data dir from a backup), "
+                    "`qcore gen-secret FILE` (a peer secret); each has --help.")
     p.json_errors = _asks_for_json(argv)
     p.add_argument("--id", type=int, required=True, help="this node's Raft id (u64, > 0)")
     p.add_argument("--ws-addr", type=_addr, required=True, help="host:port to serve on; peers reach this node here")

@@ -415,3 +415,21 @@ async def test_initial_cluster_names_a_node_listening_on_every_interface_by_its_
     c = await Conn.open(wide.addr)
     await wait_until(lambda: _is_leader(c), what="leader")
     await c.close()
+
+
+def test_qcore_help_names_every_command_and_each_has_help():
+    """`qcore --help` is where a new operator looks: it names the commands besides
+    running a node, and each of them answers its own --help."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "qcore", *args], capture_output=True, text=True, timeout=60)
+
+    top = run("--help")
+    assert top.returncode == 0, top.stderr
+    text = " ".join(top.stdout.split())  # argparse wraps the description
+    for command in ("qcore bench", "qcore snapshot restore", "qcore gen-secret"):
+        assert command in text, (command, top.stdout)
+        sub = run(*command.split()[1:], "--help")
+        assert sub.returncode == 0 and "usage:" in sub.stdout, (command, sub.stdout, sub.stderr)
