@@ -15,8 +15,10 @@ its own build, so nodes of two versions in one cluster (a rolling upgrade)
 reach the same state; a node that meets an entry of a level above its own
 refuses it (:class:`LevelUnsupported`) and stops rather than guess.
 Level 2 (this build): with users on, CreateEntity and DeleteEntity record
-the user's entity as the writer of what they change, and UserAdd refuses an
-entity that does not exist. Level 1: neither (the rules before levels).
+the user's entity as the writer of what they change; a move (a Write of
+Parent) records its Write's writer on both parents' Children; UserAdd
+refuses an entity that does not exist. Level 1: none of these (the rules
+before levels).
 
 The entry written by Init is `{"t": [...], "v": 2, "init": <LoadConfig JSON>}`, with
 `"auth": {"admin": "<password hash>"}` when it starts the cluster with users

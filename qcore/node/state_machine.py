@@ -211,6 +211,10 @@ class StateMachine:
         """(response: a store response, or JSON already encoded; changes). ``stop``: when
         a batch's response has enough Reads (Store.apply). ``level``: the entry's."""
         c = command.__class__
+        if level >= 2:  # level 2: a move writes both parents' Children by its Write's writer
+            inner = command.command if c is Attributed else command
+            if inner.__class__ is UpdateEntity:
+                inner.moves_by_writer = True
         if c is Attributed:
             if self.auth.enabled:
                 return self._as_user(command.user, command.uid, command.command, now, stop, level)

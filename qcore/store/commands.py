@@ -89,9 +89,14 @@ class PageResult:
 
 @dataclass(slots=True)
 class UpdateEntity:
-    """An all-or-nothing batch of reads and writes, applied in order."""
+    """An all-or-nothing batch of reads and writes, applied in order.
+
+    ``moves_by_writer``: a Write of ``Parent`` (a move) records its ``writer_id`` on
+    the Children of both parents too (else no writer). Not on the wire: the node
+    sets it for log entries of level 2 on (qcore.node.entries)."""
 
     request: list[Request]
+    moves_by_writer: bool = False
 
 
 @dataclass(slots=True)

@@ -73,7 +73,8 @@ def update(store: Store, cmd: UpdateEntity, now: Timestamp,
                         answering = False
             elif c is Write:
                 # Nothing after the last request can fail, so it needs no undo records.
-                col = _write(store, r, now, undo if i < last else None, changes)  # type: ignore[arg-type]
+                col = _write(store, r, now, undo if i < last else None, changes,  # type: ignore[arg-type]
+                             cmd.moves_by_writer)
                 if col.__class__ is StringColumn:
                     texts.add(col)
                 out.append(r)
@@ -106,7 +107,8 @@ def _undo(undo: Undo) -> None:
         fn(a, b)
 
 
-def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: list[Change]) -> Column:
+def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: list[Change],
+           moves_by_writer: bool = False) -> Column:
     """Apply one Write; returns the column it wrote (or would have, for an
     unchanged ``Changes`` write)."""
     t, row, name, col = locate(store.entities, store.tree, r.entity_id, r.field_type)
@@ -151,7 +153,7 @@ def _write(store: Store, r: Write, now: Timestamp, undo: Undo | None, changes: l
     if cls is EntityReference and new.v is not None and not 0 <= new.v.id <= U64_MAX:
         raise Fail(f"write to {eid}.{name}: entity ids are unsigned 64-bit, got {new.v.id}")
     if col is t.parent:
-        _move(store, t, row, eid, new.v, now, undo, changes)
+        _move(store, t, row, eid, new.v, now, undo, changes, w if moves_by_writer else None)
     wt = r.write_time or now
     if undo is not None:
         undo.append((col.load, row, col.save(row)))
@@ -204,8 +206,8 @@ def _attach(store: Store, t: Table, row: int, pt: Table, prow: int, now: Timesta
 
 
 def _move(store: Store, t: Table, row: int, eid: EntityId, new_parent: EntityId | None, now: Timestamp,
-          undo: Undo | None, changes: list[Change]) -> None:
-    """Re-parent ``eid`` (a write to its Parent): keep both Children lists right."""
+          undo: Undo | None, changes: list[Change], writer: EntityId | None = None) -> None:
+    """Re-parent ``eid`` (a write to its Parent): keep both Children lists right, written by ``writer``."""
     ents = store.entities
     code, pnum = t.parent_of(row)
     old_parent = None if code == 0 else EntityId(ents.names.names[code], pnum)
@@ -225,9 +227,9 @@ def _move(store: Store, t: Table, row: int, eid: EntityId, new_parent: EntityId 
                 raise Fail(f"cannot move {eid} under {new_parent}: that is {eid} itself or its descendant")
             acode, anum = at.parent_of(arow)
             a = ents.locate(anum) if acode else None
-    _detach(store, t, row, now, undo, changes)
+    _detach(store, t, row, now, undo, changes, writer)
     if target is not None:
-        _attach(store, t, row, target[0], target[1], now, undo, changes)
+        _attach(store, t, row, target[0], target[1], now, undo, changes, writer)
 
 
 # ------------------------------------------------------------ create / delete

@@ -27,7 +27,7 @@ from qcore.node.entries import (
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_load_config
 from qcore.store import Change, EntityId, LoadConfig
-from qcore.store.auth import RoleAdd, UserAdd
+from qcore.store.auth import AuthDisable, RoleAdd, UserAdd
 from qcore.store.permissions import Permission
 from tests.store.helpers import FOLDER, OBJECT, USER
 
@@ -133,6 +133,30 @@ def test_every_field_a_level_2_create_sets_is_by_the_user() -> None:
     node.apply(entry(attributed("admin", create(FOLDER1, "by admin")), 2))
     assert {w for _, _, w in node.sm.store.entity_fields(EntityId("Folder", 4)).values()} == {None}  # type: ignore[union-attr]
     assert node.cell(EntityId("Folder", 1), "Children")[2] is None
+
+
+@pytest.mark.parametrize("users", [True, False])
+def test_a_move_writes_both_childrens_writer_from_level_2_on(users: bool) -> None:
+    """A write of Parent moves an entity: from level 2 on both parents' Children are written
+    by the move's writer (bob's entity with users on; the Write's writer_id with users off)."""
+    for level, writer in ((1, None), (2, E)):
+        node = Node()
+        for data in log_for(2)[:6]:  # bob has created Folder$3 under Folder$1
+            node.apply(data)
+        if not users:
+            node.apply(entry(auth_command("admin", AuthDisable()), 2))
+        node.apply(entry(attributed("admin", create(None, "elsewhere")), 2))  # Folder$4
+        node.changes.clear()
+        move = {"Write": {"entity_id": {"typ": "Folder", "id": 3}, "field_type": "Parent",
+                          "value": {"EntityReference": {"typ": "Folder", "id": 4}}, "push_condition": "Always",
+                          "adjust_behavior": "Set", "write_time": None,
+                          "writer_id": None if users else {"typ": "User", "id": 2}}}
+        reply = node.apply(entry(attributed("bob", {"UpdateEntity": {"request": [move]}}), level))
+        assert reply[0]["UpdateEntity"]["error"] is None, reply
+        assert [(c.entity_id.id, c.field_type, c.writer_id) for _, c in node.changes] == [
+            (1, "Children", writer), (4, "Children", writer), (3, "Parent", E)]
+        assert node.cell(EntityId("Folder", 1), "Children")[2] == writer
+        assert node.cell(EntityId("Folder", 4), "Children")[2] == writer
 
 
 @pytest.mark.parametrize("level", [1, 2])

@@ -354,7 +354,7 @@ async def test_creates_and_deletes_are_by_the_users_entity_which_must_exist(clus
     workshop = await cluster.create("Plant", "workshop")
     badge = await cluster.create("Plant", "maker's badge")  # the user's entity: any entity will do
     await cluster.admin_call({"RoleAdd": {"role": "maker", "permissions": [
-        perm("Plant.*=read"), perm("Meter.*=read"), perm("Meter=create,delete")]}})
+        perm("Plant.*=read"), perm("Meter.*=read"), perm("Meter=create,delete"), perm("Meter.Parent=write")]}})
     reply = await cluster.admin.call("AuthAdmin", request={"UserAdd": {
         "user": "maker", "password": "maker-pw-5b1e", "roles": ["maker"], "entity": {"typ": "Meter", "id": 999999}}})
     assert {k: v for k, v in reply["AuthAdminResponse"].items() if k != "id"} == {
@@ -390,6 +390,18 @@ async def test_creates_and_deletes_are_by_the_users_entity_which_must_exist(clus
     assert made not in n["current_value"]["EntityList"] and n["writer_id"] == badge
     for seen in await value_everywhere(cluster, workshop, "Children"):
         assert seen["writer_id"] == badge
+
+    # a move (a write of Parent) writes both parents' Children, by the user's entity too
+    r = await cluster.admin.perform({"CreateEntity": {"entity_type": "Meter", "parent_id": workshop, "name": "mv"}})
+    moved = r["CreateEntity"]["response"]
+    assert (await next_change())["writer_id"] is None
+    r = await maker.perform({"UpdateEntity": {"request": [write(moved, "Parent", {"EntityReference": badge})]}})
+    assert r["UpdateEntity"]["error"] is None, r
+    n = await next_change()
+    assert moved not in n["current_value"]["EntityList"] and n["writer_id"] == badge
+    for parent in (workshop, badge):
+        for seen in await value_everywhere(cluster, parent, "Children"):
+            assert seen["writer_id"] == badge
 
 
 async def test_a_revoke_holds_for_every_write_after_it_on_every_node(cluster: Cluster) -> None:

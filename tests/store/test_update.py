@@ -373,6 +373,24 @@ def test_writing_parent_moves_the_entity(s):
     assert read(s, other, "Children") == EntityList(())
 
 
+def test_a_move_writes_both_childrens_writer_only_when_told(s):
+    """``moves_by_writer`` (set by the node for log entries of level 2): both parents'
+    Children record the move's writer; without it (the rules before), no writer."""
+    root, a, b = tree(s)
+    other = create(s, "Folder", "other")
+    w = EntityId("User", 77)
+    move = Write(a, "Parent", EntityReference(other), writer_id=w)
+    _, changes = s.apply(UpdateEntity([move]), T1)
+    assert {c.field_type: c.writer_id for c in changes} == {"Children": None, "Parent": w}
+    assert read_full(s, root, "Children").writer_id is None and read_full(s, other, "Children").writer_id is None
+    back = Write(a, "Parent", EntityReference(root), writer_id=w)
+    _, changes = s.apply(UpdateEntity([back], moves_by_writer=True), T1)
+    assert [(c.entity_id, c.field_type, c.writer_id) for c in changes] == [
+        (other, "Children", w), (root, "Children", w), (a, "Parent", w)]
+    assert read_full(s, root, "Children").writer_id == w and read_full(s, other, "Children").writer_id == w
+    assert Store.restore(s.snapshot()).snapshot() == s.snapshot()
+
+
 def test_move_refuses_cycles_and_missing_parents(s):
     root, a, b = tree(s)
     sub = create(s, "Folder", "sub", root)
