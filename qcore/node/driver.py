@@ -32,7 +32,7 @@ from qcore.node.replica import Replica, ReplicaOptions, Send
 from qcore.node.removal import RemovalNotice
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
-from qcore.node.entries import LevelUnsupported, encode_init
+from qcore.node.entries import ENTRY_LEVEL, LevelUnsupported, encode_init, proposal_level
 from qcore.raft import RawNode, Ready, Status
 from qcore.raft.types import ConfChange, ConfState, HardState, Snapshot
 from qcore.protocol.errors import Kind
@@ -113,6 +113,7 @@ class RaftDriver:
         applied: int = 0,
         snapshot_index: int = 0,
         reachable: Callable[[int], bool] = lambda peer: True,
+        declared_level: Callable[[int], int | None] = lambda peer: None,
         persisted_index: int = 0,
         durable: HardState | None = None,
         stats: NodeStats | None = None,
@@ -131,6 +132,7 @@ class RaftDriver:
             clock=lambda: self._loop.time(),
             start_build=self._start_build,
             reachable=reachable,
+            declared_level=declared_level,
             applied=applied,
             snapshot_index=snapshot_index,
             persisted_index=persisted_index,
@@ -224,6 +226,10 @@ class RaftDriver:
     def conf_state(self) -> ConfState:
         return self.replica.conf_state()
 
+    def entry_level(self) -> int:
+        """The semantics level this node proposes at (Replica.entry_level)."""
+        return self.replica.entry_level
+
     def initialised(self) -> bool:
         return self.replica.initialised()
 
@@ -265,9 +271,14 @@ class RaftDriver:
     ) -> asyncio.Future[None]:
         """Init: write the initial configuration and the config-file entry
         (stamped `at`, or now; every member of an --initial-cluster writes
-        the same entries, so they pass the same `at`); `auth` starts users on."""
+        the same entries, so they pass the same `at`); `auth` starts users on.
+        The config-file entry's level is the proposal level with no member heard from
+        yet (entries.proposal_level): this build's alone, 1 with other members, the same
+        on every member of an --initial-cluster whatever has connected already."""
         fut: asyncio.Future[None] = self._loop.create_future()
-        self.replica.bootstrap(addresses, [encode_init(load_config_json, at, auth)], fut)
+        got = proposal_level(ENTRY_LEVEL, self._opts.id, self._opts.id, addresses, lambda peer: None)
+        level = ENTRY_LEVEL if got is None else got[0]
+        self.replica.bootstrap(addresses, [encode_init(load_config_json, at, auth, level)], fut)
         self._wake.set()
         return fut
 

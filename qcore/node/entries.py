@@ -9,11 +9,16 @@ mistakes an old entry for one of its new requests) and `seq` its request
 number; only the proposer uses them, to answer its waiters.
 
 `v` is the entry's semantics level: which rules apply it. This build
-writes ENTRY_LEVEL; an entry without `v` was written before levels existed
-and is level 1. Every node applies an entry by its level's rules, whatever
-its own build, so nodes of two versions in one cluster (a rolling upgrade)
-reach the same state; a node that meets an entry of a level above its own
-refuses it (:class:`LevelUnsupported`) and stops rather than guess.
+applies levels up to ENTRY_LEVEL and writes the lowest level a node that
+applies its entries declared (:func:`proposal_level`; each node declares its
+ENTRY_LEVEL on its Raft connections), so a member of an older build is
+never sent an entry it cannot apply; an entry without `v` was written
+before levels existed (or at level 1) and is level 1. A leader lowers a
+follower's batch to its own proposal level (:func:`lowered`). Every node
+applies an entry by its level's rules, whatever its own build, so nodes of
+two versions in one cluster (a rolling upgrade) reach the same state; a node
+that meets an entry of a level above its own (a downgrade) refuses it
+(:class:`LevelUnsupported`) and stops rather than guess.
 Level 2 (this build): with users on, CreateEntity and DeleteEntity record
 the user's entity as the writer of what they change; a move (a Write of
 Parent) records its Write's writer on both parents' Children; UserAdd
@@ -22,7 +27,8 @@ before levels).
 
 The entry written by Init is `{"t": [...], "v": 2, "init": <LoadConfig JSON>}`, with
 `"auth": {"admin": "<password hash>"}` when it starts the cluster with users
-on (SPEC 8.3).
+on (SPEC 8.3); with no member heard from yet, it is level 1 (no `v`) when the
+cluster starts with more than one member.
 
 A command made by an authenticated user is logged inside an envelope naming
 the user, so that the state machine checks it against the users and roles
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,10 +87,10 @@ def now_pair() -> tuple[int, int]:
     return ns // 1_000_000_000, ns % 1_000_000_000
 
 
-def new_batch(commands: list[list[Any]]) -> Batch:
-    """A batch of `commands` stamped with the current time."""
+def new_batch(commands: list[list[Any]], level: int = ENTRY_LEVEL) -> Batch:
+    """A batch of `commands` at `level`, stamped with the current time."""
     secs, nanos = now_pair()
-    return Batch(secs, nanos, commands)
+    return Batch(secs, nanos, commands, level=level)
 
 
 def encode_batch(batch: Batch) -> bytes:
@@ -92,10 +99,14 @@ def encode_batch(batch: Batch) -> bytes:
     return orjson.dumps({"t": [batch.secs, batch.nanos], "v": batch.level, "c": batch.commands})
 
 
-def encode_init(load_config_json: Any, at: tuple[int, int] | None = None, auth: Any = None) -> bytes:
-    """The config file's entry, stamped `at` (secs, nanos) or now; `auth` starts users on."""
+def encode_init(load_config_json: Any, at: tuple[int, int] | None = None, auth: Any = None,
+                level: int = ENTRY_LEVEL) -> bytes:
+    """The config file's entry at `level`, stamped `at` (secs, nanos) or now; `auth` starts users on."""
     secs, nanos = at if at is not None else now_pair()
-    entry: dict[str, Any] = {"t": [secs, nanos], "v": ENTRY_LEVEL, "init": load_config_json}
+    entry: dict[str, Any] = {"t": [secs, nanos]}
+    if level != LEVEL_BEFORE_LEVELS:  # level 1: as written before levels existed
+        entry["v"] = level
+    entry["init"] = load_config_json
     if auth is not None:
         entry["auth"] = auth
     return orjson.dumps(entry)
@@ -115,6 +126,53 @@ def entry_level(data: bytes) -> Any:
         return decode_batch(data).level
     except (ValueError, TypeError, KeyError):
         return None
+
+
+def lowered(data: bytes, level: int) -> bytes:
+    """A batch's payload at `level` at most: the same commands, applied by that level's
+    rules (an older build's, which every member knows). A batch at `level` or below is
+    returned as is; level 1 drops `"v"`, so the bytes are what a build before levels
+    writes for the same commands. Call only on a payload this build can apply (`supported`)."""
+    m = _HEAD.match(data)
+    if m is None:  # another layout (not this build's): re-encoded
+        batch = decode_batch(data)
+        if batch.level <= level:
+            return data
+        batch.level = level
+        return encode_batch(batch)
+    if m.group(1) is None or int(m.group(1)) <= level:
+        return data
+    v = b"" if level == LEVEL_BEFORE_LEVELS else b'"v":%d,' % level
+    return data[:m.start(1) - len(b'"v":')] + v + data[m.end(1) + 1:]  # `"v":N,` replaced
+
+
+def proposal_level(own: int, me: int, leader: int, members: Iterable[int],
+                   declared: Callable[[int], int | None]) -> tuple[int, int | None] | None:
+    """The level this node writes its entries at, and the node that holds it below `own`
+    (None: `own` does). The lowest level a member that must apply them can apply:
+
+    - as the leader (`leader == me`): min of `own` and the level every other member of
+      the configuration (voters and learners) declared on its Raft link to us; a member
+      that declared none yet counts as level 1 (as etcd raises its cluster version only
+      once every member reported);
+    - as a follower, whose batches the leader appends: min of `own` and the leader's
+      declared level (none: 1), so a leader of an older build gets batches it applies as
+      every member does (and a leader of this build lowers them further to its own);
+    - with no leader known (`leader == 0`): None, it proposes nothing.
+
+    `declared(peer)`: the level the peer's latest Raft link to us declared (None: none yet).
+    """
+    if not leader:
+        return None
+    level, by = own, None
+    for peer in ((leader,) if leader != me else members):
+        if peer == me:
+            continue
+        theirs = declared(peer)
+        theirs = LEVEL_BEFORE_LEVELS if theirs is None else theirs
+        if theirs < level:
+            level, by = theirs, peer
+    return level, by
 
 
 def supported(level: Any) -> bool:

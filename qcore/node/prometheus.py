@@ -67,6 +67,9 @@ class NodeCollector(Collector):
             "qcore_raft_proposed_commands", "Commands in the entries this node proposed as leader.",
             stats.proposed_commands,
         )
+        yield _gauge("qcore_entry_level", "The semantics level of the log entries this node proposes: the lowest "
+                     "its members declared (qcore.node.entries); 0 until it first knows a leader.",
+                     driver.entry_level())
         cs = st.conf_state
         members = GaugeMetricFamily("qcore_raft_members", "Cluster members by kind.", labels=["kind"])
         members.add_metric(["voter"], len(set(cs.voters) | set(cs.voters_outgoing)))

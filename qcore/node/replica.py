@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from qcore.node.commit_notices import CommitNotices
+from qcore.node.entries import proposal_level
 from qcore.node.errors import NO_LEADER_TEXT, LeaderChanged, NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.own_snapshots import Builder, MakeBuilder, OwnSnapshots
 from qcore.node.reads import ReadBatcher
@@ -56,9 +57,17 @@ Send = Callable[[Sequence[PeerMessage]], None]
 class Application(Protocol):
     """The replicated state machine and its entry format, as the replica sees them."""
 
-    def encode_batch(self, commands: list[list[Any]]) -> tuple[bytes, Any]:
-        """One entry's payload for `commands` ([origin, seq, request] each),
-        and the decoded batch, handed back to `apply` for that entry."""
+    #: The highest semantics level (qcore.node.entries) it writes and applies.
+    entry_level: int
+
+    def encode_batch(self, commands: list[list[Any]], level: int) -> tuple[bytes, Any]:
+        """One entry's payload for `commands` ([origin, seq, request] each) at semantics
+        `level`, and the decoded batch, handed back to `apply` for that entry."""
+        ...
+
+    def lowered(self, data: bytes, level: int) -> bytes:
+        """A follower's batch `data` (one it can apply) at `level` at most: the same
+        commands, applied by that level's rules."""
         ...
 
     def cannot_apply(self, data: bytes) -> str | None:
@@ -192,6 +201,7 @@ class Replica:
         clock: Callable[[], float],
         start_build: Callable[[int, MakeBuilder], None],
         reachable: Callable[[int], bool] = lambda peer: True,
+        declared_level: Callable[[int], int | None] = lambda peer: None,
         applied: int = 0,
         snapshot_index: int = 0,
         persisted_index: int = 0,
@@ -202,14 +212,20 @@ class Replica:
         per boot); `clock` is read for held commit notices (in the units of
         `opts.notice_delay`); `start_build` runs a snapshot builder away
         from the round (see own_snapshots); `reachable(peer)` says whether a
-        message sent to `peer` now is likely to arrive; the rest is what
-        storage recovered; `stats` is bumped for /metrics."""
+        message sent to `peer` now is likely to arrive; `declared_level(peer)`
+        the semantics level the peer's Raft link declared (None: none yet); the
+        rest is what storage recovered; `stats` is bumped for /metrics."""
         self.opts = opts
         self.raw = raw
         self._storage = storage
         self._app = app
         self._send = send
         self._reachable = reachable
+        self._declared_level = declared_level
+        # The semantics level this replica proposes at (entries.proposal_level), as last worked
+        # out; 0 until then (no leader known yet since the start: it proposes nothing).
+        self.entry_level = 0
+        self._level_why: tuple[int, int | None, int | None] = (0, None, None)  # (level, held by, its level) logged
         self.origin = origin
         self.applied = applied
         self.applied_bytes = 0  # entry payload bytes applied by this process (own snapshots' byte bound)
@@ -471,6 +487,7 @@ class Replica:
             self._reads.retry_stale(self.tick_count)
             self._check_reads_have_leader()
             self._deadlines.expire(self.tick_count)
+            self._proposal_level()  # members' links come and go: keep /metrics and the log current
         if inputs.local:
             local, inputs.local = inputs.local, []
             for fn in local:
@@ -518,6 +535,7 @@ class Replica:
         self._last_leader = ss.leader_id
         log.info("role=%s term=%d leader=%d commit=%d applied=%d",
                  ss.role, raw.term, ss.leader_id, raw.status().commit, self.applied)
+        self._proposal_level()
         if not raw.is_leader and self._proposed:
             # Our uncommitted proposals may still commit under the new
             # leader, or be overwritten; the apply path tells which.
@@ -525,6 +543,29 @@ class Replica:
         self.on_soft_state(ss)
 
     # ------------------------------------------------------------- writes
+    def _proposal_level(self) -> int:
+        """The semantics level this replica's entries take now (entries.proposal_level: the
+        lowest its members can apply), kept in `entry_level`; a change of it, or of the node
+        holding it down, is logged once. With no leader known, nothing is proposed: the last
+        level stands."""
+        raw, me = self.raw, self.opts.id
+        got = proposal_level(self._app.entry_level, me, raw.leader_id, raw.conf_state.members(),
+                             self._declared_level)
+        if got is None:
+            return self.entry_level
+        level, by = got
+        declared = None if by is None else self._declared_level(by)
+        if (level, by, declared) != self._level_why:
+            self._level_why = (level, by, declared)
+            if by is None:
+                why = "this build's level"
+            else:
+                said = f"declared level {declared}" if declared is not None else "has declared no level yet"
+                why = f"node {by}{', the leader,' if by == raw.leader_id else ''} {said}"
+            log.info("proposing log entries at semantics level %d (%s)", level, why)
+            self.entry_level = level
+        return level
+
     def _propose_commands(self) -> None:
         inputs = self._in
         queue, inputs.commands = inputs.commands, []
@@ -541,6 +582,7 @@ class Replica:
                         waiter.set_exception(err)
                 return
             submit = self._forward_batch
+        level = self._proposal_level()
         batch: list[list[Any]] = []
         waiters: list[tuple[int, Waiter]] = []
         for command_json, command, waiter in queue:
@@ -552,23 +594,24 @@ class Replica:
             if command is not None:
                 self._local_cmds[seq] = command
             if len(batch) >= self.opts.max_batch_commands:
-                self._split(submit, batch, waiters)
+                self._split(submit, batch, waiters, level)
                 batch, waiters = [], []
         if batch:
-            self._split(submit, batch, waiters)
+            self._split(submit, batch, waiters, level)
 
     def _split(
         self,
         submit: Callable[[bytes, Any, list[tuple[int, Waiter]]], None],
         commands: list[list[Any]],
         waiters: list[tuple[int, Waiter]],
+        level: int,
     ) -> None:
-        """Encode a batch as one entry, halving it while the entry is too large."""
-        data, batch = self._app.encode_batch(commands)
+        """Encode a batch as one entry at `level`, halving it while the entry is too large."""
+        data, batch = self._app.encode_batch(commands, level)
         if len(data) > _MAX_BATCH_BYTES and len(commands) > 1:
             half = len(commands) // 2
-            self._split(submit, commands[:half], waiters[:half])
-            self._split(submit, commands[half:], waiters[half:])
+            self._split(submit, commands[:half], waiters[:half], level)
+            self._split(submit, commands[half:], waiters[half:], level)
             return
         submit(data, batch, waiters)
 
@@ -609,7 +652,8 @@ class Replica:
         self._forwarded.append(_Forwarded(term, batch_id, seqs))
 
     def _on_forward(self, msg: ForwardBatch) -> None:
-        """A follower's batch: append it if we lead exactly its term and can apply it."""
+        """A follower's batch: append it if we lead exactly its term and can apply it,
+        lowered to our proposal level (a follower knows only our level, not the members')."""
         raw = self.raw
         if raw.is_leader and raw.term == msg.term:
             why = self._app.cannot_apply(msg.data)
@@ -620,7 +664,7 @@ class Replica:
                 self._send([BatchRefused(msg.frm, self.opts.id, msg.term, msg.batch)])
                 return
             try:
-                _, index = raw.propose(msg.data)
+                _, index = raw.propose(self._app.lowered(msg.data, self._proposal_level()))
                 self._notices.note_forwarded(msg.frm, index)
                 self.stats.proposals += 1
                 return

@@ -48,7 +48,7 @@ from qcore.node.prometheus import Exposition
 from qcore.node.state_machine import StateMachine
 from qcore.node.stats import NodeStats
 from qcore.node.tls import NodeTls
-from qcore.node.transport import PeerTransport, peer_identity
+from qcore.node.transport import PeerTransport, declared_level, peer_identity
 from qcore.node.users import Users
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind, error
@@ -198,6 +198,7 @@ class Node:
         self.driver = RaftDriver(
             opts, raw, storage, self.state_machine, self.transport.send,
             applied=snap_index, snapshot_index=snap_index, reachable=self.transport.connected,
+            declared_level=self.transport.level_of,
             stats=self.stats,
             persisted_index=rec.entries[-1].index if rec.entries else snap_index, durable=rec.hard_state,
         )
@@ -292,7 +293,7 @@ class Node:
         listens, and, if this node has no cluster identity yet, take the
         peer's (cluster_identity)."""
         if side.declared_id is not None and side.purpose == "raft":
-            self.transport.inbound_opened(side.declared_id)
+            self.transport.inbound_opened(side.declared_id, declared_level(side.path))
         if side.declared_id is None or side.declared_addr is None:
             return
         self.transport.learn(side.declared_id, side.declared_addr)

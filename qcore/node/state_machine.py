@@ -42,6 +42,7 @@ from qcore.node.entries import (
     decode_command,
     encode_batch,
     entry_level,
+    lowered,
     new_batch,
     supported,
 )
@@ -108,10 +109,17 @@ class StateMachine:
         self._on_changes = sink
 
     # -- as the replica's Application (qcore.node.replica) -------------------
-    def encode_batch(self, commands: list[list[Any]]) -> tuple[bytes, Batch]:
-        """The entry payload for `commands`, stamped with the proposal time."""
-        batch = new_batch(commands)
+    entry_level = ENTRY_LEVEL  # the highest level it writes and applies (Application)
+
+    def encode_batch(self, commands: list[list[Any]], level: int = ENTRY_LEVEL) -> tuple[bytes, Batch]:
+        """The entry payload for `commands` at `level`, stamped with the proposal time, and
+        the batch it encodes (its `level` is the entry's: apply_entry applies it as logged)."""
+        batch = new_batch(commands, level)
         return encode_batch(batch), batch
+
+    def lowered(self, data: bytes, level: int) -> bytes:
+        """A follower's batch at `level` at most (entries.lowered)."""
+        return lowered(data, level)
 
     def cannot_apply(self, data: bytes) -> str | None:
         """Why this node could not apply an entry of payload `data` (a follower's batch, which

@@ -1,7 +1,7 @@
 """Peer transport: Raft messages between nodes over the one WebSocket port.
 
 Messages travel one way: each node keeps one persistent outbound connection
-per peer (`ws[s]://peer/raft?from=<id>&addr=<host:port>`, opened and
+per peer (`ws[s]://peer/raft?from=<id>&addr=<host:port>&level=<n>...`, opened and
 authenticated by qcore.node.peer_dial) and sends every
 message for that peer on it, requests and responses alike, tagged with the
 seed's frame names (RaftVote / RaftAppend / RaftSnapshot and their
@@ -25,7 +25,10 @@ core is told whether it arrived.
 A brand-new node does not know its peers' addresses until it has applied the
 configuration entries, yet it must answer the leader before that; so the
 `addr` query parameter of an inbound peer connection teaches the receiver how
-to reach the sender.
+to reach the sender. Its `level` parameter is the highest semantics level of
+log entries the sender applies (qcore.node.entries; none: 1); the transport
+keeps each peer's latest (`level_of`), from which the replica works out the
+level it proposes at.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus, WebSocke
 
 from qcore.node import removal
 from qcore.node.cluster_identity import ClusterIdentity
+from qcore.node.entries import ENTRY_LEVEL, LEVEL_BEFORE_LEVELS
 from qcore.node.peer_dial import PeerAuthFailed, PeerDialer
 from qcore.protocol.raft_codec import (
     BatchRefused,
@@ -85,6 +89,13 @@ def peer_identity(path: str) -> tuple[int, str] | None:
         return int(query["from"][0]), query["addr"][0]
     except (KeyError, ValueError, IndexError):
         return None
+
+
+def declared_level(path: str) -> int:
+    """The semantics level (qcore.node.entries) a peer's Raft link declares in its path
+    (`&level=N`); a link that declares none (a build before levels) or no number: 1."""
+    value = parse_qs(urlsplit(path).query).get("level", [""])[0]
+    return int(value) if value.isascii() and value.isdigit() and int(value) >= 1 else LEVEL_BEFORE_LEVELS
 
 
 class PeerLink:
@@ -343,16 +354,18 @@ class PeerTransport:
         self._frame_ids = itertools.count(1)
         self._snapshot_tasks: set[asyncio.Task[None]] = set()
         self._inbound: Counter[int] = Counter()  # peer -> its open Raft connections to us
+        self._levels: dict[int, int] = {}  # peer -> the level its latest Raft connection to us declared
 
     @property
     def driver(self) -> "RaftDriver":
         return self._driver_ref()
 
     def raft_path(self) -> str:
-        """The path of our connections to peers: who we are, where we listen, our cluster,
-        how far we have applied and whether we are a member there (qcore.node.removal)."""
+        """The path of our connections to peers: who we are, where we listen, the highest
+        semantics level we apply (qcore.node.entries), our cluster, how far we have applied
+        and whether we are a member there (qcore.node.removal)."""
         driver = self.driver
-        return (f"/raft?from={self.node_id}&addr={self.self_addr}{self.identity.query()}"
+        return (f"/raft?from={self.node_id}&addr={self.self_addr}&level={ENTRY_LEVEL}{self.identity.query()}"
                 f"{removal.declaration(driver.applied, driver.conf_state(), self.node_id)}")
 
     def address_of(self, peer_id: int) -> str | None:
@@ -493,13 +506,20 @@ class PeerTransport:
             self.driver.step(msg)
         return {"Ok": {"received": offset + len(chunk)}}
 
-    def inbound_opened(self, peer_id: int) -> None:
-        """A peer's Raft connection to us is open (and authenticated, if required): it is up,
-        so a link to it waiting to dial again dials now."""
+    def inbound_opened(self, peer_id: int, level: int = LEVEL_BEFORE_LEVELS) -> None:
+        """A peer's Raft connection to us is open (and authenticated, if required), declaring
+        semantics `level` (`declared_level`): it is up, so a link to it waiting to dial again
+        dials now; its level is the one `level_of` says from now on."""
         self._inbound[peer_id] += 1
+        self._levels[peer_id] = level
         link = self._links.get(peer_id)
         if link is not None:
             link.redial()
+
+    def level_of(self, peer_id: int) -> int | None:
+        """The level `peer_id`'s latest Raft connection to us declared (kept after it closes:
+        a process restarted declares again); None if none has opened since we started."""
+        return self._levels.get(peer_id)
 
     def inbound_closed(self, peer_id: int) -> None:
         """One of them closed, after everything it carried was stepped. When

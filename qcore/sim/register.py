@@ -91,8 +91,13 @@ class RegisterApp:
         self._on_apply = on_apply
         self._on_restore = on_restore
 
-    def encode_batch(self, commands: list[list[Any]]) -> tuple[bytes, list[list[Any]]]:
+    entry_level = 1  # one set of rules: semantics levels (qcore.node.entries) do not arise
+
+    def encode_batch(self, commands: list[list[Any]], level: int) -> tuple[bytes, list[list[Any]]]:
         return json.dumps(commands, separators=(",", ":")).encode(), commands
+
+    def lowered(self, data: bytes, level: int) -> bytes:
+        return data
 
     def cannot_apply(self, data: bytes) -> str | None:
         return None  # any payload: one that does not decode holds no writes

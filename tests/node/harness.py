@@ -13,6 +13,7 @@ import signal
 import ssl
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ class NodeProc:
     """One `python -m qcore` process with its own data dir and log file."""
 
     def __init__(self, node_id: int, workdir: Path, *extra: str, port: int | None = None,
-                 config_file: Path | None = SCHEMAS, cwd: Path = REPO, ssl: ssl.SSLContext | None = None) -> None:
-        """`ssl`: the node serves TLS, and this is how a client verifies it."""
+                 config_file: Path | None = SCHEMAS, cwd: Path = REPO, ssl: ssl.SSLContext | None = None,
+                 program: Sequence[str] | None = None) -> None:
+        """`ssl`: the node serves TLS, and this is how a client verifies it; `program` replaces
+        ``python -m qcore`` (node_argv)."""
         self.id = node_id
         self.ssl = ssl
         self.config_file = config_file
@@ -41,13 +44,14 @@ class NodeProc:
         self.data_dir = workdir / f"node-{node_id}"
         self.log_path = workdir / f"node-{node_id}.log"
         self.extra = list(extra)
+        self.program = program
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "NodeProc":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             node_argv(self.id, self.addr, self.config_file, self.data_dir, "--tick-ms", "20", "--election-ticks", "15",
-                      *self.extra),
+                      *self.extra, program=self.program),
             stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd,
         )
         log.close()

@@ -20,9 +20,12 @@ from qcore.node.entries import (
     LevelUnsupported,
     attributed,
     auth_command,
+    decode_batch,
     encode_batch,
     encode_init,
+    lowered,
     new_batch,
+    proposal_level,
 )
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_load_config
@@ -214,3 +217,56 @@ def test_a_leader_can_tell_a_batch_it_could_not_apply_from_its_head() -> None:
     reordered = orjson.dumps({"c": [], "v": 3, "t": [1, 0]})  # another layout: read whole
     assert sm.cannot_apply(reordered) == why
     assert sm.cannot_apply(b"not json") == "it does not decode"
+
+
+def test_the_proposal_level_is_the_lowest_a_member_that_applies_the_entries_declared() -> None:
+    members = (1, 2, 3, 4)  # 4: a learner
+    at = {2: 2, 3: 2, 4: 2}
+    assert proposal_level(2, 1, 1, members, at.get) == (2, None)  # the leader, every member at 2
+    assert proposal_level(2, 1, 1, members, {**at, 3: 1}.get) == (1, 3)  # one at 1
+    assert proposal_level(2, 1, 1, members, {2: 2, 3: 2}.get) == (1, 4)  # one never heard from: 1
+    assert proposal_level(2, 1, 1, (1,), {}.get) == (2, None)  # alone
+    assert proposal_level(2, 1, 1, members, {2: 3, 3: 3, 4: 3}.get) == (2, None)  # never above its own
+    assert proposal_level(2, 2, 1, members, {1: 1, 3: 2, 4: 2}.get) == (1, 1)  # a follower: the leader's
+    assert proposal_level(2, 2, 1, members, {1: 2, 3: 1}.get) == (2, None)  # ... only the leader's
+    assert proposal_level(2, 2, 1, members, {}.get) == (1, 1)  # a leader that declared none: 1
+    assert proposal_level(2, 2, 0, members, at.get) is None  # no leader: nothing to propose
+
+
+def test_a_batch_lowered_to_level_1_is_what_a_build_before_levels_writes_and_is_applied_so() -> None:
+    bob_creates = attributed("bob", create(FOLDER1, "made by bob"))
+    b = new_batch([[ORIGIN, 1, bob_creates]])
+    at_2 = encode_batch(Batch(b.secs, b.nanos, b.commands, level=2))
+    at_1 = lowered(at_2, 1)
+    assert at_1 == encode_batch(Batch(b.secs, b.nanos, b.commands, level=1))
+    assert at_1 == orjson.dumps({"t": [b.secs, b.nanos], "c": b.commands})  # a build before levels' bytes
+    assert lowered(at_2, 2) is at_2 and lowered(at_1, 2) is at_1 and lowered(at_1, 1) is at_1
+    node = Node()
+    for data in log_for(2)[:5]:  # bob is linked to User$2
+        node.apply(data)
+    assert node.apply(at_1)[0]["CreateEntity"]["error"] is None
+    assert node.cell(EntityId("Folder", 1), "Children")[2] is None  # level 1: by no one
+    assert node.cell(EntityId("Folder", 3), "Name")[2] is None
+
+
+def test_a_batch_is_lowered_by_its_head_or_else_whole() -> None:
+    b = new_batch([[ORIGIN, 1, create(None, "x")]])
+    at_3 = encode_batch(Batch(b.secs, b.nanos, b.commands, level=3))
+    assert lowered(at_3, 2) == encode_batch(Batch(b.secs, b.nanos, b.commands, level=2))
+    reordered = orjson.dumps({"c": b.commands, "v": 3, "t": [b.secs, b.nanos]})  # another layout
+    assert decode_batch(lowered(reordered, 1)) == Batch(b.secs, b.nanos, b.commands, level=1)
+
+
+def test_a_proposers_own_batch_carries_the_level_it_was_written_at() -> None:
+    """The proposer applies its own entry from the batch it encoded: the same level as logged."""
+    sm = StateMachine()
+    for level in (1, 2):
+        data, batch = sm.encode_batch([[ORIGIN, 1, create(None, "x")]], level)
+        assert batch.level == decode_batch(data).level == level
+
+
+def test_an_init_entry_at_level_1_is_what_a_build_before_levels_writes() -> None:
+    cfg = {"schemas": [], "tree": []}
+    assert encode_init(cfg, (0, 0), {"admin": H}, level=1) == orjson.dumps(
+        {"t": [0, 0], "init": cfg, "auth": {"admin": H}})
+    assert orjson.loads(encode_init(cfg, (0, 0), level=2))["v"] == 2

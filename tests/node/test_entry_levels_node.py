@@ -48,3 +48,29 @@ async def test_a_node_stops_at_an_entry_it_is_too_old_to_apply(nodes) -> None:
         critical = [ln for ln in text.splitlines() if "CRITICAL" in ln]
         assert len(critical) == attempt and all(ln.endswith(line) for ln in critical), critical
     assert "Traceback" not in n.log_path.read_text()
+
+
+async def test_a_node_records_the_level_each_peers_latest_raft_link_declares(tmp_path) -> None:
+    """A node in this process, peers' Raft links over real WebSockets: the level a link
+    declares (`&level=N` on /raft; none: a build before levels, level 1) is what the node's
+    core counts that peer at, the latest link's; and its own links declare this build's."""
+    from websockets.asyncio.client import connect
+
+    from qcore.local_procs import free_ports
+    from qcore.node.options import NodeOptions
+    from qcore.node.server import Node
+
+    port, = free_ports(1)
+    node = Node(NodeOptions(id=1, ws_addr=f"127.0.0.1:{port}", data_dir=tmp_path, init=True))
+    await node.start()
+    try:
+        level_of = node.driver.replica._declared_level  # noqa: SLF001 (what the core is told)
+        assert level_of(2) is None  # never heard from
+        for query, level in (("&level=2", 2), ("", 1), ("&level=x", 1), (f"&level={ENTRY_LEVEL}", ENTRY_LEVEL)):
+            async with connect(f"ws://127.0.0.1:{port}/raft?from=2&addr=127.0.0.1:1{query}"):
+                await node.driver.wait_for(lambda level=level: level_of(2) == level, 5)
+                assert level_of(2) == level
+        assert level_of(2) == ENTRY_LEVEL  # kept after the link closed
+        assert f"&level={ENTRY_LEVEL}&" in node.transport.raft_path() + "&"
+    finally:
+        await node.stop()

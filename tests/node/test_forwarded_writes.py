@@ -20,6 +20,7 @@ from typing import Any, Callable
 import pytest
 
 from qcore.node.driver import RaftDriver
+from qcore.node.entries import ENTRY_LEVEL
 from qcore.node.errors import NotLeader, RequestFailed
 from qcore.node.options import NodeOptions
 from qcore.node.state_machine import StateMachine
@@ -27,7 +28,7 @@ from qcore.protocol.errors import Kind, retry_class
 from qcore.protocol.values import decode_command_request, encode_load_config
 from qcore.protocol.raft_codec import BatchRefused, ForwardBatch, PeerMessage
 from qcore.raft import Config, RawNode
-from qcore.raft.types import Message, MessageType
+from qcore.raft.types import EntryType, Message, MessageType
 from qcore.storage import MemoryStorage
 from qcore.store.config import load_config
 
@@ -61,15 +62,18 @@ def _command(name: str) -> tuple[dict[str, Any], Any]:
     return request, decode_command_request(request)
 
 
-async def _cluster(tmp_path: Path) -> tuple[Net, dict[int, RaftDriver]]:
+async def _cluster(tmp_path: Path, levels: dict[int, int] | None = None) -> tuple[Net, dict[int, RaftDriver]]:
+    """Three drivers, node 1 the leader. `levels`: the semantics level each node declares to
+    the others (as on its Raft link; a node left out declares none); by default all this build's."""
     net = Net()
+    declared = dict.fromkeys(ADDRESSES, ENTRY_LEVEL) if levels is None else levels
     config_json = encode_load_config(load_config(REPO / "schemas.yaml"))
     for nid in ADDRESSES:
         opts = NodeOptions(id=nid, ws_addr=ADDRESSES[nid], data_dir=tmp_path / str(nid), tick_ms=10,
                            election_ticks=10, request_timeout=5.0)
         raw = RawNode(Config(id=nid, election_tick=10, heartbeat_tick=1, pre_vote=True, check_quorum=True),
                       rng=random.Random(nid))
-        driver = RaftDriver(opts, raw, MemoryStorage(), StateMachine(), net.sender())
+        driver = RaftDriver(opts, raw, MemoryStorage(), StateMachine(), net.sender(), declared_level=declared.get)
         net.drivers[nid] = driver
         driver.start()
         await driver.bootstrap(ADDRESSES, config_json)
@@ -194,7 +198,6 @@ async def test_a_batch_of_a_newer_level_is_refused_and_nothing_stops(tmp_path: P
     import orjson
 
     from qcore.node import driver as driver_module
-    from qcore.node.entries import ENTRY_LEVEL
 
     stopped: list[str] = []
     monkeypatch.setattr(driver_module, "stop_process", lambda code, what, trace=True: stopped.append(what))
@@ -222,5 +225,75 @@ async def test_a_batch_of_a_newer_level_is_refused_and_nothing_stops(tmp_path: P
         response = await asyncio.wait_for(drivers[1].propose_command(request, command), 5)
         assert response["CreateEntity"]["error"] is None
         assert drivers[1].applied == applied + 1 and stopped == []
+    finally:
+        await _stop(drivers)
+
+
+def _entries(driver: RaftDriver) -> list[dict[str, Any]]:
+    """The batches in a driver's log (its NORMAL entries' payloads), decoded."""
+    import orjson
+
+    return [orjson.loads(e.data) for e in driver._storage.recover().entries  # noqa: SLF001
+            if e.type == EntryType.NORMAL and e.data]
+
+
+async def test_a_leader_writes_and_lowers_forwarded_batches_to_the_level_every_member_declared(
+        tmp_path: Path) -> None:
+    """Node 3 declared level 1 (a build before levels, mid-upgrade), so the leader proposes at
+    level 1, its own writes and the level-2 batches of follower 2 (which knows only the
+    leader's level) alike: every node applies them by the same rules, node 3 included."""
+    import orjson
+
+    net, drivers = await _cluster(tmp_path, {1: ENTRY_LEVEL, 2: ENTRY_LEVEL, 3: 1})
+    try:
+        for nid, name in ((1, "by the leader"), (2, "by a follower")):
+            request, command = _command(name)
+            response = await asyncio.wait_for(drivers[nid].propose_command(request, command), 5)
+            assert response["CreateEntity"]["error"] is None
+        forwarded = [orjson.loads(m.data) for m in net.seen if type(m) is ForwardBatch]
+        assert [b["v"] for b in forwarded] == [ENTRY_LEVEL]  # the follower's batch, at the leader's level
+        for d in drivers.values():
+            assert await d.wait_for(lambda d=d: d.applied >= drivers[1].applied, 5)
+            written = [b for b in _entries(d) if "c" in b and b["c"]]
+            assert [b["c"][0][2]["CreateEntity"]["name"] for b in written] == ["by the leader", "by a follower"]
+            assert ["v" in b for b in written] == [False, False]  # level 1: as a build before levels writes
+        assert drivers[1].entry_level() == 1 and drivers[2].entry_level() == ENTRY_LEVEL
+    finally:
+        await _stop(drivers)
+
+
+async def test_followers_forward_level_1_batches_to_a_leader_that_declared_no_level(tmp_path: Path) -> None:
+    """The first upgrade from a build before levels: its leader declares no level and appends a
+    forwarded batch as it is, so a follower of this build writes its batches at level 1, which
+    the old leader and every old node apply as this build's nodes do. Once every member declared
+    this build's level, the leader writes at it."""
+    import orjson
+
+    net, drivers = await _cluster(tmp_path, {2: ENTRY_LEVEL, 3: ENTRY_LEVEL})
+    try:
+        request, command = _command("to an old leader")
+        response = await asyncio.wait_for(drivers[2].propose_command(request, command), 5)
+        assert response["CreateEntity"]["error"] is None
+        assert ["v" in orjson.loads(m.data) for m in net.seen if type(m) is ForwardBatch] == [False]
+        assert drivers[2].entry_level() == 1
+    finally:
+        await _stop(drivers)
+
+
+async def test_the_leader_writes_at_this_builds_level_only_once_every_member_declared_it(tmp_path: Path) -> None:
+    declared: dict[int, int] = {1: ENTRY_LEVEL, 2: ENTRY_LEVEL}
+    net, drivers = await _cluster(tmp_path, declared)
+    try:
+        leader = drivers[1]
+        init = _entries(leader)[0]
+        assert "init" in init and "v" not in init  # written with no member heard from: level 1 with three
+        for name, level in (("node 3 unheard of", 1), ("node 3 declared", ENTRY_LEVEL)):
+            if level == ENTRY_LEVEL:
+                declared[3] = ENTRY_LEVEL
+            request, command = _command(name)
+            response = await asyncio.wait_for(leader.propose_command(request, command), 5)
+            assert response["CreateEntity"]["error"] is None
+            assert _entries(leader)[-1].get("v", 1) == level
+            assert leader.entry_level() == level
     finally:
         await _stop(drivers)

@@ -34,6 +34,7 @@ from websockets.asyncio.client import connect
 
 from qcore.cli.client import build_parser, run as cli_run
 
+from qcore.node.entries import ENTRY_LEVEL
 from qcore.node.login_throttle import BASE, backoff
 from tests.node.harness import REPO, Conn, NodeProc, read, wait_serving, wait_until, write
 from tests.node.http_get import http_get
@@ -402,6 +403,20 @@ async def test_creates_and_deletes_are_by_the_users_entity_which_must_exist(clus
     for parent in (workshop, badge):
         for seen in await value_everywhere(cluster, parent, "Children"):
             assert seen["writer_id"] == badge
+
+
+async def test_every_member_runs_this_build_so_every_node_proposes_at_its_level(cluster: Cluster) -> None:
+    """Each member declares its semantics level on its Raft links (qcore.node.entries): with every
+    member on this build, the leader and the followers propose at ENTRY_LEVEL (so a user's create
+    records its writer on every node: the test above), shown as qcore_entry_level and logged."""
+    for n in cluster.nodes:
+        async def at_this_level(n: NodeProc = n) -> bool:
+            status, _, body = await http_get(n.addr, "/metrics")
+            return status == 200 and f"\nqcore_entry_level {float(ENTRY_LEVEL)}\n".encode() in body
+
+        await wait_until(at_this_level, what=f"qcore_entry_level {ENTRY_LEVEL} on node {n.id}")
+        assert (f"proposing log entries at semantics level {ENTRY_LEVEL} (this build's level)"
+                in n.log_path.read_text())
 
 
 async def test_a_revoke_holds_for_every_write_after_it_on_every_node(cluster: Cluster) -> None:
