@@ -113,7 +113,8 @@ def encode_init(load_config_json: Any, at: tuple[int, int] | None = None, auth: 
 
 
 # The head of a batch as encode_batch writes it (with or without "v"): its level, read without the rest.
-_HEAD = re.compile(rb'\{"t":\[\d+,\d+\],(?:"v":(\d+),)?"c":')
+# Only a head with "v" is read alone: without one, a "v" may still come after the commands.
+_HEAD = re.compile(rb'\{"t":\[\d+,\d+\],"v":(\d+),"c":')
 
 
 def entry_level(data: bytes) -> Any:
@@ -121,7 +122,7 @@ def entry_level(data: bytes) -> Any:
     None if it does not decode at all."""
     m = _HEAD.match(data)
     if m is not None:
-        return LEVEL_BEFORE_LEVELS if m.group(1) is None else int(m.group(1))
+        return int(m.group(1))
     try:
         return decode_batch(data).level
     except (ValueError, TypeError, KeyError):
@@ -134,13 +135,13 @@ def lowered(data: bytes, level: int) -> bytes:
     returned as is; level 1 drops `"v"`, so the bytes are what a build before levels
     writes for the same commands. Call only on a payload this build can apply (`supported`)."""
     m = _HEAD.match(data)
-    if m is None:  # another layout (not this build's): re-encoded
+    if m is None:  # level 1, or another layout (not this build's): read whole, re-encoded if above
         batch = decode_batch(data)
         if batch.level <= level:
             return data
         batch.level = level
         return encode_batch(batch)
-    if m.group(1) is None or int(m.group(1)) <= level:
+    if int(m.group(1)) <= level:
         return data
     v = b"" if level == LEVEL_BEFORE_LEVELS else b'"v":%d,' % level
     return data[:m.start(1) - len(b'"v":')] + v + data[m.end(1) + 1:]  # `"v":N,` replaced

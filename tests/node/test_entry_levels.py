@@ -217,6 +217,9 @@ def test_a_leader_can_tell_a_batch_it_could_not_apply_from_its_head() -> None:
     reordered = orjson.dumps({"c": [], "v": 3, "t": [1, 0]})  # another layout: read whole
     assert sm.cannot_apply(reordered) == why
     assert sm.cannot_apply(b"not json") == "it does not decode"
+    after = orjson.dumps({"t": [1, 0], "c": [], "v": 3})  # no "v" at the head: not taken for level 1
+    assert sm.cannot_apply(after) == why
+    assert decode_batch(lowered(after, 2)).level == 2
 
 
 def test_the_proposal_level_is_the_lowest_a_member_that_applies_the_entries_declared() -> None:
