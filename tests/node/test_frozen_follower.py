@@ -24,8 +24,10 @@ FIELDS = [(eid("Root", 1), "Description"), (eid("Folder", 2), "Description"), (e
 PEER_OUTPUT = 8  # MiB: --max-peer-output here, so that 80 MiB written is ten times the bound
 STUCK = 3  # seconds: --stuck-timeout here
 # Few retained changes (--notify-retain): each node then holds the five last values, not the window of all 160.
+# Own snapshots built on a thread: a forked build runs at SCHED_IDLE, which a loaded machine starves, and
+# each node's log then grows until its build gets CPU, by up to ~60 MiB at other moments on each node.
 NODE_ARGS = ("--in-memory", "--notify-retain", "16", "--max-peer-output", str(PEER_OUTPUT << 20),
-             "--stuck-timeout", str(STUCK))
+             "--stuck-timeout", str(STUCK), "--snapshot-build", "thread")
 
 
 def value(i: int) -> str:
