@@ -344,6 +344,13 @@ class RaftDriver:
         next_at = loop.time() - random.uniform(0, interval)
         while not self._stopped:
             next_at += interval
+            late = loop.time() - next_at
+            if late > interval:
+                # Held up past more than a tick (a stalled loop, SIGSTOP, a paused VM): the missed
+                # ticks are dropped, as Go's time.Ticker drops them for etcd. Fired back to back they
+                # would run election timeouts and request deadlines out before the messages that
+                # came meanwhile are read. The phase is kept.
+                next_at += late // interval * interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             self.replica.tick()
             self._wake.set()
