@@ -194,9 +194,16 @@ async def test_ctrl_c_ends_a_watch_with_0_and_interrupts_any_other_command_with_
     nobody = f"127.0.0.1:{free_port()}"
 
     async def interrupted(*argv: str, started: bytes) -> tuple[int, bytes]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "qcore.cli.client", *argv, cwd=REPO,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        # A run started in the background (`cmd &` in a script) ignores SIGINT, and so would its
+        # children: the CLI would rightly not see Ctrl-C. A handler here is reset to the default
+        # action by exec, so the CLI starts as from a terminal.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "qcore.cli.client", *argv, cwd=REPO,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         assert proc.stderr is not None
         seen = b""
         while started not in seen:  # under way (Python's SIGINT handler is in place)
