@@ -112,7 +112,9 @@ async def remove_node(c: Client, args: argparse.Namespace) -> None:
     done = f"node {args.node_id} removed" if res.get("log_id") is not None else f"node {args.node_id} is not a member"
     membership = res.get("membership", {})
     voters = (membership.get("configs") or [[]])[0]
-    emit(args, res, f"{done}; voters now {voters}, learners {membership.get('learners')}")
+    learners = membership.get("learners") or []
+    emit(args, res, f"{done}; voters are now {', '.join(map(str, voters))}"
+                    + (f"; learners {', '.join(map(str, learners))}" if learners else ""))
 
 
 def fmt_index(x: Any) -> str:

@@ -124,13 +124,18 @@ async def get(c: Client, args: argparse.Namespace) -> None:
     emit(args, {n: {"value": v, "write_time": t, "writer_id": w} for n, (v, t, w) in rows.items()}, "\n".join(lines))
 
 
+def children_count(n: int) -> str:
+    """`1 child`, `3 children`: how ls and tree say how many children an entity has."""
+    return f"{n} {'child' if n == 1 else 'children'}"
+
+
 async def ls(c: Client, args: argparse.Namespace) -> None:
     """The children of an entity, or the roots, by name."""
     node = await tree.resolve(c, args.path)
     nodes = await (tree.roots(c) if node is None else tree.children(c, node.entity_id))
     width = max((len(n.name) for n in nodes), default=0)
     human = "\n".join(f"{n.name + ('/' if n.children else ''):<{width + 1}}  {n.text_id}"
-                      + (f"  ({n.children} {'child' if n.children == 1 else 'children'})" if n.children else "")
+                      + (f"  ({children_count(n.children)})" if n.children else "")
                       for n in nodes)
     emit(args, [{"name": n.name, "entity_id": n.entity_id, "children": n.children} for n in nodes],
          human or "(no children)")

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from qcore.cli.entity_commands import emit, entity_arg
+from qcore.cli.entity_commands import children_count, emit, entity_arg
 from qcore.cli.progress import Progress
 from qcore.cli.text_values import UsageError
 from qcore.client import Client, command_json
@@ -132,7 +132,7 @@ async def tree(c: Client, args: argparse.Namespace) -> None:
         name, kids = await _name_and_children(c, e)
         node: dict[str, Any] = {"id": command_json.entity_id_text(e), "name": name, "children": []}
         siblings.append(node)
-        lines.append(f"{'  ' * depth}{command_json.entity_id_text(e)}  {name!r}" + (f"  ({len(kids)} children)" if kids and args.depth is not None and depth >= args.depth else ""))
+        lines.append(f"{'  ' * depth}{command_json.entity_id_text(e)}  {name!r}" + (f"  ({children_count(len(kids))})" if kids and args.depth is not None and depth >= args.depth else ""))
         if args.depth is None or depth < args.depth:
             stack.extend((k, depth + 1, node["children"]) for k in reversed(kids))
     emit(args, out, "\n".join(lines) or "(no entities)")

@@ -153,6 +153,8 @@ async def test_cli_commands_for_people(ready_node: str, node_addr: str, capsys: 
     assert capsys.readouterr().out.split() == ["yes", "no"]
     assert await cli_run(ready_node, "tree", "/Plant/Line1") == 0
     assert f"{drill}  'drill'" in capsys.readouterr().out
+    assert await cli_run(ready_node, "tree", "/Plant", "--depth", "0") == 0
+    assert capsys.readouterr().out.split("  ")[-1].strip() == "(1 child)"  # as ls says it
     assert await cli_run(ready_node, "export", "--root", "/Plant/Line1") == 0
     exported = capsys.readouterr().out
     assert "name: drill" in exported and "name: Plant" not in exported, exported

@@ -66,7 +66,7 @@ async def test_removing_the_leader_hands_over_and_it_says_it_was_removed(nodes):
     done = _cli(ns[leader - 1].addr, "remove-node", str(leader))
     assert done.returncode == 0, done.stderr
     rest = sorted(n.id for n in ns if n.id != leader)
-    assert f"node {leader} removed; voters now {rest}" in done.stdout
+    assert f"node {leader} removed; voters are now {', '.join(map(str, rest))}\n" in done.stdout
 
     live = [c for n, c in zip(ns, conns) if n.id != leader]
 
