@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from qcore import build
 from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
 from qcore.cli.text_values import VALUE_TYPES, UsageError
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Entity ids are written Type$number (e.g. User$12); quote them in shells: 'User$12'. Where a"
                " command takes an ID it also takes a path of names from a root, e.g. /Root/Users/alice.",
     )
+    p.add_argument("--version", action="version", version=build.describe("qcore-cli"))
     p.add_argument("--addr", default=DEFAULT_ADDR,
                    help="node address(es), host:port[,host:port...] (default $QCORE_ADDR or 127.0.0.1:8080)")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")

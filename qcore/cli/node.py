@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 from pathlib import Path
 
+from qcore import build
 from qcore.cli.logs import FORMATS, configure as configure_logging, json_line
 from qcore.node import gc_policy, malloc_policy
 from qcore.node.bootstrap import parse_members
@@ -103,6 +104,8 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                     "`qcore snapshot restore FILE ...` (a new data dir from a backup), "
                     "`qcore gen-secret FILE` (a peer secret); each has --help.")
     p.json_errors = _asks_for_json(argv)
+    p.add_argument("--version", action="version", version=build.describe("qcore"),
+                   help="print the version and the log entry semantics level this build applies, and exit")
     p.add_argument("--id", type=int, required=True, help="this node's Raft id (u64, > 0)")
     p.add_argument("--ws-addr", type=_addr, required=True, help="host:port to serve on; peers reach this node here")
     p.add_argument("--config-file", type=Path, default=None,

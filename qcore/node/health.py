@@ -12,12 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qcore import build
+
 if TYPE_CHECKING:
     from qcore.node.server import Node
 
 
 def health(node: "Node") -> dict[str, Any]:
-    return {"status": "ok", "id": node.opts.id, "addr": node.opts.ws_addr}
+    return {"status": "ok", "id": node.opts.id, "addr": node.opts.ws_addr, "version": build.version()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from qcore import build
 from qcore.node.health import readiness
 from qcore.node.stats import Histogram, NodeStats
 
@@ -53,6 +54,10 @@ class NodeCollector(Collector):
         info = GaugeMetricFamily("qcore_node_info", "This node: its id and address (always 1).", labels=["id", "addr"])
         info.add_metric([str(node.opts.id), node.opts.ws_addr], 1)
         yield info
+        built = GaugeMetricFamily("qcore_build_info", "This node's qcore version and the highest log entry "
+                                  "semantics level it applies (always 1).", labels=["version", "entry_level"])
+        built.add_metric([build.version(), str(build.entry_level())], 1)
+        yield built
         yield _gauge("qcore_node_ready", "1 when GET /ready answers 200.", 1 if readiness(node)[0] else 0)
         yield _gauge("qcore_raft_term", "Current Raft term.", st.term)
         yield _gauge("qcore_raft_commit_index", "Highest log index known to be committed.", st.commit)

@@ -4,6 +4,7 @@ against real node processes."""
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -33,6 +34,7 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     status, headers, body = await http_get(n.addr, "/health")
     assert status == 200 and headers["content-type"] == "application/json"
     assert orjson.loads(body)["status"] == "ok"
+    assert orjson.loads(body)["version"] == version("qcore")  # which build serves: a rolling upgrade's progress
     await wait_until(lambda: _ready(n), what="/ready 200")
     status, _, body = await http_get(n.addr, "/nope?x=1")
     assert status == 404 and b"/nope" in body
@@ -47,6 +49,7 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
                  "qcore_notifications_caught_up_total", "qcore_notifications_cut_off_total"):
         assert (name, ()) in before, name
     assert before[("qcore_raft_is_leader", ())] == 1
+    assert before[("qcore_build_info", (("entry_level", "2"), ("version", version("qcore"))))] == 1
     assert before[("qcore_store_entities", ())] == 12  # schemas.yaml's tree
 
     c = await Conn.open(n.addr)

@@ -433,3 +433,15 @@ def test_qcore_help_names_every_command_and_each_has_help():
         assert command in text, (command, top.stdout)
         sub = run(*command.split()[1:], "--help")
         assert sub.returncode == 0 and "usage:" in sub.stdout, (command, sub.stdout, sub.stderr)
+
+
+def test_qcore_and_qcore_cli_say_their_version_and_semantics_level():
+    """What an operator checks on each node during a rolling upgrade (docs/operations.md)."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    for module, prog in (("qcore", "qcore"), ("qcore.cli.client", "qcore-cli")):
+        p = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and p.stdout == f"{prog} {version('qcore')} (log entry semantics level 2)\n", \
+            (p.stdout, p.stderr)
