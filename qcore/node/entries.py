@@ -22,8 +22,9 @@ that meets an entry of a level above its own (a downgrade) refuses it
 Level 2 (this build): with users on, CreateEntity and DeleteEntity record
 the user's entity as the writer of what they change; a move (a Write of
 Parent) records its Write's writer on both parents' Children; UserAdd
-refuses an entity that does not exist. Level 1: none of these (the rules
-before levels).
+refuses an entity that does not exist, and DeleteEntity one a user is
+linked to (or an ancestor of it). Level 1: none of these (the rules before
+levels).
 
 The entry written by Init is `{"t": [...], "v": 2, "init": <LoadConfig JSON>}`, with
 `"auth": {"admin": "<password hash>"}` when it starts the cluster with users

@@ -54,7 +54,20 @@ from qcore.protocol.values import (
     encode_refusal,
 )
 from qcore.raft.types import Entry, EntryType
-from qcore.store import Change, EntityExists, EntityId, LoadConfig, Read, SetSchema, Store, StoreError, Timestamp, UpdateEntity
+from qcore.store import (
+    Change,
+    DeleteEntity,
+    DeleteEntityResponse,
+    EntityExists,
+    EntityId,
+    LoadConfig,
+    Read,
+    SetSchema,
+    Store,
+    StoreError,
+    Timestamp,
+    UpdateEntity,
+)
 from qcore.store.access import GrantsCache, denied_change, stamp_writer
 from qcore.store.auth import AuthRefused, AuthState, InitAdmin, User
 from qcore.store.permissions import Grants
@@ -232,10 +245,7 @@ class StateMachine:
             return self._change_auth(command, index, level), []
         elif self.auth.enabled:
             return encode_refusal(command, "authentication required", "auth_required"), []
-        response, changes = self.store.apply(command, now, stop)
-        if c in _SCHEMA_CHANGES:
-            self._grants.clear()
-        return response, changes
+        return self._store_apply(command, now, stop, level)
 
     def _as_user(self, name: str, uid: int | None, command: Any, now: Timestamp,
                  stop: Callable[[Any], bool] | None, level: int) -> tuple[Any, list[Change]]:
@@ -247,10 +257,36 @@ class StateMachine:
         if why is not None:
             return encode_refusal(command, why, "permission_denied"), []
         stamp_writer(command, user.entity, writes_only=level < 2)  # level 1: creates and deletes by no one
+        return self._store_apply(command, now, stop, level)
+
+    def _store_apply(self, command: Any, now: Timestamp, stop: Callable[[Any], bool] | None,
+                     level: int) -> tuple[Any, list[Change]]:
+        """Run `command` in the store, unless (level 2 on) it is a DeleteEntity that would take
+        away an entity a user is linked to: refused, as a foreign key restricts a delete."""
+        c = command.__class__
+        if c is DeleteEntity and level >= 2 and self.auth.users:
+            name = self._linked_user(command.entity_id)
+            if name is not None:
+                return DeleteEntityResponse(
+                    f"cannot delete {command.entity_id}: user {name} is linked to it or to an entity "
+                    f"under it; delete the user first"), []
         response, changes = self.store.apply(command, now, stop)
-        if command.__class__ in _SCHEMA_CHANGES:
+        if c in _SCHEMA_CHANGES:
             self._grants.clear()
         return response, changes
+
+    def _linked_user(self, target: EntityId) -> str | None:
+        """The first user (by name) linked to `target` or to an entity under it."""
+        for name in sorted(self.auth.users):
+            e = self.auth.users[name].entity
+            while e is not None:
+                if e.id == target.id:
+                    return name
+                try:
+                    e = self.store.read_path(e, "Parent")[0].v
+                except StoreError:  # gone already, or a type without a parent
+                    break
+        return None
 
     def _change_auth(self, command: AuthCommand, index: int, level: int) -> dict[str, Any]:
         """Apply a change to users and roles; its result as AuthAdmin's ``{"Ok"}``/``{"Err"}``.

@@ -30,7 +30,7 @@ from qcore.node.entries import (
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_load_config
 from qcore.store import Change, EntityId, LoadConfig
-from qcore.store.auth import AuthDisable, RoleAdd, UserAdd
+from qcore.store.auth import AuthDisable, RoleAdd, UserAdd, UserDelete
 from qcore.store.permissions import Permission
 from tests.store.helpers import FOLDER, OBJECT, USER
 
@@ -160,6 +160,33 @@ def test_a_move_writes_both_childrens_writer_from_level_2_on(users: bool) -> Non
             (1, "Children", writer), (4, "Children", writer), (3, "Parent", E)]
         assert node.cell(EntityId("Folder", 1), "Children")[2] == writer
         assert node.cell(EntityId("Folder", 4), "Children")[2] == writer
+
+
+def test_from_level_2_the_entity_a_user_is_linked_to_cannot_be_deleted_before_the_user() -> None:
+    """Deleting a user's entity, or an entity above it, would leave the user linked to nothing
+    (every write of theirs naming a deleted writer): refused from level 2 on, as a foreign key
+    restricts a delete; level 1 deletes it as before."""
+    people, carol = {"typ": "Folder", "id": 1}, {"typ": "User", "id": 2}
+    for level in (1, 2):
+        node = Node()
+        node.apply(log_for(2)[0])
+        node.apply(entry(attributed("admin", create(None, "people")), level))
+        node.apply(entry(attributed("admin", {"CreateEntity": {
+            "entity_type": "User", "parent_id": people, "name": "carol"}}), level))
+        node.apply(entry(auth_command("admin", UserAdd("carol", H, (), EntityId("User", 2))), level))
+        replies = [node.apply(entry(attributed("admin", {"DeleteEntity": {"entity_id": target}}), level))[0]
+                   for target in (people, carol)]
+        if level == 1:
+            assert replies[0]["DeleteEntity"]["error"] is None  # carol's entity goes with it
+            assert replies[1]["DeleteEntity"]["error"] == "entity User$2 does not exist"
+            continue
+        assert [r["DeleteEntity"]["error"] for r in replies] == [
+            f"cannot delete {what}: user carol is linked to it or to an entity under it; delete the user first"
+            for what in ("Folder$1", "User$2")]
+        assert node.cell(EntityId("User", 2), "Name")[0].v == "carol"
+        node.apply(entry(auth_command("admin", UserDelete("carol")), level))
+        reply = node.apply(entry(attributed("admin", {"DeleteEntity": {"entity_id": people}}), level))[0]
+        assert reply["DeleteEntity"]["error"] is None
 
 
 @pytest.mark.parametrize("level", [1, 2])
