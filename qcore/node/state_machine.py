@@ -232,10 +232,6 @@ class StateMachine:
         """(response: a store response, or JSON already encoded; changes). ``stop``: when
         a batch's response has enough Reads (Store.apply). ``level``: the entry's."""
         c = command.__class__
-        if level >= 2:  # level 2: a move writes both parents' Children by its Write's writer
-            inner = command.command if c is Attributed else command
-            if inner.__class__ is UpdateEntity:
-                inner.moves_by_writer = True
         if c is Attributed:
             if self.auth.enabled:
                 return self._as_user(command.user, command.uid, command.command, now, stop, level)
@@ -261,10 +257,13 @@ class StateMachine:
 
     def _store_apply(self, command: Any, now: Timestamp, stop: Callable[[Any], bool] | None,
                      level: int) -> tuple[Any, list[Change]]:
-        """Run `command` in the store, unless (level 2 on) it is a DeleteEntity that would take
-        away an entity a user is linked to: refused, as a foreign key restricts a delete."""
+        """Run `command` in the store by the rules of `level`. From level 2 on, a move writes both
+        parents' Children by its Write's writer, and a DeleteEntity that would take away an
+        entity a user is linked to is refused, as a foreign key restricts a delete."""
         c = command.__class__
-        if c is DeleteEntity and level >= 2 and self.auth.users:
+        if c is UpdateEntity and level >= 2:
+            command.moves_by_writer = True
+        elif c is DeleteEntity and level >= 2 and self.auth.users:
             name = self._linked_user(command.entity_id)
             if name is not None:
                 return DeleteEntityResponse(
