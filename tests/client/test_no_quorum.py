@@ -12,7 +12,7 @@ import pytest
 
 from qcore.cli import client as cli
 from qcore.client import Client, NotLeader
-from tests.node.harness import Conn, NodeProc, wait_serving, wait_until
+from tests.node.harness import Conn, NodeProc, start_and_init, wait_ready, wait_until
 from tests.node.http_get import http_get
 from tests.node.test_cluster import form_cluster, leader_of, make_counter
 
@@ -66,18 +66,9 @@ async def test_with_users_on_a_client_that_connects_without_a_quorum_hears_no_le
     that when its deadline passes, as it does for a request, not that no node could be
     reached: the node was reached, and it answered."""
     password = "admin-pw-123"
-    ns: list[NodeProc] = [nodes(i).start() for i in (1, 2, 3)]
-    for n in ns:
-        await wait_serving(n)
-    first = await Conn.open(ns[0].addr)
-    reply = await first.call("Init", nodes=[[n.id, n.addr] for n in ns], admin_password=password)
-    assert reply["InitResponse"]["response"] == "Ok", reply
-    await first.close()
-
-    async def ready() -> bool:
-        return (await http_get(ns[0].addr, "/ready"))[0] == 200
-
-    await wait_until(ready, what="a leader")
+    ns: list[NodeProc] = [nodes(i) for i in (1, 2, 3)]
+    await start_and_init(ns, admin_password=password)
+    await wait_ready(ns[0])
     survivor = ns[0]
     for n in ns[1:]:
         n.kill9()

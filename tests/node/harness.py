@@ -175,6 +175,21 @@ async def wait_serving(node: NodeProc, timeout: float = 20) -> None:
     raise AssertionError(f"node {node.id} not serving after {timeout}s ({last}):\n{node.log_tail()}")
 
 
+async def start_and_init(nodes: Sequence[NodeProc], **init: Any) -> None:
+    """Start `nodes` and Init them as one cluster through the first (`init`: Init's other
+    fields, such as admin_password). No leader is known yet: wait_ready for that."""
+    for n in nodes:
+        n.start()
+    for n in nodes:
+        await wait_serving(n)
+    first = await Conn.open(nodes[0].addr, nodes[0].ssl)
+    try:
+        reply = await first.call("Init", nodes=[[n.id, n.addr] for n in nodes], **init)
+        assert reply["InitResponse"]["response"] == "Ok", reply
+    finally:
+        await first.close()
+
+
 async def wait_ready(node: NodeProc, timeout: float = 20) -> None:
     """Until the node's GET /ready is 200: it knows a leader and has applied what it knows to be
     committed. A node just started, restarted or added does not know the leader yet (the leader may

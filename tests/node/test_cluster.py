@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from qcore import wsfast
-from tests.node.harness import Conn, NodeProc, logged, read, wait_serving, wait_until, write
+from tests.node.harness import Conn, NodeProc, logged, read, start_and_init, wait_serving, wait_until, write
 
 
 async def leader_of(conns: list[Conn]) -> int:
@@ -42,13 +42,8 @@ async def form_cluster(nodes_: list[NodeProc]) -> list[Conn]:
 async def init_cluster(nodes_: list[NodeProc]) -> tuple[list[Conn], int]:
     """Start the nodes, Init them as one cluster (SPEC 2.1), wait for a leader:
     a connection to each (over TLS where the node has a client context) and the leader's id."""
-    for n in nodes_:
-        n.start()
-    for n in nodes_:
-        await wait_serving(n)
+    await start_and_init(nodes_)
     conns = [await Conn.open(n.addr, n.ssl) for n in nodes_]
-    reply = await conns[0].call("Init", nodes=[[n.id, n.addr] for n in nodes_])
-    assert reply["InitResponse"]["response"] == "Ok", reply
     leader = await wait_until(lambda: leader_of(conns), what="a leader")
     return conns, leader
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.node.harness import Conn, NodeProc, eid, read, wait_ready, wait_serving, wait_until, write
+from tests.node.harness import Conn, NodeProc, eid, read, start_and_init, wait_ready, wait_until, write
 from tests.node.http_get import http_get
 
 OLDER_BUILD = ("import sys\nimport qcore.node.entries as entries\nentries.ENTRY_LEVEL = 1\n"
@@ -36,13 +36,7 @@ async def test_a_leader_of_this_build_writes_what_a_member_of_an_older_build_app
              NodeProc(3, tmp_path, program=[sys.executable, "-c", OLDER_BUILD])]
     conns: list[Conn] = []
     try:
-        for n in nodes:
-            n.start()
-        for n in nodes:
-            await wait_serving(n)
-        c = await Conn.open(nodes[0].addr)
-        assert (await c.call("Init", nodes=[[n.id, n.addr] for n in nodes]))["InitResponse"]["response"] == "Ok"
-        await c.close()
+        await start_and_init(nodes)
         for n in nodes:
             await wait_ready(n)
         c = await Conn.open(nodes[0].addr)

@@ -36,7 +36,7 @@ from qcore.cli.client import build_parser, run as cli_run
 
 from qcore.node.entries import ENTRY_LEVEL
 from qcore.node.login_throttle import BASE, backoff
-from tests.node.harness import REPO, Conn, NodeProc, read, wait_serving, wait_until, write
+from tests.node.harness import REPO, Conn, NodeProc, read, start_and_init, wait_ready, wait_until, write
 from tests.node.http_get import http_get
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -108,19 +108,8 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     work: Path = tmp_path_factory.mktemp("users")
     nodes = [NodeProc(i, work) for i in (1, 2, 3)]
     try:
-        for n in nodes:
-            n.start()
-        for n in nodes:
-            await wait_serving(n)
-        first = await Conn.open(nodes[0].addr)
-        reply = await first.call("Init", nodes=[[n.id, n.addr] for n in nodes], admin_password=ADMIN_PW)
-        assert reply["InitResponse"]["response"] == "Ok", reply
-        await first.close()
-
-        async def ready() -> bool:  # a leader elected: Authenticate waits for a read barrier
-            return (await http_get(nodes[0].addr, "/ready"))[0] == 200
-
-        await wait_until(ready, what="a leader")
+        await start_and_init(nodes, admin_password=ADMIN_PW)
+        await wait_ready(nodes[0])  # a leader elected: Authenticate waits for a read barrier
         admin = await Conn.login(nodes[0].addr, "admin", ADMIN_PW)
         await wait_until(lambda: _leader_known(admin), what="a leader")
         c = Cluster(nodes, {}, {}, {}, admin)
