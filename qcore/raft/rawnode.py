@@ -362,6 +362,7 @@ class RawNode:
                 auto_leave=conf.auto_leave,
                 addresses=dict(conf.addresses),
             ),
+            conf_index=r.conf_history[-1][0] if r.conf_history else 0,
             lead_transferee=r.lead_transferee,
         )
         if r.role == Role.LEADER:

@@ -44,6 +44,8 @@ async def test_a_learner_can_be_removed_through_a_follower_and_a_retry_is_harmle
     assert ok["membership"]["learners"] == [] and "4" not in ok["membership"]["nodes"], reply
     for n in ns:
         await wait_until(lambda n=n: _without_4(n), what=f"node {n.id} to drop node 4")
+        # the configuration in force names the entry that set it (openraft's StoredMembership.log_id)
+        assert (await node_metrics(n))["membership_config"]["log_id"]["index"] == ok["log_id"]["index"]
 
     again = _cli(ns[0].addr, "remove-node", "4")  # a retry: nothing left to do
     assert again.returncode == 0, again.stderr

@@ -50,6 +50,8 @@ async def test_uninitialised_node_then_init(nodes):
     assert m["membership_config"]["membership"]["configs"] == [[1]]
     assert m["membership_config"]["membership"]["nodes"] == {"1": n.addr}
     assert m["last_applied"]["index"] >= 2
+    assert 1 <= m["membership_config"]["log_id"]["index"] <= m["last_applied"]["index"]
+    assert m["membership_config"]["log_id"]["leader_id"]["term"] >= 1
     # the config file's tree was applied by Init
     roots = await c.perform({"FindEntities": {"entity_type": "Root", "page_opts": None}})
     assert roots["FindEntities"]["error"] is None
