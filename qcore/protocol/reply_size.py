@@ -151,8 +151,8 @@ class ReadMeter:
             n = _TAG + 2 + 6 * len(p) if len(p) <= _SHORT else _TAG + text_size(p)
         elif c is Blob or c is EntityList:
             key = id(v.v)
-            n = self._payloads.get(key)  # type: ignore[assignment]
-            if n is None:
+            n = self._payloads.get(key, -1)
+            if n < 0:
                 n = self._payloads[key] = value_size(v)
         elif c is EntityReference:
             n = _TAG + (4 if v.v is None else _EID + _NUMBER + self._name(v.v.typ))
