@@ -275,11 +275,14 @@ class StateMachine:
         return response, changes
 
     def _linked_user(self, target: EntityId) -> str | None:
-        """The first user (by name) linked to `target` or to an entity under it."""
+        """The first user (by name) linked to `target` or to an entity under it. An entity is
+        its type and number: a `target` that does not exist as named has no user (the store says so)."""
+        if not self._entity_exists(target):
+            return None
         for name in sorted(self.auth.users):
             e = self.auth.users[name].entity
             while e is not None:
-                if e.id == target.id:
+                if e == target:
                     return name
                 try:
                     e = self.store.read_path(e, "Parent")[0].v

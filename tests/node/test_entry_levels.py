@@ -189,6 +189,26 @@ def test_from_level_2_the_entity_a_user_is_linked_to_cannot_be_deleted_before_th
         assert reply["DeleteEntity"]["error"] is None
 
 
+def test_a_delete_of_an_entity_that_does_not_exist_says_so_whatever_users_are_linked_to() -> None:
+    """An entity is its type and its number: deleting Folder$2, User$1 or Nope$2 while carol is
+    linked to User$2 under Folder$1 deletes nothing, so the answer is the store's, not carol's link."""
+    node = Node()
+    node.apply(log_for(2)[0])
+    node.apply(entry(attributed("admin", create(None, "people")), 2))
+    node.apply(entry(attributed("admin", {"CreateEntity": {
+        "entity_type": "User", "parent_id": FOLDER1, "name": "carol"}}), 2))
+    node.apply(entry(auth_command("admin", UserAdd("carol", H, (), EntityId("User", 2))), 2))
+    for typ, num in (("Folder", 2), ("User", 1), ("Nope", 2)):  # carol's and people's numbers
+        target = {"typ": typ, "id": num}
+        reply = node.apply(entry(attributed("admin", {"DeleteEntity": {"entity_id": target}}), 2))[0]
+        assert reply["DeleteEntity"]["error"] == f"entity {typ}${num} does not exist", reply
+    assert node.cell(EntityId("User", 2), "Name")[0].v == "carol"
+    # a user a level-1 entry linked to an entity that does not exist: nothing to delete either
+    node.apply(entry(auth_command("admin", UserAdd("ghost", H, (), EntityId("Folder", 99))), 1))
+    reply = node.apply(entry(attributed("admin", {"DeleteEntity": {"entity_id": {"typ": "Folder", "id": 99}}}), 2))
+    assert reply[0]["DeleteEntity"]["error"] == "entity Folder$99 does not exist", reply
+
+
 @pytest.mark.parametrize("level", [1, 2])
 def test_two_nodes_fed_the_same_entries_reach_the_same_bytes(level: int) -> None:
     a, b = Node(), Node()
