@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         runner = asyncio.run
     from qcore.node.cluster_identity import DataDirMismatch
+    from qcore.node.driver import EXIT_NEEDS_UPGRADE
+    from qcore.node.entries import LevelUnsupported
     from qcore.node.options import StartupError
     from qcore.node.peer_auth import SecretFileError
     from qcore.node.tls import TlsConfigError
@@ -289,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         return runner(_run(opts, announce=not json_logs))
     except (ConfigError, TlsConfigError, SecretFileError, DataDirMismatch, StartupError) as exc:  # read at start-up
         return _fatal(str(exc), 2, json_logs)
+    except LevelUnsupported as exc:  # its own snapshot holds entries of a newer build's level
+        return _fatal(str(exc), EXIT_NEEDS_UPGRADE, json_logs)
     except OSError as exc:
         return _fatal(str(exc), 1, json_logs)
     except Exception as exc:  # StorageError and the like: a clear one-line reason

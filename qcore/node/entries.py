@@ -148,10 +148,19 @@ def lowered(data: bytes, level: int) -> bytes:
     return data[:m.start(1) - len(b'"v":')] + v + data[m.end(1) + 1:]  # `"v":N,` replaced
 
 
+HELD_BY_LOG = 0  # proposal_level's `by` when the applied log, not a member, sets the level
+
+
 def proposal_level(own: int, me: int, leader: int, members: Iterable[int],
-                   declared: Callable[[int], int | None]) -> tuple[int, int | None] | None:
+                   declared: Callable[[int], int | None],
+                   applied: int = LEVEL_BEFORE_LEVELS) -> tuple[int, int | None] | None:
     """The level this node writes its entries at, and the node that holds it below `own`
-    (None: `own` does). The lowest level a member that must apply them can apply:
+    (None: `own` does; HELD_BY_LOG: `applied` does). The lowest level a member that must
+    apply them can apply, but never below `applied` (capped at `own`), the highest level of
+    an entry this node applied: a committed entry of a level shows that every member applies
+    it (joining a member of an older build is a downgrade, not supported), so the level does
+    not fall back to 1 when a member that is down has not declared one since a restart, as
+    etcd's cluster version never goes down:
 
     - as the leader (`leader == me`): min of `own` and the level every other member of
       the configuration (voters and learners) declared on its Raft link to us; a member
@@ -174,6 +183,9 @@ def proposal_level(own: int, me: int, leader: int, members: Iterable[int],
         theirs = LEVEL_BEFORE_LEVELS if theirs is None else theirs
         if theirs < level:
             level, by = theirs, peer
+    floor = min(applied, own)
+    if floor > level:
+        return floor, HELD_BY_LOG
     return level, by
 
 

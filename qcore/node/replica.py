@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from qcore.node.commit_notices import CommitNotices
-from qcore.node.entries import proposal_level
+from qcore.node.entries import HELD_BY_LOG, proposal_level
 from qcore.node.errors import NO_LEADER_TEXT, LeaderChanged, NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.own_snapshots import Builder, MakeBuilder, OwnSnapshots
 from qcore.node.reads import ReadBatcher
@@ -59,6 +59,9 @@ class Application(Protocol):
 
     #: The highest semantics level (qcore.node.entries) it writes and applies.
     entry_level: int
+    #: The highest level of any entry it applied (its snapshots carry it): entries are not
+    #: proposed below it (entries.proposal_level).
+    applied_level: int
 
     def encode_batch(self, commands: list[list[Any]], level: int) -> tuple[bytes, Any]:
         """One entry's payload for `commands` ([origin, seq, request] each) at semantics
@@ -550,15 +553,17 @@ class Replica:
         level stands."""
         raw, me = self.raw, self.opts.id
         got = proposal_level(self._app.entry_level, me, raw.leader_id, raw.conf_state.members(),
-                             self._declared_level)
+                             self._declared_level, self._app.applied_level)
         if got is None:
             return self.entry_level
         level, by = got
-        declared = None if by is None else self._declared_level(by)
+        declared = None if by is None or by == HELD_BY_LOG else self._declared_level(by)
         if (level, by, declared) != self._level_why:
             self._level_why = (level, by, declared)
             if by is None:
                 why = "this build's level"
+            elif by == HELD_BY_LOG:
+                why = f"entries of level {level} are applied already"
             else:
                 said = f"declared level {declared}" if declared is not None else "has declared no level yet"
                 why = f"node {by}{', the leader,' if by == raw.leader_id else ''} {said}"

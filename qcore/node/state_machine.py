@@ -18,9 +18,10 @@ LevelUnsupported before it changes anything; the node stops on it (the
 driver), with the entry still unapplied, and stops on it again after a restart.
 
 The state machine's snapshot is the store's snapshot alone while the auth
-state was never changed (as before users existed); otherwise
-``QCSM1\n``, the auth state's JSON length (8 bytes, big-endian), that JSON,
-then the store's snapshot.
+state was never changed and no entry above level 1 was applied (as before
+users and levels existed); otherwise ``QCSM1\n``, the auth state's JSON
+length (8 bytes, big-endian), that JSON (with ``"entry_level"``, the highest
+level applied, when above 1), then the store's snapshot.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import orjson
 from qcore.node import malloc_policy
 from qcore.node.entries import (
     ENTRY_LEVEL,
+    LEVEL_BEFORE_LEVELS,
     Attributed,
     AuthCommand,
     Batch,
@@ -116,6 +118,7 @@ class StateMachine:
         self._on_restore = on_restore
         self._on_users_on = on_users_on
         self.applied_index = 0
+        self.applied_level = LEVEL_BEFORE_LEVELS  # the highest level applied (Application)
         self.max_reply = max_reply
 
     def set_change_sink(self, sink: ChangeSink | None) -> None:
@@ -167,6 +170,8 @@ class StateMachine:
         level = batch.level
         if not supported(level):
             raise LevelUnsupported(index, level)
+        if level > self.applied_level:
+            self.applied_level = level
         now = Timestamp(batch.secs, batch.nanos)
         store = self.store
         results: list[tuple[int, Any]] = []
@@ -333,27 +338,36 @@ class StateMachine:
         else:
             store_snapshot = self.store.snapshot
 
-        if self.auth.empty:
+        if self.auth.empty and self.applied_level == LEVEL_BEFORE_LEVELS:
             return store_snapshot
-        doc = orjson.dumps(self.auth.to_json())
+        state = self.auth.to_json()
+        if self.applied_level != LEVEL_BEFORE_LEVELS:  # absent: 1, as a build before levels writes
+            state["entry_level"] = self.applied_level
+        doc = orjson.dumps(state)
         head = _SNAPSHOT_MAGIC + len(doc).to_bytes(8, "big") + doc
         return lambda: head + store_snapshot()
 
     def restore(self, data: bytes, index: int) -> None:
         auth = AuthState()
+        applied_level = LEVEL_BEFORE_LEVELS
         if data[: len(_SNAPSHOT_MAGIC)] == _SNAPSHOT_MAGIC:
             start = len(_SNAPSHOT_MAGIC) + 8
             size = int.from_bytes(data[len(_SNAPSHOT_MAGIC):start], "big")
             try:
-                auth = AuthState.from_json(orjson.loads(data[start:start + size]))
+                state = orjson.loads(data[start:start + size])
+                auth = AuthState.from_json(state)
+                applied_level = state.get("entry_level", LEVEL_BEFORE_LEVELS)
             except (ValueError, orjson.JSONDecodeError) as exc:
                 raise StoreError(f"snapshot: {exc}") from None
+            if not supported(applied_level):
+                raise LevelUnsupported(index, applied_level)
             data = data[start + size:]
         self.store = Store.restore(data) if data else Store()
         malloc_policy.trim()  # the store it replaced is free now
         was_on, self.auth = self.auth.enabled, auth
         self._grants.clear()
         self.applied_index = index
+        self.applied_level = applied_level
         if self._on_restore is not None:
             self._on_restore(index)
         self._tell_users_on(was_on, index)

@@ -92,6 +92,7 @@ class RegisterApp:
         self._on_restore = on_restore
 
     entry_level = 1  # one set of rules: semantics levels (qcore.node.entries) do not arise
+    applied_level = 1
 
     def encode_batch(self, commands: list[list[Any]], level: int) -> tuple[bytes, list[list[Any]]]:
         return json.dumps(commands, separators=(",", ":")).encode(), commands

@@ -16,6 +16,7 @@ import pytest
 
 from qcore.node.entries import (
     ENTRY_LEVEL,
+    HELD_BY_LOG,
     Batch,
     LevelUnsupported,
     attributed,
@@ -281,6 +282,39 @@ def test_the_proposal_level_is_the_lowest_a_member_that_applies_the_entries_decl
     assert proposal_level(2, 2, 1, members, {1: 2, 3: 1}.get) == (2, None)  # ... only the leader's
     assert proposal_level(2, 2, 1, members, {}.get) == (1, 1)  # a leader that declared none: 1
     assert proposal_level(2, 2, 0, members, at.get) is None  # no leader: nothing to propose
+
+
+def test_the_proposal_level_does_not_fall_below_the_highest_level_applied() -> None:
+    """Once an entry of a level is applied, every member applies that level (a downgrade is
+    not supported): a member not heard from since a restart does not take the level back."""
+    members = (1, 2, 3)
+    assert proposal_level(2, 1, 1, members, {2: 2}.get, applied=2) == (2, HELD_BY_LOG)  # 3 never heard from
+    assert proposal_level(2, 1, 1, members, {2: 2}.get, applied=1) == (1, 3)
+    assert proposal_level(2, 1, 1, members, {2: 2, 3: 2}.get, applied=2) == (2, None)
+    assert proposal_level(2, 1, 1, members, {}.get, applied=3) == (2, HELD_BY_LOG)  # never above its own
+    assert proposal_level(2, 2, 1, members, {}.get, applied=2) == (2, HELD_BY_LOG)  # a follower too
+    assert proposal_level(2, 2, 0, members, {}.get, applied=2) is None
+
+
+def test_the_highest_level_applied_is_kept_in_the_snapshot() -> None:
+    node, _ = replay(2)
+    assert node.sm.applied_level == 2
+    back = StateMachine()
+    back.restore(node.snapshot(), node.index)
+    assert back.applied_level == 2 and back.snapshot_builder()() == node.snapshot()
+    old, _ = replay(1)  # a log of a build before levels: the snapshot that build makes, level 1
+    assert old.sm.applied_level == 1 and b"entry_level" not in old.snapshot()
+    back.restore(old.snapshot(), old.index)
+    assert back.applied_level == 1
+    plain = StateMachine()  # no users: the header carries the level alone
+    plain.apply_entry(1, encode_init(encode_load_config(LoadConfig([OBJECT, FOLDER, USER], [])), (1, 0)), ORIGIN)
+    assert plain.applied_level == 2
+    back = StateMachine()
+    back.restore(plain.snapshot_builder()(), 1)
+    assert back.applied_level == 2 and not back.auth.enabled and back.auth.empty
+    newer = node.snapshot().replace(b'"entry_level":2', b'"entry_level":3')
+    with pytest.raises(LevelUnsupported, match="needs qcore semantics level 3"):
+        StateMachine().restore(newer, 9)
 
 
 def test_a_batch_lowered_to_level_1_is_what_a_build_before_levels_writes_and_is_applied_so() -> None:

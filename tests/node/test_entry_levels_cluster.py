@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.node.harness import Conn, NodeProc, eid, read, start_and_init, wait_ready, wait_until, write
+from tests.node.harness import (Conn, NodeProc, eid, read, start_and_init, wait_ready, wait_serving, wait_until,
+                                write)
 from tests.node.http_get import http_get
 
 OLDER_BUILD = ("import sys\nimport qcore.node.entries as entries\nentries.ENTRY_LEVEL = 1\n"
@@ -81,3 +82,57 @@ async def test_a_leader_of_this_build_writes_what_a_member_of_an_older_build_app
             await c.close()
         for n in nodes:
             n.kill9()
+
+
+async def test_a_cluster_of_this_build_keeps_its_level_while_a_member_is_down_and_the_others_restart(
+        tmp_path: Path) -> None:
+    """Every member runs this build and level-2 entries are applied. Node 3 goes down, nodes 1 and
+    2 restart: the leader has not heard node 3 declare a level since its start, but the log it
+    applied holds level-2 entries, so it goes on writing level 2 (a move records its writer on the
+    parents' Children), as etcd's cluster version does not go down."""
+    nodes = [NodeProc(i, tmp_path) for i in (1, 2, 3)]
+    conns: list[Conn] = []
+    try:
+        await start_and_init(nodes)
+        for n in nodes:
+            await wait_ready(n)
+        c = await Conn.open(nodes[0].addr)
+        leader = await _leader(c)
+        await wait_until(lambda: _at(nodes[leader - 1], "2.0"), what="qcore_entry_level 2 on the leader")
+        r = await c.perform({"CreateEntity": {"entity_type": "Object", "parent_id": None, "name": "before"}})
+        assert r["CreateEntity"]["error"] is None, r
+        await c.close()
+
+        nodes[2].kill9()
+        for n in nodes[:2]:
+            assert n.terminate() == 0
+            n.start()
+            await wait_serving(n)
+            await wait_ready(n)
+        conns = [await Conn.open(n.addr) for n in nodes[:2]]
+        leader = await _leader(conns[0])
+        assert await _entry_level(nodes[leader - 1]) == "2.0"
+        assert "entries of level 2 are applied already" in nodes[leader - 1].log_path.read_text()
+
+        async def create(name: str, parent: Any = None) -> Any:
+            r = await conns[0].perform({"CreateEntity": {"entity_type": "Object", "parent_id": parent, "name": name}})
+            assert r["CreateEntity"]["error"] is None, r
+            return r["CreateEntity"]["response"]
+
+        a, b = await create("a"), await create("b")
+        moved = await create("moved", a)
+        move = write(moved, "Parent", {"EntityReference": b})
+        move["Write"]["writer_id"] = eid("Object", 99)
+        r = await conns[1].perform({"UpdateEntity": {"request": [move]}})  # through either node
+        assert r["UpdateEntity"]["error"] is None, r
+        got = await conns[0].perform({"UpdateEntity": {"request": [read(b, "Children")]}})
+        assert got["UpdateEntity"]["response"][0]["Read"]["writer_id"] == eid("Object", 99), got
+    finally:
+        for c in conns:
+            await c.close()
+        for n in nodes:
+            n.kill9()
+
+
+async def _at(n: NodeProc, level: str) -> bool:
+    return await _entry_level(n) == level

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import orjson
 
-from qcore.node.entries import auth_command, attributed, encode_batch, encode_init, new_batch
+from qcore.node.entries import ENTRY_LEVEL, attributed, auth_command, encode_batch, encode_init, new_batch
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_load_config
 from qcore.store import EntityId, LoadConfig
@@ -30,18 +30,19 @@ def update(*reqs: dict) -> dict:
 class Log:
     """Feeds entries to a state machine as the driver does, one command per entry."""
 
-    def __init__(self, sm: StateMachine, users: bool = True) -> None:
+    def __init__(self, sm: StateMachine, users: bool = True, level: int = ENTRY_LEVEL) -> None:
         self.sm = sm
         self.index = 0
+        self.level = level
         config = LoadConfig([OBJECT, FOLDER, USER], [])
-        self._entry(encode_init(encode_load_config(config), (1, 0), {"admin": H} if users else None))
+        self._entry(encode_init(encode_load_config(config), (1, 0), {"admin": H} if users else None, level=level))
 
     def _entry(self, data: bytes) -> list:
         self.index += 1
         return self.sm.apply_entry(self.index, data, ORIGIN)
 
     def run(self, command: dict) -> dict:
-        [(_, response)] = self._entry(encode_batch(new_batch([[ORIGIN, 1, command]])))
+        [(_, response)] = self._entry(encode_batch(new_batch([[ORIGIN, 1, command]], self.level)))
         return response  # type: ignore[no-any-return]
 
     def ok(self, command: dict) -> dict:
@@ -107,9 +108,9 @@ def test_changes_to_users_are_refused_to_non_admins_at_their_position() -> None:
 
 
 def test_the_snapshot_holds_users_and_roles_and_is_the_store_alone_without_them() -> None:
-    plain = Log(StateMachine(), users=False)
+    plain = Log(StateMachine(), users=False, level=1)
     plain.ok({"CreateEntity": {"entity_type": "Folder", "parent_id": None, "name": "f"}})
-    assert plain.sm.snapshot_builder()() == plain.sm.store.snapshot()  # as before users existed
+    assert plain.sm.snapshot_builder()() == plain.sm.store.snapshot()  # as before users and levels existed
 
     log = started()
     data = log.sm.snapshot_builder()()
@@ -120,7 +121,7 @@ def test_the_snapshot_holds_users_and_roles_and_is_the_store_alone_without_them(
     assert back.store.snapshot() == log.sm.store.snapshot()
     assert orjson.dumps(back.auth.to_json()) == orjson.dumps(log.sm.auth.to_json())
     r = Log.__new__(Log)
-    r.sm, r.index = back, log.index
+    r.sm, r.index, r.level = back, log.index, log.level
     assert r.run(attributed("alice", update(write(USER2, "Name", {"String": "no"}))))["UpdateEntity"]["error"]
 
 
