@@ -68,13 +68,6 @@ def build_metrics(node: MetricsSource) -> dict[str, Any]:
     purged_term = _term_at(node, purged_index) if purged_index else 0
     role = Role.CANDIDATE if st.role == Role.PRE_CANDIDATE else st.role
     cs = st.conf_state
-    # The entry that set the configuration, or the snapshot that carries it once
-    # that entry is compacted away (a restarted node knows only the snapshot).
-    conf_index, conf_term = st.conf_index, 0
-    if conf_index and conf_index <= snap_index:
-        conf_index, conf_term = snap_index, snap_term
-    elif conf_index:
-        conf_term = _term_at(node, conf_index)
     if role == Role.FOLLOWER and node.opts.id in cs.learners:
         role = Role.LEARNER
     replication = None
@@ -99,7 +92,7 @@ def build_metrics(node: MetricsSource) -> dict[str, Any]:
         "current_leader": leader or None,
         "millis_since_quorum_ack": (ticks * node.opts.tick_ms) if (st.role == Role.LEADER and ticks is not None) else None,
         "membership_config": {
-            "log_id": log_id(conf_term, conf_index, term_leader(conf_term)),
+            "log_id": log_id(st.conf_term, st.conf_index, term_leader(st.conf_term)),
             "membership": membership_json(cs),
         },
         "replication": replication,

@@ -171,7 +171,10 @@ def _conf_state(obj: Any) -> ConfState:
 
 
 def encode_snapshot_meta(meta: SnapshotMeta) -> dict[str, Any]:
-    return {"index": meta.index, "term": meta.term, "conf_state": meta.conf_state.to_json()}
+    out = {"index": meta.index, "term": meta.term, "conf_state": meta.conf_state.to_json()}
+    if meta.conf_index:  # absent (an older build's): the snapshot's own log id stands for it
+        out["conf_index"], out["conf_term"] = meta.conf_index, meta.conf_term
+    return out
 
 
 def decode_snapshot_meta(obj: Any) -> SnapshotMeta:
@@ -183,6 +186,8 @@ def decode_snapshot_meta(obj: Any) -> SnapshotMeta:
         index=_int(obj.get("index"), "snapshot.index"),
         term=_int(obj.get("term"), "snapshot.term"),
         conf_state=_conf_state(obj["conf_state"]),
+        conf_index=_int(obj.get("conf_index", 0), "snapshot.conf_index"),
+        conf_term=_int(obj.get("conf_term", 0), "snapshot.conf_term"),
     )
 
 

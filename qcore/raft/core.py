@@ -118,9 +118,11 @@ class Raft:
         # first, since the last compaction: the configuration of a snapshot
         # taken at an index below `applied`.
         self.conf_history: list[tuple[int, ConfState]] = []
+        # The term of each entry in conf_history (its log id, for GetMetrics and snapshots).
+        self.conf_terms: dict[int, int] = {}
         if snapshot is not None:
             self.trk.set_conf(snapshot.meta.conf_state, self.log.last_index() + 1)
-            self.conf_history.append((snapshot.meta.index, snapshot.meta.conf_state))
+            self._conf_from_snapshot(snapshot.meta)
         if hs.commit > self.log.last_index():
             logger.warning("node %d: stored commit %d beyond last index %d; clamping", self.id, hs.commit, self.log.last_index())
         self.log.committed = min(max(hs.commit, self.log.snap_index), self.log.last_index())
@@ -188,12 +190,16 @@ class Raft:
         return max(0, self.ticks - t)
 
     def conf_at(self, index: int) -> ConfState:
-        conf = ConfState()
+        return self.conf_entry_at(index)[1]
+
+    def conf_entry_at(self, index: int) -> tuple[int, ConfState]:
+        """(index of the entry that set it, configuration) in effect at `index`."""
+        entry: tuple[int, ConfState] = (0, ConfState())
         for i, c in self.conf_history:
             if i > index:
                 break
-            conf = c
-        return conf
+            entry = (i, c)
+        return entry
 
     # ------------------------------------------------------------------
     # Sending
@@ -861,8 +867,13 @@ class Raft:
         self.log.restore(s)
         self.snapshot = s
         self.trk.set_conf(s.meta.conf_state, self.log.last_index() + 1)
-        self.conf_history = [(idx, s.meta.conf_state)]
+        self._conf_from_snapshot(s.meta)
         return True
+
+    def _conf_from_snapshot(self, meta: SnapshotMeta) -> None:
+        index, term = meta.conf_log_id()
+        self.conf_history = [(index, meta.conf_state)]
+        self.conf_terms = {index: term}
 
     # ------------------------------------------------------------------
     # Proposals, configuration, persistence and apply feedback
@@ -932,6 +943,7 @@ class Raft:
         before = set(self.trk.progress)
         self.trk.set_conf(new, self.log.last_index() + 1)
         self.conf_history.append((index, new))
+        self.conf_terms[index] = self.log.term(index) or 0
         if self.role != Role.LEADER:
             return
         if self.id not in self.trk.voter_ids():
@@ -1022,7 +1034,10 @@ class Raft:
         term = self.log.term(index)
         if term is None:
             raise ValueError(f"snapshot index {index} is compacted")
-        snap = Snapshot(meta=SnapshotMeta(index=index, term=term, conf_state=self.conf_at(index)), data=data)
+        conf_index, conf = self.conf_entry_at(index)
+        meta = SnapshotMeta(index=index, term=term, conf_state=conf, conf_index=conf_index,
+                            conf_term=self.conf_terms.get(conf_index, 0))
+        snap = Snapshot(meta=meta, data=data)
         self.snapshot = snap
         return snap
 
@@ -1034,3 +1049,4 @@ class Raft:
         keep = [i for i, (ci, _) in enumerate(self.conf_history) if ci <= index]
         if keep:
             del self.conf_history[: keep[-1]]
+            self.conf_terms = {ci: self.conf_terms.get(ci, 0) for ci, _ in self.conf_history}

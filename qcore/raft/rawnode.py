@@ -363,6 +363,7 @@ class RawNode:
                 addresses=dict(conf.addresses),
             ),
             conf_index=r.conf_history[-1][0] if r.conf_history else 0,
+            conf_term=r.conf_terms.get(r.conf_history[-1][0], 0) if r.conf_history else 0,
             lead_transferee=r.lead_transferee,
         )
         if r.role == Role.LEADER:

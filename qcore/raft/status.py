@@ -37,8 +37,9 @@ class Status:
     snapshot_term: int
     first_index: int
     conf_state: ConfState
-    # Index of the entry (or snapshot) that set conf_state; 0 before the first.
+    # Log id of the entry that set conf_state (0, 0 before the first).
     conf_index: int = 0
+    conf_term: int = 0
     # Leader only: every member's progress (including the leader's own).
     progress: dict[int, ProgressStatus] = field(default_factory=dict)
     # Leader only: ticks since a quorum of voters last answered.

@@ -92,6 +92,14 @@ class SnapshotMeta:
     index: int = 0
     term: int = 0
     conf_state: ConfState = field(default_factory=ConfState)
+    # The log id of the entry that set conf_state (0: not known, as in a snapshot
+    # of an older build: the snapshot's own index and term stand for it).
+    conf_index: int = 0
+    conf_term: int = 0
+
+    def conf_log_id(self) -> tuple[int, int]:
+        """(index, term) of the entry that set conf_state, or the snapshot's own."""
+        return (self.conf_index, self.conf_term) if self.conf_index else (self.index, self.term)
 
 
 @dataclass(slots=True)

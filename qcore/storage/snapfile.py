@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import zlib
+from typing import Any
 
 from qcore.raft.types import ConfState, Snapshot, SnapshotMeta
 
@@ -46,15 +47,11 @@ def write_snapshot(fs: FileSystem, dir_path: str, snap: Snapshot) -> str:
     """Durably write `snap` into `dir_path`; return the final file name."""
     meta = snap.meta
     name = snapshot_name(meta.index, meta.term)
-    meta_bytes = json.dumps(
-        {
-            "index": meta.index,
-            "term": meta.term,
-            "conf_state": meta.conf_state.to_json(),
-            "data_len": len(snap.data),
-        },
-        separators=(",", ":"),
-    ).encode()
+    head: dict[str, Any] = {"index": meta.index, "term": meta.term, "conf_state": meta.conf_state.to_json()}
+    if meta.conf_index:  # absent (an older build's file): the snapshot's own log id stands for it
+        head["conf_index"], head["conf_term"] = meta.conf_index, meta.conf_term
+    head["data_len"] = len(snap.data)
+    meta_bytes = json.dumps(head, separators=(",", ":")).encode()
     tmp = os.path.join(dir_path, name + ".tmp")
     fs.unlink(tmp)  # left over by a crash in the middle of the same snapshot
     fd = fs.create(tmp)
@@ -110,6 +107,8 @@ def read_snapshot(path: str) -> Snapshot:
         index=int(obj["index"]),
         term=int(obj["term"]),
         conf_state=ConfState.from_json(obj["conf_state"]),
+        conf_index=int(obj.get("conf_index", 0)),
+        conf_term=int(obj.get("conf_term", 0)),
     )
     if parse_name(name) not in (None, (meta.index, meta.term)):
         raise StorageError(f"snapshot {name}: metadata says index {meta.index} term {meta.term}")

@@ -101,3 +101,39 @@ async def test_the_last_voter_cannot_be_removed(nodes):
     assert "only voter" in reply["RemoveNodeResponse"]["response"]["Err"]
     assert _members(await c.metrics()) == ([1], [])
     await c.close()
+
+
+async def test_the_configurations_log_id_is_the_same_on_every_node_through_snapshots_and_restarts(nodes):
+    """GetMetrics' membership_config.log_id names the entry that set the configuration (openraft's
+    StoredMembership): the same on every node after that entry is compacted into snapshots, and
+    after a node restarts from its snapshot (the snapshot carries it)."""
+    snap = ("--snapshot-threshold", "10", "--snapshot-keep", "2")
+    ns = [nodes(i, *snap) for i in (1, 2, 3)]
+    conns, leader = await init_cluster(ns)
+    learner = nodes(4, *snap).start()
+    await wait_serving(learner)
+    reply = await conns[leader - 1].call("AddLearner", node_id=4, node_addr=learner.addr, timeout=60)
+    assert "Ok" in reply["AddLearnerResponse"]["response"], reply
+    reply = await conns[leader - 1].call("RemoveNode", node_id=4, timeout=60)
+    set_by = reply["RemoveNodeResponse"]["response"]["Ok"]["log_id"]
+    learner.kill9()
+    for i in range(30):  # every node takes snapshots past the configuration's entry
+        await make_counter(conns[leader - 1], f"c{i}")
+
+    async def log_ids() -> list[dict]:
+        return [(await node_metrics(n))["membership_config"]["log_id"] for n in ns]
+
+    async def all_at_set_by() -> bool:
+        return all(i is not None and i["index"] == set_by["index"] for i in await log_ids())
+
+    await wait_until(all_at_set_by, what="every node's configuration log id")
+    for n in ns:
+        assert (await node_metrics(n))["snapshot"]["index"] > set_by["index"]
+    assert {(i["index"], i["leader_id"]["term"]) for i in await log_ids()} == {
+        (set_by["index"], set_by["leader_id"]["term"])}
+    follower = next(n for n in ns if n.id != leader)
+    assert follower.terminate() == 0
+    follower.start()
+    await wait_serving(follower)
+    restarted = (await node_metrics(follower))["membership_config"]["log_id"]
+    assert (restarted["index"], restarted["leader_id"]["term"]) == (set_by["index"], set_by["leader_id"]["term"])

@@ -44,6 +44,8 @@ def test_messages_round_trip() -> None:
         Message(MessageType.READ_INDEX, to=1, frm=2, context=b"\xff\x00"),
         Message(MessageType.SNAP, to=1, frm=2, term=3,
                 snapshot=Snapshot(SnapshotMeta(9, 3, ConfState(voters=(1, 2), addresses={1: "a:1", 2: "b:2"})))),
+        Message(MessageType.SNAP, to=1, frm=2, term=3,  # with the log id of the configuration's entry
+                snapshot=Snapshot(SnapshotMeta(9, 3, ConfState(voters=(1,)), conf_index=5, conf_term=2))),
     ]
     for msg in msgs:
         back = decode_message(encode_message(msg), snapshot_data=b"" if msg.snapshot else None)
