@@ -281,19 +281,33 @@ class StateMachine:
 
     def _linked_user(self, target: EntityId) -> str | None:
         """The first user (by name) linked to `target` or to an entity under it. An entity is
-        its type and number: a `target` that does not exist as named has no user (the store says so)."""
+        its type and number: a `target` that does not exist as named has no user (the store says so).
+        A leaf is checked against the links alone; otherwise each linked entity's way up the tree
+        is walked once, and every entity on it remembered, so users under one folder share a walk."""
         if not self._entity_exists(target):
             return None
-        for name in sorted(self.auth.users):
-            e = self.auth.users[name].entity
-            while e is not None:
-                if e == target:
-                    return name
+        users = self.auth.users
+        if self.store.tree.count(target.id) == 0:
+            return min((name for name, u in users.items() if u.entity == target), default=None)
+        under: dict[EntityId, bool] = {target: True}
+        found: str | None = None
+        for name, user in users.items():
+            e = user.entity
+            if e is None or (found is not None and name > found):
+                continue
+            path: list[EntityId] = []
+            while e is not None and e not in under:
+                path.append(e)
                 try:
                     e = self.store.read_path(e, "Parent")[0].v
                 except StoreError:  # gone already, or a type without a parent
-                    break
-        return None
+                    e = None
+            verdict = e is not None and under[e]
+            for p in path:
+                under[p] = verdict
+            if verdict:
+                found = name
+        return found
 
     def _change_auth(self, command: AuthCommand, index: int, level: int) -> dict[str, Any]:
         """Apply a change to users and roles; its result as AuthAdmin's ``{"Ok"}``/``{"Err"}``.

@@ -190,6 +190,39 @@ def test_from_level_2_the_entity_a_user_is_linked_to_cannot_be_deleted_before_th
         assert reply["DeleteEntity"]["error"] is None
 
 
+def test_the_delete_refusal_names_the_first_user_by_name_under_the_entity_and_only_those() -> None:
+    """Users linked under one folder share the walk up the tree; the refusal names the first of
+    those under the entity by name (the same on every node), and a user linked elsewhere, or to
+    a leaf's sibling, does not stop a delete."""
+    node = Node()
+    node.apply(log_for(2)[0])
+
+    def made(command: dict[str, Any]) -> dict[str, Any]:
+        reply = node.apply(entry(attributed("admin", command), 2))[0]["CreateEntity"]
+        assert reply["error"] is None, reply
+        return reply["response"]  # type: ignore[no-any-return]
+
+    top, other = made(create(None, "top")), made(create(None, "other"))
+    inner = made(create(top, "inner"))
+    leaf = made(create(inner, "leaf"))
+    for user, parent in (("zoe", inner), ("dan", inner), ("amy", other), ("bob", inner)):
+        e = made({"CreateEntity": {"entity_type": "User", "parent_id": parent, "name": user}})
+        node.apply(entry(auth_command("admin", UserAdd(user, H, (), EntityId(e["typ"], e["id"]))), 2))
+
+    def delete(target: dict[str, Any]) -> Any:
+        return node.apply(entry(attributed("admin", {"DeleteEntity": {"entity_id": target}}), 2))[0][
+            "DeleteEntity"]["error"]
+
+    for target in (top, inner):
+        assert delete(target) == (f"cannot delete {target['typ']}${target['id']}: user bob is linked to it or "
+                                  "to an entity under it; delete the user first")
+    assert delete(leaf) is None  # a leaf no user is linked to
+    assert delete(other) == (f"cannot delete {other['typ']}${other['id']}: user amy is linked to it or to an "
+                             "entity under it; delete the user first")
+    node.apply(entry(auth_command("admin", UserDelete("amy")), 2))
+    assert delete(other) is None
+
+
 def test_a_delete_of_an_entity_that_does_not_exist_says_so_whatever_users_are_linked_to() -> None:
     """An entity is its type and its number: deleting Folder$2, User$1 or Nope$2 while carol is
     linked to User$2 under Folder$1 deletes nothing, so the answer is the store's, not carol's link."""
