@@ -274,7 +274,7 @@ class Api:
         changes += [ConfChangeSingle(demote, n) for n in sorted(voters - members)]
         if not changes:
             return m.ok({"log_id": None, "membership": membership_json(cs)})
-        term, index = await driver.propose_conf_change(ConfChange(changes=tuple(changes)))
+        term, _ = await driver.propose_conf_change(ConfChange(changes=tuple(changes)))
 
         def settled() -> bool:
             now = driver.conf_state()
@@ -283,8 +283,12 @@ class Api:
         if not await driver.wait_for(settled, self._opts.request_timeout):
             raise _Refused(Kind.OUTCOME_UNKNOWN,
                            "the joint configuration was entered but has not been left yet; check GetMetrics")
-        return m.ok({"log_id": log_id(term, index, self._opts.id),  # proposed here, by the leader
-                     "membership": membership_json(driver.conf_state())})
+        # The entry that set the configuration returned (leaving the joint one, as openraft's
+        # change_membership answers with its uniform entry): GetMetrics' membership_config.log_id.
+        # Its leader: this node in the term it proposed in, else the current term's (GetMetrics' rule).
+        st = driver.status()
+        by = self._opts.id if st.conf_term == term else (st.leader_id if st.conf_term == st.term else 0)
+        return m.ok({"log_id": log_id(st.conf_term, st.conf_index, by), "membership": membership_json(st.conf_state)})
 
     def _matched(self, node_id: int) -> int:
         progress = self._driver.status().progress or {}

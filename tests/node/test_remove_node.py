@@ -137,3 +137,31 @@ async def test_the_configurations_log_id_is_the_same_on_every_node_through_snaps
     await wait_serving(follower)
     restarted = (await node_metrics(follower))["membership_config"]["log_id"]
     assert (restarted["index"], restarted["leader_id"]["term"]) == (set_by["index"], set_by["leader_id"]["term"])
+
+
+
+async def test_a_voter_change_answers_with_the_log_id_of_the_configuration_it_leaves_in_force(nodes):
+    """A change of voters by joint consensus takes two entries (enter the joint configuration, then
+    leave it); its reply, as openraft's change_membership, names the second, the one that set the
+    configuration it returns, which is what GetMetrics' membership_config.log_id says on every node."""
+    ns = [nodes(i).start() for i in (1, 2, 3)]
+    for n in ns:
+        await wait_serving(n)
+    c = await Conn.open(ns[0].addr)
+    assert (await c.call("Init", nodes=[]))["InitResponse"]["response"] == "Ok"
+    for n in ns[1:]:
+        reply = await c.call("AddLearner", node_id=n.id, node_addr=n.addr, timeout=60)
+        assert "Ok" in reply["AddLearnerResponse"]["response"], reply
+    reply = await c.call("ChangeMembership", members=[1, 2, 3], timeout=60)  # two voters added: joint
+    ok = reply["ChangeMembershipResponse"]["response"]["Ok"]
+
+    async def settled_everywhere() -> bool:
+        return [_members(await node_metrics(n)) for n in ns] == [([1, 2, 3], [])] * 3
+
+    await wait_until(settled_everywhere, what="the three voters everywhere")
+    for n in ns:
+        config = (await node_metrics(n))["membership_config"]
+        assert config["membership"] == ok["membership"]
+        assert (config["log_id"]["index"], config["log_id"]["leader_id"]["term"]) == (
+            ok["log_id"]["index"], ok["log_id"]["leader_id"]["term"]), (config, ok)
+    await c.close()
