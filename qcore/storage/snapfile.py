@@ -4,7 +4,9 @@ Layout of `snap-<index:016x>-<term:016x>.snap` (little-endian):
 
     magic "QCSNAP01" | u32 meta_len | u32 meta_crc | meta (JSON) | data | u32 data_crc | "QCSNAPEND"
 
-`meta` is {"index", "term", "conf_state", "data_len"}. The file is written
+`meta` is {"index", "term", "conf_state", "conf_index", "conf_term", "data_len"}
+(conf_index/conf_term, the log id of the entry that set conf_state, absent
+in an older version's file: SnapshotMeta.conf_log_id). The file is written
 under a `.tmp` name in chunks (no copy of the data is made), fsynced,
 renamed into place and the directory fsynced: a snapshot file that exists
 under its final name is complete. Reading checks the size, both CRCs and
