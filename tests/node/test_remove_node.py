@@ -126,9 +126,12 @@ async def test_the_configurations_log_id_is_the_same_on_every_node_through_snaps
     async def all_at_set_by() -> bool:
         return all(i is not None and i["index"] == set_by["index"] for i in await log_ids())
 
+    async def snapshots_past_it() -> bool:  # own snapshots are built in the background
+        snaps = [(await node_metrics(n))["snapshot"] for n in ns]
+        return all(s is not None and s["index"] > set_by["index"] for s in snaps)
+
+    await wait_until(snapshots_past_it, what="every node's snapshot past the configuration's entry")
     await wait_until(all_at_set_by, what="every node's configuration log id")
-    for n in ns:
-        assert (await node_metrics(n))["snapshot"]["index"] > set_by["index"]
     assert {(i["index"], i["leader_id"]["term"]) for i in await log_ids()} == {
         (set_by["index"], set_by["leader_id"]["term"])}
     follower = next(n for n in ns if n.id != leader)
