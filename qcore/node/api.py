@@ -242,8 +242,8 @@ class Api:
         return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
 
     async def remove_node(self, msg: m.RemoveNode, conn: ConnContext | None) -> Reply:
-        """Take a voter (by joint consensus, as ChangeMembership without it) or a learner
-        (one simple change) out of the configuration; a node that is not a member is
+        """Take a voter (as ChangeMembership without it would) or a learner (one simple
+        change) out of the configuration; a node that is not a member is
         answered Ok with a null log_id, so that a retried request is harmless."""
         async def local() -> Any:
             driver = self._driver
@@ -265,7 +265,8 @@ class Api:
         return await self._leader_only(msg, conn, local, m.RemoveNodeResponse)
 
     async def _set_voters(self, cs: ConfState, members: set[int], retain: bool) -> Any:
-        """Make `members` (all in `cs` already) the voters by joint consensus; voters left out
+        """Make `members` (all in `cs` already) the voters (joint consensus when more than one
+        voter changes, else one simple change); voters left out
         are removed, or kept as learners with `retain`. Runs on the leader."""
         driver = self._driver
         voters = set(cs.voters)
