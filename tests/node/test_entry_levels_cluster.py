@@ -26,6 +26,12 @@ async def _leader(c: Conn) -> int:
     return int(leader)
 
 
+async def _create(c: Conn, name: str, parent: Any = None) -> Any:
+    r = await c.perform({"CreateEntity": {"entity_type": "Object", "parent_id": parent, "name": name}})
+    assert r["CreateEntity"]["error"] is None, r
+    return r["CreateEntity"]["response"]
+
+
 async def _entry_level(n: NodeProc) -> str:
     _, _, body = await http_get(n.addr, "/metrics")
     (line,) = [ln for ln in body.decode().splitlines() if ln.startswith("qcore_entry_level ")]
@@ -50,13 +56,8 @@ async def test_a_leader_of_this_build_writes_what_a_member_of_an_older_build_app
         assert leader != 3
         conns = [await Conn.open(n.addr) for n in nodes]
 
-        async def create(name: str, parent: Any = None) -> Any:
-            r = await conns[0].perform({"CreateEntity": {"entity_type": "Object", "parent_id": parent, "name": name}})
-            assert r["CreateEntity"]["error"] is None, r
-            return r["CreateEntity"]["response"]
-
-        a, b = await create("a"), await create("b")
-        moved = await create("moved", a)
+        a, b = await _create(conns[0], "a"), await _create(conns[0], "b")
+        moved = await _create(conns[0], "moved", a)
         for i, c in enumerate(conns):  # a move made on every node: by the leader, or forwarded to it
             to = b if i % 2 == 0 else a
             move = write(moved, "Parent", {"EntityReference": to})
@@ -99,8 +100,7 @@ async def test_a_cluster_of_this_build_keeps_its_level_while_a_member_is_down_an
         c = await Conn.open(nodes[0].addr)
         leader = await _leader(c)
         await wait_until(lambda: _at(nodes[leader - 1], "2.0"), what="qcore_entry_level 2 on the leader")
-        r = await c.perform({"CreateEntity": {"entity_type": "Object", "parent_id": None, "name": "before"}})
-        assert r["CreateEntity"]["error"] is None, r
+        await _create(c, "before")
         await c.close()
 
         nodes[2].kill9()
@@ -114,13 +114,8 @@ async def test_a_cluster_of_this_build_keeps_its_level_while_a_member_is_down_an
         assert await _entry_level(nodes[leader - 1]) == "2.0"
         assert "entries of level 2 are applied already" in nodes[leader - 1].log_path.read_text()
 
-        async def create(name: str, parent: Any = None) -> Any:
-            r = await conns[0].perform({"CreateEntity": {"entity_type": "Object", "parent_id": parent, "name": name}})
-            assert r["CreateEntity"]["error"] is None, r
-            return r["CreateEntity"]["response"]
-
-        a, b = await create("a"), await create("b")
-        moved = await create("moved", a)
+        a, b = await _create(conns[0], "a"), await _create(conns[0], "b")
+        moved = await _create(conns[0], "moved", a)
         move = write(moved, "Parent", {"EntityReference": b})
         move["Write"]["writer_id"] = eid("Object", 99)
         r = await conns[1].perform({"UpdateEntity": {"request": [move]}})  # through either node
