@@ -114,12 +114,11 @@ class Raft:
         # The latest snapshot (taken here or received): what a leader sends
         # to a follower that needs compacted entries.
         self.snapshot: Snapshot | None = snapshot
-        # (index, configuration in effect after applying `index`), oldest
+        # (index, term, configuration in effect after applying `index`), oldest
         # first, since the last compaction: the configuration of a snapshot
-        # taken at an index below `applied`.
-        self.conf_history: list[tuple[int, ConfState]] = []
-        # The term of each entry in conf_history (its log id, for GetMetrics and snapshots).
-        self.conf_terms: dict[int, int] = {}
+        # taken at an index below `applied`, and the log id of the entry that
+        # set it (GetMetrics, snapshot metadata).
+        self.conf_history: list[tuple[int, int, ConfState]] = []
         if snapshot is not None:
             self.trk.set_conf(snapshot.meta.conf_state, self.log.last_index() + 1)
             self._conf_from_snapshot(snapshot.meta)
@@ -190,15 +189,16 @@ class Raft:
         return max(0, self.ticks - t)
 
     def conf_at(self, index: int) -> ConfState:
-        return self.conf_entry_at(index)[1]
+        return self.conf_entry_at(index)[2]
 
-    def conf_entry_at(self, index: int) -> tuple[int, ConfState]:
-        """(index of the entry that set it, configuration) in effect at `index`."""
-        entry: tuple[int, ConfState] = (0, ConfState())
-        for i, c in self.conf_history:
-            if i > index:
+    def conf_entry_at(self, index: int) -> tuple[int, int, ConfState]:
+        """(index, term of the entry that set it, configuration) in effect at `index`;
+        (0, 0, empty) before the first."""
+        entry: tuple[int, int, ConfState] = (0, 0, ConfState())
+        for e in self.conf_history:
+            if e[0] > index:
                 break
-            entry = (i, c)
+            entry = e
         return entry
 
     # ------------------------------------------------------------------
@@ -872,8 +872,7 @@ class Raft:
 
     def _conf_from_snapshot(self, meta: SnapshotMeta) -> None:
         index, term = meta.conf_log_id()
-        self.conf_history = [(index, meta.conf_state)]
-        self.conf_terms = {index: term}
+        self.conf_history = [(index, term, meta.conf_state)]
 
     # ------------------------------------------------------------------
     # Proposals, configuration, persistence and apply feedback
@@ -942,8 +941,7 @@ class Raft:
         logger.info("node %d: configuration at index %d: %s", self.id, index, new.to_json())
         before = set(self.trk.progress)
         self.trk.set_conf(new, self.log.last_index() + 1)
-        self.conf_history.append((index, new))
-        self.conf_terms[index] = self.log.term(index) or 0
+        self.conf_history.append((index, self.log.term(index) or 0, new))
         if self.role != Role.LEADER:
             return
         if self.id not in self.trk.voter_ids():
@@ -1034,9 +1032,8 @@ class Raft:
         term = self.log.term(index)
         if term is None:
             raise ValueError(f"snapshot index {index} is compacted")
-        conf_index, conf = self.conf_entry_at(index)
-        meta = SnapshotMeta(index=index, term=term, conf_state=conf, conf_index=conf_index,
-                            conf_term=self.conf_terms.get(conf_index, 0))
+        conf_index, conf_term, conf = self.conf_entry_at(index)
+        meta = SnapshotMeta(index=index, term=term, conf_state=conf, conf_index=conf_index, conf_term=conf_term)
         snap = Snapshot(meta=meta, data=data)
         self.snapshot = snap
         return snap
@@ -1046,7 +1043,6 @@ class Raft:
             raise ValueError("compact only up to a snapshot's index")
         self.log.compact(index)
         # Keep the configuration in effect at `index` and every later one.
-        keep = [i for i, (ci, _) in enumerate(self.conf_history) if ci <= index]
+        keep = [i for i, (ci, _, _) in enumerate(self.conf_history) if ci <= index]
         if keep:
             del self.conf_history[: keep[-1]]
-            self.conf_terms = {ci: self.conf_terms.get(ci, 0) for ci, _ in self.conf_history}

@@ -341,6 +341,7 @@ class RawNode:
         log = r.log
         snap = r.snapshot
         conf = r.trk.conf
+        conf_index, conf_term, _ = r.conf_history[-1] if r.conf_history else (0, 0, conf)
         st = Status(
             id=r.id,
             role=self._role_name(),
@@ -362,8 +363,8 @@ class RawNode:
                 auto_leave=conf.auto_leave,
                 addresses=dict(conf.addresses),
             ),
-            conf_index=r.conf_history[-1][0] if r.conf_history else 0,
-            conf_term=r.conf_terms.get(r.conf_history[-1][0], 0) if r.conf_history else 0,
+            conf_index=conf_index,
+            conf_term=conf_term,
             lead_transferee=r.lead_transferee,
         )
         if r.role == Role.LEADER:
