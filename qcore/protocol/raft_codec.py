@@ -171,10 +171,7 @@ def _conf_state(obj: Any) -> ConfState:
 
 
 def encode_snapshot_meta(meta: SnapshotMeta) -> dict[str, Any]:
-    out = {"index": meta.index, "term": meta.term, "conf_state": meta.conf_state.to_json()}
-    if meta.conf_index:  # absent (an older build's): the snapshot's own log id stands for it
-        out["conf_index"], out["conf_term"] = meta.conf_index, meta.conf_term
-    return out
+    return meta.to_json()
 
 
 def decode_snapshot_meta(obj: Any) -> SnapshotMeta:

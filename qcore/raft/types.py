@@ -101,6 +101,24 @@ class SnapshotMeta:
         """(index, term) of the entry that set conf_state, or the snapshot's own."""
         return (self.conf_index, self.conf_term) if self.conf_index else (self.index, self.term)
 
+    def to_json(self) -> dict[str, Any]:
+        """As RaftSnapshot messages and snapshot files carry it; conf_index/conf_term only
+        when known (an older version's reader ignores them, its writer leaves them out)."""
+        out: dict[str, Any] = {"index": self.index, "term": self.term, "conf_state": self.conf_state.to_json()}
+        if self.conf_index:
+            out["conf_index"], out["conf_term"] = self.conf_index, self.conf_term
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "SnapshotMeta":
+        return cls(
+            index=int(obj["index"]),
+            term=int(obj["term"]),
+            conf_state=ConfState.from_json(obj["conf_state"]),
+            conf_index=int(obj.get("conf_index", 0)),
+            conf_term=int(obj.get("conf_term", 0)),
+        )
+
 
 @dataclass(slots=True)
 class Snapshot:

@@ -20,9 +20,8 @@ import os
 import re
 import struct
 import zlib
-from typing import Any
 
-from qcore.raft.types import ConfState, Snapshot, SnapshotMeta
+from qcore.raft.types import Snapshot, SnapshotMeta
 
 from .errors import StorageError
 from .fs import FileSystem
@@ -49,11 +48,7 @@ def write_snapshot(fs: FileSystem, dir_path: str, snap: Snapshot) -> str:
     """Durably write `snap` into `dir_path`; return the final file name."""
     meta = snap.meta
     name = snapshot_name(meta.index, meta.term)
-    head: dict[str, Any] = {"index": meta.index, "term": meta.term, "conf_state": meta.conf_state.to_json()}
-    if meta.conf_index:  # absent (an older build's file): the snapshot's own log id stands for it
-        head["conf_index"], head["conf_term"] = meta.conf_index, meta.conf_term
-    head["data_len"] = len(snap.data)
-    meta_bytes = json.dumps(head, separators=(",", ":")).encode()
+    meta_bytes = json.dumps({**meta.to_json(), "data_len": len(snap.data)}, separators=(",", ":")).encode()
     tmp = os.path.join(dir_path, name + ".tmp")
     fs.unlink(tmp)  # left over by a crash in the middle of the same snapshot
     fd = fs.create(tmp)
@@ -105,13 +100,7 @@ def read_snapshot(path: str) -> Snapshot:
         crc = zlib.crc32(view[off : off + CHUNK], crc)
     if len(data) != data_len or tail != _CRC.pack(crc) + END:
         raise StorageError(f"snapshot {name}: data checksum mismatch")
-    meta = SnapshotMeta(
-        index=int(obj["index"]),
-        term=int(obj["term"]),
-        conf_state=ConfState.from_json(obj["conf_state"]),
-        conf_index=int(obj.get("conf_index", 0)),
-        conf_term=int(obj.get("conf_term", 0)),
-    )
+    meta = SnapshotMeta.from_json(obj)
     if parse_name(name) not in (None, (meta.index, meta.term)):
         raise StorageError(f"snapshot {name}: metadata says index {meta.index} term {meta.term}")
     return Snapshot(meta=meta, data=data)
