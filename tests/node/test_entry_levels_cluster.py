@@ -26,6 +26,14 @@ async def _leader(c: Conn) -> int:
     return int(leader)
 
 
+async def _start(nodes: list[NodeProc]) -> Conn:
+    """Start and Init the cluster, wait until every node is ready; a connection to the first."""
+    await start_and_init(nodes)
+    for n in nodes:
+        await wait_ready(n)
+    return await Conn.open(nodes[0].addr)
+
+
 async def _create(c: Conn, name: str, parent: Any = None) -> Any:
     r = await c.perform({"CreateEntity": {"entity_type": "Object", "parent_id": parent, "name": name}})
     assert r["CreateEntity"]["error"] is None, r
@@ -43,10 +51,7 @@ async def test_a_leader_of_this_build_writes_what_a_member_of_an_older_build_app
              NodeProc(3, tmp_path, program=[sys.executable, "-c", OLDER_BUILD])]
     conns: list[Conn] = []
     try:
-        await start_and_init(nodes)
-        for n in nodes:
-            await wait_ready(n)
-        c = await Conn.open(nodes[0].addr)
+        c = await _start(nodes)
         if await _leader(c) == 3:  # hand leadership over (SIGTERM does) to a node of this build
             assert nodes[2].terminate() == 0
             nodes[2].start()
@@ -94,10 +99,7 @@ async def test_a_cluster_of_this_build_keeps_its_level_while_a_member_is_down_an
     nodes = [NodeProc(i, tmp_path) for i in (1, 2, 3)]
     conns: list[Conn] = []
     try:
-        await start_and_init(nodes)
-        for n in nodes:
-            await wait_ready(n)
-        c = await Conn.open(nodes[0].addr)
+        c = await _start(nodes)
         leader = await _leader(c)
         await wait_until(lambda: _at(nodes[leader - 1], "2.0"), what="qcore_entry_level 2 on the leader")
         await _create(c, "before")
