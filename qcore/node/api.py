@@ -201,17 +201,18 @@ class Api:
             if msg.node_id == 0:
                 raise _Refused(Kind.INVALID, "node id 0 is reserved")
             members = set(cs.voters) | set(cs.learners) | set(cs.voters_outgoing)
+            added: dict[str, Any] | None
             if msg.node_id in members:
                 if cs.addresses.get(msg.node_id) != msg.node_addr:
                     raise _Refused(Kind.INVALID,
                                    f"node {msg.node_id} is already a member at {cs.addresses.get(msg.node_id)}")
-                term, index = driver.status().term, driver.applied
+                added = None  # nothing proposed: a null log_id, as RemoveNode and ChangeMembership answer
             else:
                 cc = ConfChange(
                     changes=(ConfChangeSingle(ConfChangeType.ADD_LEARNER, msg.node_id),),
                     addresses={msg.node_id: msg.node_addr},
                 )
-                term, index = await driver.propose_conf_change(cc)
+                added = log_id(*await driver.propose_conf_change(cc), self._opts.id)  # proposed here, by the leader
             target = driver.status().commit
             caught_up = await driver.wait_for(
                 lambda: self._matched(msg.node_id) >= target, self._opts.request_timeout * 3
@@ -221,8 +222,7 @@ class Api:
                     f"node {msg.node_id} was added as a learner but has not caught up to index {target} yet;"
                     " is it running at that address?"
                 )
-            return m.ok({"log_id": log_id(term, index, self._opts.id),  # proposed here, by the leader
-                         "membership": membership_json(driver.conf_state())})
+            return m.ok({"log_id": added, "membership": membership_json(driver.conf_state())})
 
         return await self._leader_only(msg, conn, local, m.AddLearnerResponse)
 

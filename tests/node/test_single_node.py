@@ -95,11 +95,17 @@ async def test_init_refuses_a_list_naming_the_node_elsewhere_than_its_ws_addr(no
     await c.close()
 
 
-async def test_a_membership_reply_names_the_leader_in_its_log_id(nodes):
+async def test_membership_requests_that_change_nothing_answer_ok_with_a_null_log_id(nodes):
+    """AddLearner of a member at its address, ChangeMembership to the voters in force and
+    RemoveNode of a non-member propose nothing: Ok, no log id, the configuration unchanged,
+    so a client may send any of them again after an unknown outcome."""
     n, c = await _single_leader(nodes)
-    again = await c.call("AddLearner", node_id=1, node_addr=n.addr)  # already a member there: idempotent
-    log_id = again["AddLearnerResponse"]["response"]["Ok"]["log_id"]
-    assert log_id["leader_id"]["node_id"] == 1, again  # the leader that answered, never the reserved 0
+    membership = (await c.metrics())["membership_config"]["membership"]
+    for tag, body in [("AddLearner", {"node_id": 1, "node_addr": n.addr}),
+                      ("ChangeMembership", {"members": [1]}),
+                      ("RemoveNode", {"node_id": 7})]:
+        reply = (await c.call(tag, **body))[f"{tag}Response"]["response"]
+        assert reply == {"Ok": {"log_id": None, "membership": membership}}, (tag, reply)
     await c.close()
 
 
