@@ -137,6 +137,8 @@ def lowered(data: bytes, level: int) -> bytes:
     writes for the same commands. Call only on a payload this build can apply (`supported`)."""
     m = _HEAD.match(data)
     if m is None:  # level 1, or another layout (not this build's): read whole, re-encoded if above
+        if b'"v"' not in data:  # no "v" key anywhere: level 1, kept by every level, so not decoded again
+            return data
         batch = decode_batch(data)
         if batch.level <= level:
             return data

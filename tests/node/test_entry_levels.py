@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from qcore.node import entries
 from qcore.node.entries import (
     ENTRY_LEVEL,
     HELD_BY_LOG,
@@ -364,6 +365,18 @@ def test_a_batch_lowered_to_level_1_is_what_a_build_before_levels_writes_and_is_
     assert node.apply(at_1)[0]["CreateEntity"]["error"] is None
     assert node.cell(EntityId("Folder", 1), "Children")[2] is None  # level 1: by no one
     assert node.cell(EntityId("Folder", 3), "Name")[2] is None
+
+
+def test_a_level_1_batch_is_kept_as_it_is_without_being_decoded_again(monkeypatch) -> None:
+    """A leader reads a follower's batch's level once (cannot_apply); lowering a level-1
+    batch, which has no "v" anywhere, must not decode the whole payload a second time."""
+    at_1 = encode_batch(Batch(1, 2, [[ORIGIN, 1, create(None, "x")]], level=1))
+
+    def no_decoding(data: bytes) -> Batch:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(entries, "decode_batch", no_decoding)
+    assert lowered(at_1, 1) is at_1 and lowered(at_1, 2) is at_1
 
 
 def test_a_batch_is_lowered_by_its_head_or_else_whole() -> None:
