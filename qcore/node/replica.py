@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from qcore.node.commit_notices import CommitNotices
-from qcore.node.entries import HELD_BY_LOG, proposal_level
+from qcore.node.entries import HELD_BY_LOG, LEVEL_BEFORE_LEVELS, proposal_level
 from qcore.node.errors import NO_LEADER_TEXT, LeaderChanged, NotLeader, OutcomeUnknown, RequestFailed
 from qcore.node.own_snapshots import Builder, MakeBuilder, OwnSnapshots
 from qcore.node.reads import ReadBatcher
@@ -42,7 +42,7 @@ from qcore.node.waiting import Deadlines, Waiter
 from qcore.protocol.errors import Kind
 from qcore.protocol.raft_codec import BatchRefused, ForwardBatch, PeerMessage
 from qcore.raft import ConfChangeRejected, ProposalDropped, RawNode, Ready, SoftState, Status
-from qcore.raft.types import ConfChange, ConfState, Entry, HardState, Message, Snapshot
+from qcore.raft.types import ConfChange, ConfState, Entry, EntryType, HardState, Message, Snapshot
 from qcore.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class Application(Protocol):
     def cannot_apply(self, data: bytes) -> str | None:
         """Why this node could not apply an entry of payload `data` (None: it could). A leader
         does not append a follower's batch it could not apply (a newer build's, mid-upgrade)."""
+        ...
+
+    def level_of(self, data: bytes) -> int:
+        """The semantics level of a NORMAL entry's payload (1 for one that does not decode)."""
         ...
 
     def apply(self, entry: Entry, origin: str, decoded: dict[int, Any], own: Any) -> list[tuple[int, Any]]:
@@ -229,6 +233,7 @@ class Replica:
         # out; 0 until then (no leader known yet since the start: it proposes nothing).
         self.entry_level = 0
         self._level_why: tuple[int, int | None, int | None] = (0, None, None)  # (level, held by, its level) logged
+        self._log_level = LEVEL_BEFORE_LEVELS  # as leader: the highest level of the entries it led with unapplied
         self.origin = origin
         self.applied = applied
         self.applied_bytes = 0  # entry payload bytes applied by this process (own snapshots' byte bound)
@@ -538,6 +543,7 @@ class Replica:
         self._last_leader = ss.leader_id
         log.info("role=%s term=%d leader=%d commit=%d applied=%d",
                  ss.role, raw.term, ss.leader_id, raw.status().commit, self.applied)
+        self._log_level = self._unapplied_level() if raw.is_leader else LEVEL_BEFORE_LEVELS
         self._proposal_level()
         if not raw.is_leader and self._proposed:
             # Our uncommitted proposals may still commit under the new
@@ -546,6 +552,19 @@ class Replica:
         self.on_soft_state(ss)
 
     # ------------------------------------------------------------- writes
+    def _unapplied_level(self) -> int:
+        """The highest level of the log's entries not applied yet. A new leader commits every
+        one of them, so its own entries, which follow them, must not go below it (as below
+        an applied level: entries.proposal_level's floor); scanned once per leadership, from
+        the newest entry back, until one of this build's level (none can count for more)."""
+        found, own = LEVEL_BEFORE_LEVELS, self._app.entry_level
+        for e in reversed(self.raw.entries_after(self.applied)):
+            if e.type == EntryType.NORMAL and e.data:
+                found = max(found, self._app.level_of(e.data))
+                if found >= own:
+                    break
+        return found
+
     def _proposal_level(self) -> int:
         """The semantics level this replica's entries take now (entries.proposal_level: the
         lowest its members can apply), kept in `entry_level`; a change of it, or of the node
@@ -553,7 +572,7 @@ class Replica:
         level stands."""
         raw, me = self.raw, self.opts.id
         got = proposal_level(self._app.entry_level, me, raw.leader_id, raw.conf_state.members(),
-                             self._declared_level, self._app.applied_level)
+                             self._declared_level, max(self._app.applied_level, self._log_level))
         if got is None:
             return self.entry_level
         level, by = got
@@ -563,7 +582,8 @@ class Replica:
             if by is None:
                 why = "this build's level"
             elif by == HELD_BY_LOG:
-                why = f"entries of level {level} are applied already"
+                why = (f"entries of level {level} are applied already" if self._app.applied_level >= level
+                       else f"the log holds entries of level {level} not applied yet")
             else:
                 said = f"declared level {declared}" if declared is not None else "has declared no level yet"
                 why = f"node {by}{', the leader,' if by == raw.leader_id else ''} {said}"

@@ -148,6 +148,11 @@ class StateMachine:
                     "upgrade this node")
         return None
 
+    def level_of(self, data: bytes) -> int:
+        """An entry payload's semantics level (1 for one that does not decode)."""
+        level = entry_level(data)
+        return level if isinstance(level, int) else LEVEL_BEFORE_LEVELS
+
     def apply(self, entry: Entry, origin: str, decoded: dict[int, Any], own: Batch | None) -> list[tuple[int, Any]]:
         """Apply a committed entry: only NORMAL entries with data change the store."""
         if entry.type != EntryType.NORMAL or not entry.data:

@@ -330,6 +330,10 @@ class RawNode:
         """The newest snapshot the core knows (taken here or received); read only."""
         return self._raft.snapshot
 
+    def entries_after(self, index: int) -> list[Entry]:
+        """The log's entries after `index` (read only); [] if none, or compacted past it."""
+        return self._raft.log.entries_from(index + 1) or []
+
     def term_at(self, index: int) -> int | None:
         """Term of the entry at `index`; None if compacted or not there."""
         return self._raft.log.term(index)

@@ -103,6 +103,9 @@ class RegisterApp:
     def cannot_apply(self, data: bytes) -> str | None:
         return None  # any payload: one that does not decode holds no writes
 
+    def level_of(self, data: bytes) -> int:
+        return 1
+
     def apply(self, entry: Entry, origin: str, decoded: dict[int, Any], own: Any) -> list[tuple[int, Any]]:
         """Apply `entry`; each write of `origin` in it is answered with the
         index it was applied at."""

@@ -297,3 +297,38 @@ async def test_the_leader_writes_at_this_builds_level_only_once_every_member_dec
             assert leader.entry_level() == level
     finally:
         await _stop(drivers)
+
+
+async def test_a_new_leader_writes_no_lower_than_the_entries_it_holds_unapplied(tmp_path: Path) -> None:
+    """Node 2 is elected holding a level-2 entry it does not know is committed (so has not
+    applied), while node 3 counts as level 1 (down, then back with no declaration yet). The new
+    leader commits that entry before its own, so its own are not written back at level 1: the
+    floor of entries.proposal_level covers the log a leader holds unapplied, not only what it applied."""
+    vote_types = (MessageType.PRE_VOTE, MessageType.VOTE)
+    declared: dict[int, int] = {1: ENTRY_LEVEL, 2: ENTRY_LEVEL}
+    net, drivers = await _cluster(tmp_path, declared)
+    try:
+        assert drivers[1].entry_level() == 1 and drivers[2].replica._app.applied_level == 1  # noqa: SLF001
+        declared[3] = ENTRY_LEVEL  # every member at this build's level: node 1 writes at it
+        net.drop = lambda m: m.to == 3 or (m.frm == 2 and m.to == 1)  # node 2 stores it; nothing commits
+        request, command = _command("level 2, not known committed")
+        unsettled = [drivers[1].propose_command(request, command)]  # settled only when the nodes stop
+        assert await drivers[2].wait_for(lambda: _entries(drivers[2])[-1].get("v") == ENTRY_LEVEL, 5)
+        assert drivers[2].replica._app.applied_level == 1  # noqa: SLF001
+
+        del declared[3]  # node 3 went down and is back, with no level declared yet
+        net.drop = lambda m: (1 in (m.frm, m.to)  # node 1 cut off; node 2 wins node 3's vote, commits nothing
+                              or (m.frm == 2 and not (type(m) is Message and m.type in vote_types)))
+        assert await drivers[2].wait_for(drivers[2].is_leader, 10)
+        request, command = _command("by the new leader")
+        unsettled.append(drivers[2].propose_command(request, command))
+
+        def newest() -> dict[str, Any]:
+            return _entries(drivers[2])[-1]
+
+        assert await drivers[2].wait_for(lambda: newest()["c"][0][2]["CreateEntity"]["name"] == "by the new leader", 5)
+        assert drivers[2].replica._app.applied_level == 1  # noqa: SLF001 (the level-2 entry: still unapplied)
+        assert newest().get("v") == ENTRY_LEVEL and drivers[2].entry_level() == ENTRY_LEVEL
+    finally:
+        await _stop(drivers)
+    assert all(isinstance(f.exception(), RequestFailed) for f in unsettled)  # "node is shutting down"
