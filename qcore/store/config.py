@@ -18,7 +18,7 @@ Values use the tagged form (``{Int: 5}``, ``{EntityReference: "User$3"}``,
 scalars are accepted where the meaning is unambiguous:
 
 * a ``default_value``: ``true`` -> Bool, ``5`` -> Int, ``1.5`` -> Float,
-  ``"x"`` -> String, a YAML date/time -> Timestamp; on a field that lists
+  ``"x"`` -> String, a YAML date/time -> Timestamp (to the nanosecond); on a field that lists
   ``choices``, an int or a choice *name* -> Choice;
 * an attribute: the field's variant decides (``5`` on a Float field is 5.0,
   ``"User$3"`` on an EntityReference field is a reference, ``Admin`` on a
@@ -94,6 +94,33 @@ _Loader.add_implicit_resolver(
 )
 
 
+class _NanoDatetime(_dt.datetime):
+    """A YAML timestamp whose fraction has more than six digits: datetime keeps
+    microseconds, ``nanos`` (0-999) the nanoseconds beyond them."""
+
+    nanos: int = 0
+
+
+def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """PyYAML's timestamp, without dropping digits past the microsecond (PyYAML
+    cuts the fraction to six): up to nine are kept, more are refused."""
+    value = loader.construct_yaml_timestamp(node)
+    m = yaml.SafeLoader.timestamp_regexp.match(node.value)
+    fraction = (m.group("fraction") or "") if m else ""
+    if len(fraction) <= 6 or not isinstance(value, _dt.datetime):
+        return value
+    if len(fraction) > 9 and fraction[9:].strip("0"):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"timestamp {node.value!r} is more precise than a nanosecond", node.start_mark)
+    precise = _NanoDatetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                            value.microsecond, value.tzinfo)
+    precise.nanos = int(fraction[6:9].ljust(3, "0"))
+    return precise
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
 class ConfigError(Exception):
     """A config file that cannot be loaded: ``file``, ``path`` inside it
     (``schemas[1].fields.Email.default_value``) and ``reason``."""
@@ -130,10 +157,11 @@ def _int(x: Any, path: str) -> int:
 
 def _timestamp(x: Any, path: str) -> Timestamp:
     if isinstance(x, _dt.datetime):
+        sub_us = getattr(x, "nanos", 0)  # before replace(), which drops it
         if x.tzinfo is None:
             x = x.replace(tzinfo=_dt.timezone.utc)
         delta = x - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-        ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000 + sub_us
         if ns < 0:
             raise SchemaInputError(path, "timestamps before 1970 are not supported")
         return Timestamp.from_ns(ns)

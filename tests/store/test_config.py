@@ -123,6 +123,30 @@ tree:
     assert full.fields["C"].default_value == Choice(1)
 
 
+def test_a_bare_date_time_keeps_its_nanoseconds():
+    # PyYAML's datetime holds microseconds: the digits after them were dropped silently.
+    s = loaded(
+        HEADER
+        + """
+  - entity_type: T
+    inherit: Object
+    fields:
+      TS: {default_value: 2024-01-02T03:04:05.123456789Z}
+      T2: {default_value: 2024-01-02T03:04:05.1234567+01:00}
+tree:
+  - entity_type: T
+    name: t
+    attributes: {TS: 1970-01-01 00:00:00.000000001}
+"""
+    )
+    full = s.query(GetCompleteSchema("T")).response
+    assert full.fields["TS"].default_value == TimestampValue(Timestamp(1704164645, 123456789))
+    assert full.fields["T2"].default_value == TimestampValue(Timestamp(1704164645 - 3600, 123456700))
+    assert s.entity_fields(EntityId("T", 1))["TS"][0] == TimestampValue(Timestamp(0, 1))
+    e = err(HEADER + "      TS: {default_value: 2024-01-02T03:04:05.1234567891Z}\n")
+    assert "more precise than a nanosecond" in str(e) and "line 9, column 27" in str(e)
+
+
 def err(text: str) -> ConfigError:
     with pytest.raises(ConfigError) as ei:
         load_config_text(text, "cfg.yaml")
