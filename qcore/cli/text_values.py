@@ -105,9 +105,14 @@ def _entity_id(text: str) -> dict[str, Any]:
 
 
 def parse_time(text: str) -> dict[str, int]:
-    """``now``, seconds since the epoch (``1700000000.5``) or ISO 8601 (UTC unless it says)."""
+    """``now``, seconds since the epoch (``1700000000.5``) or ISO 8601 (UTC unless it says),
+    to the nanosecond: a fraction's digits are read as written (not through a float, nor
+    datetime's microseconds); one finer than a nanosecond does not fit."""
     if text == "now":
         return command_json.timestamp(datetime.datetime.now(datetime.timezone.utc))
+    m = _DECIMAL_SECS.fullmatch(text.strip())
+    if m:
+        return {"secs_since_epoch": int(m[1]), "nanos_since_epoch": _nanos(m[2] or "")}
     try:
         secs = float(text)
     except ValueError:
@@ -116,13 +121,30 @@ def parse_time(text: str) -> dict[str, int]:
         if not math.isfinite(secs) or secs < 0:
             raise _Unfit
         return command_json.timestamp(secs)
+    iso = text.strip().replace("Z", "+00:00")
+    m = _ISO_FRACTION.search(iso)
     try:
-        dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        dt = datetime.datetime.fromisoformat(iso[:m.start()] + iso[m.end():] if m else iso)
     except ValueError:
         raise _Unfit from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.timezone.utc)
-    return command_json.timestamp(dt)
+    ts = command_json.timestamp(dt)
+    if ts["secs_since_epoch"] < 0:
+        raise _Unfit
+    ts["nanos_since_epoch"] = _nanos(m[1] if m else "")
+    return ts
+
+
+_DECIMAL_SECS = re.compile(r"\+?([0-9]+)(?:\.([0-9]*))?")
+_ISO_FRACTION = re.compile(r"(?<=[0-9]:[0-9]{2})[.,]([0-9]+)")  # after the seconds: hh:mm:ss.fff
+
+
+def _nanos(fraction: str) -> int:
+    """A fraction of a second's digits as nanoseconds; more than nine (non-zero) do not fit."""
+    if fraction[9:].strip("0"):
+        raise _Unfit
+    return int(fraction[:9].ljust(9, "0"))
 
 
 def guess_value(text: str) -> dict[str, Any]:

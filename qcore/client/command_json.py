@@ -99,7 +99,10 @@ def timestamp(x: Any) -> JSON:
         return {"secs_since_epoch": int(x[0]), "nanos_since_epoch": int(x[1])}
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         secs = int(x // 1)
-        return {"secs_since_epoch": secs, "nanos_since_epoch": int(round((x - secs) * 1e9)) % 1_000_000_000}
+        nanos = int(round((x - secs) * 1e9))
+        if nanos == 1_000_000_000:  # rounded up to the next second: carry it
+            secs, nanos = secs + 1, 0
+        return {"secs_since_epoch": secs, "nanos_since_epoch": nanos}
     encoded = convert.encode_timestamp(x)
     if encoded is not None:
         return encoded

@@ -165,3 +165,26 @@ async def test_watch_prints_each_change(node: FakeNode, capsys: pytest.CaptureFi
     reg = node.of_type(m.RegisterNotification)[0]
     assert reg.config["EntityId"]["trigger_on_change"] is True and reg.config["EntityId"]["context"] == ["Name"]
     assert len(node.of_type(m.UnregisterNotification)) == 1
+
+
+async def test_a_timestamp_is_written_to_the_nanosecond_it_is_typed(node: FakeNode) -> None:
+    # Read through a float (seconds) or datetime (ISO 8601), digits past the microsecond were
+    # lost, and 1.9999999999 s became 1 s; now the digits typed are the nanoseconds written.
+    node.schemas["User"]["fields"] = {
+        "Seen": {"field_type": "Seen", "default_value": {"Timestamp": {"secs_since_epoch": 0, "nanos_since_epoch": 0}},
+                 "rank": 3, "read_permission": None, "write_permission": None, "choices": None},
+    }
+    assert await run(node, "create", "User", "alice") == 0
+    for text, secs, nanos in (("1700000000.123456789", 1700000000, 123456789),
+                              ("1.999999999", 1, 999999999),
+                              ("2024-01-02T03:04:05.123456789Z", 1704164645, 123456789),
+                              ("2024-01-02T04:04:05.0000001+01:00", 1704164645, 100),
+                              ("2024-01-02T03:04:05Z", 1704164645, 0)):
+        assert await run(node, "write", "User$1", "Seen", text) == 0, text
+        w = last_perform(node)["UpdateEntity"]["request"][0]["Write"]
+        assert w["value"] == {"Timestamp": {"secs_since_epoch": secs, "nanos_since_epoch": nanos}}, text
+    def writes() -> int:
+        return sum("UpdateEntity" in p.request for p in node.of_type(m.Perform))
+    before = writes()
+    assert await run(node, "write", "User$1", "Seen", "1.9999999999") == 1  # finer than a nanosecond
+    assert writes() == before

@@ -163,3 +163,8 @@ def test_addresses() -> None:
         parse_addresses("")
     metrics = {"membership_config": {"membership": {"configs": [[1, 2]], "nodes": {"1": {"addr": "h:1"}, "2": "h:2"}}}}
     assert member_addresses(metrics) == {1: "h:1", 2: "h:2"}
+
+
+def test_a_float_timestamp_that_rounds_up_carries_into_the_seconds() -> None:
+    assert command_json.timestamp(1.9999999999) == {"secs_since_epoch": 2, "nanos_since_epoch": 0}
+    assert command_json.timestamp(1.25) == {"secs_since_epoch": 1, "nanos_since_epoch": 250_000_000}
