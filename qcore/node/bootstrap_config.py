@@ -39,7 +39,8 @@ def load_bootstrap_config(config_file: Path | None, cwd: Path | None = None) -> 
     """
     if config_file is not None:
         if not config_file.is_file():
-            raise ConfigError(str(config_file), "", "config file not found")
+            raise ConfigError(str(config_file), "", "is a directory, not a config file" if config_file.is_dir()
+                              else "config file not found")
         return load_config(config_file), str(config_file)
     local = (cwd if cwd is not None else Path.cwd()) / LOCAL_FILE
     if local.is_file():

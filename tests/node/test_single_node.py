@@ -303,6 +303,8 @@ async def test_start_up_errors_are_one_line_exit_2_and_leave_no_data_dir_behind(
         return p.returncode, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
 
     assert qcore("--config-file", "missing.yaml") == (2, "qcore: missing.yaml: config file not found")
+    (tmp_path / "conf").mkdir()
+    assert qcore("--config-file", "conf") == (2, "qcore: conf: is a directory, not a config file")
     assert not (tmp_path / "data").exists()
     for members, reason in (
         ("2=127.0.0.1:2", "--initial-cluster does not list this node's id 1"),
