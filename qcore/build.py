@@ -25,5 +25,5 @@ def entry_level() -> int:
 
 
 def describe(prog: str) -> str:
-    """`qcore 0.1.0 (log entry semantics level 2)`: what --version prints."""
+    """`qcore 0.1.0 (log entry semantics level 3)`: what --version prints."""
     return f"{prog} {version()} (log entry semantics level {entry_level()})"

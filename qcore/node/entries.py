@@ -1,7 +1,7 @@
 """The payload of qcore's NORMAL log entries.
 
 One entry carries a group-committed batch of commands proposed together:
-`{"t": [secs, nanos], "v": 2, "c": [[origin, seq, <CommandRequest JSON>], ...]}`.
+`{"t": [secs, nanos], "v": 3, "c": [[origin, seq, <CommandRequest JSON>], ...]}`.
 `t` is the proposal time that fills in default write times, fixed before the
 entry enters the log so that apply stays deterministic. `origin` is the
 proposing process (node id plus a per-boot nonce, so a restarted node never
@@ -19,14 +19,17 @@ applies an entry by its level's rules, whatever its own build, so nodes of
 two versions in one cluster (a rolling upgrade) reach the same state; a node
 that meets an entry of a level above its own (a downgrade) refuses it
 (:class:`LevelUnsupported`) and stops rather than guess.
-Level 2 (this build): with users on, CreateEntity and DeleteEntity record
+Level 3 (this build): with users on, a path request (``Ref->Title``) that
+follows a Write in its batch is checked where it leads once the requests
+before it have run, not on the state before the batch (qcore.node.state_machine).
+Level 2: with users on, CreateEntity and DeleteEntity record
 the user's entity as the writer of what they change; a move (a Write of
 Parent) records its Write's writer on both parents' Children; UserAdd
 refuses an entity that does not exist, and DeleteEntity one a user is
 linked to (or an ancestor of it). Level 1: none of these (the rules before
 levels).
 
-The entry written by Init is `{"t": [...], "v": 2, "init": <LoadConfig JSON>}`, with
+The entry written by Init is `{"t": [...], "v": 3, "init": <LoadConfig JSON>}`, with
 `"auth": {"admin": "<password hash>"}` when it starts the cluster with users
 on (SPEC 8.3); with no member heard from yet, it is level 1 (no `v`) when the
 cluster starts with more than one member.
@@ -58,7 +61,7 @@ from qcore.protocol.values import decode_command_request
 from qcore.store.auth import AuthChange
 
 #: The semantics level of the entries this build writes, and the highest it can apply.
-ENTRY_LEVEL = 2
+ENTRY_LEVEL = 3
 #: An entry without ``"v"``: written by a build from before levels existed.
 LEVEL_BEFORE_LEVELS = 1
 

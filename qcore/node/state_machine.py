@@ -70,9 +70,10 @@ from qcore.store import (
     Timestamp,
     UpdateEntity,
 )
-from qcore.store.access import GrantsCache, denied_change, stamp_writer
+from qcore.store.access import GrantsCache, denied_change, denied_request, paths_after_a_write, stamp_writer
 from qcore.store.auth import AuthRefused, AuthState, InitAdmin, User
 from qcore.store.permissions import Grants
+from qcore.store.schema import PATH_SEP
 
 log = logging.getLogger(__name__)
 
@@ -259,17 +260,38 @@ class StateMachine:
         if user is None or (uid is not None and user.uid != uid):  # deleted (and perhaps added again since)
             return encode_refusal(command, f"authentication required: user {name} no longer exists",
                                   "auth_required"), []
-        why = denied_change(self.store, self.grants_of(user), name, command)
+        grants = self.grants_of(user)
+        # Level 3 on: a path after a Write of its batch is checked where it leads once the
+        # requests before it have run (that Write may have changed a reference on it).
+        in_order = level >= 3 and command.__class__ is UpdateEntity and paths_after_a_write(command)
+        why = denied_change(self.store, grants, name, command, paths_in_order=in_order)
         if why is not None:
             return encode_refusal(command, why, "permission_denied"), []
         stamp_writer(command, user.entity, writes_only=level < 2)  # level 1: creates and deletes by no one
-        return self._store_apply(command, now, stop, level)
+        if not in_order:
+            return self._store_apply(command, now, stop, level)
+        refused: list[str] = []
+        store = self.store
+
+        def check(r: Any) -> str | None:
+            if PATH_SEP not in r.field_type:
+                return None  # its type and field do not depend on the state: checked above
+            why = denied_request(store, grants, name, r)
+            if why is not None:
+                refused.append(why)
+            return why
+
+        response, changes = self._store_apply(command, now, stop, level, check)
+        if refused:  # the store undid the batch
+            return encode_refusal(command, refused[0], "permission_denied"), []
+        return response, changes
 
     def _store_apply(self, command: Any, now: Timestamp, stop: Callable[[Any], bool] | None,
-                     level: int) -> tuple[Any, list[Change]]:
+                     level: int, check: Callable[[Any], str | None] | None = None) -> tuple[Any, list[Change]]:
         """Run `command` in the store by the rules of `level`. From level 2 on, a move writes both
         parents' Children by its Write's writer, and a DeleteEntity that would take away an
-        entity a user is linked to is refused, as a foreign key restricts a delete."""
+        entity a user is linked to is refused, as a foreign key restricts a delete. ``check``:
+        shown each request of a batch before it runs (Store.apply)."""
         c = command.__class__
         if c is UpdateEntity and level >= 2:
             command.moves_by_writer = True
@@ -279,7 +301,7 @@ class StateMachine:
                 return DeleteEntityResponse(
                     f"cannot delete {command.entity_id}: user {name} is linked to it or to an entity "
                     f"under it; delete the user first"), []
-        response, changes = self.store.apply(command, now, stop)
+        response, changes = self.store.apply(command, now, stop, check)
         if c in _SCHEMA_CHANGES:
             self._grants.clear()
         return response, changes

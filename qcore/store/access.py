@@ -45,8 +45,8 @@ from .schema import CHILDREN, PATH_SEP
 from .state import Store
 from .types import EntityId, EntityList, EntityReference
 
-__all__ = ["GrantsCache", "type_lineage", "denied_change", "denied_query", "denied_path", "readable_types",
-           "stamp_writer"]
+__all__ = ["GrantsCache", "type_lineage", "denied_change", "denied_query", "denied_path", "denied_request",
+           "paths_after_a_write", "readable_types", "stamp_writer"]
 
 
 def type_lineage(store: Store, typ: str) -> tuple[str, ...]:
@@ -129,6 +129,23 @@ def denied_path(store: Store, grants: Grants, who: str, eid: EntityId, path: str
     return None if grants.allows(access, cur.typ, segs[last]) else _no(who, access, cur.typ, segs[last])
 
 
+def denied_request(store: Store, grants: Grants, who: str, r: Any) -> str | None:
+    """One Read or Write of a batch, on the store as it is now."""
+    return denied_path(store, grants, who, r.entity_id, r.field_type, "write" if r.__class__ is Write else "read")
+
+
+def paths_after_a_write(cmd: UpdateEntity) -> bool:
+    """Does a path (``->``) request follow a Write in the batch? Where it leads may then
+    depend on that Write (``[Write Ref = Vault$1, Read Ref->Secret]``), so it can only be
+    checked as it is applied, on the state the requests before it left."""
+    written = False
+    for r in cmd.request:
+        if written and PATH_SEP in r.field_type:
+            return True
+        written = written or r.__class__ is Write
+    return False
+
+
 def _delete(store: Store, grants: Grants, who: str, eid: EntityId) -> str | None:
     if not grants.on_type("delete", eid.typ):
         return _no(who, "delete", eid.typ)
@@ -148,19 +165,26 @@ def _delete(store: Store, grants: Grants, who: str, eid: EntityId) -> str | None
     return None
 
 
-def denied_change(store: Store, grants: Grants, who: str, cmd: Any) -> str | None:
-    """Why `who` may not apply `cmd` (any command the log carries), or None."""
+def denied_change(store: Store, grants: Grants, who: str, cmd: Any, paths_in_order: bool = False) -> str | None:
+    """Why `who` may not apply `cmd` (any command the log carries), or None. With
+    `paths_in_order`, a batch's path requests after its first Write are not checked here:
+    the caller checks each as it is applied (:func:`paths_after_a_write`, denied_request)."""
     if grants.admin:
         return None
     c = cmd.__class__
     if c is UpdateEntity:
         allows = grants.allows
+        written = False
         for r in cmd.request:
             access = "write" if r.__class__ is Write else "read"
             path = r.field_type
+            after_a_write = written
+            written = written or access == "write"
             if PATH_SEP not in path:  # the common case, inline: one cached decision
                 if not allows(access, r.entity_id.typ, path):
                     return _no(who, access, r.entity_id.typ, path)
+                continue
+            if paths_in_order and after_a_write:
                 continue
             why = denied_path(store, grants, who, r.entity_id, path, access)
             if why is not None:

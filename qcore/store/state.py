@@ -83,13 +83,16 @@ class Store:
     # ------------------------------------------------------------------ API
 
     def apply(self, cmd: CommandRequest, now: Timestamp,
-              stop: Callable[[Request], bool] | None = None) -> tuple[CommandResponse, list[Change]]:
+              stop: Callable[[Request], bool] | None = None,
+              check: Callable[[Request], str | None] | None = None) -> tuple[CommandResponse, list[Change]]:
         """Apply one command at proposal time ``now``; deterministic. A batch's
         requests are shown to ``stop`` as their answers are made; once it says
         True, the response answers no more Reads (the state changes alike: only
-        the reply is cut short, for a caller's size limit)."""
+        the reply is cut short, for a caller's size limit). ``check`` is shown
+        each request of a batch before it runs, on the state the requests before
+        it left; a text fails the batch there, all of it undone."""
         if cmd.__class__ is UpdateEntity:
-            return writes.update(self, cmd, now, stop)
+            return writes.update(self, cmd, now, stop, check)
         h = _APPLY.get(cmd.__class__)
         if h is None:
             q = _QUERY.get(cmd.__class__)

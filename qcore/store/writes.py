@@ -46,10 +46,12 @@ _CHANGES = PushCondition.Changes
 
 
 def update(store: Store, cmd: UpdateEntity, now: Timestamp,
-           stop: Callable[[Any], bool] | None = None) -> tuple[UpdateEntityResponse, list[Change]]:
+           stop: Callable[[Any], bool] | None = None,
+           check: Callable[[Request], str | None] | None = None) -> tuple[UpdateEntityResponse, list[Change]]:
     """Apply a batch, all or nothing. Each answered Read and each Write (echoed as
     written) is shown to ``stop``; once it says True, later Reads are checked but
-    not answered (Store.apply)."""
+    not answered (Store.apply). Each request is shown to ``check`` before it runs,
+    on the state the requests before it left; a text fails the batch there."""
     ents, tree = store.entities, store.tree
     changes: list[Change] = []
     undo: Undo = []
@@ -63,6 +65,10 @@ def update(store: Store, cmd: UpdateEntity, now: Timestamp,
     try:
         for r in reqs:
             c = r.__class__
+            if check is not None:
+                why = check(r)
+                if why is not None:
+                    raise Fail(why)
             if c is Read:
                 t, row, _, col = locate(ents, tree, r.entity_id, r.field_type)
                 if answering:

@@ -5,7 +5,8 @@ above this build's is not applied, and the node stops on it.
 
 Level 1 (no "v": entries of builds before levels) keeps the old rules; level
 2 records a user's entity as the writer of creates and deletes and refuses
-UserAdd of an entity that does not exist."""
+UserAdd of an entity that does not exist; level 3 checks a path that follows a
+Write in its batch where it leads once that Write has run."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class Node:
 def log_for(level: int) -> list[bytes]:
     """Init; bob (linked to User$2, with create and delete on Folder) creates Folder$3 under
     Folder$1 and deletes it; UserAdd of a user linked to an entity that does not exist."""
-    init = encode_init(encode_load_config(LoadConfig([OBJECT, FOLDER, USER], [])), (1, 0), {"admin": H})
+    init = encode_init(encode_load_config(LoadConfig([OBJECT, FOLDER, USER], [])), (1, 0), {"admin": H}, level=level)
     if level == 1:  # as a build before levels wrote it
         init = orjson.dumps({k: v for k, v in orjson.loads(init).items() if k != "v"})
     folders = Permission("Folder", "*", frozenset({"read", "write", "create", "delete"}))
@@ -95,7 +96,7 @@ def replay(level: int) -> tuple[Node, list[Any]]:
 
 
 def test_this_build_writes_its_level_and_an_entry_without_one_is_level_1() -> None:
-    assert orjson.loads(entry({"GetEntityTypes": {"page_opts": None}}, ENTRY_LEVEL))["v"] == ENTRY_LEVEL == 2
+    assert orjson.loads(entry({"GetEntityTypes": {"page_opts": None}}, ENTRY_LEVEL))["v"] == ENTRY_LEVEL == 3
     assert orjson.loads(encode_init({"schemas": [], "tree": []}))["v"] == ENTRY_LEVEL
     assert "v" not in orjson.loads(entry({"GetEntityTypes": {"page_opts": None}}, 1))
 
@@ -162,6 +163,33 @@ def test_a_move_writes_both_childrens_writer_from_level_2_on(users: bool) -> Non
             (1, "Children", writer), (4, "Children", writer), (3, "Parent", E)]
         assert node.cell(EntityId("Folder", 1), "Children")[2] == writer
         assert node.cell(EntityId("Folder", 4), "Children")[2] == writer
+
+
+def test_from_level_3_a_path_after_a_write_is_checked_where_the_write_made_it_lead() -> None:
+    """bob may use Folders only. His batch moves Folder$3 under User$2 (a Write of Parent), then
+    reads and writes through ``Parent->``: before level 3 the path was checked on the state before
+    the batch (Parent = Folder$1, a Folder) and so reached User$2's fields; from level 3 it is
+    checked where it leads at its turn, and the batch is refused whole."""
+    to_user = {"Write": {"entity_id": {"typ": "Folder", "id": 3}, "field_type": "Parent",
+                         "value": {"EntityReference": {"typ": "User", "id": 2}}, "push_condition": "Always",
+                         "adjust_behavior": "Set", "write_time": None, "writer_id": None}}
+    read_name = {"Read": {"entity_id": {"typ": "Folder", "id": 3}, "field_type": "Parent->Name", "value": None,
+                          "write_time": None, "writer_id": None}}
+    write_name = {"Write": {**to_user["Write"], "field_type": "Parent->Name", "value": {"String": "renamed"}}}
+    for level in (2, 3):
+        node = Node()
+        for data in log_for(level)[:6]:  # bob has created Folder$3 under Folder$1
+            node.apply(data)
+        reply = node.apply(entry(attributed("bob", {"UpdateEntity": {"request": [to_user, read_name, write_name]}}),
+                                 level))[0]["UpdateEntity"]
+        if level == 2:  # as a build of level 2 applies it
+            assert reply["error"] is None and reply["response"][1]["Read"]["value"] == {"String": "bob"}
+            assert node.cell(E, "Name")[0].v == "renamed"
+        else:
+            assert reply == {"response": [], "error": "permission denied: bob may not read User.Name",
+                             "kind": "permission_denied"}
+            assert node.cell(E, "Name")[0].v == "bob"
+            assert node.cell(EntityId("Folder", 3), "Parent")[0].v == EntityId("Folder", 1)
 
 
 def test_from_level_2_the_entity_a_user_is_linked_to_cannot_be_deleted_before_the_user() -> None:
@@ -274,8 +302,8 @@ def test_an_entry_of_a_newer_level_is_not_applied_and_says_so() -> None:
     future["v"] = ENTRY_LEVEL + 1
     with pytest.raises(LevelUnsupported) as raised:
         node.apply(orjson.dumps(future))
-    assert str(raised.value) == ("log entry 4 needs qcore semantics level 3; "
-                                 "this node supports up to 2: upgrade this node")
+    assert str(raised.value) == (f"log entry 4 needs qcore semantics level {ENTRY_LEVEL + 1}; "
+                                 f"this node supports up to {ENTRY_LEVEL}: upgrade this node")
     assert node.sm.applied_index == applied == 3 and node.snapshot() == before
     assert not [c for i, c in node.changes if i == 4]
     future["v"] = "2"  # not a level at all: not guessed at either
@@ -291,15 +319,16 @@ def test_an_entry_of_a_newer_level_is_not_applied_and_says_so() -> None:
 def test_a_leader_can_tell_a_batch_it_could_not_apply_from_its_head() -> None:
     sm = StateMachine()
     assert sm.cannot_apply(entry(create(None, "x"), 1)) is None
-    assert sm.cannot_apply(entry(create(None, "x"), 2)) is None
-    newer = entry(create(None, "x"), 3)
-    assert newer.startswith(b'{"t":[') and b'"v":3,' in newer
-    why = "it needs qcore semantics level 3; this node supports up to 2: upgrade this node"
+    assert sm.cannot_apply(entry(create(None, "x"), ENTRY_LEVEL)) is None
+    v = ENTRY_LEVEL + 1
+    newer = entry(create(None, "x"), v)
+    assert newer.startswith(b'{"t":[') and b'"v":%d,' % v in newer
+    why = f"it needs qcore semantics level {v}; this node supports up to {ENTRY_LEVEL}: upgrade this node"
     assert sm.cannot_apply(newer) == why
-    reordered = orjson.dumps({"c": [], "v": 3, "t": [1, 0]})  # another layout: read whole
+    reordered = orjson.dumps({"c": [], "v": v, "t": [1, 0]})  # another layout: read whole
     assert sm.cannot_apply(reordered) == why
     assert sm.cannot_apply(b"not json") == "it does not decode"
-    after = orjson.dumps({"t": [1, 0], "c": [], "v": 3})  # no "v" at the head: not taken for level 1
+    after = orjson.dumps({"t": [1, 0], "c": [], "v": v})  # no "v" at the head: not taken for level 1
     assert sm.cannot_apply(after) == why
     assert decode_batch(lowered(after, 2)).level == 2
 
@@ -342,12 +371,12 @@ def test_the_highest_level_applied_is_kept_in_the_snapshot() -> None:
     assert back.applied_level == 1
     plain = StateMachine()  # no users: the header carries the level alone
     plain.apply_entry(1, encode_init(encode_load_config(LoadConfig([OBJECT, FOLDER, USER], [])), (1, 0)), ORIGIN)
-    assert plain.applied_level == 2
+    assert plain.applied_level == ENTRY_LEVEL
     back = StateMachine()
     back.restore(plain.snapshot_builder()(), 1)
-    assert back.applied_level == 2 and not back.auth.enabled and back.auth.empty
-    newer = node.snapshot().replace(b'"entry_level":2', b'"entry_level":3')
-    with pytest.raises(LevelUnsupported, match="needs qcore semantics level 3"):
+    assert back.applied_level == ENTRY_LEVEL and not back.auth.enabled and back.auth.empty
+    newer = node.snapshot().replace(b'"entry_level":2', b'"entry_level":%d' % (ENTRY_LEVEL + 1))
+    with pytest.raises(LevelUnsupported, match=f"needs qcore semantics level {ENTRY_LEVEL + 1}"):
         StateMachine().restore(newer, 9)
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qcore.node.entries import ENTRY_LEVEL
 from tests.node.harness import (Conn, NodeProc, eid, read, start_and_init, wait_ready, wait_serving, wait_until,
                                 write)
 from tests.node.http_get import http_get
@@ -92,16 +93,18 @@ async def test_a_leader_of_this_build_writes_what_a_member_of_an_older_build_app
 
 async def test_a_cluster_of_this_build_keeps_its_level_while_a_member_is_down_and_the_others_restart(
         tmp_path: Path) -> None:
-    """Every member runs this build and level-2 entries are applied. Node 3 goes down, nodes 1 and
-    2 restart: the leader has not heard node 3 declare a level since its start, but the log it
-    applied holds level-2 entries, so it goes on writing level 2 (a move records its writer on the
-    parents' Children), as etcd's cluster version does not go down."""
+    """Every member runs this build and entries of its level are applied. Node 3 goes down, nodes
+    1 and 2 restart: the leader has not heard node 3 declare a level since its start, but the log
+    it applied holds entries of this build's level, so it goes on writing that level (a move
+    records its writer on the parents' Children, from level 2 on), as etcd's cluster version does
+    not go down."""
     nodes = [NodeProc(i, tmp_path) for i in (1, 2, 3)]
     conns: list[Conn] = []
     try:
         c = await _start(nodes)
         leader = await _leader(c)
-        await wait_until(lambda: _at(nodes[leader - 1], "2.0"), what="qcore_entry_level 2 on the leader")
+        await wait_until(lambda: _at(nodes[leader - 1], f"{float(ENTRY_LEVEL)}"),
+                         what=f"qcore_entry_level {ENTRY_LEVEL} on the leader")
         await _create(c, "before")
         await c.close()
 
@@ -113,8 +116,8 @@ async def test_a_cluster_of_this_build_keeps_its_level_while_a_member_is_down_an
             await wait_ready(n)
         conns = [await Conn.open(n.addr) for n in nodes[:2]]
         leader = await _leader(conns[0])
-        assert await _entry_level(nodes[leader - 1]) == "2.0"
-        assert "entries of level 2 are applied already" in nodes[leader - 1].log_path.read_text()
+        assert await _entry_level(nodes[leader - 1]) == f"{float(ENTRY_LEVEL)}"
+        assert f"entries of level {ENTRY_LEVEL} are applied already" in nodes[leader - 1].log_path.read_text()
 
         a, b = await _create(conns[0], "a"), await _create(conns[0], "b")
         moved = await _create(conns[0], "moved", a)

@@ -9,6 +9,7 @@ from importlib.metadata import version
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from qcore.node.entries import ENTRY_LEVEL
 from tests.node.harness import Conn, NodeProc, eid, wait_serving, wait_until, write
 from tests.node.http_get import METHODS_REACH_THE_NODE, http_exchange, http_get, parse_response
 
@@ -49,7 +50,7 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
                  "qcore_notifications_caught_up_total", "qcore_notifications_cut_off_total"):
         assert (name, ()) in before, name
     assert before[("qcore_raft_is_leader", ())] == 1
-    assert before[("qcore_build_info", (("entry_level", "2"), ("version", version("qcore"))))] == 1
+    assert before[("qcore_build_info", (("entry_level", str(ENTRY_LEVEL)), ("version", version("qcore"))))] == 1
     assert before[("qcore_store_entities", ())] == 12  # schemas.yaml's tree
 
     c = await Conn.open(n.addr)

@@ -451,7 +451,9 @@ def test_qcore_and_qcore_cli_say_their_version_and_semantics_level():
     import sys
     from importlib.metadata import version
 
+    from qcore.node.entries import ENTRY_LEVEL
+
     for module, prog in (("qcore", "qcore"), ("qcore.cli.client", "qcore-cli")):
         p = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0 and p.stdout == f"{prog} {version('qcore')} (log entry semantics level 2)\n", \
+        assert p.returncode == 0 and p.stdout == f"{prog} {version('qcore')} (log entry semantics level {ENTRY_LEVEL})\n", \
             (p.stdout, p.stderr)

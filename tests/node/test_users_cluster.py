@@ -324,6 +324,42 @@ async def test_a_batch_with_one_refused_request_changes_nothing(cluster: Cluster
     assert await value_everywhere(cluster, cluster.meter, "Value") == before
 
 
+async def test_a_path_after_a_write_of_its_batch_is_checked_where_that_write_made_it_lead(cluster: Cluster) -> None:
+    """A batch applies in order, so a Write of a reference can re-aim a path later in the same
+    batch: ``[Write Ref = <a Plant>, Read Ref->Title]`` from a user who may use only Dials. The
+    path is checked where it leads once the requests before it have run, not on the state before
+    the batch (where Ref was null, or a Dial): refused whole, and nothing changed on any node;
+    re-aimed at a Dial, the same batch is allowed. Sent to a follower and to the leader."""
+    assert (await cluster.admin.perform(schema("Dial", "Object", {"Ref": {"EntityReference": None},
+                                                                  "Title": STR})))["SetSchema"]["error"] is None
+    d1 = await cluster.create("Dial", "d1", cluster.plant)
+    d2 = await cluster.create("Dial", "d2", cluster.plant)
+    await cluster.admin.perform(update(write(cluster.plant, "Title", {"String": "the plant's title"})))
+    await cluster.admin_call({"RoleAdd": {"role": "dial-users", "permissions": [perm("Dial.*=read,write")]}})
+    await cluster.admin_call({"UserAdd": {"user": "dw", "password": "dw-pw-81c4", "roles": ["dial-users"],
+                                          "entity": None}})
+    aim_at_plant = write(d1, "Ref", {"EntityReference": cluster.plant})
+    for node in (2, 0):
+        dw = await cluster.login("dw", node, "dw-pw-81c4")
+        for batch, refused in (
+                ([aim_at_plant, read(d1, "Ref->Title")], "read Plant.Title"),
+                ([aim_at_plant, write(d1, "Ref->Title", {"String": "owned"})], "write Plant.Title"),
+                ([aim_at_plant, read(d1, "Ref->Parent"), write(d1, "Ref", {"EntityReference": None})],
+                 "read Plant.Parent")):
+            r = await dw.perform(update(*batch))
+            assert r["UpdateEntity"] == {"response": [], "error": f"permission denied: dw may not {refused}",
+                                         "kind": "permission_denied"}, r
+        for seen in await value_everywhere(cluster, cluster.plant, "Title"):
+            assert seen["value"] == {"String": "the plant's title"}
+        for seen in await value_everywhere(cluster, d1, "Ref"):
+            assert seen["value"] == {"EntityReference": None}
+        r = await dw.perform(update(write(d1, "Ref", {"EntityReference": d2}),
+                                    write(d1, "Ref->Title", {"String": f"via node {node + 1}"}), read(d1, "Ref->Title")))
+        assert r["UpdateEntity"]["error"] is None, r
+        assert r["UpdateEntity"]["response"][2]["Read"]["value"] == {"String": f"via node {node + 1}"}
+        await cluster.admin.perform(update(write(d1, "Ref", {"EntityReference": None})))
+
+
 async def test_writer_id_is_the_writing_users_entity(cluster: Cluster) -> None:
     svc = await cluster.login("svc", 1)
     claimed = write(cluster.meter, "Value", {"Float": 7.0})
