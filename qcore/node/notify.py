@@ -343,6 +343,11 @@ class NotificationHub:
             cfg = decode_notify_config(msg.config)
         except CodecError as exc:
             return Kind.INVALID, f"config: {exc}"
+        view = self._viewer(box.conn)
+        if view is not None:  # before the store is asked: a refusal says nothing of what exists
+            refused = view.refusal(cfg)
+            if refused is not None:
+                return refused
         store = self._store()
         try:
             target: Any = None
@@ -355,9 +360,8 @@ class NotificationHub:
                 entity_num, entity_type = None, check_type(store, cfg.entity_type, fld)
         except ValueError as exc:
             return Kind.INVALID, str(exc)
-        view = self._viewer(box.conn)
-        if view is not None:
-            refused = view.refusal(cfg, target if entity_type is None else entity_type, fld)
+        if view is not None and target is not None:
+            refused = view.context_refusal(cfg, target)
             if refused is not None:
                 return refused
         start = 0

@@ -115,23 +115,36 @@ class Viewer:
         out.update(context_of(self._store, ch, allowed))
         return out
 
-    def refusal(self, cfg: Any, target: Any, field: str) -> tuple[Kind, str] | None:
-        """Why a registration of `cfg` (watching `field` of `target`, an entity or a type)
-        is refused: ``read`` on the field and on every context path."""
+    def refusal(self, cfg: Any) -> tuple[Kind, str] | None:
+        """Why a registration of `cfg` is refused for what it watches: ``read`` on an EntityId's
+        field (every hop of its path), or on a type's field and the first hop of each context
+        path (the entities beyond differ from change to change: checked per change). Asked
+        before the registration is looked up in the store, so that a refusal does not tell
+        whether the entity, type or field exists, or where a path leads."""
         if self._user is None or self._grants is None:
             return Kind.AUTH_REQUIRED, _AUTH_REQUIRED
         g, who, store = self._grants, self._user.name, self._store
         if cfg.__class__ is NotifyConfigEntityId:
             why = denied_path(store, g, who, cfg.entity_id, cfg.field_type, "read")
-            for p in cfg.context:
-                why = why or denied_path(store, g, who, target, p, "read")
-        else:  # a type: its field, and the first hop of each context path (the rest is checked per change)
-            why = None if g.allows("read", target, field) else f"permission denied: {who} may not read {target}.{field}"
+        else:
+            typ, field = cfg.entity_type, cfg.field_type
+            why = None if g.allows("read", typ, field) else f"permission denied: {who} may not read {typ}.{field}"
             for p in cfg.context:
                 first = p.split(PATH_SEP, 1)[0]
-                if why is None and not g.allows("read", target, first):
-                    why = f"permission denied: {who} may not read {target}.{first}"
+                if why is None and not g.allows("read", typ, first):
+                    why = f"permission denied: {who} may not read {typ}.{first}"
         return (Kind.PERMISSION_DENIED, why) if why is not None else None
+
+    def context_refusal(self, cfg: Any, target: Any) -> tuple[Kind, str] | None:
+        """Why an EntityId registration is refused for its context: ``read`` on every context
+        path from `target`, the entity its field path reaches."""
+        if self._user is None or self._grants is None:
+            return Kind.AUTH_REQUIRED, _AUTH_REQUIRED
+        for p in cfg.context:
+            why = denied_path(self._store, self._grants, self._user.name, target, p, "read")
+            if why is not None:
+                return Kind.PERMISSION_DENIED, why
+        return None
 
 
 Propose = Callable[[Any, Any, Any, Any], Awaitable[Any]]  # (request id, conn, entry JSON, decoded) -> reply

@@ -525,6 +525,38 @@ async def test_notifications_and_their_context_follow_the_roles(cluster: Cluster
     assert (await next_value())["current_value"] == {"Float": 4.0}  # in log order: 3.0 never came
 
 
+async def test_a_refused_registration_does_not_tell_what_exists_or_where_a_path_leads(cluster: Cluster) -> None:
+    """RegisterNotification is checked for permission before the store is asked about it: a user
+    who may not read something learns from its refusal neither whether an entity, a type or a
+    field exists nor where a reference it may not read points (the store's "broke at ..." text
+    names the entity reached). svc may read Meters only; the meter's Parent is the plant."""
+    svc = await cluster.login("svc", 1)
+
+    async def register(config: dict[str, Any]) -> dict[str, Any]:
+        reply = await svc.call("RegisterNotification", config=config)
+        return {k: v for k, v in reply["RegisterNotificationResponse"].items() if k != "id"}
+
+    def on(entity: dict[str, Any], field: str) -> dict[str, Any]:
+        return {"EntityId": {"entity_id": entity, "field_type": field, "trigger_on_change": False, "context": []}}
+
+    def on_type(typ: str, field: str) -> dict[str, Any]:
+        return {"EntityType": {"entity_type": typ, "field_type": field, "trigger_on_change": False, "context": []}}
+
+    missing = {"typ": "Plant", "id": 987654}
+    for config, refused in ((on(cluster.plant, "Title"), "Plant.Title"), (on(missing, "Title"), "Plant.Title"),
+                            (on(cluster.plant, "NoSuchField"), "Plant.NoSuchField"),
+                            (on_type("Plant", "NoSuchField"), "Plant.NoSuchField"),
+                            (on_type("NoSuchType", "Name"), "NoSuchType.Name"),
+                            (on(cluster.meter, "Parent->NoSuchField"), "Plant.NoSuchField")):
+        assert await register(config) == {"response": {"Err": f"permission denied: svc may not read {refused}"},
+                                          "kind": "permission_denied"}, config
+    # what svc may read, it is told about as before
+    assert await register(on({"typ": "Meter", "id": 987654}, "Value")) == {
+        "response": {"Err": "entity Meter$987654 does not exist"}, "kind": "invalid"}
+    assert await register(on_type("Meter", "NoSuchField")) == {
+        "response": {"Err": "entity type 'Meter' has no field 'NoSuchField'"}, "kind": "invalid"}
+
+
 async def test_guessing_is_slowed_and_does_not_lock_the_user_out(cluster: Cluster) -> None:
     await cluster.admin_call({"UserAdd": {"user": "victim", "password": "victim-pw-8e2f", "roles": ["reader"],
                                           "entity": None}})
