@@ -122,9 +122,9 @@ def parse_time(text: str) -> dict[str, int]:
             raise _Unfit
         return command_json.timestamp(secs)
     iso = text.strip().replace("Z", "+00:00")
-    m = _ISO_FRACTION.search(iso)
+    m = _ISO_FRACTION.match(iso)
     try:
-        dt = datetime.datetime.fromisoformat(iso[:m.start()] + iso[m.end():] if m else iso)
+        dt = datetime.datetime.fromisoformat(iso[:m.start(1) - 1] + iso[m.end(1):] if m else iso)
     except ValueError:
         raise _Unfit from None
     if dt.tzinfo is None:
@@ -137,7 +137,9 @@ def parse_time(text: str) -> dict[str, int]:
 
 
 _DECIMAL_SECS = re.compile(r"\+?([0-9]+)(?:\.([0-9]*))?")
-_ISO_FRACTION = re.compile(r"(?<=[0-9]:[0-9]{2})[.,]([0-9]+)")  # after the seconds: hh:mm:ss.fff
+# The fraction after the time's digits (hh:mm:ss.fff, or ISO 8601's basic hhmmss.fff): the
+# part of a second that datetime.fromisoformat would read, there cut to the microsecond.
+_ISO_FRACTION = re.compile(r"[0-9Ww-]+[^0-9-][0-9:]+[.,]([0-9]+)")
 
 
 def _nanos(fraction: str) -> int:

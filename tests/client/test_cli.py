@@ -179,7 +179,9 @@ async def test_a_timestamp_is_written_to_the_nanosecond_it_is_typed(node: FakeNo
                               ("1.999999999", 1, 999999999),
                               ("2024-01-02T03:04:05.123456789Z", 1704164645, 123456789),
                               ("2024-01-02T04:04:05.0000001+01:00", 1704164645, 100),
-                              ("2024-01-02T03:04:05Z", 1704164645, 0)):
+                              ("2024-01-02T03:04:05Z", 1704164645, 0),
+                              ("20240102T030405.123456789Z", 1704164645, 123456789),  # ISO 8601's basic format
+                              ("2024-01-02 03:04:05,5", 1704164645, 500000000)):
         assert await run(node, "write", "User$1", "Seen", text) == 0, text
         w = last_perform(node)["UpdateEntity"]["request"][0]["Write"]
         assert w["value"] == {"Timestamp": {"secs_since_epoch": secs, "nanos_since_epoch": nanos}}, text
