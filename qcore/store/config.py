@@ -103,8 +103,14 @@ class _NanoDatetime(_dt.datetime):
 
 def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     """PyYAML's timestamp, without dropping digits past the microsecond (PyYAML
-    cuts the fraction to six): up to nine are kept, more are refused."""
-    value = loader.construct_yaml_timestamp(node)
+    cuts the fraction to six): up to nine are kept, more are refused. One that
+    names no instant (``2024-02-30``, a leap second's ``23:59:60``, which Unix
+    time has no room for) is refused with its line and column."""
+    try:
+        value = loader.construct_yaml_timestamp(node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"timestamp {node.value!r} is not a date/time: {exc}", node.start_mark) from None
     m = yaml.SafeLoader.timestamp_regexp.match(node.value)
     fraction = (m.group("fraction") or "") if m else ""
     if len(fraction) <= 6 or not isinstance(value, _dt.datetime):

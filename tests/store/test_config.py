@@ -226,3 +226,12 @@ def test_deeply_nested_tree_is_a_config_error():
     with pytest.raises(ConfigError) as ei:
         load_config_text(body, "deep.yaml")
     assert "deep.yaml" in str(ei.value) and "deeply" in str(ei.value)
+
+
+@pytest.mark.parametrize("when, why", [("2016-12-31T23:59:60Z", "second must be in 0..59"),
+                                       ("2024-02-30", "day is out of range for month")])
+def test_a_date_time_that_is_not_one_is_refused_with_its_line(when: str, why: str) -> None:
+    # PyYAML's ValueError escaped the loader: `qcore --config-file` exited 1 with
+    # "ValueError: second must be in 0..59", naming neither the file nor the line.
+    e = err(HEADER + f"      TS: {{default_value: {when}}}\n")
+    assert str(e).startswith("cfg.yaml: line 9, column 27: ") and why in str(e), str(e)
