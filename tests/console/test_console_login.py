@@ -113,6 +113,20 @@ async def test_what_the_node_refuses_is_disabled(page: Page, admin: Client) -> N
     assert await admin.read_value(SENSOR, "Reading") == 12.5
 
 
+async def test_a_refused_delete_disables_the_delete_button(page: Page, admin: Client) -> None:
+    """bob may not delete a Sensor: the dialog says so, and once it is closed the
+    entity's Delete button is disabled with the node's text, as a refused write's Edit is."""
+    delete = page.locator("#entity .actions").get_by_role("button", name="Delete")
+    await delete.click()
+    dialog = page.locator("dialog[open]")
+    await dialog.get_by_role("button", name="Delete").click()
+    await expect(dialog.locator(".error")).to_contain_text("permission denied: bob may not delete Sensor")
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(delete).to_be_disabled()
+    await expect(delete).to_have_attribute("title", re.compile("permission denied: bob may not delete Sensor"))
+    assert await admin.entity_exists(SENSOR)
+
+
 async def test_after_a_restart_the_page_logs_in_again_by_itself(node: NodeProc, page: Page, admin: Client) -> None:
     assert node.terminate() == 0
     await expect(page.locator("#conn-status")).to_contain_text("disconnected")

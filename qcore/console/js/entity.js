@@ -287,7 +287,7 @@ export class EntityView {
         h("div", { class: "actions" },
           h("button", { type: "button", class: "action", onclick: () => this._createChild(),
             disabled: !this.schema.fields.Children }, "New child"),
-          h("button", { type: "button", class: "action danger", onclick: () => this._delete(nameText),
+          this.deleteButton = h("button", { type: "button", class: "action danger", onclick: () => this._delete(nameText),
             disabled: !canDelete, title: canDelete ? null : this.perms.why("delete", eid.typ) }, "Delete"),
           h("button", { type: "button", onclick: () => this.reload() }, "Reload"))),
       h("p", { class: "muted" }, `type ${this.chain.join(" ← ")}`,
@@ -444,7 +444,15 @@ export class EntityView {
   async _delete(name) {
     const eid = this.eid;
     const deleted = await this.actions.confirmDelete(eid, name, this.childCount);
-    if (!deleted) return;
+    if (!deleted) {
+      // Refused (permission denied): from now on the button says why instead of asking again.
+      const why = this.perms.why("delete", eid.typ);
+      if (why && sameId(eid, this.eid)) {
+        this.deleteButton.disabled = true;
+        this.deleteButton.title = why;
+      }
+      return;
+    }
     const parent = this.fields.get("Parent");
     const parentId = parent && parent.read && parent.read.value ? parent.read.value.EntityReference : null;
     this.deleted = true;
