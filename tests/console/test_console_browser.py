@@ -391,6 +391,16 @@ async def test_an_entity_deleted_elsewhere_says_so(page: Page, client: Client) -
     await expect(page.get_by_role("button", name="Delete")).to_be_disabled()
 
 
+async def test_a_root_deleted_elsewhere_says_so(page: Page, client: Client) -> None:
+    """A root has no parent whose Children would tell of its deletion: the page
+    notices it all the same, instead of following a deleted entity."""
+    doomed = await client.create("Root", "doomed root")
+    await open_entity(page, str(doomed))
+    await client.delete(doomed)
+    await expect(page.locator("#entity .live")).to_have_text(f"{doomed} was deleted", timeout=10_000)
+    await expect(page.get_by_role("button", name="Delete")).to_be_disabled()
+
+
 async def test_a_phone_sized_screen(cluster: Cluster, browser: Browser, recorded: Recorded) -> None:
     phone = recorded.watch(await browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True))
     try:

@@ -11,6 +11,9 @@ import { readBatch, readRequest, writeRequest } from "./queries.js";
 // A folder with more children than this shows Children as a count (the tree pages
 // them) and is not watched: each notification of it would carry the whole list twice.
 export const LARGE_CHILDREN = 1000;
+// An open entity whose deletion no followed parent would tell (a root, a child of a
+// large folder) is checked with EntityExists this often instead.
+const EXISTS_CHECK_MS = 3000;
 
 const NOT_EDITABLE = {
   Children: "maintained by the store: create or delete entities, or write a child's Parent to move it",
@@ -35,6 +38,7 @@ export class EntityView {
     this.gen = 0; // bumped by every open: answers for an entity the user left are dropped
     this.tokens = [];
     this.fields = new Map();
+    this.existsTimer = null;
     this.placeholder();
   }
 
@@ -47,6 +51,7 @@ export class EntityView {
 
   async open(eid) {
     const gen = ++this.gen;
+    clearTimeout(this.existsTimer);
     await this._unwatchAll();
     if (gen !== this.gen) return;
     this.eid = eid;
@@ -74,6 +79,7 @@ export class EntityView {
 
   async close() {
     this.gen++;
+    clearTimeout(this.existsTimer);
     await this._unwatchAll();
     this.eid = null;
     this.placeholder();
@@ -176,8 +182,9 @@ export class EntityView {
     if (gen !== this.gen) return;
     const parent = this.fields.get("Parent");
     const parentId = parent && parent.read && parent.read.value && parent.read.value.EntityReference;
-    if (parentId) await this._watchParent(parentId, gen);
+    const parentWatched = parentId ? await this._watchParent(parentId, gen) : false;
     if (gen !== this.gen) return;
+    if (!parentWatched) this._checkExists(gen);
     if (failures.length) {
       this.live.className = "error";
       this.live.setAttribute("role", "alert");
@@ -187,19 +194,43 @@ export class EntityView {
     }
   }
 
-  /** The parent's Children, to notice the entity being deleted (when the parent is small enough). */
+  /**
+   * The parent's Children, to notice the entity being deleted (when the parent is small
+   * enough). Resolves whether it is followed.
+   */
   async _watchParent(parentId, gen) {
     const count = await this._childCount(parentId);
-    if (count === null || count > LARGE_CHILDREN || gen !== this.gen) return;
+    if (count === null || count > LARGE_CHILDREN || gen !== this.gen) return false;
     try {
       const token = await this.conn.watch(
         { EntityId: { entity_id: parentId, field_type: "Children", trigger_on_change: true, context: [] } },
         (n) => this._onParentChildren(n, gen));
       if (gen !== this.gen) this.conn.unwatch(token).catch(() => {});
       else this.tokens.push(token);
+      return true;
     } catch {
-      // Not fatal: a deletion then shows when the next write to it fails.
+      return false;
     }
+  }
+
+  /**
+   * No followed parent would tell of a deletion (a root, a child of a large folder): an
+   * EntityExists every EXISTS_CHECK_MS does, until another entity is opened.
+   */
+  _checkExists(gen) {
+    clearTimeout(this.existsTimer);
+    this.existsTimer = setTimeout(async () => {
+      if (gen !== this.gen || this.deleted) return;
+      let exists = true;
+      try {
+        exists = await this.conn.perform({ EntityExists: { entity_id: this.eid } });
+      } catch {
+        // Not known now (the node away, no leader): asked again at the next check.
+      }
+      if (gen !== this.gen || this.deleted) return;
+      if (exists) this._checkExists(gen);
+      else await this._gone(this._parentId());
+    }, EXISTS_CHECK_MS);
   }
 
   /**
@@ -254,14 +285,26 @@ export class EntityView {
     if (kids.some((k) => sameId(k, this.eid))) return;
     // Gone from its parent: deleted, or moved (then its own Parent changed too).
     const exists = await this.conn.perform({ EntityExists: { entity_id: this.eid } }).catch(() => true);
-    if (exists || gen !== this.gen) return;
+    if (gen !== this.gen) return;
+    if (exists) this._checkExists(gen); // moved away: that parent will not tell of a deletion
+    else await this._gone(n.entity_id);
+  }
+
+  /** The parent the open entity's (followed) Parent field names, or null. */
+  _parentId() {
+    const parent = this.fields.get("Parent");
+    return parent && parent.read && parent.read.value ? parent.read.value.EntityReference : null;
+  }
+
+  /** The open entity was deleted by someone else: say so, and stop following it. */
+  async _gone(parentId) {
     this.deleted = true;
     await this._unwatchAll();
     this.live.className = "error";
     this.live.setAttribute("role", "alert");
     this.live.textContent = `${idText(this.eid)} was deleted`;
     for (const b of this.root.querySelectorAll("button.action")) b.disabled = true;
-    this.onGone(this.eid, n.entity_id, false);
+    this.onGone(this.eid, parentId, false);
   }
 
   // ------------------------------------------------------------------ rendering
