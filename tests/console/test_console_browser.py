@@ -424,11 +424,14 @@ async def test_a_phone_sized_screen(cluster: Cluster, browser: Browser, recorded
 
 async def test_when_the_pages_node_is_down_no_row_claims_anything(cluster: Cluster, page: Page) -> None:
     """The page's own node killed: the cluster view cannot know any member's
-    state, so no row is left saying Leader or ok; once the node is back, the page
-    reconnects by itself and shows every member again."""
+    state, so no row is left saying Leader or ok, and the open entity no longer
+    claims to be followed (its registrations ended with the connection); once the
+    node is back, the page reconnects by itself and shows every member again."""
     await open_entity(page, SENSOR)
     cluster.page_node.kill9()
     await expect(page.locator("#conn-status")).to_contain_text("disconnected")
+    await expect(page.locator("#entity .live")).to_have_text(
+        "not following changes: the connection to the node was lost (unavailable)")
     rows = page.locator("table.cluster tbody tr")
     await expect(page.locator("table.cluster tr[data-health=unknown]")).to_have_count(3)
     await expect(page.locator("table.cluster tr.leader")).to_have_count(0)

@@ -234,9 +234,9 @@ export class EntityView {
   }
 
   /**
-   * The node refused this connection for want of a login (its user was deleted): it sends
-   * the open entity's changes no more, so the page stops saying it follows them.
-   * The registrations are unregistered when the entity is opened again, after a login.
+   * The node sends the open entity's changes no more (the connection was lost, or the node
+   * refused it for want of a login: its user was deleted), so the page stops saying it
+   * follows them. The entity is opened, and followed, again once the connection is ready.
    */
   notFollowing(err) {
     if (!this.eid || !this.live || this.deleted) return;

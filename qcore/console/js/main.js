@@ -2,7 +2,7 @@
 // the entity view, and the login; the open entity is in the URL's fragment
 // (#Sensor$12), so it can be bookmarked and the back button works.
 
-import { Connection, wsUrl } from "./conn.js";
+import { Connection, QcoreError, wsUrl } from "./conn.js";
 import { ClusterView } from "./cluster.js";
 import { h, errorText, fill } from "./dom.js";
 import { EntityActions } from "./entity_actions.js";
@@ -117,6 +117,8 @@ function showStatus(detail = { state: conn.state }) {
 
 conn.addEventListener("state", (e) => {
   showStatus(e.detail);
+  // The registrations ended with the connection: the open entity is followed again once it is back.
+  if (e.detail.state === "closed") entity.notFollowing(new QcoreError("the connection to the node was lost", "unavailable"));
   if (e.detail.state === "ready") {
     showUser();
     loadAll();
