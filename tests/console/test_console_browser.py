@@ -483,6 +483,29 @@ async def test_an_entity_that_failed_to_load_can_be_reloaded(cluster: Cluster, p
     await expect(field_row(page, "Name").locator("td.value")).to_have_text("gateway-1")
 
 
+async def test_what_failed_for_want_of_a_leader_is_read_again_by_itself(cluster: Cluster, page: Page) -> None:
+    """The whole cluster killed, the page's node back first and alone: the page
+    reconnects to a node without a leader, so reading the tree and the open entity
+    fails. Once the others are back, both are read again without a click."""
+    await open_entity(page, SENSOR)
+    others = cluster.others()
+    for n in [cluster.page_node, *others]:
+        n.kill9()
+    await expect(page.locator("#conn-status")).to_contain_text("disconnected")
+    cluster.page_node.start()
+    await wait_serving(cluster.page_node)
+    await expect(page.locator("#tree li.error")).to_contain_text("no leader", timeout=15_000)
+    await expect(page.locator("#entity p.error")).to_contain_text("no leader")
+    for n in others:
+        n.start()
+    for n in others:
+        await wait_serving(n)
+    await expect(page.locator('li[data-entity="Root$1"]')).to_be_visible(timeout=15_000)
+    await expect(page.locator("#tree li.error")).to_have_count(0)
+    await expect(page.locator("#entity .live")).to_have_text("live: following 13 fields")
+    await expect(page.locator("#search-type option")).not_to_have_count(0)
+
+
 async def test_a_learner_says_so_once(cluster: Cluster, page: Page) -> None:
     """A fourth node joins as a learner: its role cell reads "Learner", once."""
     learner = NodeProc(4, cluster.nodes[0].data_dir.parent, port=free_ports(1)[0])

@@ -35,9 +35,11 @@ export function memberRows(view) {
 }
 
 export class ClusterView {
-  constructor(root, conn) {
+  /** `onHealthy()` after each refresh in which the page's own node reports `ok` (it knows a leader). */
+  constructor(root, conn, { onHealthy = () => {} } = {}) {
     this.root = root;
     this.conn = conn;
+    this.onHealthy = onHealthy;
     this.timer = null;
     this.running = false;
     this.downSince = new Map(); // member id -> time it was first seen down
@@ -137,5 +139,7 @@ export class ClusterView {
       h("td", { class: "num lag" }, r.lag ?? "—"),
       h("td", { class: `health ${healthClass}` }, health));
     }));
+    const mine = rows.find((r) => r.id === this.conn.nodeId);
+    if (mine && mine.health === "ok") this.onHealthy();
   }
 }

@@ -45,6 +45,14 @@ export function showError(el, err) {
   el.textContent = errorText(err);
 }
 
+// Errors that say the cluster could not serve a request just now (no leader, the node
+// away), not that the request was wrong: what failed so is read again once it can be.
+const PASSING = new Set(["no_leader", "not_leader", "unavailable", "outcome_unknown", "overloaded", "shutting_down"]);
+
+export function isPassing(err) {
+  return !!err && PASSING.has(err.kind);
+}
+
 export function errorText(err) {
   if (err && err.kind) return `${err.message} (${err.kind})`;
   return err && err.message ? err.message : String(err);

@@ -3,7 +3,7 @@
 // and the open entity followed live through notifications (one registration
 // per field, unregistered when the user moves on).
 
-import { errorText, fill, h, showError } from "./dom.js";
+import { errorText, fill, h, isPassing, showError } from "./dom.js";
 import { createEditor, downloadBlob } from "./editors.js";
 import { idText, kindOf, renderValue, sameId, timeFull, timeText, valueSummary } from "./values.js";
 import { readBatch, readRequest, writeRequest } from "./queries.js";
@@ -39,6 +39,7 @@ export class EntityView {
     this.tokens = [];
     this.fields = new Map();
     this.existsTimer = null;
+    this.failed = false; // the open entity could not be read for a passing cause (retryFailed)
     this.placeholder();
   }
 
@@ -52,6 +53,7 @@ export class EntityView {
   async open(eid) {
     const gen = ++this.gen;
     clearTimeout(this.existsTimer);
+    this.failed = false;
     await this._unwatchAll();
     if (gen !== this.gen) return;
     this.eid = eid;
@@ -67,6 +69,7 @@ export class EntityView {
       if (gen !== this.gen) return;
       loading.remove();
       showError(this.error, err);
+      this.failed = isPassing(err);
       // A failed load (no leader, the node away) can be tried again once the cause is gone.
       head.append(h("div", { class: "actions" }, h("button", { type: "button", onclick: () => this.reload() }, "Reload")));
     }
@@ -75,6 +78,11 @@ export class EntityView {
   reload() {
     if (this.eid) return this.open(this.eid);
     return Promise.resolve();
+  }
+
+  /** Open the entity again if it could not be read for a passing cause (no leader) and the cluster is back. */
+  retryFailed() {
+    if (this.failed) this.reload();
   }
 
   async close() {

@@ -4,7 +4,7 @@
 
 import { Connection, QcoreError, wsUrl } from "./conn.js";
 import { ClusterView } from "./cluster.js";
-import { h, errorText, fill } from "./dom.js";
+import { h, errorText, fill, isPassing } from "./dom.js";
 import { EntityActions } from "./entity_actions.js";
 import { EntityView } from "./entity.js";
 import { Login } from "./login.js";
@@ -20,13 +20,22 @@ const conn = new Connection(wsUrl());
 const perms = new Permissions();
 const childReader = new ChildrenReader(conn);
 let types = null;
+let typesFailed = false; // the search's types could not be read for a passing cause
 
 function entityTypes() {
   if (!types) types = allEntityTypes(conn).catch((err) => { types = null; throw err; });
   return types;
 }
 
-const cluster = new ClusterView($("#cluster"), conn);
+// What failed to load for want of a leader (the page's node back before a majority) is read
+// again by itself once the page's node reports a leader: no panel keeps a stale "no leader".
+const cluster = new ClusterView($("#cluster"), conn, {
+  onHealthy: () => {
+    tree.retryFailed();
+    entity.retryFailed();
+    if (typesFailed) loadTypes();
+  },
+});
 const tree = new EntityTree($("#tree"), conn, { childReader, onOpen: openEntity });
 const search = new Search($("#search"), conn, { onOpen: openEntity });
 const entity = new EntityView($("#entity"), conn, {
@@ -89,12 +98,18 @@ async function loadAll() {
   } catch {
     // The cluster view and the tree say what is wrong.
   }
-  await Promise.all([
-    tree.loadRoots(),
-    entityTypes().then((t) => search.setTypes(t), () => {}),
-  ]);
+  await Promise.all([tree.loadRoots(), loadTypes()]);
   const eid = fragmentId();
   if (eid) showEntity(eid);
+}
+
+async function loadTypes() {
+  typesFailed = false;
+  try {
+    search.setTypes(await entityTypes());
+  } catch (err) {
+    typesFailed = isPassing(err);
+  }
 }
 
 function showStatus(detail = { state: conn.state }) {

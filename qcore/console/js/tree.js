@@ -3,7 +3,7 @@
 // list, read once and shown a page at a time). Keyboard: the WAI-ARIA tree
 // pattern (arrows, Home/End, Enter or Space opens, Right/Left expand/collapse).
 
-import { errorText, h } from "./dom.js";
+import { errorText, h, isPassing } from "./dom.js";
 import { idText } from "./values.js";
 import { allEntityTypes, readFieldOfMany } from "./queries.js";
 
@@ -42,6 +42,7 @@ export class EntityTree {
     this.byLi = new WeakMap();
     this.selected = null; // the <li> marked aria-selected
     this.selectedKey = null; // the entity open in the entity view
+    this.failed = new Set(); // items whose page failed for a passing cause (retryFailed)
     this.ul = h("ul", { role: "tree", "aria-label": "Entity tree", class: "tree",
       onkeydown: (e) => this._onKey(e), onclick: (e) => this._onClick(e) });
     this.top = new Item(null, 0, null);
@@ -115,6 +116,7 @@ export class EntityTree {
 
   async _loadPage(item) {
     if (item.loading) return;
+    this.failed.delete(item); // loading it now: not to be retried for an older failure
     const epoch = item.epoch;
     const group = item.group;
     for (const old of group.querySelectorAll(":scope > li.more, :scope > li.note")) old.remove();
@@ -154,9 +156,19 @@ export class EntityTree {
       busy.remove();
       if (item.epoch === epoch) {
         group.append(h("li", { class: "note error", role: "alert" }, `could not load: ${errorText(err)}`));
+        if (isPassing(err)) this.failed.add(item);
       }
     } finally {
       if (item.epoch === epoch) item.loading = false;
+    }
+  }
+
+  /** Load again the pages that failed for a passing cause (no leader), once the cluster can serve them. */
+  retryFailed() {
+    const items = [...this.failed];
+    this.failed.clear();
+    for (const item of items) {
+      if (item === this.top || (this.items.get(item.key) === item && item.expanded)) this._loadPage(item);
     }
   }
 
