@@ -342,6 +342,34 @@ async def test_search_by_type_and_open(page: Page) -> None:
     await expect(page.locator("#entity .entity-id")).to_have_text(SENSOR)
 
 
+async def test_a_name_cannot_reorder_the_text_beside_it(page: Page, client: Client) -> None:
+    """A name ending in U+202E (right-to-left override) is shown as it is, but the
+    entity id drawn after it still reads left to right: each name is its own
+    bidirectional run, so a name cannot make another entity's id appear."""
+    spoof = await client.create("Group", "evil\u202e", parent="Folder$10")
+    try:
+        await open_entity(page, str(spoof))
+        await page.locator("#tree-reload").click()
+        for folder in ("Root$1", "Folder$10"):
+            await page.locator(f'li[data-entity="{folder}"] .caret').click()
+        await page.select_option("#search-type", "Group")
+        await page.get_by_role("button", name="Find").click()
+        for shown in (page.locator("#entity .entity-id"), page.locator(f'li[data-entity="{spoof}"] .tree-id'),
+                      page.locator("ul.results li", has_text=str(spoof)).locator(".tree-id")):
+            await expect(shown).to_have_text(str(spoof))
+            assert await shown.evaluate(LEFT_TO_RIGHT), f"{spoof} is drawn reversed"
+    finally:
+        await client.delete(spoof)
+
+
+# Is the element's first character drawn left of its last one?
+LEFT_TO_RIGHT = """el => {
+    const text = el.firstChild, range = document.createRange(), left = (i) => {
+        range.setStart(text, i); range.setEnd(text, i + 1); return range.getBoundingClientRect().left; };
+    return left(0) < left(text.length - 1);
+}"""
+
+
 async def test_create_a_child_and_delete_it(page: Page, client: Client) -> None:
     await open_entity(page, "Folder$10")
     await page.get_by_role("button", name="New child").click()

@@ -72,7 +72,7 @@ export class EntityActions {
   /** Ask to confirm, then delete `eid` (and, as the store does, everything under it). Resolves true if deleted. */
   async confirmDelete(eid, name, childCount) {
     const under = childCount ? ` and everything under it (${childCount} children, and theirs)` : "";
-    const body = h("p", {}, `Delete ${idText(eid)} “${name || "(no name)"}”${under}? This cannot be undone.`);
+    const body = h("p", {}, `Delete ${idText(eid)} “`, h("bdi", {}, name || "(no name)"), `”${under}? This cannot be undone.`);
     const deleted = await modal(`Delete ${idText(eid)}?`, body, "Delete", async () => {
       try {
         await this.conn.perform({ DeleteEntity: { entity_id: eid } });
