@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -471,6 +472,23 @@ async def test_when_the_pages_node_is_down_no_row_claims_anything(cluster: Clust
     await expect(page.locator("table.cluster tr.leader")).to_have_count(1)
     await expect(page.locator("#entity .live")).to_have_text("live: following 13 fields")
     assert await page.evaluate("() => window.__notReloaded") is True
+
+
+async def test_when_the_pages_node_hangs_no_row_claims_anything(cluster: Cluster, page: Page) -> None:
+    """The page's node stopped (SIGSTOP: its connection stays open, nothing is
+    answered): the rows stop claiming the roles and health they showed well
+    before the request's own 15 s timeout, and come back once it runs again."""
+    await expect(page.locator("table.cluster tr[data-health=ok]")).to_have_count(3)
+    assert cluster.page_node.proc is not None
+    cluster.page_node.proc.send_signal(signal.SIGSTOP)
+    try:
+        await expect(page.locator("#cluster .panel-status")).to_have_text(
+            "no answer from the node this page talks to for 5 s", timeout=10_000)
+        await expect(page.locator("table.cluster tr[data-health=unknown]")).to_have_count(3)
+        await expect(page.locator("table.cluster tr.leader")).to_have_count(0)
+    finally:
+        cluster.page_node.proc.send_signal(signal.SIGCONT)
+    await expect(page.locator("table.cluster tr[data-health=ok]")).to_have_count(3, timeout=15_000)
 
 
 async def test_killing_a_follower_shows_it_down(cluster: Cluster, page: Page) -> None:

@@ -5,6 +5,10 @@
 import { clock, errorText, fill, h } from "./dom.js";
 
 const POLL_MS = 1000;
+// A refresh unanswered this long: the page's node hangs (stopped, swapping) with its connection
+// open, so the rows stop claiming what they showed, well before the request's own 15 s timeout.
+// (The node gives each member 1.5 s to answer.)
+const STALE_MS = 5000;
 
 function indexOf(logId) {
   return logId && typeof logId.index === "number" ? logId.index : 0;
@@ -68,6 +72,7 @@ export class ClusterView {
 
   async _poll() {
     clearTimeout(this.timer);
+    const stale = setTimeout(() => this._showStale(), STALE_MS);
     try {
       const view = await this.conn.result("GetClusterMetrics");
       if (!this.running) return;
@@ -79,6 +84,8 @@ export class ClusterView {
         this.stop(); // started again after a login
         return;
       }
+    } finally {
+      clearTimeout(stale);
     }
     if (this.running) this.timer = setTimeout(() => this._poll(), POLL_MS);
   }
@@ -87,6 +94,13 @@ export class ClusterView {
     this.status.classList.add("error");
     this.status.textContent = err.kind === "unavailable" ? "not connected to the node" : errorText(err);
     if (err.kind !== "auth_required" && err.kind !== "permission_denied") this._renderUnknown();
+  }
+
+  _showStale() {
+    if (!this.running) return;
+    this.status.classList.add("error");
+    this.status.textContent = `no answer from the node this page talks to for ${STALE_MS / 1000} s`;
+    this._renderUnknown();
   }
 
   /**
