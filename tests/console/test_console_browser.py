@@ -260,6 +260,21 @@ async def test_saving_an_unchanged_timestamp_keeps_its_nanoseconds(page: Page, c
     assert value.v == exact
 
 
+async def test_saving_an_unchanged_string_keeps_its_line_breaks(page: Page, client: Client) -> None:
+    """A text area reads "\\r\\n" as "\\n" (and a text field drops line breaks):
+    saved as it was shown, a String keeps its own, instead of being rewritten."""
+    exact = "deg\r\nC\r"
+    await client.write(SENSOR, "Unit", exact)
+    await open_entity(page, SENSOR)
+    _, before, _ = await client.read(SENSOR, "Unit")
+    row = await edit(page, "Unit", lambda row: asyncio.sleep(0))  # the text area untouched
+    await expect(row.locator("button.edit")).to_be_visible()  # the editor closed: the write was acknowledged
+    value, after, _ = await client.read(SENSOR, "Unit")
+    assert after != before  # it was written again
+    assert value.v == exact
+    await client.write(SENSOR, "Unit", "F")
+
+
 async def test_a_wrong_value_shows_an_error_and_changes_nothing(page: Page, client: Client) -> None:
     await open_entity(page, SENSOR)
     before = await client.read(SENSOR, "Uptime")

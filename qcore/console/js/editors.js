@@ -61,11 +61,15 @@ const EDITORS = {
   },
 
   String(current, field, label) {
-    const multiline = typeof current === "string" && current.includes("\n");
+    const text = current ?? "";
+    const multiline = /[\r\n]/.test(text);
     const el = multiline
-      ? h("textarea", { class: "editor-input", rows: 4, "aria-label": label, value: current })
-      : input({ type: "text", value: current ?? "", "aria-label": label, spellcheck: "false" });
-    return { el, focus: () => el.focus(), async read() { return { String: el.value }; } };
+      ? h("textarea", { class: "editor-input", rows: 4, "aria-label": label, value: text })
+      : input({ type: "text", value: text, "aria-label": label, spellcheck: "false" });
+    // A text area reads "\r\n" and "\r" as "\n" (a text field drops line breaks): left as it
+    // was shown, the editor saves the value exactly, as a Timestamp keeps its nanoseconds.
+    const shown = el.value;
+    return { el, focus: () => el.focus(), async read() { return { String: el.value === shown ? text : el.value }; } };
   },
 
   Bool(current, field, label) {
