@@ -60,6 +60,12 @@ def stop_process(code: int, what: str, trace: bool = True) -> None:
     os._exit(code)
 
 
+def _retrieve_exception(fut: "asyncio.Future[Any]") -> None:
+    """Mark a failed future's exception as seen (whoever still awaits it gets it all the same)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class SettledNow(asyncio.Future[Any]):
     """A future that calls `on_settled` the moment it is settled, inside the
     round that settles it, rather than a loop iteration later as asyncio's
@@ -324,6 +330,9 @@ class RaftDriver:
         if predicate():
             return True
         fut: asyncio.Future[None] = self._loop.create_future()
+        # A waiter cancelled (the node stopping) stops listening before stop() fails its future:
+        # retrieve the exception, or asyncio logs "Future exception was never retrieved" at ERROR.
+        fut.add_done_callback(_retrieve_exception)
         entry = (predicate, fut)
         self._watchers.append(entry)
         try:

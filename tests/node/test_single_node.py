@@ -457,3 +457,22 @@ def test_qcore_and_qcore_cli_say_their_version_and_semantics_level():
         p = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60)
         assert p.returncode == 0 and p.stdout == f"{prog} {version('qcore')} (log entry semantics level {ENTRY_LEVEL})\n", \
             (p.stdout, p.stderr)
+
+
+async def test_sigterm_stops_an_uninitialised_or_joining_node_without_an_error_line(nodes):
+    """SIGTERM is a clean stop (exit 0) for a node that never joined a cluster too: the tasks
+    waiting for it to become a member are cancelled, and no "Future exception was never
+    retrieved" ERROR is logged for what stopping failed after they stopped listening."""
+    fresh = nodes(1).start()
+    joining = nodes(2, "--join", fresh.addr).start()  # keeps asking an uninitialised node
+    for n in (fresh, joining):
+        await wait_serving(n)
+    await wait_until(lambda: _logged(joining, "joining the cluster via"), what="a join attempt")
+    for n in (fresh, joining):
+        assert n.terminate() == 0
+        log = n.log_path.read_text()
+        assert "stopped" in log and " ERROR " not in log and "never retrieved" not in log, n.log_tail()
+
+
+async def _logged(n: NodeProc, text: str) -> bool:
+    return text in n.log_path.read_text()
