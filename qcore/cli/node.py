@@ -14,7 +14,7 @@ import math
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from pathlib import Path
 
 from qcore import build
@@ -22,6 +22,9 @@ from qcore.cli.logs import FORMATS, configure as configure_logging, json_line
 from qcore.node import gc_policy, malloc_policy
 from qcore.node.bootstrap import parse_members
 from qcore.node.options import NodeOptions, read_password_file
+
+if TYPE_CHECKING:
+    from qcore.node.server import Node
 
 log = logging.getLogger("qcore")
 
@@ -238,13 +241,23 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     ), a
 
 
+def _stop_on(node: "Node", sig: signal.Signals) -> None:
+    if not node.stopping:
+        why = (": it stops the node as SIGTERM does (qcore reads its files only at start-up: restart the node "
+               "to take new ones)") if sig == signal.SIGHUP else ""
+        log.info("received %s%s", sig.name, why)
+    asyncio.ensure_future(node.stop())
+
+
 async def _run(opts: NodeOptions, announce: bool = True) -> int:
     from qcore.node.server import Node
 
     node = Node(opts)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(node.stop()))
+    # SIGHUP (a closed terminal; a "reload" to PostgreSQL users) stops the node as SIGTERM does,
+    # with the leadership handed over, instead of killing it unannounced: there is nothing to reload.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, _stop_on, node, sig)
     await node.start()
     if announce:  # (with --log-format json, stdout and stderr carry only JSON lines)
         print(f"qcore node {opts.id} listening on {'wss' if node.tls else 'ws'}://{opts.ws_addr}", flush=True)

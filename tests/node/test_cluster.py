@@ -5,6 +5,7 @@ membership change under load."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -234,3 +235,22 @@ async def test_sigterm_on_leader_hands_over_to_a_live_voter_not_a_dead_one(nodes
     await wait_until(lambda: logged(leader, f"lost connection to peer {dead.id} "), what="the leader to lose its link")
     assert await asyncio.to_thread(leader.terminate) == 0
     assert f"transferring leadership to {live.id} before shutdown" in leader.log_path.read_text(), leader.log_tail()
+
+
+async def test_sighup_stops_a_leader_as_sigterm_does(nodes):
+    """SIGHUP (a closed terminal, or an operator used to PostgreSQL's reload) is a clean stop:
+    leadership handed over, exit code 0, and the log says why; not an unannounced death that
+    leaves the cluster an election timeout without a leader."""
+    ns = [nodes(i) for i in (1, 2, 3)]
+    for n in ns:
+        n.start()
+    conns = await form_cluster(ns)
+    lid = await wait_until(lambda: leader_of(conns), what="a leader")
+    leader = ns[lid - 1]
+    assert leader.proc is not None
+    leader.proc.send_signal(signal.SIGHUP)
+    assert await asyncio.to_thread(leader.proc.wait, 15) == 0, leader.log_tail()
+    log = leader.log_path.read_text()
+    assert "received SIGHUP: it stops the node as SIGTERM does" in log and "transferring leadership" in log, log
+    others = [c for i, c in enumerate(conns) if i != lid - 1]
+    await wait_until(lambda: _new_leader(others, lid), timeout=10, what="new leader after transfer")
