@@ -84,7 +84,9 @@ class NodeOptions:
 
     @property
     def host(self) -> str:
-        return self.ws_addr.rsplit(":", 1)[0]
+        """The host to bind: an IPv6 address without the brackets of `[::1]:8080`."""
+        host = self.ws_addr.rsplit(":", 1)[0]
+        return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
     @property
     def port(self) -> int:

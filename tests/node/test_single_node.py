@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
-from tests.node.harness import Conn, NodeProc, eid, read, wait_serving, wait_until, write
+from tests.node.harness import Conn, NodeProc, eid, logged, read, wait_serving, wait_until, write
 
 STR = {"String": ""}
 
@@ -467,12 +468,36 @@ async def test_sigterm_stops_an_uninitialised_or_joining_node_without_an_error_l
     joining = nodes(2, "--join", fresh.addr).start()  # keeps asking an uninitialised node
     for n in (fresh, joining):
         await wait_serving(n)
-    await wait_until(lambda: _logged(joining, "joining the cluster via"), what="a join attempt")
+    await wait_until(lambda: logged(joining, "joining the cluster via"), what="a join attempt")
     for n in (fresh, joining):
         assert n.terminate() == 0
         log = n.log_path.read_text()
         assert "stopped" in log and " ERROR " not in log and "never retrieved" not in log, n.log_tail()
 
 
-async def _logged(n: NodeProc, text: str) -> bool:
-    return text in n.log_path.read_text()
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+async def test_an_ipv6_ws_addr_in_brackets_is_served(nodes):
+    """--ws-addr [::1]:P, the HOST:PORT form of an IPv6 address, binds ::1 (it was looked up
+    as a host named "[::1]": "Name or service not known"); the configuration names it so."""
+    if not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    n = nodes(1, "--init")
+    n.addr = f"[::1]:{n.port}"
+    n.start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    try:
+        await wait_until(lambda: _is_leader(c), what="leader")
+        assert (await c.metrics())["membership_config"]["membership"]["nodes"] == {"1": n.addr}
+    finally:
+        await c.close()
