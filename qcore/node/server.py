@@ -16,6 +16,7 @@ import asyncio
 import logging
 import random
 import re
+import socket
 import time
 from typing import Any
 
@@ -70,6 +71,24 @@ def _raft_peer(conn: ConnContext) -> bool:
     """Raft's own traffic never waits a turn behind clients' (qcore.node.backpressure TURN)."""
     side = conn.peer
     return side is not None and side.peer and side.purpose == "raft"
+
+
+async def check_listenable(host: str, port: int, ws_addr: str) -> None:
+    """StartupError unless every address `host` resolves to can be bound at `port`, as serve()
+    binds them: a port in use, or a host that is not this machine's, stops the node before its
+    data dir is created or --init/--initial-cluster writes a cluster into it (etcd binds its
+    listeners first). The sockets are closed at once; serve() binds again once the node is ready."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, sockaddr in set(infos):
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(sockaddr)
+    except OSError as e:
+        raise StartupError(f"cannot listen on --ws-addr {ws_addr}: {e.strerror or e}") from None
 
 
 class Node:
@@ -170,6 +189,7 @@ class Node:
     async def start(self) -> None:
         opts = self.opts
         self._loop = asyncio.get_running_loop()  # cached: one getpid() syscall per call on 3.11
+        await check_listenable(opts.host, opts.port, opts.ws_addr)
         storage = self._open_storage()
         rec = storage.recover()
         self.state_machine = StateMachine(on_changes=self.notifications.publish,

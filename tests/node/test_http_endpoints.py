@@ -182,7 +182,7 @@ def test_json_log_format_start_up_errors_are_json_lines_too(tmp_path) -> None:
         for args, code, why in (
             (["--ws-addr", "127.0.0.1:1", "--tick-ms", "0"], 2, "argument --tick-ms: must be at least 1"),
             (["--ws-addr", "127.0.0.1:1", "--config-file", str(tmp_path / "missing.yaml")], 2, "config file not found"),
-            (["--ws-addr", busy, "--init"], 1, "address already in use"),
+            (["--ws-addr", busy, "--init"], 2, f"cannot listen on --ws-addr {busy}: Address already in use"),
         ):
             p = subprocess.run([sys.executable, "-m", "qcore", "--id", "1", "--in-memory", "--log-format", "json", *args],
                                capture_output=True, text=True, timeout=30, cwd=tmp_path)

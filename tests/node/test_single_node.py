@@ -501,3 +501,21 @@ async def test_an_ipv6_ws_addr_in_brackets_is_served(nodes):
         assert (await c.metrics())["membership_config"]["membership"]["nodes"] == {"1": n.addr}
     finally:
         await c.close()
+
+
+async def test_a_port_in_use_stops_the_node_before_it_writes_its_data_dir(nodes, tmp_path):
+    """--ws-addr that cannot be bound (a port in use) is a one-line start-up error, exit 2,
+    found before the data dir is created: it used to be found after --init had written a
+    cluster naming that address into a new data dir (exit 1), which a start on another port
+    then resumed, its configuration naming an address it did not serve."""
+    import subprocess
+    import sys
+
+    held = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(held)
+    data_dir = tmp_path / "second"
+    p = subprocess.run([sys.executable, "-m", "qcore", "--id", "2", "--ws-addr", held.addr, "--data-dir",
+                        str(data_dir), "--init"], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert p.returncode == 2, (p.returncode, p.stderr[-800:])
+    assert f"qcore: cannot listen on --ws-addr {held.addr}: Address already in use" in p.stderr, p.stderr
+    assert not data_dir.exists()
