@@ -29,6 +29,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from qcore.node.cluster_identity import Identity, config_digest, derived_id
+from qcore.node.driver import stop_process
 from qcore.node.errors import NodeError
 from qcore.node.options import StartupError, reached_at
 from qcore.node.passwords import hash_with_salt
@@ -113,6 +114,9 @@ async def join_cluster(node: "Node", seeds: list[str], as_learner: bool) -> None
             return
         try:
             leader_addr = await _find_leader(node, seeds)
+            lost = _lost_entries(node, await _call(node, leader_addr, "GetMetrics", {}, timeout))
+            if lost is not None:
+                stop_process(2, lost, trace=False)  # exit 2, as a start-up error
             if me not in cs.learners:
                 log.info("asking the leader at %s to add node %d at %s as a learner", leader_addr, me, my_addr)
                 await _call(node, leader_addr, "AddLearner", {"node_id": me, "node_addr": my_addr}, timeout)
@@ -125,6 +129,21 @@ async def join_cluster(node: "Node", seeds: list[str], as_learner: bool) -> None
         except (NodeError, KeyError, TypeError, IndexError, ValueError) as exc:
             log.warning("joining the cluster via %s: %s; trying again in %.0fs", ",".join(seeds), exc, _JOIN_RETRY)
         await node.driver.wait_for(lambda: node.stopping, _JOIN_RETRY)
+
+
+def _lost_entries(node: "Node", leader_metrics: dict[str, Any]) -> str | None:
+    """Why this node must not join, if the leader counts it as a member holding entries its
+    log lacks: its data dir was lost (wiped, or a new disk) but not its membership. It gets
+    no entries then (the leader thinks it has them) and, a voter with an empty log, it could
+    help elect a leader that lacks committed entries; etcd's raft panics on this alike."""
+    me = node.opts.id
+    matched = ((leader_metrics.get("replication") or {}).get(str(me)) or {}).get("index") or 0
+    if matched <= node.driver.persisted_index:
+        return None
+    return (f"node {me} is a member of the cluster and its leader holds it acknowledged up to log index "
+            f"{matched}, but its data dir holds the log only up to {node.driver.persisted_index}: this "
+            f"node's data was lost. Remove it first (qcore-cli remove-node {me}), then start it again "
+            f"with --join and an empty data dir")
 
 
 async def _find_leader(node: "Node", seeds: list[str]) -> str:

@@ -5,6 +5,7 @@ voter with the data, members with another config file are refused, and
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -162,3 +163,45 @@ async def test_members_with_different_config_files_refuse_each_other(nodes, tmp_
         assert m3["current_leader"] is None and m3["last_applied"]["index"] <= 1
     finally:
         await n3.close()
+
+
+async def test_a_member_that_lost_its_data_dir_is_refused_by_join_until_it_is_removed(nodes) -> None:
+    """A voter restarted with --join on an empty data dir (a wiped disk) is still a member the leader
+    counts as holding entries: it would get no entries (the leader thinks it has them) and vote with an
+    empty log. It stops (exit 2) saying to remove it first; removed, it joins again."""
+    import shutil
+    import subprocess
+
+    ns = [nodes(i) for i in (1, 2, 3)]
+    for n in ns:
+        n.extra += ["--initial-cluster", initial_cluster(ns)]
+        n.start()
+    for n in ns:
+        await wait_serving(n)
+    joiner = nodes(4, "--join", ns[0].addr).start()
+    await wait_until(lambda: _voters_are(ns[0], [1, 2, 3, 4]), timeout=60, what="node 4 a voter")
+    assert joiner.terminate() == 0
+    shutil.rmtree(joiner.data_dir)
+    joiner.start()
+    assert joiner.proc is not None
+    try:
+        code = await asyncio.to_thread(joiner.proc.wait, 30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"node 4 went on with a lost data dir:\n{joiner.log_tail()}") from None
+    assert code == 2, joiner.log_tail()
+    assert "node 4 is a member of the cluster and its leader holds it acknowledged up to log index" in \
+        joiner.log_path.read_text() and "qcore-cli remove-node 4" in joiner.log_path.read_text()
+    assert await cli("--addr", ns[1].addr, "remove-node", "4") == 0
+    shutil.rmtree(joiner.data_dir)
+    joiner.start()
+    await wait_serving(joiner)
+    await wait_until(lambda: _voters_are(joiner, [1, 2, 3, 4]), timeout=60, what="node 4 a voter again")
+
+
+async def _voters_are(n: NodeProc, voters: list[int]) -> bool:
+    c = await Conn.open(n.addr)
+    try:
+        m = await c.metrics()
+        return m["current_leader"] is not None and m["membership_config"]["membership"]["configs"] == [voters]
+    finally:
+        await c.close()
