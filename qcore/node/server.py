@@ -483,22 +483,22 @@ class Node:
                 refused = isinstance(reply, dict) and "Err" in reply
                 self._reply(conn, m.RaftSnapshotResponse(msg.id, reply, Kind.INVALID if refused else None))
             return
+        stats = self._request_stats
+        t0 = time.perf_counter() if stats is not None else 0.0
         if not conn.forwarded and self.users.enabled:  # SPEC 8.3: users on (a peer is trusted)
             not_allowed = self.users.gate(conn, msg)
             if not_allowed is not None:
-                self._reply(conn, not_allowed)
+                self._reply_unserved(conn, tag, t0, not_allowed)
                 return
         handler = self.api.handler_for(tag)
         if handler is None:
             self._reply(conn, error(getattr(msg, "id", m.new_id()), Kind.INVALID, f"{tag} is not a request a node accepts"))
             return
         if conn.inflight >= self.opts.max_inflight_per_conn:
-            self._reply(conn, error(msg.id, Kind.OVERLOADED, "too many requests in flight on this connection "
-                                                             f"(limit {self.opts.max_inflight_per_conn})"))
+            self._reply_unserved(conn, tag, t0, error(msg.id, Kind.OVERLOADED, "too many requests in flight on this "
+                                                      f"connection (limit {self.opts.max_inflight_per_conn})"))
             return
         conn.inflight += 1
-        stats = self._request_stats
-        t0 = time.perf_counter() if stats is not None else 0.0
         size = len(frame)
         self.backpressure.started(conn, size)
         if tag == "Perform" and not self.stopping:
@@ -514,6 +514,13 @@ class Node:
             if self.api.perform_fast(msg, conn, reply, lambda: self._spawn(conn, handler, msg, t0, size)):
                 return
         self._spawn(conn, handler, msg, t0, size)
+
+    def _reply_unserved(self, conn: ConnContext, tag: str, t0: float, reply: Any) -> None:
+        """Answer a request refused before it is served (users on and not allowed, too many in
+        flight): it counts in qcore_requests_total by its type and outcome as a served one does."""
+        if self._request_stats is not None:
+            self._request_stats.request_done(tag, time.perf_counter() - t0, reply)
+        self._reply(conn, reply)
 
     def _refused_by_gate(self, conn: ConnContext, msg: Any) -> bool:
         """Peer authentication (qcore.node.peer_gate): answer a handshake step,

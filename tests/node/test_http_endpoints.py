@@ -191,3 +191,22 @@ def test_json_log_format_start_up_errors_are_json_lines_too(tmp_path) -> None:
             assert p.returncode == code and objs[-1]["level"] == "CRITICAL" and why in objs[-1]["msg"], (args, lines)
     finally:
         taken.close()
+
+
+async def test_a_request_refused_before_it_is_served_counts_as_an_error_of_its_type(nodes, tmp_path) -> None:
+    """qcore_requests_total counts every request answered, by type and outcome: one refused for
+    want of a login (users on) is an `error` of its type; it was not counted at all, so a
+    dashboard of error rates missed every authentication failure."""
+    pw = tmp_path / "admin.pw"
+    pw.write_text("secretpw1\n")
+    n = nodes(1, "--init", "--admin-password-file", str(pw)).start()
+    await wait_serving(n)
+    key = ("qcore_requests_total", (("outcome", "error"), ("type", "Perform")))
+    before = (await scrape(n)).get(key, 0)
+    c = await Conn.open(n.addr)
+    try:
+        r = await c.call("Perform", request={"GetEntityTypes": {"page_opts": None}})
+        assert r["Error"]["kind"] == "auth_required", r
+    finally:
+        await c.close()
+    assert (await scrape(n)).get(key, 0) - before == 1
