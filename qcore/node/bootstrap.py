@@ -137,6 +137,9 @@ def _lost_entries(node: "Node", leader_metrics: dict[str, Any]) -> str | None:
     no entries then (the leader thinks it has them) and, a voter with an empty log, it could
     help elect a leader that lacks committed entries; etcd's raft panics on this alike."""
     me = node.opts.id
+    listed = ((leader_metrics.get("membership_config") or {}).get("membership") or {}).get("nodes", {}).get(str(me))
+    if listed is None or not reached_at(str(listed), node.opts.ws_addr):
+        return None  # not a member, or another node has this id (AddLearner says so): nothing of ours was lost
     matched = ((leader_metrics.get("replication") or {}).get(str(me)) or {}).get("index") or 0
     if matched <= node.driver.persisted_index:
         return None

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from qcore.cli.client import build_parser, run as cli_run
-from tests.node.harness import SCHEMAS, Conn, NodeProc, eid, read, wait_serving, wait_until, write
+from tests.node.harness import SCHEMAS, Conn, NodeProc, eid, logged, read, wait_serving, wait_until, write
 from tests.node.http_get import http_get
 
 
@@ -165,7 +165,7 @@ async def test_members_with_different_config_files_refuse_each_other(nodes, tmp_
         await n3.close()
 
 
-async def test_a_member_that_lost_its_data_dir_is_refused_by_join_until_it_is_removed(nodes) -> None:
+async def test_a_member_that_lost_its_data_dir_is_refused_by_join_until_it_is_removed(nodes, tmp_path: Path) -> None:
     """A voter restarted with --join on an empty data dir (a wiped disk) is still a member the leader
     counts as holding entries: it would get no entries (the leader thinks it has them) and vote with an
     empty log. It stops (exit 2) saying to remove it first; removed, it joins again."""
@@ -180,6 +180,14 @@ async def test_a_member_that_lost_its_data_dir_is_refused_by_join_until_it_is_re
         await wait_serving(n)
     joiner = nodes(4, "--join", ns[0].addr).start()
     await wait_until(lambda: _voters_are(ns[0], [1, 2, 3, 4]), timeout=60, what="node 4 a voter")
+    # Another node given the same id (elsewhere) lost nothing: it is told the id is taken, not to remove node 4.
+    (tmp_path / "twin").mkdir()
+    twin = NodeProc(4, tmp_path / "twin", "--join", ns[0].addr).start()
+    try:
+        await wait_until(lambda: logged(twin, f"node 4 is already a member at {joiner.addr}"), what="the id taken")
+        assert twin.terminate() == 0 and "data was lost" not in twin.log_path.read_text()
+    finally:
+        twin.kill9()
     assert joiner.terminate() == 0
     shutil.rmtree(joiner.data_dir)
     joiner.start()
