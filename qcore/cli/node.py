@@ -256,7 +256,9 @@ async def _run(opts: NodeOptions, announce: bool = True) -> int:
     loop = asyncio.get_running_loop()
     # SIGHUP (a closed terminal; a "reload" to PostgreSQL users) stops the node as SIGTERM does,
     # with the leadership handed over, instead of killing it unannounced: there is nothing to reload.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    # Unless it is ignored (nohup): then it stays ignored.
+    hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN else []
+    for sig in (signal.SIGTERM, signal.SIGINT, *hup):
         loop.add_signal_handler(sig, _stop_on, node, sig)
     await node.start()
     if announce:  # (with --log-format json, stdout and stderr carry only JSON lines)

@@ -254,3 +254,25 @@ async def test_sighup_stops_a_leader_as_sigterm_does(nodes):
     assert "received SIGHUP: it stops the node as SIGTERM does" in log and "transferring leadership" in log, log
     others = [c for i, c in enumerate(conns) if i != lid - 1]
     await wait_until(lambda: _new_leader(others, lid), timeout=10, what="new leader after transfer")
+
+
+async def test_sighup_stays_ignored_under_nohup(nodes):
+    """A node started with SIGHUP ignored (`nohup qcore ...`) keeps ignoring it: the terminal it was
+    started from closing does not stop it."""
+    import shutil
+    import sys
+
+    nohup = shutil.which("nohup")
+    if nohup is None:
+        pytest.skip("no nohup here")
+    n = nodes(1, "--init", "--in-memory", program=[nohup, sys.executable, "-m", "qcore"]).start()
+    await wait_serving(n)
+    assert n.proc is not None
+    n.proc.send_signal(signal.SIGHUP)  # ignored: discarded as it is sent
+    c = await Conn.open(n.addr)
+    try:
+        assert (await c.metrics())["id"] == 1  # a round of the node's loop after the signal
+    finally:
+        await c.close()
+    assert n.alive() and "received SIGHUP" not in n.log_path.read_text()
+    assert n.terminate() == 0
