@@ -275,6 +275,23 @@ async def test_saving_an_unchanged_string_keeps_its_line_breaks(page: Page, clie
     await client.write(SENSOR, "Unit", "F")
 
 
+async def test_a_long_string_is_shown_in_a_few_lines_that_scroll(page: Page, client: Client) -> None:
+    """5,000 characters without a space: the value takes at most 8 lines of its
+    cell (the rest scrolls within it), instead of making the table metres tall."""
+    long = "x" * 5000
+    await client.write(SENSOR, "Unit", long)
+    await open_entity(page, "Folder$10")  # SENSOR opened afresh: its rows are not rebuilt under the test
+    await open_entity(page, SENSOR)
+    shown = field_row(page, "Unit").locator("td.value .string")
+    await expect(shown).to_have_text(long)
+    lines, scrolled = await shown.evaluate("""el => {
+        const lh = parseFloat(getComputedStyle(el).lineHeight);
+        return [el.getBoundingClientRect().height / lh, el.scrollHeight / lh]; }""")
+    assert lines <= 8.01, f"{lines} lines tall"
+    assert scrolled > 8, "the rest of the value is there to scroll to"
+    await client.write(SENSOR, "Unit", "F")
+
+
 async def test_a_wrong_value_shows_an_error_and_changes_nothing(page: Page, client: Client) -> None:
     await open_entity(page, SENSOR)
     before = await client.read(SENSOR, "Uptime")
