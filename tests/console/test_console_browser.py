@@ -275,6 +275,25 @@ async def test_saving_an_unchanged_string_keeps_its_line_breaks(page: Page, clie
     await client.write(SENSOR, "Unit", "F")
 
 
+async def test_shift_enter_starts_a_new_line_in_a_one_line_string(page: Page, client: Client) -> None:
+    """A String without line breaks is edited in a text field, which holds one
+    line: Shift+Enter turns it into a text area, with the line break at the caret."""
+    await client.write(SENSOR, "Unit", "deg")
+    await open_entity(page, "Folder$10")  # SENSOR opened afresh: its rows are not rebuilt under the test
+    await open_entity(page, SENSOR)
+    row = field_row(page, "Unit")
+    await row.locator("button.edit").click()
+    await expect(row.locator("input.editor-input")).to_have_value("deg")
+    await row.locator(".editor-input").press("End")
+    await row.locator(".editor-input").press("Shift+Enter")
+    await expect(row.locator("textarea.editor-input")).to_be_focused()
+    await page.keyboard.type("C")
+    await page.keyboard.press("Control+Enter")
+    await expect(row.locator("button.edit")).to_be_visible()  # the editor closed: the write was acknowledged
+    assert await client.read_value(SENSOR, "Unit") == "deg\nC"
+    await client.write(SENSOR, "Unit", "F")
+
+
 async def test_a_long_string_is_shown_in_a_few_lines_that_scroll(page: Page, client: Client) -> None:
     """5,000 characters without a space: the value takes at most 8 lines of its
     cell (the rest scrolls within it), instead of making the table metres tall."""

@@ -62,14 +62,28 @@ const EDITORS = {
 
   String(current, field, label) {
     const text = current ?? "";
-    const multiline = /[\r\n]/.test(text);
-    const el = multiline
-      ? h("textarea", { class: "editor-input", rows: 4, "aria-label": label, value: text })
-      : input({ type: "text", value: text, "aria-label": label, spellcheck: "false" });
+    const area = (value) => h("textarea", { class: "editor-input", rows: 4, "aria-label": label, value });
+    let el = /[\r\n]/.test(text)
+      ? area(text)
+      : input({ type: "text", value: text, "aria-label": label, spellcheck: "false", title: "Shift+Enter: a new line" });
     // A text area reads "\r\n" and "\r" as "\n" (a text field drops line breaks): left as it
     // was shown, the editor saves the value exactly, as a Timestamp keeps its nanoseconds.
     const shown = el.value;
-    return { el, focus: () => el.focus(), async read() { return { String: el.value === shown ? text : el.value }; } };
+    if (el.tagName === "INPUT") {
+      // A text field holds one line: Shift+Enter turns it into a text area, with a line break at the caret.
+      el.addEventListener("keydown", (e) => {
+        if (e.key !== "Enter" || !e.shiftKey) return;
+        e.preventDefault();
+        const at = el.selectionStart ?? el.value.length;
+        const next = area(`${el.value.slice(0, at)}\n${el.value.slice(el.selectionEnd ?? at)}`);
+        el.replaceWith(next);
+        el = next;
+        el.focus();
+        el.setSelectionRange(at + 1, at + 1);
+      });
+    }
+    return { get el() { return el; }, focus: () => el.focus(),
+      async read() { return { String: el.value === shown ? text : el.value }; } };
   },
 
   Bool(current, field, label) {
