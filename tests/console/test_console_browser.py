@@ -525,6 +525,29 @@ async def test_when_the_pages_node_is_down_no_row_claims_anything(cluster: Clust
     assert await page.evaluate("() => window.__notReloaded") is True
 
 
+async def test_an_edit_outlives_a_reconnect(cluster: Cluster, page: Page, client: Client) -> None:
+    """Input typed into an editor, then the page's node restarts: the page reads the
+    entity again on reconnecting, and the input comes back in the editor, saying
+    it is not saved yet, instead of being dropped without a word."""
+    await open_entity(page, "Folder$10")  # SENSOR opened afresh: its rows are not rebuilt under the test
+    await open_entity(page, SENSOR)
+    row = field_row(page, "Unit")
+    await row.locator("button.edit").click()
+    await row.locator(".editor-input").fill("typed before the restart")
+    cluster.page_node.kill9()
+    await expect(page.locator("#conn-status")).to_contain_text("disconnected")
+    cluster.page_node.start()
+    await wait_serving(cluster.page_node)
+    await expect(page.locator("#entity .live")).to_have_text("live: following 13 fields", timeout=15_000)
+    await expect(row.locator(".editor-input")).to_have_value("typed before the restart")
+    await expect(row.locator("form.edit .note")).to_contain_text("not saved yet")
+    await expect(row.locator(".editor-input")).to_be_focused()
+    await row.locator("form.edit button[type=submit]").click()
+    await expect(row.locator("td.value")).to_have_text("typed before the restart")
+    assert await client.read_value(SENSOR, "Unit") == "typed before the restart"
+    await client.write(SENSOR, "Unit", "F")
+
+
 async def test_when_the_pages_node_hangs_no_row_claims_anything(cluster: Cluster, page: Page) -> None:
     """The page's node stopped (SIGSTOP: its connection stays open, nothing is
     answered): the rows stop claiming the roles and health they showed well

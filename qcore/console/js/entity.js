@@ -40,6 +40,9 @@ export class EntityView {
     this.fields = new Map();
     this.existsTimer = null;
     this.failed = false; // the open entity could not be read for a passing cause (retryFailed)
+    // Editors open when the entity is read again (a reconnect, a login, Reload), by field name:
+    // the user's input, not yet saved, comes back in the new rows instead of being dropped.
+    this.kept = new Map();
     this.placeholder();
   }
 
@@ -56,6 +59,10 @@ export class EntityView {
     this.failed = false;
     await this._unwatchAll();
     if (gen !== this.gen) return;
+    if (!sameId(eid, this.eid)) this.kept = new Map();
+    for (const f of this.fields.values()) {
+      if (f.editor) this.kept.set(f.name, { kind: f.kind, editor: f.editor.editor, focused: f.editor.form.contains(document.activeElement) });
+    }
     this.eid = eid;
     this.fields = new Map();
     this.deleted = false;
@@ -69,6 +76,10 @@ export class EntityView {
       if (gen !== this.gen) return;
       loading.remove();
       showError(this.error, err);
+      if (this.kept.size) {
+        this.error.append(`. Your input for ${[...this.kept.keys()].join(", ")} is not saved; it is kept, and comes back `
+          + "once the entity is read again.");
+      }
       this.failed = isPassing(err);
       // A failed load (no leader, the node away) can be tried again once the cause is gone.
       head.append(h("div", { class: "actions" }, h("button", { type: "button", onclick: () => this.reload() }, "Reload")));
@@ -120,7 +131,29 @@ export class EntityView {
     this.chain = chain;
     this.childCount = childCount;
     this._render();
+    this._restoreEdits();
     await this._watch(eid, gen, names.filter((n) => this.fields.get(n).read));
+  }
+
+  /** The editors kept from before the entity was read again, open again with the user's input. */
+  _restoreEdits() {
+    const lost = [];
+    for (const [name, k] of this.kept) {
+      const f = this.fields.get(name);
+      if (!f || f.kind !== k.kind || !f.read) {
+        lost.push(name);
+        continue;
+      }
+      this._edit(f, k.editor, k.focused);
+      f.editor.note.textContent = "your input is kept, not saved yet: the entity was read again meanwhile; its value is now ";
+      f.editor.note.append(renderValue(f.read.value, f.schema, this.onOpen));
+      f.editor.note.hidden = false;
+    }
+    this.kept = new Map();
+    if (lost.length) {
+      showError(this.error, new Error(`your input for ${lost.join(", ")} was not saved, and is dropped: `
+        + "the field could not be read again, or its type changed"));
+    }
   }
 
   async _childCount(eid) {
@@ -412,10 +445,11 @@ export class EntityView {
 
   // ------------------------------------------------------------------ editing
 
-  _edit(f) {
-    let editor;
+  /** Open the field's editor: a new one, or `kept` (one from before the entity was read again). */
+  _edit(f, kept = null, focus = true) {
+    let editor = kept;
     try {
-      editor = createEditor(f.kind, f.read.value, f.schema, `new value of ${f.name}`);
+      editor ??= createEditor(f.kind, f.read.value, f.schema, `new value of ${f.name}`);
     } catch (err) {
       f.error = err;
       showError(this.error, err);
@@ -431,9 +465,9 @@ export class EntityView {
         if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); this._save(f, save); }
       } },
     editor.el, " ", save, " ", h("button", { type: "button", onclick: () => this._endEdit(f) }, "Cancel"), error, note);
-    f.editor = { ...editor, form, error, note };
+    f.editor = { ...editor, editor, form, error, note };
     this._renderRow(f);
-    editor.focus();
+    if (focus) editor.focus();
   }
 
   _endEdit(f) {
