@@ -311,6 +311,19 @@ async def test_a_long_string_is_shown_in_a_few_lines_that_scroll(page: Page, cli
     await client.write(SENSOR, "Unit", "F")
 
 
+async def test_a_long_name_keeps_the_page_its_width(page: Page, client: Client) -> None:
+    """A name of 5,000 characters without a space: the heading shows what fits,
+    on one line, instead of making the page tens of thousands of pixels wide."""
+    long = await client.create("Group", "n" * 5000, parent="Folder$10")
+    try:
+        await open_entity(page, str(long))
+        await expect(page.locator("#entity .entity-name")).to_have_text("n" * 5000)
+        assert await page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        await expect(page.get_by_role("button", name="Delete")).to_be_in_viewport()
+    finally:
+        await client.delete(long)
+
+
 async def test_a_wrong_value_shows_an_error_and_changes_nothing(page: Page, client: Client) -> None:
     await open_entity(page, SENSOR)
     before = await client.read(SENSOR, "Uptime")
