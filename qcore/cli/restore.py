@@ -8,28 +8,36 @@ with the new member list as its configuration, so the members elect a
 leader among themselves and go on from there. The new cluster's identity is
 derived from the member list and the backup's checksum: its members never
 talk to the old cluster's.
+
+The data dir is built in a staging dir and renamed into place at the end,
+so the target is either untouched or complete, never half-written.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from pathlib import Path
 
 from qcore.cli.progress import Progress
 from qcore.node.bootstrap import parse_members
+from qcore.node.cluster_identity import FILE_NAME as CLUSTER_FILE
 from qcore.node.cluster_identity import Identity, derived_id, write_identity
 from qcore.node.state_machine import StateMachine
 from qcore.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from qcore.storage import FileStorage
 from qcore.storage.backup_file import BackupError, read_backup
 
+MOUNT_STAGE = ".restoring"  # the staging dir inside a target that is a mount point
+
 
 def restore_data_dir(backup: Path, data_dir: Path, node_id: int, members: dict[int, str]) -> str:
     """Write the data dir; returns a one-line summary. Raises BackupError / ValueError."""
     if node_id not in members:
         raise ValueError(f"--initial-cluster does not list --id {node_id}")
-    if data_dir.exists() and any(data_dir.iterdir()):
+    if data_dir.exists() and any(p.name != MOUNT_STAGE for p in data_dir.iterdir()):
         raise ValueError(f"{data_dir} is not empty: restore writes a new member's data dir")
     bar = Progress(f"reading {backup.name}")
     try:
@@ -45,15 +53,55 @@ def restore_data_dir(backup: Path, data_dir: Path, node_id: int, members: dict[i
     entities = store.store.entity_count()
     conf = ConfState(voters=tuple(sorted(members)), addresses=dict(members))
     snap = Snapshot(SnapshotMeta(index=header.index, term=1, conf_state=conf), data)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    write_identity(data_dir, Identity(derived_id(members, f"restore:{header.sha256}")), node_id)
-    storage = FileStorage(data_dir)
+    stage = _staging_dir(data_dir)
     try:
-        storage.save(HardState(term=1, vote=0, commit=header.index), [], snap, True)
-    finally:
-        storage.close()
+        write_identity(stage, Identity(derived_id(members, f"restore:{header.sha256}")), node_id)
+        storage = FileStorage(stage)
+        try:
+            storage.save(HardState(term=1, vote=0, commit=header.index), [], snap, True)
+        finally:
+            storage.close()
+        _move_into_place(stage, data_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     return (f"restored {backup} (index {header.index}, {entities} entities, {header.size} bytes) into {data_dir} "
             f"as node {node_id} of {','.join(f'{i}={a}' for i, a in sorted(members.items()))}")
+
+
+def _staging_dir(data_dir: Path) -> Path:
+    """A new empty dir on the target's file system that no node would take for a data dir."""
+    if os.path.ismount(data_dir):  # a volume: build inside it, since a sibling is on another file system
+        stage = data_dir / MOUNT_STAGE
+    else:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        stage = data_dir.parent / f".{data_dir.name}.restoring"
+    shutil.rmtree(stage, ignore_errors=True)  # left by a restore that was killed
+    stage.mkdir()
+    return stage
+
+
+def _move_into_place(stage: Path, data_dir: Path) -> None:
+    """Rename the complete, fsynced staging dir to `data_dir` (absent or empty) and fsync its parent.
+
+    In a mount point the files are renamed one by one, `cluster.json` last.
+    """
+    if stage.parent == data_dir:
+        for name in sorted(os.listdir(stage), key=lambda n: n == CLUSTER_FILE):
+            os.rename(stage / name, data_dir / name)
+        stage.rmdir()
+        _fsync_dir(data_dir)
+    else:
+        os.rename(stage, data_dir)  # replaces an empty dir
+        _fsync_dir(data_dir.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def main(argv: list[str]) -> int:

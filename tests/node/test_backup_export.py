@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -17,11 +18,12 @@ from typing import Any
 import pytest
 
 from qcore.cli.client import build_parser, run as cli_run
+from qcore.cli import restore as restore_module
 from qcore.cli.restore import restore_data_dir
 from qcore.node.bootstrap import parse_members
 from qcore.node.state_machine import StateMachine
 from qcore.protocol.values import encode_value
-from qcore.storage.backup_file import BackupError, read_backup
+from qcore.storage.backup_file import BackupError, BackupHeader, read_backup, write_backup
 from qcore.store import EntityId, FindEntities, GetEntityTypes, GetSchema
 from tests.node.harness import REPO, Conn, NodeProc, eid, read, wait_ready, wait_serving, wait_until, write
 from tests.node.test_http_endpoints import scrape
@@ -280,6 +282,43 @@ async def test_a_damaged_snapshot_is_refused(nodes, tmp_path: Path, capsys: pyte
         with pytest.raises(BackupError, match=why):
             restore_data_dir(bad, tmp_path / f"restore-{bad.stem}", 1, {1: "127.0.0.1:1"})
         assert not (tmp_path / f"restore-{bad.stem}").exists()
+
+
+def test_a_restore_that_fails_part_way_leaves_nothing_at_the_target(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The data dir is built aside and renamed into place last: a failure before that (here the disk
+    filling up as the storage is written) leaves the target absent, or empty as it was, and no staging dir;
+    the same with a target that is a mount point (built inside it, moved in file by file)."""
+    data = StateMachine().snapshot_builder()()
+    backup = tmp_path / "fresh.snap"
+    write_backup(backup, BackupHeader(index=5, term=2, size=len(data), sha256=hashlib.sha256(data).hexdigest()), data)
+
+    class DiskFullAfterWriting(restore_module.FileStorage):
+        def save(self, *args: Any, **kwargs: Any) -> None:
+            super().save(*args, **kwargs)
+            raise OSError(28, "No space left on device")
+
+    cases = [(tmp_path / "n1", False, False), (tmp_path / "empty", True, False),
+             (tmp_path / "volume", True, True)]
+    for target, exists, mount_point in cases:
+        if exists:
+            target.mkdir()
+        before = sorted(target.parent.iterdir())
+        monkeypatch.setattr(os.path, "ismount", lambda p, t=target, m=mount_point: m and p == t)
+        monkeypatch.setattr(restore_module, "FileStorage", DiskFullAfterWriting)
+        argv = [str(backup), "--data-dir", str(target), "--id", "1", "--initial-cluster", "1=127.0.0.1:1"]
+        assert restore_module.main(argv) == 1
+        assert "No space left on device" in capsys.readouterr().err
+        assert sorted(target.parent.iterdir()) == before, target
+        assert not target.exists() or list(target.iterdir()) == [], list(target.iterdir())
+
+        monkeypatch.undo()  # the disk has room again: the same command now writes a complete data dir
+        assert restore_module.main(argv) == 0, capsys.readouterr().err
+        assert sorted(p.name for p in target.iterdir())[0] == "LOCK" and (target / "cluster.json").exists()
+        with restore_module.FileStorage(target) as storage:
+            snap = storage.recover().snapshot
+        assert snap is not None and snap.meta.index == 5 and snap.meta.conf_state.voters == (1,)
+        assert sorted(target.parent.iterdir()) == sorted({*before, target})
 
 
 async def test_export_then_import_round_trips_every_value_type(nodes, tmp_path: Path) -> None:
