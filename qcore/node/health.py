@@ -36,6 +36,8 @@ class ReadinessFacts:
     applied: int
     commit: int
     removed_why: str | None = None  # a peer's word, for a node removed while it was down (removal.py)
+    formed: bool = True  # its log holds an entry of some leader (of term >= 2): the cluster has had one
+    voters: tuple[int, ...] = ()
 
 
 def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
@@ -55,6 +57,9 @@ def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
         leader_id=st.leader_id, term=st.term, role=str(st.role),
         refusals=() if st.leader_id else tuple(node.cluster_identity.refusals()),
         applied=driver.applied, commit=st.commit, removed_why=driver.removal.reason(driver.applied),
+        # The entries a cluster starts from (Init, --initial-cluster, a restore's snapshot) are of
+        # term 1; every leader appends one of its own term (>= 2) when elected.
+        formed=st.last_log_term >= 2, voters=tuple(st.conf_state.voters),
     )
     reason = not_ready_because(facts)
     if reason is None:
@@ -73,6 +78,10 @@ def not_ready_because(f: ReadinessFacts) -> str | None:
     if not f.leader_id:
         if f.refusals:
             return "no leader known; " + "; ".join(f.refusals)
+        if not f.formed:
+            return (f"no leader known (term {f.term}, role {f.role}): the cluster has not formed yet (no leader "
+                    f"elected that this node knows of); it needs {len(f.voters) // 2 + 1} of its voters "
+                    f"{', '.join(map(str, f.voters))} up and reaching each other")
         return f"no leader known (term {f.term}, role {f.role}): the cluster may have lost its quorum"
     if f.applied < f.commit:
         return f"catching up: applied {f.applied} of {f.commit} known to be committed"

@@ -80,6 +80,9 @@ def test_ready_only_when_initialised_led_and_applied_up_to_commit() -> None:
     assert not_ready_because(replace(ready, applied=90)) == "catching up: applied 90 of 120 known to be committed"
     assert not_ready_because(replace(ready, leader_id=0, role="PreCandidate")) == (
         "no leader known (term 7, role PreCandidate): the cluster may have lost its quorum")
+    assert not_ready_because(replace(ready, leader_id=0, role="PreCandidate", formed=False, voters=(1, 2, 3))) == (
+        "no leader known (term 7, role PreCandidate): the cluster has not formed yet (no leader elected that this "
+        "node knows of); it needs 2 of its voters 1, 2, 3 up and reaching each other")
     assert not_ready_because(replace(ready, leader_id=0, refusals=("refusing node 3", "refusing node 4"))) == (
         "no leader known; refusing node 3; refusing node 4")
     assert not_ready_because(replace(ready, removed=True, applied=90)) == "removed from the cluster"

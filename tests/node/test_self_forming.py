@@ -38,6 +38,16 @@ async def test_initial_cluster_forms_without_init_and_a_join_node_becomes_a_vote
     flag = initial_cluster(ns)
     for n in ns:
         n.extra += ["--initial-cluster", flag]
+    ns[0].start()  # alone, the first member cannot form the cluster and /ready says so
+
+    async def waits_for_members() -> bool:
+        status, body = await ready(ns[0])
+        return status == 503 and body["reason"].endswith(
+            "the cluster has not formed yet (no leader elected that this node knows of); "
+            "it needs 2 of its voters 1, 2, 3 up and reaching each other")
+    await wait_serving(ns[0])
+    await wait_until(waits_for_members, what="/ready says the cluster has not formed")
+    for n in ns[1:]:
         n.start()
     for n in ns:
         await wait_serving(n)
@@ -99,7 +109,7 @@ async def test_initial_cluster_forms_without_init_and_a_join_node_becomes_a_vote
     for n in (ns[2], joiner):
         async def not_ready(n: NodeProc = n) -> bool:
             status, body = await ready(n)
-            return status == 503 and "no leader" in body["reason"] and body["leader"] is None
+            return status == 503 and "may have lost its quorum" in body["reason"] and body["leader"] is None
         await wait_until(not_ready, timeout=30, what=f"/ready 503 on node {n.id} without a quorum")
 
 
