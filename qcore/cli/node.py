@@ -258,9 +258,22 @@ async def _run(opts: NodeOptions, announce: bool = True) -> int:
     # with the leadership handed over, instead of killing it unannounced: there is nothing to reload.
     # Unless it is ignored (nohup): then it stays ignored.
     hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN else []
-    for sig in (signal.SIGTERM, signal.SIGINT, *hup):
+    for sig in (signal.SIGTERM, *hup):
         loop.add_signal_handler(sig, _stop_on, node, sig)
+    # Until the node serves, Ctrl-C raises KeyboardInterrupt wherever start-up is (reading a large
+    # config file is one long call the loop cannot interrupt), and main() stops there; if it was
+    # raised where it is swallowed (a gc callback), the node stops as soon as it has started.
+    interrupted: list[signal.Signals] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        interrupted.append(signal.SIGINT)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
     await node.start()
+    loop.add_signal_handler(signal.SIGINT, _stop_on, node, signal.SIGINT)
+    if interrupted:
+        _stop_on(node, signal.SIGINT)
     if announce:  # (with --log-format json, stdout and stderr carry only JSON lines)
         print(f"qcore node {opts.id} listening on {'wss' if node.tls else 'ws'}://{opts.ws_addr}", flush=True)
     await node.wait_closed()
@@ -312,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fatal(str(exc), 1, json_logs)
     except Exception as exc:  # StorageError and the like: a clear one-line reason
         return _fatal(f"{type(exc).__name__}: {exc}", 1, json_logs)
+    except KeyboardInterrupt:  # SIGINT before the node served: what it wrote is as after a kill -9
+        log.info("received SIGINT during start-up: stopped")
+        return 0
 
 
 def _fatal(message: str, code: int, json_logs: bool) -> int:

@@ -141,6 +141,7 @@ class Node:
         """The LoadConfig JSON that Init bootstraps the cluster with (read once; ConfigError if bad)."""
         if self._bootstrap_json is None:
             started = time.perf_counter()
+            log.info("reading the config for Init%s", f" from {self.opts.config_file}" if self.opts.config_file else "")
             cfg, source = load_bootstrap_config(self.opts.config_file)
             log.info("config for Init: %s (%d schemas, %d tree roots), read and checked in %.1f s",
                      source, len(cfg.schemas), len(cfg.tree), time.perf_counter() - started)
