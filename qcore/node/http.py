@@ -33,7 +33,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from websockets.datastructures import Headers
@@ -101,7 +100,7 @@ class HttpRoutes:
                 if refusal is not None:
                     return to_response(refusal)
             return None
-        path = urlsplit(request.path).path
+        path = request.path.partition("?")[0]  # origin-form; urlsplit would take //health for a host
         handler = self.route(path)
         if handler is None:
             reply = HttpReply.text(404, f"404 not found: {path}\n")

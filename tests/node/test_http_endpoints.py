@@ -37,8 +37,10 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     assert orjson.loads(body)["status"] == "ok"
     assert orjson.loads(body)["version"] == version("qcore")  # which build serves: a rolling upgrade's progress
     await wait_until(lambda: _ready(n), what="/ready 200")
-    status, _, body = await http_get(n.addr, "/nope?x=1")
-    assert status == 404 and b"/nope" in body
+    for path, named in (("/nope?x=1", "/nope"), ("//health", "//health"), ("//health?x=1", "//health"),
+                        ("///", "///")):  # named as requested (//health was taken for a host: an empty path)
+        status, _, body = await http_get(n.addr, path)
+        assert (status, body) == (404, f"404 not found: {named}\n".encode()), (path, body)
 
     before = await scrape(n)
     for name in ("qcore_raft_term", "qcore_raft_commit_index", "qcore_raft_applied_index", "qcore_raft_is_leader",
