@@ -105,7 +105,7 @@ class NodeCollector(Collector):
             requests.add_metric([tag, "error"], rs.error)
         yield durations
         yield requests
-        yield _counter("qcore_invalid_frames", "Frames that were not a valid request (answered with Error).",
+        yield _counter("qcore_invalid_frames", "Frames that were not a request of a type a node serves (answered with Error).",
                        stats.invalid_frames)
         yield _gauge("qcore_connections", "Open WebSocket connections (clients and peers).", node.connection_count())
         bp = node.backpressure

@@ -435,6 +435,7 @@ class Node:
         try:
             frame = data.decode()
         except UnicodeDecodeError:
+            self.stats.invalid_frames += 1
             self._reply(conn, error(m.new_id(), Kind.INVALID, "text frame is not valid UTF-8"))
             return
         self._on_frame(conn, frame)
@@ -446,7 +447,10 @@ class Node:
         bp.timed(self._serve_frame, conn, frame)
 
     def _serve_frame(self, conn: ConnContext, frame: str | bytes) -> None:
+        # Metrics: a frame that is not a request of a type a node serves counts in qcore_invalid_frames;
+        # one of such a type whose fields are missing or wrongly typed, as an error of its type.
         if isinstance(frame, bytes):
+            self.stats.invalid_frames += 1
             self._reply(conn, error(m.new_id(), Kind.INVALID,
                                     "binary frames are not accepted: send one JSON object per text frame"))
             return
@@ -455,6 +459,7 @@ class Node:
             rid: Any = m.new_id()
             if match:
                 rid = match.group(2) if match.group(2) is not None else int(match.group(3))
+            self.stats.invalid_frames += 1
             self._reply(conn, error(rid, Kind.INVALID, (
                 f"frame too large: {len(frame)} bytes exceeds the limit of {self.opts.max_frame_bytes}"
                 " (--max-frame-bytes)"
@@ -466,6 +471,9 @@ class Node:
         except m.ProtocolError as exc:
             # An id we cannot echo faithfully (not a string or integer) is replaced.
             rid = exc.request_id if type(exc.request_id) in (str, int) else m.new_id()
+            if exc.tag is not None and self.api.handler_for(exc.tag) is not None:
+                self._reply_unserved(conn, exc.tag, time.perf_counter(), error(rid, Kind.INVALID, exc.message))
+                return
             self.stats.invalid_frames += 1
             self._reply(conn, error(rid, Kind.INVALID, exc.message))
             return
@@ -493,6 +501,7 @@ class Node:
                 return
         handler = self.api.handler_for(tag)
         if handler is None:
+            self.stats.invalid_frames += 1
             self._reply(conn, error(getattr(msg, "id", m.new_id()), Kind.INVALID, f"{tag} is not a request a node accepts"))
             return
         if conn.inflight >= self.opts.max_inflight_per_conn:

@@ -69,7 +69,7 @@ class NodeStats:
 
     def __init__(self) -> None:
         self.requests: dict[str, RequestStats] = {}
-        self.invalid_frames = 0  # frames that were not a request at all
+        self.invalid_frames = 0  # frames that were not a request of a type a node serves
         self.fsync = Histogram(LATENCY_BOUNDS)
         self.proposals = 0  # log entries this node appended as leader (group-committed batches)
         self.proposed_commands = 0  # commands in them

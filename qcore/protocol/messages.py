@@ -88,12 +88,15 @@ class ProtocolError(ValueError):
     ``request_id`` is the id of the offending request when it could be
     recovered (the frame was an object whose single value had an ``id``), so
     that the reply can be matched to the request; otherwise ``None``.
+    ``tag`` is the frame's message type when it is a known one (its body is
+    what is wrong); otherwise ``None``.
     """
 
-    def __init__(self, message: str, request_id: str | int | float | None = None) -> None:
+    def __init__(self, message: str, request_id: str | int | float | None = None, tag: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.request_id = request_id
+        self.tag = tag
 
 
 def new_id() -> str:
@@ -684,20 +687,20 @@ def decode_message(data: str | bytes | bytearray | memoryview) -> Message:
     if cls is None:
         raise ProtocolError(f"unknown message type \"{tag}\"", _recover_id(body))
     if type(body) is not dict:
-        raise ProtocolError(f"{tag}: expected object, got {_json_type(body)}")
+        raise ProtocolError(f"{tag}: expected object, got {_json_type(body)}", tag=tag)
     args = []
     for name, check, default in cls.FIELDS:
         raw = body.get(name, _REQUIRED)
         if raw is _REQUIRED:
             if default is _REQUIRED:
-                raise ProtocolError(f"{tag}.{name}: missing field", _recover_id(body))
+                raise ProtocolError(f"{tag}.{name}: missing field", _recover_id(body), tag)
             args.append(default)
             continue
         try:
             args.append(check(raw))
         except _Bad as e:
             raise ProtocolError(
-                f"{tag}.{name}{e.path}: expected {e.expected}, got {_json_type(e.got)}", _recover_id(body)
+                f"{tag}.{name}{e.path}: expected {e.expected}, got {_json_type(e.got)}", _recover_id(body), tag
             ) from None
     return cls(*args)  # type: ignore[no-any-return]
 

@@ -62,8 +62,16 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
             assert r["UpdateEntity"]["error"] is None
         r = await c.perform({"UpdateEntity": {"request": [write(eid("Sensor", 12), "Reading", {"Int": 1})]}})
         assert r["UpdateEntity"]["error"] is not None  # a type mismatch: the store refuses it
-        await c.ws.send("not json")
-        assert "Error" in await c.unmatched.get()
+        # Not a request of a type a node serves: qcore_invalid_frames_total.
+        for frame in ("not json", b"\x00binary", '{"Nope": {"id": 1}}', '{"PerformResponse": {"id": 1, "response": {}}}'):
+            await c.ws.send(frame)
+            assert "Error" in await c.unmatched.get()
+        # A Perform whose fields are missing or wrongly typed, in its envelope or its command, is an
+        # error of type Perform (a missing `request` was an invalid frame; a wrongly typed name, a Perform error).
+        for request in ({}, {"request": 5}, {"request": {"CreateEntity": {"entity_type": "Folder", "parent_id": None}}},
+                        {"request": {"CreateEntity": {"entity_type": 5, "parent_id": None, "name": "x"}}}):
+            r = await c.call("Perform", **request)
+            assert r["Error"]["kind"] == "invalid", r
         during = await scrape(n)
         assert during[("qcore_connections", ())] >= 1
     finally:
@@ -73,9 +81,11 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     rejected = ("qcore_requests_total", (("outcome", "rejected"), ("type", "Perform")))
     assert after[ok] - before.get(ok, 0) == 20
     assert after[rejected] - before.get(rejected, 0) == 1
-    assert after[("qcore_invalid_frames_total", ())] - before[("qcore_invalid_frames_total", ())] == 1
+    error = ("qcore_requests_total", (("outcome", "error"), ("type", "Perform")))
+    assert after[error] - before.get(error, 0) == 4
+    assert after[("qcore_invalid_frames_total", ())] - before[("qcore_invalid_frames_total", ())] == 4
     count = ("qcore_request_duration_seconds_count", (("type", "Perform"),))
-    assert after[count] - before.get(count, 0) == 21
+    assert after[count] - before.get(count, 0) == 25
     assert after[("qcore_raft_proposals_total", ())] >= before[("qcore_raft_proposals_total", ())] + 21
     assert after[("qcore_wal_fsync_duration_seconds_count", ())] > before[("qcore_wal_fsync_duration_seconds_count", ())]
     assert after[("qcore_raft_commit_index", ())] >= before[("qcore_raft_commit_index", ())] + 21
