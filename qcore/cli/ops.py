@@ -17,6 +17,7 @@ cluster beyond the snapshot itself.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ from qcore.cli.entity_commands import children_count, emit, entity_arg
 from qcore.cli.progress import Progress
 from qcore.cli.text_values import UsageError
 from qcore.client import Client, command_json
-from qcore.client.errors import ServerError
+from qcore.client.errors import QcoreError, ServerError
 from qcore.client.snapshot import FetchedSnapshot, fetch_snapshot
 from qcore.protocol import messages as m
 from qcore.protocol import ops
@@ -114,6 +115,34 @@ async def status(c: Client, args: argparse.Namespace) -> None:
     table = format_table(rows, [("id", "ID"), ("addr", "ADDRESS"), ("role", "ROLE"), ("term", "TERM"),
                                 ("commit", "COMMIT"), ("applied", "APPLIED"), ("lag", "LAG"), ("health", "HEALTH")])
     emit(args, {"leader": leader, "members": rows}, table)
+
+
+async def until_formed(c: Client, deadline: float) -> str:
+    """After an Init of several nodes: poll the members until each is in (health ok) or the
+    loop's clock passes `deadline`, and say how it went (text to append to the command's line).
+    Init is answered once the configuration is on the receiving node's disk; the others learn of
+    the cluster from its first leader, an election timeout later, and say 'not initialised' until then."""
+    loop = asyncio.get_running_loop()
+    rows: list[dict[str, Any]] = []
+    while True:
+        request: Any = ops.GetClusterMetrics(c.next_id())  # an ops message: not in m.Message's union
+        try:
+            reply = await c.request(request)
+        except QcoreError:  # a node without the ops messages: nothing more to say
+            return ""
+        ok, view = m.result_of(reply.response)  # type: ignore[union-attr]
+        if not ok:
+            return ""
+        rows = member_rows(view)
+        leader = f"; leader: node {view['leader']}" if view.get("leader") is not None else ""
+        if rows and all(r["health"] == "ok" for r in rows):
+            return leader
+        if loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.1)  # another process's state: no event to await
+    out = ", ".join(f"node {r['id']} {r['health']}" for r in rows if r["health"] != "ok")
+    return (f"{leader}\nnot every member is in yet ({out}): a leader is elected once a majority of the nodes"
+            " is up, and it brings in the others as they start (qcore-cli status shows them)")
 
 
 # ------------------------------------------------------------------- tree
