@@ -53,6 +53,10 @@ from qcore.run_guard import children_die_with_run
 logger = logging.getLogger(__name__)
 
 PEERS = ("etcd", "pysyncobj")
+#: Where results go: the committed reference run's directory, but never by default for a --quick
+#: (smoke) run, which would overwrite it in a checkout; bench/out is ignored by git.
+RESULTS_DIR = Path("bench/results")
+QUICK_OUT_DIR = Path("bench/out")
 
 
 def _ints(text: str) -> list[int]:
@@ -71,7 +75,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run (default 1)")
     p.add_argument("--procs", type=int, default=1, help="load-generator processes per run (default 1)")
-    p.add_argument("--out", type=Path, default=Path("bench/results"), help="where JSON and PNG go (default bench/results)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"where JSON and PNG go (default {RESULTS_DIR}; with --quick {QUICK_OUT_DIR})")
     p.add_argument("--workdir", type=Path, default=None, help="where data dirs go (default: a fresh dir in /var/tmp)")
     p.add_argument("--keep-workdir", action="store_true", help="keep data dirs and server logs afterwards")
     p.add_argument("--qcore-arg", action="append", default=[], help="extra argument for every qcore node (repeatable)")
@@ -156,11 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
 
 
-def _main(argv: list[str] | None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line (no command: ``run``), with --out's default filled in."""
+    args_list = list(argv)
     if not args_list or args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
         args_list.insert(0, "run")
     args = build_parser().parse_args(args_list)
+    if "out" in vars(args) and args.out is None:
+        args.out = QUICK_OUT_DIR if getattr(args, "quick", False) else RESULTS_DIR
+    return args
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "charts":
         return _redraw(args.results)
