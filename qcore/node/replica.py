@@ -338,10 +338,15 @@ class Replica:
 
     def campaign_if_sole_voter(self) -> None:
         """A cluster of one need not wait an election timeout to elect its
-        only voter (at Init, and on every restart)."""
+        only voter (at Init, and on every restart). On a restart without a snapshot the
+        configuration is known only once the recovered committed entries are applied
+        (the first Ready): until then this waits, one round at a time."""
 
         def do() -> None:
             cs = self.raw.conf_state
+            if not cs.voters and self.applied < self.raw.status().commit:
+                self._in.local.append(do)  # the configuration is in entries not applied yet
+                return
             if tuple(cs.voters) == (self.opts.id,) and not cs.voters_outgoing and not self.raw.is_leader:
                 self.raw.campaign()
 

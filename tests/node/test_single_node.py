@@ -224,6 +224,24 @@ async def test_restart_resumes_without_init_and_keeps_acknowledged_writes(nodes)
     assert n.terminate() == 0  # SIGTERM: clean shutdown, exit 0
 
 
+async def test_a_restarted_single_node_leads_at_once_not_an_election_timeout_later(nodes):
+    """Its only voter need not wait: the configuration it recovers (from its log, no snapshot
+    yet) names only itself. The election timeout here is 60-120 s, so 20 s is 'at once'."""
+    n = nodes(1, "--init", "--election-ticks", "3000").start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), what="leader after --init")
+    await c.close()
+    assert n.terminate() == 0
+    n.start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    await wait_until(lambda: _is_leader(c), timeout=20, what="leader after the restart")
+    r = await c.perform({"FindEntities": {"entity_type": "Root", "page_opts": None}})
+    assert r["FindEntities"]["error"] is None and r["FindEntities"]["response"]["total"] == 1, r
+    await c.close()
+
+
 async def test_bad_input_gets_errors_and_node_keeps_serving(nodes):
     n = nodes(1, "--init", "--max-frame-bytes", "100000").start()
     await wait_serving(n)
