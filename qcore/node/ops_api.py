@@ -97,8 +97,10 @@ class OpsApi:
             else:
                 try:
                     entry["metrics"] = await member_metrics(addr, MEMBER_TIMEOUT, node.dialer)
-                except (OSError, WebSocketException, TimeoutError, ValueError) as exc:
-                    entry["error"] = f"unreachable: {exc or type(exc).__name__}"
+                except TimeoutError:  # a member that hangs (stopped, overloaded): the error has no text
+                    entry["error"] = f"unreachable: no answer within {MEMBER_TIMEOUT:g} s"
+                except (OSError, WebSocketException, ValueError) as exc:
+                    entry["error"] = f"unreachable: {str(exc) or type(exc).__name__}"
             return entry
 
         entries = await asyncio.gather(*(one(i) for i in members))

@@ -276,3 +276,26 @@ async def test_sighup_stays_ignored_under_nohup(nodes):
         await c.close()
     assert n.alive() and "received SIGHUP" not in n.log_path.read_text()
     assert n.terminate() == 0
+
+
+async def test_cluster_status_says_a_member_that_hangs_did_not_answer(nodes):
+    """qcore-cli status (GetClusterMetrics) on a member that accepts connections but does not
+    answer (SIGSTOP here; a frozen VM): the row says so, not a bare 'unreachable: '."""
+    ns = [nodes(i) for i in (1, 2, 3)]
+    await start_and_init(ns)
+    conns = [await Conn.open(n.addr) for n in ns]
+    leader = await wait_until(lambda: leader_of(conns), what="a leader")
+    stopped = next(n for n in ns if n.id != leader)
+    asker = next(c for n, c in zip(ns, conns) if n.id not in (leader, stopped.id))
+    assert stopped.proc is not None
+    stopped.proc.send_signal(signal.SIGSTOP)
+    try:
+        reply = await asker.call("GetClusterMetrics")
+    finally:
+        stopped.proc.send_signal(signal.SIGCONT)
+    members = {m["id"]: m for m in reply["GetClusterMetricsResponse"]["response"]["Ok"]["members"]}
+    assert members[stopped.id]["metrics"] is None
+    assert members[stopped.id]["error"] == "unreachable: no answer within 1.5 s", members[stopped.id]
+    assert all(members[i]["error"] is None for i in members if i != stopped.id), members
+    for c in conns:
+        await c.close()
