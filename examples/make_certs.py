@@ -6,6 +6,8 @@ writes ca.pem/ca.key and nodeN.pem/nodeN.key in the working directory. Each
 node certificate names the host of its node's --ws-addr (peers check it) and
 serves both as server and as client certificate (--peer-cert-auth). Keep
 ca.key offline; give each node only ca.pem and its own pair (docs/security.md).
+Where ca.pem and ca.key exist already, they sign the new certificates (a node
+added later must be trusted by the others): the CA is made only once.
 """
 import datetime
 import ipaddress
@@ -33,14 +35,24 @@ def build(subject, issuer, public_key, signing_key, days, extensions):
         b = b.add_extension(ext, critical)
     return b.sign(signing_key, hashes.SHA256())
 
-ca_key = ec.generate_private_key(ec.SECP256R1())
-ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qcore cluster CA")])
-ca = build(ca_name, ca_name, ca_key.public_key(), ca_key, 3650, [
-    (x509.BasicConstraints(ca=True, path_length=0), True),
-    (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),  # keyCertSign, cRLSign
-    (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
-])
-write("ca", ca_key, ca)
+if os.path.exists("ca.pem") and os.path.exists("ca.key"):  # the cluster's CA: sign with it
+    with open("ca.key", "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), password=None)
+    with open("ca.pem", "rb") as f:
+        ca_name = x509.load_pem_x509_certificate(f.read()).subject
+    print("signing with the CA in ca.pem and ca.key")
+elif os.path.exists("ca.pem") or os.path.exists("ca.key"):
+    sys.exit("make_certs: found only one of ca.pem and ca.key; give both (to sign with that CA) or neither")
+else:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qcore cluster CA")])
+    ca = build(ca_name, ca_name, ca_key.public_key(), ca_key, 3650, [
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),  # keyCertSign, cRLSign
+        (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
+    ])
+    write("ca", ca_key, ca)
+    print("wrote a new CA: ca.pem (give it to every node and client), ca.key (keep it offline)")
 for spec in sys.argv[1:]:  # NAME=HOST, e.g. node1=10.0.0.1 or node2=db2.example.net
     name, host = spec.split("=")
     try:
@@ -56,3 +68,4 @@ for spec in sys.argv[1:]:  # NAME=HOST, e.g. node1=10.0.0.1 or node2=db2.example
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
     ])
     write(name, key, cert)
+    print(f"wrote {name}.pem and {name}.key for {host}")

@@ -94,3 +94,19 @@ def test_bad_files_are_a_clear_start_up_error(certs: Path) -> None:
         NodeTls.load(certs / "missing.pem", certs / "node1.key", None, cert_auth=False)
     with pytest.raises(TlsConfigError, match="--peer-cert-auth needs --tls-ca-file"):
         NodeTls.load(certs / "node1.pem", certs / "node1.key", None, cert_auth=True)
+
+
+def test_a_node_added_later_gets_a_certificate_of_the_same_ca(tmp_path: Path) -> None:
+    """make_certs.py run again in the same directory (a fourth node) signs with the CA there
+    instead of replacing it: the nodes it made before still trust the new one, and it them."""
+    make = [sys.executable, str(REPO / "examples" / "make_certs.py")]
+    subprocess.run([*make, "node1=127.0.0.1"], cwd=tmp_path, check=True, capture_output=True)
+    ca = (tmp_path / "ca.pem").read_bytes()
+    subprocess.run([*make, "node4=localhost"], cwd=tmp_path, check=True, capture_output=True)
+    assert (tmp_path / "ca.pem").read_bytes() == ca
+    n1 = NodeTls.load(tmp_path / "node1.pem", tmp_path / "node1.key", tmp_path / "ca.pem", cert_auth=True)
+    n4 = NodeTls.load(tmp_path / "node4.pem", tmp_path / "node4.key", tmp_path / "ca.pem", cert_auth=True)
+    _, server_end = handshake(n1.server, n4.peers, "127.0.0.1")
+    assert verified_client_cert(_Transport(server_end))
+    _, server_end = handshake(n4.server, n1.peers, "localhost")
+    assert verified_client_cert(_Transport(server_end))
