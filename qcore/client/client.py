@@ -19,6 +19,7 @@ from qcore.client.session import MEMBERSHIP_TIMEOUT, SessionOptions, is_idempote
 from qcore.client.users import UserAdmin
 from qcore.client.watch import Watch
 from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init, RemoveNode
+from qcore.store.types import EntityReference
 
 __all__ = ["Client", "parse_addresses", "is_idempotent", "member_addresses"]
 
@@ -283,6 +284,7 @@ class Client(UserAdmin):
             if encoded is None:
                 raise TypeError(f"cannot use {config!r} as a NotifyConfig")
             config = encoded
+        config = await self._pin_path(config)
         w = Watch(self, dict(config), from_index, decode)
         self._watches.add(w)
         try:
@@ -295,6 +297,29 @@ class Client(UserAdmin):
 
     async def unwatch(self, w: Watch) -> None:
         await w.close()
+
+    async def _pin_path(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        """An ``EntityId`` config on an ``A->B->F`` path, made one on the field the path reaches now.
+
+        A node follows a path when the registration is made; a watch registers again
+        on every reconnect, so it must name the field itself, or a hop changed
+        meanwhile (the entity moved) would switch it to another entity's field
+        (docs/notifications.md). A path that does not resolve is left for the node to refuse.
+        """
+        body = config.get("EntityId")
+        path = body.get("field_type") if isinstance(body, Mapping) else None
+        if not isinstance(body, Mapping) or not isinstance(path, str) or "->" not in path:
+            return config
+        hops, _, fld = path.rpartition("->")
+        if fld.isdigit():  # the path ends at a list element, not a field
+            return config
+        try:
+            reached = (await self.read(body.get("entity_id"), hops))[0]
+        except CommandError:
+            return config
+        if not isinstance(reached, EntityReference) or reached.v is None:
+            return config
+        return {"EntityId": {**body, "entity_id": command_json.entity_id(reached.v), "field_type": fld}}
 
 
 def _plain(value: Any, where: str) -> dict[str, Any]:

@@ -13,9 +13,10 @@ import sys
 
 import orjson
 
+from qcore.chaos.proxy import LinkProxy
 from qcore.client import Client, notify_on_entity
-from qcore.store.types import Int
-from tests.node.harness import REPO, NodeProc, wait_until, write
+from qcore.store.types import EntityId, Int, String
+from tests.node.harness import REPO, Conn, NodeProc, wait_until, write
 from tests.node.test_cluster import form_cluster, leader_of, make_counter
 
 
@@ -84,6 +85,44 @@ async def test_cli_watch_from_index_replays_retained_changes(nodes) -> None:  # 
     lines = [orjson.loads(line) for line in out.decode().splitlines()]
     assert [n["current_value"] for n in lines] == [{"Int": 1}, {"Int": 2}, {"Int": 3}]
     assert [n["log_index"] for n in lines] == indexes
+
+
+async def test_a_path_watch_resumed_after_its_entity_moved_keeps_watching_the_field_it_reached(nodes) -> None:  # type: ignore[no-untyped-def]
+    """User$3 (in Folder$2) moves to Folder$5 while the watcher of its Parent->Name is
+    disconnected: the resumed watch still follows Folder$2's Name, as the first
+    registration did, missing none of its changes and getting none of Folder$5's."""
+    ns: list[NodeProc] = [nodes(i).start() for i in (1, 2, 3)]
+    conns = await form_cluster(ns)
+    lid = await wait_until(lambda: leader_of(conns), what="a leader")
+    node = ns[lid % 3]  # the watcher's node (a follower) stays up; only its link is cut
+    link = LinkProxy("watcher", node.port)
+    await link.start()
+    user, users, other = EntityId("User", 3), EntityId("Folder", 2), EntityId("Folder", 5)
+    async with Client([ns[lid - 1].addr]) as w, Client([link.address], request_timeout=30, attempt_timeout=2) as c:
+        start = (await w.metrics())["last_applied"]["index"] + 1
+        # An explicit from_index: the watcher then knows no other node's address to move to.
+        watch = await c.watch(notify_on_entity(user, "Parent->Name"), from_index=start)
+        await w.write(users, "Name", "a1")
+        assert ((n := await watch.get(20)).entity_id, n.current_value) == (users, String("a1"))
+        await link.stop()
+        await w.write(users, "Name", "a2")
+        await w.write(user, "Parent", other)  # the move
+        await w.write(other, "Name", "b1")
+        moved = (await w.metrics())["last_applied"]["index"]
+        # The resume is answered by a node that has applied the move.
+        await wait_until(lambda: _applied(conns[lid % 3], moved), what="the watcher's node to apply the move")
+        await link.start()
+        await w.write(users, "Name", "a3")
+        await w.write(other, "Name", "b2")
+        await w.write(users, "Name", "a4")
+        got = [await watch.get(20) for _ in range(3)]
+        await watch.close()
+    await link.stop()
+    assert [(n.entity_id, n.current_value) for n in got] == [(users, String(v)) for v in ("a2", "a3", "a4")]
+
+
+async def _applied(c: Conn, index: int) -> bool:
+    return bool((await c.metrics())["last_applied"]["index"] >= index)
 
 
 async def _exists(c: Client, e: dict) -> bool:
