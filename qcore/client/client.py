@@ -270,12 +270,14 @@ class Client(UserAdmin):
 
         Without ``from_index`` the stream starts after the node's current
         ``last_applied``, so that it can be resumed exactly after a reconnect.
+        Either way the node's metrics tell the client every member's address,
+        so that the watch can resume on another node if this one fails.
         """
+        try:
+            applied = (await self.metrics()).get("last_applied")
+        except QcoreError:
+            applied = None
         if from_index is None:
-            try:
-                applied = (await self.metrics()).get("last_applied")
-            except QcoreError:
-                applied = None
             from_index = _log_index(applied)
             if from_index is not None:
                 from_index += 1

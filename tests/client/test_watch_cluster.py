@@ -87,6 +87,27 @@ async def test_cli_watch_from_index_replays_retained_changes(nodes) -> None:  # 
     assert [n["log_index"] for n in lines] == indexes
 
 
+async def test_a_watch_from_an_index_through_one_address_resumes_on_another_member(nodes) -> None:  # type: ignore[no-untyped-def]
+    """Given one node's address and a from_index (qcore-cli --addr X watch ... --from-index N),
+    a watch still fails over to the other members when that node dies."""
+    ns: list[NodeProc] = [nodes(i).start() for i in (1, 2, 3)]
+    conns = await form_cluster(ns)
+    lid = await wait_until(lambda: leader_of(conns), what="a leader")
+    counter = await make_counter(conns[lid - 1], "c")
+    x = ns[lid % 3]  # a follower
+    async with Client([ns[lid - 1].addr]) as w, Client([x.addr], request_timeout=10, attempt_timeout=2) as c:
+        start = (await w.metrics())["last_applied"]["index"]
+        watch = await c.watch(notify_on_entity(counter, "N"), from_index=start)
+        await w.write(counter, "N", 1, adjust="Add")
+        assert (await watch.get(20)).current_value == Int(1)
+        x.kill9()
+        await w.write(counter, "N", 1, adjust="Add")
+        await w.write(counter, "N", 1, adjust="Add")
+        assert [(await watch.get(20)).current_value for _ in range(2)] == [Int(2), Int(3)]
+        assert c.address != x.addr
+        await watch.close()
+
+
 async def test_a_path_watch_resumed_after_its_entity_moved_keeps_watching_the_field_it_reached(nodes) -> None:  # type: ignore[no-untyped-def]
     """User$3 (in Folder$2) moves to Folder$5 while the watcher of its Parent->Name is
     disconnected: the resumed watch still follows Folder$2's Name, as the first
