@@ -115,12 +115,13 @@ def refusal_of(reply: Any) -> Refusal | None:
     """The failure an ``Error`` frame or a ``{"Err": ...}`` union reports, else None.
 
     A command's own ``error`` (inside a ``PerformResponse``) is not looked at:
-    it is the state machine's final answer, whatever its kind.
+    it is the state machine's final answer, whatever its kind; nor is a
+    ``GetMetricsResponse``, whose ``response`` is the metrics, not a union.
     """
     t = type(reply)
     if t is m.Error:
         return Refusal(reply.error, reply.kind, reply.leader_id, reply.leader_addr)
-    if t is m.PerformResponse or not hasattr(reply, "response"):
+    if t is m.PerformResponse or t is m.GetMetricsResponse or not hasattr(reply, "response"):
         return None
     ok, value = m.result_of(reply.response)
     if ok:

@@ -142,6 +142,7 @@ def test_errors_carry_their_kind_over_the_wire() -> None:
     assert wire_errors.refusal_of(m.decode_message(frame)).retry == "final"  # type: ignore[union-attr]
     assert orjson.loads(m.encode_message(m.InitResponse(7, "Ok"))) == {"InitResponse": {"id": 7, "response": "Ok"}}
     assert wire_errors.refusal_of(m.PerformResponse(1, {"UpdateEntity": {"response": [], "error": "x"}})) is None
+    assert wire_errors.refusal_of(m.GetMetricsResponse(1, {"id": 1, "state": "Leader"})) is None  # not a union
 
 
 @pytest.mark.parametrize("kind,retry", [
