@@ -31,7 +31,8 @@ from qcore.client import convert
 from qcore.client.connection import ConnectionLost
 from qcore.client.errors import HistoryCompacted, ServerError
 from qcore.protocol.errors import Kind, refusal_of
-from qcore.protocol.messages import Message, RegisterNotification, UnregisterNotification, result_of
+from qcore.protocol.messages import (Message, RegisterNotification, RegisterNotificationResponse, UnregisterNotification,
+                                     result_of)
 
 if TYPE_CHECKING:
     from qcore.client.session import Session as Client
@@ -126,8 +127,11 @@ class Watch:
 
     def _on_registered(self, conn: Connection, reply: Message) -> None:
         # Runs in the reader before any later frame, so the notifications that
-        # follow the reply on this connection already find their watch.
-        ok, token = result_of(reply.response)  # type: ignore[union-attr]
+        # follow the reply on this connection already find their watch. An Error
+        # frame (a request the node could not serve at all) is register()'s to raise.
+        if type(reply) is not RegisterNotificationResponse:
+            return
+        ok, token = result_of(reply.response)
         if not ok or self._closed:
             return
         self._detach()

@@ -10,7 +10,7 @@ import pytest
 
 from qcore.client import Client, HistoryCompacted, ServerError, notify_on_entity, notify_on_type
 from qcore.protocol import messages as m
-from qcore.protocol.errors import Kind, refusal
+from qcore.protocol.errors import Kind, error, refusal
 from qcore.store.types import EntityId, Int, String
 from tests.client.fake_node import FakeNode
 
@@ -160,3 +160,32 @@ async def test_a_refused_registration_raises_and_leaves_no_watch(node: FakeNode)
         with pytest.raises(ServerError, match="unknown entity type"):
             await c.watch(notify_on_type("Nope", "Score"))
         assert not c._watches
+
+
+async def test_a_registration_answered_with_an_error_frame_raises_it_once(node: FakeNode) -> None:
+    # A node answers a RegisterNotification it cannot serve at all (a from_index it cannot
+    # decode, too many requests in flight...) with an Error frame, not a response. The
+    # registration hook read it as a response: the reader died with an AttributeError, the
+    # connection was dropped and the registration re-sent, hundreds of times a second.
+    overloaded_once = [True]
+    senders: set[int] = set()
+
+    async def answer(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.RegisterNotification:
+            senders.add(id(ws))
+            if msg.config["EntityType"]["entity_type"] == "Busy" and overloaded_once:
+                overloaded_once.pop()
+                return error(msg.id, Kind.OVERLOADED, "too many requests in flight")
+            if msg.config["EntityType"]["entity_type"] != "Busy":
+                return error(msg.id, Kind.INVALID, "from_index 5: expected an unsigned integer (as an example)")
+            return m.RegisterNotificationResponse(msg.id, m.ok("t1"))
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = answer
+    async with Client([node.address], **FAST) as c:
+        with pytest.raises(ServerError, match="expected an unsigned integer"):
+            await c.watch(notify_on_type("User", "Score"), from_index=5)
+        assert len(node.of_type(m.RegisterNotification)) == 1 and not c._watches
+        w = await c.watch(notify_on_type("Busy", "Score"))  # overloaded: not applied, sent again
+        assert w.token == "t1" and len(node.of_type(m.RegisterNotification)) == 3
+        assert len(senders) == 1  # all on the first connection
