@@ -39,7 +39,7 @@ import orjson
 from qcore import build
 from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
-from qcore.cli.text_values import VALUE_TYPES, UsageError
+from qcore.cli.text_values import VALUE_TYPES, UsageError, at_least
 from qcore.client import Client, QcoreError, command_json, member_addresses
 from qcore.protocol import messages as m
 from qcore.storage.backup_file import BackupError
@@ -256,11 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s = cmd("find", "list the entities of a type")
     s.add_argument("type")
-    s.add_argument("--limit", type=int, help="at most this many (says how many more there are)")
+    s.add_argument("--limit", type=at_least(1), help="at most this many (says how many more there are)")
     s = cmd("children", "list an entity's children, in order, a page at a time")
     s.add_argument("id", metavar="ID|PATH")
-    s.add_argument("--limit", type=int, help="at most this many (one page; says how many more there are)")
-    s.add_argument("--page-size", type=int, default=500, help="children fetched per request (default 500)")
+    s.add_argument("--limit", type=at_least(1), help="at most this many (one page; says how many more there are)")
+    s.add_argument("--page-size", type=at_least(1), default=500, help="children fetched per request (default 500)")
     cmd("types", "list the entity types")
     s = cmd("watch", "print changes of a field as they are committed")
     s.add_argument("target", metavar="ID|PATH|TYPE")
@@ -268,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--type-wide", action="store_true", help="TARGET is a type: every entity of it (and derived types)")
     s.add_argument("--changes-only", action="store_true", help="only when the value changed")
     s.add_argument("--context", action="append", metavar="PATH", help="also show this field (path), repeatable")
-    s.add_argument("--from-index", type=int, help="replay retained changes from this log index")
-    s.add_argument("--count", type=int, help="stop after this many notifications")
+    s.add_argument("--from-index", type=at_least(0), help="replay retained changes from this log index")
+    s.add_argument("--count", type=at_least(1), help="stop after this many notifications")
     s = cmd("raw", 'send one message as JSON, e.g. \'{"GetMetrics": {}}\'')
     s.add_argument("message")
     user_commands.add_commands(cmd)

@@ -157,12 +157,8 @@ async def children(c: Client, args: argparse.Namespace) -> None:
     a folder of any size without one giant reply."""
     eid = await entity_arg(c, args.id)
     if args.limit is None:
-        if args.page_size < 1:
-            raise UsageError("--page-size must be at least 1")
         out = [command_json.entity_id(i) for i in await c.children(eid, page_size=args.page_size)]
     else:
-        if args.limit < 1:
-            raise UsageError("--limit must be at least 1")
         page = (await c.command(command_json.get_children(eid, args.limit)))["response"]
         out, total = page.get("items") or [], page.get("total")
         if type(total) is int and total > len(out):

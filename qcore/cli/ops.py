@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from qcore.cli.entity_commands import children_count, emit, entity_arg
 from qcore.cli.progress import Progress
-from qcore.cli.text_values import UsageError
+from qcore.cli.text_values import UsageError, at_least
 from qcore.client import Client, command_json
 from qcore.client.errors import QcoreError, ServerError
 from qcore.client.snapshot import FetchedSnapshot, fetch_snapshot
@@ -40,7 +40,7 @@ def add_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
     cmd("status", "every member of the cluster: role, term, commit, applied, lag, health")
     s = cmd("tree", "print the entity tree (types and names)")
     s.add_argument("entity", nargs="?", help="start here, an id or a /path (default: every entity without a parent)")
-    s.add_argument("--depth", type=int, default=None, help="levels below the start to show")
+    s.add_argument("--depth", type=at_least(0), default=None, help="levels below the start to show")
     s = cmd("snapshot", "back up the cluster, or check a backup")
     snap = s.add_subparsers(dest="snapshot_command", required=True, metavar="save|status")
     save = snap.add_parser("save", help="write a consistent snapshot of the cluster to FILE")

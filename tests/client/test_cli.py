@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from qcore.cli import client as cli
+from qcore.local_procs import free_port
 from qcore.protocol import messages as m
 from tests.client.fake_node import FakeNode
 
@@ -190,3 +191,26 @@ async def test_a_timestamp_is_written_to_the_nanosecond_it_is_typed(node: FakeNo
     before = writes()
     assert await run(node, "write", "User$1", "Seen", "1.9999999999") == 1  # finer than a nanosecond
     assert writes() == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["find", "User", "--limit", "0"], "argument --limit: must be at least 1, got '0'"),
+    (["find", "User", "--limit", "-1"], "argument --limit: must be at least 1, got '-1'"),
+    (["children", "Root$1", "--limit", "0"], "argument --limit: must be at least 1"),
+    (["children", "Root$1", "--page-size", "0"], "argument --page-size: must be at least 1"),
+    (["watch", "User$1", "Score", "--count", "0"], "argument --count: must be at least 1"),
+    (["watch", "User$1", "Score", "--from-index", "-5"], "argument --from-index: must be at least 0"),
+    (["tree", "--depth", "-1"], "argument --depth: must be at least 0"),
+    (["find", "User", "--limit", "ten"], "argument --limit: expected an integer, got 'ten'"),
+])
+def test_a_count_limit_or_index_out_of_range_is_a_usage_error(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # They were sent: --limit -1 came back in the wire's words ("ServerError: Perform.request:
+    # ...page_opts.limit: expected an unsigned 64-bit integer"), --count 0 watched forever,
+    # --from-index -5 got an Error frame, and --depth -1 was taken as 0. Now the command line
+    # does not parse (exit 2) and nothing is sent: no node listens at this address.
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--addr", f"127.0.0.1:{free_port()}", "--timeout", "1", *argv])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
