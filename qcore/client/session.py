@@ -111,9 +111,13 @@ def parse_addresses(addresses: str | Iterable[str]) -> list[str]:
         a = a.rstrip("/")
         if not a:
             continue
+        if "/" in a:  # another scheme (http://...) or a path: the host would be looked up as "http"
+            raise ValueError(f"bad address {item!r}: expected host:port (a URL may start ws:// or wss://)")
         host, sep, port = a.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError(f"bad address {item!r}: expected host:port")
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"bad address {item!r}: the port must be 1-65535")
         if a not in out:
             out.append(a)
     if not out:

@@ -162,6 +162,16 @@ def test_addresses() -> None:
         parse_addresses("nohost")
     with pytest.raises(ValueError):
         parse_addresses("")
+    assert parse_addresses("wss://[::1]:8080/") == ["[::1]:8080"]
+    # An http:// address was looked up as host "http" ("Name or service not known"), a
+    # port past 65535 went to the socket ("Port out of range"): both now say what is wrong.
+    for bad, why in (("http://127.0.0.1:8080", "expected host:port (a URL may start ws:// or wss://)"),
+                     ("127.0.0.1:8080/ws", "expected host:port (a URL may start ws:// or wss://)"),
+                     ("127.0.0.1:99999", "the port must be 1-65535"),
+                     ("127.0.0.1:0", "the port must be 1-65535")):
+        with pytest.raises(ValueError) as refused:
+            parse_addresses(f"h:1,{bad}")
+        assert str(refused.value) == f"bad address {bad!r}: {why}"
     metrics = {"membership_config": {"membership": {"configs": [[1, 2]], "nodes": {"1": {"addr": "h:1"}, "2": "h:2"}}}}
     assert member_addresses(metrics) == {1: "h:1", 2: "h:2"}
 
