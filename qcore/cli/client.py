@@ -42,6 +42,7 @@ from qcore.cli.entity_commands import emit
 from qcore.cli.text_values import VALUE_TYPES, UsageError, at_least
 from qcore.client import Client, QcoreError, command_json, member_addresses
 from qcore.protocol import messages as m
+from qcore.protocol.errors import Kind
 from qcore.storage.backup_file import BackupError
 from qcore.tls import env_files as tls_env_files
 
@@ -276,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: What to do when the cluster has users on and no --user was given.
+_NO_USER_HINT = ("qcore-cli: the cluster has users on: give --user NAME (or set QCORE_USER); the password comes from"
+                 " QCORE_PASSWORD or is asked for")
+
+
 def _password(user: str | None) -> str | None:
     if user is None:
         return None
@@ -305,6 +311,8 @@ async def run(args: argparse.Namespace) -> int:
         raise  # main() stops quietly
     except (QcoreError, UsageError, ValueError, TypeError, BackupError, OSError) as e:  # OSError: a backup file
         print(f"qcore-cli: {type(e).__name__}: {e}" if isinstance(e, QcoreError) else f"qcore-cli: {e}", file=sys.stderr)
+        if getattr(e, "kind", None) == Kind.AUTH_REQUIRED and args.user is None:
+            print(_NO_USER_HINT, file=sys.stderr)
         return 1
     finally:
         await c.close()

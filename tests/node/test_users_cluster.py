@@ -806,7 +806,11 @@ async def test_qcore_cli_turns_users_off_and_on(cluster: Cluster, monkeypatch: p
 
     capsys.readouterr()
     assert await cli(None, "auth", "disable") == 1
-    assert "authentication required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "authentication required" in err
+    # without --user, it says how to give one (it said only "authentication required")
+    assert err.endswith("qcore-cli: the cluster has users on: give --user NAME (or set QCORE_USER); the password"
+                        " comes from QCORE_PASSWORD or is asked for\n"), err
     assert await cli("admin", "auth", "disable") == 0
     try:
         assert "users are off" in capsys.readouterr().out
@@ -818,4 +822,5 @@ async def test_qcore_cli_turns_users_off_and_on(cluster: Cluster, monkeypatch: p
         assert await cli("admin", "auth", "enable") == 0
     assert "users are on" in capsys.readouterr().out
     assert await cli(None, "read", meter, "Unit") == 1
-    assert "authentication required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "authentication required" in err and "give --user NAME" in err, err
