@@ -337,6 +337,7 @@ class Session:
         loop = asyncio.get_running_loop()
         errors: dict[str, str] = {}
         last_refusal: QcoreError | None = None
+        unanswered_login: str | None = None  # an address that took the login and did not answer it in time
         backoff = _Backoff()
         while True:
             for _ in range(len(self.addresses)):
@@ -364,6 +365,8 @@ class Session:
                 except Exception as e:  # refused, unreachable, handshake failed, timed out...
                     if isinstance(e, _AuthenticateRefused):  # the node answered, but not now
                         last_refusal = _refusal_error(e.why)
+                    if isinstance(e, _LoginUnanswered):
+                        unanswered_login = addr
                     errors[addr] = str(e) or type(e).__name__
                     if isinstance(e, ssl.SSLCertVerificationError):
                         errors[addr] = f"certificate refused: {e.verify_message or e}"
@@ -378,6 +381,11 @@ class Session:
             await backoff.sleep(deadline)
         if last_refusal is not None:
             raise last_refusal
+        if unanswered_login is not None:
+            # Nothing was sent but the login; the node was reached, though: "cannot connect ...
+            # TimeoutError" would send people to the network.
+            raise ConnectionFailed(f"{unanswered_login} did not answer the login of {self.user} before the deadline:"
+                                   " a login is checked with the cluster's leader; is a majority of the voters up?")
         detail = "; ".join(f"{a}: {e}" for a, e in errors.items()) or "no time left"
         raise ConnectionFailed(f"cannot connect to any of {', '.join(self.addresses)} ({detail})")
 
@@ -388,6 +396,9 @@ class Session:
             login: Any = Authenticate(self.next_id(), self.user or "", self._password or "")  # registered beside the seed's
             fut = await conn.send(login)
             reply = await asyncio.wait_for(fut, max(0.0, deadline - asyncio.get_running_loop().time()))
+        except TimeoutError:
+            await conn.close()
+            raise _LoginUnanswered(f"{conn.address}: no answer to the login before the deadline") from None
         except BaseException:
             await conn.close()
             raise
@@ -604,6 +615,11 @@ class _AuthenticateRefused(ServerError):
     def __init__(self, address: str, why: Refusal) -> None:
         super().__init__(f"cannot authenticate at {address}: {why.text}", why.kind)
         self.why = why
+
+
+class _LoginUnanswered(TimeoutError):
+    """A node took ``Authenticate`` and did not answer it before the deadline (it waits for the
+    leader's read barrier: without a quorum, up to two election timeouts)."""
 
 
 def _refusal_error(why: Refusal) -> QcoreError:
