@@ -41,7 +41,14 @@ def client_context(
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert_file:
-        ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        try:
+            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        except ssl.SSLError as e:
+            if key_file:
+                raise
+            # OpenSSL says only "[SSL] PEM lib": the usual cause is a key kept in its own file.
+            raise ValueError(f"cannot load the client certificate {cert_file} without a key file: is its private"
+                             f" key in another file? give that too (OpenSSL: {e})") from None
     elif key_file:
         raise ValueError("a client key was given without its certificate")
     return ctx

@@ -106,3 +106,19 @@ async def test_example_script_takes_a_ca_as_qcore_cli_does_and_fails_in_one_line
         assert "is the node serving TLS? then connect with wss:// and its CA file" in err, err
         code, out, err = await _example(addr, "--tls-ca-file", str(tmp_path / "missing.pem"))
         assert code == 1 and err.count("\n") == 1 and "missing.pem" in err, (out, err)
+
+
+def test_a_client_certificate_without_its_key_says_the_key_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "qcore-cli: TLS: cannot use ca.pem, node.pem: [SSL] PEM lib (_ssl.c:3926)".
+    from qcore.cli import client as cli
+
+    tls = make_tls(tmp_path)
+    code = cli.main(["--addr", "127.0.0.1:1", "--tls-ca-file", str(tls.ca), "--tls-client-cert", str(tls.cert), "status"])
+    assert code == 1
+    assert capsys.readouterr().err.startswith(f"qcore-cli: cannot load the client certificate {tls.cert} without a"
+                                              " key file: is its private key in another file? give that too (OpenSSL: ")
+    assert cli.main(["--addr", "127.0.0.1:1", "--tls-ca-file", str(tls.ca), "--tls-client-cert", str(tls.cert),
+                     "--tls-client-key", str(tls.key), "--timeout", "0.5", "status"]) == 1
+    assert "ConnectionFailed" in capsys.readouterr().err  # with its key it loads, and goes on to connect
