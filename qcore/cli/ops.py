@@ -48,7 +48,7 @@ def add_commands(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
     status = snap.add_parser("status", help="check a snapshot file: index, size, entities, checksum")
     status.add_argument("file", type=Path)
     s = cmd("export", "write schemas and the entity tree as a config file (qcore --config-file F --init reads it)")
-    s.add_argument("file", nargs="?", type=Path, help="default: standard output")
+    s.add_argument("file", nargs="?", type=Path, help="default (or -): standard output")
     s.add_argument("--root", metavar="ENTITY", help="only the tree under this entity (an id or a /path)")
 
 
@@ -272,6 +272,8 @@ def snapshot_status(args: argparse.Namespace) -> None:
 async def export(c: Client, args: argparse.Namespace) -> None:
     from qcore.store.config_export import export_config
 
+    if args.file is not None and str(args.file) == "-":
+        args.file = None  # "-" is standard output, as no FILE is
     if args.file is not None:
         _writable(args.file)
     root = None

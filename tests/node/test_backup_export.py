@@ -399,7 +399,7 @@ async def test_a_failed_save_or_export_leaves_no_part_file(nodes, tmp_path: Path
 
 
 async def test_export_root_and_tree_take_a_path_as_well_as_an_id(
-        nodes, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        nodes, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     n = nodes(1, "--init").start()
     await wait_serving(n)
     by_id, by_path = tmp_path / "by-id.yaml", tmp_path / "by-path.yaml"
@@ -410,6 +410,11 @@ async def test_export_root_and_tree_take_a_path_as_well_as_an_id(
         return [line for line in p.read_text().splitlines() if not line.startswith("#")]
     assert body(by_path) == body(by_id) and "  name: Devices" in by_id.read_text()
     capsys.readouterr()
+    # FILE "-" is standard output, as with no FILE (it wrote a file named "-" in the working directory)
+    monkeypatch.chdir(tmp_path)
+    assert await cli("--addr", n.addr, "export", "--root", "/Root/Devices", "-") == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")] == body(by_id)
+    assert not (tmp_path / "-").exists()
     assert await cli("--addr", n.addr, "tree", "/Root/Devices") == 0
     assert capsys.readouterr().out.splitlines()[0] == "Folder$10  'Devices'"
 
