@@ -41,6 +41,7 @@ from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
 from qcore.cli.text_values import VALUE_TYPES, UsageError, at_least
 from qcore.client import Client, QcoreError, command_json, member_addresses
+from qcore.client.session import MEMBERSHIP_TIMEOUT
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind
 from qcore.storage.backup_file import BackupError
@@ -49,6 +50,8 @@ from qcore.tls import env_files as tls_env_files
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADDR = os.environ.get("QCORE_ADDR", "127.0.0.1:8080")
+#: --timeout when none is given (the membership commands then take MEMBERSHIP_TIMEOUT).
+DEFAULT_TIMEOUT = 10.0
 #: Exit status when stdout was closed early (``qcore-cli find User | head``): SIGPIPE's, as other tools.
 BROKEN_PIPE_EXIT = 141
 #: Exit status of a command stopped by Ctrl-C before it finished: SIGINT's, as other tools.
@@ -104,17 +107,17 @@ async def init(c: Client, args: argparse.Namespace) -> None:
 
 
 async def add_learner(c: Client, args: argparse.Namespace) -> None:
-    res = await c.add_learner(args.node_id, args.address)
+    res = await c.add_learner(args.node_id, args.address, timeout=args.membership_timeout)
     emit(args, res, f"node {args.node_id} at {args.address} added as a learner")
 
 
 async def change_membership(c: Client, args: argparse.Namespace) -> None:
-    res = await c.change_membership(args.members, retain=args.retain)
+    res = await c.change_membership(args.members, retain=args.retain, timeout=args.membership_timeout)
     emit(args, res, "voters are now " + ", ".join(map(str, sorted(set(args.members)))))
 
 
 async def remove_node(c: Client, args: argparse.Namespace) -> None:
-    res = await c.remove_node(args.node_id)
+    res = await c.remove_node(args.node_id, timeout=args.membership_timeout)
     done = f"node {args.node_id} removed" if res.get("log_id") is not None else f"node {args.node_id} is not a member"
     membership = res.get("membership", {})
     voters = (membership.get("configs") or [[]])[0]
@@ -185,8 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="node address(es), host:port[,host:port...] (default $QCORE_ADDR or 127.0.0.1:8080)")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.add_argument("--pretty", action="store_true", help="indent JSON output")
-    p.add_argument("--timeout", type=float, default=10.0,
-                   help="seconds a command may take, connecting and retries included (default 10)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help=f"seconds a command may take, connecting and retries included (default {DEFAULT_TIMEOUT:g};"
+                        f" add-learner, change-membership, remove-node: {MEMBERSHIP_TIMEOUT:g}, as a learner may take"
+                        " a while to catch up)")
     p.add_argument("--retry-writes", action="store_true",
                    help="re-send writes whose outcome is unknown after a connection loss (may apply them twice)")
     p.add_argument("--user", default=os.environ.get("QCORE_USER"),
@@ -290,6 +295,10 @@ def _password(user: str | None) -> str | None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    # A --timeout given bounds the membership commands too; without one they take the library's longer default.
+    args.membership_timeout = args.timeout
+    if args.timeout is None:
+        args.timeout = DEFAULT_TIMEOUT
     try:
         c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes,
                    tls_ca=args.tls_ca_file, tls_cert=args.tls_client_cert, tls_key=args.tls_client_key,

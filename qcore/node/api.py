@@ -220,7 +220,8 @@ class Api:
             if not caught_up:  # added, but not caught up: sending it again waits again
                 raise _Refused(Kind.OUTCOME_UNKNOWN, 
                     f"node {msg.node_id} was added as a learner but has not caught up to index {target} yet;"
-                    " is it running at that address?"
+                    f" is it running at that address? (if the address is wrong: qcore-cli remove-node {msg.node_id},"
+                    " then add it again)"
                 )
             return m.ok({"log_id": added, "membership": membership_json(driver.conf_state())})
 

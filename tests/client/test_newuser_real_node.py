@@ -221,3 +221,22 @@ async def test_ctrl_c_ends_a_watch_with_0_and_interrupts_any_other_command_with_
     assert code == 130 and b"Traceback" not in err, err
     code, err = await interrupted("--addr", ready_node, "watch", "User$3", "Email", started=b"Ctrl-C to stop")
     assert code == 0 and b"Traceback" not in err, err
+
+
+async def test_timeout_bounds_add_learner_and_a_learner_that_never_comes_can_be_removed(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--timeout was ignored by add-learner, change-membership and remove-node, which took the
+    library's 60 s whatever it said: `--timeout 3 add-learner` of a node that is not running
+    took a minute. A node at the address that never answers: the command ends by --timeout and
+    says how to take the learner out again, which then works as written."""
+    async with running_node("--config-file", str(REPO / "schemas.yaml"), "--init", "--request-timeout", "1") as addr:
+        nobody = f"127.0.0.1:{free_port()}"
+        argv = ["--addr", addr, "--timeout", "3", "add-learner", "2", nobody]
+        # (a bound on a hang, not a measurement: without the fix it takes 60 s)
+        assert await asyncio.wait_for(cli.run(cli.build_parser().parse_args(argv)), 30) == 1
+        err = capsys.readouterr().err
+        assert "node 2 was added as a learner but has not caught up" in err, err
+        assert "(if the address is wrong: qcore-cli remove-node 2, then add it again)" in err, err
+        assert await cli_run(addr, "remove-node", "2") == 0
+        assert capsys.readouterr().out == "node 2 removed; voters are now 1\n"
