@@ -49,7 +49,7 @@ from qcore.tls import env_files as tls_env_files
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ADDR = os.environ.get("QCORE_ADDR", "127.0.0.1:8080")
+DEFAULT_ADDR = "127.0.0.1:8080"
 #: --timeout when none is given (the membership commands then take MEMBERSHIP_TIMEOUT).
 DEFAULT_TIMEOUT = 10.0
 #: Exit status when stdout was closed early (``qcore-cli find User | head``): SIGPIPE's, as other tools.
@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                " command takes an ID it also takes a path of names from a root, e.g. /Root/Users/alice.",
     )
     p.add_argument("--version", action="version", version=build.describe("qcore-cli"))
-    p.add_argument("--addr", default=DEFAULT_ADDR,
+    # An environment variable set empty (QCORE_USER=) counts as unset, as QCORE_TLS_* do (and PG* for psql).
+    p.add_argument("--addr", default=os.environ.get("QCORE_ADDR") or DEFAULT_ADDR,
                    help="node address(es), host:port[,host:port...] (default $QCORE_ADDR or 127.0.0.1:8080)")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.add_argument("--pretty", action="store_true", help="indent JSON output")
@@ -194,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                         " a while to catch up)")
     p.add_argument("--retry-writes", action="store_true",
                    help="re-send writes whose outcome is unknown after a connection loss (may apply them twice)")
-    p.add_argument("--user", default=os.environ.get("QCORE_USER"),
+    p.add_argument("--user", default=os.environ.get("QCORE_USER") or None,
                    help="authenticate as this user (default $QCORE_USER); the password comes from $QCORE_PASSWORD"
                         " or is asked for")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
@@ -291,7 +292,7 @@ def _password(user: str | None) -> str | None:
     if user is None:
         return None
     pw = os.environ.get("QCORE_PASSWORD")
-    return user_commands.login_password(user) if pw is None else pw
+    return pw if pw else user_commands.login_password(user)  # no user has an empty password
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -214,3 +214,16 @@ def test_a_count_limit_or_index_out_of_range_is_a_usage_error(
         cli.main(["--addr", f"127.0.0.1:{free_port()}", "--timeout", "1", *argv])
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+async def test_an_environment_variable_set_empty_counts_as_unset(
+    node: FakeNode, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # QCORE_USER= made qcore-cli log in as user "" ("no password for : set QCORE_PASSWORD ..."),
+    # and QCORE_ADDR= made it say "no address given" instead of trying 127.0.0.1:8080.
+    monkeypatch.setenv("QCORE_USER", "")
+    monkeypatch.setenv("QCORE_ADDR", "")
+    monkeypatch.setenv("QCORE_PASSWORD", "")
+    assert cli.build_parser().parse_args(["status"]).addr == "127.0.0.1:8080"
+    assert await run(node, "types") == 0, capsys.readouterr().err
+    assert node.received and not [r for r in node.received if type(r).__name__ == "Authenticate"]
