@@ -335,8 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
-        # Ctrl-C is how a watch ends (exit 0); any other command did not finish.
-        return 0 if args.command == "watch" else INTERRUPTED_EXIT
+        # Ctrl-C is how a watch ends (exit 0) once it is watching; any other command did not finish.
+        return 0 if getattr(args, "watching", False) else INTERRUPTED_EXIT
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly. Python would still try to flush
         # stdout at exit and print another error, so point it at /dev/null first.

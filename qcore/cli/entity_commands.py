@@ -232,6 +232,7 @@ async def watch(c: Client, args: argparse.Namespace) -> None:
         config = notify_on_entity(eid, args.field, trigger_on_change=args.changes_only, context=ctx)
         what = command_json.entity_id_text(eid)
     w = await c.watch(config, from_index=args.from_index, decode=False)
+    args.watching = True  # from here on, Ctrl-C is how the command ends (exit 0)
     if not args.json:
         print(f"watching {what} {args.field} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     count = 0

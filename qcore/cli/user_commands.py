@@ -18,9 +18,13 @@ Nothing typed at a prompt (Ctrl-D) is a one-line error, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,7 +77,8 @@ def new_password(path: Path | None, name: str) -> str:
         except (OSError, ValueError) as exc:
             raise UsageError(f"--password-file: {exc}") from None
     if not sys.stdin.isatty():
-        line = sys.stdin.readline().rstrip("\r\n")
+        with interruptible():
+            line = sys.stdin.readline().rstrip("\r\n")
         if not line:
             raise UsageError("no password on standard input (its first line)")
         return line
@@ -92,7 +97,8 @@ def login_password(user: str) -> str:
     if _has_terminal():
         pw = _ask(f"password for {user}: ")
     else:
-        pw = sys.stdin.readline().rstrip("\r\n")
+        with interruptible():
+            pw = sys.stdin.readline().rstrip("\r\n")
     if not pw:
         raise UsageError(f"no password for {user}: set QCORE_PASSWORD, type it at the prompt, "
                          "or give it as standard input's first line")
@@ -108,10 +114,26 @@ def _has_terminal() -> bool:
         return sys.stdin.isatty()
 
 
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in a blocking read (a password prompt) inside the block.
+    asyncio.run's own SIGINT handler only cancels the main task, which a read on the loop's
+    thread never gives up for: the prompt stayed until Enter was pressed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _ask(prompt: str) -> str:
     """A line typed at the terminal, not echoed; Ctrl-D (end of input) is a UsageError."""
     try:
-        return getpass.getpass(prompt)
+        with interruptible():
+            return getpass.getpass(prompt)
     except EOFError:
         print(file=sys.stderr)  # end the prompt's line
         raise UsageError(f"nothing typed at {prompt.strip()!r}") from None

@@ -773,6 +773,32 @@ async def test_qcore_cli_asks_for_passwords_at_a_terminal(cluster: Cluster) -> N
         assert code == 1 and b"Traceback" not in term.seen, term.seen
 
 
+async def test_ctrl_c_at_a_password_prompt_stops_qcore_cli_at_once(cluster: Cluster) -> None:
+    """Ctrl-C at the prompt did nothing: asyncio.run's SIGINT handler only cancels the main task,
+    which the blocking read never gave up for, so the prompt stayed until Enter, then said
+    'no password for admin' (and a watch, stopped before it began, exited 0)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QCORE_PASSWORD", "QCORE_USER")}
+    for argv in (["auth", "status"], ["watch", "User$1", "Name"]):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qcore.cli.client", "--addr", cluster.nodes[0].addr, "--user", "admin", *argv],
+            stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env, start_new_session=True,
+            preexec_fn=_take_terminal)
+        os.close(slave)
+        term = Terminal(master)
+        try:
+            await term.expect("password for admin: ")
+            os.write(master, b"\x03")  # Ctrl-C, and nothing else
+            # (a bound on a hang: without the fix it waits for Enter forever)
+            code = await asyncio.to_thread(proc.wait, 30)
+            assert code == 130 and b"no password" not in term.seen, (argv, code, term.seen)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+
+
 async def test_qcore_cli_without_a_terminal_takes_the_password_from_standard_input(cluster: Cluster) -> None:
     """No controlling terminal (a script, cron): the login password is standard input's first line,
     and with none there, one line saying how to give it, not a traceback."""
