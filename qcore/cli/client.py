@@ -39,7 +39,8 @@ import orjson
 from qcore import build
 from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
-from qcore.cli.text_values import VALUE_TYPES, UsageError, at_least
+from qcore.cli.argtypes import at_least
+from qcore.cli.text_values import VALUE_TYPES, UsageError
 from qcore.client import Client, QcoreError, command_json, member_addresses
 from qcore.client.session import MEMBERSHIP_TIMEOUT
 from qcore.protocol import messages as m

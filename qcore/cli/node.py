@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pathlib import Path
 
 from qcore import build
+from qcore.cli.argtypes import at_least
 from qcore.cli.logs import FORMATS, configure as configure_logging, json_line
 from qcore.node import gc_policy, malloc_policy
 from qcore.node.bootstrap import parse_members
@@ -55,19 +56,6 @@ def _addrs(text: str) -> list[str]:
     if not addrs:  # (an empty --join would start a node that never joins anything)
         raise argparse.ArgumentTypeError(f"expected HOST:PORT[,HOST:PORT...], got {text!r}")
     return addrs
-
-
-def _at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low`` (a tick, limit or count of 0 or less starts a node that cannot work)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text!r}")
-        return value
-    return parse
 
 
 def _seconds(text: str) -> float:
@@ -132,27 +120,27 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                    help="do not serve the web console on GET / (the WebSocket protocol is unchanged)")
     p.add_argument("--no-metrics", action="store_true",
                    help="no per-request counters and no GET /metrics (to measure what they cost)")
-    p.add_argument("--tick-ms", type=_at_least(1), default=50, help="Raft tick length in milliseconds")
-    p.add_argument("--election-ticks", type=_at_least(1), default=20, help="election timeout in ticks (randomised up to 2x)")
-    p.add_argument("--heartbeat-ticks", type=_at_least(1), default=2, help="heartbeat interval in ticks")
+    p.add_argument("--tick-ms", type=at_least(1), default=50, help="Raft tick length in milliseconds")
+    p.add_argument("--election-ticks", type=at_least(1), default=20, help="election timeout in ticks (randomised up to 2x)")
+    p.add_argument("--heartbeat-ticks", type=at_least(1), default=2, help="heartbeat interval in ticks")
     p.add_argument("--link-down-ticks", type=int, default=1,
                    help="a follower whose connection to the leader closes campaigns after 1-2x this many "
                         "ticks instead of an election timeout (0: off)")
-    p.add_argument("--snapshot-threshold", type=_at_least(1), default=20_000, help="applied entries between snapshots")
-    p.add_argument("--snapshot-keep", type=_at_least(0), default=2_000,
+    p.add_argument("--snapshot-threshold", type=at_least(1), default=20_000, help="applied entries between snapshots")
+    p.add_argument("--snapshot-keep", type=at_least(0), default=2_000,
                    help="log entries kept behind a snapshot for slow followers (beyond them, a snapshot is sent)")
-    p.add_argument("--snapshot-threshold-bytes", type=_at_least(1), default=64 << 20,
+    p.add_argument("--snapshot-threshold-bytes", type=at_least(1), default=64 << 20,
                    help="also take a snapshot once this many bytes of log were applied since the last (a store of n entities: 64*n bytes, at least 8 MiB, at most this)")
-    p.add_argument("--snapshot-keep-bytes", type=_at_least(0), default=16 << 20,
+    p.add_argument("--snapshot-keep-bytes", type=at_least(0), default=16 << 20,
                    help="keep at most this many bytes of log behind a snapshot (with --snapshot-keep; at most a quarter of the byte threshold)")
     p.add_argument("--snapshot-build", choices=("process", "thread"), default="process",
                    help="serialise the node's own snapshots in a forked child process at a lower CPU priority "
                         "(default; the node's loop keeps the interpreter to itself) or on a thread of the node")
-    p.add_argument("--max-frame-bytes", type=_at_least(1), default=16 << 20, help="largest accepted client frame")
-    p.add_argument("--max-batch-copy", type=_at_least(0), default=64 << 20, metavar="BYTES",
+    p.add_argument("--max-frame-bytes", type=at_least(1), default=16 << 20, help="largest accepted client frame")
+    p.add_argument("--max-batch-copy", type=at_least(0), default=64 << 20, metavar="BYTES",
                    help="bytes (or list elements) a batch's Add/Subtract writes may copy (default 64 MiB)")
-    p.add_argument("--max-inflight", type=_at_least(1), default=4096, help="requests in flight per connection")
-    p.add_argument("--max-connections", type=_at_least(1), default=10_000)
+    p.add_argument("--max-inflight", type=at_least(1), default=4096, help="requests in flight per connection")
+    p.add_argument("--max-connections", type=at_least(1), default=10_000)
     p.add_argument("--max-conn-output", type=int, default=256 << 10, metavar="BYTES",
                    help="unsent reply bytes on one connection before the node stops reading it; a quarter of it "
                         "bounds the bytes of requests in flight on one connection (default 256 KiB)")
@@ -165,12 +153,12 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
                    help="unsent bytes to one peer before further Raft messages to it are dropped and it is "
                         "probed (default 64 MiB)")
     p.add_argument("--request-timeout", type=_seconds, default=10.0, help="seconds before a request fails")
-    p.add_argument("--notify-retain", type=_at_least(0), default=100_000,
+    p.add_argument("--notify-retain", type=at_least(0), default=100_000,
                    help="committed changes kept so a watch can resume with from_index")
-    p.add_argument("--notify-max-per-conn", type=_at_least(0), default=1_000, help="notification registrations per connection")
-    p.add_argument("--notify-queue-limit", type=_at_least(1), default=10_000,
+    p.add_argument("--notify-max-per-conn", type=at_least(0), default=1_000, help="notification registrations per connection")
+    p.add_argument("--notify-queue-limit", type=at_least(1), default=10_000,
                    help="undelivered notifications per connection before it reads from the retained window")
-    p.add_argument("--notify-queue-bytes", type=_at_least(1), default=16 << 20, metavar="BYTES",
+    p.add_argument("--notify-queue-bytes", type=at_least(1), default=16 << 20, metavar="BYTES",
                    help="undelivered notification bytes per connection before it reads from the retained window "
                         "(default 16 MiB)")
     p.add_argument("--peer-override", type=_peer_override, action="append", default=[], metavar="ID=HOST:PORT",

@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 from qcore.cli.entity_commands import children_count, emit, entity_arg
 from qcore.cli.progress import Progress
-from qcore.cli.text_values import UsageError, at_least
+from qcore.cli.argtypes import at_least
+from qcore.cli.text_values import UsageError
 from qcore.client import Client, command_json
 from qcore.client.errors import QcoreError, ServerError
 from qcore.client.snapshot import FetchedSnapshot, fetch_snapshot

@@ -9,11 +9,9 @@ people: ``Float 21.5``, ``Choice Manual (1)``, ``EntityReference User$3``.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,7 +19,7 @@ import orjson
 from qcore.client import command_json
 from qcore.client.field_values import FieldInfo
 
-__all__ = ["UsageError", "at_least", "VALUE_TYPES", "parse_value", "guess_value", "parse_time", "format_value",
+__all__ = ["UsageError", "VALUE_TYPES", "parse_value", "guess_value", "parse_time", "format_value",
            "format_time", "format_eid"]
 
 VALUE_TYPES = ("Int", "Float", "String", "Bool", "Choice", "EntityReference", "EntityList", "Blob", "Timestamp")
@@ -42,20 +40,6 @@ _EXPECTED = {
 
 class UsageError(Exception):
     """A bad argument found after parsing (a value that does not fit its type...)."""
-
-
-def at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low``, so that a count, limit or index out of
-    range is a usage error (exit 2) rather than a request the node refuses in its own words."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text!r}")
-        return value
-    return parse
 
 
 class _Unfit(Exception):
