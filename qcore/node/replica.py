@@ -357,6 +357,8 @@ class Replica:
         they are in the core; the runtime waits for `persisted_index`)."""
 
         def do() -> None:
+            if waiter.done():  # its caller gave up (Ctrl-C at --init): nothing is written
+                return
             if self.initialised():
                 waiter.set_exception(RequestFailed("already initialised", Kind.INVALID))
                 return
