@@ -21,6 +21,10 @@ OLDER_BUILD = ("import sys\nimport qcore.node.entries as entries\nentries.ENTRY_
                "from qcore.cli.node import main\nsys.exit(main())\n")
 
 
+async def _known_leader(c: Conn) -> int | None:
+    return (await c.metrics())["current_leader"]
+
+
 async def _leader(c: Conn) -> int:
     leader = (await c.metrics())["current_leader"]
     assert leader, "no leader"
@@ -57,7 +61,7 @@ async def test_a_leader_of_this_build_writes_what_a_member_of_an_older_build_app
             assert nodes[2].terminate() == 0
             nodes[2].start()
             await wait_ready(nodes[2])
-        leader = await _leader(c)
+        leader = await wait_until(lambda: _known_leader(c), what="node 1 knowing the leader")
         await c.close()
         assert leader != 3
         conns = [await Conn.open(n.addr) for n in nodes]
@@ -115,7 +119,9 @@ async def test_a_cluster_of_this_build_keeps_its_level_while_a_member_is_down_an
             await wait_serving(n)
             await wait_ready(n)
         conns = [await Conn.open(n.addr) for n in nodes[:2]]
-        leader = await _leader(conns[0])
+        # node 2 is ready once it knows a leader; node 1 may hear of one (node 2 just
+        # elected) a moment later
+        leader = await wait_until(lambda: _known_leader(conns[0]), what="node 1 knowing the leader")
         assert await _entry_level(nodes[leader - 1]) == f"{float(ENTRY_LEVEL)}"
         assert f"entries of level {ENTRY_LEVEL} are applied already" in nodes[leader - 1].log_path.read_text()
 
