@@ -24,13 +24,13 @@ from pathlib import Path
 from qcore.cli.progress import Progress
 from qcore.node.bootstrap import parse_members
 from qcore.node.cluster_identity import FILE_NAME as CLUSTER_FILE
-from qcore.node.cluster_identity import Identity, derived_id, write_identity
+from qcore.node.cluster_identity import UNFINISHED_RESTORE, Identity, derived_id, write_identity
 from qcore.node.state_machine import StateMachine
 from qcore.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from qcore.storage import FileStorage
 from qcore.storage.backup_file import BackupError, read_backup
 
-MOUNT_STAGE = ".restoring"  # the staging dir inside a target that is a mount point
+MOUNT_STAGE = UNFINISHED_RESTORE  # the staging dir inside a target that is a mount point
 
 
 def restore_data_dir(backup: Path, data_dir: Path, node_id: int, members: dict[int, str]) -> str:
@@ -38,6 +38,9 @@ def restore_data_dir(backup: Path, data_dir: Path, node_id: int, members: dict[i
     if node_id not in members:
         raise ValueError(f"--initial-cluster does not list --id {node_id}")
     if data_dir.exists() and any(p.name != MOUNT_STAGE for p in data_dir.iterdir()):
+        if (data_dir / MOUNT_STAGE).exists():
+            raise ValueError(f"{data_dir} holds a restore that did not finish ({data_dir / MOUNT_STAGE}): "
+                             "empty it and run the restore again")
         raise ValueError(f"{data_dir} is not empty: restore writes a new member's data dir")
     bar = Progress(f"reading {backup.name}")
     try:
@@ -84,11 +87,21 @@ def _staging_dir(data_dir: Path) -> Path:
 def _move_into_place(stage: Path, data_dir: Path) -> None:
     """Rename the complete, fsynced staging dir to `data_dir` (absent or empty) and fsync its parent.
 
-    In a mount point the files are renamed one by one, `cluster.json` last.
+    In a mount point the files are renamed one by one, `cluster.json` last, and moved back
+    if that fails; the staging dir, removed last, marks a restore cut short in between
+    (a node refuses to start on it, and restore to overwrite it).
     """
     if stage.parent == data_dir:
-        for name in sorted(os.listdir(stage), key=lambda n: n == CLUSTER_FILE):
-            os.rename(stage / name, data_dir / name)
+        moved: list[str] = []
+        try:
+            for name in sorted(os.listdir(stage), key=lambda n: n == CLUSTER_FILE):
+                os.rename(stage / name, data_dir / name)
+                moved.append(name)
+        except BaseException:
+            for name in moved:
+                os.rename(data_dir / name, stage / name)
+            raise
+        _fsync_dir(data_dir)
         stage.rmdir()
         _fsync_dir(data_dir)
     else:

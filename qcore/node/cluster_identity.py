@@ -41,6 +41,8 @@ import orjson
 log = logging.getLogger(__name__)
 
 FILE_NAME = "cluster.json"
+#: In a data dir: a `qcore snapshot restore` into it (a mount point) that did not finish moving its files in.
+UNFINISHED_RESTORE = ".restoring"
 _REMEMBER = 60.0  # seconds a refusal counts for /ready
 _LOG_EVERY = 30.0  # seconds between two log lines about the same peer
 

@@ -30,7 +30,7 @@ from qcore.node import bootstrap, removal
 from qcore.node.api import Api, ConnContext, RawReply
 from qcore.node.backpressure import Backpressure
 from qcore.node.bootstrap_config import load_bootstrap_config
-from qcore.node.cluster_identity import ClusterIdentity, from_path
+from qcore.node.cluster_identity import UNFINISHED_RESTORE, ClusterIdentity, from_path
 from qcore.node.console import ConsoleFiles
 from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
@@ -95,6 +95,10 @@ class Node:
     def __init__(self, opts: NodeOptions) -> None:
         self.opts = opts
         self._bootstrap_json: Any = None  # the config file's LoadConfig JSON, read only by an uninitialised node
+        if not opts.in_memory and (opts.resolved_data_dir() / UNFINISHED_RESTORE).exists():
+            raise StartupError(f"data dir {opts.resolved_data_dir()} holds a `qcore snapshot restore` that did not "
+                               f"finish ({opts.resolved_data_dir() / UNFINISHED_RESTORE}): empty it and run the "
+                               "restore again")
         self.cluster_identity = ClusterIdentity(opts.id, None if opts.in_memory else opts.resolved_data_dir())
         self.stopping = False
         self.driver: RaftDriver

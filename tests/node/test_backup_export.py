@@ -321,6 +321,44 @@ def test_a_restore_that_fails_part_way_leaves_nothing_at_the_target(
         assert sorted(target.parent.iterdir()) == sorted({*before, target})
 
 
+def test_a_restore_into_a_mount_point_cut_short_while_moving_in_is_undone_or_marked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mount point's files are moved in one by one: a failure between two moves puts the moved
+    ones back (the target stays empty); a restore killed there leaves its staging dir, which
+    marks it: restore refuses to overwrite it and a node refuses to start on it, both saying why."""
+    import subprocess
+
+    data = StateMachine().snapshot_builder()()
+    backup = tmp_path / "fresh.snap"
+    write_backup(backup, BackupHeader(index=5, term=2, size=len(data), sha256=hashlib.sha256(data).hexdigest()), data)
+    target = tmp_path / "volume"
+    target.mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda p: p == target)
+    real_rename, renames = os.rename, []
+
+    def rename_fails_second_time(src: Any, dst: Any) -> None:  # of the moves in (storage renames too)
+        if Path(src).parent == target / ".restoring" and Path(dst).parent == target:
+            renames.append(src)
+            if len(renames) == 2:
+                raise OSError(5, "Input/output error")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename_fails_second_time)
+    argv = [str(backup), "--data-dir", str(target), "--id", "1", "--initial-cluster", "1=127.0.0.1:1"]
+    assert restore_module.main(argv) == 1
+    assert "Input/output error" in capsys.readouterr().err
+    assert list(target.iterdir()) == []  # the file moved in first went back, and the staging dir is gone
+
+    monkeypatch.setattr(os, "rename", real_rename)
+    (target / ".restoring").mkdir()  # as a restore killed between two moves leaves it
+    (target / "cluster.json").write_text('{"cluster_id": "x", "node_id": 1}')  # moved in last
+    assert restore_module.main(argv) == 1
+    assert "holds a restore that did not finish" in capsys.readouterr().err
+    p = subprocess.run([sys.executable, "-m", "qcore", "--id", "1", "--ws-addr", "127.0.0.1:1", "--data-dir",
+                        str(target)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "holds a `qcore snapshot restore` that did not finish" in p.stderr, p.stderr
+
+
 async def test_export_then_import_round_trips_every_value_type(nodes, tmp_path: Path) -> None:
     a = nodes(1, "--init").start()
     await wait_serving(a)
