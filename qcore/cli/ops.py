@@ -105,12 +105,18 @@ def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> 
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
 
 
-async def status(c: Client, args: argparse.Namespace) -> None:
+async def cluster_view(c: Client) -> dict[str, Any]:
+    """The node's GetClusterMetrics answer (every member's metrics, or why not); ServerError if refused."""
     request: Any = ops.GetClusterMetrics(c.next_id())  # an ops message: not in m.Message's union
     reply = await c.request(request)
     ok, view = m.result_of(reply.response)  # type: ignore[union-attr]
     if not ok:
         raise ServerError(str(view))
+    return view
+
+
+async def status(c: Client, args: argparse.Namespace) -> None:
+    view = await cluster_view(c)
     rows = member_rows(view)
     leader = view.get("leader")
     table = format_table(rows, [("id", "ID"), ("addr", "ADDRESS"), ("role", "ROLE"), ("term", "TERM"),
@@ -126,13 +132,9 @@ async def until_formed(c: Client, deadline: float) -> str:
     loop = asyncio.get_running_loop()
     rows: list[dict[str, Any]] = []
     while True:
-        request: Any = ops.GetClusterMetrics(c.next_id())  # an ops message: not in m.Message's union
         try:
-            reply = await c.request(request)
-        except QcoreError:  # a node without the ops messages: nothing more to say
-            return ""
-        ok, view = m.result_of(reply.response)  # type: ignore[union-attr]
-        if not ok:
+            view = await cluster_view(c)
+        except QcoreError:  # refused, or a node without the ops messages: nothing more to say
             return ""
         rows = member_rows(view)
         leader = f"; leader: node {view['leader']}" if view.get("leader") is not None else ""
