@@ -95,11 +95,11 @@ class Node:
     def __init__(self, opts: NodeOptions) -> None:
         self.opts = opts
         self._bootstrap_json: Any = None  # the config file's LoadConfig JSON, read only by an uninitialised node
-        if not opts.in_memory and (opts.resolved_data_dir() / UNFINISHED_RESTORE).exists():
-            raise StartupError(f"data dir {opts.resolved_data_dir()} holds a `qcore snapshot restore` that did not "
-                               f"finish ({opts.resolved_data_dir() / UNFINISHED_RESTORE}): empty it and run the "
-                               "restore again")
-        self.cluster_identity = ClusterIdentity(opts.id, None if opts.in_memory else opts.resolved_data_dir())
+        data_dir = None if opts.in_memory else opts.resolved_data_dir()
+        if data_dir is not None and (data_dir / UNFINISHED_RESTORE).exists():
+            raise StartupError(f"data dir {data_dir} holds a `qcore snapshot restore` that did not finish "
+                               f"({data_dir / UNFINISHED_RESTORE}): empty it and run the restore again")
+        self.cluster_identity = ClusterIdentity(opts.id, data_dir)
         self.stopping = False
         self.driver: RaftDriver
         self.transport: PeerTransport
