@@ -237,6 +237,16 @@ def _stop_on(node: "Node", sig: signal.Signals) -> None:
     asyncio.ensure_future(node.stop())
 
 
+class _StopDuringStartup(KeyboardInterrupt):
+    """A stop signal received before the node served, raised wherever start-up is: a
+    KeyboardInterrupt, which no `except Exception` swallows and asyncio and uvloop re-raise
+    from any callback, as they do Ctrl-C's."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.sig = sig
+
+
 async def _run(opts: NodeOptions, announce: bool = True) -> int:
     from qcore.node.server import Node
 
@@ -246,22 +256,25 @@ async def _run(opts: NodeOptions, announce: bool = True) -> int:
     # with the leadership handed over, instead of killing it unannounced: there is nothing to reload.
     # Unless it is ignored (nohup): then it stays ignored.
     hup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN else []
-    for sig in (signal.SIGTERM, *hup):
-        loop.add_signal_handler(sig, _stop_on, node, sig)
-    # Until the node serves, Ctrl-C raises KeyboardInterrupt wherever start-up is (reading a large
-    # config file is one long call the loop cannot interrupt), and main() stops there; if it was
-    # raised where it is swallowed (a gc callback), the node stops as soon as it has started.
+    stops = (signal.SIGINT, signal.SIGTERM, *hup)
+    # Until the node serves, a stop signal raises _StopDuringStartup wherever start-up is (replaying
+    # a long log or reading a large config file are long calls the loop cannot interrupt), and main()
+    # stops there; if it was raised where it is swallowed (a gc callback), the node stops as soon as
+    # it has started.
     interrupted: list[signal.Signals] = []
 
     def interrupt(signum: int, frame: object) -> None:
-        interrupted.append(signal.SIGINT)
-        raise KeyboardInterrupt
+        sig = signal.Signals(signum)
+        interrupted.append(sig)
+        raise _StopDuringStartup(sig)
 
-    signal.signal(signal.SIGINT, interrupt)
+    for sig in stops:
+        signal.signal(sig, interrupt)
     await node.start()
-    loop.add_signal_handler(signal.SIGINT, _stop_on, node, signal.SIGINT)
+    for sig in stops:
+        loop.add_signal_handler(sig, _stop_on, node, sig)
     if interrupted:
-        _stop_on(node, signal.SIGINT)
+        _stop_on(node, interrupted[0])
     if announce:  # (with --log-format json, stdout and stderr carry only JSON lines)
         print(f"qcore node {opts.id} listening on {'wss' if node.tls else 'ws'}://{opts.ws_addr}", flush=True)
     await node.wait_closed()
@@ -313,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fatal(str(exc), 1, json_logs)
     except Exception as exc:  # StorageError and the like: a clear one-line reason
         return _fatal(f"{type(exc).__name__}: {exc}", 1, json_logs)
-    except KeyboardInterrupt:  # SIGINT before the node served: what it wrote is as after a kill -9
-        log.info("received SIGINT during start-up: stopped")
+    except KeyboardInterrupt as stop:  # a stop signal before the node served: what it wrote is as after a kill -9
+        log.info("received %s during start-up: stopped", stop.sig.name if isinstance(stop, _StopDuringStartup) else "SIGINT")
         return 0
 
 

@@ -539,11 +539,13 @@ async def test_a_port_in_use_stops_the_node_before_it_writes_its_data_dir(nodes,
     assert not data_dir.exists()
 
 
-async def test_ctrl_c_while_a_large_config_file_is_read_stops_the_node_there(nodes, tmp_path):
-    """SIGINT during start-up stops the node where it is, even inside one long call such as reading
-    the config file: one log line in the chosen format (no traceback), exit code 0 as for any SIGINT,
-    and a new node read it before creating its data dir, so none is left. (It was handled only once
-    the loop ran again: after the whole file was read, the cluster initialised and the data dir written.)"""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+async def test_a_stop_signal_while_a_large_config_file_is_read_stops_the_node_there(nodes, tmp_path, sig):
+    """A stop signal during start-up stops the node where it is, even inside one long call such as
+    reading the config file: one log line in the chosen format (no traceback), exit code 0 as for any
+    stop, and a new node read it before creating its data dir, so none is left. (It was handled only
+    once the loop ran again: after the whole file was read, the cluster initialised and the data dir
+    written; SIGTERM and SIGHUP, a service manager's stop, after the whole start-up.)"""
     import signal
 
     schemas = SCHEMAS.read_text()
@@ -555,8 +557,8 @@ async def test_ctrl_c_while_a_large_config_file_is_read_stops_the_node_there(nod
     n = nodes(1, "--init", "--log-format", "json", config_file=big).start()
     await wait_until(lambda: logged(n, "reading the config for Init"), what="the node reading its config file")
     assert n.proc is not None
-    n.proc.send_signal(signal.SIGINT)
+    n.proc.send_signal(getattr(signal, sig))
     assert n.proc.wait(30) == 0
     records = [orjson.loads(line) for line in n.log_path.read_text().splitlines()]  # JSON lines only
-    assert records[-1]["msg"] == "received SIGINT during start-up: stopped", records
+    assert records[-1]["msg"] == f"received {sig} during start-up: stopped", records
     assert not n.data_dir.exists()
