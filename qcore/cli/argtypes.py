@@ -18,3 +18,13 @@ def at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {text!r}")
         return value
     return parse
+
+
+def members(text: str) -> dict[int, str]:
+    """An argparse type: ``--initial-cluster`` (``1=h:p,2=h:p``), so that a bad list is a usage error."""
+    from qcore.node.bootstrap import parse_members  # here: qcore-cli, which imports this module, needs no node code
+
+    try:
+        return parse_members(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pathlib import Path
 
 from qcore import build
-from qcore.cli.argtypes import at_least
+from qcore.cli.argtypes import at_least, members
 from qcore.cli.logs import FORMATS, configure as configure_logging, json_line
 from qcore.node import gc_policy, malloc_policy
-from qcore.node.bootstrap import parse_members
 from qcore.node.options import NodeOptions, read_password_file
 
 if TYPE_CHECKING:
@@ -42,13 +41,6 @@ def _addr(text: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return text
-
-
-def _members(text: str) -> dict[int, str]:
-    try:
-        return parse_members(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _addrs(text: str) -> list[str]:
@@ -106,7 +98,7 @@ def parse_args(argv: list[str]) -> tuple[NodeOptions, argparse.Namespace]:
     p.add_argument("--data-dir", type=Path, default=None, help="durable Raft state (default ./data/node-<id>)")
     p.add_argument("--in-memory", action="store_true", help="keep Raft state in memory only (nothing survives a restart)")
     p.add_argument("--init", action="store_true", help="initialise a single-node cluster at start-up if uninitialised")
-    p.add_argument("--initial-cluster", type=_members, metavar="ID=HOST:PORT,...",
+    p.add_argument("--initial-cluster", type=members, metavar="ID=HOST:PORT,...",
                    help="form this cluster on first start, no Init (give every member the same list and config file)")
     p.add_argument("--join", type=_addrs, default=[], metavar="HOST:PORT[,HOST:PORT]",
                    help="ask the cluster at these addresses to add this node as a learner, then as a voter")

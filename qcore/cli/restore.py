@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from qcore.cli.progress import Progress
-from qcore.node.bootstrap import parse_members
+from qcore.cli.argtypes import members
 from qcore.node.cluster_identity import FILE_NAME as CLUSTER_FILE
 from qcore.node.cluster_identity import UNFINISHED_RESTORE, Identity, derived_id, write_identity
 from qcore.node.state_machine import StateMachine
@@ -123,12 +123,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("file", type=Path, help="a file written by `qcore-cli snapshot save`")
     p.add_argument("--data-dir", type=Path, required=True, help="the new member's data dir (must be empty)")
     p.add_argument("--id", type=int, required=True, help="the new member's id")
-    p.add_argument("--initial-cluster", required=True, metavar="ID=HOST:PORT,...",
+    p.add_argument("--initial-cluster", type=members, required=True, metavar="ID=HOST:PORT,...",
                    help="every member of the new cluster (the same on every member)")
     a = p.parse_args(argv)
+    if a.id not in a.initial_cluster:  # a usage error (exit 2), as a bad --initial-cluster is
+        p.error(f"--initial-cluster does not list --id {a.id}")
     try:
-        members = parse_members(a.initial_cluster)
-        print(restore_data_dir(a.file, a.data_dir, a.id, members))
+        print(restore_data_dir(a.file, a.data_dir, a.id, a.initial_cluster))
     except (BackupError, ValueError, OSError) as exc:
         print(f"qcore snapshot restore: {exc}", file=sys.stderr)
         return 1

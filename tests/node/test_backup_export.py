@@ -464,3 +464,20 @@ def test_qcore_snapshot_other_than_restore_names_the_tool_that_has_it() -> None:
         p = subprocess.run([sys.executable, "-m", "qcore", *argv], capture_output=True, text=True, timeout=30, cwd=REPO)
         assert p.returncode == 2 and p.stderr.count("\n") == 1, (argv, p.stderr)  # one line, not node usage
         assert "`qcore snapshot restore FILE" in p.stderr and "are qcore-cli's" in p.stderr, (argv, p.stderr)
+
+
+def test_a_restore_with_a_bad_member_list_is_a_usage_error(tmp_path: Path) -> None:
+    # A bad --initial-cluster, or one without --id, exited 1 as a damaged backup does; argparse's
+    # own errors (a missing --id) exit 2. Now all of them are usage errors: 2, and nothing written.
+    import subprocess
+
+    data = StateMachine().snapshot_builder()()
+    backup = tmp_path / "fresh.snap"
+    write_backup(backup, BackupHeader(index=5, term=2, size=len(data), sha256=hashlib.sha256(data).hexdigest()), data)
+    target = tmp_path / "n3"
+    for cluster, message in (("1=127.0.0.1:1,2=127.0.0.1:2", "--initial-cluster does not list --id 3"),
+                             ("3=127.0.0.1", "argument --initial-cluster: expected ID=HOST:PORT")):
+        p = subprocess.run([sys.executable, "-m", "qcore", "snapshot", "restore", str(backup), "--data-dir", str(target),
+                            "--id", "3", "--initial-cluster", cluster], capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert p.returncode == 2 and message in p.stderr.splitlines()[-1], p.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.snap"]
