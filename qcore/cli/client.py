@@ -14,7 +14,9 @@ With users on (SPEC 8.3) give ``--user NAME``; the password comes from
 ``QCORE_PASSWORD`` or is asked for.
 
 Output is for people by default; ``--json`` prints JSON for scripts. Exit
-status 0 on success, 1 on any error (the message goes to stderr), 141 if
+status 0 on success, 1 on any error (the message goes to stderr), 2 for a
+command line that does not parse or names a bad id, value or option (argparse's, or
+a UsageError found after it), 141 if
 stdout was closed early (``| head``), 130 if Ctrl-C stopped a command before
 it finished (a watch, which Ctrl-C ends, exits 0). Values are parsed by the field's type,
 looked up in the schema, so ``write User$5 Age 42`` writes an Int and
@@ -40,8 +42,8 @@ from qcore import build
 from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
 from qcore.cli.argtypes import at_least
-from qcore.cli.text_values import VALUE_TYPES, UsageError
-from qcore.client import Client, QcoreError, command_json, member_addresses
+from qcore.cli.text_values import VALUE_TYPES, CliError, UsageError
+from qcore.client import Client, QcoreError, command_json, member_addresses, parse_addresses
 from qcore.client.session import MEMBERSHIP_TIMEOUT
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind
@@ -55,6 +57,8 @@ DEFAULT_ADDR = "127.0.0.1:8080"
 DEFAULT_TIMEOUT = 10.0
 #: Exit status when stdout was closed early (``qcore-cli find User | head``): SIGPIPE's, as other tools.
 BROKEN_PIPE_EXIT = 141
+#: Exit status of a bad command line, found by argparse or after it (a bad id, a value that does not fit).
+USAGE_EXIT = 2
 #: Exit status of a command stopped by Ctrl-C before it finished: SIGINT's, as other tools.
 INTERRUPTED_EXIT = 130
 
@@ -302,10 +306,18 @@ async def run(args: argparse.Namespace) -> int:
     if args.timeout is None:
         args.timeout = DEFAULT_TIMEOUT
     try:
+        parse_addresses(args.addr)  # the command line's error, before a password is asked for
+    except ValueError as e:
+        print(f"qcore-cli: {e}", file=sys.stderr)
+        return USAGE_EXIT
+    try:
         c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes,
                    tls_ca=args.tls_ca_file, tls_cert=args.tls_client_cert, tls_key=args.tls_client_key,
                    user=args.user, password=_password(args.user))
-    except (UsageError, ValueError) as e:  # no password; a bad --addr; a client key without its certificate
+    except ValueError as e:  # TLS: a client key without its certificate, or a certificate file without its key
+        print(f"qcore-cli: {e}", file=sys.stderr)
+        return USAGE_EXIT if args.tls_client_key and not args.tls_client_cert else 1
+    except CliError as e:  # no password
         print(f"qcore-cli: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a TLS file that cannot be read
@@ -320,7 +332,10 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     except BrokenPipeError:
         raise  # main() stops quietly
-    except (QcoreError, UsageError, ValueError, TypeError, BackupError, OSError) as e:  # OSError: a backup file
+    except UsageError as e:
+        print(f"qcore-cli: {e}", file=sys.stderr)
+        return USAGE_EXIT
+    except (QcoreError, CliError, ValueError, TypeError, BackupError, OSError) as e:  # OSError: a backup file
         print(f"qcore-cli: {type(e).__name__}: {e}" if isinstance(e, QcoreError) else f"qcore-cli: {e}", file=sys.stderr)
         if getattr(e, "kind", None) == Kind.AUTH_REQUIRED and args.user is None:
             print(_NO_USER_HINT, file=sys.stderr)

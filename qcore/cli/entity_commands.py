@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from qcore.cli.text_values import UsageError, format_eid, format_time, format_value, guess_value, parse_value
+from qcore.cli.text_values import CliError, UsageError, format_eid, format_time, format_value, guess_value, parse_value
 from qcore.client import Client, CommandError, command_json, convert, notify_on_entity, notify_on_type, tree
 from qcore.client.field_values import FieldInfo
 
@@ -42,7 +42,10 @@ async def entity_arg(c: Client, target: str) -> dict[str, Any]:
         if node is None:
             raise UsageError("/ is the list of roots, not an entity: name one, e.g. /Plant")
         return node.entity_id
-    return command_json.entity_id(target)
+    try:
+        return command_json.entity_id(target)
+    except (ValueError, TypeError) as e:  # the command line's, not the node's
+        raise UsageError(str(e)) from None
 
 
 def _read_line(r: dict[str, Any], info: FieldInfo | None) -> str:
@@ -175,7 +178,7 @@ async def schema(c: Client, args: argparse.Namespace) -> None:
     req = command_json.get_complete_schema(args.type) if args.complete else command_json.get_schema(args.type)
     s = (await c.command(req)).get("response")
     if s is None:
-        raise UsageError(f"no schema for type {args.type!r}")
+        raise CliError(f"no schema for type {args.type!r}")
     emit(args, s, format_schema(s))
 
 
@@ -212,16 +215,19 @@ def read_schema_file(path: str) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: {e.strerror if isinstance(e, OSError) else 'not UTF-8 text'}") from None
+        raise CliError(f"{path}: {e.strerror if isinstance(e, OSError) else 'not UTF-8 text'}") from None
     try:
         return [encode_entity_schema(s) for s in load_schemas_text(text, path)]
     except ConfigError as e:
-        raise UsageError(str(e)) from None
+        raise CliError(str(e)) from None
 
 
 async def watch(c: Client, args: argparse.Namespace) -> None:
     ctx = args.context or []
     if args.type_wide:
+        if "$" in args.target or "/" in args.target:
+            raise UsageError(f"--type-wide watches a type, not {args.target!r}: give a type (User), "
+                             "or leave out --type-wide to watch one entity")
         config = notify_on_type(args.target, args.field, trigger_on_change=args.changes_only, context=ctx)
         what = f"every {args.target}"
     else:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from qcore.cli.entity_commands import children_count, emit, entity_arg
 from qcore.cli.progress import Progress
 from qcore.cli.argtypes import at_least
-from qcore.cli.text_values import UsageError
+from qcore.cli.text_values import CliError
 from qcore.client import Client, command_json
 from qcore.client.errors import QcoreError, ServerError
 from qcore.client.snapshot import FetchedSnapshot, fetch_snapshot
@@ -226,9 +226,9 @@ def _writable(path: Path) -> None:
     """Refuse, before a snapshot is fetched, a FILE that cannot be written (named as given,
     not as the FILE.part it is written through)."""
     if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a directory")
+        raise CliError(f"cannot write {path}: it is a directory")
     if not path.absolute().parent.is_dir():
-        raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+        raise CliError(f"cannot write {path}: directory {path.parent} does not exist")
 
 
 async def snapshot_save(c: Client, args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ import orjson
 from qcore.client import command_json
 from qcore.client.field_values import FieldInfo
 
-__all__ = ["UsageError", "VALUE_TYPES", "parse_value", "guess_value", "parse_time", "format_value",
+__all__ = ["UsageError", "CliError", "VALUE_TYPES", "parse_value", "guess_value", "parse_time", "format_value",
            "format_time", "format_eid"]
 
 VALUE_TYPES = ("Int", "Float", "String", "Bool", "Choice", "EntityReference", "EntityList", "Blob", "Timestamp")
@@ -39,7 +39,13 @@ _EXPECTED = {
 
 
 class UsageError(Exception):
-    """A bad argument found after parsing (a value that does not fit its type...)."""
+    """A bad command line found after parsing (an entity id or a value that does not fit,
+    options that do not go together): exit status 2, as argparse's own usage errors."""
+
+
+class CliError(Exception):
+    """A command that cannot go on for a reason neither of its command line nor a refusal by
+    the node: a file it cannot read or write, a password not given (exit status 1)."""
 
 
 class _Unfit(Exception):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qcore.cli.entity_commands import emit, entity_arg
-from qcore.cli.text_values import UsageError, format_eid
+from qcore.cli.text_values import CliError, UsageError, format_eid
 from qcore.client import Client
 from qcore.node.options import read_password_file
 
@@ -75,18 +75,18 @@ def new_password(path: Path | None, name: str) -> str:
         try:
             return read_password_file(path)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"--password-file: {exc}") from None
+            raise CliError(f"--password-file: {exc}") from None
     if not sys.stdin.isatty():
         with interruptible():
             line = sys.stdin.readline().rstrip("\r\n")
         if not line:
-            raise UsageError("no password on standard input (its first line)")
+            raise CliError("no password on standard input (its first line)")
         return line
     first = _ask(f"new password for {name}: ")
     if not first:
-        raise UsageError("the password may not be empty")
+        raise CliError("the password may not be empty")
     if _ask("again: ") != first:
-        raise UsageError("the passwords do not match")
+        raise CliError("the passwords do not match")
     return first
 
 
@@ -100,7 +100,7 @@ def login_password(user: str) -> str:
         with interruptible():
             pw = sys.stdin.readline().rstrip("\r\n")
     if not pw:
-        raise UsageError(f"no password for {user}: set QCORE_PASSWORD, type it at the prompt, "
+        raise CliError(f"no password for {user}: set QCORE_PASSWORD, type it at the prompt, "
                          "or give it as standard input's first line")
     return pw
 
@@ -130,13 +130,13 @@ def interruptible() -> Iterator[None]:
 
 
 def _ask(prompt: str) -> str:
-    """A line typed at the terminal, not echoed; Ctrl-D (end of input) is a UsageError."""
+    """A line typed at the terminal, not echoed; Ctrl-D (end of input) is a CliError."""
     try:
         with interruptible():
             return getpass.getpass(prompt)
     except EOFError:
         print(file=sys.stderr)  # end the prompt's line
-        raise UsageError(f"nothing typed at {prompt.strip()!r}") from None
+        raise CliError(f"nothing typed at {prompt.strip()!r}") from None
 
 
 def _perm_text(p: dict[str, Any]) -> str:

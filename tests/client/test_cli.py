@@ -124,20 +124,42 @@ async def test_schema_commands(node: FakeNode, tmp_path: Path, capsys: pytest.Ca
 async def test_errors_exit_1_with_a_message(node: FakeNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert await run(node, "delete", "User$77") == 1
     assert "entity not found" in capsys.readouterr().err
-    assert await run(node, "read", "User", "Name") == 1
-    assert "Type$number" in capsys.readouterr().err
-    assert await run(node, "write", "User$1", "Age", "--type", "Int", "forty") == 1
-    assert "User$1.Age is an Int field: cannot read 'forty'; expected an integer" in capsys.readouterr().err
-    assert await run(node, "raw", '{"Nope": {}}') == 1
-    assert 'unknown message type "Nope"' in capsys.readouterr().err
-    assert await cli.run(cli.build_parser().parse_args(["--addr", "localhost", "status"])) == 1
-    assert capsys.readouterr().err == "qcore-cli: bad address 'localhost': expected host:port\n"  # not "TLS: ..."
     missing = str(tmp_path / "no-ca.pem")
     assert await run(node, "--tls-ca-file", missing, "status") == 1
     assert capsys.readouterr().err == f"qcore-cli: TLS: cannot use {missing}: No such file or directory\n"
     await node.stop()
     assert await run(node, "status") == 1
     assert "ConnectionFailed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["read", "User", "Name"], "qcore-cli: bad entity id 'User': expected Type$number, e.g. User$123"),
+    (["create", "User", "x", "--parent", "Folder$"], "qcore-cli: bad entity id 'Folder$'"),
+    (["write", "User$1", "Age", "--type", "Int", "forty"],
+     "qcore-cli: User$1.Age is an Int field: cannot read 'forty'; expected an integer, e.g. 42"),
+    (["write", "User$1", "Age", "--json", "{bad"], "qcore-cli: bad JSON value '{bad'"),
+    (["read", "/", "Name"], "qcore-cli: / is the list of roots, not an entity"),
+    (["watch", "User", "Name"], "to watch Name of every User, add --type-wide"),
+    (["watch", "User$1", "Name", "--type-wide"], "qcore-cli: --type-wide watches a type, not 'User$1'"),
+    (["init", "--node", "x"], "qcore-cli: bad --node 'x': expected ID=HOST:PORT"),
+    (["raw", '{"Nope": {}}'], 'unknown message type "Nope"'),
+    (["role", "add", "r", "User=fly"], "qcore-cli: permission 'User=fly'.access[0]: expected one of"),
+    (["--addr", "localhost", "status"], "qcore-cli: bad address 'localhost': expected host:port"),  # not "TLS: ..."
+    (["--addr", "wss://127.0.0.1:1", "--tls-client-key", "k.pem", "status"],
+     "qcore-cli: a client key was given without its certificate"),
+])
+async def test_a_bad_argument_found_after_parsing_is_a_usage_error(
+    node: FakeNode, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # These exited 1, as a refusal by the node does, while argparse's own usage errors exit 2
+    # (docs/client.md): now every error in the command line is 2, with one line saying what,
+    # and nothing is sent but the look-up of a field's type.
+    assert await run(node, *argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("qcore-cli: ") and message in line
+    sent = [type(r).__name__ for r in node.received if type(r) is not m.Perform]
+    sent += [next(iter(r.request)) for r in node.of_type(m.Perform)]
+    assert set(sent) <= {"GetCompleteSchema"}, sent
 
 
 async def test_watch_prints_each_change(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,7 +211,7 @@ async def test_a_timestamp_is_written_to_the_nanosecond_it_is_typed(node: FakeNo
     def writes() -> int:
         return sum("UpdateEntity" in p.request for p in node.of_type(m.Perform))
     before = writes()
-    assert await run(node, "write", "User$1", "Seen", "1.9999999999") == 1  # finer than a nanosecond
+    assert await run(node, "write", "User$1", "Seen", "1.9999999999") == 2  # finer than a nanosecond
     assert writes() == before
 
 

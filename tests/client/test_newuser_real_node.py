@@ -96,14 +96,14 @@ async def test_the_cli_speaks_choice_names_and_says_what_a_value_should_be(
     assert await cli_run(ready_node, "read", m, "Mode") == 0
     assert capsys.readouterr().out.splitlines()[-2] == "Choice Manual (1)"
     assert await cli_run(ready_node, "write", m, "Mode", "2") == 0  # the index works too
-    assert await cli_run(ready_node, "write", m, "Count", "1.5") == 1
+    assert await cli_run(ready_node, "write", m, "Count", "1.5") == 2
     err = capsys.readouterr().err
     assert f"{m}.Count is an Int field: cannot read '1.5'; expected an integer, e.g. 42" in err
     assert "invalid literal" not in err
-    assert await cli_run(ready_node, "write", m, "Mode", "Manul") == 1
+    assert await cli_run(ready_node, "write", m, "Mode", "Manul") == 2
     assert "expected one of 'Auto', 'Manual', 'Off' (or its index)" in capsys.readouterr().err
     for bad in (("Started", "yesterday"), ("Firmware", "zz"), ("Temperature", "warm")):
-        assert await cli_run(ready_node, "write", m, *bad) == 1
+        assert await cli_run(ready_node, "write", m, *bad) == 2
         err = capsys.readouterr().err
         assert f"{m}.{bad[0]} is a" in err and "Invalid" not in err and "non-hexadecimal" not in err, err
 
@@ -167,7 +167,7 @@ async def test_cli_commands_for_people(ready_node: str, node_addr: str, capsys: 
     assert len(cap.out.splitlines()) == 2 and "3 more (5 in all)" in cap.err
 
     # watch on a type without --type-wide explains
-    assert await cli_run(ready_node, "watch", "Machine", "Temperature") == 1
+    assert await cli_run(ready_node, "watch", "Machine", "Temperature") == 2
     assert "add --type-wide" in capsys.readouterr().err
 
     # watch shows choice names (the change is replayed from the node's window)

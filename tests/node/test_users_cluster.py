@@ -676,7 +676,7 @@ async def test_qcore_cli_grants_sets_permissions_and_passwords(cluster: Cluster,
     capsys.readouterr()
     assert await cli("gauge", "gauge-pw-1", "read", meter, "Value") == 0
     assert "2.5" in capsys.readouterr().out
-    assert await cli("admin", ADMIN_PW, "role", "set", "gauges", "Meter.Value=fly") == 1
+    assert await cli("admin", ADMIN_PW, "role", "set", "gauges", "Meter.Value=fly") == 2  # a usage error
     assert "permission 'Meter.Value=fly'.access[0]: expected one of" in capsys.readouterr().err
     assert await cli("admin", ADMIN_PW, "role", "list") == 0
     assert "gauges               Meter.Value=read,write\n" in capsys.readouterr().out  # the bad set changed nothing
