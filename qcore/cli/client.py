@@ -43,7 +43,7 @@ from qcore.cli import entity_commands, ops, user_commands
 from qcore.cli.entity_commands import emit
 from qcore.cli.argtypes import at_least
 from qcore.cli.text_values import VALUE_TYPES, CliError, UsageError
-from qcore.client import Client, QcoreError, command_json, member_addresses, parse_addresses
+from qcore.client import Client, QcoreError, RequestTimeout, command_json, member_addresses, parse_addresses
 from qcore.client.session import MEMBERSHIP_TIMEOUT
 from qcore.protocol import messages as m
 from qcore.protocol.errors import Kind
@@ -111,18 +111,45 @@ async def init(c: Client, args: argparse.Namespace) -> None:
     emit(args, "Ok", said)
 
 
+def _unanswered(args: argparse.Namespace, e: RequestTimeout, what: str, may: str, undo: str) -> RequestTimeout:
+    """A membership command with no answer by --timeout may still take effect: say what the
+    cluster may now be and how to check and undo it (the node's own answer says so already)."""
+    if e.kind is not None:
+        return e
+    secs = args.membership_timeout if args.membership_timeout is not None else MEMBERSHIP_TIMEOUT
+    return RequestTimeout(f"{what}: no answer within {secs:g} s (--timeout), but {may}: `qcore-cli status`"
+                          f" shows the members; {undo}")
+
+
 async def add_learner(c: Client, args: argparse.Namespace) -> None:
-    res = await c.add_learner(args.node_id, args.address, timeout=args.membership_timeout)
+    try:
+        res = await c.add_learner(args.node_id, args.address, timeout=args.membership_timeout)
+    except RequestTimeout as e:
+        raise _unanswered(
+            args, e, f"add-learner {args.node_id} {args.address}",
+            f"node {args.node_id} may have been added as a learner (the node answers once it has caught up,"
+            " or after three of its request timeouts, 30 s by default, that it has not)",
+            f"`qcore-cli remove-node {args.node_id}` takes it out") from None
     emit(args, res, f"node {args.node_id} at {args.address} added as a learner")
 
 
 async def change_membership(c: Client, args: argparse.Namespace) -> None:
-    res = await c.change_membership(args.members, retain=args.retain, timeout=args.membership_timeout)
-    emit(args, res, "voters are now " + ", ".join(map(str, sorted(set(args.members)))))
+    voters = ", ".join(map(str, sorted(set(args.members))))
+    try:
+        res = await c.change_membership(args.members, retain=args.retain, timeout=args.membership_timeout)
+    except RequestTimeout as e:
+        raise _unanswered(args, e, f"change-membership {' '.join(map(str, args.members))}",
+                          f"the voters may be {voters} now, or be changing to them",
+                          "`qcore-cli change-membership` with the voters you want sets them") from None
+    emit(args, res, "voters are now " + voters)
 
 
 async def remove_node(c: Client, args: argparse.Namespace) -> None:
-    res = await c.remove_node(args.node_id, timeout=args.membership_timeout)
+    try:
+        res = await c.remove_node(args.node_id, timeout=args.membership_timeout)
+    except RequestTimeout as e:
+        raise _unanswered(args, e, f"remove-node {args.node_id}", f"node {args.node_id} may have been removed",
+                          f"`qcore-cli add-learner {args.node_id} ADDR` adds it back") from None
     done = f"node {args.node_id} removed" if res.get("log_id") is not None else f"node {args.node_id} is not a member"
     membership = res.get("membership", {})
     voters = (membership.get("configs") or [[]])[0]

@@ -3,7 +3,9 @@
 * :exc:`QcoreError`
     * :exc:`ConnectionFailed` — no node could be reached; nothing was sent.
     * :exc:`RequestTimeout` — an idempotent request got no reply in time,
-      after its retries.
+      after its retries (``kind`` ``outcome_unknown``: the node's answer that it
+      did not finish in time). One that changes something (``SetSchema``,
+      ``AddLearner``, ``ChangeMembership``, ``RemoveNode``) may have been applied.
     * :exc:`UnknownOutcome` — a write was sent but its reply was lost (the
       connection dropped, or no reply within the timeout): it may or may not
       have been applied. Not retried unless ``retry_writes=True``.
@@ -20,9 +22,10 @@
     * :exc:`HistoryCompacted` — a notification stream could not be resumed:
       the changes since its last notification are no longer retained.
 
-Only :exc:`UnknownOutcome` leaves the caller unsure of the database's state;
-every other error means the request had no effect (or, for reads, that there
-is no answer).
+Only :exc:`UnknownOutcome` and a :exc:`RequestTimeout` of a request that
+changes something leave the caller unsure of the database's state (sending
+the latter again is safe); every other error means the request had no effect
+(or, for reads, that there is no answer).
 """
 
 from __future__ import annotations
@@ -52,7 +55,12 @@ class ConnectionFailed(QcoreError):
 
 
 class RequestTimeout(QcoreError):
-    """No reply within the request timeout (idempotent requests only)."""
+    """No reply within the request timeout (idempotent requests only); ``kind`` is
+    ``outcome_unknown`` when the node answered that it did not finish in time, else None."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class UnknownOutcome(QcoreError):

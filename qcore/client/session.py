@@ -627,7 +627,7 @@ def _refusal_error(why: Refusal) -> QcoreError:
     if why.kind in (Kind.NOT_LEADER, Kind.NO_LEADER):
         return NotLeader(why.text, why.leader_id, why.leader_addr, why.kind)
     if why.kind == Kind.OUTCOME_UNKNOWN:
-        return RequestTimeout(why.text)
+        return RequestTimeout(why.text, why.kind)
     return ServerError(why.text, why.kind)
 
 

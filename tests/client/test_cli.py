@@ -13,6 +13,7 @@ import pytest
 from qcore.cli import client as cli
 from qcore.local_procs import free_port
 from qcore.protocol import messages as m
+from qcore.protocol.errors import Kind, refusal
 from tests.client.fake_node import FakeNode
 
 
@@ -160,6 +161,32 @@ async def test_a_bad_argument_found_after_parsing_is_a_usage_error(
     sent = [type(r).__name__ for r in node.received if type(r) is not m.Perform]
     sent += [next(iter(r.request)) for r in node.of_type(m.Perform)]
     assert set(sent) <= {"GetCompleteSchema"}, sent
+
+
+async def test_an_unanswered_membership_command_says_what_may_have_changed(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # They said only "RequestTimeout: ChangeMembership '1': no reply within the request timeout";
+    # the change may be made all the same. A node's own answer that it did not finish stays as it is.
+    async def silent(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.RemoveNode and msg.node_id == 4:
+            return refusal(m.RemoveNodeResponse, msg.id, Kind.OUTCOME_UNKNOWN, "the node's own words")
+        if type(msg) in (m.ChangeMembership, m.RemoveNode):
+            return None  # no answer
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = silent
+    assert await run(node, "--timeout", "0.5", "change-membership", "1", "2") == 1
+    assert capsys.readouterr().err == (
+        "qcore-cli: RequestTimeout: change-membership 1 2: no answer within 0.5 s (--timeout), but the voters may be"
+        " 1, 2 now, or be changing to them: `qcore-cli status` shows the members; `qcore-cli change-membership`"
+        " with the voters you want sets them\n")
+    assert await run(node, "--timeout", "0.5", "remove-node", "3") == 1
+    err = capsys.readouterr().err
+    assert "remove-node 3: no answer within 0.5 s (--timeout), but node 3 may have been removed" in err, err
+    assert err.endswith("`qcore-cli add-learner 3 ADDR` adds it back\n"), err
+    assert await run(node, "--timeout", "0.5", "remove-node", "4") == 1
+    assert capsys.readouterr().err == "qcore-cli: RequestTimeout: the node's own words\n"
 
 
 async def test_watch_prints_each_change(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:

@@ -242,3 +242,30 @@ async def test_timeout_bounds_add_learner_and_a_learner_that_never_comes_can_be_
         assert "(if the address is wrong: qcore-cli remove-node 2, then add it again)" in err, err
         assert await cli_run(addr, "remove-node", "2") == 0
         assert capsys.readouterr().out == "node 2 removed; voters are now 1\n"
+
+
+async def test_an_add_learner_unanswered_by_its_timeout_says_the_learner_may_have_been_added(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the node's default --request-timeout (10 s) it waits up to 30 s for a new learner
+    to catch up, so `--timeout 1 add-learner` of a node that is not running ended with only
+    `RequestTimeout: AddLearner '1': no reply within the request timeout`, while the learner was
+    a member by then. It now says that it may have been added, and how to check and undo it;
+    both work as written."""
+    from tests.node.harness import wait_until
+
+    async with running_node("--config-file", str(REPO / "schemas.yaml"), "--init") as addr:
+        nobody = f"127.0.0.1:{free_port()}"
+        argv = ["--addr", addr, "--timeout", "1", "add-learner", "2", nobody]
+        assert await cli.run(cli.build_parser().parse_args(argv)) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"qcore-cli: RequestTimeout: add-learner 2 {nobody}: no answer within 1 s (--timeout)"), err
+        assert "node 2 may have been added as a learner" in err and "`qcore-cli status` shows the members" in err, err
+        assert err.endswith("`qcore-cli remove-node 2` takes it out\n"), err
+
+        async def listed() -> bool:  # the command's entry commits whether or not anyone waits for it
+            assert await cli_run(addr, "status") == 0
+            return nobody in capsys.readouterr().out
+        await wait_until(listed, what="status to list node 2")
+        assert await cli_run(addr, "remove-node", "2") == 0
+        assert capsys.readouterr().out == "node 2 removed; voters are now 1\n"
