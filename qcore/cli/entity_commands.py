@@ -9,14 +9,24 @@ take and show names.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from typing import Any
 
 import orjson
 
 from qcore.cli.text_values import CliError, UsageError, format_eid, format_time, format_value, guess_value, parse_value
-from qcore.client import Client, CommandError, command_json, convert, notify_on_entity, notify_on_type, tree
+from qcore.client import (Client, CommandError, ConnectionFailed, QcoreError, RequestTimeout, ServerError, command_json,
+                          convert, notify_on_entity, notify_on_type, tree)
 from qcore.client.field_values import FieldInfo
+from qcore.client.watch import Watch
+from qcore.protocol.errors import retry_class
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two attempts to resume a watch with no node reachable: doubling up to the last.
+_REWATCH_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 __all__ = ["COMMANDS", "emit"]
 
@@ -242,16 +252,61 @@ async def watch(c: Client, args: argparse.Namespace) -> None:
     if not args.json:
         print(f"watching {what} {args.field} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     count = 0
-    async with w:
-        async for n in w:
-            if args.json:
-                emit(args, n)
-            else:
-                print(await _change_line(c, n))
-            sys.stdout.flush()
-            count += 1
-            if args.count and count >= args.count:
-                break
+    # The entry of the last change printed and how many of its changes were: a watch made
+    # again from that index gets them again (one entry may change many fields) and drops them.
+    last: int | None = None
+    at_last = skip = 0
+    while True:
+        try:
+            async with w:
+                async for n in w:
+                    idx = n.get("log_index")
+                    if skip and idx == last:
+                        skip -= 1
+                        continue
+                    skip = 0
+                    if args.json:
+                        emit(args, n)
+                    else:
+                        print(await _change_line(c, n))  # (may look up the schema: a lost node raises here too)
+                    sys.stdout.flush()
+                    last, at_last = idx, (at_last + 1 if idx == last else 1)  # once printed
+                    count += 1
+                    if args.count and count >= args.count:
+                        return
+            return
+        except QcoreError as e:
+            if not _passing(e):
+                raise
+            w = await _watch_again(c, w, last, e)
+            skip = at_last if last is not None else 0
+
+
+def _passing(e: QcoreError) -> bool:
+    """An error a watch outlives: no node reachable or answering in time, or one that did not
+    serve the request now (no leader, shutting down...); not a refusal of the watch itself."""
+    return isinstance(e, (ConnectionFailed, RequestTimeout)) or (
+        isinstance(e, ServerError) and retry_class(e.kind) == "definite")
+
+
+async def _watch_again(c: Client, lost: Watch, last: int | None, why: QcoreError) -> Watch:
+    """The watch made again where ``lost`` stopped, trying until a node takes it (until Ctrl-C,
+    as etcdctl's watch does; --timeout bounds each attempt); each failed attempt is logged at -v."""
+    logger.warning("watch: %s; trying again until Ctrl-C (-v logs each attempt)", why)
+    from_index = last if last is not None else lost.resume_index()
+    attempt = 0
+    while True:
+        await asyncio.sleep(_REWATCH_DELAYS[min(attempt, len(_REWATCH_DELAYS) - 1)])
+        attempt += 1
+        try:
+            w = await c.watch(lost.config, from_index=from_index, decode=False)
+        except QcoreError as e:
+            if not _passing(e):
+                raise
+            logger.info("watch: attempt %d to resume from log index %s failed: %s", attempt, from_index, e)
+            continue
+        logger.info("watch: resumed from log index %s", from_index)
+        return w
 
 
 async def _change_line(c: Client, n: dict[str, Any]) -> str:

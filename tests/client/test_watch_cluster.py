@@ -156,3 +156,50 @@ def _true_when(check):  # type: ignore[no-untyped-def]
         return bool(check())
     return poll
 
+
+
+async def test_cli_watch_outlives_its_node_being_down_and_prints_the_changes_made_after(nodes) -> None:  # type: ignore[no-untyped-def]
+    """qcore-cli watch gave up --timeout after the last node went away (ConnectionFailed, exit 1),
+    where etcdctl's watch keeps trying. Now it tries again until Ctrl-C, each attempt bounded by
+    --timeout and logged at -v, and once the node is back prints the changes made since, none twice."""
+    from tests.node.harness import wait_ready, wait_serving
+
+    n = nodes(1, "--init").start()
+    await wait_serving(n)
+    await wait_ready(n)
+    async with Client([n.addr], request_timeout=20) as c:
+        entity = await c.create("Object", "w")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "qcore.cli.client", "--addr", n.addr, "--timeout", "1", "-v",
+            "watch", str(entity), "Name", "--count", "2",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            await _stderr_until(proc.stderr, b"Ctrl-C to stop")
+            await c.write(entity, "Name", "one")
+            first = await asyncio.wait_for(proc.stdout.readline(), 30)
+            n.kill9()
+            # Two attempts failed, each given --timeout 1: it went on past the --timeout that ended it.
+            await _stderr_until(proc.stderr, b"attempt 2 to resume from log index")
+            n.start()
+            await wait_serving(n)
+            await wait_ready(n)
+            await c.write(entity, "Name", "two")
+            second = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert b'Name: String "w" -> String "one"' in first, first
+    assert b'Name: String "one" -> String "two"' in second, second  # and not "one" again
+
+
+async def _stderr_until(stream: asyncio.StreamReader, text: bytes) -> bytes:
+    seen = b""
+    while text not in seen:
+        line = await asyncio.wait_for(stream.readline(), 60)
+        assert line, seen  # the command ended
+        seen += line
+    return seen
