@@ -238,6 +238,7 @@ class Api:
             unknown = sorted(members - set(cs.voters) - set(cs.learners))
             if unknown:
                 raise _Refused(Kind.INVALID, f"node(s) {unknown} are not members; add them with AddLearner first")
+            await self._caught_up(sorted(members - set(cs.voters)))
             return await self._set_voters(cs, members, msg.retain)
 
         return await self._leader_only(msg, conn, local, m.ChangeMembershipResponse)
@@ -291,6 +292,26 @@ class Api:
         st = driver.status()
         by = self._opts.id if st.conf_term == term else (st.leader_id if st.conf_term == st.term else 0)
         return m.ok({"log_id": log_id(st.conf_term, st.conf_index, by), "membership": membership_json(st.conf_state)})
+
+    async def _caught_up(self, learners: list[int]) -> None:
+        """Wait for `learners`, about to become voters, to hold the log up to the leader's
+        commit index now; refuse if they do not within the request timeout. A voter that never
+        runs (its learner added at a wrong address) would leave a cluster of one or two without
+        a quorum, even to remove it again; etcd likewise promotes only a learner in sync."""
+        if not learners:
+            return
+        target = self._driver.status().commit
+
+        def lagging() -> list[int]:
+            return [n for n in learners if self._matched(n) < target]
+
+        if await self._driver.wait_for(lambda: not lagging(), self._opts.request_timeout):
+            return
+        late = lagging()
+        raise _Refused(Kind.UNAVAILABLE,
+                       f"node(s) {late} have not caught up to index {target} yet, so they are not made voters;"
+                       f" is each running at its address? (if an address is wrong: qcore-cli remove-node"
+                       f" {late[0]}, then add it again)")
 
     def _matched(self, node_id: int) -> int:
         progress = self._driver.status().progress or {}

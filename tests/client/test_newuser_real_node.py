@@ -223,7 +223,7 @@ async def test_ctrl_c_ends_a_watch_with_0_and_interrupts_any_other_command_with_
     assert code == 0 and b"Traceback" not in err, err
 
 
-async def test_timeout_bounds_add_learner_and_a_learner_that_never_comes_can_be_removed(
+async def test_timeout_bounds_add_learner_and_a_learner_that_never_comes_is_no_voter_and_can_be_removed(
     capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--timeout was ignored by add-learner, change-membership and remove-node, which took the
@@ -231,7 +231,9 @@ async def test_timeout_bounds_add_learner_and_a_learner_that_never_comes_can_be_
     took a minute. A node at the address that never answers: the command ends by --timeout and
     says how to take the learner out again, which then works as written. (The node gives up on
     the learner after 3 request timeouts, 1.5 s: well inside the CLI's 3 s, whose own
-    RequestTimeout would otherwise race the node's answer.)"""
+    RequestTimeout would otherwise race the node's answer.)
+    Such a learner is not made a voter: `change-membership 1 2` made it one, and the cluster of
+    two voters, one never running, had no quorum, not even to remove it again."""
     async with running_node("--config-file", str(REPO / "schemas.yaml"), "--init", "--request-timeout", "0.5") as addr:
         nobody = f"127.0.0.1:{free_port()}"
         argv = ["--addr", addr, "--timeout", "3", "add-learner", "2", nobody]
@@ -240,6 +242,12 @@ async def test_timeout_bounds_add_learner_and_a_learner_that_never_comes_can_be_
         err = capsys.readouterr().err
         assert "node 2 was added as a learner but has not caught up" in err, err
         assert "(if the address is wrong: qcore-cli remove-node 2, then add it again)" in err, err
+        argv = ["--addr", addr, "--timeout", "3", "change-membership", "1", "2"]
+        assert await asyncio.wait_for(cli.run(cli.build_parser().parse_args(argv)), 30) == 1
+        err = capsys.readouterr().err
+        assert "node(s) [2] have not caught up to index" in err and "so they are not made voters" in err, err
+        assert await cli_run(addr, "create", "Folder", "still-served") == 0  # node 1 alone is still a quorum
+        capsys.readouterr()
         assert await cli_run(addr, "remove-node", "2") == 0
         assert capsys.readouterr().out == "node 2 removed; voters are now 1\n"
 
