@@ -324,6 +324,28 @@ async def test_a_long_name_keeps_the_page_its_width(page: Page, client: Client) 
         await client.delete(long)
 
 
+async def test_a_long_name_leaves_the_delete_dialog_its_buttons(page: Page, client: Client) -> None:
+    """The delete confirmation names the entity on one line, cut with an ellipsis as the
+    heading's name is (the full name in its tooltip): a name of thousands of characters,
+    with spaces or without, neither overflows the dialog nor pushes its buttons off screen."""
+    for name in ("long " * 1000, "n" * 5000):
+        long = await client.create("Group", name, parent="Folder$10")
+        try:
+            await open_entity(page, str(long))
+            await page.get_by_role("button", name="Delete").click()
+            dialog = page.locator("dialog[open]")
+            for button in ("Cancel", "Delete"):
+                await expect(dialog.get_by_role("button", name=button)).to_be_in_viewport()
+            assert await dialog.evaluate("d => d.scrollWidth <= d.clientWidth && d.scrollHeight <= d.clientHeight")
+            shown = dialog.locator(".entity-name")
+            await expect(shown).to_have_text(name)
+            await expect(shown).to_have_attribute("title", name)
+            await dialog.get_by_role("button", name="Cancel").click()
+            await expect(dialog).to_have_count(0)
+        finally:
+            await client.delete(long)
+
+
 async def test_a_wrong_value_shows_an_error_and_changes_nothing(page: Page, client: Client) -> None:
     await open_entity(page, SENSOR)
     before = await client.read(SENSOR, "Uptime")

@@ -72,7 +72,10 @@ export class EntityActions {
   /** Ask to confirm, then delete `eid` (and, as the store does, everything under it). Resolves true if deleted. */
   async confirmDelete(eid, name, childCount) {
     const under = childCount ? ` and everything under it (${childCount} children, and theirs)` : "";
-    const body = h("p", {}, `Delete ${idText(eid)} “`, h("bdi", {}, name || "(no name)"), `”${under}? This cannot be undone.`);
+    // The name on one line, cut with an ellipsis as in the entity's heading (all of it in the
+    // tooltip): a long one can neither widen the dialog nor push its buttons off screen.
+    const shown = h("span", { class: "entity-name", title: name || null }, name || "(no name)");
+    const body = h("p", {}, `Delete ${idText(eid)} “`, shown, `”${under}? This cannot be undone.`);
     const deleted = await modal(`Delete ${idText(eid)}?`, body, "Delete", async () => {
       try {
         await this.conn.perform({ DeleteEntity: { entity_id: eid } });
