@@ -24,6 +24,24 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
+# In the page before its scripts: counts every request it sends, by message (a Perform by its
+# command), and lets the test hide and show the page as a background tab is hidden and shown.
+COUNT_AND_HIDE = """(() => {
+    window.__sent = {};
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        const msg = JSON.parse(data), tag = Object.keys(msg)[0];
+        const what = tag === "Perform" ? Object.keys(msg[tag].request)[0] : tag;
+        window.__sent[what] = (window.__sent[what] || 0) + 1;
+        return send.call(this, data);
+    };
+    let hidden = false;
+    Object.defineProperty(Document.prototype, "visibilityState", { get: () => (hidden ? "hidden" : "visible") });
+    Object.defineProperty(Document.prototype, "hidden", { get: () => hidden });
+    window.__setHidden = (h) => { hidden = h; document.dispatchEvent(new Event("visibilitychange")); };
+})()"""
+
+
 async def launch(pw: Playwright) -> Browser:
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")

@@ -23,7 +23,7 @@ from playwright.async_api import Browser, Page, expect
 from qcore.client import Client
 from qcore.local_procs import free_ports
 from qcore.store.types import EntityId, Timestamp
-from tests.console.browser import DESKTOP, PHONE, Recorded, screenshot
+from tests.console.browser import COUNT_AND_HIDE, DESKTOP, PHONE, Recorded, screenshot
 from tests.node.harness import Conn, NodeProc, node_metrics, wait_serving, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -535,6 +535,40 @@ async def test_a_phone_sized_screen(cluster: Cluster, browser: Browser, recorded
         await expect(row.locator("td.value")).to_have_text("31.5")
     finally:
         await phone.close()
+
+
+POLLED = ("GetClusterMetrics", "EntityExists")  # the cluster view's poll, a root's deletion check
+
+
+async def test_a_hidden_page_polls_nothing_and_catches_up_when_shown(
+        cluster: Cluster, browser: Browser, recorded: Recorded) -> None:
+    """A hidden page (a background tab) sends none of its periodic requests, however long
+    it stays hidden, and sends them at once when it is shown again. The page's clock is
+    Playwright's: paused once the page is up, and moved on only by the test."""
+    tab = recorded.watch(await browser.new_page(viewport=DESKTOP))
+    try:
+        await tab.add_init_script(COUNT_AND_HIDE)
+        await tab.clock.install()
+        await tab.goto(f"http://{cluster.page_node.addr}/#Root$1")  # a root: checked with EntityExists
+        await expect(tab.locator("#entity .live")).to_contain_text("live: following")
+        await expect(tab.locator(f'table.cluster tr[data-node-id="{cluster.page_node.id}"]')).to_have_attribute(
+            "data-health", "ok")
+        await tab.clock.pause_at(dt.datetime.now() + dt.timedelta(seconds=5))
+        await tab.clock.run_for(4000)  # both polls have run since the pause
+
+        before = await tab.evaluate("() => { window.__setHidden(true); return { ...window.__sent }; }")
+        for _ in range(10):  # 60 s of the page's time, in steps: a poll answered meanwhile comes due again
+            await tab.clock.run_for(6000)
+            await expect(tab.locator("#entity .live")).to_contain_text("live: following")
+        sent = await tab.evaluate("() => window.__sent")
+        assert {p: sent[p] - before[p] for p in POLLED} == {p: 0 for p in POLLED}, "polled while hidden"
+
+        # Shown again: both polls go at once (in the visibilitychange event), the page's clock still paused.
+        shown = await tab.evaluate("() => { window.__setHidden(false); return { ...window.__sent }; }")
+        assert {p: shown[p] - sent[p] for p in POLLED} == {p: 1 for p in POLLED}, "no catching up when shown"
+        await expect(tab.locator("#entity .live")).to_contain_text("live: following")
+    finally:
+        await tab.close()
 
 
 async def test_when_the_pages_node_is_down_no_row_claims_anything(cluster: Cluster, page: Page) -> None:

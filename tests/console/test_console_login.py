@@ -7,6 +7,7 @@ out."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
 from qcore.client import Client
-from tests.console.browser import DESKTOP, Recorded, screenshot
+from tests.console.browser import COUNT_AND_HIDE, DESKTOP, Recorded, screenshot
 from tests.node.harness import NodeProc, wait_serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -190,6 +191,32 @@ async def test_a_deleted_users_page_stops_claiming_to_be_live(node: NodeProc, br
         await expect(page.locator('#entity tr[data-field="Reading"] td.value')).not_to_have_text("99.5")
     finally:
         await page.close()
+
+
+async def test_a_hidden_page_checks_its_session_only_once_shown(node: NodeProc, browser: Browser,
+                                                               recorded: Recorded) -> None:
+    """The session check (a GetMetrics every 3 s while logged in) is a periodic request
+    too: a hidden page sends none, however long hidden, and one at once when shown again.
+    The page's clock is Playwright's: paused once the page is up, moved on by the test."""
+    tab = recorded.watch(await browser.new_page(viewport=DESKTOP))
+    try:
+        await tab.add_init_script(COUNT_AND_HIDE)
+        await tab.clock.install()
+        await tab.goto(f"http://{node.addr}/#{SENSOR}")
+        await log_in(tab, "bob", BOB_PASSWORD)
+        await expect(tab.locator("#entity .live")).to_have_text("live: following 13 fields")
+        await tab.clock.pause_at(dt.datetime.now() + dt.timedelta(seconds=5))
+        await tab.clock.run_for(4000)
+        before = await tab.evaluate("() => { window.__setHidden(true); return { ...window.__sent }; }")
+        for _ in range(10):  # 60 s of the page's time, in steps: a check answered meanwhile comes due again
+            await tab.clock.run_for(6000)
+            await expect(tab.locator("#entity .live")).to_have_text("live: following 13 fields")
+        sent = await tab.evaluate("() => window.__sent")
+        assert sent["GetMetrics"] == before["GetMetrics"], "checked the session while hidden"
+        shown = await tab.evaluate("() => { window.__setHidden(false); return { ...window.__sent }; }")
+        assert shown["GetMetrics"] == sent["GetMetrics"] + 1, "no session check when shown"
+    finally:
+        await tab.close()
 
 
 async def test_no_request_to_another_host_and_no_errors(node: NodeProc, recorded: Recorded) -> None:

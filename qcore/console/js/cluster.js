@@ -1,8 +1,8 @@
 // The cluster view: every member's role, term, commit/applied, lag and health,
 // from GetClusterMetrics (the connected node asks every member, and marks the
-// ones that do not answer), polled about once a second.
+// ones that do not answer), polled about once a second while the page is shown.
 
-import { clock, errorText, fill, h } from "./dom.js";
+import { clock, errorText, fill, h, NO_POLL, pollAfter } from "./dom.js";
 
 const POLL_MS = 1000;
 // A refresh unanswered this long: the page's node hangs (stopped, swapping) with its connection
@@ -44,7 +44,7 @@ export class ClusterView {
     this.root = root;
     this.conn = conn;
     this.onHealthy = onHealthy;
-    this.timer = null;
+    this.timer = NO_POLL;
     this.running = false;
     this.downSince = new Map(); // member id -> time it was first seen down
     this.status = h("p", { class: "panel-status", "aria-live": "polite" });
@@ -67,11 +67,11 @@ export class ClusterView {
 
   stop() {
     this.running = false;
-    clearTimeout(this.timer);
+    this.timer.cancel();
   }
 
   async _poll() {
-    clearTimeout(this.timer);
+    this.timer.cancel();
     const stale = setTimeout(() => this._showStale(), STALE_MS);
     try {
       const view = await this.conn.result("GetClusterMetrics");
@@ -87,7 +87,7 @@ export class ClusterView {
     } finally {
       clearTimeout(stale);
     }
-    if (this.running) this.timer = setTimeout(() => this._poll(), POLL_MS);
+    if (this.running) this.timer = pollAfter(POLL_MS, () => this._poll());
   }
 
   _showError(err) {

@@ -4,6 +4,8 @@
 // when the connection drops, and a silent re-login on reconnect while the
 // password is held in memory (never in storage).
 
+import { NO_POLL, pollAfter } from "./dom.js";
+
 const REQUEST_TIMEOUT_MS = 15000;
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
@@ -54,7 +56,7 @@ export class Connection extends EventTarget {
     this._pending = new Map(); // request id -> {resolve, reject, timer}
     this._watchers = new Map(); // notification token -> callback
     this._retryTimer = null;
-    this._sessionTimer = null;
+    this._sessionTimer = NO_POLL;
   }
 
   start() {
@@ -231,18 +233,19 @@ export class Connection extends EventTarget {
 
   /** The node refused a request for want of a login (never logged in, or the user was deleted). */
   _authRequired(err) {
-    clearTimeout(this._sessionTimer); // a login starts the checks again
+    this._sessionTimer.cancel(); // a login starts the checks again
     this._emit("auth-required", err);
   }
 
   /**
    * While a user is logged in and the connection is up, a GetMetrics (cheap, local, allowed
-   * to every user) every SESSION_CHECK_MS: if the user was deleted meanwhile, its refusal
-   * ("auth-required", from _onFrame) is how the page learns it.
+   * to every user) every SESSION_CHECK_MS while the page is shown (at once when it is shown
+   * again): if the user was deleted meanwhile, its refusal ("auth-required", from _onFrame) is
+   * how the page learns it.
    */
   _checkSession() {
-    clearTimeout(this._sessionTimer);
-    this._sessionTimer = setTimeout(async () => {
+    this._sessionTimer.cancel();
+    this._sessionTimer = pollAfter(SESSION_CHECK_MS, async () => {
       if (!this.session || this.state !== "ready") return; // a re-login after a reconnect starts it again
       try {
         await this.request("GetMetrics");
@@ -251,7 +254,7 @@ export class Connection extends EventTarget {
         // Anything else (a lost connection) is shown by the state events.
       }
       if (this.session) this._checkSession();
-    }, SESSION_CHECK_MS);
+    });
   }
 
   /** Log in on this connection; the password stays in memory for re-logins after a reconnect. */
@@ -263,7 +266,7 @@ export class Connection extends EventTarget {
 
   /** Forget the user and start a fresh, unauthenticated connection. */
   logout() {
-    clearTimeout(this._sessionTimer);
+    this._sessionTimer.cancel();
     this.credentials = null;
     this.session = null;
     this.reconnect();

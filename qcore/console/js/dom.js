@@ -58,6 +58,33 @@ export function errorText(err) {
   return err && err.message ? err.message : String(err);
 }
 
+/**
+ * The timer of a periodic request: `fn` runs `ms` from now, but not while the page is hidden
+ * (a background tab, a minimised window): then it waits, and runs as soon as the page is shown
+ * again. So a page nobody looks at sends no periodic requests, and is up to date once looked at.
+ * Returns `{cancel}`.
+ */
+export function pollAfter(ms, fn) {
+  const shown = () => {
+    if (document.visibilityState === "hidden") return;
+    document.removeEventListener("visibilitychange", shown);
+    fn();
+  };
+  const timer = setTimeout(() => {
+    if (document.visibilityState === "hidden") document.addEventListener("visibilitychange", shown);
+    else fn();
+  }, ms);
+  return {
+    cancel() {
+      clearTimeout(timer);
+      document.removeEventListener("visibilitychange", shown);
+    },
+  };
+}
+
+/** A pollAfter() handle for no timer at all. */
+export const NO_POLL = { cancel() {} };
+
 /** The time of day as HH:MM:SS, for "updated at" lines. */
 export function clock(date = new Date()) {
   return date.toTimeString().slice(0, 8);

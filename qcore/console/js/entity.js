@@ -3,7 +3,7 @@
 // and the open entity followed live through notifications (one registration
 // per field, unregistered when the user moves on).
 
-import { errorText, fill, h, isPassing, showError } from "./dom.js";
+import { errorText, fill, h, isPassing, NO_POLL, pollAfter, showError } from "./dom.js";
 import { createEditor, downloadBlob } from "./editors.js";
 import { idText, kindOf, renderValue, sameId, timeFull, timeText, valueSummary } from "./values.js";
 import { readBatch, readRequest, writeRequest } from "./queries.js";
@@ -38,7 +38,7 @@ export class EntityView {
     this.gen = 0; // bumped by every open: answers for an entity the user left are dropped
     this.tokens = [];
     this.fields = new Map();
-    this.existsTimer = null;
+    this.existsTimer = NO_POLL;
     this.failed = false; // the open entity could not be read for a passing cause (retryFailed)
     // Editors open when the entity is read again (a reconnect, a login, Reload), by field name:
     // the user's input, not yet saved, comes back in the new rows instead of being dropped.
@@ -55,7 +55,7 @@ export class EntityView {
 
   async open(eid) {
     const gen = ++this.gen;
-    clearTimeout(this.existsTimer);
+    this.existsTimer.cancel();
     this.failed = false;
     await this._unwatchAll();
     if (gen !== this.gen) return;
@@ -98,7 +98,7 @@ export class EntityView {
 
   async close() {
     this.gen++;
-    clearTimeout(this.existsTimer);
+    this.existsTimer.cancel();
     await this._unwatchAll();
     this.eid = null;
     this.placeholder();
@@ -256,11 +256,11 @@ export class EntityView {
 
   /**
    * No followed parent would tell of a deletion (a root, a child of a large folder): an
-   * EntityExists every EXISTS_CHECK_MS does, until another entity is opened.
+   * EntityExists every EXISTS_CHECK_MS does (while the page is shown), until another entity is opened.
    */
   _checkExists(gen) {
-    clearTimeout(this.existsTimer);
-    this.existsTimer = setTimeout(async () => {
+    this.existsTimer.cancel();
+    this.existsTimer = pollAfter(EXISTS_CHECK_MS, async () => {
       if (gen !== this.gen || this.deleted) return;
       let exists = true;
       try {
@@ -271,7 +271,7 @@ export class EntityView {
       if (gen !== this.gen || this.deleted) return;
       if (exists) this._checkExists(gen);
       else await this._gone(this._parentId());
-    }, EXISTS_CHECK_MS);
+    });
   }
 
   /**
