@@ -103,11 +103,10 @@ async def init(c: Client, args: argparse.Namespace) -> None:
         if not sep or not nid.isdigit() or not addr:
             raise UsageError(f"bad --node {spec!r}: expected ID=HOST:PORT")
         nodes.append((int(nid), addr))
-    deadline = asyncio.get_running_loop().time() + args.timeout
-    await c.init(nodes)
+    formed = await c.init(nodes, timeout=args.timeout)  # returns once every member is in, or at the timeout
     said = "initialised" + (f" with nodes {', '.join(args.node)}" if nodes else " a single-node cluster")
-    if len(nodes) > 1:  # answered before the others know of it: say when they do (a single node is in already)
-        said += await ops.until_formed(c, deadline)
+    if len(nodes) > 1:  # a single node is in at once: nothing to say
+        said += ops.formed_text(formed)
     emit(args, "Ok", said)
 
 

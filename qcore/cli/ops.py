@@ -17,7 +17,6 @@ cluster beyond the snapshot itself.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import sys
 from pathlib import Path
@@ -28,10 +27,8 @@ from qcore.cli.progress import Progress
 from qcore.cli.argtypes import at_least
 from qcore.cli.text_values import CliError
 from qcore.client import Client, command_json
-from qcore.client.errors import QcoreError, ServerError
+from qcore.client.cluster import Formation, member_rows
 from qcore.client.snapshot import FetchedSnapshot, fetch_snapshot
-from qcore.protocol import messages as m
-from qcore.protocol import ops
 from qcore.storage.backup_file import BackupError, BackupHeader, read_backup, write_backup
 
 OFFLINE = {("snapshot", "status")}  # commands that need no node
@@ -66,57 +63,14 @@ async def snapshot(c: Client, args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------- status
 
-def _index(x: Any) -> int | None:
-    if isinstance(x, dict):
-        x = x.get("index")
-    return x if isinstance(x, int) else None
-
-
-def member_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per member from a GetClusterMetrics answer, lag against the highest commit seen."""
-    members = view.get("members") or []
-    commits = [mt.get("commit_index") for e in members if (mt := e.get("metrics")) and isinstance(mt.get("commit_index"), int)]
-    top = max(commits, default=0)
-    rows = []
-    for e in members:
-        mt = e.get("metrics")
-        row: dict[str, Any] = {"id": e.get("id"), "addr": e.get("addr"), "kind": e.get("kind")}
-        if not mt:
-            row.update(role="-", term=None, commit=None, applied=None, lag=None, health=e.get("error") or "unreachable")
-        else:
-            applied = _index(mt.get("last_applied")) or 0
-            role = mt.get("state")
-            health = "ok"
-            if not mt.get("initialised", True):
-                health = "not initialised"
-            elif mt.get("current_leader") is None:
-                health = "no leader"
-            elif applied < (mt.get("commit_index") or 0):
-                health = "catching up"
-            row.update(role=role, term=mt.get("current_term"), commit=mt.get("commit_index"), applied=applied,
-                       lag=max(0, top - applied), health=health)
-        rows.append(row)
-    return rows
-
-
 def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     cells = [[h for _, h in columns]] + [["-" if r.get(k) is None else str(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
 
 
-async def cluster_view(c: Client) -> dict[str, Any]:
-    """The node's GetClusterMetrics answer (every member's metrics, or why not); ServerError if refused."""
-    request: Any = ops.GetClusterMetrics(c.next_id())  # an ops message: not in m.Message's union
-    reply = await c.request(request)
-    ok, view = m.result_of(reply.response)  # type: ignore[union-attr]
-    if not ok:
-        raise ServerError(str(view))
-    return view
-
-
 async def status(c: Client, args: argparse.Namespace) -> None:
-    view = await cluster_view(c)
+    view = await c.cluster_metrics()
     rows = member_rows(view)
     leader = view.get("leader")
     table = format_table(rows, [("id", "ID"), ("addr", "ADDRESS"), ("role", "ROLE"), ("term", "TERM"),
@@ -124,26 +78,13 @@ async def status(c: Client, args: argparse.Namespace) -> None:
     emit(args, {"leader": leader, "members": rows}, table)
 
 
-async def until_formed(c: Client, deadline: float) -> str:
-    """After an Init of several nodes: poll the members until each is in (health ok) or the
-    loop's clock passes `deadline`, and say how it went (text to append to the command's line).
-    Init is answered once the configuration is on the receiving node's disk; the others learn of
-    the cluster from its first leader, an election timeout later, and say 'not initialised' until then."""
-    loop = asyncio.get_running_loop()
-    rows: list[dict[str, Any]] = []
-    while True:
-        try:
-            view = await cluster_view(c)
-        except QcoreError:  # refused, or a node without the ops messages: nothing more to say
-            return ""
-        rows = member_rows(view)
-        leader = f"; leader: node {view['leader']}" if view.get("leader") is not None else ""
-        if rows and all(r["health"] == "ok" for r in rows):
-            return leader
-        if loop.time() >= deadline:
-            break
-        await asyncio.sleep(0.1)  # another process's state: no event to await
-    out = ", ".join(f"node {r['id']} {r['health']}" for r in rows if r["health"] != "ok")
+def formed_text(formed: Formation) -> str:
+    """After an Init of several nodes, how the cluster stood (qcore.client.cluster.until_formed):
+    text to append to the command's line."""
+    leader = f"; leader: node {formed.leader}" if formed.leader is not None else ""
+    if formed.complete:
+        return leader
+    out = ", ".join(f"node {i} {health}" for i, health in formed.not_in.items())
     return (f"{leader}\nnot every member is in yet ({out}): a leader is elected once a majority of the nodes"
             " is up, and it brings in the others as they start (qcore-cli status shows them)")
 

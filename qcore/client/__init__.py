@@ -11,6 +11,7 @@ See docs/client.md.
 """
 
 from qcore.client.client import Client
+from qcore.client.cluster import Formation
 from qcore.client.session import Session, is_idempotent, member_addresses, parse_addresses
 from qcore.client.errors import (
     AuthenticationFailed,
@@ -30,6 +31,7 @@ from qcore.client.command_json import entity_id, entity_id_text, read_request, v
 
 __all__ = [
     "Client",
+    "Formation",
     "Watch",
     "notify_on_entity",
     "notify_on_type",

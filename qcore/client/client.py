@@ -9,10 +9,12 @@ in :mod:`qcore.client.session`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Unpack
 
 from qcore.client import command_json, convert
+from qcore.client.cluster import Formation, cluster_metrics, until_formed
 from qcore.client.errors import CommandError, ConnectionFailed, InvalidValue, QcoreError
 from qcore.client.field_values import FieldInfo, conform, fields_of_schema, python_value
 from qcore.client.session import MEMBERSHIP_TIMEOUT, SessionOptions, is_idempotent, member_addresses, parse_addresses
@@ -42,11 +44,32 @@ class Client(UserAdmin):
     # ------------------------------------------------------------ management
 
     async def init(self, nodes: Mapping[int, str] | Sequence[tuple[int, str]] = (), *, admin_password: str | None = None,
-                   timeout: float | None = None) -> None:
+                   timeout: float | None = None) -> Formation:
         """Initialise the cluster; no nodes: a single-node cluster of the connected node.
-        ``admin_password``: start with user admin (that password) and users on."""
+        ``admin_password``: start with user admin (that password) and users on.
+
+        Returns once every member is in (each serves requests), or when ``timeout``
+        (default ``request_timeout``) has passed, for Init and the wait together: the
+        cluster is initialised then all the same, and its leader brings in a member
+        that was not up as it starts. The :class:`Formation` says which members were
+        not in yet, and why.
+        """
         pairs: list[tuple[Any, Any]] = list(nodes.items()) if isinstance(nodes, Mapping) else [(i, a) for i, a in nodes]
-        await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs], admin_password), timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.request_timeout if timeout is None else timeout)
+        async with self.deadline(deadline - loop.time()):
+            await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs], admin_password))
+            if len(pairs) <= 1:
+                return Formation()  # the one member is the node that answered: it is in
+            # Answered once the configuration is on this node's disk: the others learn of the
+            # cluster from its first leader, an election timeout later.
+            return await until_formed(self, deadline)
+
+    async def cluster_metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """Every member's metrics, or why not (``GetClusterMetrics``): ``{"members": [...], "leader": id}``;
+        :func:`qcore.client.cluster.member_rows` makes ``qcore-cli status``'s rows of it."""
+        async with self.deadline(timeout):
+            return await cluster_metrics(self)
 
     async def metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
         """The connected node's metrics (``GetMetrics``); learns the cluster's addresses from them."""

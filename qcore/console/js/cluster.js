@@ -15,7 +15,7 @@ function indexOf(logId) {
 }
 
 /**
- * One row per member, as `qcore-cli status` computes them (qcore/cli/ops.py):
+ * One row per member, as `qcore-cli status` computes them (qcore/client/cluster.py):
  * lag is how far the member's applied index is behind the highest commit index
  * any member reports.
  */
