@@ -37,7 +37,7 @@ from qcore.raft import RawNode, Ready, Status
 from qcore.raft.types import ConfChange, ConfState, HardState, Snapshot
 from qcore.protocol.errors import Kind
 from qcore.protocol.raft_codec import PeerMessage
-from qcore.storage import Storage
+from qcore.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +390,12 @@ class RaftDriver:
             replica.after_persist(rd)
         snap = replica.end_round()
         if snap is not None:
-            await self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap)
+            try:
+                await self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap)
+            except StorageError:
+                # A write that failed (a full disk): Raft state, as for the log in _save; any
+                # other exception is a snapshot that does not fit the log, a broken invariant.
+                stop_process(EXIT_STORAGE_FAILED, "persisting a snapshot failed")
             replica.snapshot_saved(snap)
             malloc_policy.trim()  # the log behind the snapshot and the build's buffers are free now
         self._check_watchers()
