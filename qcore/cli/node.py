@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     from qcore.node.peer_auth import SecretFileError
     from qcore.node.tls import TlsConfigError
     from qcore.store.config import ConfigError
+    from qcore.storage import DataDirDamaged
 
     json_logs = a.log_format == "json"
     try:
@@ -314,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fatal(str(exc), 2, json_logs)
     except LevelUnsupported as exc:  # its own snapshot holds entries of a newer build's level
         return _fatal(str(exc), EXIT_NEEDS_UPGRADE, json_logs)
+    except DataDirDamaged as exc:  # never skipped nor repaired: say how to bring the node back
+        return _fatal(f"{exc}. {damaged_data_dir_advice(opts.id)}", 1, json_logs)
     except OSError as exc:
         return _fatal(str(exc), 1, json_logs)
     except Exception as exc:  # StorageError and the like: a clear one-line reason
@@ -321,6 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:  # a stop signal before the node served: what it wrote is as after a kill -9
         log.info("received %s during start-up: stopped", stop.sig.name if isinstance(stop, _StopDuringStartup) else "SIGINT")
         return 0
+
+
+def damaged_data_dir_advice(node_id: int) -> str:
+    """What brings back a node whose data dir is damaged (docs/operations.md, "A damaged data dir")."""
+    return (f"Leave its files as they are (a copy may help find the cause) and bring node {node_id} back "
+            f"from the cluster: qcore-cli remove-node {node_id}, then start it on a new, empty data dir and "
+            f"add it again (add-learner, or --join); or, for a single node or a cluster that lost its "
+            f"quorum, from a backup (qcore snapshot restore). See docs/operations.md, 'A damaged data dir'")
 
 
 def _fatal(message: str, code: int, json_logs: bool) -> int:

@@ -38,6 +38,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from qcore.storage import DataDirDamaged
+
 log = logging.getLogger(__name__)
 
 FILE_NAME = "cluster.json"
@@ -107,9 +109,14 @@ class ClusterIdentity:
     def _load(self) -> Identity | None:
         if self._path is None or not self._path.exists():
             return None
-        obj = orjson.loads(self._path.read_bytes())
-        identity = Identity(str(obj["cluster_id"]), obj.get("config_sha256"))
-        owner = obj.get("node_id")
+        try:
+            obj = orjson.loads(self._path.read_bytes())
+            identity = Identity(str(obj["cluster_id"]), obj.get("config_sha256"))
+            owner = obj.get("node_id")
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            # Written atomically (write_identity): a crash cannot leave it so, damage or an edit did.
+            raise DataDirDamaged(str(self._path.parent),
+                                 f"{FILE_NAME} is not the cluster identity qcore writes ({exc})") from None
         if owner is None:  # written before cluster.json named its node: it is this node's from now on
             write_identity(self._path.parent, identity, self._me)
         elif owner != self._me:

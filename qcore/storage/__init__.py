@@ -8,8 +8,8 @@ docs/storage.md.
 """
 
 from .base import RecoveredState, Storage
-from .errors import StorageError
+from .errors import DataDirDamaged, StorageError
 from .file import FileStorage
 from .memory import MemoryStorage
 
-__all__ = ["FileStorage", "MemoryStorage", "RecoveredState", "Storage", "StorageError"]
+__all__ = ["DataDirDamaged", "FileStorage", "MemoryStorage", "RecoveredState", "Storage", "StorageError"]

@@ -16,3 +16,14 @@ from __future__ import annotations
 
 class StorageError(Exception):
     """The data directory is unusable: locked, corrupt or inconsistent."""
+
+
+class DataDirDamaged(StorageError):
+    """Recovery found damage a crash cannot leave (not a torn tail): the data
+    dir cannot be used as it is, and only a new copy of its state (from the
+    cluster, or a backup) brings the node back."""
+
+    def __init__(self, data_dir: str, reason: str) -> None:
+        self.data_dir = data_dir
+        self.reason = reason.removeprefix(f"{data_dir}: ")
+        super().__init__(f"data dir {data_dir} is damaged: {self.reason}")

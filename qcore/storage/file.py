@@ -33,7 +33,7 @@ from .codec import (
     encode_segment_header,
     frame_header,
 )
-from .errors import StorageError
+from .errors import DataDirDamaged, StorageError
 from .fs import FileSystem, lock_dir, unlock_dir
 from .layout import remove_obsolete, wal_name
 from .logstate import LogReads, LogState
@@ -85,6 +85,9 @@ class FileStorage(LogReads):
         except OSError as exc:
             self._release()
             raise StorageError(f"cannot recover data dir {self._dir!r}: {exc}") from exc
+        except StorageError as exc:  # recovery raises it only for damage a crash cannot leave
+            self._release()
+            raise DataDirDamaged(self._dir, str(exc)) from exc
         except BaseException:
             self._release()
             raise
