@@ -127,9 +127,9 @@ class ClusterIdentity:
 
     def set(self, identity: Identity) -> None:
         """Adopt `identity` and make it durable before anything depends on it."""
-        self.current = identity
-        if self._path is not None:
+        if self._path is not None:  # first: an identity that failed to be written (a full disk) is not adopted
             write_identity(self._path.parent, identity, self._me)
+        self.current = identity
         log.info("cluster id %s (config sha256 %s)", identity.cluster_id, identity.config_sha256)
 
     def query(self) -> str:
@@ -181,18 +181,22 @@ class ClusterIdentity:
 
 
 def write_identity(data_dir: Path, identity: Identity, node_id: int) -> None:
-    """Write `cluster.json`, the cluster's identity and the id of the node whose dir it is, atomically and durably."""
+    """Write `cluster.json`, the cluster's identity and the id of the node whose dir it is, atomically and durably;
+    an OSError that names the file if it cannot be (a full disk)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / FILE_NAME
     tmp = path.with_name(FILE_NAME + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(orjson.dumps({"cluster_id": identity.cluster_id, "config_sha256": identity.config_sha256,
-                              "node_id": node_id}))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(data_dir, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps({"cluster_id": identity.cluster_id, "config_sha256": identity.config_sha256,
+                                  "node_id": node_id}))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fd = os.open(data_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc

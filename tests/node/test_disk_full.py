@@ -4,12 +4,14 @@ space again has every acknowledged write.
 
 The node is `python -m qcore` itself, with its file system answering ENOSPC
 (as a full disk does) while a flag file next to its data dir names the kind
-of file: `wal` (writing the log) or `snap` (writing a snapshot). No tmpfs
+of file: `wal` (writing the log), `snap` (writing a snapshot) or `identity`
+(writing cluster.json). No tmpfs
 of a fixed size is needed, so the test runs without root.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -46,6 +48,15 @@ def write_at(self, fd, offset, parts):
     return real_write_at(self, fd, offset, parts)
 
 fs.FileSystem.create, fs.FileSystem.write_at = create, write_at
+
+from qcore.node import cluster_identity
+
+def open_identity(path, mode="r", *args, **kwargs):
+    if "w" in mode and full("identity"):
+        raise no_space()
+    return open(path, mode, *args, **kwargs)
+
+cluster_identity.open = open_identity  # cluster.json is written with open(), not through fs
 from qcore.cli.node import main
 sys.exit(main())
 """
@@ -97,3 +108,24 @@ async def test_a_full_disk_stops_the_node_with_exit_74_and_a_restart_has_every_a
     await _create(c, "after")
     await c.close()
     assert n.terminate() == 0
+
+
+async def test_an_init_that_met_a_full_disk_writes_the_clusters_identity_when_tried_again(
+        nodes, tmp_path: Path) -> None:
+    """The identity is adopted only once cluster.json is on disk: adopted first, a retried Init
+    formed the cluster without it, and the data dir then started as any --id, with node 1's vote."""
+    flag = tmp_path / "disk-full"
+    flag.write_text("identity")
+    n: NodeProc = nodes(1, program=[sys.executable, "-c", DISK_FULL, str(flag)])
+    n.start()
+    await wait_serving(n)
+    c = await Conn.open(n.addr)
+    reply = await c.call("Init", nodes=[])
+    assert reply.get("InitResponse", {}).get("response") != "Ok", reply
+    assert f"cannot write {n.data_dir.resolve() / 'cluster.json'}: No space left on device" in str(reply), reply
+    flag.unlink()  # space freed
+    reply = await c.call("Init", nodes=[])
+    assert reply["InitResponse"]["response"] == "Ok", reply
+    await c.close()
+    assert n.terminate() == 0
+    assert json.loads((n.data_dir / "cluster.json").read_bytes())["node_id"] == 1
