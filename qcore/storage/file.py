@@ -100,7 +100,10 @@ class FileStorage(LogReads):
         snap = self._loaded_snapshot
         self._loaded_snapshot = None  # hand it out once; later calls re-read the file
         if snap is None and self._snap_name is not None:
-            snap = read_snapshot(os.path.join(self._dir, self._snap_name))
+            try:
+                snap = read_snapshot(os.path.join(self._dir, self._snap_name))
+            except OSError as exc:
+                raise StorageError(f"cannot read snapshot in {self._dir!r}: {exc}") from exc
         hs = self._state.hard_state
         return RecoveredState(
             hard_state=HardState(hs.term, hs.vote, max(hs.commit, self._state.base_index)),

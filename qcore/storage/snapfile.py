@@ -70,7 +70,8 @@ def write_snapshot(fs: FileSystem, dir_path: str, snap: Snapshot) -> str:
 
 
 def read_snapshot(path: str) -> Snapshot:
-    """Load and verify a snapshot file; StorageError if it is not intact."""
+    """Load and verify a snapshot file; StorageError if it is not intact, OSError if it
+    cannot be read (permissions, an I/O error): that is no proof of damage."""
     name = os.path.basename(path)
     try:
         with open(path, "rb") as f:
@@ -90,8 +91,6 @@ def read_snapshot(path: str) -> Snapshot:
                 raise StorageError(f"snapshot {name}: size {size} does not match its metadata")
             data = f.read(data_len)  # one allocation, filled by the kernel
             tail = f.read(_CRC.size + len(END))
-    except OSError as exc:
-        raise StorageError(f"snapshot {name}: {exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise StorageError(f"snapshot {name}: bad metadata: {exc}") from exc
     view = memoryview(data)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from qcore.raft.types import HardState
-from qcore.storage import FileStorage, StorageError
+from qcore.storage import DataDirDamaged, FileStorage, StorageError, snapfile
 from qcore.storage.fs import FileSystem
 
 from .helpers import crash_copy, entries, snapshot, view
@@ -156,6 +156,26 @@ def test_a_failed_fsync_is_fail_stop(tmp_path) -> None:
     st.close()
     rec = FileStorage(d).recover()
     assert [e.index for e in rec.entries][:2] == [1, 2]
+
+
+def test_an_unreadable_snapshot_is_a_storage_error_but_not_damage(tmp_path, monkeypatch) -> None:
+    """A file the node may not read (permissions) is no damage: the error says why it cannot be read,
+    not that the data dir must be given up (DataDirDamaged)."""
+    d = tmp_path / "d"
+    st = FileStorage(d)
+    st.save(HardState(1, 1, 3), entries(1, 1, 3), None, True)
+    st.save_snapshot(snapshot(3, 1))
+    st.close()
+
+    def denied(path: str, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(snapfile, "open", denied, raising=False)  # root reads any file: the denial is planted
+    with pytest.raises(StorageError, match="Permission denied") as caught:
+        FileStorage(d)
+    assert not isinstance(caught.value, DataDirDamaged)
+    monkeypatch.undo()
+    assert FileStorage(d).recover().snapshot is not None
 
 
 def test_unusable_paths_are_storage_errors(tmp_path) -> None:
