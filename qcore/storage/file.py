@@ -79,7 +79,7 @@ class FileStorage(LogReads):
         self._closed = False
         self.fsyncs = 0  # fsync calls on log segments, for stats and benchmarks
         self._ensure_dir()
-        self._lock_fd = lock_dir(self._dir)
+        self._lock_fds = lock_dir(self._dir)
         try:
             self._load()
         except OSError as exc:
@@ -327,9 +327,9 @@ class FileStorage(LogReads):
                 self._fs.close(self._fd)
             finally:
                 self._fd = -1
-        if self._lock_fd >= 0:
-            unlock_dir(self._lock_fd)
-            self._lock_fd = -1
+        if self._lock_fds:
+            fds, self._lock_fds = self._lock_fds, []
+            unlock_dir(fds)
 
     # -------------------------------------------------------------- recovery
 

@@ -5,8 +5,8 @@ crash-consistency tests can record the exact sequence of writes, fsyncs,
 renames and unlinks and replay any prefix of it (with the last write torn)
 into a fresh directory. Reads use plain `open()`: they change nothing.
 
-`lock_dir` is separate: the lock protects a live directory from a second
-process and is not part of what a crash leaves behind.
+`lock_dir` is separate: its locks protect a live directory from a second
+process and are not part of what a crash leaves behind.
 """
 
 from __future__ import annotations
@@ -88,11 +88,16 @@ class FileSystem:
             os.close(fd)
 
 
-def lock_dir(path: str) -> int:
-    """Take an exclusive, non-blocking flock on `path`/LOCK; return its fd.
+def lock_dir(path: str) -> list[int]:
+    """Take exclusive, non-blocking flocks on `path`/LOCK and on `path`
+    itself; return their fds (for `unlock_dir`).
 
-    The lock dies with the process (even on kill -9), so a stale LOCK file
+    The locks die with the process (even on kill -9), so a stale LOCK file
     never blocks a restart. The holder's pid is written in for the message.
+    The directory's own lock keeps a second process out even when the LOCK
+    file was deleted by hand (taken for a stale one) while the dir was in
+    use; on a file system that cannot flock a directory the LOCK file's
+    lock is the only one.
     """
     lock_path = os.path.join(path, "LOCK")
     try:
@@ -110,16 +115,35 @@ def lock_dir(path: str) -> int:
                 "(or another FileStorage) is using it, and two must never share a data dir"
             ) from None
         raise StorageError(f"cannot lock data dir {path!r}: {exc}") from exc
+    fds = [fd]
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fds.append(dir_fd)
+        except OSError as exc:
+            os.close(dir_fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StorageError(
+                    f"data dir {path!r} is locked by another process, although its LOCK file was free: "
+                    "the LOCK file was deleted while a node used the dir (which process holds it is "
+                    f"unknown: look for a qcore process with this --data-dir), and two must never share a data dir"
+                ) from None
+            logger.debug("cannot flock the directory %s (%s): its LOCK file alone locks it", path, exc)
+    except BaseException:
+        unlock_dir(fds)
+        raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+    return fds
 
 
-def unlock_dir(fd: int) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+def unlock_dir(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 def _consume(views: list[memoryview], n: int) -> None:

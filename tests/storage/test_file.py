@@ -116,6 +116,28 @@ def test_lock_across_processes_and_released_by_kill(tmp_path) -> None:
     FileStorage(d).close()  # flock dies with its holder, even on SIGKILL
 
 
+def test_a_lock_file_deleted_while_the_dir_is_in_use_lets_no_second_process_in(tmp_path) -> None:
+    """An operator who takes LOCK for a stale file and deletes it must not let a second node
+    write the same log: the directory itself is locked too."""
+    d = str(tmp_path / "d")
+    code = (
+        "import sys; from qcore.storage import FileStorage; s = FileStorage(sys.argv[1]);"
+        "print('locked', flush=True); sys.stdin.read()"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, d], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"locked\n"
+        os.unlink(os.path.join(d, "LOCK"))
+        with pytest.raises(StorageError, match="LOCK file was deleted while a node used the dir"):
+            FileStorage(d)
+        with pytest.raises(StorageError, match="LOCK file was deleted"):  # the LOCK file it left is no way in either
+            FileStorage(d)
+    finally:
+        child.kill()
+        child.wait()
+    FileStorage(d).close()  # free once its holder is gone
+
+
 def test_snapshot_files_without_a_log_are_refused(tmp_path) -> None:
     d = tmp_path / "d"
     st = FileStorage(d)
