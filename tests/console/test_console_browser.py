@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from qcore.client import Client
 from qcore.local_procs import free_ports
@@ -242,6 +243,100 @@ async def test_editing_fields_changes_them_on_another_node(page: Page, client: C
     assert await client.read_value("Group$6", "Members") == [EntityId("User", 4), EntityId("User", 3), EntityId("User", 4)]
     await open_entity(page, SENSOR)
     await screenshot(page.locator("#entity"), "entity")
+
+
+class HeldTypes:
+    """A page's WebSocket through Playwright's routing: the node's answers to GetEntityTypes
+    (the tree's and the search's, at start-up) held back until release(); what the page
+    sends is recorded by message (a Perform by its command)."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.ids: set[str] = set()
+        self.held: list[str | bytes] = []
+        self.all_held = asyncio.Event()  # `wanted` answers are held
+        self.sent: list[str] = []
+        self.sent_changed = asyncio.Event()
+        self.page_side: WebSocketRoute | None = None
+
+    def route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        self.page_side = ws
+
+        def from_page(message: str | bytes) -> None:
+            msg = json.loads(message)
+            tag = next(iter(msg))
+            what = next(iter(msg[tag]["request"])) if tag == "Perform" else tag
+            if what == "GetEntityTypes" and not self.all_held.is_set():
+                self.ids.add(msg[tag]["id"])
+            self.sent.append(what)
+            self.sent_changed.set()
+            server.send(message)
+
+        def from_node(message: str | bytes) -> None:
+            body = next(iter(json.loads(message).values()))
+            if isinstance(body, dict) and body.get("id") in self.ids:
+                self.ids.discard(body["id"])
+                self.held.append(message)
+                if len(self.held) == self.wanted:
+                    self.all_held.set()
+            else:
+                ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_node)
+
+    def release(self) -> None:
+        assert self.page_side is not None
+        for message in self.held:  # in the order the node sent them
+            self.page_side.send(message)
+        self.held = []
+
+    async def sent_after(self, count: int, what: str) -> None:
+        while self.sent.count(what) <= count:
+            self.sent_changed.clear()
+            await self.sent_changed.wait()
+
+
+async def test_an_entity_opened_while_the_page_loads_is_not_read_again_under_its_editor(
+        cluster: Cluster, browser: Browser, recorded: Recorded, client: Client) -> None:
+    """The user opens an entity and edits a field before the page's tree and type list
+    have loaded (their answers held back here, as a loaded machine delays them): once
+    they arrive, the page does not open the entity a second time, which would read it
+    again and turn the open editor into a "kept, not saved yet" one (after its save
+    went through, the save's own end is dropped); saving it saves."""
+    ws = HeldTypes(wanted=2)  # the tree's GetEntityTypes (is there a Root type?) and the search's
+    page = recorded.watch(await browser.new_page(viewport=DESKTOP))
+    try:
+        await page.route_web_socket(re.compile(r"^ws://"), ws.route)
+        await page.goto(f"http://{cluster.page_node.addr}/")
+        await ws.all_held.wait()
+        await open_entity(page, SENSOR)
+        row = field_row(page, "Reading")
+        await row.locator("button.edit").click()
+        await row.locator(".editor-input").fill("43.75")
+        await expect(page.locator('#tree li[data-entity="Root$1"]')).to_have_count(0)  # still loading
+
+        at_release = len(ws.sent)  # the open's requests were all answered: none is in flight
+        ws.release()
+        # Both shown: the start-up's last step, opening the URL's entity or not, has run. The
+        # tree's Reload then sends a FindEntities: what the page sent before it tells.
+        await expect(page.locator('#tree li[data-entity="Root$1"]')).to_be_visible()
+        await expect(page.locator("#search select option")).not_to_have_count(0)
+        finds = ws.sent.count("FindEntities")
+        await page.locator("#tree-reload").click()
+        await ws.sent_after(finds, "FindEntities")
+        since = ws.sent[at_release:len(ws.sent) - 1 - ws.sent[::-1].index("FindEntities")]
+        assert "UnregisterNotification" not in since and "EntityExists" not in since, since
+
+        await expect(row.locator(".editor-input")).to_have_value("43.75")
+        await expect(row.locator("form.edit .note")).to_be_hidden()
+        await row.locator("form.edit button[type=submit]").click()
+        await expect(row.locator("td.value")).to_have_text("43.75")
+        assert await client.read_value(SENSOR, "Reading") == 43.75
+    finally:
+        await page.close()
+    await client.write(SENSOR, "Reading", 42.25)
 
 
 async def test_saving_an_unchanged_timestamp_keeps_its_nanoseconds(page: Page, client: Client) -> None:

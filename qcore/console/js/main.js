@@ -89,6 +89,10 @@ function showUser() {
 }
 
 async function loadAll() {
+  // An entity opened while the tree and types load (the user did not wait for them) was read
+  // and followed on this connection already: opening it again would read it again, and turn
+  // an editor open by then into a "kept" one even when its save went through.
+  const opened = entity.gen;
   types = null;
   cluster.start();
   try {
@@ -100,7 +104,7 @@ async function loadAll() {
   }
   await Promise.all([tree.loadRoots(), loadTypes()]);
   const eid = fragmentId();
-  if (eid) showEntity(eid);
+  if (eid && entity.gen === opened) showEntity(eid);
 }
 
 async function loadTypes() {
