@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -245,18 +245,17 @@ async def test_editing_fields_changes_them_on_another_node(page: Page, client: C
     await screenshot(page.locator("#entity"), "entity")
 
 
-class HeldTypes:
-    """A page's WebSocket through Playwright's routing: the node's answers to GetEntityTypes
-    (the tree's and the search's, at start-up) held back until release(); what the page
-    sends is recorded by message (a Perform by its command)."""
+class HeldAnswers:
+    """A page's WebSocket through Playwright's routing: the node's answers to the requests
+    `hold(what, request)` picks are held back until release(), and then sent in the order
+    the node sent them; what the page sends is recorded by message (a Perform by its command)."""
 
-    def __init__(self, wanted: int) -> None:
-        self.wanted = wanted
+    def __init__(self, hold: Callable[[str, dict[str, Any]], bool]) -> None:
+        self.hold = hold
         self.ids: set[str] = set()
         self.held: list[str | bytes] = []
-        self.all_held = asyncio.Event()  # `wanted` answers are held
         self.sent: list[str] = []
-        self.sent_changed = asyncio.Event()
+        self.changed = asyncio.Event()  # something was sent or held
         self.page_side: WebSocketRoute | None = None
 
     def route(self, ws: WebSocketRoute) -> None:
@@ -267,10 +266,10 @@ class HeldTypes:
             msg = json.loads(message)
             tag = next(iter(msg))
             what = next(iter(msg[tag]["request"])) if tag == "Perform" else tag
-            if what == "GetEntityTypes" and not self.all_held.is_set():
+            if self.hold(what, msg[tag]):
                 self.ids.add(msg[tag]["id"])
             self.sent.append(what)
-            self.sent_changed.set()
+            self.changed.set()
             server.send(message)
 
         def from_node(message: str | bytes) -> None:
@@ -278,8 +277,7 @@ class HeldTypes:
             if isinstance(body, dict) and body.get("id") in self.ids:
                 self.ids.discard(body["id"])
                 self.held.append(message)
-                if len(self.held) == self.wanted:
-                    self.all_held.set()
+                self.changed.set()
             else:
                 ws.send(message)
 
@@ -288,14 +286,14 @@ class HeldTypes:
 
     def release(self) -> None:
         assert self.page_side is not None
-        for message in self.held:  # in the order the node sent them
+        held, self.held = self.held, []
+        for message in held:
             self.page_side.send(message)
-        self.held = []
 
-    async def sent_after(self, count: int, what: str) -> None:
-        while self.sent.count(what) <= count:
-            self.sent_changed.clear()
-            await self.sent_changed.wait()
+    async def until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self.changed.clear()
+            await self.changed.wait()
 
 
 async def test_an_entity_opened_while_the_page_loads_is_not_read_again_under_its_editor(
@@ -305,12 +303,13 @@ async def test_an_entity_opened_while_the_page_loads_is_not_read_again_under_its
     they arrive, the page does not open the entity a second time, which would read it
     again and turn the open editor into a "kept, not saved yet" one (after its save
     went through, the save's own end is dropped); saving it saves."""
-    ws = HeldTypes(wanted=2)  # the tree's GetEntityTypes (is there a Root type?) and the search's
+    ws = HeldAnswers(lambda what, _: what == "GetEntityTypes")
     page = recorded.watch(await browser.new_page(viewport=DESKTOP))
     try:
         await page.route_web_socket(re.compile(r"^ws://"), ws.route)
         await page.goto(f"http://{cluster.page_node.addr}/")
-        await ws.all_held.wait()
+        await ws.until(lambda: len(ws.held) == 2)  # the tree's (is there a Root type?) and the search's
+        ws.hold = lambda what, _: False
         await open_entity(page, SENSOR)
         row = field_row(page, "Reading")
         await row.locator("button.edit").click()
@@ -325,7 +324,7 @@ async def test_an_entity_opened_while_the_page_loads_is_not_read_again_under_its
         await expect(page.locator("#search select option")).not_to_have_count(0)
         finds = ws.sent.count("FindEntities")
         await page.locator("#tree-reload").click()
-        await ws.sent_after(finds, "FindEntities")
+        await ws.until(lambda: ws.sent.count("FindEntities") > finds)
         since = ws.sent[at_release:len(ws.sent) - 1 - ws.sent[::-1].index("FindEntities")]
         assert "UnregisterNotification" not in since and "EntityExists" not in since, since
 
@@ -334,6 +333,59 @@ async def test_an_entity_opened_while_the_page_loads_is_not_read_again_under_its
         await row.locator("form.edit button[type=submit]").click()
         await expect(row.locator("td.value")).to_have_text("43.75")
         assert await client.read_value(SENSOR, "Reading") == 43.75
+    finally:
+        await page.close()
+    await client.write(SENSOR, "Reading", 42.25)
+
+
+def is_write(what: str, request: dict[str, Any]) -> bool:
+    return what == "UpdateEntity" and any("Write" in r for r in request["request"]["UpdateEntity"]["request"])
+
+
+async def test_a_save_that_goes_through_while_the_entity_is_read_again_ends_its_editor(
+        cluster: Cluster, browser: Browser, recorded: Recorded, client: Client) -> None:
+    """Save, then Reload before the node answers the write: the editor, kept for the rows
+    read again, ends once the write is acknowledged, as a save does, instead of staying
+    open saying "your input is kept, not saved yet" for a value that is saved. Both
+    orders: the answer after the editor is back in its row, and before."""
+    ws = HeldAnswers(lambda what, _: False)
+    page = recorded.watch(await browser.new_page(viewport=DESKTOP))
+    try:
+        await page.route_web_socket(re.compile(r"^ws://"), ws.route)
+        await page.goto(f"http://{cluster.page_node.addr}/")
+        await expect(page.locator('#tree li[data-entity="Root$1"]')).to_be_visible()
+        await open_entity(page, SENSOR)
+        row = field_row(page, "Reading")
+        reload = page.locator("#entity .panel-head button", has_text="Reload")
+
+        # The write answered once the entity is read again and the editor is back in its row.
+        await row.locator("button.edit").click()
+        await row.locator(".editor-input").fill("44.5")
+        ws.hold = is_write
+        await row.locator("form.edit button[type=submit]").click()
+        await ws.until(lambda: len(ws.held) == 1)
+        ws.hold = lambda what, _: False
+        await reload.click()
+        await expect(row.locator("form.edit .note")).to_contain_text("your input is kept, not saved yet")
+        await expect(page.locator("#entity .live")).to_contain_text("live: following")
+        ws.release()
+        await expect(row.locator("td.value")).to_have_text("44.5")
+        assert await client.read_value(SENSOR, "Reading") == 44.5
+
+        # The write answered while the entity is read again, before the editor is back.
+        await row.locator("button.edit").click()
+        await row.locator(".editor-input").fill("45.5")
+        ws.hold = is_write
+        await row.locator("form.edit button[type=submit]").click()
+        await ws.until(lambda: len(ws.held) == 1)
+        ws.hold = lambda what, _: what == "GetCompleteSchema"
+        await reload.click()
+        await ws.until(lambda: len(ws.held) == 2)  # the editor is kept by now; its row not rebuilt yet
+        ws.hold = lambda what, _: False
+        ws.release()  # the write's answer, then the schema's
+        await expect(page.locator("#entity .live")).to_contain_text("live: following")
+        await expect(row.locator("td.value")).to_have_text("45.5")
+        assert await client.read_value(SENSOR, "Reading") == 45.5
     finally:
         await page.close()
     await client.write(SENSOR, "Reading", 42.25)

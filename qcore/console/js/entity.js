@@ -140,6 +140,11 @@ export class EntityView {
     const lost = [];
     for (const [name, k] of this.kept) {
       const f = this.fields.get(name);
+      if (k.saved) {
+        // Its save went through after this read was sent: read it again, after the write.
+        if (f) this._readBack(f, this.gen, null);
+        continue;
+      }
       if (!f || f.kind !== k.kind || !f.read) {
         lost.push(name);
         continue;
@@ -499,15 +504,41 @@ export class EntityView {
       showError(ed.error, err);
       return;
     }
-    if (gen !== this.gen || f.editor !== ed) return;
-    // The write is applied; read it back (the notification says so too, unless registering failed).
+    if (gen !== this.gen) {
+      if (sameId(eid, this.eid)) this._savedMeanwhile(f.name, ed.editor);
+      return;
+    }
+    if (f.editor === ed) await this._readBack(f, gen, ed);
+  }
+
+  /**
+   * The write is applied; read it back (the notification says so too, unless registering
+   * failed), and end the editor `ed` if it is still open.
+   */
+  async _readBack(f, gen, ed) {
     try {
-      const [read] = await readBatch(this.conn, [readRequest(eid, f.name)]);
+      const [read] = await readBatch(this.conn, [readRequest(this.eid, f.name)]);
       if (gen === this.gen) f.read = read;
     } catch (err) {
       if (gen === this.gen) showError(this.error, err);
     }
-    if (gen === this.gen && f.editor === ed) this._endEdit(f);
+    if (gen !== this.gen) return;
+    if (ed && f.editor === ed) this._endEdit(f);
+    else if (!f.editor && f.tr) this._renderRow(f);
+  }
+
+  /**
+   * A save of `editor` went through while the entity was being read again (a reconnect, Reload):
+   * that editor, kept for the new rows, is not "not saved yet"; it ends as a save ends.
+   */
+  _savedMeanwhile(name, editor) {
+    const k = this.kept.get(name);
+    if (k && k.editor === editor) {
+      k.saved = true; // not back in its row yet: _restoreEdits reads the field instead
+      return;
+    }
+    const f = this.fields.get(name);
+    if (f && f.editor && f.editor.editor === editor) this._readBack(f, this.gen, f.editor);
   }
 
   // ------------------------------------------------------------------ create and delete
