@@ -535,6 +535,23 @@ async def test_a_write_from_another_client_shows_live(page: Page, client: Client
     assert await page.evaluate("() => window.__notReloaded") is True
 
 
+async def test_an_editor_left_open_stays_with_its_entity(page: Page, client: Client) -> None:
+    """An editor open when the user opens another entity is not carried over to that
+    entity's field of the same name (saving it there would write the other entity):
+    the new entity's row shows its own value; the input is dropped with the entity left."""
+    await open_entity(page, SENSOR)
+    row = field_row(page, "Name")
+    await row.locator("button.edit").click()
+    await row.locator(".editor-input").fill("typed for the sensor")
+    await open_entity(page, "Folder$10")
+    await expect(row.locator("form.edit")).to_have_count(0)
+    await expect(row.locator("td.value")).to_have_text(await client.read_value("Folder$10", "Name"))
+    await expect(page.locator("#entity .error")).to_be_hidden()
+    await open_entity(page, SENSOR)
+    await expect(row.locator("form.edit")).to_have_count(0)
+    await expect(row.locator("td.value")).to_have_text(await client.read_value(SENSOR, "Name"))
+
+
 async def test_moving_on_unregisters_the_notifications(cluster: Cluster, page: Page) -> None:
     await open_entity(page, SENSOR)  # 13 fields and its parent's Children
     await expect(page.locator("#entity .live")).to_have_text("live: following 13 fields")
@@ -865,3 +882,4 @@ async def test_nothing_left_for_another_host_and_no_errors(cluster: Cluster, rec
     assert any(u.startswith("ws://") for u in recorded.urls), recorded.urls
     assert recorded.off_host(cluster.page_node.addr) == []
     assert [e for e in recorded.errors if not RECONNECT_ERROR.match(e)] == []
+

@@ -59,9 +59,12 @@ export class EntityView {
     this.failed = false;
     await this._unwatchAll();
     if (gen !== this.gen) return;
-    if (!sameId(eid, this.eid)) this.kept = new Map();
-    for (const f of this.fields.values()) {
-      if (f.editor) this.kept.set(f.name, { kind: f.kind, editor: f.editor.editor, focused: f.editor.form.contains(document.activeElement) });
+    if (!sameId(eid, this.eid)) {
+      this.kept = new Map(); // another entity: an editor open in the one left goes with it, never into a field of this one
+    } else {
+      for (const f of this.fields.values()) {
+        if (f.editor) this.kept.set(f.name, { kind: f.kind, editor: f.editor.editor, focused: f.editor.form.contains(document.activeElement) });
+      }
     }
     this.eid = eid;
     this.fields = new Map();
