@@ -3,12 +3,15 @@ docs/security.md): at start-up, a node that anyone else can reach without
 TLS or peer authentication logs what anyone who can reach its port can do;
 and a node with users on but peer authentication off logs, whatever its
 address, that users can be bypassed (a /forward connection is trusted as a
-peer's, and a peer's requests name their own user)."""
+peer's, and a peer's requests name their own user); and a TLS key or admin
+password file that others may read is a warning at start-up."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import stat
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +63,22 @@ class UsersExposure:
                     "bypass them and act as any user, by connecting as a peer on /forward and relaying requests "
                     "in that user's name; start every node with --peer-secret-file or --peer-cert-auth "
                     "(docs/security.md)", index, self._addr)
+
+
+def readable_by_others(path: Path, flag: str, what: str) -> str | None:
+    """The start-up warning for a secret file others may read, or None. Others
+    = any permission for other users, or for the group unless root owns the
+    file (PostgreSQL's rule for its key file: ``root:ssl-cert 0640`` is a
+    common set-up). A warning, not a refusal (the peer secret file is
+    refused: qcore.node.peer_auth), so that a node that ran with such a file
+    still starts after an upgrade."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # reading it says why
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o007 and not (mode & 0o070 and st.st_uid != 0):
+        return None
+    who = "other users of this machine" if mode & 0o007 else "its group"
+    return (f"{flag} {path} has mode {mode:04o}: {who} can read {what}; make it readable by the node's user only "
+            f"(chmod 600 {path}; docs/security.md)")

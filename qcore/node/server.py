@@ -34,7 +34,7 @@ from qcore.node.cluster_identity import UNFINISHED_RESTORE, ClusterIdentity, fro
 from qcore.node.console import ConsoleFiles
 from qcore.node.driver import RaftDriver
 from qcore.node.endpoints import node_routes
-from qcore.node.exposure import UsersExposure, security_warning
+from qcore.node.exposure import UsersExposure, readable_by_others, security_warning
 from qcore.node.errors import NOT_INITIALISED_TEXT, NodeError, RequestFailed, error_reply
 from qcore.node.forwarder import Forwarder
 from qcore.node.http import HttpReply
@@ -307,9 +307,16 @@ class Node:
         log.info("node %d serving on %s://%s (peer authentication: %s; websockets %s, fast paths %s)", opts.id,
                  "wss" if self.tls is not None else "ws", opts.ws_addr, " or ".join(auth) or "off",
                  websockets.__version__, "on" if wsfast.FAST else f"off: {wsfast.WHY_NOT}")
-        warning = security_warning(opts.ws_addr, self.tls is not None, self.gate.enabled)
-        if warning is not None:
-            log.warning("%s", warning)
+        warnings = [security_warning(opts.ws_addr, self.tls is not None, self.gate.enabled)]
+        if self.tls is not None:
+            warnings.append(self.tls.refused_by_peers(opts.host))
+            warnings.append(readable_by_others(self.tls.key_file, "--tls-key-file", "the node's private key"))
+        if opts.admin_password_file is not None:
+            warnings.append(readable_by_others(opts.admin_password_file, "--admin-password-file",
+                                               "the admin's password"))
+        for warning in warnings:
+            if warning is not None:
+                log.warning("%s", warning)
 
     def _peer_connected(self, side: PeerSide) -> None:
         """A connection is a peer's (authenticated, or with peer authentication

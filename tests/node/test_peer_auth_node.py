@@ -18,7 +18,7 @@ from qcore.node.exposure import security_warning
 from qcore.node.peer_auth import Dialler, PeerKeys, load_secret
 from tests.node.harness import Conn, eid, logged, read, wait_serving, wait_until, write
 from tests.node.test_cluster import init_cluster
-from tests.node.tls_files import make_secret
+from tests.node.tls_files import make_secret, make_tls
 
 
 def _raft(tag: str, body: dict) -> bytes:
@@ -171,6 +171,41 @@ async def test_a_reachable_node_says_once_what_it_leaves_open(nodes, tmp_path) -
     assert log.count("listening on 0.0.0.0:") == 1 and "without TLS" in log, log  # what the secret leaves open
 
 
+async def test_a_node_warns_of_a_certificate_peers_refuse_and_of_secrets_others_can_read(nodes, tmp_path) -> None:
+    """At start-up, in one line each: a certificate that does not name the host of --ws-addr (peers
+    and clients would refuse it), a --tls-key-file and an --admin-password-file others can read.
+    A node with the documented files (keys 0600) says none of it."""
+    import trustme
+
+    tls = make_tls(tmp_path)
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    leaf = ca.issue_cert("db9.example.net")  # not 127.0.0.1, where the node listens
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "db9.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "db9.key"))
+    (tmp_path / "db9.key").chmod(0o644)
+    pw = tmp_path / "admin-pw"
+    pw.write_text("admin-pw-0c4d1e\n")
+    pw.chmod(0o644)
+    exposed = nodes(1, "--init", "--in-memory", "--admin-password-file", str(pw), "--tls-cert-file",
+                    str(tmp_path / "db9.pem"), "--tls-key-file", str(tmp_path / "db9.key"), "--tls-ca-file",
+                    str(tmp_path / "ca.pem"), "--peer-secret-file", str(tls.secret)).start()
+    pw_ok = tmp_path / "admin-pw-0600"
+    pw_ok.write_text("admin-pw-0c4d1e\n")
+    pw_ok.chmod(0o600)
+    fine = nodes(2, "--init", "--in-memory", "--admin-password-file", str(pw_ok), *tls.node_args()).start()
+    for n in (exposed, fine):
+        await wait_until(lambda n=n: logged(n, "serving on wss://"), what=f"node {n.id} serving")
+    log = exposed.log_path.read_text()
+    assert log.count("peers dialling 127.0.0.1 will refuse this node's certificate") == 1, log
+    assert "not valid for '127.0.0.1'" in log, log
+    assert log.count("--tls-key-file") == 1 and "db9.key has mode 0644: other users of this machine can read the " \
+        "node's private key" in log, log
+    assert log.count("--admin-password-file") == 1 and "admin-pw has mode 0644" in log, log
+    log = fine.log_path.read_text()
+    assert "will refuse" not in log and "has mode" not in log, log
+
+
 def test_unusable_secret_or_tls_files_stop_the_start_up(tmp_path) -> None:
     secret = make_secret(tmp_path)
     secret.chmod(0o644)
@@ -179,7 +214,7 @@ def test_unusable_secret_or_tls_files_stop_the_start_up(tmp_path) -> None:
     assert r.returncode == 2 and "readable by its owner only" in r.stderr, r.stderr
     r = subprocess.run([*base, "--tls-cert-file", str(tmp_path / "none.pem"), "--tls-key-file", str(secret)],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "cannot load the TLS files" in r.stderr, r.stderr
+    assert r.returncode == 2 and "cannot read --tls-cert-file" in r.stderr, r.stderr
     r = subprocess.run([*base, "--peer-cert-auth"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--peer-cert-auth needs --tls-ca-file" in r.stderr, r.stderr
     # qcore gen-secret writes a usable file and never overwrites one.

@@ -4,6 +4,7 @@ over memory buffers, no sockets."""
 
 from __future__ import annotations
 
+import datetime
 import ssl
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def test_a_certificate_of_another_ca_fails_both_ways(certs: Path, tmp_path: Path
 def test_bad_files_are_a_clear_start_up_error(certs: Path) -> None:
     with pytest.raises(TlsConfigError, match="--tls-key-file"):
         NodeTls.load(certs / "node1.pem", certs / "node2.key", certs / "ca.pem", cert_auth=False)
-    with pytest.raises(TlsConfigError, match="cannot load"):
+    with pytest.raises(TlsConfigError, match="cannot read --tls-cert-file"):
         NodeTls.load(certs / "missing.pem", certs / "node1.key", None, cert_auth=False)
     with pytest.raises(TlsConfigError, match="--peer-cert-auth needs --tls-ca-file"):
         NodeTls.load(certs / "node1.pem", certs / "node1.key", None, cert_auth=True)
@@ -110,3 +111,58 @@ def test_a_node_added_later_gets_a_certificate_of_the_same_ca(tmp_path: Path) ->
     assert verified_client_cert(_Transport(server_end))
     _, server_end = handshake(n4.server, n1.peers, "localhost")
     assert verified_client_cert(_Transport(server_end))
+
+
+def test_a_key_encrypted_with_a_passphrase_is_a_start_up_error_not_a_prompt(certs: Path, tmp_path: Path) -> None:
+    """OpenSSL would ask for the passphrase on the terminal (twice: server and peer contexts), and
+    without one fail with '[Errno 22] Invalid argument'; the node says what is wrong instead."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key((certs / "node1.key").read_bytes(), password=None)
+    encrypted = tmp_path / "node1-encrypted.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"passphrase")))
+    with pytest.raises(TlsConfigError, match=r"--tls-key-file .*node1-encrypted.key is encrypted with a passphrase"):
+        NodeTls.load(certs / "node1.pem", encrypted, certs / "ca.pem", cert_auth=False)
+
+
+def test_a_missing_file_is_named_by_its_flag(certs: Path) -> None:
+    with pytest.raises(TlsConfigError, match=r"cannot read --tls-ca-file .*nope.pem: No such file"):
+        NodeTls.load(certs / "node1.pem", certs / "node1.key", certs / "nope.pem", cert_auth=False)
+
+
+def test_a_certificate_peers_would_refuse_is_told_at_start_up(certs: Path, tmp_path: Path) -> None:
+    """refused_by_peers: what a peer dialling the node's host would say of its certificate."""
+    import trustme
+
+    n1 = NodeTls.load(certs / "node1.pem", certs / "node1.key", certs / "ca.pem", cert_auth=True)
+    assert n1.refused_by_peers("127.0.0.1") is None
+    assert n1.refused_by_peers("0.0.0.0") is None  # a wildcard is not a name peers dial
+    why = n1.refused_by_peers("localhost")  # the certificate names 127.0.0.1 only
+    assert why is not None and "peers dialling localhost will refuse" in why and "not valid for 'localhost'" in why
+    # Signed by another CA than --tls-ca-file's (or a --tls-ca-file that is not the CA).
+    stranger = NodeTls.load(certs / "node1.pem", certs / "node1.key", certs / "node2.pem", cert_auth=False)
+    why = stranger.refused_by_peers("127.0.0.1")
+    assert why is not None and "unable to get local issuer certificate" in why and "node2.pem" in why
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    for name, start, end, said in (("expired", now - datetime.timedelta(days=9), now - datetime.timedelta(days=1),
+                                    "certificate has expired"),
+                                   ("future", now + datetime.timedelta(days=1), now + datetime.timedelta(days=9),
+                                    "certificate is not yet valid")):
+        leaf = ca.issue_cert("127.0.0.1", not_before=start, not_after=end)
+        leaf.cert_chain_pems[0].write_to_path(str(tmp_path / f"{name}.pem"))
+        leaf.private_key_pem.write_to_path(str(tmp_path / f"{name}.key"))
+        node = NodeTls.load(tmp_path / f"{name}.pem", tmp_path / f"{name}.key", tmp_path / "ca.pem", cert_auth=False)
+        why = node.refused_by_peers("127.0.0.1")
+        assert why is not None and said in why, why
+    # A chain file (leaf and intermediate) verifies against the root; the leaf alone does not.
+    leaf = ca.create_child_ca().issue_cert("127.0.0.1")
+    (tmp_path / "chain.pem").write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "leaf.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "leaf.key"))
+    chain = NodeTls.load(tmp_path / "chain.pem", tmp_path / "leaf.key", tmp_path / "ca.pem", cert_auth=True)
+    assert chain.refused_by_peers("127.0.0.1") is None
+    alone = NodeTls.load(tmp_path / "leaf.pem", tmp_path / "leaf.key", tmp_path / "ca.pem", cert_auth=True)
+    assert "unable to get local issuer certificate" in (alone.refused_by_peers("127.0.0.1") or "")
