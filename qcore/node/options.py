@@ -107,8 +107,9 @@ class NodeOptions:
 
 
 def read_password_file(path: Path) -> str:
-    """The first line of a password file; ValueError if there is none (OSError if unreadable)."""
-    text = path.read_text(encoding="utf-8")
+    """The first line of a password file, without its line ending or a UTF-8 byte order mark
+    (Windows editors write one; nobody types it); ValueError if there is none (OSError if unreadable)."""
+    text = path.read_text(encoding="utf-8-sig")
     first = text.splitlines()[0] if text else ""
     if not first:
         raise ValueError(f"{path}: the first line (the password) is empty")

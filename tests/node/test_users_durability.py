@@ -150,7 +150,8 @@ async def _installed_snapshot(n: NodeProc) -> bool:
 
 async def test_init_admin_password_file_starts_a_node_with_users_on(nodes, tmp_path_factory) -> None:
     pw_file = tmp_path_factory.mktemp("secret") / "pw"
-    pw_file.write_text(ADMIN_PW)
+    # As Windows Notepad saves it: a UTF-8 byte order mark and CRLF, neither of them part of the password.
+    pw_file.write_bytes(b"\xef\xbb\xbf" + ADMIN_PW.encode() + b"\r\n")
     n = nodes(1, "--init", "--admin-password-file", str(pw_file)).start()
     await wait_serving(n)
     await wait_ready(n)  # Authenticate waits for a read barrier: a leader first
