@@ -45,28 +45,40 @@ async def _flood(addr: str, i: int, stop: float) -> None:
         ws.transport.abort()
 
 
+FLOODS = 16
+SERVED = ("qcore_requests_total", (("outcome", "ok"), ("type", "Perform")))  # the floods' batches, answered
+
+
 async def test_connections_that_never_read_leave_memory_bounded_and_others_served(nodes):
     n = nodes(1, "--init", "--in-memory").start()
     await wait_serving(n)
     assert n.proc is not None
     base = rss_mib(n.proc.pid)
     stop = time.monotonic() + 8
-    floods = [asyncio.create_task(_flood(n.addr, i, stop)) for i in range(16)]
-    latencies: list[float] = []
+    floods = [asyncio.create_task(_flood(n.addr, i, stop)) for i in range(FLOODS)]
+    probes: list[tuple[float, float]] = []  # a fresh client's connect + GetMetrics: (seconds, batches served meanwhile)
     peak = base
     while time.monotonic() < stop:
+        before = (await scrape(n)).get(SERVED, 0)
         started = time.monotonic()
-        c = await Conn.open(n.addr)
+        # (open_timeout 20 s, as the call's: a bound on a hang; Conn.open's 5 s is not one on a loaded machine)
+        c = Conn(await connect(f"ws://{n.addr}", proxy=None, open_timeout=20))
         assert (await c.call("GetMetrics", timeout=20))["GetMetricsResponse"]["response"]["id"] == 1
-        latencies.append(time.monotonic() - started)
+        seconds = time.monotonic() - started
         await c.close()
+        probes.append((seconds, (await scrape(n)).get(SERVED, 0) - before))
         peak = max(peak, rss_mib(n.proc.pid))
         await asyncio.sleep(0.25)
     await asyncio.gather(*floods)
     # Before flow control: +900 MiB and GetMetrics unanswered for over 10 s.
     assert peak - base < 100, f"RSS grew from {base} to {peak} MiB"
-    latencies.sort()
-    assert latencies[len(latencies) // 2] < 1.0 and latencies[-1] < 5.0, latencies
+    # The fresh client takes its turn with the flooding connections, not after their backlog:
+    # it is answered within a second, or, where other load slows the node down so much that a
+    # second buys only a few batches, before the node has served three batches for each of
+    # them (it serves one or two; with no turns, over four). A bound in seconds alone failed
+    # on a loaded machine, where one batch of 2,000 reads takes the node ~0.1 s.
+    late = [(s, served) for s, served in probes if s >= 1.0 and served > 3 * FLOODS]
+    assert not late, probes
     flow = await scrape(n)  # what an operator sees of it
     assert flow[("qcore_connections_paused_total", ())] >= 16 and flow[("qcore_turn_waits_total", ())] > 0, flow
     log = n.log_path.read_text()
