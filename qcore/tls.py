@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = ["CA_ENV", "CERT_ENV", "KEY_ENV", "client_context", "env_files", "host_of", "scheme", "wants_tls"]
@@ -32,18 +32,35 @@ def client_context(
     ca_file: str | Path | None = None,
     cert_file: str | Path | None = None,
     key_file: str | Path | None = None,
+    key_password: Callable[[], str | bytes] | str | bytes | None = None,
 ) -> ssl.SSLContext:
     """A context that verifies the server (against ``ca_file``, else the
     system's CAs) and its host name, TLS 1.2 or newer; with ``cert_file``
     (and ``key_file`` unless the key is in the same PEM) it presents that
     client certificate (mutual TLS). Raises OSError/ssl.SSLError for a
-    missing or unreadable file."""
+    missing or unreadable file. A key encrypted with a passphrase is
+    decrypted with ``key_password`` (the passphrase, or a function asked
+    once that returns it); without one it is a ValueError, never OpenSSL's
+    own prompt on the terminal."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert_file:
+        key_path = key_file or cert_file
+        asked = False
+
+        def passphrase() -> str | bytes:  # OpenSSL calls it only for an encrypted key
+            nonlocal asked
+            if key_password is None:
+                raise ValueError(f"the client key {key_path} is encrypted with a passphrase: give the passphrase,"
+                                 f" or the key unencrypted (openssl pkey -in {key_path} -out client.key)")
+            asked = True
+            return key_password() if callable(key_password) else key_password
+
         try:
-            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None, password=passphrase)
         except ssl.SSLError as e:
+            if asked:
+                raise ValueError(f"cannot decrypt the client key {key_path}: wrong passphrase?") from None
             if key_file:
                 raise
             # OpenSSL says only "[SSL] PEM lib": the usual cause is a key kept in its own file.

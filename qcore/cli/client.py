@@ -326,6 +326,13 @@ def _password(user: str | None) -> str | None:
     return pw if pw else user_commands.login_password(user)  # no user has an empty password
 
 
+def _key_passphrase(args: argparse.Namespace) -> str:
+    """Asked for only if the client key is encrypted (OpenSSL calls it then)."""
+    flag, path = ("--tls-client-key", args.tls_client_key) if args.tls_client_key else ("--tls-client-cert",
+                                                                                         args.tls_client_cert)
+    return user_commands.tls_key_passphrase(flag, path)
+
+
 async def run(args: argparse.Namespace) -> int:
     # A --timeout given bounds the membership commands too; without one they take the library's longer default.
     args.membership_timeout = args.timeout
@@ -339,7 +346,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         c = Client(args.addr, request_timeout=args.timeout, retry_writes=args.retry_writes,
                    tls_ca=args.tls_ca_file, tls_cert=args.tls_client_cert, tls_key=args.tls_client_key,
-                   user=args.user, password=_password(args.user))
+                   tls_key_password=lambda: _key_passphrase(args), user=args.user, password=_password(args.user))
     except ValueError as e:  # TLS: a client key without its certificate, or a certificate file without its key
         print(f"qcore-cli: {e}", file=sys.stderr)
         return USAGE_EXIT if args.tls_client_key and not args.tls_client_cert else 1

@@ -105,6 +105,20 @@ def login_password(user: str) -> str:
     return pw
 
 
+def tls_key_passphrase(flag: str, path: str) -> str:
+    """The passphrase of an encrypted client key: asked for once at the terminal (not
+    echoed), as curl and psql do; without a terminal a CliError naming the flag, since
+    standard input may be the login password's."""
+    if not _has_terminal():
+        raise CliError(f"{flag} {path} is encrypted with a passphrase and there is no terminal to ask it at:"
+                       f" give the key unencrypted, readable by you only (openssl pkey -in {path} -out client.key;"
+                       " chmod 600 client.key)")
+    pw = _ask(f"passphrase for {path}: ")
+    if not pw:
+        raise CliError(f"no passphrase for {path}")
+    return pw
+
+
 def _has_terminal() -> bool:
     """Can getpass ask at a terminal (the controlling one, else standard input)?"""
     try:

@@ -48,7 +48,7 @@ import contextvars
 import itertools
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Self, TypedDict, Unpack
 
 from websockets.exceptions import InvalidMessage
@@ -157,6 +157,7 @@ class SessionOptions(TypedDict, total=False):
     tls_ca: str | Any
     tls_cert: str | Any
     tls_key: str | Any
+    tls_key_password: Callable[[], str | bytes] | str | bytes | None
     ssl_context: ssl.SSLContext | None
     user: str | None
     password: str | None
@@ -178,6 +179,7 @@ class Session:
         tls_ca: str | Any = None,
         tls_cert: str | Any = None,
         tls_key: str | Any = None,
+        tls_key_password: Callable[[], str | bytes] | str | bytes | None = None,
         ssl_context: ssl.SSLContext | None = None,
         user: str | None = None,
         password: str | None = None,
@@ -185,14 +187,15 @@ class Session:
         """TLS (SPEC 8.1) is on with ``tls_ca`` (the CA file that signs the nodes'
         certificates), a ``wss://`` address (the system's CAs then, unless
         ``tls_ca``), or an ``ssl_context`` of your own; ``tls_cert``/``tls_key``
-        present a client certificate. A node whose certificate does not verify
-        is refused. ``user`` and ``password``: log in on every connection
-        (SPEC 8.3)."""
+        present a client certificate, its key decrypted with ``tls_key_password``
+        (the passphrase, or a function returning it) if it is encrypted. A node
+        whose certificate does not verify is refused. ``user`` and ``password``:
+        log in on every connection (SPEC 8.3)."""
         self._ssl = ssl_context
         if not isinstance(addresses, str):
             addresses = list(addresses)  # read twice: for the scheme, then the addresses
         if self._ssl is None and (tls_ca or tls_cert or wants_tls(addresses)):
-            self._ssl = client_context(tls_ca, tls_cert, tls_key)
+            self._ssl = client_context(tls_ca, tls_cert, tls_key, tls_key_password)
         if (user is None) != (password is None):
             raise ValueError("give both user and password, or neither")
         self.addresses = parse_addresses(addresses)

@@ -8,6 +8,7 @@ import asyncio
 import importlib.util
 import os
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 
@@ -122,3 +123,50 @@ def test_a_client_certificate_without_its_key_says_the_key_is_missing(
     assert cli.main(["--addr", "127.0.0.1:1", "--tls-ca-file", str(tls.ca), "--tls-client-cert", str(tls.cert),
                      "--tls-client-key", str(tls.key), "--timeout", "0.5", "status"]) == 1
     assert "ConnectionFailed" in capsys.readouterr().err  # with its key it loads, and goes on to connect
+
+
+async def test_qcore_cli_asks_once_for_the_passphrase_of_an_encrypted_client_key(tmp_path: Path) -> None:
+    """OpenSSL's own prompt said 'Enter PEM pass phrase:' twice and, with no terminal, ended in
+    'qcore-cli: TLS: cannot use ca.pem, node.pem, enc.key: Invalid argument'. Now the passphrase is
+    asked for once at a terminal (as curl and psql do); without one the error names the flag."""
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.node.test_users_cluster import Terminal, _take_terminal
+
+    tls = make_tls(tmp_path)
+    encrypted = tmp_path / "enc.key"
+    key = serialization.load_pem_private_key(tls.key.read_bytes(), None)
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"key-pass-3b1")))
+    async with running_node(*tls.node_args(secret=False)) as addr:
+        argv = [sys.executable, "-m", "qcore.cli.client", "--addr", addr, "--tls-ca-file", str(tls.ca),
+                "--tls-client-cert", str(tls.cert), "--tls-client-key", str(encrypted), "status"]
+
+        async def at_terminal(typed: str, last: str) -> tuple[int, bytes]:
+            master, slave = os.openpty()
+            proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=REPO,
+                                    start_new_session=True, preexec_fn=_take_terminal)
+            os.close(slave)
+            term = Terminal(master)
+            try:
+                await term.answer(f"passphrase for {encrypted}: ", typed)
+                await term.expect(last)
+                return await asyncio.to_thread(proc.wait, 30), term.seen
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                os.close(master)
+
+        code, seen = await at_terminal("key-pass-3b1", addr)  # its row in the status table
+        assert code == 0 and seen.count(b"passphrase for") == 1 and b"key-pass-3b1" not in seen, seen
+        code, seen = await at_terminal("wrong", "wrong passphrase?")
+        assert code == 1 and f"cannot decrypt the client key {encrypted}: wrong passphrase?".encode() in seen, seen
+        # No terminal (a script, cron): one line naming the flag, nothing asked.
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 1 and err.decode().count("\n") == 1, err
+        assert err.decode().startswith(f"qcore-cli: --tls-client-key {encrypted} is encrypted with a passphrase and"
+                                       " there is no terminal to ask it at"), err
