@@ -84,7 +84,7 @@ class NodeTls:
             peers = client_context(self.ca_file, self.cert_file, self.key_file)
             peers.check_hostname = False
         try:
-            _handshake(self.server, peers, host if peers.check_hostname else None)
+            memory_handshake(self.server, peers, host if peers.check_hostname else None)
         except ssl.SSLCertVerificationError as exc:
             why = (exc.verify_message or str(exc)).rstrip(".")
         except ssl.SSLError as exc:
@@ -96,8 +96,9 @@ class NodeTls:
                 f"clients check it (docs/security.md)")
 
 
-def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, host: str | None) -> None:
-    """A TLS handshake between two ends in memory; raises what either end raises."""
+def memory_handshake(server: ssl.SSLContext, client: ssl.SSLContext,
+                     host: str | None) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """A TLS handshake between two ends in memory (client, server); raises what either end raises."""
     c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
     c = client.wrap_bio(c_in, c_out, server_hostname=host)
     s = server.wrap_bio(s_in, s_out, server_side=True)
@@ -116,7 +117,7 @@ def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, host: str | None)
             s.write(b"x")
             c_in.write(s_out.read())
             c.read(1)
-            return
+            return c, s
     raise ssl.SSLError("the TLS handshake with itself did not finish")
 
 

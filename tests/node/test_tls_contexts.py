@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qcore.node.tls import NodeTls, TlsConfigError, verified_client_cert
+from qcore.node.tls import NodeTls, TlsConfigError, memory_handshake, verified_client_cert
 from qcore.tls import client_context
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,43 +37,19 @@ class _Transport:
         return self._obj if name == "ssl_object" else None
 
 
-def handshake(server: ssl.SSLContext, client: ssl.SSLContext, host: str) -> tuple[ssl.SSLObject, ssl.SSLObject]:
-    """Run a TLS handshake between two in-memory ends; raises what either raises."""
-    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    c = client.wrap_bio(c_in, c_out, server_hostname=host)
-    s = server.wrap_bio(s_in, s_out, server_side=True)
-    done = [False, False]
-    for _ in range(10):
-        for i, (end, out, peer_in) in enumerate(((c, c_out, s_in), (s, s_out, c_in))):
-            if not done[i]:
-                try:
-                    end.do_handshake()
-                    done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
-            peer_in.write(out.read())
-        if all(done):
-            # TLS 1.3: the server judges the client's certificate after the client is done.
-            s.write(b"x")
-            c_in.write(s_out.read())
-            assert c.read(1) == b"x"
-            return c, s
-    raise AssertionError("handshake did not finish")
-
-
 def test_peers_verify_each_other_by_ca_host_name_and_client_certificate(certs: Path) -> None:
     n1 = NodeTls.load(certs / "node1.pem", certs / "node1.key", certs / "ca.pem", cert_auth=True)
     n2 = NodeTls.load(certs / "node2.pem", certs / "node2.key", certs / "ca.pem", cert_auth=True)
-    _, server_end = handshake(n1.server, n2.peers, "127.0.0.1")
+    _, server_end = memory_handshake(n1.server, n2.peers, "127.0.0.1")
     assert verified_client_cert(_Transport(server_end))  # node 2 presented its certificate
-    _, server_end = handshake(n2.server, n1.peers, "localhost")
+    _, server_end = memory_handshake(n2.server, n1.peers, "localhost")
     assert verified_client_cert(_Transport(server_end))
     # A client without a certificate is served, as a client.
-    _, server_end = handshake(n1.server, client_context(certs / "ca.pem"), "127.0.0.1")
+    _, server_end = memory_handshake(n1.server, client_context(certs / "ca.pem"), "127.0.0.1")
     assert not verified_client_cert(_Transport(server_end))
     # The host name must match the certificate: node 1's is for 127.0.0.1 only.
     with pytest.raises(ssl.SSLCertVerificationError):
-        handshake(n1.server, n2.peers, "localhost")
+        memory_handshake(n1.server, n2.peers, "localhost")
 
 
 def test_a_certificate_of_another_ca_fails_both_ways(certs: Path, tmp_path: Path) -> None:
@@ -82,10 +58,10 @@ def test_a_certificate_of_another_ca_fails_both_ways(certs: Path, tmp_path: Path
     n1 = NodeTls.load(certs / "node1.pem", certs / "node1.key", certs / "ca.pem", cert_auth=True)
     stranger = NodeTls.load(tmp_path / "node9.pem", tmp_path / "node9.key", tmp_path / "ca.pem", cert_auth=True)
     with pytest.raises(ssl.SSLCertVerificationError):
-        handshake(n1.server, stranger.peers, "127.0.0.1")  # the stranger does not trust node 1
+        memory_handshake(n1.server, stranger.peers, "127.0.0.1")  # the stranger does not trust node 1
     forged = client_context(certs / "ca.pem", tmp_path / "node9.pem", tmp_path / "node9.key")
     with pytest.raises(ssl.SSLError):
-        handshake(n1.server, forged, "127.0.0.1")  # node 1 does not take the stranger's client certificate
+        memory_handshake(n1.server, forged, "127.0.0.1")  # node 1 does not take the stranger's client certificate
 
 
 def test_bad_files_are_a_clear_start_up_error(certs: Path) -> None:
@@ -107,9 +83,9 @@ def test_a_node_added_later_gets_a_certificate_of_the_same_ca(tmp_path: Path) ->
     assert (tmp_path / "ca.pem").read_bytes() == ca
     n1 = NodeTls.load(tmp_path / "node1.pem", tmp_path / "node1.key", tmp_path / "ca.pem", cert_auth=True)
     n4 = NodeTls.load(tmp_path / "node4.pem", tmp_path / "node4.key", tmp_path / "ca.pem", cert_auth=True)
-    _, server_end = handshake(n1.server, n4.peers, "127.0.0.1")
+    _, server_end = memory_handshake(n1.server, n4.peers, "127.0.0.1")
     assert verified_client_cert(_Transport(server_end))
-    _, server_end = handshake(n4.server, n1.peers, "localhost")
+    _, server_end = memory_handshake(n4.server, n1.peers, "localhost")
     assert verified_client_cert(_Transport(server_end))
 
 
