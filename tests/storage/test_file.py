@@ -99,13 +99,18 @@ def test_lock_in_process(tmp_path) -> None:
     FileStorage(tmp_path / "d").close()
 
 
-def test_lock_across_processes_and_released_by_kill(tmp_path) -> None:
-    d = str(tmp_path / "d")
+def _holding(d: str) -> subprocess.Popen[bytes]:
+    """Another process that opens FileStorage on `d` and holds it until killed."""
     code = (
         "import sys; from qcore.storage import FileStorage; s = FileStorage(sys.argv[1]);"
         "print('locked', flush=True); sys.stdin.read()"
     )
-    child = subprocess.Popen([sys.executable, "-c", code, d], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-c", code, d], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def test_lock_across_processes_and_released_by_kill(tmp_path) -> None:
+    d = str(tmp_path / "d")
+    child = _holding(d)
     try:
         assert child.stdout.readline() == b"locked\n"
         with pytest.raises(StorageError, match=f"locked by process {child.pid}"):
@@ -120,11 +125,7 @@ def test_a_lock_file_deleted_while_the_dir_is_in_use_lets_no_second_process_in(t
     """An operator who takes LOCK for a stale file and deletes it must not let a second node
     write the same log: the directory itself is locked too."""
     d = str(tmp_path / "d")
-    code = (
-        "import sys; from qcore.storage import FileStorage; s = FileStorage(sys.argv[1]);"
-        "print('locked', flush=True); sys.stdin.read()"
-    )
-    child = subprocess.Popen([sys.executable, "-c", code, d], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    child = _holding(d)
     try:
         assert child.stdout.readline() == b"locked\n"
         os.unlink(os.path.join(d, "LOCK"))
