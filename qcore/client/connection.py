@@ -146,7 +146,8 @@ class Connection:
             return False
         try:
             pong = await self._ws.ping()
-            await asyncio.wait_for(pong, timeout)
+            async with asyncio.timeout(timeout):
+                await pong
             return True
         except (ConnectionClosed, TimeoutError):
             return False

@@ -398,7 +398,8 @@ class Session:
         try:
             login: Any = Authenticate(self.next_id(), self.user or "", self._password or "")  # registered beside the seed's
             fut = await conn.send(login)
-            reply = await asyncio.wait_for(fut, max(0.0, deadline - asyncio.get_running_loop().time()))
+            async with asyncio.timeout(max(0.0, deadline - asyncio.get_running_loop().time())):
+                reply = await fut
         except TimeoutError:
             await conn.close()
             raise _LoginUnanswered(f"{conn.address}: no answer to the login before the deadline") from None
@@ -501,7 +502,8 @@ class Session:
                     wait = min(wait, self.attempt_timeout)
                 try:
                     fut = await conn.send(msg, on_reply)
-                    reply = await asyncio.wait_for(fut, wait)
+                    async with asyncio.timeout(wait):  # not wait_for: in 3.11 it can swallow a cancel
+                        reply = await fut
                 except asyncio.CancelledError:
                     conn.forget(msg.id)  # type: ignore[union-attr]  # the caller gave up: drop a late reply
                     raise

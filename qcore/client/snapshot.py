@@ -43,7 +43,12 @@ async def fetch_snapshot(
 
     async def call(msg: Any) -> object:  # an ops message (not in m.Message's union)
         try:
-            reply = await asyncio.wait_for(await conn.send(msg), timeout)
+            fut = await conn.send(msg)
+            try:
+                async with asyncio.timeout(timeout):  # not wait_for: in 3.11 it can swallow a cancel
+                    reply = await fut
+            finally:  # timed out or cancelled: nothing waits for its reply any more
+                conn.forget(msg.id)
         except TimeoutError:
             raise QcoreError(f"{msg.TAG} to {conn.address}: no reply within {timeout:.0f}s") from None
         except ConnectionLost as exc:

@@ -190,7 +190,8 @@ class Watch:
 
     async def get(self, timeout: float | None = None) -> Any:
         """The next notification (``asyncio.TimeoutError`` after ``timeout`` seconds)."""
-        return await asyncio.wait_for(self.__anext__(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: in 3.11 it can swallow a cancel, and the item with it
+            return await self.__anext__()
 
     async def close(self) -> None:
         """Unregister and end the stream (idempotent)."""
@@ -203,11 +204,15 @@ class Watch:
         self._queue.put_nowait(_END)
         if conn is not None and not conn.closed:
             # On the registration's own connection: tokens are per connection.
+            unregister = UnregisterNotification(self._client.next_id(), token)
             try:
-                fut = await conn.send(UnregisterNotification(self._client.next_id(), token))
-                await asyncio.wait_for(fut, self._client.request_timeout)
+                fut = await conn.send(unregister)
+                async with asyncio.timeout(self._client.request_timeout):
+                    await fut
             except (ConnectionLost, TimeoutError) as e:  # the registration dies with the connection anyway
                 logger.debug("unregister of %r failed: %s", token, e)
+            finally:  # timed out or cancelled: nothing waits for its reply any more
+                conn.forget(unregister.id)
 
     async def __aenter__(self) -> Watch:
         return self
