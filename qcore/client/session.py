@@ -218,6 +218,8 @@ class Session:
         self._retired: set[Connection] = set()  # moved away from, still finishing requests in flight
         self._closed = False
         self._closing = asyncio.Event()  # set by close(): a connection being made is abandoned
+        # The loop the client was first used in: its connection, tasks and watches live there.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -248,6 +250,15 @@ class Session:
         """End every watch, close the connection, stop background tasks (idempotent).
         Requests still waiting for a connection fail at once with ConnectionFailed;
         no connection is opened after this."""
+        if self._loop is not None and self._loop.is_closed():
+            # Used in a loop that has ended (an earlier asyncio.run): its tasks and connection went with it.
+            self._closed = True
+            self._conn = None
+            self._watches.clear()
+            self._tasks.clear()
+            self._retired.clear()
+            return
+        self._bound_loop()
         self._closed = True
         self._closing.set()
         for w in list(self._watches):
@@ -294,7 +305,21 @@ class Session:
 
     # ------------------------------------------------------------ connection
 
+    def _bound_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, which must be the one this client was first used in (a RuntimeError
+        saying so otherwise, not a failure deep inside asyncio)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RuntimeError(
+                "this qcore Client was first used in another event loop (an earlier asyncio.run(), or another"
+                " thread's loop): its connection and watches belong to that loop; make one Client per loop,"
+                " or from another thread hand calls to its loop with asyncio.run_coroutine_threadsafe()")
+        return loop
+
     async def _connection(self, deadline: float) -> Connection:
+        self._bound_loop()
         conn = self._conn
         if conn is not None and not conn.closed:
             return conn

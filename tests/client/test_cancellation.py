@@ -1,11 +1,12 @@
 """The client in an asyncio application, against a real node: a cancel is never lost (Python
 3.11's ``asyncio.wait_for`` returns the result instead of raising when the cancel and the
-awaited result meet, so a task polling the database could not be stopped), and the client goes on
-working with nothing left waiting."""
+awaited result meet, so a task polling the database could not be stopped), the client goes on
+working with nothing left waiting, and a client used in a second event loop says so."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from qcore.client import Client, notify_on_entity
 from qcore.client.connection import Connection
 from qcore.protocol import messages as m
+from tests.node.harness import NodeProc, wait_serving
 
 
 async def test_a_request_cancelled_as_its_reply_arrives_raises_cancelled(ready_node: str) -> None:
@@ -44,3 +46,17 @@ async def test_a_watch_get_cancelled_as_a_notification_arrives_raises_and_keeps_
                 await getting
             assert (await w.get(10))["log_index"] == change["log_index"] + 1  # not lost to the cancel
 
+
+def test_a_client_used_in_a_second_event_loop_says_so(nodes: Callable[..., NodeProc]) -> None:
+    node = nodes(1, "--init").start()
+    asyncio.run(wait_serving(node))
+    c = Client([node.addr])
+
+    async def first() -> Any:
+        await c.open()
+        return await c.read_value("User$3", "Name")
+
+    assert asyncio.run(first()) == "admin"  # the loop ends without closing the client
+    with pytest.raises(RuntimeError, match="first used in another event loop"):
+        asyncio.run(c.read_value("User$3", "Name"))
+    asyncio.run(c.close())  # its loop is gone: close() has nothing left to wait for
