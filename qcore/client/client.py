@@ -312,8 +312,14 @@ class Client(UserAdmin):
         config = await self._pin_path(config)
         w = Watch(self, dict(config), from_index, decode)
         self._watches.add(w)
+        # Shielded: a registration the node may already have made is not left behind by a cancel.
+        registering = asyncio.ensure_future(w.register())
         try:
-            await w.register()
+            await asyncio.shield(registering)
+        except asyncio.CancelledError:
+            self._watches.discard(w)
+            self._spawn(_unwatch_once_answered(w, registering))
+            raise
         except BaseException:
             self._watches.discard(w)
             w.fail(ConnectionFailed("registration failed"))
@@ -345,6 +351,15 @@ class Client(UserAdmin):
         if not isinstance(reached, EntityReference) or reached.v is None:
             return config
         return {"EntityId": {**body, "entity_id": command_json.entity_id(reached.v), "field_type": fld}}
+
+
+async def _unwatch_once_answered(w: Watch, registering: asyncio.Future[None]) -> None:
+    """A watch() cancelled while registering: once the node answers, unregister what it made."""
+    try:
+        await registering
+    except Exception:  # not registered: nothing to undo
+        pass
+    await w.close()
 
 
 def _plain(value: Any, where: str) -> dict[str, Any]:

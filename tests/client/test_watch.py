@@ -162,6 +162,38 @@ async def test_a_refused_registration_raises_and_leaves_no_watch(node: FakeNode)
         assert not c._watches
 
 
+async def test_a_watch_cancelled_while_registering_is_unregistered_once_answered(node: FakeNode) -> None:
+    # asyncio.wait_for(c.watch(...), 1) on a slow node, a TaskGroup cancelled meanwhile: the node
+    # registers it all the same; the registration was left on the node, sending its changes to
+    # a client that dropped them, for as long as the connection lived.
+    arrived, answer, unregistered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    tokens: list[Any] = []
+
+    async def slow(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.RegisterNotification:
+            arrived.set()
+            await answer.wait()
+            return m.RegisterNotificationResponse(msg.id, m.ok("t1"))
+        if type(msg) is m.UnregisterNotification:
+            tokens.append(msg.token)
+            unregistered.set()
+            return m.UnregisterNotificationResponse(msg.id, m.ok(None))
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = slow
+    async with Client([node.address], **FAST) as c:
+        watching = asyncio.create_task(c.watch(notify_on_type("User", "Score")))
+        await arrived.wait()
+        watching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watching
+        assert not c._watches
+        answer.set()
+        await asyncio.wait_for(unregistered.wait(), 5)
+        assert tokens == ["t1"]
+        assert isinstance(await c.metrics(), dict)  # the client goes on serving
+
+
 async def test_a_registration_answered_with_an_error_frame_raises_it_once(node: FakeNode) -> None:
     # A node answers a RegisterNotification it cannot serve at all (a from_index it cannot
     # decode, too many requests in flight...) with an Error frame, not a response. The
