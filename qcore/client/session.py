@@ -37,7 +37,8 @@ deadline, where its answer might come too late to be known.
 An idempotent request whose answer has not come within ``attempt_timeout``
 is sent again. The connection is kept if it answers a ping (the node is
 only slow, say waiting for an election) and replaced by one to the next
-address if it does not.
+address if it does not within ``connect_timeout``; a ping the deadline cut
+shorter than that proves nothing, and the connection is kept.
 """
 
 from __future__ import annotations
@@ -550,9 +551,14 @@ class Session:
                         unknown = f"no reply from {conn.address} in time"
                     if loop.time() >= deadline:
                         raise last_refusal or RequestTimeout(f"{name}: no reply within the request timeout") from None
-                    if not await conn.answers_ping(min(self.connect_timeout, max(0.0, deadline - loop.time()))):
+                    left = max(0.0, deadline - loop.time())
+                    if not await conn.answers_ping(min(self.connect_timeout, left)) and left >= self.connect_timeout:
+                        # Only a ping unanswered for all of connect_timeout proves the connection dead;
+                        # one the deadline cut short proves nothing, and the connection is kept.
                         logger.info("%s does not answer a ping: dropping the connection", conn.address)
                         conn.abort()
+                    if loop.time() >= deadline:  # sent, and no reply: not "its deadline passed before it was sent"
+                        raise last_refusal or RequestTimeout(f"{name}: no reply within the request timeout") from None
                     continue
 
                 why = refusal_of(reply)

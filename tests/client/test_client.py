@@ -250,7 +250,7 @@ async def test_timeouts_read_raises_request_timeout_write_raises_unknown_outcome
     node = nodes[0]
     node.behaviour = silent
     async with Client([node.address], request_timeout=0.6, attempt_timeout=0.2, connect_timeout=1.0) as c:
-        with pytest.raises(RequestTimeout):
+        with pytest.raises(RequestTimeout, match="no reply"):
             await c.read("User$1", "Name")
         reads = len(node.received)
         assert reads >= 2  # the read was sent again within its deadline
@@ -289,6 +289,21 @@ async def test_a_slow_node_keeps_its_live_connection(nodes: list[FakeNode]) -> N
         assert (await c.metrics())["id"] == 1
         assert c.address == a.address and answered.is_set()
     assert not b.received
+
+
+async def test_a_ping_the_deadline_cut_short_does_not_drop_the_connection(nodes: list[FakeNode]) -> None:
+    """Only a ping unanswered for all of ``connect_timeout`` proves a connection dead: one cut
+    short by the request's deadline ends the request, and the connection is kept."""
+    node = nodes[0]
+    async with Client([node.address], request_timeout=0.6, attempt_timeout=0.3, connect_timeout=30.0) as c:
+        assert (await c.metrics())["id"] == 1
+        (ws,) = node.connections
+        ws.transport.pause_reading()  # the node is busy: neither the read nor the ping is read before the deadline
+        with pytest.raises(RequestTimeout, match="no reply"):
+            await c.metrics()
+        ws.transport.resume_reading()
+        assert (await c.metrics())["id"] == 1
+        assert node.connections == [ws]  # answered on the connection it had
 
 
 async def test_write_follows_not_leader_to_the_named_leader(nodes: list[FakeNode]) -> None:
