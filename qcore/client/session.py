@@ -364,7 +364,8 @@ class Session:
         ``deadline``; else ConnectionFailed, or the last refusal a node answered Authenticate
         with (such as ``no_leader``), as a request raises the node's answer at its deadline."""
         loop = asyncio.get_running_loop()
-        errors: dict[str, str] = {}
+        errors: dict[str, str] = {}  # per address, why it gave no connection
+        tls_failed: set[str] = set()  # addresses whose error in ``errors`` is a TLS mismatch or certificate
         last_refusal: QcoreError | None = None
         unanswered_login: str | None = None  # an address that took the login and did not answer it in time
         backoff = _Backoff()
@@ -396,12 +397,20 @@ class Session:
                         last_refusal = _refusal_error(e.why)
                     if isinstance(e, _LoginUnanswered):
                         unanswered_login = addr
-                    errors[addr] = str(e) or type(e).__name__
+                    said = str(e) or type(e).__name__
+                    tls = True
                     if isinstance(e, ssl.SSLCertVerificationError):
-                        errors[addr] = f"certificate refused: {e.verify_message or e}"
+                        said = f"certificate refused: {e.verify_message or e}"
                     elif isinstance(e, InvalidMessage | ConnectionResetError | ssl.SSLError):
-                        errors[addr] += _tls_hint(self._ssl is not None)
-                    logger.debug("cannot connect to %s: %s", addr, errors[addr])
+                        said += _tls_hint(self._ssl is not None)
+                    else:
+                        tls = False
+                    # A TLS mismatch or a refused certificate said why; a later attempt that only
+                    # timed out (a loaded node) does not say why, and does not replace it.
+                    if not (addr in tls_failed and isinstance(e, TimeoutError) and not isinstance(e, _LoginUnanswered)):
+                        errors[addr] = said
+                        (tls_failed.add if tls else tls_failed.discard)(addr)
+                    logger.debug("cannot connect to %s: %s", addr, said)
                     self._next = (self._next + 1) % len(self.addresses)
             if errors and all(e.startswith("certificate refused") for e in errors.values()):
                 break  # waiting will not make a certificate verify

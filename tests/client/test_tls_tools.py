@@ -170,3 +170,30 @@ async def test_qcore_cli_asks_once_for_the_passphrase_of_an_encrypted_client_key
         assert proc.returncode == 1 and err.decode().count("\n") == 1, err
         assert err.decode().startswith(f"qcore-cli: --tls-client-key {encrypted} is encrypted with a passphrase and"
                                        " there is no terminal to ask it at"), err
+
+
+async def test_the_tls_hint_outlives_a_later_attempt_that_times_out() -> None:
+    """A plain ws:// client of a TLS node whose last attempt only timed out (the node was
+    loaded) still says the first attempt's why: TLS on one side only."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def tls_then_loaded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if held or not await reader.read(1):  # every later connection: accepted, never answered
+            held.append(writer)
+            return
+        held.append(writer)
+        writer.write(b"\x15\x03\x01\x00\x02\x02\x46")  # a TLS server's answer to an HTTP request: an alert
+        writer.close()
+
+    server = await asyncio.start_server(tls_then_loaded, "127.0.0.1", 0)
+    addr = "127.0.0.1:%d" % server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ConnectionFailed) as failed:
+            await Client.connect(addr, request_timeout=1.5, connect_timeout=0.3)
+        assert len(held) >= 2  # it was tried again, and that attempt timed out
+        assert "is the node serving TLS? then connect with wss:// and its CA file" in str(failed.value)
+    finally:
+        for w in held:
+            w.close()
+        server.close()
+        await server.wait_closed()
