@@ -122,7 +122,8 @@ class Forwarder:
         link.pending[fid] = fut
         link.send(fid, orjson.dumps({tag: {**body, "id": fid}}))
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: in 3.11 it can swallow a cancel
+                return await fut
         except asyncio.TimeoutError:
             link.pending.pop(fid, None)
             raise OutcomeUnknown(f"the leader at {addr} did not answer within {timeout:.0f}s") from None

@@ -44,7 +44,8 @@ class PeerDialer:
         if self.keys is None:
             return ws
         try:
-            await asyncio.wait_for(self._handshake(ws, expect), self._timeout)
+            async with asyncio.timeout(self._timeout):  # not wait_for: in 3.11 it can swallow a cancel
+                await self._handshake(ws, expect)
         except BaseException:
             await ws.close()
             raise
