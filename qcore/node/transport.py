@@ -442,7 +442,8 @@ class PeerTransport:
                         }}}),
                         text=True,
                     )
-                    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+                    async with asyncio.timeout(30):  # not wait_for: in 3.11 it can swallow a cancel
+                        reply = orjson.loads(await ws.recv())
                     body = reply.get("RaftSnapshotResponse", {}).get("response")
                     if not (isinstance(body, dict) and "Ok" in body):
                         raise OSError(f"peer refused snapshot chunk: {reply}")
