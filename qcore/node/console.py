@@ -108,7 +108,8 @@ class ConsoleFiles:
             "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY",
         }
-        if f.etag in (t.strip() for t in request.headers.get("If-None-Match", "").split(",")):
+        # A list header may come on several lines (RFC 9110 5.3): they are one list.
+        if f.etag in (t.strip() for h in request.headers.get_all("If-None-Match") for t in h.split(",")):
             return HttpReply(304, b"", f.content_type, headers)
         return HttpReply(200, f.body, f.content_type, headers)
 

@@ -10,7 +10,8 @@ once the WebSocket is open.
 
 Only GET is served (SPEC 9: anything else over HTTP is 404, so 404 rather
 than 405): any other method gets 404 whatever its path, upgrade or not, and
-a HEAD's 404 has no body. websockets 17 hands every method here; older
+a HEAD's 404 has no body. A request with two Host lines is 400 whatever
+its method or path (RFC 9112 3.2). websockets 17 hands every method here; older
 releases close such a connection without a reply before we see it.
 
 Routes are exact paths or path prefixes (for a directory of static files):
@@ -92,6 +93,8 @@ class HttpRoutes:
     async def process_request(self, connection: Any, request: Request) -> Response | None:
         """websockets' hook: None lets a WebSocket handshake go on."""
         method = getattr(request, "method", "GET")  # websockets < 17 has no method: it takes only GETs
+        if len(request.headers.get_all("Host")) > 1:
+            return to_response(TWO_HOSTS, body=method != "HEAD")
         if method != "GET":
             return to_response(ONLY_GET, body=method != "HEAD")
         if is_websocket_upgrade(request):
@@ -115,6 +118,8 @@ class HttpRoutes:
 
 
 ONLY_GET = HttpReply.text(404, "404 not found: only GET is served over HTTP here\n")
+# RFC 9112 3.2: a request with more than one Host line MUST be answered 400 (which host would it be?).
+TWO_HOSTS = HttpReply.text(400, "400 bad request: more than one Host header\n")
 
 
 def to_response(reply: HttpReply, body: bool = True) -> Response:

@@ -125,6 +125,26 @@ async def test_only_get_is_served_any_other_method_gets_404(nodes) -> None:
     assert not METHODS_REACH_THE_NODE or "Traceback" not in n.log_path.read_text()
 
 
+async def test_repeated_header_lines_are_a_400_or_one_list_never_a_500(nodes) -> None:
+    """Two Host lines are a 400 on every path (RFC 9112 3.2); If-None-Match on two lines is one list
+    (RFC 9110 5.3). Both were a 500 on the console's files, with a traceback in the log per request."""
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    for path in ("/health", "/ready", "/metrics", "/", "/console/console.css", "/nope"):
+        status, _, body = parse_response(await http_exchange(n.addr, "GET", path, headers="Host: elsewhere\r\n"))
+        assert (status, body) == (400, b"400 bad request: more than one Host header\n"), path
+    _, headers, _ = await http_get(n.addr, "/")
+    etag = headers["etag"]
+    status, _, body = parse_response(await http_exchange(
+        n.addr, "GET", "/", headers=f'If-None-Match: "other"\r\nIf-None-Match: {etag}\r\n'))
+    assert (status, body) == (304, b"")
+    status, _, _ = parse_response(await http_exchange(
+        n.addr, "GET", "/", headers='If-None-Match: "other"\r\nIf-None-Match: "more"\r\n'))
+    assert status == 200
+    assert (await http_get(n.addr, "/health"))[0] == 200
+    assert "Traceback" not in n.log_path.read_text()
+
+
 async def test_no_metrics_turns_metrics_off(nodes) -> None:
     n = nodes(1, "--init", "--no-metrics").start()
     await wait_serving(n)
