@@ -21,7 +21,8 @@ Routes are exact paths or path prefixes (for a directory of static files):
     routes.add_prefix("/static/", serve_file)
 
 A handler may be a plain function or a coroutine function. Paths with no
-route get 404. `check_upgrade(check)` adds a check that may refuse a
+route get 404. An upgrade whose target does not parse as a URL is 400
+(`unparsable_target`). `check_upgrade(check)` adds a check that may refuse a
 WebSocket handshake with an HTTP reply (a peer of another cluster). The node's own routes (/health, /ready, /metrics) need no
 authentication by design: probes and scrapers have no user.
 """
@@ -34,6 +35,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.datastructures import Headers
@@ -63,6 +65,16 @@ Handler = Callable[[Request], "HttpReply | Awaitable[HttpReply]"]
 
 def is_websocket_upgrade(request: Request) -> bool:
     return any(v.strip().lower() == "websocket" for h in request.headers.get_all("Upgrade") for v in h.split(","))
+
+
+def unparsable_target(target: str) -> str | None:
+    """Why urlsplit, which the peer paths' readers use on an upgrade's target, refuses it (None: it
+    does not); e.g. `//[x`, taken for an IPv6 host. Such a handshake is refused here, before them."""
+    try:
+        urlsplit(target)
+    except ValueError as exc:
+        return f"cannot parse the request target {target!r}: {exc}"
+    return None
 
 
 class HttpRoutes:
@@ -98,6 +110,9 @@ class HttpRoutes:
         if method != "GET":
             return to_response(ONLY_GET, body=method != "HEAD")
         if is_websocket_upgrade(request):
+            bad = unparsable_target(request.path)
+            if bad is not None:
+                return to_response(HttpReply.text(400, f"400 bad request: {bad}\n"))
             for check in self._upgrade_checks:
                 refusal = check(request)
                 if refusal is not None:

@@ -145,6 +145,25 @@ async def test_repeated_header_lines_are_a_400_or_one_list_never_a_500(nodes) ->
     assert "Traceback" not in n.log_path.read_text()
 
 
+async def test_an_upgrade_to_a_target_that_does_not_parse_is_a_400_not_a_logged_500(nodes) -> None:
+    """`//[x` is an IPv6 host to urlsplit, which raised ValueError in the peer-path check: websockets
+    answered 500 and logged 'process_request failed' with a traceback, for each such handshake."""
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    upgrade = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+    for target in ("//[x", "//[/raft?from=2&addr=127.0.0.1:1", "//[::1/forward"):
+        status, _, body = parse_response(await http_exchange(n.addr, "GET", target, headers=upgrade))
+        assert status == 400 and body.startswith(b"400 bad request: cannot parse the request target"), (target, body)
+    assert (await http_get(n.addr, "//[x"))[0] == 404  # plain GET: a path like any other, not found
+    c = await Conn.open(n.addr)
+    try:
+        assert (await c.metrics())["id"] == 1
+    finally:
+        await c.close()
+    assert "Traceback" not in n.log_path.read_text()
+
+
 async def test_no_metrics_turns_metrics_off(nodes) -> None:
     n = nodes(1, "--init", "--no-metrics").start()
     await wait_serving(n)
