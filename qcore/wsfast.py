@@ -48,6 +48,8 @@ from websockets.frames import Frame, Opcode, apply_mask
 from websockets.protocol import SERVER, State
 from websockets.server import ServerProtocol
 
+from qcore.node.http import is_websocket_upgrade
+
 __all__ = [
     "FAST",
     "WHY_NOT",
@@ -386,11 +388,32 @@ class FlowServerConnection(TlsReadBuffer, ServerConnection):
     implements, passed on after websockets has seen them (qcore.node.backpressure
     stops reading a connection whose replies are not read). Public API only:
     this is the server connection without the fast paths too (where
-    `TlsReadBuffer` leaves the transport's own reads alone)."""
+    `TlsReadBuffer` leaves the transport's own reads alone). It also drops
+    what follows a plain HTTP request (`data_received`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_writing: Callable[[bool], None] | None = None
+        self._head_tail = b""  # the last bytes of a request head not yet whole, where its blank line may begin
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes after a plain HTTP request (a second, pipelined request; a stray CRLF) are dropped
+        unread: it is answered and the connection closed. websockets would parse them as frames,
+        fail the connection on them and send EOF before the answer, which was then never sent."""
+        if self.protocol.state is State.CONNECTING:
+            if self.request is None:
+                seen = self._head_tail + data
+                end = seen.find(b"\r\n\r\n")
+                if end < 0:
+                    self._head_tail = seen[-3:]
+                    super().data_received(data)
+                    return
+                cut = end + 4 - len(self._head_tail)
+                super().data_received(data[:cut])
+                data = data[cut:]
+            if not data or (self.request is not None and not is_websocket_upgrade(self.request)):
+                return
+        super().data_received(data)
 
     def pause_writing(self) -> None:
         super().pause_writing()

@@ -10,6 +10,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from qcore.node.entries import ENTRY_LEVEL
+from qcore.wsfast import masked_text_frame
 from tests.node.harness import Conn, NodeProc, eid, wait_serving, wait_until, write
 from tests.node.http_get import METHODS_REACH_THE_NODE, http_exchange, http_get, parse_response
 
@@ -161,6 +162,36 @@ async def test_an_upgrade_to_a_target_that_does_not_parse_is_a_400_not_a_logged_
         assert (await c.metrics())["id"] == 1
     finally:
         await c.close()
+    assert "Traceback" not in n.log_path.read_text()
+
+
+async def test_pipelined_requests_get_the_first_answered_and_the_connection_closed(nodes) -> None:
+    """Bytes after a plain request's head were parsed as WebSocket frames, failed the connection and
+    closed it before the answer: a pipelined second request, or a stray CRLF, and nothing was answered."""
+    n = nodes(1, "--init", "--in-memory").start()
+    await wait_serving(n)
+    await wait_until(lambda: _ready(n), what="/ready 200")
+    for path, after in (("/health", b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"), ("/metrics", b"\r\n"),
+                        ("/", b"GET /health HTTP/1.1\r\n\r\n" * 3), ("/nope", b"\r\n\r\n")):
+        data = await http_exchange(n.addr, "GET", path, body=after)
+        status, headers, body = parse_response(data)
+        assert status == (404 if path == "/nope" else 200) and headers["connection"] == "close", (path, data)
+        assert len(body) == int(headers["content-length"]), (path, data)  # the first answer only
+    # A client's first frame may come right behind its upgrade request, in the same write: it is read.
+    host, port = n.addr.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"GET / HTTP/1.1\r\nHost: {n.addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+                     + masked_text_frame(b'{"GetMetrics": {"id": "m1"}}'))
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        head = await reader.readexactly(2)
+        size = head[1] & 0x7F
+        size = int.from_bytes(await reader.readexactly(2 if size == 126 else 8), "big") if size >= 126 else size
+        reply = orjson.loads(await reader.readexactly(size))
+        assert reply["GetMetricsResponse"]["id"] == "m1", reply
+    finally:
+        writer.close()
     assert "Traceback" not in n.log_path.read_text()
 
 
