@@ -17,10 +17,11 @@ from qcore.client import command_json, convert
 from qcore.client.cluster import Formation, cluster_metrics, until_formed
 from qcore.client.errors import CommandError, ConnectionFailed, InvalidValue, QcoreError
 from qcore.client.field_values import FieldInfo, conform, fields_of_schema, python_value
-from qcore.client.session import MEMBERSHIP_TIMEOUT, SessionOptions, is_idempotent, member_addresses, parse_addresses
+from qcore.client.session import MEMBERSHIP_TIMEOUT, Session, SessionOptions, is_idempotent, member_addresses, parse_addresses
 from qcore.client.users import UserAdmin
 from qcore.client.watch import Watch
 from qcore.protocol.messages import AddLearner, ChangeMembership, GetMetrics, Init, RemoveNode
+from qcore.store.auth import ADMIN
 from qcore.store.types import EntityReference
 
 __all__ = ["Client", "parse_addresses", "is_idempotent", "member_addresses"]
@@ -52,7 +53,8 @@ class Client(UserAdmin):
         (default ``request_timeout``) has passed, for Init and the wait together: the
         cluster is initialised then all the same, and its leader brings in a member
         that was not up as it starts. The :class:`Formation` says which members were
-        not in yet, and why.
+        not in yet, and why. With ``admin_password`` the wait logs in as that admin on a
+        connection of its own; this client's own connection stays without a user.
         """
         pairs: list[tuple[Any, Any]] = list(nodes.items()) if isinstance(nodes, Mapping) else [(i, a) for i, a in nodes]
         loop = asyncio.get_running_loop()
@@ -63,7 +65,26 @@ class Client(UserAdmin):
                 return Formation()  # the one member is the node that answered: it is in
             # Answered once the configuration is on this node's disk: the others learn of the
             # cluster from its first leader, an election timeout later.
-            return await until_formed(self, deadline)
+            if admin_password is None or self.user is not None:
+                return await until_formed(self, deadline)
+            return await self._until_formed_as_admin(admin_password, deadline)
+
+    async def _until_formed_as_admin(self, password: str, deadline: float) -> Formation:
+        """:func:`until_formed` after an Init that turned users on: this connection has not
+        logged in, so the wait logs in as the admin Init made, on a session of its own (to the
+        node that answered Init first); this client's own credentials stay as they were (none)."""
+        here = self.address
+        watcher = Session([a for a in (here, *self.addresses) if a is not None], request_timeout=self.request_timeout,
+                          attempt_timeout=self.attempt_timeout, connect_timeout=self.connect_timeout,
+                          max_frame_size=self._max_frame_size, ping_interval=None, ssl_context=self._ssl,
+                          user=ADMIN, password=password)
+        try:
+            await watcher.open()  # the login waits for the first leader (a ReadIndex barrier)
+            return await until_formed(watcher, deadline)
+        except QcoreError:
+            return Formation()  # no login by the deadline: nothing known (the cluster is initialised all the same)
+        finally:
+            await watcher.close()
 
     async def cluster_metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
         """Every member's metrics, or why not (``GetClusterMetrics``): ``{"members": [...], "leader": id}``;

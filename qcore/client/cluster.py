@@ -32,7 +32,7 @@ class Formation:
     ``not_in``: each member that is not in yet, with its health (``not initialised``,
     ``no leader``, ``catching up``, ``unreachable: ...``); empty once every member is in.
     Both are empty (``leader`` None) when the node would not say (a refusal: users on
-    and this connection not logged in).
+    and no login; after an Init with ``admin_password``, no admin login by the deadline).
     """
 
     leader: int | None = None
