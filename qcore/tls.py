@@ -38,10 +38,11 @@ def client_context(
     system's CAs) and its host name, TLS 1.2 or newer; with ``cert_file``
     (and ``key_file`` unless the key is in the same PEM) it presents that
     client certificate (mutual TLS). Raises OSError/ssl.SSLError for a
-    missing or unreadable file. A key encrypted with a passphrase is
-    decrypted with ``key_password`` (the passphrase, or a function asked
-    once that returns it); without one it is a ValueError, never OpenSSL's
-    own prompt on the terminal."""
+    missing or unreadable file, or a key that is not the certificate's. A
+    key encrypted with a passphrase is decrypted with ``key_password`` (the
+    passphrase, or a function asked once that returns it); without one it is
+    a ValueError, never OpenSSL's own prompt on the terminal, and a wrong
+    one a ValueError saying so."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert_file:
@@ -59,6 +60,8 @@ def client_context(
         try:
             ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None, password=passphrase)
         except ssl.SSLError as e:
+            if e.reason == "KEY_VALUES_MISMATCH":  # read (and decrypted), but not the certificate's key
+                raise
             if asked:
                 raise ValueError(f"cannot decrypt the client key {key_path}: wrong passphrase?") from None
             if key_file:

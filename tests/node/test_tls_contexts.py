@@ -102,6 +102,23 @@ def test_a_key_encrypted_with_a_passphrase_is_a_start_up_error_not_a_prompt(cert
         NodeTls.load(certs / "node1.pem", encrypted, certs / "ca.pem", cert_auth=False)
 
 
+def test_an_encrypted_client_key_of_another_certificate_is_a_mismatch_not_a_wrong_passphrase(
+        certs: Path, tmp_path: Path) -> None:
+    """The passphrase decrypts the key, but the key is node2's and the certificate node1's: OpenSSL
+    says 'key values mismatch', as for an unencrypted key; 'wrong passphrase?' sent users retyping it."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key((certs / "node2.key").read_bytes(), password=None)
+    encrypted = tmp_path / "node2-encrypted.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"passphrase")))
+    with pytest.raises(ssl.SSLError, match="key values mismatch"):
+        client_context(certs / "ca.pem", certs / "node1.pem", encrypted, "passphrase")
+    with pytest.raises(ValueError, match="wrong passphrase"):  # the certificate's own key, a wrong passphrase
+        client_context(certs / "ca.pem", certs / "node2.pem", encrypted, "not it")
+    assert client_context(certs / "ca.pem", certs / "node2.pem", encrypted, "passphrase") is not None
+
+
 def test_a_missing_file_is_named_by_its_flag(certs: Path) -> None:
     with pytest.raises(TlsConfigError, match=r"cannot read --tls-ca-file .*nope.pem: No such file"):
         NodeTls.load(certs / "node1.pem", certs / "node1.key", certs / "nope.pem", cert_auth=False)
