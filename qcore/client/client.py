@@ -60,7 +60,9 @@ class Client(UserAdmin):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.request_timeout if timeout is None else timeout)
         async with self.deadline(deadline - loop.time()):
-            await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs], admin_password))
+            # Init's own bound is the whole deadline too: a request's default (request_timeout) may be shorter.
+            await self._management(Init(self.next_id(), [(int(i), str(a)) for i, a in pairs], admin_password),
+                                   deadline - loop.time())
             if len(pairs) <= 1:
                 return Formation()  # the one member is the node that answered: it is in
             # Answered once the configuration is on this node's disk: the others learn of the

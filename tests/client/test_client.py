@@ -13,6 +13,7 @@ from qcore.client import (
     Client,
     CommandError,
     ConnectionFailed,
+    Formation,
     NotLeader,
     RequestTimeout,
     ServerError,
@@ -123,6 +124,21 @@ async def test_helpers_against_the_fake_store(nodes: list[FakeNode]) -> None:
         await c.change_membership([1, 2])
     sent = nodes[0].of_type(m.ChangeMembership)[0]
     assert sent.members == [1, 2] and sent.retain is False
+
+
+async def test_init_waits_for_its_answer_as_long_as_its_timeout_says(nodes: list[FakeNode]) -> None:
+    # c.init(timeout=T) bounds Init and the members' wait together by T, also when T is longer
+    # than request_timeout: Init alone was cut at request_timeout (UnknownOutcome), a timeout
+    # given to say "this node is slow to take it" notwithstanding.
+    async def slow_init(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is m.Init:
+            await asyncio.sleep(3 * FAST["request_timeout"])  # a node slow to answer (a large config file)
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    nodes[0].behaviour = slow_init
+    async with Client([nodes[0].address], **FAST) as c:
+        assert await c.init(timeout=10 * FAST["request_timeout"]) == Formation()
+    assert len(nodes[0].of_type(m.Init)) == 1
 
 
 async def test_error_frame_raises_server_error_and_err_union_raises_for_helpers(nodes: list[FakeNode]) -> None:
