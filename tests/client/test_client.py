@@ -22,6 +22,7 @@ from qcore.client import (
     write_request,
 )
 from qcore.protocol import messages as m
+from qcore.protocol import ops
 from qcore.protocol.errors import Kind, error, refusal
 from qcore.store.types import Bool, EntityId, Int, String, Timestamp
 from tests.client.fake_node import FakeNode
@@ -139,6 +140,33 @@ async def test_init_waits_for_its_answer_as_long_as_its_timeout_says(nodes: list
     async with Client([nodes[0].address], **FAST) as c:
         assert await c.init(timeout=10 * FAST["request_timeout"]) == Formation()
     assert len(nodes[0].of_type(m.Init)) == 1
+
+
+async def test_init_says_which_member_is_not_in_when_its_deadline_cuts_a_poll_short(nodes: list[FakeNode]) -> None:
+    # The node asks each member for 1.5 s (a host that is down drops the packets): the deadline
+    # comes while a GetClusterMetrics is in flight. init said Formation() ("every member in")
+    # then, and qcore-cli init nothing of the missing member; it says how it stood at the last poll.
+    polls: list[Any] = []
+    never = asyncio.Event()
+
+    async def forming(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is ops.GetClusterMetrics:
+            polls.append(msg)
+            if len(polls) > 1:
+                await never.wait()  # answered after the client's deadline, if ever
+            members = [{"id": 1, "addr": fn.address, "kind": "voter", "error": None,
+                        "metrics": {"state": "Leader", "current_leader": 1, "commit_index": 2, "last_applied": 2}},
+                       {"id": 3, "addr": "10.0.0.3:8080", "kind": "voter", "metrics": None,
+                        "error": "unreachable: no answer within 1.5 s"}]
+            return ops.GetClusterMetricsResponse(msg.id, m.ok({"members": members, "leader": 1}))
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    nodes[0].behaviour = forming
+    async with Client([nodes[0].address], **FAST) as c:
+        formed = await c.init({1: nodes[0].address, 3: "10.0.0.3:8080"}, timeout=1.0)
+    assert len(polls) > 1  # the deadline came during a poll
+    assert formed == Formation(leader=1, not_in={3: "unreachable: no answer within 1.5 s"}), formed
+    assert not formed.complete
 
 
 async def test_error_frame_raises_server_error_and_err_union_raises_for_helpers(nodes: list[FakeNode]) -> None:
