@@ -115,8 +115,10 @@ def _unanswered(args: argparse.Namespace, e: RequestTimeout, what: str, may: str
     cluster may now be and how to check and undo it (the node's own answer says so already)."""
     if e.kind is not None:
         return e
-    secs = args.membership_timeout if args.membership_timeout is not None else MEMBERSHIP_TIMEOUT
-    return RequestTimeout(f"{what}: no answer within {secs:g} s (--timeout), but {may}: `qcore-cli status`"
+    given = args.membership_timeout is not None
+    secs = args.membership_timeout if given else MEMBERSHIP_TIMEOUT
+    bound = "--timeout" if given else "the default without --timeout"
+    return RequestTimeout(f"{what}: no answer within {secs:g} s ({bound}), but {may}: `qcore-cli status`"
                           f" shows the members; {undo}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,6 +189,15 @@ async def test_an_unanswered_membership_command_says_what_may_have_changed(
     assert err.endswith("`qcore-cli add-learner 3 ADDR` adds it back\n"), err
     assert await run(node, "--timeout", "0.5", "remove-node", "4") == 1
     assert capsys.readouterr().err == "qcore-cli: RequestTimeout: the node's own words\n"
+
+
+def test_an_unanswered_membership_command_without_timeout_names_the_default_it_took() -> None:
+    """Without --timeout the bound is the 60 s default, which the message named as '(--timeout)'."""
+    from qcore.cli.client import _unanswered
+    from qcore.client import RequestTimeout
+
+    e = _unanswered(argparse.Namespace(membership_timeout=None), RequestTimeout("x"), "remove-node 3", "may", "undo")
+    assert str(e).startswith("remove-node 3: no answer within 60 s (the default without --timeout), but may"), e
 
 
 async def test_watch_prints_each_change(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
