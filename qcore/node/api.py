@@ -300,12 +300,16 @@ class Api:
         a quorum, even to remove it again; etcd likewise promotes only a learner in sync."""
         if not learners:
             return
-        target = self._driver.status().commit
+        driver = self._driver
+        target = driver.status().commit
 
         def lagging() -> list[int]:
             return [n for n in learners if self._matched(n) < target]
 
-        if await self._driver.wait_for(lambda: not lagging(), self._opts.request_timeout):
+        caught_up = await driver.wait_for(lambda: not lagging() or not driver.is_leader(), self._opts.request_timeout)
+        if not driver.is_leader():  # nothing proposed: _leader_only takes it to the new leader
+            raise LeaderChanged("leadership moved while the new voters were catching up")
+        if caught_up:
             return
         late = lagging()
         raise _Refused(Kind.UNAVAILABLE,
