@@ -68,6 +68,7 @@ from qcore.client.errors import (
 from qcore.client.watch import Watch
 from qcore.protocol.auth import AuthAdmin, Authenticate, AuthenticateResponse
 from qcore.protocol.errors import Kind, Refusal, refusal_of
+from qcore.protocol.ops import GetClusterMetrics
 from qcore.tls import client_context, wants_tls
 from qcore.protocol.messages import (
     AddLearner,
@@ -88,8 +89,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Session", "SessionOptions", "parse_addresses", "is_idempotent", "member_addresses", "MEMBERSHIP_TIMEOUT"]
 
-_IDEMPOTENT = (GetMetrics, AddLearner, ChangeMembership, RemoveNode, RegisterNotification, UnregisterNotification,
-               Authenticate)
+_IDEMPOTENT = (GetMetrics, GetClusterMetrics, AddLearner, ChangeMembership, RemoveNode, RegisterNotification,
+               UnregisterNotification, Authenticate)
 _ADMIN_READS = frozenset({"UserList", "RoleList", "AuthStatus"})
 # Slow by nature (AddLearner waits for the learner to catch up): never cut short by attempt_timeout.
 _LONG_RUNNING = (Init, AddLearner, ChangeMembership, RemoveNode)

@@ -286,3 +286,21 @@ async def test_an_environment_variable_set_empty_counts_as_unset(
     assert cli.build_parser().parse_args(["status"]).addr == "127.0.0.1:8080"
     assert await run(node, "types") == 0, capsys.readouterr().err
     assert node.received and not [r for r in node.received if type(r).__name__ == "Authenticate"]
+
+
+async def test_status_unanswered_in_time_is_a_timeout_not_an_unknown_outcome(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GetClusterMetrics is a read: with no answer by --timeout, `status` said it 'may or may not
+    have been applied', as for a write that must not be sent twice."""
+    from qcore.protocol import ops
+
+    async def silent(fn: FakeNode, ws: Any, msg: Any) -> Any:
+        if type(msg) is ops.GetClusterMetrics:
+            return None  # no answer
+        return await FakeNode.serve_store(fn, ws, msg)
+
+    node.behaviour = silent
+    assert await run(node, "--timeout", "0.5", "status") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("qcore-cli: RequestTimeout: GetClusterMetrics") and "may or may not" not in err, err
