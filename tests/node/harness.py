@@ -118,13 +118,18 @@ class Conn:
                 if not fut.done():
                     fut.set_exception(ConnectionError("connection closed"))
 
-    async def call(self, tag: str, timeout: float = 20, **fields: Any) -> dict[str, Any]:
-        """Send {tag: {id, **fields}}; return the reply frame ({ReplyTag: body})."""
+    async def send(self, tag: str, **fields: Any) -> "asyncio.Future[dict[str, Any]]":
+        """Send {tag: {id, **fields}}; the future of its reply frame, so that a request sent
+        after this one is sent after it on the connection."""
         rid = f"r{next(self._ids)}"
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         await self.ws.send(orjson.dumps({tag: {"id": rid, **fields}}).decode())
-        return await asyncio.wait_for(fut, timeout)
+        return fut
+
+    async def call(self, tag: str, timeout: float = 20, **fields: Any) -> dict[str, Any]:
+        """Send {tag: {id, **fields}}; return the reply frame ({ReplyTag: body})."""
+        return await asyncio.wait_for(await self.send(tag, **fields), timeout)
 
     async def perform(self, request: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
         reply = await self.call("Perform", timeout=timeout, request=request)
