@@ -148,6 +148,8 @@ def to_response(reply: HttpReply, body: bool = True) -> Response:
         headers["Content-Length"] = str(len(reply.body))
     headers["Connection"] = "close"
     headers["Cache-Control"] = "no-store"
+    # Bodies are what their Content-Type says (a 404 echoes the path as text): never sniffed into HTML.
+    headers["X-Content-Type-Options"] = "nosniff"
     for k, v in reply.headers.items():
         if k in headers:
             del headers[k]  # Headers is a multidict: assigning would add a second value

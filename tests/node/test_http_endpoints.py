@@ -40,8 +40,10 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     await wait_until(lambda: _ready(n), what="/ready 200")
     for path, named in (("/nope?x=1", "/nope"), ("//health", "//health"), ("//health?x=1", "//health"),
                         ("///", "///")):  # named as requested (//health was taken for a host: an empty path)
-        status, _, body = await http_get(n.addr, path)
+        status, headers, body = await http_get(n.addr, path)
         assert (status, body) == (404, f"404 not found: {named}\n".encode()), (path, body)
+        # The path is echoed as text: a browser must not sniff it into a page (a path with markup in it).
+        assert headers["x-content-type-options"] == "nosniff", headers
 
     before = await scrape(n)
     for name in ("qcore_raft_term", "qcore_raft_commit_index", "qcore_raft_applied_index", "qcore_raft_is_leader",
