@@ -70,10 +70,12 @@ _FRAME_HEAD = b'{"Notification":{"token":'
 _FRAME_MID = b',"notification":'
 _FRAME_TAIL = b"}}"
 
-# A retained change: (log index, change, approximate bytes it keeps alive).
+# A retained change: (log index, change, approximate bytes it keeps alive, its
+# entity type's lineage when it was applied: a later SetSchema may move the type,
+# and a replay must match type registrations as the live stream did).
 # Tuples: the window holds up to `retain` of them and this is the cheapest
-# record Python has.
-Record = tuple[int, Change, int]
+# record Python has (the lineage tuples are shared, one per type and schema set).
+Record = tuple[int, Change, int, tuple[str, ...]]
 
 
 class _Registration:
@@ -185,6 +187,8 @@ class NotificationHub:
         self._oldest = 0
         self._bytes = 0  # approximate memory held by the window's records
         self._floor = 1  # every change of an entry with index >= _floor is in the window
+        self._lineages: dict[str, tuple[str, ...]] = {}  # type -> lineage under _lineages_of
+        self._lineages_of: object = None  # the store's schemas (catalog) _lineages was worked out from
         self._outboxes: dict[Any, _Outbox] = {}
         self._by_entity: dict[int, dict[str, list[_Registration]]] = {}
         self._by_type: dict[str, dict[str, list[_Registration]]] = {}  # field -> type -> regs
@@ -218,6 +222,8 @@ class NotificationHub:
         entry's next command is not yet (driver task; must not block)."""
         first = self._total
         retain = self._retain
+        store = self._store()
+        lineages = self._lineages_now(store)
         if retain:
             ring = self._ring
             for ch in changes:
@@ -225,7 +231,11 @@ class NotificationHub:
                 if total - self._oldest >= retain:
                     self._evict()  # frees the slot this change goes into
                 size = ch.approx_bytes()
-                ring[total % retain] = (index, ch, size)
+                typ = ch.entity_id.typ
+                lineage = lineages.get(typ)
+                if lineage is None:
+                    lineage = lineages[typ] = type_lineage(store, typ)
+                ring[total % retain] = (index, ch, size, lineage)
                 self._total = total + 1
                 self._bytes += size
             while self._bytes > self._retain_bytes and self._oldest < self._total:
@@ -239,8 +249,6 @@ class NotificationHub:
             return
         by_entity = self._by_entity
         by_type = self._by_type
-        store = self._store()
-        lineages: dict[str, tuple[str, ...]] = {}
         for seq, ch in enumerate(changes, first):
             fields = by_entity.get(ch.entity_id.id)
             direct = fields.get(ch.field_type) if fields is not None else None
@@ -437,7 +445,7 @@ class NotificationHub:
     def _evict(self) -> None:
         """Drop the oldest retained change (the window is full by count or by bytes)."""
         slot = self._oldest % self._retain
-        index, _, size = self._ring[slot]  # type: ignore[misc]
+        index, _, size, _ = self._ring[slot]  # type: ignore[misc]
         self._ring[slot] = None
         self._bytes -= size
         self._oldest += 1
@@ -449,19 +457,23 @@ class NotificationHub:
             self._cut_off(reg.outbox, f"it fell behind: changes it had not been sent yet left this node's window "
                                       f"(at most {self._retain} changes, about {self._retain_bytes >> 20} MiB)")
 
-    def _matches(self, reg: _Registration, ch: Change, lineages: dict[str, tuple[str, ...]]) -> bool:
+    def _lineages_now(self, store: Store) -> dict[str, tuple[str, ...]]:
+        """Type -> lineage under the store's schemas as they are now (worked out again after a
+        schema change or a restore: both replace the store's catalog)."""
+        if store.catalog is not self._lineages_of:
+            self._lineages_of = store.catalog
+            self._lineages = {}
+        return self._lineages
+
+    def _matches(self, reg: _Registration, ch: Change, lineage: tuple[str, ...]) -> bool:
+        """Does a retained change match ``reg``? ``lineage``: the change's type's when it was applied."""
         if ch.field_type != reg.field:
             return False
         if reg.entity is not None:
             if ch.entity_id.id != reg.entity:
                 return False
-        else:
-            typ = ch.entity_id.typ
-            lineage = lineages.get(typ)
-            if lineage is None:
-                lineage = lineages[typ] = type_lineage(self._store(), typ)
-            if reg.entity_type not in lineage:
-                return False
+        elif reg.entity_type not in lineage:
+            return False
         return not (reg.on_change and ch.old_value == ch.new_value)
 
     # ------------------------------------------------------------- registry
@@ -568,7 +580,6 @@ class NotificationHub:
         meanwhile are scanned too before the registration turns live.
         """
         ws = box.conn.ws
-        lineages: dict[str, tuple[str, ...]] = {}
         while reg.active and not box.closing:
             frames: list[bytes] = []
             scanned = 0
@@ -580,10 +591,10 @@ class NotificationHub:
                 return
             size = 0
             while cur < total and len(frames) < _BATCH and size < _BATCH_BYTES and scanned < _YIELD_EVERY:
-                index, ch, _ = self._ring[cur % retain]  # type: ignore[misc]
+                index, ch, _, lineage = self._ring[cur % retain]  # type: ignore[misc]
                 cur += 1
                 scanned += 1
-                if index >= reg.min_index and self._matches(reg, ch, lineages):
+                if index >= reg.min_index and self._matches(reg, ch, lineage):
                     view = self._viewer(box.conn)
                     if view is not None and not view.may_read(ch.entity_id.typ, ch.field_type):
                         continue

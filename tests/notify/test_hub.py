@@ -17,15 +17,18 @@ from qcore.store import (
     DeleteEntity,
     EntityId,
     EntityReference,
+    EntitySchema,
+    FieldSchema,
     Int,
     PushCondition,
+    SetSchema,
     Store,
     String,
     UpdateEntity,
     Write,
 )
 
-from tests.notify.fakes import Harness, eid_json, on_entity, on_type
+from tests.notify.fakes import SCHEMAS, Harness, eid_json, on_entity, on_type
 
 
 def enc_str(s: str) -> dict:
@@ -482,3 +485,31 @@ async def test_the_window_is_also_bounded_by_bytes() -> None:
     want = [i for i in idx if i >= first_kept]
     await c.ws.wait_frames(len(want))
     assert [n["log_index"] for n in c.ws.notifications(tok)] == want
+
+
+async def test_a_replay_matches_types_by_the_inheritance_in_force_when_each_change_was_applied() -> None:
+    """A SetSchema that moves a type under another parent, or from under one, changes which
+    later changes a type registration matches, not which earlier ones did: a registration
+    resumed from before it gets what a live one got (docs/notifications.md)."""
+    h = Harness()
+    schemas = {s.entity_type: s for s in SCHEMAS}
+    h.apply(SetSchema(EntitySchema("Guest", "Object", {"Email": FieldSchema("Email", String(""), 3)})))
+    a, g, u = h.create("Admin", "a"), h.create("Guest", "g"), h.create("User", "u")
+    live = h.connect()
+    await h.token(live, on_type("User", "Email"))
+    start = h.write(a, "Email", String("admin, under User"))
+    h.write(g, "Email", String("guest, not under User"))
+    admin = schemas["Admin"]
+    moved, _ = h.apply(SetSchema(EntitySchema("Admin", "Object", {**admin.fields, "Email": FieldSchema("Email", String(""), 3)})))
+    joined, _ = h.apply(SetSchema(EntitySchema("Guest", "User", {})))
+    assert moved.error is None and joined.error is None, (moved, joined)
+    h.write(a, "Email", String("admin, no longer under User"))
+    h.write(g, "Email", String("guest, now under User"))
+    last = h.write(u, "Email", String("sentinel"))
+    await live.ws.wait_until(lambda: any(n["log_index"] == last for n in live.ws.notifications()))
+    expected = [(n["log_index"], n["current_value"]["String"]) for n in live.ws.notifications()]
+    assert [v for _, v in expected] == ["admin, under User", "guest, now under User", "sentinel"]
+    resumed = h.connect()
+    await h.token(resumed, on_type("User", "Email"), from_index=start)
+    await resumed.ws.wait_until(lambda: any(n["log_index"] == last for n in resumed.ws.notifications()))
+    assert [(n["log_index"], n["current_value"]["String"]) for n in resumed.ws.notifications()] == expected
