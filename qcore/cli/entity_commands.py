@@ -209,10 +209,39 @@ def format_schema(s: dict[str, Any]) -> str:
 
 
 async def set_schema(c: Client, args: argparse.Namespace) -> None:
-    schemas = read_schema_file(args.file)
+    """One SetSchema per schema of the file, parents first; on a failure, says which stay set."""
+    schemas = parents_first(read_schema_file(args.file))
+    done: list[str] = []
     for s in schemas:
-        await c.command(command_json.set_schema(s))
-    emit(args, [s["entity_type"] for s in schemas], "set schema " + ", ".join(s["entity_type"] for s in schemas))
+        try:
+            await c.command(command_json.set_schema(s))
+        except QcoreError:
+            if done:
+                print(f"qcore-cli: set schema {', '.join(done)} before {s['entity_type']} failed; those stay set "
+                      "(each schema is its own SetSchema)", file=sys.stderr)
+            raise
+        done.append(s["entity_type"])
+    emit(args, done, "set schema " + ", ".join(done))
+
+
+def parents_first(schemas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The schemas in file order, except that one inheriting a type of the file comes after it:
+    a file is read as a whole (as the config file is), but set one schema at a time, and a type
+    whose parent is not set yet would be refused. Of an inheritance cycle, the node refuses
+    the schema that closes it."""
+    by_type = {s["entity_type"]: s for s in schemas}
+    out: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for s in schemas:
+        chain: list[dict[str, Any]] = []
+        cur: dict[str, Any] | None = s
+        while cur is not None and cur["entity_type"] not in placed and all(x is not cur for x in chain):
+            chain.append(cur)
+            cur = by_type.get(cur.get("inherit") or "")
+        for x in reversed(chain):
+            placed.add(x["entity_type"])
+            out.append(x)
+    return out
 
 
 def read_schema_file(path: str) -> list[dict[str, Any]]:

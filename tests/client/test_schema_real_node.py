@@ -39,3 +39,28 @@ async def test_a_misspelt_schema_key_is_refused_on_the_wire_and_by_the_cli(
     async with Client(ready_node) as c:
         schema = await c.get_schema("Machine")
         assert schema.inherit == "Object" and schema.fields["Mode"].choices == ("Auto", "Manual", "Off")
+
+
+async def test_set_schema_sets_a_files_parents_first_and_says_what_stays_set_when_one_is_refused(
+    ready_node: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file is read as a whole, like the config file (any order), but set one SetSchema at a
+    time: a type listed before the type it inherits is set after it, and a refusal part-way
+    names the schemas that were set before it."""
+    f = tmp_path / "kid-first.yaml"
+    f.write_text("- {entity_type: Kid, inherit: Mid, fields: {K: {default_value: {Int: 0}, rank: 5}}}\n"
+                 "- {entity_type: Mid, inherit: Object, fields: {M: {default_value: {Int: 0}, rank: 4}}}\n")
+    assert await cli.run(cli.build_parser().parse_args(["--addr", ready_node, "set-schema", str(f)])) == 0
+    assert capsys.readouterr().out.strip() == "set schema Mid, Kid"
+    async with Client(ready_node) as c:
+        assert list((await c.get_complete_schema("Kid")).fields)[-2:] == ["M", "K"]
+
+    f = tmp_path / "second-refused.yaml"
+    f.write_text("- {entity_type: Aaa, inherit: Object, fields: {}}\n"
+                 "- {entity_type: Bbb, inherit: Nope, fields: {}}\n")
+    assert await cli.run(cli.build_parser().parse_args(["--addr", ready_node, "set-schema", str(f)])) == 1
+    err = capsys.readouterr().err
+    assert "set schema Aaa before Bbb failed; those stay set" in err
+    assert "'Bbb' inherits 'Nope', which is not a known entity type" in err
+    async with Client(ready_node) as c:
+        assert await c.get_schema("Aaa") is not None
