@@ -183,6 +183,11 @@ class Client(UserAdmin):
             return
         where = f"{command_json.entity_id_text(write['entity_id'])}.{write['field_type']}"
         info = await self.field_info(write["entity_id"], write["field_type"])
+        if info is not None and info.tag == "Choice" and _names_a_choice(value):
+            # A name becomes an index here: take the choices as they are now, not as cached (another
+            # client may have reordered them, and the node would take the stale index without a word).
+            self._field_infos.pop(command_json.entity_id(write["entity_id"])["typ"], None)
+            info = await self.field_info(write["entity_id"], write["field_type"])
         write["value"] = conform(value, info, where) if info is not None else _plain(value, where)
 
     async def write(
@@ -407,3 +412,8 @@ def _log_index(x: Any) -> int | None:
     if isinstance(x, Mapping) and type(x.get("index")) is int:
         return x["index"]
     return None
+
+
+def _names_a_choice(value: Any) -> bool:
+    """A Choice given by name (``"Manual"``, ``{"Choice": "Manual"}``), not by index."""
+    return isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("Choice"), str))

@@ -277,3 +277,20 @@ async def test_an_add_learner_unanswered_by_its_timeout_says_the_learner_may_hav
         await wait_until(listed, what="status to list node 2")
         assert await cli_run(addr, "remove-node", "2") == 0
         assert capsys.readouterr().out == "node 2 removed; voters are now 1\n"
+
+
+async def test_a_choice_written_by_name_takes_the_choices_as_they_are_now(ready_node: str) -> None:
+    """A client resolved a choice name with the choices it had cached: after another client
+    reordered them, writing "Manual" stored whatever now sat at Manual's old index (Auto),
+    and the node, which sees only the index, took it without a word."""
+    lamp = {"entity_type": "Lamp", "inherit": "Object", "fields": {
+        "Mode": {"default_value": {"Choice": 0}, "rank": 3, "choices": ["Off", "Auto", "Manual"]}}}
+    async with Client(ready_node, request_timeout=20) as a, Client(ready_node, request_timeout=20) as b:
+        await a.set_schema(lamp)
+        eid = await a.create("Lamp", "desk")
+        await a.write(eid, "Mode", "Manual")
+        await b.set_schema({**lamp, "fields": {"Mode": {**lamp["fields"]["Mode"], "choices": ["Manual", "Off", "Auto"]}}})
+        await a.write(eid, "Mode", "Manual")
+        assert await b.read_value(eid, "Mode") == "Manual"
+        await a.write(eid, "Mode", {"Choice": "Off"})
+        assert await b.read_value(eid, "Mode") == "Off"
