@@ -12,7 +12,9 @@
 
 The same workload alternates between the two, round after round, so that
 other load on the machine falls on both alike. The figures are the median
-ops/s and p50 of each and the relative difference in ops/s.
+ops/s and p50 of each and the relative difference in ops/s; errors (which
+ops/s leaves out) are printed per round and summed per side, so a side that
+lost throughput to failed requests says so.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ async def _compare(args: argparse.Namespace, *, feature: QcoreCluster, without: 
                     f = r.figures
                     print(f"  round {rnd + 1} {s.system} c={conc}: "
                           + (f"FAILED {r.failed.splitlines()[0]}" if r.failed else
-                             f"{f['ops_per_s']:.0f} ops/s p50 {f['p50_ms']:.2f} ms"), flush=True)
+                             f"{f['ops_per_s']:.0f} ops/s p50 {f['p50_ms']:.2f} ms errors {int(f['errors'])}"), flush=True)
     finally:
         feature.stop()
         without.stop()
@@ -81,7 +83,8 @@ async def _compare(args: argparse.Namespace, *, feature: QcoreCluster, without: 
     for row in summary:
         print(f"{args.nodes} nodes, {args.workload}, {row['concurrency']} clients: with {what} {row['with']:.0f} ops/s, "
               f"without {row['without']:.0f} ops/s; p50 {row['with_p50_ms']:.2f} against {row['without_p50_ms']:.2f} ms "
-              f"(medians of {row['runs']}): cost {row['cost_pct']:+.1f}%")
+              f"(medians of {row['runs']}): cost {row['cost_pct']:+.1f}%; errors {row['with_errors']} with, "
+              f"{row['without_errors']} without")
     report.write_json(args.out / f"{name}.json", {
         "kind": f"qcore-bench-{name.replace('_', '-')}", "machine": machine,
         "config": {"nodes": args.nodes, "workload": args.workload, "concurrency": args.concurrency,
@@ -100,9 +103,13 @@ def summarise(results: list[RunResult], concurrency: list[int], feature: str = "
             xs = [r.figures[figure] for r in results
                   if r.system == system and r.concurrency == conc and not r.failed]
             return (statistics.median(xs) if xs else 0.0), len(xs)
+        def errors(system: str) -> int:
+            return sum(int(r.figures.get("errors", 0)) for r in results
+                       if r.system == system and r.concurrency == conc and not r.failed)
         with_, n = med(feature, "ops_per_s")
         base, _ = med(without, "ops_per_s")
         cost = 100.0 * (base - with_) / base if base else 0.0
         rows.append({"concurrency": conc, "with": with_, "without": base, "runs": n, "cost_pct": cost,
-                     "with_p50_ms": med(feature, "p50_ms")[0], "without_p50_ms": med(without, "p50_ms")[0]})
+                     "with_p50_ms": med(feature, "p50_ms")[0], "without_p50_ms": med(without, "p50_ms")[0],
+                     "with_errors": errors(feature), "without_errors": errors(without)})
     return rows

@@ -209,13 +209,16 @@ def test_without_matplotlib_there_are_no_charts_but_a_table(monkeypatch, tmp_pat
 def test_feature_cost_takes_the_median_of_each_side_and_leaves_out_failed_rounds():
     from qcore.bench.feature_cost import summarise as cost_summary
 
-    def run(system: str, ops: float, p50: float, failed: str | None = None) -> RunResult:
-        return RunResult(system, 3, "write", 64, figures={"ops_per_s": ops, "p50_ms": p50}, failed=failed)
+    def run(system: str, ops: float, p50: float, failed: str | None = None, errors: int = 0) -> RunResult:
+        return RunResult(system, 3, "write", 64, figures={"ops_per_s": ops, "p50_ms": p50, "errors": errors},
+                         failed=failed)
 
-    results = [run("qcore-tls", 800, 9.0), run("qcore", 1000, 7.0), run("qcore-tls", 900, 8.0),
+    results = [run("qcore-tls", 800, 9.0, errors=40), run("qcore", 1000, 7.0), run("qcore-tls", 900, 8.0, errors=2),
                run("qcore", 1100, 6.0), run("qcore-tls", 700, 10.0), run("qcore", 1200, 5.0),
                run("qcore-tls", 0, 0.0, failed="boom")]
     [row] = cost_summary(results, [64], "qcore-tls", "qcore")
     assert (row["with"], row["without"], row["runs"]) == (800, 1100, 3)
     assert (row["with_p50_ms"], row["without_p50_ms"]) == (9.0, 6.0)
     assert row["cost_pct"] == pytest.approx(100 * 300 / 1100)
+    # Errors are not in ops/s: the summary sums them per side, so lost throughput is not silent.
+    assert (row["with_errors"], row["without_errors"]) == (42, 0)
