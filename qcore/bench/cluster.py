@@ -5,7 +5,7 @@ Nodes are started as ``python -m qcore --id N --ws-addr 127.0.0.1:P
 shipped (durable) settings. The cluster is formed with ``Init`` on node 1,
 ``AddLearner`` for the others and one ``ChangeMembership`` (SPEC 2.1); the
 bench's entity type is created with ``SetSchema`` and its entities with
-``CreateEntity``, pipelined.
+``CreateEntity``, pipelined, each then given a 64-byte ``Payload``.
 
 With ``users=True`` (system ``qcore-users``) the cluster starts with users on
 (Init's ``admin_password``), is set up as admin, and the load generator
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qcore.bench.procs import Child, ChildGroup, wait_listening
-from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD
+from qcore.bench.targets import BENCH_TYPE, INT_FIELD, STRING_FIELD, write_op
 from qcore.bench.admin_conn import AdminConn, AdminError, check_ok
 from qcore.local_procs import free_ports, node_argv
 from qcore.local_tls import LocalTls
@@ -145,8 +145,11 @@ class QcoreCluster(ChildGroup):
             await asyncio.sleep(0.05)  # polling metrics: the protocol has no leader-elected event
 
     async def prepare(self, entities: int) -> dict[str, Any]:
-        """Create ``entities`` bench entities; returns the load generator's target parameters."""
-        ids = await create_entities(self.leader, entities, tls=self.client_tls, login=self._admin_login)
+        """Create ``entities`` bench entities, each with a 64-byte ``Payload`` as the peers' keys
+        get a 64-byte value (so reads fetch the same size everywhere, whether or not writes ran
+        first); returns the load generator's target parameters."""
+        ids = await create_entities(self.leader, entities, tls=self.client_tls, login=self._admin_login,
+                                    writes=_fill_payload)
         sample = ids if len(ids) <= 10_000 else [ids[i] for i in range(0, len(ids), len(ids) // 10_000)][:10_000]
         params: dict[str, Any] = {"entities": sample}
         if self.tls is not None:
@@ -154,6 +157,12 @@ class QcoreCluster(ChildGroup):
         if self.users is not None:
             params["login"] = list(self.users[1])
         return params
+
+
+def _fill_payload(eid: dict[str, Any], k: int) -> list[dict[str, Any]]:
+    """The write every bench entity gets once created: a 64-byte Payload (etcd's and
+    PySyncObj's fills write 64 bytes per key)."""
+    return [write_op(eid, STRING_FIELD, {"String": "x" * 64})]
 
 
 async def create_entities(

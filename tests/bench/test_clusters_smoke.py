@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from qcore.bench.admin_conn import AdminConn
 from qcore.bench.cli import _systems, build_parser
 from qcore.bench.cluster import QcoreCluster
 from qcore.bench.etcd import EtcdCluster, etcd_binary
 from qcore.bench.peers import PysyncobjCluster, pysyncobj_installed
 from qcore.bench.runner import measure
+from qcore.bench.targets import STRING_FIELD
 
 slow = pytest.mark.skipif(os.environ.get("QCORE_SLOW") != "1", reason="set QCORE_SLOW=1 for peer launcher tests")
 
@@ -38,6 +40,27 @@ async def test_qcore_single_node_cluster_serves_every_workload(tmp_path: Path):
     params = await _smoke(QcoreCluster(1, tmp_path), 20, ["write", "add", "read", "create", "batch"])
     assert len(params["entities"]) == 20
     assert len({tuple(e) for e in params["entities"]}) == 20
+
+
+async def test_qcore_entities_are_filled_with_64_bytes_as_the_peers_keys_are(tmp_path: Path):
+    """A read-only run reads values of the same size from qcore as from etcd and PySyncObj,
+    whose fills write 64 bytes per key: each bench entity is created with a 64-byte Payload."""
+    cluster = QcoreCluster(1, tmp_path)
+    await cluster.start()
+    try:
+        params = await cluster.prepare(5)
+        conn = await AdminConn.open(cluster.leader)
+        try:
+            for typ, i in params["entities"]:
+                eid = {"typ": typ, "id": i}
+                read = {"Read": {"entity_id": eid, "field_type": STRING_FIELD, "value": None,
+                                 "write_time": None, "writer_id": None}}
+                reply = await conn.perform("UpdateEntity", request=[read])
+                assert reply["response"][0]["Read"]["value"] == {"String": "x" * 64}, reply
+        finally:
+            await conn.close()
+    finally:
+        cluster.stop()
 
 
 async def test_qcore_with_users_on_serves_every_workload_as_a_checked_user(tmp_path: Path):
