@@ -512,6 +512,41 @@ async def test_a_wrong_value_shows_an_error_and_changes_nothing(page: Page, clie
     assert await client.read(SENSOR, "Parent") == parent_before
 
 
+async def test_a_choice_saves_the_picked_name_after_its_choices_were_reordered(page: Page, client: Client) -> None:
+    """The editor lists the choices read when the entity was opened and the node stores an
+    index: after another user reordered them, saving stored the picked name's old index,
+    which now named another choice. The picked name is saved, at its index of now; a
+    name dropped meanwhile is refused in the row, which lists the choices as they are."""
+    dimmer: dict[str, Any] = {"entity_type": "Dimmer", "inherit": "Object", "fields": {
+        "Mode": {"default_value": {"Choice": 0}, "rank": 3, "choices": ["Off", "Auto", "Manual"]}}}
+
+    async def set_choices(*choices: str) -> None:
+        await client.set_schema({**dimmer, "fields": {"Mode": {**dimmer["fields"]["Mode"], "choices": list(choices)}}})
+
+    await client.set_schema(dimmer)
+    eid = await client.create("Dimmer", "hall")
+    await open_entity(page, str(eid))
+    row = field_row(page, "Mode")
+    await row.locator("button.edit").click()
+    await row.locator("select").select_option(label="Manual")
+    await set_choices("Manual", "Off", "Auto")  # another user, while the editor is open
+    await row.locator("form.edit button[type=submit]").click()
+    await expect(row.locator("td.value")).to_have_text("Manual")
+    assert await client.read_value(eid, "Mode") == "Manual"
+
+    await row.locator("button.edit").click()
+    await row.locator("select").select_option(label="Auto")
+    await set_choices("Manual", "Off", "Dim")
+    await row.locator("form.edit button[type=submit]").click()
+    await expect(row.locator("form.edit .error")).to_contain_text('"Auto" is no longer one of the choices of Mode')
+    await expect(row.locator("select option")).to_have_text(["Manual", "Off", "Dim"])
+    assert await client.read_value(eid, "Mode") == "Manual"
+    await row.locator("select").select_option(label="Dim")
+    await row.locator("form.edit button[type=submit]").click()
+    await expect(row.locator("td.value")).to_have_text("Dim")
+    assert await client.read_value(eid, "Mode") == "Dim"
+
+
 async def test_a_write_from_another_client_shows_live(page: Page, client: Client) -> None:
     await open_entity(page, SENSOR)
     value = field_row(page, "Reading").locator("td.value")

@@ -106,7 +106,10 @@ const EDITORS = {
     }
     const el = h("select", { class: "editor-input", "aria-label": label },
       choices.map((name, i) => h("option", { value: String(i), selected: i === current }, name)));
-    return { el, focus: () => el.focus(), async read() { return { Choice: Number(el.value) }; } };
+    // picked(): the name on screen; the index read() gives is the one in the choices shown,
+    // which another user may have reordered since (entity.js maps the name afresh on save).
+    return { el, focus: () => el.focus(), picked: () => choices[Number(el.value)],
+      async read() { return { Choice: Number(el.value) }; } };
   },
 
   EntityReference(current, field, label) {

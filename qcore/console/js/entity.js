@@ -499,6 +499,12 @@ export class EntityView {
     button.disabled = true;
     showError(ed.error, null);
     try {
+      if (ed.picked) {
+        value = await this._choiceNow(f, ed, gen);
+        // Nothing sent when it is null: the entity was read again meanwhile (the input is kept), the
+        // editor was closed, or the name is gone (refused; the editor lists the choices of now).
+        if (!value) return;
+      }
       await this.conn.perform({ UpdateEntity: { request: [writeRequest(eid, f.name, value)] } });
     } catch (err) {
       if (gen !== this.gen) return;
@@ -512,6 +518,31 @@ export class EntityView {
       return;
     }
     if (f.editor === ed) await this._readBack(f, gen, ed);
+  }
+
+  /**
+   * The node stores a Choice as an index, and the editor lists the choices read when the
+   * entity was opened: the picked `name` is written at its index in the type's choices as
+   * they are now (another user may have reordered them). A name no longer among them is
+   * refused: the editor is opened again with the current choices and says why (null).
+   */
+  async _choiceNow(f, ed, gen) {
+    const eid = this.eid;
+    const name = ed.picked();
+    const schema = await this.conn.perform({ GetCompleteSchema: { entity_type: eid.typ } });
+    const fs = schema && schema.fields[f.name];
+    if (!fs || kindOf(fs.default_value) !== "Choice" || !fs.choices) {
+      throw new Error(`${f.name} is no longer a Choice field of ${eid.typ}: nothing was saved; Reload the entity`);
+    }
+    if (gen !== this.gen || f.editor !== ed) return null;
+    f.schema = fs; // the row shows the stored index by these names from now on
+    this.schema.fields[f.name] = fs;
+    const index = fs.choices.indexOf(name);
+    if (index >= 0) return { Choice: index };
+    this._edit(f);
+    showError(f.editor.error, new Error(`"${name}" is no longer one of the choices of ${f.name} (the schema was `
+      + `changed meanwhile; they are now ${fs.choices.join(", ")}): nothing was saved, pick again`));
+    return null;
   }
 
   /**
