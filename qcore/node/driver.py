@@ -37,7 +37,7 @@ from qcore.raft import RawNode, Ready, Status
 from qcore.raft.types import ConfChange, ConfState, HardState, Snapshot
 from qcore.protocol.errors import Kind
 from qcore.protocol.raft_codec import PeerMessage
-from qcore.storage import Storage, StorageError
+from qcore.storage import FileStorage, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,11 @@ class RaftDriver:
     def status(self) -> Status:
         return self.replica.status()
 
+    def disk_bytes(self) -> tuple[int, int] | None:
+        """(log, snapshot) file sizes in the data dir; None with --in-memory."""
+        storage = self._storage
+        return storage.disk_bytes() if isinstance(storage, FileStorage) else None
+
     def is_leader(self) -> bool:
         return self.replica.is_leader()
 
@@ -391,7 +396,9 @@ class RaftDriver:
         snap = replica.end_round()
         if snap is not None:
             try:
+                t0 = time.perf_counter()
                 await self._loop.run_in_executor(self._io, self._storage.save_snapshot, snap)
+                self.stats.snapshot_save.observe(time.perf_counter() - t0)
             except StorageError:
                 # A write that failed (a full disk): Raft state, as for the log in _save; any
                 # other exception is a snapshot that does not fit the log, a broken invariant.
@@ -410,8 +417,10 @@ class RaftDriver:
         follower alike: a hand-off to a thread costs more wake-ups and GIL
         switches than the overlap saves (docs/benchmarks.md)."""
         try:
-            if rd.snapshot is not None and not rd.snapshot.is_empty():
+            if rd.snapshot is not None and not rd.snapshot.is_empty():  # one received from the leader
+                t0 = time.perf_counter()
                 await self._loop.run_in_executor(self._io, self.replica.save, rd)
+                self.stats.snapshot_save.observe(time.perf_counter() - t0)
             elif rd.must_sync:
                 t0 = time.perf_counter()
                 self.replica.save(rd)

@@ -129,6 +129,12 @@ class NodeCollector(Collector):
         yield _gauge("qcore_snapshot_size_bytes", "Size of the latest snapshot this node took.", stats.snapshot_bytes)
         yield _histogram("qcore_snapshot_duration_seconds", "Time to serialise the store for a snapshot.",
                          stats.snapshot_build)
+        yield _histogram("qcore_snapshot_save_duration_seconds", "Time to write a snapshot (taken here or "
+                         "received from a leader) to the data dir, fsyncs included.", stats.snapshot_save)
+        disk = driver.disk_bytes()
+        if disk is not None:  # not with --in-memory
+            yield _gauge("qcore_storage_log_bytes", "Size of the log's segment files in the data dir.", disk[0])
+            yield _gauge("qcore_storage_snapshot_bytes", "Size of the snapshot file in the data dir.", disk[1])
 
 
 class Exposition:

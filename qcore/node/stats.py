@@ -22,6 +22,8 @@ LATENCY_BOUNDS = (
 )
 # Snapshot builds take milliseconds to tens of seconds.
 SNAPSHOT_BOUNDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# Writing one to the data dir (write, fsync, rename, a checkpoint segment): a millisecond up.
+SNAPSHOT_SAVE_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class Histogram:
@@ -77,6 +79,7 @@ class NodeStats:
         self.snapshots = 0  # own snapshots taken
         self.snapshot_bytes = 0  # size of the latest one
         self.snapshot_build = Histogram(SNAPSHOT_BOUNDS)  # serialising the store, on its thread
+        self.snapshot_save = Histogram(SNAPSHOT_SAVE_BOUNDS)  # writing one, taken or received, to the data dir
         self.snapshots_installed = 0  # snapshots received from a leader and installed
 
     def request_done(self, tag: str, seconds: float, reply: Any) -> None:

@@ -38,7 +38,7 @@ from .fs import FileSystem, lock_dir, unlock_dir
 from .layout import remove_obsolete, wal_name
 from .logstate import LogReads, LogState
 from .recovery import recover_dir
-from .snapfile import read_snapshot, write_snapshot
+from .snapfile import file_size, read_snapshot, write_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class FileStorage(LogReads):
         self._segno = 0
         self._seg_size = 0  # where the next frame goes in the current segment
         self._alloc_end = 0  # the current segment file's size (zeros beyond _seg_size)
+        self._sealed_bytes = 0  # the sizes of the live segments before the current one
+        self._snap_bytes = 0  # the size of the current snapshot's file
         self._next_seq = 1
         self._snap_name: str | None = None
         self._loaded_snapshot: Snapshot | None = None
@@ -185,6 +187,12 @@ class FileStorage(LogReads):
             "fsyncs": self.fsyncs,
         }
 
+    def disk_bytes(self) -> tuple[int, int]:
+        """(log, snapshot): the sizes of the live log segments' files (zeros
+        preallocated ahead of the log's end included) and of the snapshot's
+        file, as tracked by the writes (no I/O)."""
+        return self._sealed_bytes + self._alloc_end, self._snap_bytes
+
     def __enter__(self) -> "FileStorage":
         return self
 
@@ -229,6 +237,7 @@ class FileStorage(LogReads):
         self._pending = []
         self._pending_bytes = 0
         self._snap_name = name
+        self._sealed_bytes, self._snap_bytes = 0, file_size(snap)  # the log restarts at the checkpoint
         try:
             remove_obsolete(self._fs, self._dir, keep_from=self._segno, snap_name=name)
         except OSError as exc:  # harmless: start-up removes them again
@@ -245,7 +254,9 @@ class FileStorage(LogReads):
                 encode_segment_header(
                     head, KIND_CONTINUATION, self._segno + 1, self._state.base_index, self._state.base_term
                 )
+                sealed = self._alloc_end
                 self._open_segment(head, parts)
+                self._sealed_bytes += sealed
                 return
             payload = b"".join(parts)
             header = frame_header(self._next_seq, payload)
@@ -354,6 +365,8 @@ class FileStorage(LogReads):
         self._state = rec.state
         self._loaded_snapshot = rec.snapshot
         self._snap_name = rec.snap_name
+        self._snap_bytes = file_size(rec.snapshot) if rec.snapshot is not None else 0
+        self._sealed_bytes = rec.sealed_bytes
         self._fd = self._fs.open_write(os.path.join(self._dir, wal_name(rec.segno)))
         self._segno, self._seg_size, self._next_seq = rec.segno, rec.seg_size, rec.next_seq
         self._alloc_end = max(self._fs.size(self._fd), self._seg_size)

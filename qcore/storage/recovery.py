@@ -37,6 +37,7 @@ class Recovered:
     segno: int  # the last segment: new frames go there
     seg_size: int
     next_seq: int
+    sealed_bytes: int = 0  # the sizes of the live segments before the last
 
 
 def recover_dir(fs: FileSystem, dir_path: str) -> Recovered | None:
@@ -103,12 +104,14 @@ def _replay(fs: FileSystem, dir_path: str, live: list[tuple[int, str]]) -> Recov
     """Rebuild the in-memory log from the segments, in order."""
     state = LogState()
     seq: int | None = None
-    seg_size = 0
+    seg_size = sealed = 0
     for k, (segno, name) in enumerate(live):
         path = os.path.join(dir_path, name)
         with open(path, "rb") as f:
             buf = f.read()
         is_last = k == len(live) - 1
+        if not is_last:
+            sealed += len(buf)
         scan = scan_segment(buf, name, seq, is_last)
         view = memoryview(buf)
         first = True
@@ -143,7 +146,7 @@ def _replay(fs: FileSystem, dir_path: str, live: list[tuple[int, str]]) -> Recov
                 fs.close(fd)
         seg_size = scan.valid_end
     assert seq is not None  # scan_segment raises on a segment without a first frame
-    return Recovered(state, None, None, live[-1][0], seg_size, seq)
+    return Recovered(state, None, None, live[-1][0], seg_size, seq, sealed)
 
 
 def _check_header(name: str, segno: int, k: int, rec: object, state: LogState) -> LogState:

@@ -44,11 +44,20 @@ def parse_name(name: str) -> tuple[int, int] | None:
     return (int(m.group(1), 16), int(m.group(2), 16)) if m else None
 
 
+def _meta_bytes(snap: Snapshot) -> bytes:
+    return json.dumps({**snap.meta.to_json(), "data_len": len(snap.data)}, separators=(",", ":")).encode()
+
+
+def file_size(snap: Snapshot) -> int:
+    """The size of `snap`'s file, as `write_snapshot` writes it (no I/O)."""
+    return _HEAD.size + len(_meta_bytes(snap)) + len(snap.data) + _CRC.size + len(END)
+
+
 def write_snapshot(fs: FileSystem, dir_path: str, snap: Snapshot) -> str:
     """Durably write `snap` into `dir_path`; return the final file name."""
     meta = snap.meta
     name = snapshot_name(meta.index, meta.term)
-    meta_bytes = json.dumps({**meta.to_json(), "data_len": len(snap.data)}, separators=(",", ":")).encode()
+    meta_bytes = _meta_bytes(snap)
     tmp = os.path.join(dir_path, name + ".tmp")
     fs.unlink(tmp)  # left over by a crash in the middle of the same snapshot
     fd = fs.create(tmp)

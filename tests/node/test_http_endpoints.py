@@ -52,7 +52,9 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
                  "qcore_snapshot_size_bytes", "qcore_snapshot_duration_seconds_count",
                  "qcore_wal_fsync_duration_seconds_count", "qcore_connections_paused_total",
                  "qcore_connections_closed_stuck_total", "qcore_turn_waits_total",
-                 "qcore_notifications_caught_up_total", "qcore_notifications_cut_off_total"):
+                 "qcore_notifications_caught_up_total", "qcore_notifications_cut_off_total",
+                 "qcore_snapshot_save_duration_seconds_count", "qcore_storage_log_bytes",
+                 "qcore_storage_snapshot_bytes"):
         assert (name, ()) in before, name
     assert before[("qcore_raft_is_leader", ())] == 1
     assert before[("qcore_build_info", (("entry_level", str(ENTRY_LEVEL)), ("version", version("qcore"))))] == 1
@@ -92,6 +94,35 @@ async def test_health_ready_metrics_and_404_share_the_port_with_websockets(nodes
     assert after[("qcore_raft_proposals_total", ())] >= before[("qcore_raft_proposals_total", ())] + 21
     assert after[("qcore_wal_fsync_duration_seconds_count", ())] > before[("qcore_wal_fsync_duration_seconds_count", ())]
     assert after[("qcore_raft_commit_index", ())] >= before[("qcore_raft_commit_index", ())] + 21
+
+
+async def test_storage_metrics_are_the_data_dirs_files_and_snapshot_saves(nodes) -> None:
+    """qcore_storage_{log,snapshot}_bytes are the sizes of the data dir's log
+    segments and snapshot file; qcore_snapshot_save_duration_seconds counts
+    each snapshot written there."""
+    n = nodes(1, "--init", "--snapshot-threshold", "10").start()
+    await wait_serving(n)
+    await wait_until(lambda: _ready(n), what="/ready 200")
+    c = await Conn.open(n.addr)
+    try:
+        for i in range(15):  # a snapshot falls due 10 applied entries on
+            r = await c.perform({"UpdateEntity": {"request": [write(eid("Sensor", 12), "Reading", {"Float": i + 0.5})]}})
+            assert r["UpdateEntity"]["error"] is None
+    finally:
+        await c.close()
+
+    async def saved() -> dict | None:
+        got = await scrape(n)
+        return got if got[("qcore_snapshot_save_duration_seconds_count", ())] >= 1 else None
+
+    got = await wait_until(saved, what="a snapshot saved")
+    files = {p.name: p.stat().st_size for p in n.data_dir.iterdir()}
+    log_bytes = sum(size for name, size in files.items() if name.startswith("wal-") and name.endswith(".log"))
+    snap_bytes = sum(size for name, size in files.items() if name.startswith("snap-") and name.endswith(".snap"))
+    assert snap_bytes > 0 and log_bytes > 0, files
+    assert got[("qcore_storage_snapshot_bytes", ())] == snap_bytes, files
+    assert got[("qcore_storage_log_bytes", ())] == log_bytes, files
+    assert got[("qcore_snapshots_total", ())] >= 1
 
 
 async def _unanswered(n: NodeProc, method: str, path: str, headers: str, body: bytes = b"") -> bool:

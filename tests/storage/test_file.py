@@ -63,6 +63,41 @@ def test_rotation_and_cleanup_after_snapshot(tmp_path) -> None:
     assert rec.snapshot.meta.index == 190 and [e.index for e in rec.entries] == list(range(191, 201))
 
 
+def _on_disk(d, prefix: str) -> int:
+    return sum(os.path.getsize(d / n) for n in os.listdir(d) if n.startswith(prefix) and not n.endswith(".tmp"))
+
+
+def test_disk_bytes_are_the_sizes_of_the_log_and_snapshot_files(tmp_path) -> None:
+    """What /metrics exports as qcore_storage_{log,snapshot}_bytes, tracked by
+    the writes: it matches the files through rotation, a snapshot, a received
+    snapshot and a restart."""
+    d = tmp_path / "d"
+    st = FileStorage(d, segment_bytes=1000, prealloc_bytes=512)
+
+    def check() -> None:
+        assert st.disk_bytes() == (_on_disk(d, "wal-"), _on_disk(d, "snap-"))
+
+    check()
+    for i in range(0, 200, 10):
+        st.save(HardState(1, 1, i), entries(1, i + 1, 10, size=20), None, True)
+        check()
+    assert len([n for n in os.listdir(d) if n.startswith("wal-")]) > 3
+    st.close()
+    st = FileStorage(d, segment_bytes=1000, prealloc_bytes=512)
+    check()
+    st.save_snapshot(snapshot(150, 1))
+    check()
+    assert st.disk_bytes()[1] > 0
+    st.save(HardState(2, 1, 200), [], snapshot(300, 2), True)  # one received from a leader
+    check()
+    st.save(None, entries(2, 301, 5, size=20), None, True)
+    check()
+    st.close()
+    st = FileStorage(d, segment_bytes=1000, prealloc_bytes=512)
+    check()
+    st.close()
+
+
 def test_leftovers_of_an_interrupted_cleanup_are_removed(tmp_path) -> None:
     d = tmp_path / "d"
     st = FileStorage(d)
