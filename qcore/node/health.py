@@ -16,6 +16,7 @@ from qcore import build
 
 if TYPE_CHECKING:
     from qcore.node.server import Node
+    from qcore.raft.status import Status
 
 
 def health(node: "Node") -> dict[str, Any]:
@@ -34,7 +35,7 @@ class ReadinessFacts:
     role: str
     refusals: tuple[str, ...]  # peers of another cluster refused lately (cluster_identity)
     applied: int
-    commit: int
+    commit: int  # the most it knows to be committed: its own commit or, past it, what its leader said
     removed_why: str | None = None  # a peer's word, for a node removed while it was down (removal.py)
     formed: bool = True  # its log holds an entry of some leader (of term >= 2): the cluster has had one
     voters: tuple[int, ...] = ()
@@ -56,7 +57,7 @@ def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
         stopping=node.stopping, initialised=driver.initialised(), removed=driver.removed(),
         leader_id=st.leader_id, term=st.term, role=str(st.role),
         refusals=() if st.leader_id else tuple(node.cluster_identity.refusals()),
-        applied=driver.applied, commit=st.commit, removed_why=driver.removal.reason(driver.applied),
+        applied=driver.applied, commit=known_committed(st), removed_why=driver.removal.reason(driver.applied),
         # The entries a cluster starts from (Init, --initial-cluster, a restore's snapshot) are of
         # term 1; every leader appends one of its own term (>= 2) when elected.
         formed=st.last_log_term >= 2, voters=tuple(st.conf_state.voters),
@@ -65,6 +66,12 @@ def readiness(node: "Node") -> tuple[bool, dict[str, Any]]:
     if reason is None:
         return True, {"status": "ready", **body}
     return False, {"status": "not ready", "reason": reason, **body}
+
+
+def known_committed(st: Status) -> int:
+    """How far this node knows the log is committed: a restarted follower's own commit stops
+    at its last index until the entries (or the snapshot) it lacks arrive; its leader's word does not."""
+    return max(st.commit, st.leader_commit)
 
 
 def not_ready_because(f: ReadinessFacts) -> str | None:

@@ -155,6 +155,10 @@ class Raft:
         self.campaign_after_apply = False
         # Proposals appended but not yet sent to the followers (see flush()).
         self.append_pending = False
+        # The highest index a leader told us is committed (an APP's commit, a
+        # HEARTBEAT's index, a SNAP's index), even past our own log, where our
+        # commit stops: reported in Status only (readiness), never decides anything.
+        self.leader_commit = 0
         self._step: Callable[[Message], None] = self._step_follower
         self.become_follower(self.term, NONE)
 
@@ -265,7 +269,8 @@ class Raft:
             pr = self.trk.progress[nid]
             # Never tell a follower to commit past what it is known to have.
             commit = min(pr.match, self.log.committed)
-            self._send(Message(MT.HEARTBEAT, to=nid, commit=commit, context=ctx))
+            # `index` tells it how far the log is committed, for its status only.
+            self._send(Message(MT.HEARTBEAT, to=nid, index=self.log.committed, commit=commit, context=ctx))
 
     def _send_timeout_now(self, to: int) -> None:
         self._send(Message(MT.TIMEOUT_NOW, to=to))
@@ -783,12 +788,16 @@ class Raft:
         t = m.type
         if t == MT.APP:
             self._heard_leader(m.frm)
+            self.leader_commit = max(self.leader_commit, m.commit)
             self._handle_append(m)
         elif t == MT.HEARTBEAT:
             self._heard_leader(m.frm)
+            self.leader_commit = max(self.leader_commit, m.index, m.commit)
             self._handle_heartbeat(m)
         elif t == MT.SNAP:
             self._heard_leader(m.frm)
+            if m.snapshot is not None:
+                self.leader_commit = max(self.leader_commit, m.snapshot.meta.index)
             self._handle_snapshot(m)
         elif t == MT.LINK_DOWN:
             self._on_link_down(m)

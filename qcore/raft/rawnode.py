@@ -370,6 +370,7 @@ class RawNode:
             conf_index=conf_index,
             conf_term=conf_term,
             lead_transferee=r.lead_transferee,
+            leader_commit=r.leader_commit,
         )
         if r.role == Role.LEADER:
             st.progress = {

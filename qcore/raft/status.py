@@ -45,6 +45,9 @@ class Status:
     # Leader only: ticks since a quorum of voters last answered.
     ticks_since_quorum_ack: int | None = None
     lead_transferee: int = 0
+    # The highest index a leader said is committed (0: none heard since start); may pass
+    # commit, which stops at our own last index while our log is behind (core.leader_commit).
+    leader_commit: int = 0
 
     @property
     def purged(self) -> int:

@@ -8,6 +8,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,12 +18,14 @@ from websockets.http11 import Request
 from qcore.cli.logs import JsonFormatter
 from qcore.node.bootstrap import parse_members
 from qcore.node.cluster_identity import ClusterIdentity, Identity, config_digest, derived_id, from_path
-from qcore.node.health import ReadinessFacts, not_ready_because
+from qcore.node.health import ReadinessFacts, not_ready_because, readiness
 from qcore.node.http import HttpReply, HttpRoutes
 from qcore.node.stats import Histogram, NodeStats, classify
 from qcore.protocol import messages as m
 from qcore.storage.backup_file import BackupError, BackupHeader, header_check, read_backup, write_backup
+from qcore.raft.types import Message, MessageType
 from tests.node.http_get import METHODS_REACH_THE_NODE
+from tests.raft.network import Network
 
 
 def request(path: str, upgrade: bool = False, method: str = "GET") -> Request:
@@ -90,6 +93,24 @@ def test_ready_only_when_initialised_led_and_applied_up_to_commit() -> None:
         "removed from the cluster (node 2 says so)")
     assert (not_ready_because(replace(ready, initialised=False, leader_id=0)) or "").startswith("not initialised: ")
     assert not_ready_because(replace(ready, stopping=True, initialised=False)) == "shutting down"
+
+
+def test_a_follower_whose_leader_committed_past_its_log_is_catching_up() -> None:
+    """A restarted follower has applied all of its own log (its commit stops there) and knows its
+    leader, whose heartbeat said the log is committed further: /ready answers 503 catching up."""
+    net = Network([1, 2])
+    follower = net.nodes[2]
+    follower.step(Message(MessageType.HEARTBEAT, to=2, frm=1, term=2, index=120, commit=1))
+    net.process(2)
+    st = follower.status()
+    assert (st.leader_id, st.commit, st.applied) == (1, 1, 1)
+    driver = SimpleNamespace(status=lambda: st, initialised=lambda: True, removed=lambda: False, applied=st.applied,
+                             removal=SimpleNamespace(reason=lambda applied: None))
+    node = SimpleNamespace(driver=driver, stopping=False, opts=SimpleNamespace(id=2),
+                           cluster_identity=SimpleNamespace(refusals=lambda: []))
+    ready, body = readiness(node)  # type: ignore[arg-type]
+    assert not ready
+    assert body["reason"] == "catching up: applied 1 of 120 known to be committed"
 
 
 def test_histogram_buckets_are_prometheus_le_buckets() -> None:

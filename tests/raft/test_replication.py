@@ -61,6 +61,21 @@ def test_follower_accepts_append_only_if_previous_entry_matches() -> None:
     node.advance(rd)
 
 
+def test_a_follower_behind_reports_the_commit_its_leader_told_it() -> None:
+    """Our commit stops at our last index; the leader's (past it) shows in status
+    only, so that a restarted follower knows it is catching up (/ready)."""
+    net = Network([1, 2])
+    node = net.nodes[2]
+    node.step(Message(MT.APP, to=2, frm=1, term=2, index=40, log_term=2, commit=50))
+    node.advance(node.ready())
+    st = node.status()
+    assert (st.commit, st.last_log_index, st.leader_commit) == (1, 1, 50)
+    # A heartbeat says it too (in `index`: its `commit` stops at what we are known to have).
+    node.step(Message(MT.HEARTBEAT, to=2, frm=1, term=2, index=60, commit=1))
+    node.advance(node.ready())
+    assert (node.status().commit, node.status().leader_commit) == (1, 60)
+
+
 # Figure 7: the leader (term 8) and six possible follower logs (a-f).
 FIG7_LEADER = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6]
 FIG7_FOLLOWERS = {

@@ -81,6 +81,26 @@ def test_lagging_follower_gets_snapshot_and_catches_up() -> None:
     assert all(e.index > idx for e in net.disks[3].entries)
 
 
+def test_a_restarted_follower_waiting_for_a_snapshot_knows_the_leaders_commit() -> None:
+    """While the snapshot it needs is on its way, the leader's heartbeats alone tell
+    a follower how far the log is committed; its own commit stays at its log's end."""
+    net = Network([1, 2, 3])
+    net.elect(1)
+    net.isolate(3)
+    for i in range(10):
+        net.propose(1, b"e%d" % i)
+    compact_leader(net, 1)
+    net.restart(3)
+    st = net.status(3)
+    assert st.leader_commit == 0 and st.commit == st.applied
+    net.heal()
+    net.drop_types |= {MT.SNAP, MT.APP}  # the snapshot is still being sent; no append gets through
+    net.tick_all(3)
+    st, lead = net.status(3), net.status(1)
+    assert st.leader_id == 1 and st.applied == st.commit == st.last_log_index < lead.commit
+    assert st.leader_commit == lead.commit
+
+
 def test_follower_restarts_from_snapshot() -> None:
     net = Network([1, 2, 3])
     net.elect(1)
