@@ -29,8 +29,10 @@ from qcore.node.state_machine import StateMachine
 from qcore.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from qcore.storage import FileStorage
 from qcore.storage.backup_file import BackupError, read_backup
+from qcore.storage.fs import FileSystem
 
 MOUNT_STAGE = UNFINISHED_RESTORE  # the staging dir inside a target that is a mount point
+_FS = FileSystem()
 
 
 def restore_data_dir(backup: Path, data_dir: Path, node_id: int, members: dict[int, str]) -> str:
@@ -101,20 +103,12 @@ def _move_into_place(stage: Path, data_dir: Path) -> None:
             for name in moved:
                 os.rename(data_dir / name, stage / name)
             raise
-        _fsync_dir(data_dir)
+        _FS.fsync_dir(str(data_dir))
         stage.rmdir()
-        _fsync_dir(data_dir)
+        _FS.fsync_dir(str(data_dir))
     else:
         os.rename(stage, data_dir)  # replaces an empty dir
-        _fsync_dir(data_dir.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        _FS.fsync_dir(str(data_dir.parent))
 
 
 def main(argv: list[str]) -> int:

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import orjson
 
 from qcore.storage import DataDirDamaged
+from qcore.storage.fs import FileSystem
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +194,6 @@ def write_identity(data_dir: Path, identity: Identity, node_id: int) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        fd = os.open(data_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        FileSystem().fsync_dir(str(data_dir))
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
