@@ -446,8 +446,7 @@ class Node:
         try:
             frame = data.decode()
         except UnicodeDecodeError:
-            self.stats.invalid_frames += 1
-            self._reply(conn, error(m.new_id(), Kind.INVALID, "text frame is not valid UTF-8"))
+            self._invalid_frame(conn, m.new_id(), "text frame is not valid UTF-8")
             return
         self._on_frame(conn, frame)
 
@@ -457,24 +456,24 @@ class Node:
             return  # held until its replies drain or its turn comes (qcore.node.backpressure)
         bp.timed(self._serve_frame, conn, frame)
 
+    def _invalid_frame(self, conn: ConnContext, rid: Any, text: str) -> None:
+        """A frame that is not a request of a type a node serves: counted in qcore_invalid_frames
+        and answered with an `invalid` Error (one of such a type whose fields are missing or
+        wrongly typed counts as an error of its type instead: _reply_unserved)."""
+        self.stats.invalid_frames += 1
+        self._reply(conn, error(rid, Kind.INVALID, text))
+
     def _serve_frame(self, conn: ConnContext, frame: str | bytes) -> None:
-        # Metrics: a frame that is not a request of a type a node serves counts in qcore_invalid_frames;
-        # one of such a type whose fields are missing or wrongly typed, as an error of its type.
         if isinstance(frame, bytes):
-            self.stats.invalid_frames += 1
-            self._reply(conn, error(m.new_id(), Kind.INVALID,
-                                    "binary frames are not accepted: send one JSON object per text frame"))
+            self._invalid_frame(conn, m.new_id(), "binary frames are not accepted: send one JSON object per text frame")
             return
         if len(frame) > self.opts.max_frame_bytes:
             match = _LEADING_ID.match(frame, 0, 512)
             rid: Any = m.new_id()
             if match:
                 rid = match.group(2) if match.group(2) is not None else int(match.group(3))
-            self.stats.invalid_frames += 1
-            self._reply(conn, error(rid, Kind.INVALID, (
-                f"frame too large: {len(frame)} bytes exceeds the limit of {self.opts.max_frame_bytes}"
-                " (--max-frame-bytes)"
-            )))
+            self._invalid_frame(conn, rid, f"frame too large: {len(frame)} bytes exceeds the limit of "
+                                           f"{self.opts.max_frame_bytes} (--max-frame-bytes)")
             return
         msg: Any  # one of the envelopes; routed by its TAG below
         try:
@@ -485,8 +484,7 @@ class Node:
             if exc.tag is not None and self.api.handler_for(exc.tag) is not None:
                 self._reply_unserved(conn, exc.tag, time.perf_counter(), error(rid, Kind.INVALID, exc.message))
                 return
-            self.stats.invalid_frames += 1
-            self._reply(conn, error(rid, Kind.INVALID, exc.message))
+            self._invalid_frame(conn, rid, exc.message)
             return
         tag = msg.TAG
         if self.gate.enabled or tag == "PeerAuth":
@@ -512,8 +510,7 @@ class Node:
                 return
         handler = self.api.handler_for(tag)
         if handler is None:
-            self.stats.invalid_frames += 1
-            self._reply(conn, error(getattr(msg, "id", m.new_id()), Kind.INVALID, f"{tag} is not a request a node accepts"))
+            self._invalid_frame(conn, getattr(msg, "id", m.new_id()), f"{tag} is not a request a node accepts")
             return
         if conn.inflight >= self.opts.max_inflight_per_conn:
             self._reply_unserved(conn, tag, t0, error(msg.id, Kind.OVERLOADED, "too many requests in flight on this "
