@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from qcore.client.errors import QcoreError, RequestTimeout, ServerError, UnknownOutcome
+from qcore.client.errors import QcoreError, RequestTimeout, ServerError
 from qcore.client.session import Session
 from qcore.protocol import messages as m
 from qcore.protocol import ops
@@ -96,9 +96,7 @@ async def until_formed(c: Session, deadline: float) -> Formation:
     while True:
         try:
             view = await cluster_metrics(c)
-        except (RequestTimeout, UnknownOutcome):
-            # The deadline came during this one (an ops message: a request that may not be sent
-            # twice, so a reply not in time is an UnknownOutcome): as it stood at the last answer.
+        except RequestTimeout:  # the deadline came during this one: as it stood at the last answer
             return last
         except QcoreError:
             return Formation()
